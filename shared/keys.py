@@ -1,0 +1,24 @@
+"""Every Redis key and channel name ccfleet uses, built by functions."""
+
+from __future__ import annotations
+
+PREFIX = "ccfleet"
+
+
+def job_channel(job_id: str) -> str:
+    """Pub/sub channel carrying a job's chunks as they are produced."""
+    return f"{PREFIX}:job:{job_id}:live"
+
+
+def job_journal(job_id: str) -> str:
+    """Stream holding every chunk of a job, numbered; late readers catch up from it."""
+    return f"{PREFIX}:job:{job_id}:journal"
+
+
+def worker_heartbeat(worker_id: str) -> str:
+    """Hash describing one live worker; expires when the worker stops beating."""
+    return f"{PREFIX}:worker:{worker_id}"
+
+
+def worker_heartbeat_pattern() -> str:
+    return f"{PREFIX}:worker:*"
