@@ -20,5 +20,6 @@ def worker_heartbeat(worker_id: str) -> str:
     return f"{PREFIX}:worker:{worker_id}"
 
 
-def worker_heartbeat_pattern() -> str:
-    return f"{PREFIX}:worker:*"
+def workers_index() -> str:
+    """Sorted set of worker ids scored by their last heartbeat (epoch ms)."""
+    return f"{PREFIX}:workers"

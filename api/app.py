@@ -1,0 +1,53 @@
+"""The FastAPI front end: create_app(settings) and its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from arq.connections import create_pool
+from fastapi import FastAPI
+
+from api.chunk_hub import ChunkHub
+from api.errors import install_error_handlers
+from api.job_queue import JobQueue
+from api.middleware import RequestContextMiddleware
+from api.routes import health, messages
+from api.state import FrontEnd
+from shared import arq_codec
+from shared.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = await create_pool(
+            arq_codec.redis_settings(settings.effective_redis_url()),
+            job_serializer=arq_codec.serialize,
+            job_deserializer=arq_codec.deserialize,
+            default_queue_name=settings.queue_name,
+        )
+        hub = ChunkHub(redis)
+        app.state.front_end = FrontEnd(
+            settings=settings,
+            redis=redis,
+            hub=hub,
+            queue=JobQueue(redis, queue_name=settings.queue_name),
+        )
+        hub_task = asyncio.create_task(hub.run(), name="chunk-hub")
+        try:
+            yield
+        finally:
+            hub_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await hub_task
+            await hub.close()
+            await redis.aclose()
+
+    app = FastAPI(title="ccfleet", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(messages.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,71 @@
+"""One Redis pub/sub connection per front end, fanned out to the relays waiting on jobs.
+
+A relay that falls behind loses live messages (its queue is bounded), never chunks: the
+relay notices the gap in the numbering and reads the journal. The same holds while the
+pub/sub connection is being re-established after a Redis failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared import keys
+
+logger = logging.getLogger(__name__)
+
+_QUEUE_SIZE = 4096
+_RECONNECT_DELAY_S = 0.5
+
+
+class ChunkHub:
+    def __init__(self, redis: Redis) -> None:
+        self._pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        self._queues: dict[str, asyncio.Queue[bytes]] = {}
+        self._has_channels = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, job_id: str) -> AsyncIterator[asyncio.Queue[bytes]]:
+        """Live raw chunks of one job while the block runs."""
+        channel = keys.job_channel(job_id)
+        queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=_QUEUE_SIZE)
+        self._queues[channel] = queue
+        try:
+            await self._pubsub.subscribe(channel)
+            self._has_channels.set()
+            yield queue
+        finally:
+            del self._queues[channel]
+            with contextlib.suppress(RedisError):
+                await self._pubsub.unsubscribe(channel)
+
+    async def run(self) -> None:
+        """Deliver messages until cancelled; owned by the app's lifespan."""
+        while True:
+            await self._has_channels.wait()
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except (RedisError, OSError) as exc:
+                logger.warning("pub/sub connection lost (%s); reconnecting", type(exc).__name__)
+                await asyncio.sleep(_RECONNECT_DELAY_S)
+                continue
+            if message is None:
+                if not self._queues:
+                    self._has_channels.clear()
+                continue
+            self._deliver(message["channel"].decode(), message["data"])
+
+    def _deliver(self, channel: str, data: bytes) -> None:
+        queue = self._queues.get(channel)
+        if queue is None:
+            return
+        with contextlib.suppress(asyncio.QueueFull):
+            queue.put_nowait(data)
+
+    async def close(self) -> None:
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py 5 leaves it untyped

@@ -1,0 +1,21 @@
+"""arq jobs travel as JSON, never pickles; front ends and workers use the same codec."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from arq.connections import RedisSettings
+
+
+def serialize(value: dict[str, Any]) -> bytes:
+    return orjson.dumps(value)
+
+
+def deserialize(raw: bytes) -> dict[str, Any]:
+    value: dict[str, Any] = orjson.loads(raw)
+    return value
+
+
+def redis_settings(url: str) -> RedisSettings:
+    return RedisSettings.from_dsn(url)

@@ -1,0 +1,85 @@
+"""Answers one Messages request with one CLI run, publishing the raw stream events as chunks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import CliFailed, JobTimedOut
+from shared.messages import MessagesRequest
+from worker.chunk_publisher import ChunkPublisher
+from worker.cli_command import StdinLine, cli_argv, cli_environment, stdin_lines
+from worker.cli_outcome import result_error
+from worker.cli_process import CliProcess
+from worker.workspace import job_workspace
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CliConfig:
+    """How this worker runs the CLI."""
+
+    claude_bin: str
+    base_env: dict[str, str]
+    work_root: str
+    timeout_s: float
+    kill_grace_s: float
+
+
+async def answer_with_cli(
+    request: MessagesRequest, job_id: str, publisher: ChunkPublisher, config: CliConfig
+) -> None:
+    """Run the CLI for `request`; raises a FleetError when it does not answer completely."""
+    lines = stdin_lines(request)
+    with job_workspace(config.work_root, job_id) as workspace:
+        env = cli_environment(config.base_env, workspace.tmp_dir)
+        argv = cli_argv(config.claude_bin, request)
+        process = CliProcess(argv, env=env, cwd=workspace.cwd, kill_grace_s=config.kill_grace_s)
+        try:
+            async with asyncio.timeout(config.timeout_s), process:
+                await _replay_history(process, lines[:-1])
+                await process.write_line(lines[-1].payload)
+                await _relay_answer(process, publisher)
+                process.close_stdin()
+                await process.wait_exit(config.kill_grace_s)
+        except TimeoutError as exc:
+            raise JobTimedOut(f"The request ran past {config.timeout_s:.0f} s.") from exc
+
+
+async def _replay_history(process: CliProcess, lines: list[StdinLine]) -> None:
+    """Earlier turns, in order; a user turn must be acknowledged before the next line."""
+    for line in lines:
+        await process.write_line(line.payload)
+        if line.awaits_ack:
+            result = await _next_result(process)
+            if result.get("is_error"):
+                raise result_error(result, None)
+
+
+async def _next_result(process: CliProcess) -> dict[str, Any]:
+    while (message := await process.read_message()) is not None:
+        if message.get("type") == "result":
+            return message
+    raise CliFailed("The Claude Code CLI exited while replaying the conversation.")
+
+
+async def _relay_answer(process: CliProcess, publisher: ChunkPublisher) -> None:
+    """Publish the raw upstream events of the one answer, until the CLI's `result` line."""
+    error_line: dict[str, Any] | None = None
+    while (message := await process.read_message()) is not None:
+        kind = message.get("type")
+        if kind == "stream_event" and not publisher.ended:
+            await publisher.publish_event(message["event"])
+        elif kind == "assistant" and message.get("error"):
+            error_line = message
+        elif kind == "result":
+            if message.get("is_error"):
+                raise result_error(message, error_line)
+            if not publisher.ended:
+                raise CliFailed("The Claude Code CLI finished without a complete answer.")
+            return
+    code = await process.wait_exit(1.0)
+    raise CliFailed(f"The Claude Code CLI exited (code {code}) before answering.")

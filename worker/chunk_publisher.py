@@ -1,0 +1,61 @@
+"""Publishes a job's chunks: first to its journal (a capped Redis Stream with a TTL), then live.
+
+Chunks are numbered from 1. The stream entry id is `<seq>-1`, so the journal is ordered by
+seq and a reader can ask for "everything after seq N" with XRANGE.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis
+
+from shared import keys
+from shared.errors import FleetError
+from shared.jobs import Chunk
+
+
+class ChunkPublisher:
+    def __init__(self, redis: Redis, job_id: str, *, ttl_s: int, max_chunks: int) -> None:
+        self._redis = redis
+        self._job_id = job_id
+        self._journal = keys.job_journal(job_id)
+        self._channel = keys.job_channel(job_id)
+        self._ttl_s = ttl_s
+        self._max_chunks = max_chunks
+        self.seq = 0
+        self.ended = False
+
+    async def last_published(self) -> Chunk | None:
+        """The newest chunk already in the journal (a retried job finds its earlier run's)."""
+        entries = await self._redis.xrevrange(self._journal, count=1)
+        if not entries:
+            return None
+        _entry_id, fields = entries[0]
+        return Chunk.from_json(fields[b"c"])
+
+    async def publish_event(self, data: dict[str, Any]) -> None:
+        await self._publish(Chunk(seq=self.seq + 1, kind="event", event=data["type"], data=data))
+
+    async def publish_error(self, error: FleetError) -> None:
+        chunk = Chunk(
+            seq=self.seq + 1, kind="error", data=error.to_error(), retry_after_s=error.retry_after_s
+        )
+        await self._publish(chunk)
+
+    async def _publish(self, chunk: Chunk) -> None:
+        payload = chunk.to_json()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(
+                self._journal,
+                {"c": payload},
+                id=f"{chunk.seq}-1",
+                maxlen=self._max_chunks,
+                approximate=True,
+            )
+            pipe.publish(self._channel, payload)
+            if chunk.seq == 1 or chunk.is_terminal:
+                pipe.expire(self._journal, self._ttl_s)
+            await pipe.execute()
+        self.seq = chunk.seq
+        self.ended = chunk.is_terminal

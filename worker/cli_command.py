@@ -1,0 +1,106 @@
+"""How a Messages request becomes one `claude -p` run: its argv, its environment, its stdin.
+
+The conversation is replayed over stdin in stream-json, one line a message (FACTS.md §2):
+every earlier user message is sent with `shouldQuery: false` and acknowledged by the CLI
+before the next line; assistant messages are appended at once; the final user message
+triggers the one upstream request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from shared.messages import MessagesRequest
+
+_PASSED_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "DISABLE_", "LC_")
+_PASSED_NAMES = frozenset(
+    {"PATH", "HOME", "TZ", "LANG", "LANGUAGE", "USER", "LOGNAME", "SHELL"}
+    | {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"}
+    | {"http_proxy", "https_proxy", "no_proxy", "all_proxy", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"}
+)
+
+FORCED_ENV: Mapping[str, str] = {
+    # Only the one Messages request may leave the process.
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_TELEMETRY": "1",
+    # The fleet decides about retries; the CLI makes exactly one request.
+    "CLAUDE_CODE_MAX_RETRIES": "0",
+    # A mid-stream upstream error must end in an error, not a silent second answer.
+    "CLAUDE_CODE_DISABLE_NONSTREAMING_FALLBACK": "1",
+    # No placeholder tool, no remapped model ids.
+    "ENABLE_TOOL_SEARCH": "false",
+    "CLAUDE_CODE_DISABLE_LEGACY_MODEL_REMAP": "1",
+}
+
+
+def cli_base_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of the worker's own environment the CLI may see (never CCFLEET_*)."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if name in _PASSED_NAMES or name.startswith(_PASSED_PREFIXES)
+    }
+
+
+def cli_environment(base: Mapping[str, str], tmp_dir: str) -> dict[str, str]:
+    return {**base, **FORCED_ENV, "TMPDIR": tmp_dir}
+
+
+def cli_argv(claude_bin: str, request: MessagesRequest) -> list[str]:
+    argv = [
+        claude_bin,
+        "-p",
+        "--input-format", "stream-json",
+        "--output-format", "stream-json",
+        "--verbose",
+        "--include-partial-messages",
+        "--tools", "",
+        "--no-session-persistence",
+        "--max-turns", "1",
+        "--strict-mcp-config",
+        "--model", request.model,
+        "--system-prompt", request.system_text() or "",
+    ]  # fmt: skip
+    return argv
+
+
+@dataclass(frozen=True)
+class StdinLine:
+    """One stream-json line for the CLI; `awaits_ack` lines must be acknowledged first."""
+
+    payload: bytes
+    awaits_ack: bool
+
+
+def stdin_lines(request: MessagesRequest) -> list[StdinLine]:
+    """The client's conversation as stream-json lines, ending with the line that queries."""
+    messages = request.forwardable_messages()
+    lines: list[StdinLine] = []
+    for index, message in enumerate(messages):
+        is_last = index == len(messages) - 1
+        if message["role"] == "assistant":
+            lines.append(StdinLine(_line("assistant", _stamped(message, request.model)), False))
+        else:
+            lines.append(StdinLine(_line("user", message, query=is_last), not is_last))
+    return lines
+
+
+def _stamped(message: dict[str, Any], model: str) -> dict[str, Any]:
+    # Thinking blocks in replayed history survive only if the message names the request's model.
+    return {**message, "model": model}
+
+
+def _line(kind: str, message: dict[str, Any], *, query: bool = True) -> bytes:
+    line: dict[str, Any] = {
+        "type": kind,
+        "message": message,
+        "parent_tool_use_id": None,
+        "session_id": "",
+    }
+    if kind == "user" and not query:
+        line["shouldQuery"] = False
+    return orjson.dumps(line) + b"\n"

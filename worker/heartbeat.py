@@ -1,0 +1,60 @@
+"""The worker's heartbeat: its registration in Redis, refreshed until it stops."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared import keys
+from worker.context import WorkerState
+
+logger = logging.getLogger(__name__)
+
+
+async def beat(redis: Redis, state: WorkerState, *, ttl_s: float) -> None:
+    now_ms = int(time.time() * 1000)
+    info_key = keys.worker_heartbeat(state.worker_id)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(
+            info_key,
+            mapping={
+                "id": state.worker_id,
+                "host": state.host,
+                "account": state.account,
+                "slots": state.slots,
+                "busy": state.busy,
+                "state": state.state,
+                "cli_version": state.cli_version,
+                "last_error": state.last_error,
+                "started_at_ms": state.started_at_ms,
+                "beat_at_ms": now_ms,
+            },
+        )
+        pipe.pexpire(info_key, int(ttl_s * 1000))
+        pipe.zadd(keys.workers_index(), {state.worker_id: now_ms})
+        # Forget workers that stopped beating long ago.
+        pipe.zremrangebyscore(keys.workers_index(), 0, now_ms - int(ttl_s * 1000) * 6)
+        await pipe.execute()
+
+
+async def beat_forever(
+    redis: Redis, state: WorkerState, *, interval_s: float, ttl_s: float
+) -> None:
+    """Owned by the worker's start-up/shut-down hooks; survives Redis outages."""
+    while True:
+        try:
+            await beat(redis, state, ttl_s=ttl_s)
+        except (RedisError, OSError) as exc:
+            logger.warning("heartbeat failed: %s", type(exc).__name__)
+        await asyncio.sleep(interval_s)
+
+
+async def unregister(redis: Redis, state: WorkerState) -> None:
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.delete(keys.worker_heartbeat(state.worker_id))
+        pipe.zrem(keys.workers_index(), state.worker_id)
+        await pipe.execute()

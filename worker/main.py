@@ -1,0 +1,87 @@
+"""Builds and runs one arq worker process serving one Claude account."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+from arq.worker import Worker, func
+from redis.exceptions import RedisError
+
+from shared import arq_codec
+from shared.jobs import RUN_MESSAGES_JOB
+from shared.settings import Settings
+from worker.answer import CliConfig
+from worker.cli_command import cli_base_environment
+from worker.cli_version import read_cli_version
+from worker.context import WorkerContext, WorkerState
+from worker.heartbeat import beat, beat_forever, unregister
+from worker.jobs import run_messages
+
+_RESULT_KEEP_S = 300
+
+
+def build_worker(settings: Settings, environ: dict[str, str]) -> Worker:
+    """An arq Worker for these settings; `environ` is what the CLI may inherit."""
+    cli = CliConfig(
+        claude_bin=settings.claude_bin,
+        base_env=cli_base_environment(environ),
+        work_root=settings.work_root,
+        timeout_s=settings.job_timeout_s,
+        kill_grace_s=settings.kill_grace_s,
+    )
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        state = WorkerState(
+            worker_id=f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+            host=socket.gethostname(),
+            account=settings.account,
+            slots=settings.worker_slots,
+            cli_version=await read_cli_version(cli.claude_bin, cli.base_env),
+            started_at_ms=int(time.time() * 1000),
+        )
+        ctx["worker"] = WorkerContext(settings=settings, cli=cli, state=state)
+        await beat(ctx["redis"], state, ttl_s=settings.heartbeat_ttl_s)
+        ctx["heartbeat"] = asyncio.create_task(
+            beat_forever(
+                ctx["redis"],
+                state,
+                interval_s=settings.heartbeat_interval_s,
+                ttl_s=settings.heartbeat_ttl_s,
+            ),
+            name="heartbeat",
+        )
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        task: asyncio.Task[None] | None = ctx.pop("heartbeat", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if "worker" in ctx:
+            with contextlib.suppress(RedisError, OSError):
+                await unregister(ctx["redis"], ctx["worker"].state)
+
+    return Worker(
+        functions=[func(run_messages, name=RUN_MESSAGES_JOB, max_tries=settings.job_max_tries)],
+        queue_name=settings.queue_name,
+        redis_settings=arq_codec.redis_settings(settings.effective_redis_url()),
+        max_jobs=settings.worker_slots,
+        job_timeout=settings.job_timeout_s + 30,
+        keep_result=_RESULT_KEEP_S,
+        poll_delay=settings.worker_poll_delay_s,
+        allow_abort_jobs=True,
+        job_serializer=arq_codec.serialize,
+        job_deserializer=arq_codec.deserialize,
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+    )
+
+
+def run_worker(settings: Settings) -> None:
+    build_worker(settings, dict(os.environ)).run()
