@@ -42,7 +42,9 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="How often a waiting relay re-reads the job journal."
     )
     max_body_bytes: int = 32 * 1024 * 1024
-    drain_timeout_s: float = Field(default=30.0, ge=0, description="SIGTERM: time to finish streams.")
+    drain_timeout_s: float = Field(
+        default=30.0, ge=0, description="SIGTERM: time to finish streams."
+    )
 
     # both
     journal_ttl_s: int = Field(default=3600, ge=60, description="How long a job's chunks are kept.")

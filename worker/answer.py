@@ -10,7 +10,13 @@ from typing import Any
 from shared.errors import CliFailed, JobTimedOut
 from shared.messages import MessagesRequest
 from worker.chunk_publisher import ChunkPublisher
-from worker.cli_command import StdinLine, cli_argv, cli_environment, stdin_lines
+from worker.cli_command import (
+    StdinLine,
+    cli_argv,
+    cli_environment,
+    stdin_lines,
+    uses_api_key,
+)
 from worker.cli_outcome import result_error
 from worker.cli_process import CliProcess
 from worker.workspace import job_workspace
@@ -36,14 +42,14 @@ async def answer_with_cli(
     lines = stdin_lines(request)
     with job_workspace(config.work_root, job_id) as workspace:
         env = cli_environment(config.base_env, workspace.tmp_dir)
-        argv = cli_argv(config.claude_bin, request)
+        argv = cli_argv(config.claude_bin, request, bare=uses_api_key(env))
         process = CliProcess(argv, env=env, cwd=workspace.cwd, kill_grace_s=config.kill_grace_s)
         try:
             async with asyncio.timeout(config.timeout_s), process:
                 await _replay_history(process, lines[:-1])
                 await process.write_line(lines[-1].payload)
+                process.close_stdin()  # the CLI exits after its answer only once stdin is closed
                 await _relay_answer(process, publisher)
-                process.close_stdin()
                 await process.wait_exit(config.kill_grace_s)
         except TimeoutError as exc:
             raise JobTimedOut(f"The request ran past {config.timeout_s:.0f} s.") from exc
@@ -56,7 +62,7 @@ async def _replay_history(process: CliProcess, lines: list[StdinLine]) -> None:
         if line.awaits_ack:
             result = await _next_result(process)
             if result.get("is_error"):
-                raise result_error(result, None)
+                raise result_error(result, None, rate_limit=None)
 
 
 async def _next_result(process: CliProcess) -> dict[str, Any]:
@@ -66,18 +72,33 @@ async def _next_result(process: CliProcess) -> dict[str, Any]:
     raise CliFailed("The Claude Code CLI exited while replaying the conversation.")
 
 
+# Held back until the CLI's `result` confirms the answer: after a mid-stream upstream error
+# the CLI makes up these closing events itself, which would present half an answer as whole.
+_CLOSING_EVENTS = ("message_delta", "message_stop")
+
+
 async def _relay_answer(process: CliProcess, publisher: ChunkPublisher) -> None:
     """Publish the raw upstream events of the one answer, until the CLI's `result` line."""
     error_line: dict[str, Any] | None = None
+    rate_limit: dict[str, Any] | None = None
+    held: list[dict[str, Any]] = []
     while (message := await process.read_message()) is not None:
         kind = message.get("type")
-        if kind == "stream_event" and not publisher.ended:
-            await publisher.publish_event(message["event"])
+        if kind == "stream_event":
+            event = message["event"]
+            if event.get("type") in _CLOSING_EVENTS:
+                held.append(event)
+            elif not held:
+                await publisher.publish_event(event)
         elif kind == "assistant" and message.get("error"):
             error_line = message
+        elif kind == "rate_limit_event":
+            rate_limit = message.get("rate_limit_info")
         elif kind == "result":
             if message.get("is_error"):
-                raise result_error(message, error_line)
+                raise result_error(message, error_line, rate_limit=rate_limit)
+            for event in held:
+                await publisher.publish_event(event)
             if not publisher.ended:
                 raise CliFailed("The Claude Code CLI finished without a complete answer.")
             return

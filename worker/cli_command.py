@@ -50,7 +50,13 @@ def cli_environment(base: Mapping[str, str], tmp_dir: str) -> dict[str, str]:
     return {**base, **FORCED_ENV, "TMPDIR": tmp_dir}
 
 
-def cli_argv(claude_bin: str, request: MessagesRequest) -> list[str]:
+def uses_api_key(env: Mapping[str, str]) -> bool:
+    """An API-key account (ANTHROPIC_API_KEY wins over an OAuth token when both are set)."""
+    return bool(env.get("ANTHROPIC_API_KEY"))
+
+
+def cli_argv(claude_bin: str, request: MessagesRequest, *, bare: bool) -> list[str]:
+    """`bare` drops the CLI's own context reminders; the CLI allows it for API keys only."""
     argv = [
         claude_bin,
         "-p",
@@ -65,6 +71,8 @@ def cli_argv(claude_bin: str, request: MessagesRequest) -> list[str]:
         "--model", request.model,
         "--system-prompt", request.system_text() or "",
     ]  # fmt: skip
+    if bare:
+        argv.append("--bare")
     return argv
 
 

@@ -1,47 +1,61 @@
-"""What a CLI run's `result` line (and the synthetic assistant error line) means for the client."""
+"""What a CLI run's `result` line (and its synthetic assistant error line) means for the client.
+
+Failed runs end with `result.is_error` and `api_error_status` (the upstream HTTP status);
+the result text is the CLI's own wording, e.g. "API Error: 400 <upstream message>" or
+"API Error: Request rejected (429) · <upstream message>".
+"""
 
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
-
-import orjson
 
 from shared.errors import CliFailed, FleetError, error_class_for
 
-_EMBEDDED_ERROR = re.compile(r"\{.*\}", re.DOTALL)
+_STANDARD_MESSAGES = {
+    401: "The worker's Claude account could not authenticate.",
+    500: "Internal server error",
+    529: "Overloaded",
+}
+_QUOTED_MESSAGE = [
+    re.compile(r"^API Error: Request rejected \(\d+\) · (?P<message>.+)$", re.DOTALL),
+    re.compile(r"^API Error: 4\d\d (?P<message>.+)$", re.DOTALL),
+]
 
 
-def result_error(result: dict[str, Any], assistant: dict[str, Any] | None) -> FleetError:
+def result_error(
+    result: dict[str, Any], assistant: dict[str, Any] | None, *, rate_limit: dict[str, Any] | None
+) -> FleetError:
     """The client-facing error for a `result` line with `is_error: true`."""
     status = result.get("api_error_status")
-    upstream = _upstream_error(str(result.get("result") or ""))
-    error_type = upstream.get("type") or (assistant or {}).get("api_error_type")
-    if isinstance(status, int) or error_type:
-        cls = error_class_for(
-            error_type=error_type if isinstance(error_type, str) else None,
-            status=status if isinstance(status, int) else None,
-        )
-        message = upstream.get("message") or _default_message(status)
-        return cls(str(message))
-    reason = result.get("terminal_reason") or result.get("subtype") or "unknown"
-    return CliFailed(f"The Claude Code CLI failed ({reason}).")
+    api_error_type = (assistant or {}).get("api_error_type")
+    if not isinstance(status, int):
+        reason = result.get("terminal_reason") or result.get("subtype") or "unknown"
+        return CliFailed(f"The Claude Code CLI failed ({reason}).")
+    cls = error_class_for(
+        error_type=api_error_type if isinstance(api_error_type, str) else None, status=status
+    )
+    return cls(
+        _message(status, str(result.get("result") or "")), retry_after_s=_retry_after(rate_limit)
+    )
 
 
-def _upstream_error(text: str) -> dict[str, Any]:
-    """The upstream error object when the CLI quotes the API's error body in its text."""
-    match = _EMBEDDED_ERROR.search(text)
-    if not match:
-        return {}
-    try:
-        body = orjson.loads(match.group(0))
-    except orjson.JSONDecodeError:
-        return {}
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        inner: dict[str, Any] = body["error"]
-        return inner
-    return {}
+def _message(status: int, text: str) -> str:
+    if status in _STANDARD_MESSAGES:
+        return _STANDARD_MESSAGES[status]
+    for pattern in _QUOTED_MESSAGE:
+        match = pattern.match(text.strip())
+        if match:
+            return match.group("message").strip()
+    return text.strip() or f"The upstream API answered with HTTP {status}."
 
 
-def _default_message(status: object) -> str:
-    return f"The upstream API answered with HTTP {status}."
+def _retry_after(rate_limit: dict[str, Any] | None) -> float | None:
+    """Seconds until a rejected account limit resets (from the CLI's rate_limit_event)."""
+    if not rate_limit or rate_limit.get("status") != "rejected":
+        return None
+    resets_at = rate_limit.get("resetsAt")
+    if not isinstance(resets_at, int | float):
+        return None
+    return max(1.0, resets_at - time.time())

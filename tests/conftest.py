@@ -1,0 +1,152 @@
+"""Fixtures: a real Redis server, the fake upstream, and whole ccfleet stacks as processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sse_starlette.sse import AppStatus
+
+from shared.redis_server import EmbeddedRedis, free_port
+from tests.fakes.upstream import FakeUpstream
+from tests.processes import ManagedProcess, http_ok, wait_until
+
+
+@pytest.fixture(scope="session")
+def claude_bin() -> str:
+    """The pinned real CLI (tests/run.sh installs it), else one on PATH."""
+    path = os.environ.get("CCFLEET_TEST_CLAUDE_BIN") or shutil.which("claude")
+    if not path:
+        pytest.fail("No claude CLI: run the suite with tests/run.sh, which installs it.")
+    return path
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    with EmbeddedRedis(tmp_path / "redis") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def session_upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as upstream:
+        yield upstream
+
+
+@pytest.fixture
+def upstream(session_upstream: FakeUpstream) -> FakeUpstream:
+    """The shared fake upstream, with no script and no recorded requests."""
+    session_upstream.reset()
+    return session_upstream
+
+
+@pytest.fixture(autouse=True)
+def _sse_app_status() -> Iterator[None]:
+    # sse-starlette keeps a process-wide "should exit" flag once a signal was seen.
+    AppStatus.should_exit = False
+    yield
+    AppStatus.should_exit = False
+
+
+@dataclass
+class Stack:
+    """A running ccfleet: Redis, front ends and workers as real processes."""
+
+    redis: EmbeddedRedis
+    upstream: FakeUpstream
+    claude_bin: str
+    root: Path
+    api_urls: list[str] = field(default_factory=list)
+    apis: list[ManagedProcess] = field(default_factory=list)
+    workers: list[ManagedProcess] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.api_urls[0]
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": os.environ.get("HOME", "/root"),
+            "LANG": "C.UTF-8",
+            "CCFLEET_REDIS_URL": self.redis.url,
+            "CCFLEET_CLAUDE_BIN": self.claude_bin,
+            "CCFLEET_WORKER_SLOTS": "2",
+            "CCFLEET_PING_INTERVAL_S": "1",
+            "CCFLEET_HEARTBEAT_INTERVAL_S": "0.5",
+            "CCFLEET_LOG_LEVEL": "INFO",
+            "ANTHROPIC_BASE_URL": self.upstream.url,
+            "ANTHROPIC_API_KEY": "sk-ant-fake-test-key",
+            "CLAUDE_CONFIG_DIR": str(self.root / "claude-config"),
+        }
+        env.update(overrides)
+        return env
+
+    def add_worker(self, **env: str) -> ManagedProcess:
+        index = len(self.workers)
+        worker = ManagedProcess(
+            ["worker"], env=self.env(**env), log_path=self.root / f"worker{index}.log"
+        )
+        self.workers.append(worker)
+        return worker
+
+    def add_api(self, **env: str) -> ManagedProcess:
+        port = free_port()
+        index = len(self.apis)
+        api = ManagedProcess(
+            ["api", "--port", str(port)],
+            env=self.env(**env),
+            log_path=self.root / f"api{index}.log",
+        )
+        self.apis.append(api)
+        self.api_urls.append(f"http://127.0.0.1:{port}")
+        return api
+
+    def wait_ready(self, timeout_s: float = 30.0) -> None:
+        for url in self.api_urls:
+            wait_until(lambda url=url: http_ok(f"{url}/ready"), timeout_s, f"{url}/ready")
+
+    def stop(self) -> None:
+        for process in [*self.apis, *self.workers]:
+            process.stop()
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.log_path.name}\n{p.log_text()[-4000:]}" for p in [*self.apis, *self.workers]
+        )
+
+
+StackFactory = Callable[..., Stack]
+
+
+@pytest.fixture
+def make_stack(
+    tmp_path: Path, redis_server: EmbeddedRedis, upstream: FakeUpstream, claude_bin: str
+) -> Iterator[StackFactory]:
+    """Build a stack: `make_stack(workers=1, apis=1, **env)`; stopped after the test."""
+    stacks: list[Stack] = []
+
+    def build(workers: int = 1, apis: int = 1, **env: str) -> Stack:
+        (tmp_path / "claude-config").mkdir(exist_ok=True)
+        stack = Stack(redis=redis_server, upstream=upstream, claude_bin=claude_bin, root=tmp_path)
+        stacks.append(stack)
+        for _ in range(workers):
+            stack.add_worker(**env)
+        for _ in range(apis):
+            stack.add_api(**env)
+        stack.wait_ready()
+        return stack
+
+    yield build
+    for stack in stacks:
+        stack.stop()
+
+
+@pytest.fixture
+def stack(make_stack: StackFactory) -> Stack:
+    """One front end and one worker with the real CLI, against the fake upstream."""
+    return make_stack()
