@@ -80,7 +80,9 @@ class Stack:
             "CCFLEET_HEARTBEAT_INTERVAL_S": "0.5",
             "CCFLEET_LOG_LEVEL": "INFO",
             "ANTHROPIC_BASE_URL": self.upstream.url,
-            "ANTHROPIC_API_KEY": "sk-ant-fake-test-key",
+            # Like a Max account's `claude setup-token`: OAuth, so the CLI runs as it will in
+            # production (not --bare). The fake upstream accepts any token.
+            "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-fake-test-token",
             "CLAUDE_CONFIG_DIR": str(self.root / "claude-config"),
         }
         env.update(overrides)
@@ -127,10 +129,10 @@ StackFactory = Callable[..., Stack]
 def make_stack(
     tmp_path: Path, redis_server: EmbeddedRedis, upstream: FakeUpstream, claude_bin: str
 ) -> Iterator[StackFactory]:
-    """Build a stack: `make_stack(workers=1, apis=1, **env)`; stopped after the test."""
+    """Build a stack: `make_stack(workers=1, apis=1, wait_ready=True, **env)`; stopped after."""
     stacks: list[Stack] = []
 
-    def build(workers: int = 1, apis: int = 1, **env: str) -> Stack:
+    def build(workers: int = 1, apis: int = 1, wait_ready: bool = True, **env: str) -> Stack:
         (tmp_path / "claude-config").mkdir(exist_ok=True)
         stack = Stack(redis=redis_server, upstream=upstream, claude_bin=claude_bin, root=tmp_path)
         stacks.append(stack)
@@ -138,7 +140,8 @@ def make_stack(
             stack.add_worker(**env)
         for _ in range(apis):
             stack.add_api(**env)
-        stack.wait_ready()
+        if wait_ready:
+            stack.wait_ready()
         return stack
 
     yield build

@@ -2,7 +2,7 @@
 
 Failed runs end with `result.is_error` and `api_error_status` (the upstream HTTP status);
 the result text is the CLI's own wording, e.g. "API Error: 400 <upstream message>" or
-"API Error: Request rejected (429) · <upstream message>".
+"API Error: Server is temporarily limiting requests (not your usage limit) · <message>".
 """
 
 from __future__ import annotations
@@ -18,10 +18,7 @@ _STANDARD_MESSAGES = {
     500: "Internal server error",
     529: "Overloaded",
 }
-_QUOTED_MESSAGE = [
-    re.compile(r"^API Error: Request rejected \(\d+\) · (?P<message>.+)$", re.DOTALL),
-    re.compile(r"^API Error: 4\d\d (?P<message>.+)$", re.DOTALL),
-]
+_STATUS_PREFIX = re.compile(r"^\d{3} ")
 
 
 def result_error(
@@ -44,11 +41,11 @@ def result_error(
 def _message(status: int, text: str) -> str:
     if status in _STANDARD_MESSAGES:
         return _STANDARD_MESSAGES[status]
-    for pattern in _QUOTED_MESSAGE:
-        match = pattern.match(text.strip())
-        if match:
-            return match.group("message").strip()
-    return text.strip() or f"The upstream API answered with HTTP {status}."
+    # "API Error: 400 <upstream message>" or "API Error: <CLI's summary> · <upstream message>"
+    quoted = text.strip().removeprefix("API Error: ")
+    _summary, dot, after = quoted.partition(" · ")
+    quoted = after if dot else _STATUS_PREFIX.sub("", quoted)
+    return quoted.strip() or f"The upstream API answered with HTTP {status}."
 
 
 def _retry_after(rate_limit: dict[str, Any] | None) -> float | None:

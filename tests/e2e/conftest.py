@@ -1,0 +1,58 @@
+"""Clients for the end-to-end tests: the real anthropic SDK, sync and async."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+import pytest
+
+from tests.conftest import Stack
+
+MODEL = "claude-sonnet-4-5"
+
+
+@pytest.fixture
+def client(stack: Stack) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=stack.url, api_key="client-key", max_retries=0)
+
+
+@pytest.fixture
+def async_client(stack: Stack) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=stack.url, api_key="client-key", max_retries=0)
+
+
+def without_cli_additions(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Upstream messages less what the CLI adds (README: "What the model sees").
+
+    The CLI puts `<system-reminder>` text blocks into the first and last user messages
+    (environment, model, date) and a cache_control breakpoint on the last block; where it
+    added blocks to a string content, the string became a text block.
+    """
+    cleaned = []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, list):
+            content = [
+                {k: v for k, v in block.items() if k != "cache_control"}
+                for block in content
+                if not (
+                    block.get("type") == "text"
+                    and block.get("text", "").lstrip().startswith("<system-reminder>")
+                )
+            ]
+        cleaned.append({**message, "content": content})
+    return cleaned
+
+
+def as_blocks(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The client's messages with string content written as one text block."""
+    return [
+        {
+            **m,
+            "content": [{"type": "text", "text": m["content"]}]
+            if isinstance(m["content"], str)
+            else m["content"],
+        }
+        for m in messages
+    ]

@@ -1,0 +1,52 @@
+"""Client disconnects end the CLI; health and readiness tell the truth."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import Stack, StackFactory
+from tests.e2e.conftest import MODEL
+from tests.fakes.upstream import HangReply
+from tests.processes import cli_processes, http_ok, wait_until
+
+HELLO = [{"role": "user", "content": "Say hello."}]
+
+
+def _cli_gone_and_upstream_closed(stack: Stack) -> bool:
+    return not cli_processes(stack.claude_bin) and stack.upstream.disconnects >= 1
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streaming", "non-streaming"])
+def test_a_client_disconnect_kills_the_cli_within_a_second(stack: Stack, stream: bool) -> None:
+    stack.upstream.enqueue(HangReply(60))
+    body = {"model": MODEL, "max_tokens": 50, "messages": HELLO, "stream": stream}
+    if stream:
+        with httpx.stream("POST", f"{stack.url}/v1/messages", json=body, timeout=30) as response:
+            for line in response.iter_lines():
+                if line == "event: message_start":
+                    break
+    else:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{stack.url}/v1/messages", json=body, timeout=httpx.Timeout(3.0))
+    assert stack.upstream.requests, "the CLI had reached the upstream"
+    assert cli_processes(stack.claude_bin) or stack.upstream.disconnects
+    closed_at = time.monotonic()
+    wait_until(lambda: _cli_gone_and_upstream_closed(stack), 10, "the CLI to be killed")
+    print(f"CLI gone {time.monotonic() - closed_at:.3f}s after the client left")
+    assert stack.upstream.requests[0].disconnected
+
+
+def test_health_is_up_and_ready_needs_a_live_worker(make_stack: StackFactory) -> None:
+    stack = make_stack(workers=0, wait_ready=False)
+    wait_until(lambda: http_ok(f"{stack.url}/health"), 30, "/health")
+    not_ready = httpx.get(f"{stack.url}/ready", timeout=5)
+    assert not_ready.status_code == 503
+    assert not_ready.json()["workers"] == 0
+    stack.add_worker()
+    stack.wait_ready()
+    assert httpx.get(f"{stack.url}/ready", timeout=5).json()["workers"] == 1
+    stack.workers[0].stop()
+    assert httpx.get(f"{stack.url}/ready", timeout=5).status_code == 503
