@@ -77,11 +77,13 @@ def up(
         subprocess.Popen([*me, "api", "--host", host, "--port", str(port)], env=env),
     ]
     typer.echo(f"ccfleet serving http://{host}:{port}/v1/messages  (Ctrl-C stops)")
+    stopping: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Set explicitly: a shell starting us in the background leaves SIGINT ignored.
+        signal.signal(signum, lambda received, _frame: stopping.append(received))
     try:
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.2)
     finally:
         _stop_all(children)
         if redis_server is not None:
