@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -17,6 +18,7 @@ import orjson
 
 logger = logging.getLogger(__name__)
 
+_PR_SET_PDEATHSIG = 1
 _LINE_LIMIT_BYTES = 256 * 1024 * 1024  # stream-json lines can carry whole images
 _STDERR_TAIL_LINES = 40
 
@@ -46,6 +48,7 @@ class CliProcess:
             env=self._env,
             cwd=self._cwd,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
             limit=_LINE_LIMIT_BYTES,
         )
         self._stderr_task = asyncio.create_task(self._drain_stderr())
@@ -138,3 +141,9 @@ class CliProcess:
         assert self._proc is not None and self._proc.stderr is not None
         while line := await self._proc.stderr.readline():
             self.stderr_tail.append(line.decode(errors="replace").rstrip())
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel SIGKILLs it if the worker dies (Linux)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -1,0 +1,265 @@
+"""Time to first token (TTFT) through ccfleet vs. the same `claude` CLI run directly.
+
+`uv run python bench/ttft.py --requests 20 [--claude-bin PATH] [--concurrency 1]`
+
+Starts a private stack as the tests do (embedded Redis; in-process FakeUpstream answering 44 chars
+in 8-char chunks, no delay; one worker and one front end as child processes; a fake OAuth token),
+then alternates two kinds of run (ccfleet, direct, ccfleet, ...) after one warm-up of each:
+
+- ccfleet: streaming POST /v1/messages (raw SSE): send -> first text_delta (TTFT), -> message_stop.
+- direct: the CLI with the worker's argv, env and stdin (worker.cli_command), fresh cwd + TMPDIR:
+  spawn -> first text_delta stream_event (TTFT), -> `result` line (the worker releases
+  message_stop only after `result`, so the totals compare).
+
+"overhead" = ccfleet - direct per pair (i-th run of each kind), then summarised. The upstream runs
+in this process and stamps each run's request (a marker in the prompt), splitting TTFT into
+"-> upstream" (queue + spawn + CLI start) and "upstream -> 1st delta" (CLI + relay); the paired
+difference of the latter is the gateway's relay cost for one chunk (CLI stdout -> worker -> Redis
+-> front end -> client). p99 is nearest-rank (the maximum below 100 runs). Milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for tests.*
+
+import httpx
+
+from shared.messages import MessagesRequest
+from shared.redis_server import EmbeddedRedis, free_port
+from tests.fakes.upstream import FakeUpstream, RecordedRequest, TextReply
+from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until
+from worker import cli_command as cc
+from worker.cli_process import CliProcess
+from worker.workspace import job_workspace
+
+REPLY = "The quick brown fox jumps over the lazy dog."  # 44 chars, 6 chunks of 8
+MODEL = "claude-sonnet-4-5"
+RUN_TIMEOUT_S = 60.0
+MARKER = re.compile(r"bench-[0-9a-f]{32}")
+arrivals: dict[str, float] = {}  # marker -> perf_counter when its request reached the upstream
+
+
+@dataclass
+class Sample:
+    ttft: float
+    total: float
+    to_upstream: float
+    upstream_to_delta: float
+
+
+def responder(request: RecordedRequest) -> TextReply:
+    now = time.perf_counter()
+    if found := MARKER.search(json.dumps(request.body)):
+        arrivals.setdefault(found.group(0), now)
+    return TextReply(REPLY, chunk_chars=8)
+
+
+def body(marker: str) -> dict[str, Any]:
+    message = {"role": "user", "content": f"{marker}: say something short."}
+    return {"model": MODEL, "max_tokens": 256, "stream": True, "messages": [message]}
+
+
+def is_text_delta(event: dict[str, Any]) -> bool:
+    delta = event.get("delta") or {}
+    return event.get("type") == "content_block_delta" and delta.get("type") == "text_delta"
+
+
+def sample(marker: str, t0: float, first: float | None, end: float | None) -> Sample:
+    if first is None or end is None:
+        raise RuntimeError(f"{marker}: stream ended without a text delta or end")
+    up = arrivals.pop(marker, math.nan)
+    ms = 1000.0
+    return Sample((first - t0) * ms, (end - t0) * ms, (up - t0) * ms, (first - up) * ms)
+
+
+async def via_ccfleet(client: httpx.AsyncClient, url: str) -> Sample:
+    marker = f"bench-{uuid.uuid4().hex}"
+    first = end = None
+    t0 = time.perf_counter()
+    async with client.stream("POST", f"{url}/v1/messages", json=body(marker)) as r:
+        r.raise_for_status()
+        async for line in r.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            event = json.loads(line[5:])
+            if first is None and is_text_delta(event):
+                first = time.perf_counter()
+            if event.get("type") == "message_stop":
+                end = time.perf_counter()
+                break
+    return sample(marker, t0, first, end)
+
+
+async def direct(claude_bin: str, base_env: dict[str, str], root: Path) -> Sample:
+    """Spawned, fed and stopped as worker/answer.py does (CliProcess, job_workspace)."""
+    marker = f"bench-{uuid.uuid4().hex}"
+    request = MessagesRequest.model_validate(body(marker))
+    first = end = None
+    with job_workspace(str(root), marker[6:]) as workspace:
+        env = cc.cli_environment(base_env, workspace.tmp_dir)
+        argv = cc.cli_argv(claude_bin, request, bare=cc.uses_api_key(env))
+        t0 = time.perf_counter()
+        async with CliProcess(argv, env=env, cwd=workspace.cwd, kill_grace_s=0.5) as proc:
+            for line in cc.stdin_lines(request):  # one user line: no history to acknowledge
+                await proc.write_line(line.payload)
+            proc.close_stdin()
+            while (message := await proc.read_message()) is not None:
+                kind = message.get("type")
+                if first is None and kind == "stream_event" and is_text_delta(message["event"]):
+                    first = time.perf_counter()
+                elif kind == "result":
+                    end = time.perf_counter()
+                    break
+            await proc.wait_exit(0.5)  # then SIGTERM to the group, as the worker does
+    return sample(marker, t0, first, end)
+
+
+def parent_pid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+async def settle(claude_bin: str, worker_pid: int) -> None:
+    """Let the worker's CLIs exit before the next run, so runs do not share the CPU."""
+    for _ in range(250):  # at most ~5 s
+        if all(parent_pid(pid) != worker_pid for pid in cli_processes(claude_bin)):
+            return
+        await asyncio.sleep(0.02)
+
+
+async def measure(args: argparse.Namespace, url: str, base_env: dict[str, str], root: Path,
+                  worker_pid: int) -> tuple[list[Sample], list[Sample]]:  # fmt: skip
+    gateway: list[Sample] = []
+    cli: list[Sample] = []
+    timeout = httpx.Timeout(RUN_TIMEOUT_S)
+    async with httpx.AsyncClient(timeout=timeout) as client, asyncio.timeout(args.max_seconds):
+        rounds = [1] + [min(args.concurrency, args.requests - i)
+                        for i in range(0, args.requests, args.concurrency)]  # fmt: skip
+        for index, width in enumerate(rounds):  # round 0 is the warm-up
+            async with asyncio.timeout(RUN_TIMEOUT_S * 2):
+                a = await asyncio.gather(*(via_ccfleet(client, url) for _ in range(width)))
+                await settle(args.claude_bin, worker_pid)
+                b = await asyncio.gather(
+                    *(direct(args.claude_bin, base_env, root) for _ in range(width))
+                )
+            if index:
+                gateway += a
+                cli += b
+                print(f"{len(cli)}/{args.requests} pairs", file=sys.stderr, flush=True)
+    return gateway, cli
+
+
+def row(label: str, values: list[float]) -> str:
+    values = sorted(v for v in values if not math.isnan(v))
+    if not values:
+        return f"{label:<44}{'n/a':>9}"
+    p99 = values[max(0, math.ceil(0.99 * len(values)) - 1)]
+    figures = (statistics.median(values), p99, statistics.fmean(values))
+    return f"{label:<44}" + "".join(f"{v:9.1f}" for v in figures)
+
+
+def report(gateway: list[Sample], cli: list[Sample], version: str, conc: int) -> None:
+    def diff(field: str) -> list[float]:
+        return [getattr(a, field) - getattr(b, field) for a, b in zip(gateway, cli, strict=True)]
+
+    print(f"\nmachine: nproc={os.cpu_count()}  CLI {version}  pairs={len(gateway)}  "
+          f"concurrency={conc}  reply={len(REPLY)} chars in 8-char chunks")  # fmt: skip
+    print(f"{'(milliseconds)':<44}{'p50':>9}{'p99':>9}{'mean':>9}")
+    for label, values in [
+        ("TTFT  ccfleet (send -> 1st text_delta)", [s.ttft for s in gateway]),
+        ("TTFT  direct CLI (spawn -> 1st text_delta)", [s.ttft for s in cli]),
+        ("TTFT  overhead (ccfleet - direct, paired)", diff("ttft")),
+        ("total ccfleet (send -> message_stop)", [s.total for s in gateway]),
+        ("total direct CLI (spawn -> result)", [s.total for s in cli]),
+        ("total overhead (paired)", diff("total")),
+        ("ccfleet: send -> upstream request", [s.to_upstream for s in gateway]),
+        ("direct:  spawn -> upstream request", [s.to_upstream for s in cli]),
+        ("ccfleet: upstream request -> 1st delta", [s.upstream_to_delta for s in gateway]),
+        ("direct:  upstream request -> 1st delta", [s.upstream_to_delta for s in cli]),
+        ("relay overhead, 1st chunk (paired diff)", diff("upstream_to_delta")),
+    ]:
+        print(row(label, values))
+    print("per-pair TTFT overhead:", " ".join(f"{v:.0f}" for v in diff("ttft")))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20, help="measured runs of each kind")
+    parser.add_argument("--claude-bin", default=os.environ.get("CCFLEET_TEST_CLAUDE_BIN")
+                        or shutil.which("claude") or "claude")  # fmt: skip
+    parser.add_argument("--concurrency", type=int, default=1, help="runs of a kind at once")
+    parser.add_argument("--max-seconds", type=float, default=900.0, help="bound on measuring")
+    args = parser.parse_args()
+    if not (found := shutil.which(args.claude_bin)):
+        parser.error(f"no claude CLI at {args.claude_bin!r}: give --claude-bin PATH")
+    args.claude_bin = os.path.abspath(found)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # both clean up as Ctrl-C does
+        signal.signal(signum, signal.default_int_handler)
+    root = Path(tempfile.mkdtemp(prefix="ccfleet-bench-"))
+    (root / "claude-config").mkdir()
+    procs: list[ManagedProcess] = []
+    redis = EmbeddedRedis(root / "redis")
+    upstream = FakeUpstream()
+    try:
+        redis.start()
+        upstream.start()
+        upstream.set_responder(responder)
+        env = {
+            "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
+            "LANG": "C.UTF-8", "CCFLEET_REDIS_URL": redis.url,
+            "CCFLEET_CLAUDE_BIN": args.claude_bin,
+            "CCFLEET_WORKER_SLOTS": str(max(2, args.concurrency)),
+            "CCFLEET_PING_INTERVAL_S": "1", "CCFLEET_HEARTBEAT_INTERVAL_S": "0.5",
+            "CCFLEET_LOG_LEVEL": "INFO", "ANTHROPIC_BASE_URL": upstream.url,
+            "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-fake",
+            "CLAUDE_CONFIG_DIR": str(root / "claude-config"),
+        }  # fmt: skip
+        port = free_port()
+        procs.append(ManagedProcess(["worker"], env=env, log_path=root / "worker.log"))
+        procs.append(ManagedProcess(["api", "--port", str(port)], env=env,
+                                    log_path=root / "api.log"))  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: http_ok(f"{url}/ready"), 60.0, f"{url}/ready")
+        base_env = cc.cli_base_environment(env)  # what the worker hands down to its CLIs
+        version = subprocess.run(
+            [args.claude_bin, "--version"], capture_output=True, text=True, timeout=30,
+            env=cc.cli_environment(base_env, str(root)),
+        ).stdout.strip()  # fmt: skip
+        gateway, cli = asyncio.run(measure(args, url, base_env, root, procs[0].pid))
+        report(gateway, cli, version, args.concurrency)
+    except KeyboardInterrupt:
+        print("\ninterrupted; cleaning up", file=sys.stderr)
+    except Exception:
+        for proc in procs:
+            print(f"--- {proc.log_path.name}\n{proc.log_text()[-3000:]}", file=sys.stderr)
+        raise
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        upstream.stop()
+        redis.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
