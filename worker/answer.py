@@ -7,6 +7,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from shared.errors import CliFailed, JobTimedOut
 from shared.messages import MessagesRequest
 from worker.chunk_publisher import ChunkPublisher
@@ -19,6 +21,8 @@ from worker.cli_command import (
 )
 from worker.cli_outcome import result_error
 from worker.cli_process import CliProcess
+from worker.client_tools import rename_for_client, tools_for_cli
+from worker.stop_sequences import StopSequenceCutter
 from worker.workspace import job_workspace
 
 logger = logging.getLogger(__name__)
@@ -41,16 +45,20 @@ async def answer_with_cli(
     """Run the CLI for `request`; raises a FleetError when it does not answer completely."""
     lines = stdin_lines(request)
     with job_workspace(config.work_root, job_id) as workspace:
-        env = cli_environment(config.base_env, workspace.tmp_dir)
-        argv = cli_argv(config.claude_bin, request, bare=uses_api_key(env))
+        env = cli_environment(config.base_env, workspace.tmp_dir, request)
+        tools = tools_for_cli(request)
+        tools_file = workspace.write_file("tools.json", orjson.dumps(tools)) if tools else None
+        argv = cli_argv(config.claude_bin, request, bare=uses_api_key(env), tools_file=tools_file)
         process = CliProcess(argv, env=env, cwd=workspace.cwd, kill_grace_s=config.kill_grace_s)
+        cutter = StopSequenceCutter(request.stop_sequences)
         try:
             async with asyncio.timeout(config.timeout_s), process:
                 await _replay_history(process, lines[:-1])
                 await process.write_line(lines[-1].payload)
                 process.close_stdin()  # the CLI exits after its answer only once stdin is closed
-                await _relay_answer(process, publisher)
-                await process.wait_exit(config.kill_grace_s)
+                await _relay_answer(process, publisher, cutter)
+                if cutter.matched is None:
+                    await process.wait_exit(config.kill_grace_s)
         except TimeoutError as exc:
             raise JobTimedOut(f"The request ran past {config.timeout_s:.0f} s.") from exc
 
@@ -77,25 +85,29 @@ async def _next_result(process: CliProcess) -> dict[str, Any]:
 _CLOSING_EVENTS = ("message_delta", "message_stop")
 
 
-async def _relay_answer(process: CliProcess, publisher: ChunkPublisher) -> None:
-    """Publish the raw upstream events of the one answer, until the CLI's `result` line."""
+async def _relay_answer(
+    process: CliProcess, publisher: ChunkPublisher, cutter: StopSequenceCutter
+) -> None:
+    """Publish the events of the one answer until the CLI's `result` line (or a stop sequence)."""
     error_line: dict[str, Any] | None = None
     rate_limit: dict[str, Any] | None = None
     held: list[dict[str, Any]] = []
     while (message := await process.read_message()) is not None:
         kind = message.get("type")
         if kind == "stream_event":
-            event = message["event"]
-            if event.get("type") in _CLOSING_EVENTS:
-                held.append(event)
-            elif not held:
-                await publisher.publish_event(event)
+            for event in cutter.feed(rename_for_client(message["event"])):
+                if cutter.matched is None and event.get("type") in _CLOSING_EVENTS:
+                    held.append(event)
+                elif not held:
+                    await publisher.publish_event(event)
+            if cutter.matched is not None:
+                return  # leaving the process block stops the CLI
         elif kind == "assistant" and message.get("error"):
             error_line = message
         elif kind == "rate_limit_event":
             rate_limit = message.get("rate_limit_info")
         elif kind == "result":
-            if message.get("is_error"):
+            if message.get("is_error") and not _stopped_at_tool_use(message, held):
                 raise result_error(message, error_line, rate_limit=rate_limit)
             for event in held:
                 await publisher.publish_event(event)
@@ -104,3 +116,10 @@ async def _relay_answer(process: CliProcess, publisher: ChunkPublisher) -> None:
             return
     code = await process.wait_exit(1.0)
     raise CliFailed(f"The Claude Code CLI exited (code {code}) before answering.")
+
+
+def _stopped_at_tool_use(result: dict[str, Any], held: list[dict[str, Any]]) -> bool:
+    """A bare run ends with `error_max_turns` after the model's tool_use: that is the answer."""
+    if result.get("terminal_reason") != "max_turns":
+        return False
+    return any(e.get("delta", {}).get("stop_reason") == "tool_use" for e in held)

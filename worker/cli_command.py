@@ -15,6 +15,13 @@ from typing import Any
 import orjson
 
 from shared.messages import MessagesRequest
+from worker.cache_breakpoints import limit_breakpoints
+from worker.client_tools import (
+    defer_hook_settings,
+    mcp_config,
+    rename_for_cli,
+    tool_choice_instruction,
+)
 
 _PASSED_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "DISABLE_", "LC_")
 _PASSED_NAMES = frozenset(
@@ -34,6 +41,10 @@ FORCED_ENV: Mapping[str, str] = {
     # No placeholder tool, no remapped model ids.
     "ENABLE_TOOL_SEARCH": "false",
     "CLAUDE_CODE_DISABLE_LEGACY_MODEL_REMAP": "1",
+    # Otherwise a "<total_tokens>N tokens left" reminder is appended to user turns and into
+    # the client's tool_result content.
+    "CLAUDE_CODE_TOTAL_TOKENS_REMINDER": "off",
+    "CLAUDE_CODE_TOTAL_TOKENS_REMINDER_AFTER_USER_TURN": "false",
 }
 
 
@@ -46,8 +57,24 @@ def cli_base_environment(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def cli_environment(base: Mapping[str, str], tmp_dir: str) -> dict[str, str]:
-    return {**base, **FORCED_ENV, "TMPDIR": tmp_dir}
+def cli_environment(
+    base: Mapping[str, str], tmp_dir: str, request: MessagesRequest | None = None
+) -> dict[str, str]:
+    env = {**base, **FORCED_ENV, "TMPDIR": tmp_dir}
+    if request is not None:
+        env.update(_token_limits(request))
+    return env
+
+
+def _token_limits(request: MessagesRequest) -> dict[str, str]:
+    """max_tokens and the thinking budget, which the CLI takes only from its environment."""
+    limits = {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(request.max_tokens)}
+    thinking = request.thinking
+    if thinking is None or thinking.type == "disabled":
+        limits["MAX_THINKING_TOKENS"] = "0"
+    elif thinking.type == "enabled":
+        limits["MAX_THINKING_TOKENS"] = str(thinking.budget_tokens)
+    return limits
 
 
 def uses_api_key(env: Mapping[str, str]) -> bool:
@@ -55,8 +82,11 @@ def uses_api_key(env: Mapping[str, str]) -> bool:
     return bool(env.get("ANTHROPIC_API_KEY"))
 
 
-def cli_argv(claude_bin: str, request: MessagesRequest, *, bare: bool) -> list[str]:
-    """`bare` drops the CLI's own context reminders; the CLI allows it for API keys only."""
+def cli_argv(
+    claude_bin: str, request: MessagesRequest, *, bare: bool, tools_file: str | None = None
+) -> list[str]:
+    """`bare` drops the CLI's own context reminders; the CLI allows it for API keys only.
+    `tools_file` holds the client's tools for the MCP server that shows them to the model."""
     argv = [
         claude_bin,
         "-p",
@@ -69,11 +99,20 @@ def cli_argv(claude_bin: str, request: MessagesRequest, *, bare: bool) -> list[s
         "--max-turns", "1",
         "--strict-mcp-config",
         "--model", request.model,
-        "--system-prompt", request.system_text() or "",
+        "--system-prompt", _system_prompt(request),
     ]  # fmt: skip
     if bare:
         argv.append("--bare")
+    if tools_file is not None:
+        argv += ["--mcp-config", mcp_config(tools_file)]
+        if not bare:
+            argv += ["--settings", defer_hook_settings()]
     return argv
+
+
+def _system_prompt(request: MessagesRequest) -> str:
+    parts = [request.system_text() or "", tool_choice_instruction(request) or ""]
+    return "\n\n".join(part for part in parts if part)
 
 
 @dataclass(frozen=True)
@@ -86,7 +125,8 @@ class StdinLine:
 
 def stdin_lines(request: MessagesRequest) -> list[StdinLine]:
     """The client's conversation as stream-json lines, ending with the line that queries."""
-    messages = request.forwardable_messages()
+    tool_names = {tool.name for tool in request.tools or []}
+    messages = limit_breakpoints(rename_for_cli(request.forwardable_messages(), tool_names))
     lines: list[StdinLine] = []
     for index, message in enumerate(messages):
         is_last = index == len(messages) - 1

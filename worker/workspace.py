@@ -14,6 +14,14 @@ from dataclasses import dataclass
 class Workspace:
     cwd: str
     tmp_dir: str
+    base: str
+
+    def write_file(self, name: str, content: bytes) -> str:
+        """A file of the job's own (outside the CLI's working directory); returns its path."""
+        path = os.path.join(self.base, name)
+        with open(path, "wb") as handle:
+            handle.write(content)
+        return path
 
 
 @contextmanager
@@ -24,6 +32,6 @@ def job_workspace(root: str | None, job_id: str) -> Iterator[Workspace]:
         tmp_dir = os.path.join(base, "tmp")
         os.mkdir(cwd)
         os.mkdir(tmp_dir)
-        yield Workspace(cwd=cwd, tmp_dir=tmp_dir)
+        yield Workspace(cwd=cwd, tmp_dir=tmp_dir, base=base)
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import anthropic
@@ -27,14 +28,15 @@ def without_cli_additions(messages: list[dict[str, Any]]) -> list[dict[str, Any]
 
     The CLI puts `<system-reminder>` text blocks into the first and last user messages
     (environment, model, date) and a cache_control breakpoint on the last block; where it
-    added blocks to a string content, the string became a text block.
+    added blocks to a string content, the string became a text block. A last message of
+    only tool results gets the date reminder appended to the last result's text instead.
     """
     cleaned = []
     for message in messages:
         content = message["content"]
         if isinstance(content, list):
             content = [
-                {k: v for k, v in block.items() if k != "cache_control"}
+                _without_reminder(block)
                 for block in content
                 if not (
                     block.get("type") == "text"
@@ -43,6 +45,20 @@ def without_cli_additions(messages: list[dict[str, Any]]) -> list[dict[str, Any]
             ]
         cleaned.append({**message, "content": content})
     return cleaned
+
+
+_APPENDED_REMINDER = re.compile(r"\n\n<system-reminder>\n.*</system-reminder>$", re.DOTALL)
+
+
+def _without_reminder(block: dict[str, Any]) -> dict[str, Any]:
+    block = {k: v for k, v in block.items() if k != "cache_control"}
+    if block.get("type") == "tool_result" and isinstance(block.get("content"), str):
+        block["content"] = _APPENDED_REMINDER.sub("", block["content"])
+    elif block.get("type") == "tool_result" and isinstance(block.get("content"), list):
+        block["content"] = [_without_reminder(inner) for inner in block["content"]]
+    elif block.get("type") == "text":
+        block["text"] = _APPENDED_REMINDER.sub("", block["text"])
+    return block
 
 
 def as_blocks(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

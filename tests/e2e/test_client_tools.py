@@ -1,0 +1,157 @@
+"""Client-defined tools: the model sees them, the client runs them, the loop continues exactly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+import pytest
+
+from tests.conftest import Stack
+from tests.e2e.conftest import MODEL, without_cli_additions
+from tests.fakes.upstream import BlocksReply, TextBlock, TextReply, ToolUseBlock
+
+WEATHER = {
+    "name": "get_weather",
+    "description": "Get the current weather for a city.",
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
+        "required": ["city"],
+    },
+}
+CLOCK = {
+    "name": "get_time",
+    "description": "Current time.",
+    "input_schema": {"type": "object", "properties": {}},
+}
+
+
+def _tool_round(client: anthropic.Anthropic, messages: list[Any], *, stream: bool) -> Any:
+    kwargs: dict[str, Any] = {
+        "model": MODEL,
+        "max_tokens": 500,
+        "tools": [WEATHER, CLOCK],
+        "messages": messages,
+    }
+    if stream:
+        with client.messages.stream(**kwargs) as events:
+            return events.get_final_message()
+    return client.messages.create(**kwargs)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_two_round_tool_loop_runs_exactly(
+    stack: Stack, client: anthropic.Anthropic, stream: bool
+) -> None:
+    stack.upstream.enqueue(
+        BlocksReply(
+            [
+                TextBlock("Checking both."),
+                ToolUseBlock(
+                    "toolu_01", "mcp__client__get_weather", {"city": "Paris", "unit": "c"}
+                ),
+                ToolUseBlock("toolu_02", "mcp__client__get_time", {}),
+            ]
+        ),
+        BlocksReply([ToolUseBlock("toolu_03", "mcp__client__get_weather", {"city": "Rome"})]),
+        TextReply("Paris is 18C at noon; Rome is 25C."),
+    )
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris and Rome, and the time?"}]
+
+    first = _tool_round(client, messages, stream=stream)
+    assert first.stop_reason == "tool_use"
+    calls = [block for block in first.content if block.type == "tool_use"]
+    assert [(c.id, c.name, c.input) for c in calls] == [
+        ("toolu_01", "get_weather", {"city": "Paris", "unit": "c"}),
+        ("toolu_02", "get_time", {}),
+    ]
+    messages += [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_01",
+                    "content": [{"type": "text", "text": "18C"}],
+                },
+                {"type": "tool_result", "tool_use_id": "toolu_02", "content": "noon"},
+            ],
+        },
+    ]
+    second = _tool_round(client, messages, stream=stream)
+    assert [(b.name, b.input) for b in second.content if b.type == "tool_use"] == [
+        ("get_weather", {"city": "Rome"})
+    ]
+    messages += [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in second.content]},
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_03",
+                    "content": "unknown city",
+                    "is_error": True,
+                }
+            ],
+        },
+    ]
+    third = _tool_round(client, messages, stream=stream)
+    assert third.stop_reason == "end_turn"
+    assert third.content[0].text == "Paris is 18C at noon; Rome is 25C."
+
+    requests = stack.upstream.requests
+    assert len(requests) == 3, "the CLI never ran a tool or asked the model again by itself"
+    tools_sent = {tool["name"]: tool for tool in requests[0].body["tools"]}
+    assert tools_sent["mcp__client__get_weather"]["description"] == WEATHER["description"]
+    assert tools_sent["mcp__client__get_weather"]["input_schema"] == WEATHER["input_schema"]
+    assert tools_sent["mcp__client__get_time"]["input_schema"] == CLOCK["input_schema"]
+    last = without_cli_additions(requests[2].body["messages"])
+    assert last[2]["content"] == messages[2]["content"]  # tool results of round one, exactly
+    assert last[4]["content"] == messages[4]["content"]  # the is_error result of round two
+    assert last[1]["content"][1]["name"] == "mcp__client__get_weather"
+    assert last[1]["content"][1]["id"] == "toolu_01"
+
+
+def test_stop_sequences_end_the_text_before_the_match(
+    stack: Stack, client: anthropic.Anthropic
+) -> None:
+    text = "Counting: one, two, STOP three, four."
+    stack.upstream.enqueue(TextReply(text, chunk_chars=3), TextReply(text, chunk_chars=3))
+    kwargs: dict[str, Any] = {
+        "model": MODEL,
+        "max_tokens": 100,
+        "stop_sequences": ["never", " STOP"],
+        "messages": [{"role": "user", "content": "Count."}],
+    }
+    whole = client.messages.create(**kwargs)
+    with client.messages.stream(**kwargs) as stream:
+        streamed_text = "".join(stream.text_stream)
+        streamed = stream.get_final_message()
+    for message in (whole, streamed):
+        assert message.content[0].text == "Counting: one, two,"
+        assert message.stop_reason == "stop_sequence"
+        assert message.stop_sequence == " STOP"
+        assert message.usage.output_tokens > 0
+    assert streamed_text == "Counting: one, two,"
+
+
+def test_max_tokens_and_the_thinking_budget_reach_the_model(
+    stack: Stack, client: anthropic.Anthropic
+) -> None:
+    client.messages.create(
+        model=MODEL,
+        max_tokens=3000,
+        thinking={"type": "enabled", "budget_tokens": 1500},
+        messages=[{"role": "user", "content": "Think."}],
+    )
+    client.messages.create(
+        model=MODEL, max_tokens=777, messages=[{"role": "user", "content": "Quick."}]
+    )
+    thinking_request, plain_request = (r.body for r in stack.upstream.requests)
+    assert thinking_request["max_tokens"] == 3000
+    assert thinking_request["thinking"]["budget_tokens"] == 1500
+    assert plain_request["max_tokens"] == 777
+    assert plain_request["thinking"] == {"type": "disabled"}

@@ -1,0 +1,121 @@
+"""GET /v1/models for both SDKs, and POST /v1/messages/count_tokens, against a real front end."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from tests.conftest import Stack, StackFactory
+from tests.e2e.conftest import MODEL
+
+DEFAULT_IDS = [
+    "claude-opus-4-1",
+    "claude-sonnet-4-5",
+    "claude-haiku-4-5",
+    "opus",
+    "sonnet",
+    "haiku",
+]
+
+
+@pytest.fixture
+def openai_client(stack: Stack) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{stack.url}/v1", api_key="client-key", max_retries=0)
+
+
+def test_the_anthropic_sdk_lists_and_retrieves_the_default_models(
+    client: anthropic.Anthropic,
+) -> None:
+    models = list(client.models.list())
+    assert [m.id for m in models] == DEFAULT_IDS
+    assert all(m.type == "model" and m.display_name for m in models)
+    sonnet = client.models.retrieve("claude-sonnet-4-5")
+    assert sonnet.display_name == "Claude Sonnet 4.5"
+    assert sonnet.created_at == datetime(2025, 9, 29, tzinfo=UTC)
+    assert client.models.retrieve("opus").display_name.startswith("Opus")
+
+
+def test_the_anthropic_sdk_pages_through_the_models_in_both_directions(
+    client: anthropic.Anthropic,
+) -> None:
+    first = client.models.list(limit=4)
+    assert [m.id for m in first.data] == DEFAULT_IDS[:4]
+    assert first.has_more and first.first_id == "claude-opus-4-1" and first.last_id == "opus"
+    assert [m.id for m in client.models.list(limit=2)] == DEFAULT_IDS  # follows after_id
+    before = client.models.list(before_id="sonnet", limit=2)
+    assert [m.id for m in before.data] == ["claude-haiku-4-5", "opus"] and before.has_more
+    last = client.models.list(after_id="opus")
+    assert [m.id for m in last.data] == ["sonnet", "haiku"] and not last.has_more
+
+
+def test_the_openai_sdk_lists_and_retrieves_the_same_models(openai_client: openai.OpenAI) -> None:
+    models = list(openai_client.models.list())
+    assert [m.id for m in models] == DEFAULT_IDS
+    assert all(m.object == "model" and m.owned_by == "anthropic" for m in models)
+    haiku = openai_client.models.retrieve("claude-haiku-4-5")
+    assert haiku.created == int(datetime(2025, 10, 1, tzinfo=UTC).timestamp())
+
+
+def test_the_shape_follows_the_anthropic_version_header(stack: Stack) -> None:
+    plain = httpx.get(f"{stack.url}/v1/models").json()
+    assert plain["object"] == "list" and "has_more" not in plain
+    anthropic_shape = httpx.get(
+        f"{stack.url}/v1/models", headers={"anthropic-version": "2023-06-01"}
+    ).json()
+    assert "object" not in anthropic_shape and anthropic_shape["has_more"] is False
+
+
+def test_an_unknown_model_is_not_found_in_both_sdks(
+    client: anthropic.Anthropic, openai_client: openai.OpenAI
+) -> None:
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        client.models.retrieve("claude-nonexistent-9")
+    body = caught.value.body
+    assert isinstance(body, dict) and body["error"]["type"] == "not_found_error"
+    with pytest.raises(openai.NotFoundError):
+        openai_client.models.retrieve("claude-nonexistent-9")
+
+
+def test_the_model_list_comes_from_ccfleet_models(make_stack: StackFactory) -> None:
+    stack = make_stack(CCFLEET_MODELS='["claude-opus-4-1-20250805", "sonnet"]')
+    client = anthropic.Anthropic(base_url=stack.url, api_key="client-key", max_retries=0)
+    models = list(client.models.list())
+    assert [m.id for m in models] == ["claude-opus-4-1-20250805", "sonnet"]
+    assert models[0].display_name == "Claude Opus 4.1"
+    assert models[0].created_at == datetime(2025, 8, 5, tzinfo=UTC)
+    with pytest.raises(anthropic.NotFoundError):
+        client.models.retrieve("claude-haiku-4-5")
+
+
+def test_count_tokens_returns_an_estimate_that_grows_with_the_input(
+    client: anthropic.Anthropic,
+) -> None:
+    def count(text: str, **request: object) -> int:
+        messages = [{"role": "user", "content": text}]
+        result = client.messages.count_tokens(model=MODEL, messages=messages, **request)  # type: ignore[arg-type]  # request holds SDK params
+        return result.input_tokens
+
+    short = count("Hello")
+    assert isinstance(short, int) and short > 0
+    assert count("Hello " * 500) > short
+    assert count("Hello", system="You answer in French. " * 40) > short
+    weather = {"name": "weather", "input_schema": {"type": "object", "properties": {}}}
+    assert count("Hello", tools=[weather]) > short
+    raw = client.messages.with_raw_response.count_tokens(
+        model=MODEL, messages=[{"role": "user", "content": "Hello"}]
+    )
+    assert raw.headers["x-ccfleet-token-count"] == "estimate"
+
+
+def test_an_invalid_count_tokens_body_is_a_400_naming_the_field(
+    client: anthropic.Anthropic,
+) -> None:
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.count_tokens(model=MODEL, messages=[{"role": "user"}])  # type: ignore[list-item]  # the missing field is the point
+    body = caught.value.body
+    assert isinstance(body, dict) and body["error"]["type"] == "invalid_request_error"
+    assert "messages.0.content" in body["error"]["message"]
