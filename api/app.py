@@ -13,7 +13,7 @@ from api.chunk_hub import ChunkHub
 from api.errors import install_error_handlers
 from api.job_queue import JobQueue
 from api.middleware import RequestContextMiddleware
-from api.routes import health, messages
+from api.routes import chat, count_tokens, health, messages, models
 from api.state import FrontEnd
 from shared import arq_codec
 from shared.settings import Settings
@@ -48,6 +48,9 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="ccfleet", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
+    app.include_router(count_tokens.router)
     app.include_router(messages.router)
+    app.include_router(chat.router)
     app.include_router(health.router)
+    app.include_router(models.router)
     return app

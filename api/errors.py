@@ -1,4 +1,8 @@
-"""The only place where exceptions become Anthropic error responses or SSE error events."""
+"""The only place where exceptions become error responses or SSE error events.
+
+Errors come out in the Anthropic shape, except on the OpenAI-compatible paths (`/v1/chat/...`),
+where `error_payload` gives OpenAI's shape (api/openai_errors.py); it is keyed off the path.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from sse_starlette import ServerSentEvent
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.disconnect import ClientDisconnected
+from api.openai_errors import is_openai_path, openai_error, openai_status
 from shared.errors import FleetError, InvalidRequest, NotFound, error_class_for
 from shared.log import request_id_var
 
@@ -25,21 +30,37 @@ def error_body(error: FleetError) -> dict[str, object]:
     return {"type": "error", "error": error.to_error(), "request_id": request_id_var.get()}
 
 
-def error_response(error: FleetError) -> Response:
+def error_payload(error: FleetError, path: str = "") -> tuple[int, dict[str, object]]:
+    """The status and JSON body of an error on `path`: OpenAI's shape on its paths, else ours."""
+    if is_openai_path(path):
+        return openai_status(error), {"error": openai_error(error)}
+    return error.status_code, error_body(error)
+
+
+def error_response(error: FleetError, path: str = "") -> Response:
+    status, body = error_payload(error, path)
     headers = {"request-id": request_id_var.get() or ""}
+    if is_openai_path(path):
+        headers["x-request-id"] = headers["request-id"]  # where OpenAI clients look for it
     if error.retry_after_s is not None:
         headers["retry-after"] = str(max(1, math.ceil(error.retry_after_s)))
     return Response(
-        content=orjson.dumps(error_body(error)),
-        status_code=error.status_code,
+        content=orjson.dumps(body),
+        status_code=status,
         media_type="application/json",
         headers=headers,
     )
 
 
-def error_event(error: FleetError) -> ServerSentEvent:
-    """An error after the stream started: `event: error` with the same JSON."""
-    return ServerSentEvent(event="error", data=orjson.dumps(error_body(error)).decode())
+def error_event(error: FleetError, path: str = "") -> ServerSentEvent:
+    """An error after the stream started: `event: error` with the same JSON.
+
+    On the OpenAI paths, an unnamed `data: {"error": {...}}` event, which OpenAI's SDKs raise.
+    """
+    _, body = error_payload(error, path)
+    if is_openai_path(path):
+        return ServerSentEvent(data=orjson.dumps(body).decode())
+    return ServerSentEvent(event="error", data=orjson.dumps(body).decode())
 
 
 def validation_message(exc: RequestValidationError) -> str:
@@ -55,30 +76,31 @@ def validation_message(exc: RequestValidationError) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def on_fleet_error(_request: Request, exc: Exception) -> Response:
+    async def on_fleet_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, FleetError)
-        return error_response(exc)
+        return error_response(exc, request.url.path)
 
-    async def on_validation_error(_request: Request, exc: Exception) -> Response:
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return error_response(InvalidRequest(validation_message(exc)))
+        return error_response(InvalidRequest(validation_message(exc)), request.url.path)
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        path = request.url.path
         if exc.status_code == 404:
-            return error_response(NotFound(f"Not found: {request.method} {request.url.path}"))
+            return error_response(NotFound(f"Not found: {request.method} {path}"), path)
         cls = error_class_for(status=exc.status_code)
         error = cls(str(exc.detail)) if cls is not FleetError else InvalidRequest(str(exc.detail))
-        response = error_response(error)
+        response = error_response(error, path)
         response.status_code = exc.status_code
         return response
 
     async def on_client_gone(_request: Request, _exc: Exception) -> Response:
         return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody reads it
 
-    async def on_unexpected(_request: Request, exc: Exception) -> Response:
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
         logger.error("unhandled error", exc_info=exc)
-        return error_response(FleetError("Internal server error"))
+        return error_response(FleetError("Internal server error"), request.url.path)
 
     app.add_exception_handler(FleetError, on_fleet_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

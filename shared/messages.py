@@ -179,6 +179,11 @@ class Metadata(_Strict):
     user_id: str | None = None
 
 
+class OutputConfig(_Strict):
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    format: dict[str, Any] | None = None
+
+
 class MessagesRequest(_Strict):
     model: str = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
@@ -194,6 +199,17 @@ class MessagesRequest(_Strict):
     tool_choice: ToolChoice | None = None
     thinking: ThinkingConfig | None = None
     service_tier: Literal["auto", "standard_only"] | None = None
+    # Newer API fields, accepted so current SDKs and Claude Code work; README says which the
+    # CLI can honour (output_config.effort) and which it cannot.
+    output_config: OutputConfig | None = None
+    cache_control: CacheControl | None = None
+    container: str | dict[str, Any] | None = None
+    context_management: dict[str, Any] | None = None
+    diagnostics: dict[str, Any] | None = None
+    inference_geo: str | None = None
+    speed: Literal["standard", "fast"] | None = None
+    user_profile_id: str | None = None
+    workspace_id: str | None = None
 
     def forwardable_messages(self) -> list[dict[str, Any]]:
         """The conversation exactly as the client sent it (no defaults filled in)."""

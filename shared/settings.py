@@ -51,5 +51,19 @@ class Settings(BaseSettings):
     journal_max_chunks: int = 200_000
     log_level: str = "INFO"
 
+    # api: GET /v1/models (JSON list in CCFLEET_MODELS); ids and aliases the claude CLI accepts
+    models: list[str] = Field(
+        default=[
+            "claude-opus-4-1",
+            "claude-sonnet-4-5",
+            "claude-haiku-4-5",
+            "opus",
+            "sonnet",
+            "haiku",
+        ],
+        min_length=1,
+        description="Model ids listed by GET /v1/models.",
+    )
+
     def effective_redis_url(self) -> str:
         return self.redis_url or "redis://127.0.0.1:6379"

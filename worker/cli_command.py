@@ -103,6 +103,8 @@ def cli_argv(
     ]  # fmt: skip
     if bare:
         argv.append("--bare")
+    if request.output_config is not None and request.output_config.effort is not None:
+        argv += ["--effort", request.output_config.effort]
     if tools_file is not None:
         argv += ["--mcp-config", mcp_config(tools_file)]
         if not bare:

@@ -155,3 +155,71 @@ def test_max_tokens_and_the_thinking_budget_reach_the_model(
     assert thinking_request["thinking"]["budget_tokens"] == 1500
     assert plain_request["max_tokens"] == 777
     assert plain_request["thinking"] == {"type": "disabled"}
+
+
+def _breakpoints(body: dict[str, Any]) -> int:
+    count = 0
+    for block in body.get("system") or []:
+        count += "cache_control" in block
+    for tool in body.get("tools") or []:
+        count += "cache_control" in tool
+    for message in body["messages"]:
+        if isinstance(message["content"], list):
+            count += sum("cache_control" in block for block in message["content"])
+    return count
+
+
+def test_fields_the_cli_cannot_take_are_accepted_and_breakpoints_stay_within_four(
+    stack: Stack, client: anthropic.Anthropic
+) -> None:
+    cached = {"type": "ephemeral"}
+    message = client.messages.create(
+        model="claude-sonnet-4-6",  # the CLI sends an effort only for models that take one
+        max_tokens=100,
+        extra_body={"temperature": 0.2, "top_p": 0.9, "top_k": 5},
+        output_config={"effort": "high"},
+        speed="standard",
+        inference_geo="us",
+        metadata={"user_id": "user-123"},
+        service_tier="auto",
+        tools=[WEATHER],
+        tool_choice={"type": "auto", "disable_parallel_tool_use": True},
+        system=[{"type": "text", "text": "Be brief.", "cache_control": cached}],
+        messages=[
+            {"role": "user", "content": [{"type": "text", "text": "a", "cache_control": cached}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "text", "text": "b", "cache_control": cached}],
+            },
+            {"role": "user", "content": [{"type": "text", "text": "c", "cache_control": cached}]},
+        ],
+    )
+    assert message.content[0].text == "Hello from the fake upstream."
+    sent = stack.upstream.requests[0].body
+    assert _breakpoints(sent) <= 4
+    assert sent["output_config"]["effort"] == "high"
+
+
+@pytest.mark.parametrize(
+    "tool_choice",
+    [{"type": "none"}, {"type": "any"}, {"type": "tool", "name": "get_weather"}],
+    ids=["none", "any", "tool"],
+)
+def test_tool_choice_is_honoured_as_far_as_the_cli_allows(
+    stack: Stack, client: anthropic.Anthropic, tool_choice: dict[str, Any]
+) -> None:
+    client.messages.create(
+        model=MODEL,
+        max_tokens=100,
+        tools=[WEATHER],
+        tool_choice=tool_choice,  # type: ignore[arg-type]
+        messages=[{"role": "user", "content": "Weather in Oslo?"}],
+    )
+    sent = stack.upstream.requests[0].body
+    system_text = sent["system"][-1]["text"]
+    if tool_choice["type"] == "none":
+        assert sent["tools"] == []
+    elif tool_choice["type"] == "any":
+        assert "must call one of the available tools" in system_text
+    else:
+        assert "must call the tool mcp__client__get_weather" in system_text

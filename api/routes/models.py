@@ -1,0 +1,141 @@
+"""GET /v1/models and /v1/models/{id}: the models this fleet serves (`Settings.models`).
+
+Two clients ask for this resource and expect different shapes, so the shape is chosen by
+request header: a request carrying `anthropic-version` (the anthropic SDK and Claude Code
+always send it) gets the Anthropic shape, with `limit` / `before_id` / `after_id` paging
+over the configured order; any other request (the openai SDK, curl) gets the OpenAI shape
+`{"object": "list", "data": [{"id", "object": "model", "created", "owned_by"}]}`, unpaged.
+An unknown id is a 404 not_found_error in both cases.
+
+Ids are passed to the claude CLI as they are, so the CLI's aliases (`sonnet`, `opus`,
+`haiku`: its newest model of that family) are listed too. Release dates are known only for
+the ids below or a `-YYYYMMDD` suffix; otherwise `created_at` is the epoch, as the
+Anthropic API does for an unknown release date.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from api.state import FrontEnd, front_end
+from shared.errors import InvalidRequest, NotFound
+
+router = APIRouter()
+
+RELEASE_DATES = {
+    "claude-opus-4-1": date(2025, 8, 5),
+    "claude-sonnet-4-5": date(2025, 9, 29),
+    "claude-haiku-4-5": date(2025, 10, 1),
+}
+ALIAS_NAMES = {
+    "sonnet": "Sonnet (newest, Claude Code alias)",
+    "opus": "Opus (newest, Claude Code alias)",
+    "haiku": "Haiku (newest, Claude Code alias)",
+}
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DATE_SUFFIX = re.compile(r"-(\d{8})$")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    id: str
+    display_name: str
+    created_at: datetime
+
+    @classmethod
+    def for_id(cls, model_id: str) -> ModelEntry:
+        return cls(model_id, display_name(model_id), release_time(model_id))
+
+    def anthropic_shape(self) -> dict[str, Any]:
+        created = self.created_at.isoformat().replace("+00:00", "Z")
+        return {
+            "type": "model",
+            "id": self.id,
+            "display_name": self.display_name,
+            "created_at": created,
+            "lifecycle": "active",
+        }
+
+    def openai_shape(self) -> dict[str, Any]:
+        created = int(self.created_at.timestamp())
+        return {"id": self.id, "object": "model", "created": created, "owned_by": "anthropic"}
+
+
+def display_name(model_id: str) -> str:
+    """`claude-opus-4-1` -> `Claude Opus 4.1` (a dated suffix is left out)."""
+    if model_id in ALIAS_NAMES:
+        return ALIAS_NAMES[model_id]
+    words: list[str] = []
+    for part in _DATE_SUFFIX.sub("", model_id).split("-"):
+        if part.isdigit() and words and words[-1][-1].isdigit():
+            words[-1] += "." + part
+        else:
+            words.append(part.capitalize() if part.isalpha() else part)
+    return " ".join(words)
+
+
+def release_time(model_id: str) -> datetime:
+    suffix = _DATE_SUFFIX.search(model_id)
+    try:
+        day = RELEASE_DATES.get(model_id) or (
+            datetime.strptime(suffix.group(1), "%Y%m%d").date() if suffix else None
+        )
+    except ValueError:  # eight digits that are not a date
+        day = None
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) if day else EPOCH
+
+
+def page(
+    ids: list[str], *, limit: int, before_id: str | None, after_id: str | None
+) -> tuple[list[str], bool]:
+    """One page of `ids` in the Anthropic API's cursor style, and whether more lie beyond it."""
+    if before_id and after_id:
+        raise InvalidRequest("before_id and after_id cannot be used together.")
+    for name, cursor in (("before_id", before_id), ("after_id", after_id)):
+        if cursor and cursor not in ids:
+            raise InvalidRequest(f"{name}: unknown model id {cursor!r}.")
+    if before_id:
+        end = ids.index(before_id)
+        start = max(0, end - limit)
+        return ids[start:end], start > 0
+    start = ids.index(after_id) + 1 if after_id else 0
+    return ids[start : start + limit], start + limit < len(ids)
+
+
+def wants_anthropic_shape(request: Request) -> bool:
+    return "anthropic-version" in request.headers
+
+
+@router.get("/v1/models")
+async def list_models(
+    request: Request,
+    fe: Annotated[FrontEnd, Depends(front_end)],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    before_id: str | None = None,
+    after_id: str | None = None,
+) -> dict[str, Any]:
+    ids = list(dict.fromkeys(fe.settings.models))
+    if not wants_anthropic_shape(request):
+        return {"object": "list", "data": [ModelEntry.for_id(i).openai_shape() for i in ids]}
+    selected, has_more = page(ids, limit=limit, before_id=before_id, after_id=after_id)
+    return {
+        "data": [ModelEntry.for_id(i).anthropic_shape() for i in selected],
+        "has_more": has_more,
+        "first_id": selected[0] if selected else None,
+        "last_id": selected[-1] if selected else None,
+    }
+
+
+@router.get("/v1/models/{model_id}")
+async def retrieve_model(
+    model_id: str, request: Request, fe: Annotated[FrontEnd, Depends(front_end)]
+) -> dict[str, Any]:
+    if model_id not in fe.settings.models:
+        raise NotFound(f"model: {model_id}")
+    entry = ModelEntry.for_id(model_id)
+    return entry.anthropic_shape() if wants_anthropic_shape(request) else entry.openai_shape()

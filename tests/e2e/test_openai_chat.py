@@ -1,0 +1,280 @@
+"""POST /v1/chat/completions with the official openai SDK, through the real stack and CLI."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import Stack
+from tests.e2e.conftest import MODEL, as_blocks, without_cli_additions
+from tests.e2e.test_messages import _png_base64
+from tests.fakes.upstream import (
+    BlocksReply,
+    ErrorReply,
+    HangReply,
+    MidStreamErrorReply,
+    TextBlock,
+    TextReply,
+    ThinkingBlock,
+    ToolUseBlock,
+)
+from tests.processes import cli_processes, wait_until
+
+HELLO: list[dict[str, object]] = [{"role": "user", "content": "Say hello."}]
+MODEL_TOOL_NAME = "mcp__client__get_weather"  # the name the model sees (worker/client_tools.py)
+WEATHER_TOOL: dict[str, object] = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+@pytest.fixture
+def oai(stack: Stack) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{stack.url}/v1", api_key="client-key", max_retries=0)
+
+
+def test_a_non_streaming_completion_carries_the_text_finish_reason_and_usage(
+    stack: Stack, oai: openai.OpenAI
+) -> None:
+    stack.upstream.enqueue(
+        BlocksReply(
+            [ThinkingBlock("Hidden."), TextBlock("Hello there, world.")],
+            input_tokens=21,
+            output_tokens=7,
+        )
+    )
+    raw = oai.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)
+    completion = raw.parse()
+    assert raw.headers["x-request-id"].startswith("req_")
+    assert completion.id.startswith("chatcmpl-")
+    assert completion.object == "chat.completion"
+    assert completion.model == MODEL
+    [choice] = completion.choices
+    assert choice.message.role == "assistant"
+    assert choice.message.content == "Hello there, world."
+    assert choice.message.tool_calls is None
+    assert choice.finish_reason == "stop"
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens == 7
+    assert completion.usage.prompt_tokens >= 21  # plus what the CLI's cache reports
+    assert completion.usage.total_tokens == completion.usage.prompt_tokens + 7
+    assert stack.upstream.requests[0].body["model"] == MODEL
+
+
+def test_a_stream_starts_with_the_role_and_ends_with_finish_reason_and_usage(
+    stack: Stack, oai: openai.OpenAI
+) -> None:
+    stack.upstream.enqueue(TextReply("One two three four five six.", chunk_chars=5))
+    stream = oai.chat.completions.create(
+        model=MODEL, messages=HELLO, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    with_choices = [chunk for chunk in chunks if chunk.choices]
+    assert with_choices[0].choices[0].delta.role == "assistant"
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in with_choices)
+    assert text == "One two three four five six."
+    assert [c.choices[0].finish_reason for c in with_choices][-1] == "stop"
+    assert all(c.choices[0].finish_reason is None for c in with_choices[:-1])
+    assert len({chunk.id for chunk in chunks}) == 1
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+def test_the_raw_stream_is_unnamed_data_lines_ending_in_done(stack: Stack) -> None:
+    stack.upstream.enqueue(TextReply("slow answer", chunk_chars=4, delay_s=0.6))
+    body = {"model": MODEL, "messages": HELLO, "stream": True}
+    url = f"{stack.url}/v1/chat/completions"
+    with httpx.stream("POST", url, json=body, timeout=60) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in response.iter_lines() if line]
+    assert not any(line.startswith("event:") for line in lines)
+    assert any(line.startswith(":") for line in lines), "pings are comments"
+    data = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
+    assert data[-1] == "[DONE]"
+    assert all(json.loads(d)["object"] == "chat.completion.chunk" for d in data[:-1])
+
+
+def test_the_system_prompt_and_history_reach_the_upstream(stack: Stack, oai: openai.OpenAI) -> None:
+    history = [
+        {"role": "user", "content": "What is 2+2?"},
+        {"role": "assistant", "content": "4."},
+        {"role": "user", "content": [{"type": "text", "text": "And times 3?"}]},
+        {"role": "assistant", "content": "12."},
+        {"role": "user", "content": "Thanks! Now in words."},
+    ]
+    oai.chat.completions.create(
+        model="claude-opus-4-1",
+        messages=[
+            {"role": "system", "content": "You are a pirate."},
+            {"role": "developer", "content": "Be brief."},
+            *history,
+        ],
+        max_completion_tokens=50,
+    )
+    assert len(stack.upstream.requests) == 1
+    sent = stack.upstream.requests[0].body
+    assert sent["model"] == "claude-opus-4-1"
+    assert sent["system"][-1]["text"] == "You are a pirate.\n\nBe brief."
+    assert as_blocks(without_cli_additions(sent["messages"])) == as_blocks(history)
+
+
+def test_an_image_data_url_arrives_as_an_image_block(stack: Stack, oai: openai.OpenAI) -> None:
+    png = _png_base64()
+    content = [
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}},
+        {"type": "text", "text": "What is this?"},
+    ]
+    oai.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": content}])
+    sent = stack.upstream.requests[0].body["messages"][0]["content"]
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}}
+    assert image in sent
+
+
+def test_an_upstream_429_is_a_rate_limit_error_in_openais_shape(
+    stack: Stack, oai: openai.OpenAI
+) -> None:
+    stack.upstream.enqueue(ErrorReply(429, "rate_limit_error", "upstream says no"))
+    with pytest.raises(openai.RateLimitError) as caught:
+        oai.chat.completions.create(model=MODEL, messages=HELLO)
+    error = caught.value
+    assert error.status_code == 429
+    assert error.response.json() == {
+        "error": {
+            "message": "upstream says no",
+            "type": "requests",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
+    }
+    assert error.code == "rate_limit_exceeded"
+    assert error.request_id is not None and error.request_id.startswith("req_")
+
+
+def test_a_streaming_request_refused_upstream_is_a_plain_http_error(
+    stack: Stack, oai: openai.OpenAI
+) -> None:
+    stack.upstream.enqueue(ErrorReply(529, "overloaded_error", "Overloaded"))
+    with pytest.raises(openai.InternalServerError) as caught:
+        oai.chat.completions.create(model=MODEL, messages=HELLO, stream=True)
+    assert caught.value.status_code == 503
+    assert caught.value.code == "overloaded"
+
+
+def test_a_mid_stream_error_makes_the_sdk_raise_instead_of_finishing(
+    stack: Stack, oai: openai.OpenAI
+) -> None:
+    stack.upstream.enqueue(MidStreamErrorReply("Partial answer that ", "overloaded_error"))
+    finishes = []
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in oai.chat.completions.create(model=MODEL, messages=HELLO, stream=True):
+            finishes += [choice.finish_reason for choice in chunk.choices]
+    assert caught.value.type == "server_error"
+    assert finishes and not any(finishes)
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streaming", "non-streaming"])
+def test_a_client_going_away_kills_the_cli(stack: Stack, stream: bool) -> None:
+    stack.upstream.enqueue(HangReply(60))
+    body = {"model": MODEL, "messages": HELLO, "stream": stream}
+    url = f"{stack.url}/v1/chat/completions"
+    if stream:
+        with httpx.stream("POST", url, json=body, timeout=30) as response:
+            next(line for line in response.iter_lines() if line.startswith("data: "))
+    else:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url, json=body, timeout=httpx.Timeout(3.0))
+    assert stack.upstream.requests, "the CLI had reached the upstream"
+    wait_until(
+        lambda: not cli_processes(stack.claude_bin) and stack.upstream.disconnects >= 1,
+        10,
+        "the CLI to be killed",
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"n": 2}, "n"),
+        ({"response_format": {"type": "json_object"}}, "response_format.type"),
+        ({"messages": [{"role": "user"}]}, "messages.0"),
+        ({"messages": [*HELLO, {"role": "assistant", "content": "Hi"}]}, "messages"),
+    ],
+)
+def test_invalid_input_is_a_bad_request_naming_the_field(
+    stack: Stack, oai: openai.OpenAI, fields: dict[str, object], field: str
+) -> None:
+    body: dict[str, object] = {"model": MODEL, "messages": HELLO, **fields}
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.chat.completions.create(**body)
+    error = caught.value.body  # the SDK's view of the body: its `error` object
+    assert isinstance(error, dict)
+    assert error["type"] == "invalid_request_error"
+    assert error["message"].startswith(field)
+    assert stack.upstream.requests == []
+
+
+def test_an_unknown_path_under_chat_is_a_404_in_openais_shape(stack: Stack) -> None:
+    response = httpx.get(f"{stack.url}/v1/chat/nothing-here", timeout=10)
+    assert response.status_code == 404
+    assert response.json()["error"]["type"] == "not_found_error"
+
+
+def test_a_tool_call_round_trip(stack: Stack, oai: openai.OpenAI) -> None:
+    call = ToolUseBlock("toolu_01", MODEL_TOOL_NAME, {"city": "Paris"})
+    stack.upstream.enqueue(BlocksReply([TextBlock("Let me check."), call]))
+    question = {"role": "user", "content": "Weather in Paris?"}
+    completion = oai.chat.completions.create(model=MODEL, messages=[question], tools=[WEATHER_TOOL])
+    [choice] = completion.choices
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content == "Let me check."
+    [tool_call] = choice.message.tool_calls or []
+    assert tool_call.id == "toolu_01" and tool_call.type == "function"
+    assert tool_call.function.name == "get_weather"
+    assert json.loads(tool_call.function.arguments) == {"city": "Paris"}
+    assert stack.upstream.requests[0].body["tools"][-1]["name"].endswith("get_weather")
+
+    stack.upstream.reset()
+    stack.upstream.enqueue(TextReply("Sunny, 18C."))
+    follow_up = oai.chat.completions.create(
+        model=MODEL,
+        tools=[WEATHER_TOOL],
+        messages=[
+            question,
+            choice.message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": "toolu_01", "content": "18C and sunny"},
+        ],
+    )
+    assert follow_up.choices[0].message.content == "Sunny, 18C."
+    sent = without_cli_additions(stack.upstream.requests[-1].body["messages"])
+    results = [b for b in sent[-1]["content"] if b["type"] == "tool_result"]
+    assert [r["tool_use_id"] for r in results] == ["toolu_01"]
+    assert "18C and sunny" in json.dumps(results[0]["content"])
+
+
+def test_a_streamed_tool_call_arrives_as_tool_call_deltas(stack: Stack, oai: openai.OpenAI) -> None:
+    call = ToolUseBlock("toolu_02", MODEL_TOOL_NAME, {"city": "Rome"})
+    stack.upstream.enqueue(BlocksReply([call], chunk_chars=4))
+    stream = oai.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Weather in Rome?"}],
+        tools=[WEATHER_TOOL],
+        stream=True,
+    )
+    deltas = [d for chunk in stream for c in chunk.choices for d in c.delta.tool_calls or []]
+    assert deltas[0].id == "toolu_02" and deltas[0].function is not None
+    assert deltas[0].function.name == "get_weather"
+    arguments = "".join(d.function.arguments or "" for d in deltas if d.function)
+    assert json.loads(arguments) == {"city": "Rome"}
+    assert {d.index for d in deltas} == {0}

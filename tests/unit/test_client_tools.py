@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from shared.messages import MessagesRequest
+from worker.cache_breakpoints import limit_breakpoints
+from worker.client_tools import rename_for_cli, rename_for_client, tools_for_cli
+
+TOOL = {"name": "lookup", "description": "Look up.", "input_schema": {"type": "object"}}
+
+
+def _request(**fields: object) -> MessagesRequest:
+    base: dict[str, object] = {
+        "model": "m",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [TOOL],
+    }
+    return MessagesRequest.model_validate({**base, **fields})
+
+
+def test_tool_names_are_prefixed_for_the_cli_and_restored_for_the_client() -> None:
+    history = [
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "t1", "name": "lookup", "input": {}}],
+        }
+    ]
+    assert rename_for_cli(history, {"lookup"})[0]["content"][0]["name"] == "mcp__client__lookup"
+    event = {
+        "type": "content_block_start",
+        "index": 0,
+        "content_block": {
+            "type": "tool_use",
+            "id": "t1",
+            "name": "mcp__client__lookup",
+            "input": {},
+        },
+    }
+    assert rename_for_client(event)["content_block"]["name"] == "lookup"
+
+
+def test_tool_choice_none_hides_tools_unless_the_history_uses_them() -> None:
+    assert tools_for_cli(_request(tool_choice={"type": "none"})) == []
+    with_history = _request(
+        tool_choice={"type": "none"},
+        messages=[
+            {"role": "user", "content": "q"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t", "name": "lookup", "input": {}}],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t", "content": "r"}],
+            },
+        ],
+    )
+    assert [t["name"] for t in tools_for_cli(with_history)] == ["lookup"]
+
+
+def test_only_the_last_client_cache_breakpoint_is_kept() -> None:
+    mark = {"type": "ephemeral"}
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "a", "cache_control": mark}]},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": [{"type": "text", "text": "c", "cache_control": mark}]},
+    ]
+    limited = limit_breakpoints(messages)
+    assert "cache_control" not in limited[0]["content"][0]
+    assert limited[2]["content"][0]["cache_control"] == mark
+    assert "cache_control" in messages[0]["content"][0], "the input is not modified"
+
+
+def test_the_tool_server_lists_the_tools_and_refuses_calls(tmp_path: object) -> None:
+    tools_file = f"{tmp_path}/tools.json"
+    with open(tools_file, "w") as handle:
+        json.dump([TOOL], handle)
+    requests = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18"},
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "lookup", "arguments": {}},
+        },
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.tool_server", tools_file],
+        input="".join(json.dumps(r) + "\n" for r in requests),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    replies = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["id"] for r in replies] == [1, 2, 3]
+    assert replies[0]["result"]["protocolVersion"] == "2025-06-18"
+    assert replies[1]["result"]["tools"] == [
+        {"name": "lookup", "description": "Look up.", "inputSchema": {"type": "object"}}
+    ]
+    assert replies[2]["result"]["isError"] is True
