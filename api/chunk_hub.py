@@ -26,7 +26,7 @@ _RECONNECT_DELAY_S = 0.5
 class ChunkHub:
     def __init__(self, redis: Redis) -> None:
         self._pubsub = redis.pubsub(ignore_subscribe_messages=True)
-        self._queues: dict[str, asyncio.Queue[bytes]] = {}
+        self._queues: dict[str, set[asyncio.Queue[bytes]]] = {}
         self._has_channels = asyncio.Event()
 
     @contextlib.asynccontextmanager
@@ -34,15 +34,19 @@ class ChunkHub:
         """Live raw chunks of one job while the block runs."""
         channel = keys.job_channel(job_id)
         queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=_QUEUE_SIZE)
-        self._queues[channel] = queue
+        readers = self._queues.setdefault(channel, set())
+        readers.add(queue)
         try:
-            await self._pubsub.subscribe(channel)
+            if len(readers) == 1:
+                await self._pubsub.subscribe(channel)
             self._has_channels.set()
             yield queue
         finally:
-            del self._queues[channel]
-            with contextlib.suppress(RedisError):
-                await self._pubsub.unsubscribe(channel)
+            readers.discard(queue)
+            if not readers:
+                del self._queues[channel]
+                with contextlib.suppress(RedisError, OSError):
+                    await self._pubsub.unsubscribe(channel)
 
     async def run(self) -> None:
         """Deliver messages until cancelled; owned by the app's lifespan."""
@@ -61,11 +65,9 @@ class ChunkHub:
             self._deliver(message["channel"].decode(), message["data"])
 
     def _deliver(self, channel: str, data: bytes) -> None:
-        queue = self._queues.get(channel)
-        if queue is None:
-            return
-        with contextlib.suppress(asyncio.QueueFull):
-            queue.put_nowait(data)
+        for queue in self._queues.get(channel, ()):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(data)
 
     async def close(self) -> None:
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py 5 leaves it untyped

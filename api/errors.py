@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+from collections.abc import Sequence
 
 import orjson
 from fastapi import FastAPI, Request
@@ -63,16 +65,35 @@ def error_event(error: FleetError, path: str = "") -> ServerSentEvent:
     return ServerSentEvent(event="error", data=orjson.dumps(body).decode())
 
 
+# Parts pydantic adds to an error's location to name the union member that failed.
+_UNION_MEMBER = re.compile(
+    r"^(str|int|float|bool|none|dict\[.*|list\[.*|tagged-union\[.*|function-.*)$"
+)
+_SCALAR_MEMBERS = frozenset({"str", "int", "float", "bool", "none"})
+
+
 def validation_message(exc: RequestValidationError) -> str:
     """`messages.0.content: Field required`: the field path, then what is wrong with it."""
+    errors = exc.errors()
+    if any(problem.get("type") == "json_invalid" for problem in errors):
+        return "The request body is not valid JSON."
+    if len(errors) > 1:
+        # For `str | list[...]`, the member the input was not meant for only adds noise.
+        errors = [e for e in errors if not _scalar_member(e.get("loc", ()))] or errors
     problems = []
-    for problem in exc.errors()[:3]:
-        location = [str(part) for part in problem.get("loc", ()) if part != "body"]
-        if problem.get("type") == "json_invalid":
-            return "The request body is not valid JSON."
+    for problem in errors[:3]:
+        location = [
+            str(part)
+            for part in problem.get("loc", ())
+            if part != "body" and not (isinstance(part, str) and _UNION_MEMBER.match(part))
+        ]
         field = ".".join(location) or "body"
         problems.append(f"{field}: {problem.get('msg', 'invalid value')}")
     return "; ".join(problems) or "Invalid request."
+
+
+def _scalar_member(location: Sequence[object]) -> bool:
+    return bool(location) and location[-1] in _SCALAR_MEMBERS
 
 
 def install_error_handlers(app: FastAPI) -> None:

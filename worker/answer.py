@@ -80,9 +80,10 @@ async def _next_result(process: CliProcess) -> dict[str, Any]:
     raise CliFailed("The Claude Code CLI exited while replaying the conversation.")
 
 
-# Held back until the CLI's `result` confirms the answer: after a mid-stream upstream error
-# the CLI makes up these closing events itself, which would present half an answer as whole.
-_CLOSING_EVENTS = ("message_delta", "message_stop")
+# Held back until the answer goes on or the CLI's `result` confirms it: after a mid-stream
+# upstream error the CLI makes up these closing events itself, which would present half an
+# answer as whole. A held content_block_stop is released by the next block's events.
+_CLOSING_EVENTS = ("content_block_stop", "message_delta", "message_stop")
 
 
 async def _relay_answer(
@@ -98,8 +99,11 @@ async def _relay_answer(
             for event in cutter.feed(rename_for_client(message["event"])):
                 if cutter.matched is None and event.get("type") in _CLOSING_EVENTS:
                     held.append(event)
-                elif not held:
-                    await publisher.publish_event(event)
+                    continue
+                for earlier in held:  # the answer goes on: held block stops were real
+                    await publisher.publish_event(earlier)
+                held.clear()
+                await publisher.publish_event(event)
             if cutter.matched is not None:
                 return  # leaving the process block stops the CLI
         elif kind == "assistant" and message.get("error"):

@@ -54,8 +54,7 @@ class ChunkPublisher:
                 approximate=True,
             )
             pipe.publish(self._channel, payload)
-            if chunk.seq == 1 or chunk.is_terminal:
-                pipe.expire(self._journal, self._ttl_s)
+            pipe.expire(self._journal, self._ttl_s)  # same round trip; never outlived by a job
             await pipe.execute()
         self.seq = chunk.seq
         self.ended = chunk.is_terminal

@@ -26,7 +26,7 @@ def result_error(
 ) -> FleetError:
     """The client-facing error for a `result` line with `is_error: true`."""
     status = result.get("api_error_status")
-    api_error_type = (assistant or {}).get("api_error_type")
+    api_error_type = (assistant or {}).get("api_error_type") or result.get("api_error_type")
     if not isinstance(status, int):
         reason = result.get("terminal_reason") or result.get("subtype") or "unknown"
         return CliFailed(f"The Claude Code CLI failed ({reason}).")
@@ -41,6 +41,9 @@ def result_error(
 def _message(status: int, text: str) -> str:
     if status in _STANDARD_MESSAGES:
         return _STANDARD_MESSAGES[status]
+    if status >= 500:
+        # The CLI's wording of server errors names the worker's gateway address.
+        return f"The upstream API failed with HTTP {status}."
     # "API Error: 400 <upstream message>" or "API Error: <CLI's summary> · <upstream message>"
     quoted = text.strip().removeprefix("API Error: ")
     _summary, dot, after = quoted.partition(" · ")

@@ -10,11 +10,13 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from types import TracebackType
 from typing import Any
 
 import orjson
+
+from shared.errors import CliFailed
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +42,16 @@ class CliProcess:
 
     async def __aenter__(self) -> CliProcess:
         self.started_at = time.monotonic()
-        self._proc = await asyncio.create_subprocess_exec(
+        try:
+            self._proc = await self._spawn()
+        except OSError as exc:
+            raise CliFailed(f"The Claude Code CLI could not be started ({exc.strerror}).") from exc
+        self._stderr_task = asyncio.create_task(self._drain_stderr())
+        logger.info("cli started pid=%s", self._proc.pid)
+        return self
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
             *self._argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -51,9 +62,6 @@ class CliProcess:
             preexec_fn=_die_with_parent,
             limit=_LINE_LIMIT_BYTES,
         )
-        self._stderr_task = asyncio.create_task(self._drain_stderr())
-        logger.info("cli started pid=%s", self._proc.pid)
-        return self
 
     async def __aexit__(
         self,
@@ -61,8 +69,7 @@ class CliProcess:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        # Shielded so that a cancelled job still waits for the group to be gone.
-        await asyncio.shield(self.stop())
+        await _finish_despite_cancellation(self.stop())
 
     @property
     def pid(self) -> int:
@@ -141,6 +148,21 @@ class CliProcess:
         assert self._proc is not None and self._proc.stderr is not None
         while line := await self._proc.stderr.readline():
             self.stderr_tail.append(line.decode(errors="replace").rstrip())
+
+
+async def _finish_despite_cancellation(cleanup: Coroutine[Any, Any, None]) -> None:
+    """Run `cleanup` to its end even if the caller is cancelled (once or more), then let the
+    cancellation through: a cancelled job must not end while its CLI still runs."""
+    task = asyncio.create_task(cleanup)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def _die_with_parent() -> None:

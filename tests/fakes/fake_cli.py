@@ -1,0 +1,170 @@
+"""A tiny stand-in for the `claude` CLI, for what the real one cannot do on demand.
+
+Run it with `sys.executable tests/fakes/fake_cli.py [ignored CLI arguments]`. It prints
+stream-json lines as the real CLI does; its behaviour is chosen by environment variables:
+
+FAKE_CLI_MODE
+    answer          (default) Read stream-json lines from stdin. A user line with
+                    `"shouldQuery": false` is acknowledged with a `result` line; assistant lines
+                    get no reply; the querying user line is answered with the JSON lines of the
+                    file FAKE_CLI_OUTPUT (a complete "Hello" answer when unset). Then exit with
+                    FAKE_CLI_EXIT_CODE (default 0).
+    sleep           Print a `system` line with its pid, then sleep; SIGTERM ends it.
+    ignore_sigterm  Like sleep, but SIGTERM is ignored (only SIGKILL ends it).
+    spawn_child     Start a grandchild that ignores SIGTERM and holds none of the CLI's pipes,
+                    print a `system` line with both pids (once the grandchild is ready), then
+                    sleep; SIGTERM ends only the parent.
+    long_line       Print one stream_event line whose text delta is FAKE_CLI_LINE_BYTES long
+                    (default 2 MiB), then a success `result`, then exit.
+
+With FAKE_CLI_PID_FILE set, every mode first writes its pid to that file.
+Every sleeping mode gives up after FAKE_CLI_SLEEP_S (default 120) so that a broken test cannot
+leave it running for ever.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+_GRANDCHILD = (
+    "import signal, sys, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(float(sys.argv[1]))\n"
+)
+
+
+def emit(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def stream_event(event: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "stream_event", "event": event, "parent_tool_use_id": None, "session_id": "s"}
+
+
+def success_result(text: str) -> dict[str, Any]:
+    return {
+        "type": "result",
+        "subtype": "success",
+        "is_error": False,
+        "api_error_status": None,
+        "result": text,
+        "session_id": "s",
+    }
+
+
+def hello_answer() -> list[dict[str, Any]]:
+    message: dict[str, Any] = {
+        "id": "msg_fake_cli",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-fake",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 3, "output_tokens": 1},
+    }
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": message},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hel"}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "lo"}},
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": 2},
+        },
+        {"type": "message_stop"},
+    ]
+    return [*(stream_event(e) for e in events), success_result("Hello")]
+
+
+def scripted_output() -> list[dict[str, Any]]:
+    path = os.environ.get("FAKE_CLI_OUTPUT")
+    if not path:
+        return hello_answer()
+    with open(path, encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def answer() -> int:
+    emit({"type": "system", "subtype": "init", "session_id": "s"})
+    for raw in sys.stdin:
+        if not raw.strip():
+            continue
+        line = json.loads(raw)
+        if line.get("type") != "user":
+            continue
+        if line.get("shouldQuery") is False:
+            emit(success_result(""))
+            continue
+        for message in scripted_output():
+            emit(message)
+        break
+    return int(os.environ.get("FAKE_CLI_EXIT_CODE", "0"))
+
+
+def sleep_s() -> float:
+    return float(os.environ.get("FAKE_CLI_SLEEP_S", "120"))
+
+
+def sleep(*, ignore_sigterm: bool) -> int:
+    if ignore_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    emit({"type": "system", "subtype": "init", "pid": os.getpid()})
+    time.sleep(sleep_s())
+    return 0
+
+
+def spawn_child() -> int:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _GRANDCHILD, str(sleep_s())],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        # Not holding the CLI's stderr: once the CLI is gone, only its process group leads
+        # to the grandchild (asyncio would otherwise wait for it to close the pipe).
+        stderr=subprocess.DEVNULL,
+    )
+    assert child.stdout is not None
+    child.stdout.readline()  # it ignores SIGTERM from here on
+    emit({"type": "system", "subtype": "init", "pid": os.getpid(), "child_pid": child.pid})
+    time.sleep(sleep_s())
+    return 0
+
+
+def long_line() -> int:
+    size = int(os.environ.get("FAKE_CLI_LINE_BYTES", str(2 * 1024 * 1024)))
+    delta = {"type": "text_delta", "text": "x" * size}
+    emit(stream_event({"type": "content_block_delta", "index": 0, "delta": delta}))
+    emit(success_result(""))
+    return 0
+
+
+def main() -> int:
+    pid_file = os.environ.get("FAKE_CLI_PID_FILE")
+    if pid_file:
+        with open(pid_file, "w", encoding="utf-8") as out:
+            out.write(str(os.getpid()))
+    mode = os.environ.get("FAKE_CLI_MODE", "answer")
+    if mode == "answer":
+        return answer()
+    if mode in ("sleep", "ignore_sigterm"):
+        return sleep(ignore_sigterm=mode == "ignore_sigterm")
+    if mode == "spawn_child":
+        return spawn_child()
+    if mode == "long_line":
+        return long_line()
+    sys.stderr.write(f"fake_cli: unknown FAKE_CLI_MODE {mode!r}\n")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Integration fixtures: an async Redis client on the per-test server, and a running ChunkHub."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from api.chunk_hub import ChunkHub
+from shared.redis_server import EmbeddedRedis
+
+
+@pytest.fixture
+async def redis(redis_server: EmbeddedRedis) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_server.url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def hub(redis: Redis) -> AsyncIterator[ChunkHub]:
+    """A ChunkHub with its `run()` as a task owned here, cancelled after the test."""
+    chunk_hub = ChunkHub(redis)
+    task = asyncio.create_task(chunk_hub.run(), name="test-chunk-hub")
+    try:
+        yield chunk_hub
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await chunk_hub.close()

@@ -1,0 +1,275 @@
+"""Chunks from a worker's ChunkPublisher reach a front end's JobReader in order, exactly once,
+whether they come live (pub/sub through the ChunkHub) or from the job's journal."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from redis.asyncio import Redis
+
+from api.chunk_hub import ChunkHub
+from api.job_reader import JobReader
+from shared import keys
+from shared.errors import Overloaded
+from shared.jobs import Chunk
+from worker.chunk_publisher import ChunkPublisher
+
+# A reader told to wait this long for a chunk that is already in the journal has missed it;
+# the test's own bound (BOUND_S) then fails it.
+NEVER_S = 3600.0
+BOUND_S = 20.0
+
+
+def new_job_id() -> str:
+    return "job_" + uuid.uuid4().hex
+
+
+def make_publisher(
+    redis: Redis, job_id: str, *, ttl_s: int = 600, max_chunks: int = 100_000
+) -> ChunkPublisher:
+    return ChunkPublisher(redis, job_id, ttl_s=ttl_s, max_chunks=max_chunks)
+
+
+def text_event(n: int) -> dict[str, Any]:
+    delta = {"type": "text_delta", "text": str(n)}
+    return {"type": "content_block_delta", "index": 0, "delta": delta}
+
+
+async def publish_events(publisher: ChunkPublisher, count: int) -> None:
+    for _ in range(count):
+        await publisher.publish_event(text_event(publisher.seq + 1))
+
+
+async def write_to_journal_only(redis: Redis, job_id: str, publisher: ChunkPublisher) -> None:
+    """The publisher's next chunk, stored as it stores it, with its live message lost."""
+    seq = publisher.seq + 1
+    chunk = Chunk(seq=seq, kind="event", event="content_block_delta", data=text_event(seq))
+    await redis.xadd(keys.job_journal(job_id), {"c": chunk.to_json()}, id=f"{seq}-1")
+    publisher.seq = seq
+
+
+async def read_chunks(reader: JobReader, count: int, *, wait_s: float = 0.2) -> list[Chunk]:
+    """`count` chunks from the reader; fails if they do not all come within BOUND_S."""
+    chunks: list[Chunk] = []
+    async with asyncio.timeout(BOUND_S):
+        while len(chunks) < count:
+            chunk = await reader.next_chunk(wait_s)
+            if chunk is not None:
+                chunks.append(chunk)
+    return chunks
+
+
+async def next_within_bound(
+    reader: JobReader, wait_s: float, *, bound_s: float = BOUND_S
+) -> Chunk | None:
+    async with asyncio.timeout(bound_s):
+        return await reader.next_chunk(wait_s)
+
+
+def assert_numbered(chunks: list[Chunk], first: int, last: int) -> None:
+    assert [chunk.seq for chunk in chunks] == list(range(first, last + 1))
+    for chunk in chunks:
+        assert chunk.kind == "event"
+        assert chunk.event == "content_block_delta"
+        assert chunk.data == text_event(chunk.seq)
+
+
+def assert_seq(chunk: Chunk | None, seq: int) -> None:
+    assert chunk is not None, f"chunk {seq} did not come"
+    assert_numbered([chunk], seq, seq)
+
+
+async def test_a_late_reader_gets_the_earlier_chunks_in_order_then_the_live_ones(
+    redis: Redis, hub: ChunkHub
+) -> None:
+    job_id = new_job_id()
+    publisher = make_publisher(redis, job_id)
+    await publish_events(publisher, 50)
+    async with JobReader(redis, hub, job_id) as reader:
+        await publish_events(publisher, 10)
+        chunks = await read_chunks(reader, 60)
+        assert_numbered(chunks, 1, 60)
+        assert await reader.next_chunk(0.3) is None  # no duplicate follows
+        assert reader.last_seq == 60
+
+
+async def test_a_reader_of_a_finished_job_gets_every_chunk_without_waiting(
+    redis: Redis, hub: ChunkHub
+) -> None:
+    job_id = new_job_id()
+    publisher = make_publisher(redis, job_id)
+    await publish_events(publisher, 5)
+    await publisher.publish_event({"type": "message_stop"})
+    async with JobReader(redis, hub, job_id) as reader:
+        # Nothing more will be published: waiting for live chunks would never end.
+        chunks = [await next_within_bound(reader, NEVER_S) for _ in range(6)]
+    assert [chunk.seq if chunk else None for chunk in chunks] == [1, 2, 3, 4, 5, 6]
+    assert chunks[-1] is not None and chunks[-1].is_terminal
+
+
+async def test_a_reader_joining_while_chunks_stream_gets_each_exactly_once(
+    redis: Redis, hub: ChunkHub
+) -> None:
+    job_id = new_job_id()
+    publisher = make_publisher(redis, job_id)
+
+    fifty_published = asyncio.Event()
+
+    async def stream() -> None:
+        for _ in range(400):
+            await publish_events(publisher, 1)
+            if publisher.seq == 50:
+                fifty_published.set()
+            await asyncio.sleep(0)
+
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(stream())
+        async with asyncio.timeout(BOUND_S):
+            await fifty_published.wait()
+        async with JobReader(redis, hub, job_id) as reader:
+            chunks = await read_chunks(reader, 400)
+            assert await reader.next_chunk(0.3) is None
+    assert_numbered(chunks, 1, 400)
+
+
+async def test_a_lost_live_chunk_is_read_from_the_journal_when_the_next_one_shows_the_gap(
+    redis: Redis, hub: ChunkHub
+) -> None:
+    job_id = new_job_id()
+    publisher = make_publisher(redis, job_id)
+    async with JobReader(redis, hub, job_id) as reader:
+        await publish_events(publisher, 1)
+        assert_seq(await next_within_bound(reader, NEVER_S), 1)
+        await write_to_journal_only(redis, job_id, publisher)  # chunk 2
+        await publish_events(publisher, 1)  # chunk 3, live
+        assert_seq(await next_within_bound(reader, NEVER_S), 2)
+        assert_seq(await next_within_bound(reader, NEVER_S), 3)
+
+
+async def test_a_lost_live_chunk_is_read_from_the_journal_when_the_stream_goes_quiet(
+    redis: Redis, hub: ChunkHub
+) -> None:
+    job_id = new_job_id()
+    publisher = make_publisher(redis, job_id)
+    async with JobReader(redis, hub, job_id) as reader:
+        await publish_events(publisher, 1)
+        assert_numbered(await read_chunks(reader, 1), 1, 1)
+        await write_to_journal_only(redis, job_id, publisher)  # chunk 2, nothing live after it
+        assert_seq(await reader.next_chunk(0.3), 2)
+        assert await reader.next_chunk(0.3) is None
+
+
+async def test_a_reader_that_falls_far_behind_still_gets_every_chunk_exactly_once(
+    redis: Redis, hub: ChunkHub
+) -> None:
+    job_id = new_job_id()
+    publisher = make_publisher(redis, job_id)
+    async with JobReader(redis, hub, job_id) as reader, hub.subscribe("marker") as marker:
+        await publish_events(publisher, 6000)  # more than the hub queues for one reader
+        # The hub reads one connection in order: once the marker is delivered, every
+        # chunk before it has been queued for the reader or dropped.
+        await redis.publish(keys.job_channel("marker"), b"marker")
+        async with asyncio.timeout(BOUND_S):
+            assert await marker.get() == b"marker"
+        chunks = await read_chunks(reader, 6000)
+        assert await reader.next_chunk(0.3) is None
+    assert_numbered(chunks, 1, 6000)
+
+
+async def test_a_reader_resumes_after_the_seq_it_is_given(redis: Redis, hub: ChunkHub) -> None:
+    job_id = new_job_id()
+    publisher = make_publisher(redis, job_id)
+    await publish_events(publisher, 10)
+    async with JobReader(redis, hub, job_id, after_seq=4) as reader:
+        await publish_events(publisher, 2)
+        assert_numbered(await read_chunks(reader, 8), 5, 12)
+        assert await reader.next_chunk(0.3) is None
+
+
+async def test_a_reader_resuming_at_the_last_seq_waits_for_new_chunks(
+    redis: Redis, hub: ChunkHub
+) -> None:
+    job_id = new_job_id()
+    publisher = make_publisher(redis, job_id)
+    await publish_events(publisher, 3)
+    async with JobReader(redis, hub, job_id, after_seq=3) as reader:
+        assert await reader.next_chunk(0.3) is None
+        await publish_events(publisher, 1)
+        assert_numbered(await read_chunks(reader, 1), 4, 4)
+
+
+async def test_chunks_are_numbered_from_one_and_the_newest_is_known(redis: Redis) -> None:
+    job_id = new_job_id()
+    publisher = make_publisher(redis, job_id)
+    assert await publisher.last_published() is None
+    await publish_events(publisher, 3)
+    entries = await redis.xrange(keys.job_journal(job_id))
+    assert [entry_id for entry_id, _ in entries] == [b"1-1", b"2-1", b"3-1"]
+    assert_seq(await publisher.last_published(), 3)
+    assert not publisher.ended
+
+
+async def test_the_journal_gets_its_ttl_with_the_first_chunk(redis: Redis) -> None:
+    job_id = new_job_id()
+    publisher = make_publisher(redis, job_id, ttl_s=120)
+    await publish_events(publisher, 1)
+    assert 0 < await redis.ttl(keys.job_journal(job_id)) <= 120
+
+
+async def test_the_last_chunk_renews_the_journal_ttl(redis: Redis) -> None:
+    job_id = new_job_id()
+    journal = keys.job_journal(job_id)
+    publisher = make_publisher(redis, job_id, ttl_s=120)
+    await publish_events(publisher, 5)
+    await redis.expire(journal, 10)  # as if the answer had taken most of the TTL
+    await publisher.publish_event({"type": "message_stop"})
+    assert publisher.ended
+    assert 10 < await redis.ttl(journal) <= 120
+
+
+async def test_an_error_chunk_ends_the_job_and_renews_the_journal_ttl(redis: Redis) -> None:
+    job_id = new_job_id()
+    journal = keys.job_journal(job_id)
+    publisher = make_publisher(redis, job_id, ttl_s=120)
+    await publish_events(publisher, 2)
+    await redis.expire(journal, 10)
+    await publisher.publish_error(Overloaded("Overloaded", retry_after_s=3))
+    assert publisher.ended
+    assert 10 < await redis.ttl(journal) <= 120
+    last = await publisher.last_published()
+    assert last is not None
+    assert (last.seq, last.kind, last.data, last.retry_after_s) == (
+        3,
+        "error",
+        {"type": "overloaded_error", "message": "Overloaded"},
+        3,
+    )
+
+
+async def test_the_journal_is_capped(redis: Redis) -> None:
+    job_id = new_job_id()
+    publisher = make_publisher(redis, job_id, max_chunks=100)
+    await publish_events(publisher, 1000)
+    journal = keys.job_journal(job_id)
+    # Trimming is approximate: whole stream nodes go, so up to one node more may stay.
+    node_entries = int(
+        (await redis.config_get("stream-node-max-entries"))["stream-node-max-entries"]
+    )
+    assert 100 <= await redis.xlen(journal) <= 100 + node_entries
+    assert_seq(await publisher.last_published(), 1000)
+
+
+async def test_two_readers_of_one_job_on_one_front_end_both_get_every_chunk(
+    redis: Redis, hub: ChunkHub
+) -> None:
+    job_id = new_job_id()
+    publisher = make_publisher(redis, job_id)
+    async with JobReader(redis, hub, job_id) as first:
+        async with JobReader(redis, hub, job_id) as second:
+            await publish_events(publisher, 1)
+            assert_seq(await next_within_bound(second, NEVER_S), 1)
+            assert_seq(await next_within_bound(first, NEVER_S, bound_s=5), 1)
+        await publish_events(publisher, 1)
+        assert_seq(await next_within_bound(first, NEVER_S, bound_s=5), 2)

@@ -1,0 +1,210 @@
+"""How a Messages request becomes one CLI run: environment, argv and stdin lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from shared.messages import MessagesRequest
+from worker.cli_command import (
+    FORCED_ENV,
+    cli_argv,
+    cli_base_environment,
+    cli_environment,
+    stdin_lines,
+    uses_api_key,
+)
+
+KEPT = {
+    "ANTHROPIC_API_KEY": "sk-ant-api03-secret",
+    "ANTHROPIC_BASE_URL": "http://127.0.0.1:9999",
+    "CLAUDE_CONFIG_DIR": "/accounts/a1",
+    "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-token",
+    "DISABLE_AUTOUPDATER": "1",
+    "PATH": "/usr/local/bin:/usr/bin",
+    "HOME": "/home/worker",
+    "TZ": "UTC",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "LC_CTYPE": "C.UTF-8",
+    "HTTPS_PROXY": "http://proxy:3128",
+    "HTTP_PROXY": "http://proxy:3128",
+    "NO_PROXY": "localhost",
+    "https_proxy": "http://proxy:3128",
+    "no_proxy": "localhost",
+}
+DROPPED = {
+    "CCFLEET_REDIS_URL": "redis://secret@redis:6379",
+    "CCFLEET_CLAUDE_BIN": "/opt/claude",
+    "AWS_SECRET_ACCESS_KEY": "aws-secret",
+    "PYTHONPATH": "/work/main",
+    "VIRTUAL_ENV": "/work/main/.venv",
+    "NODE_OPTIONS": "--inspect",
+    "TMPDIR": "/shared/tmp",
+}
+
+
+def request(**fields: Any) -> MessagesRequest:
+    body: dict[str, Any] = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    body.update(fields)
+    return MessagesRequest.model_validate(body)
+
+
+def option(argv: list[str], name: str) -> str:
+    assert argv.count(name) == 1, argv
+    return argv[argv.index(name) + 1]
+
+
+def parsed(payload: bytes) -> dict[str, Any]:
+    assert payload.endswith(b"\n")
+    assert payload.count(b"\n") == 1, "one stream-json line"
+    line: dict[str, Any] = orjson.loads(payload)
+    return line
+
+
+def test_base_environment_keeps_what_the_cli_needs() -> None:
+    assert cli_base_environment(KEPT) == KEPT
+
+
+def test_base_environment_drops_ccfleet_settings_and_everything_else() -> None:
+    assert cli_base_environment({**KEPT, **DROPPED}) == KEPT
+
+
+def test_cli_environment_forces_the_fixed_settings_over_the_base() -> None:
+    base = {**KEPT, "CLAUDE_CODE_MAX_RETRIES": "5", "DISABLE_TELEMETRY": "0"}
+    env = cli_environment(base, "/jobs/job_1/tmp")
+    for name, value in FORCED_ENV.items():
+        assert env[name] == value
+    assert env["CLAUDE_CODE_MAX_RETRIES"] == "0"
+    assert env["ANTHROPIC_API_KEY"] == KEPT["ANTHROPIC_API_KEY"]
+
+
+def test_cli_environment_points_tmpdir_at_the_job_directory() -> None:
+    env = cli_environment({**KEPT, "TMPDIR": "/shared/tmp"}, "/jobs/job_1/tmp")
+    assert env["TMPDIR"] == "/jobs/job_1/tmp"
+
+
+def test_an_api_key_account_is_told_apart_from_an_oauth_one() -> None:
+    assert uses_api_key({"ANTHROPIC_API_KEY": "sk-ant-api03-x", "CLAUDE_CODE_OAUTH_TOKEN": "t"})
+    assert not uses_api_key({"CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-x"})
+    assert not uses_api_key({"ANTHROPIC_API_KEY": ""})
+
+
+def test_argv_runs_the_given_binary_with_the_requested_model() -> None:
+    argv = cli_argv("/opt/claude/bin/claude", request(model="claude-opus-4-1"), bare=False)
+    assert argv[0] == "/opt/claude/bin/claude"
+    assert option(argv, "--model") == "claude-opus-4-1"
+    assert option(argv, "--input-format") == "stream-json"
+    assert option(argv, "--output-format") == "stream-json"
+
+
+def test_argv_disables_every_tool() -> None:
+    assert option(cli_argv("claude", request(), bare=False), "--tools") == ""
+
+
+def test_argv_system_prompt_joins_the_text_blocks() -> None:
+    system = [{"type": "text", "text": "You are terse."}, {"type": "text", "text": "Be kind."}]
+    argv = cli_argv("claude", request(system=system), bare=False)
+    assert option(argv, "--system-prompt") == "You are terse.\n\nBe kind."
+
+
+def test_argv_system_prompt_is_the_string_given() -> None:
+    argv = cli_argv("claude", request(system="You are terse."), bare=False)
+    assert option(argv, "--system-prompt") == "You are terse."
+
+
+def test_argv_system_prompt_is_empty_without_a_system() -> None:
+    assert option(cli_argv("claude", request(), bare=False), "--system-prompt") == ""
+
+
+@pytest.mark.parametrize("bare", [True, False])
+def test_argv_has_bare_only_when_asked(bare: bool) -> None:
+    assert ("--bare" in cli_argv("claude", request(), bare=bare)) is bare
+
+
+IMAGE = {
+    "type": "image",
+    "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+}
+TOOL_RESULT = {
+    "type": "tool_result",
+    "tool_use_id": "toolu_1",
+    "is_error": False,
+    "content": [{"type": "text", "text": "21 C"}, IMAGE],
+}
+CONVERSATION: list[dict[str, Any]] = [
+    {"role": "user", "content": [{"type": "text", "text": "What is this?"}, IMAGE]},
+    {
+        "role": "assistant",
+        "content": [
+            {"type": "thinking", "thinking": "A picture.", "signature": "EqQBsig=="},
+            {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Paris"}},
+        ],
+    },
+    {"role": "user", "content": [TOOL_RESULT]},
+    {"role": "assistant", "content": "It is 21 C."},
+    {"role": "user", "content": "Thanks!"},
+]
+
+
+def conversation_lines() -> list[tuple[dict[str, Any], bool]]:
+    lines = stdin_lines(request(model="claude-sonnet-4-5", messages=CONVERSATION))
+    return [(parsed(line.payload), line.awaits_ack) for line in lines]
+
+
+def test_one_line_per_message_in_order() -> None:
+    lines = conversation_lines()
+    assert [line["type"] for line, _ in lines] == [m["role"] for m in CONVERSATION]
+    for line, _ in lines:
+        assert line["parent_tool_use_id"] is None
+        assert line["session_id"] == ""
+
+
+def test_user_lines_before_the_last_do_not_query_and_await_an_ack() -> None:
+    earlier_user_lines = [
+        entry for entry in conversation_lines()[:-1] if entry[0]["type"] == "user"
+    ]
+    assert len(earlier_user_lines) == 2
+    for line, awaits_ack in earlier_user_lines:
+        assert line["shouldQuery"] is False
+        assert "shouldQuery" not in line["message"]
+        assert awaits_ack is True
+
+
+def test_assistant_lines_carry_the_request_model_and_await_no_ack() -> None:
+    assistant_lines = [entry for entry in conversation_lines() if entry[0]["type"] == "assistant"]
+    assert len(assistant_lines) == 2
+    for line, awaits_ack in assistant_lines:
+        assert line["message"]["model"] == "claude-sonnet-4-5"
+        assert "shouldQuery" not in line
+        assert awaits_ack is False
+
+
+def test_the_last_user_line_queries() -> None:
+    line, awaits_ack = conversation_lines()[-1]
+    assert line["type"] == "user"
+    assert "shouldQuery" not in line
+    assert awaits_ack is False
+    assert line["message"] == {"role": "user", "content": "Thanks!"}
+
+
+def test_a_single_user_message_is_one_querying_line() -> None:
+    [line] = stdin_lines(request())
+    assert parsed(line.payload) == {
+        "type": "user",
+        "message": {"role": "user", "content": "hi"},
+        "parent_tool_use_id": None,
+        "session_id": "",
+    }
+    assert line.awaits_ack is False
+
+
+def test_message_content_passes_unchanged() -> None:
+    contents = [line["message"]["content"] for line, _ in conversation_lines()]
+    assert contents == [message["content"] for message in CONVERSATION]
