@@ -1,12 +1,72 @@
-"""The fleet's registry of live workers, as kept in Redis by their heartbeats."""
+"""The fleet as Redis knows it: live workers (their heartbeats), accounts, lanes.
+
+Workers write this state; front ends, `GET /v1/fleet` and `ccfleet status` read it.
+"""
 
 from __future__ import annotations
 
 import time
+from typing import Literal
 
+from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from shared import keys
+
+Lane = Literal["interactive", "batch"]
+LANES: tuple[Lane, ...] = ("interactive", "batch")
+WorkerStateName = Literal["ready", "cooling", "draining"]
+
+
+class WorkerInfo(BaseModel):
+    """One worker's heartbeat."""
+
+    id: str
+    host: str
+    account: str
+    slots: int
+    busy: int
+    busy_batch: int = 0
+    state: WorkerStateName
+    cooling_until: float = 0.0
+    cli_version: str = ""
+    last_error: str = ""
+    started_at_ms: int = 0
+    beat_at_ms: int = 0
+
+
+class AccountInfo(BaseModel):
+    name: str
+    workers: int
+    slots: int
+    busy: int
+    cooling_until: float = 0.0
+    cooling_reason: str = ""
+
+    @property
+    def cooling(self) -> bool:
+        return self.cooling_until > time.time()
+
+
+class LaneInfo(BaseModel):
+    name: Lane
+    waiting: int
+
+
+class FleetSnapshot(BaseModel):
+    workers: list[WorkerInfo]
+    accounts: list[AccountInfo]
+    lanes: list[LaneInfo]
+
+    def available_accounts(self) -> list[AccountInfo]:
+        """Accounts with a live worker that is neither cooling nor draining."""
+        ready = {w.account for w in self.workers if w.state == "ready"}
+        return [a for a in self.accounts if a.name in ready and not a.cooling]
+
+    def earliest_reset(self) -> float | None:
+        """When the first cooling account becomes usable again (epoch s), if any cools."""
+        resets = [a.cooling_until for a in self.accounts if a.cooling]
+        return min(resets) if resets else None
 
 
 async def live_worker_count(redis: Redis, *, heartbeat_ttl_s: float) -> int:
@@ -14,3 +74,66 @@ async def live_worker_count(redis: Redis, *, heartbeat_ttl_s: float) -> int:
     oldest_ms = int((time.time() - heartbeat_ttl_s) * 1000)
     count: int = await redis.zcount(keys.workers_index(), oldest_ms, "+inf")
     return count
+
+
+async def worker_alive(redis: Redis, worker_id: str) -> bool:
+    return bool(await redis.exists(keys.worker_heartbeat(worker_id)))
+
+
+async def read_fleet(redis: Redis, *, heartbeat_ttl_s: float) -> FleetSnapshot:
+    oldest_ms = int((time.time() - heartbeat_ttl_s) * 1000)
+    worker_ids = await redis.zrangebyscore(keys.workers_index(), oldest_ms, "+inf")
+    async with redis.pipeline(transaction=False) as pipe:
+        for worker_id in worker_ids:
+            pipe.hgetall(keys.worker_heartbeat(worker_id.decode()))
+        for lane in LANES:
+            pipe.zcard(keys.lane_waiting(lane))
+        replies = await pipe.execute()
+    beats, depths = replies[: len(worker_ids)], replies[len(worker_ids) :]
+    workers = [
+        WorkerInfo.model_validate({k.decode(): v.decode() for k, v in beat.items()})
+        for beat in beats
+        if beat
+    ]
+    return FleetSnapshot(
+        workers=workers,
+        accounts=await _accounts(redis, workers),
+        lanes=[LaneInfo(name=lane, waiting=int(n)) for lane, n in zip(LANES, depths, strict=True)],
+    )
+
+
+async def _accounts(redis: Redis, workers: list[WorkerInfo]) -> list[AccountInfo]:
+    names = sorted({w.account for w in workers})
+    async with redis.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.hgetall(keys.account_state(name))
+        states = await pipe.execute()
+    accounts = []
+    for name, state in zip(names, states, strict=True):
+        own = [w for w in workers if w.account == name]
+        accounts.append(
+            AccountInfo(
+                name=name,
+                workers=len(own),
+                slots=sum(w.slots for w in own),
+                busy=sum(w.busy for w in own),
+                cooling_until=float(state.get(b"cooling_until", 0) or 0),
+                cooling_reason=state.get(b"reason", b"").decode(),
+            )
+        )
+    return accounts
+
+
+async def set_account_cooling(redis: Redis, account: str, *, until_s: float, reason: str) -> None:
+    """Every worker of `account` stops taking jobs until `until_s` (epoch seconds)."""
+    key = keys.account_state(account)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(key, mapping={"cooling_until": until_s, "reason": reason})
+        pipe.expireat(key, int(until_s) + 1)
+        await pipe.execute()
+
+
+async def account_cooling_until(redis: Redis, account: str) -> float:
+    raw: bytes | None = await redis.hget(keys.account_state(account), "cooling_until")  # type: ignore[misc]  # redis-py 5 types hget as sync-or-async
+    until = float(raw or 0)
+    return until if until > time.time() else 0.0

@@ -23,3 +23,23 @@ def worker_heartbeat(worker_id: str) -> str:
 def workers_index() -> str:
     """Sorted set of worker ids scored by their last heartbeat (epoch ms)."""
     return f"{PREFIX}:workers"
+
+
+def account_state(account: str) -> str:
+    """Hash with an account's cooldown (cooling_until epoch s, reason); expires at the reset."""
+    return f"{PREFIX}:account:{account}"
+
+
+def lane_waiting(lane: str) -> str:
+    """Sorted set of the lane's jobs waiting for a worker, scored by enqueue time (epoch ms)."""
+    return f"{PREFIX}:lane:{lane}:waiting"
+
+
+def job_record(job_id: str) -> str:
+    """Hash describing a job across its attempts: payload, lane, priority, attempt, worker."""
+    return f"{PREFIX}:job:{job_id}"
+
+
+def job_readers(job_id: str) -> str:
+    """Count of relays currently attached to a job (a resumed stream adds one)."""
+    return f"{PREFIX}:job:{job_id}:readers"

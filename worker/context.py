@@ -20,7 +20,9 @@ class WorkerState:
     slots: int
     cli_version: str
     busy: int = 0
-    state: str = "ready"
+    busy_batch: int = 0
+    state: str = "ready"  # ready | cooling | draining
+    cooling_until: float = 0.0
     last_error: str = ""
     started_at_ms: int = 0
 
