@@ -15,12 +15,13 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from redis.exceptions import RedisError
 from sse_starlette import ServerSentEvent
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.disconnect import ClientDisconnected
 from api.openai_errors import is_openai_path, openai_error, openai_status
-from shared.errors import FleetError, InvalidRequest, NotFound, error_class_for
+from shared.errors import FleetError, InvalidRequest, NotFound, Overloaded, error_class_for
 from shared.log import request_id_var
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ def error_response(error: FleetError, path: str = "") -> Response:
         headers["x-request-id"] = headers["request-id"]  # where OpenAI clients look for it
     if error.retry_after_s is not None:
         headers["retry-after"] = str(max(1, math.ceil(error.retry_after_s)))
+    if error.should_retry is not None:
+        headers["x-should-retry"] = "true" if error.should_retry else "false"
     return Response(
         content=orjson.dumps(body),
         status_code=status,
@@ -119,6 +122,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_client_gone(_request: Request, _exc: Exception) -> Response:
         return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody reads it
 
+    async def on_redis_error(request: Request, exc: Exception) -> Response:
+        logger.warning("redis unavailable: %s", type(exc).__name__)
+        unavailable = Overloaded("The job queue is unavailable; please retry.", retry_after_s=1)
+        return error_response(unavailable, request.url.path)
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         logger.error("unhandled error", exc_info=exc)
         return error_response(FleetError("Internal server error"), request.url.path)
@@ -127,4 +135,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(ClientDisconnected, on_client_gone)
+    app.add_exception_handler(RedisError, on_redis_error)
     app.add_exception_handler(Exception, on_unexpected)

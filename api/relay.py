@@ -6,51 +6,90 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sse_starlette import ServerSentEvent
 
+from api.detached import DetachedJobs
 from api.errors import error_event
-from api.job_queue import JobQueue
 from api.job_reader import JobReader
+from api.job_watch import JobWatch
 from api.message_builder import MessageBuilder
-from shared.errors import CliFailed, FleetError, from_error
+from shared import keys
+from shared.errors import CliFailed, FleetError, Overloaded, from_error
+from shared.job_queue import JobQueue
 from shared.jobs import Chunk
 
 
 class JobRelay:
-    """Relays one job to one client: `open` subscribes, `close` ends (and cancels if unfinished)."""
+    """Relays one job to one client: `open` attaches, `close` detaches; a job left unfinished
+    is cancelled at once, or after its resume window if nobody resumes it."""
 
-    def __init__(self, reader: JobReader, queue: JobQueue, *, check_interval_s: float) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        reader: JobReader,
+        queue: JobQueue,
+        watch: JobWatch,
+        detached: DetachedJobs,
+        *,
+        check_interval_s: float,
+        resume_window_s: float = 0.0,
+    ) -> None:
+        self._redis = redis
         self.reader = reader
         self._queue = queue
+        self._watch = watch
+        self._detached = detached
         self._check_interval_s = check_interval_s
+        self._resume_window_s = resume_window_s
         self.finished = False
 
-    @classmethod
-    async def open(cls, reader: JobReader, queue: JobQueue, *, check_interval_s: float) -> JobRelay:
-        await reader.__aenter__()
-        return cls(reader, queue, check_interval_s=check_interval_s)
+    async def open(self) -> JobRelay:
+        readers = keys.job_readers(self.reader.job_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.incr(readers)
+            pipe.expire(readers, 3600)
+            await pipe.execute()
+        await self.reader.__aenter__()
+        return self
 
     async def close(self) -> None:
+        job_id = self.reader.job_id
         try:
-            if not self.finished:
-                await self._queue.cancel(self.reader.job_id)
+            await self._redis.decr(keys.job_readers(job_id))
+            if self.finished:
+                return
+            if self._resume_window_s > 0:
+                self._detached.cancel_later(job_id, after_s=self._resume_window_s)
+            else:
+                await self._queue.cancel(job_id)
         finally:
             await self.reader.__aexit__(None, None, None)
 
     async def next_chunk(self) -> Chunk:
         """The next chunk, waiting as long as the job lives; an error chunk raises."""
+        try:
+            chunk = await self._next_chunk()
+        except (RedisError, OSError) as exc:
+            raise Overloaded(
+                "Lost contact with the job queue; please retry.", retry_after_s=1
+            ) from exc
+        self.finished = chunk.is_terminal
+        if chunk.kind == "error":
+            raise from_error(chunk.data, retry_after_s=chunk.retry_after_s)
+        return chunk
+
+    async def _next_chunk(self) -> Chunk:
         while True:
             chunk = await self.reader.next_chunk(self._check_interval_s)
-            if chunk is None and await self._queue.has_ended(self.reader.job_id):
-                chunk = await self.reader.next_chunk(0)
+            if chunk is not None:
+                return chunk
+            if not await self._watch.check(self.reader.job_id):
+                chunk = await self.reader.next_chunk(0)  # the job ended: its last chunks
                 if chunk is None:
                     raise CliFailed("The worker ended the request without an answer.")
-            if chunk is None:
-                continue
-            self.finished = chunk.is_terminal
-            if chunk.kind == "error":
-                raise from_error(chunk.data, retry_after_s=chunk.retry_after_s)
-            return chunk
+                return chunk
 
     async def gather_message(self) -> dict[str, Any]:
         builder = MessageBuilder()

@@ -7,6 +7,7 @@ module stays free of both.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import signal
@@ -16,17 +17,26 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 import uvicorn
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from rich.console import Console
+from rich.live import Live
 
+from shared.accounts_file import AccountsFileError, load_accounts
+from shared.fleet import read_fleet
 from shared.log import configure_logging
 from shared.redis_server import EmbeddedRedis
 from shared.settings import Settings
+from shared.status_table import render_fleet
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 _STOP_TIMEOUT_S = 20.0
+_REDIS_TIMEOUT_S = 3.0
 
 
 @app.command()
@@ -59,23 +69,32 @@ def worker() -> None:
 def up(
     host: Annotated[str, typer.Option(help="Address for the front end.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for the front end.")] = 8080,
+    accounts: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML file of Claude accounts, one worker each (format: README, ccfleet up).",
+        ),
+    ] = None,
 ) -> None:
     """Run the whole stack here: Redis (embedded unless CCFLEET_REDIS_URL is set), one front
-    end and one worker using the local `claude` login. Ctrl-C stops everything."""
+    end, and one worker using the local `claude` login, or one worker per account of
+    --accounts FILE. Ctrl-C stops everything."""
     settings = Settings()
     configure_logging(settings.log_level)
-    redis_server = None
     env = dict(os.environ)
+    worker_envs = [env]
+    if accounts is not None:
+        worker_envs = _account_environments(accounts, env, default_slots=settings.worker_slots)
+    redis_server = None
     if not settings.redis_url:
         data_dir = Path(tempfile.gettempdir()) / "ccfleet-up-redis"
         redis_server = EmbeddedRedis(data_dir).start()
-        env["CCFLEET_REDIS_URL"] = redis_server.url
+        for child_env in [env, *worker_envs]:
+            child_env["CCFLEET_REDIS_URL"] = redis_server.url
         typer.echo(f"embedded redis on {redis_server.url}")
     me = [sys.executable, "-m", "shared.console"]
-    children = [
-        subprocess.Popen([*me, "worker"], env=env),
-        subprocess.Popen([*me, "api", "--host", host, "--port", str(port)], env=env),
-    ]
+    children = [subprocess.Popen([*me, "worker"], env=worker_env) for worker_env in worker_envs]
+    children.append(subprocess.Popen([*me, "api", "--host", host, "--port", str(port)], env=env))
     typer.echo(f"ccfleet serving http://{host}:{port}/v1/messages  (Ctrl-C stops)")
     stopping: list[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -88,6 +107,70 @@ def up(
         _stop_all(children)
         if redis_server is not None:
             redis_server.stop()
+
+
+def _account_environments(
+    path: Path, env: dict[str, str], *, default_slots: int
+) -> list[dict[str, str]]:
+    """One worker environment per account of the file; a bad file ends `up` with exit code 2."""
+    try:
+        accounts = load_accounts(path, environ=env, default_slots=default_slots)
+    except AccountsFileError as exc:
+        typer.echo(f"ccfleet up: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    for account in accounts:
+        typer.echo(
+            f"worker for account {account.name}: {account.slots} slots, "
+            f"login by {account.login_variable}"
+        )
+    return [account.environment(env) for account in accounts]
+
+
+@app.command()
+def status(
+    watch: Annotated[bool, typer.Option("--watch", help="Redraw until Ctrl-C.")] = False,
+    interval: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between redraws with --watch.")
+    ] = 2.0,
+) -> None:
+    """Show the fleet (workers, accounts, queue depths), read from CCFLEET_REDIS_URL."""
+    settings = Settings()
+    url = settings.effective_redis_url()
+    try:
+        asyncio.run(_show_fleet(url, settings.heartbeat_ttl_s, watch=watch, interval_s=interval))
+    except (RedisError, OSError, ValueError) as exc:
+        typer.echo(f"ccfleet status: cannot read the fleet from {_shown_url(url)}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        pass  # how --watch ends
+
+
+async def _show_fleet(url: str, heartbeat_ttl_s: float, *, watch: bool, interval_s: float) -> None:
+    redis = Redis.from_url(
+        url, socket_connect_timeout=_REDIS_TIMEOUT_S, socket_timeout=_REDIS_TIMEOUT_S
+    )
+    try:
+        snapshot = await read_fleet(redis, heartbeat_ttl_s=heartbeat_ttl_s)
+        if not watch:
+            Console().print(render_fleet(snapshot, now_s=time.time()))
+            return
+        with Live(render_fleet(snapshot, now_s=time.time()), auto_refresh=False) as live:
+            while True:
+                await asyncio.sleep(interval_s)
+                snapshot = await read_fleet(redis, heartbeat_ttl_s=heartbeat_ttl_s)
+                live.update(render_fleet(snapshot, now_s=time.time()), refresh=True)
+    finally:
+        await redis.aclose()
+
+
+def _shown_url(url: str) -> str:
+    """The Redis URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
 
 
 def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:

@@ -7,6 +7,7 @@ Anthropic error JSON (never pickled): `to_body` writes it and `from_body` reads 
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 
@@ -16,10 +17,21 @@ class FleetError(Exception):
     status_code: ClassVar[int] = 500
     error_type: ClassVar[str] = "api_error"
 
-    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_s: float | None = None,
+        should_retry: bool | None = None,
+        transient: bool = False,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after_s = retry_after_s
+        # False tells clients retrying is pointless (x-should-retry: false).
+        self.should_retry = should_retry
+        # An upstream failure another attempt (on another account) may not meet.
+        self.transient = transient
 
     def to_error(self) -> dict[str, Any]:
         """The inner `error` object of the Anthropic error body."""
@@ -59,6 +71,15 @@ class RequestTooLarge(FleetError):
 class RateLimited(FleetError):
     status_code = 429
     error_type = "rate_limit_error"
+
+
+class AccountLimitReached(RateLimited):
+    """The worker's account hit its subscription limit; it cools until `resets_at`."""
+
+    def __init__(self, message: str, *, resets_at: float, reason: str) -> None:
+        super().__init__(message, retry_after_s=max(1.0, resets_at - time.time()))
+        self.resets_at = resets_at
+        self.reason = reason
 
 
 class UpstreamTimeout(FleetError):

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from shared import keys
+from shared.errors import RateLimited
 
 Lane = Literal["interactive", "batch"]
 LANES: tuple[Lane, ...] = ("interactive", "batch")
@@ -137,3 +138,21 @@ async def account_cooling_until(redis: Redis, account: str) -> float:
     raw: bytes | None = await redis.hget(keys.account_state(account), "cooling_until")  # type: ignore[misc]  # redis-py 5 types hget as sync-or-async
     until = float(raw or 0)
     return until if until > time.time() else 0.0
+
+
+SHOULD_NOT_RETRY_AFTER_S = 300.0
+"""Past this wait, clients are told retrying is pointless (x-should-retry: false)."""
+
+
+def all_cooling_error(snapshot: FleetSnapshot) -> RateLimited | None:
+    """429 when every account with a live worker is cooling, naming the earliest reset."""
+    live = {w.account for w in snapshot.workers}
+    accounts = [a for a in snapshot.accounts if a.name in live]
+    if not accounts or any(not a.cooling for a in accounts):
+        return None
+    wait_s = max(1.0, min(a.cooling_until for a in accounts) - time.time())
+    return RateLimited(
+        "Every Claude account of this fleet has reached its usage limit.",
+        retry_after_s=wait_s,
+        should_retry=wait_s <= SHOULD_NOT_RETRY_AFTER_S,
+    )

@@ -1,12 +1,14 @@
-"""What travels between front ends and workers: the job and its numbered chunks."""
+"""What travels between front ends and workers: the job, its attempts, and its numbered chunks."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from shared.fleet import Lane
 from shared.messages import MessagesRequest
 
 RUN_MESSAGES_JOB = "run_messages"
@@ -14,12 +16,47 @@ RUN_MESSAGES_JOB = "run_messages"
 
 
 class JobRequest(BaseModel):
-    """The arq job payload (sent as JSON)."""
+    """The arq job payload (sent as JSON). One ccfleet job may take several attempts
+    (each its own arq job); its chunks, journal and record are keyed by `job_id`."""
 
     job_id: str
     request_id: str
     request: MessagesRequest
     enqueued_at_ms: int
+    lane: Lane = "interactive"
+    priority_ms: int = 0
+    attempt: int = 1
+    avoid_accounts: list[str] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AttemptId:
+    """The arq job id of one attempt: `<lane initial>|<job id>|<attempt>|<avoided accounts>`.
+
+    Workers choose what to start from the queue's ids alone (lane limits, accounts to
+    avoid), without reading each job, so that information lives in the id.
+    """
+
+    lane: Lane
+    job_id: str
+    attempt: int
+    avoid_accounts: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.lane[0]}|{self.job_id}|{self.attempt}|{','.join(self.avoid_accounts)}"
+
+    @classmethod
+    def of(cls, job: JobRequest) -> AttemptId:
+        return cls(job.lane, job.job_id, job.attempt, tuple(job.avoid_accounts))
+
+    @classmethod
+    def parse(cls, raw: str) -> AttemptId | None:
+        parts = raw.split("|")
+        if len(parts) != 4 or parts[0] not in ("i", "b") or not parts[2].isdigit():
+            return None
+        lane: Lane = "interactive" if parts[0] == "i" else "batch"
+        avoid = tuple(name for name in parts[3].split(",") if name)
+        return cls(lane, parts[1], int(parts[2]), avoid)
 
 
 class Chunk(BaseModel):

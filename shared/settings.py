@@ -29,7 +29,19 @@ class Settings(BaseSettings):
     worker_poll_delay_s: float = Field(default=0.01, gt=0)
     job_timeout_s: float = Field(default=600.0, gt=0, description="Hard limit for one CLI run.")
     kill_grace_s: float = Field(default=0.5, ge=0, description="SIGTERM to SIGKILL grace.")
-    job_max_tries: int = Field(default=3, ge=1)
+    job_max_tries: int = Field(
+        default=2, ge=1, description="arq runs of one attempt (a re-run after a crash)."
+    )
+    job_max_attempts: int = Field(
+        default=4, ge=1, description="Attempts of one job across accounts (limits, 5xx, 529)."
+    )
+    retry_backoff_s: float = Field(default=0.5, ge=0, description="Backoff before a retry.")
+    reserved_interactive_slots: int = Field(
+        default=1, ge=0, description="Slots per worker that batch jobs may not take."
+    )
+    worker_drain_s: float = Field(
+        default=300.0, ge=0, description="SIGTERM: time running jobs get to finish."
+    )
     work_root: str = Field(default="", description="Where per-job dirs go; empty: system temp.")
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     heartbeat_ttl_s: float = Field(default=10.0, gt=0)
@@ -42,6 +54,15 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="How often a waiting relay re-reads the job journal."
     )
     max_body_bytes: int = 32 * 1024 * 1024
+    interactive_max_waiting: int = Field(default=1000, ge=1, description="Queue bound.")
+    batch_max_waiting: int = Field(default=100_000, ge=1, description="Queue bound.")
+    interactive_max_wait_s: float = Field(
+        default=120.0, gt=0, description="Longest wait for a worker before 529."
+    )
+    batch_max_wait_s: float = Field(default=86_400.0, gt=0)
+    resume_window_max_s: float = Field(
+        default=60.0, ge=0, description="Longest a job may outlive its client for a resume."
+    )
     drain_timeout_s: float = Field(
         default=30.0, ge=0, description="SIGTERM: time to finish streams."
     )

@@ -8,10 +8,9 @@ the result text is the CLI's own wording, e.g. "API Error: 400 <upstream message
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
-from shared.errors import CliFailed, FleetError, error_class_for
+from shared.errors import AccountLimitReached, CliFailed, FleetError, error_class_for
 
 _STANDARD_MESSAGES = {
     401: "The worker's Claude account could not authenticate.",
@@ -19,6 +18,9 @@ _STANDARD_MESSAGES = {
     529: "Overloaded",
 }
 _STATUS_PREFIX = re.compile(r"^\d{3} ")
+
+
+_TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 
 
 def result_error(
@@ -30,12 +32,25 @@ def result_error(
     if not isinstance(status, int):
         reason = result.get("terminal_reason") or result.get("subtype") or "unknown"
         return CliFailed(f"The Claude Code CLI failed ({reason}).")
+    message = _message(status, str(result.get("result") or ""))
+    limit = _account_limit(rate_limit, message)
+    if limit is not None:
+        return limit
     cls = error_class_for(
         error_type=api_error_type if isinstance(api_error_type, str) else None, status=status
     )
-    return cls(
-        _message(status, str(result.get("result") or "")), retry_after_s=_retry_after(rate_limit)
-    )
+    return cls(message, transient=status in _TRANSIENT_STATUSES)
+
+
+def _account_limit(rate_limit: dict[str, Any] | None, message: str) -> AccountLimitReached | None:
+    """The CLI's structured `rate_limit_event` with status `rejected` (a subscription limit)."""
+    if not rate_limit or rate_limit.get("status") != "rejected":
+        return None
+    resets_at = rate_limit.get("resetsAt")
+    if not isinstance(resets_at, int | float):
+        return None
+    reason = str(rate_limit.get("rateLimitType") or "unknown")
+    return AccountLimitReached(message, resets_at=float(resets_at), reason=reason)
 
 
 def _message(status: int, text: str) -> str:
@@ -49,13 +64,3 @@ def _message(status: int, text: str) -> str:
     _summary, dot, after = quoted.partition(" · ")
     quoted = after if dot else _STATUS_PREFIX.sub("", quoted)
     return quoted.strip() or f"The upstream API answered with HTTP {status}."
-
-
-def _retry_after(rate_limit: dict[str, Any] | None) -> float | None:
-    """Seconds until a rejected account limit resets (from the CLI's rate_limit_event)."""
-    if not rate_limit or rate_limit.get("status") != "rejected":
-        return None
-    resets_at = rate_limit.get("resetsAt")
-    if not isinstance(resets_at, int | float):
-        return None
-    return max(1.0, resets_at - time.time())

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from shared.job_queue import JobQueue
 from shared.settings import Settings
 from worker.answer import CliConfig
 
@@ -21,18 +23,31 @@ class WorkerState:
     cli_version: str
     busy: int = 0
     busy_batch: int = 0
-    state: str = "ready"  # ready | cooling | draining
+    draining: bool = False
     cooling_until: float = 0.0
     last_error: str = ""
     started_at_ms: int = 0
 
+    @property
+    def cooling(self) -> bool:
+        return self.cooling_until > time.time()
+
+    @property
+    def state(self) -> str:
+        """ready | cooling | draining, as the heartbeat reports it."""
+        if self.draining:
+            return "draining"
+        return "cooling" if self.cooling else "ready"
+
     @contextlib.contextmanager
-    def occupied_slot(self) -> Iterator[None]:
+    def occupied_slot(self, *, batch: bool) -> Iterator[None]:
         self.busy += 1
+        self.busy_batch += batch
         try:
             yield
         finally:
             self.busy -= 1
+            self.busy_batch -= batch
 
 
 @dataclass
@@ -40,4 +55,4 @@ class WorkerContext:
     settings: Settings
     cli: CliConfig
     state: WorkerState
-    extras: dict[str, object] = field(default_factory=dict)
+    queue: JobQueue

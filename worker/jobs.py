@@ -1,12 +1,19 @@
-"""The arq job functions: thin, validate -> run -> publish."""
+"""The arq job function: claim the attempt, answer with the CLI, publish; or try elsewhere.
+
+An attempt that has not sent the client anything yet is retried on another account when
+its account hits its usage limit (the account cools until its reset) or the upstream fails
+transiently (429 burst, 5xx, 529), up to `job_max_attempts`, keeping its place in line.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 
-from shared.errors import CliFailed, FleetError
+from shared.errors import AccountLimitReached, CliFailed, FleetError
+from shared.fleet import all_cooling_error, read_fleet, set_account_cooling
 from shared.jobs import JobRequest
 from shared.log import job_id_var, request_id_var
 from worker.answer import answer_with_cli
@@ -17,39 +24,104 @@ logger = logging.getLogger(__name__)
 
 
 async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
-    """Answer one Messages request; every outcome ends the job's chunk stream."""
+    """Answer one Messages request; every outcome ends the job's chunk stream or re-queues it."""
     worker: WorkerContext = ctx["worker"]
     job = JobRequest.model_validate(payload)
     job_id_var.set(job.job_id)
     request_id_var.set(job.request_id)
+    if not await worker.queue.start(job, worker.state.worker_id):
+        logger.info("attempt %d is stale or cancelled; skipped", job.attempt)
+        return
     publisher = ChunkPublisher(
         ctx["redis"],
         job.job_id,
         ttl_s=worker.settings.journal_ttl_s,
         max_chunks=worker.settings.journal_max_chunks,
     )
-    if await _resumed_after_crash(publisher):
-        return
-    started = time.monotonic()
+    if not await _resumed_after_crash(publisher):
+        with worker.state.occupied_slot(batch=job.lane == "batch"):
+            if await _answer(job, publisher, worker, ctx):
+                return  # handed to another attempt
+    await worker.queue.finish(job)
+
+
+async def _answer(
+    job: JobRequest, publisher: ChunkPublisher, worker: WorkerContext, ctx: dict[str, Any]
+) -> bool:
+    """Answer the job; True if it was re-queued for another attempt instead."""
     wait_ms = int(time.time() * 1000) - job.enqueued_at_ms
-    logger.info("job started after %d ms in queue (try %s)", wait_ms, ctx.get("job_try"))
-    with worker.state.occupied_slot():
-        try:
-            await answer_with_cli(job.request, job.job_id, publisher, worker.cli)
-        except FleetError as error:
-            worker.state.last_error = error.message
-            logger.warning("job failed: %s (%s)", error.error_type, error.message)
-            if not publisher.ended:
-                await publisher.publish_error(error)
-        except Exception:
-            logger.exception("job crashed")
-            if not publisher.ended:
-                await publisher.publish_error(FleetError("Internal server error"))
+    logger.info("attempt %d started %d ms after submission", job.attempt, wait_ms)
+    started = time.monotonic()
+    try:
+        await answer_with_cli(job.request, job.job_id, publisher, worker.cli)
+    except AccountLimitReached as limit:
+        await _cool_account(worker, limit, ctx)
+        if await _retry_elsewhere(job, publisher, worker, ctx, backoff=False):
+            return True
+        await _fail(publisher, worker, await _fleet_limit_error(worker, ctx) or limit)
+    except FleetError as error:
+        if error.transient and await _retry_elsewhere(job, publisher, worker, ctx, backoff=True):
+            return True
+        await _fail(publisher, worker, error)
+    except Exception:
+        logger.exception("job crashed")
+        await _fail(publisher, worker, FleetError("Internal server error"))
     logger.info("job done in %.2fs, %d chunks", time.monotonic() - started, publisher.seq)
+    return False
+
+
+async def _fail(publisher: ChunkPublisher, worker: WorkerContext, error: FleetError) -> None:
+    worker.state.last_error = error.message
+    logger.warning("job failed: %s (%s)", error.error_type, error.message)
+    if not publisher.ended:
+        await publisher.publish_error(error)
+
+
+async def _cool_account(
+    worker: WorkerContext, limit: AccountLimitReached, ctx: dict[str, Any]
+) -> None:
+    worker.state.cooling_until = limit.resets_at
+    worker.state.last_error = f"usage limit ({limit.reason})"
+    await set_account_cooling(
+        ctx["redis"], worker.state.account, until_s=limit.resets_at, reason=limit.reason
+    )
+    logger.warning(
+        "account %s cools until %.0f (%s)", worker.state.account, limit.resets_at, limit.reason
+    )
+
+
+async def _retry_elsewhere(
+    job: JobRequest,
+    publisher: ChunkPublisher,
+    worker: WorkerContext,
+    ctx: dict[str, Any],
+    *,
+    backoff: bool,
+) -> bool:
+    """Re-queue the job for its next attempt, if nothing was sent and attempts remain."""
+    if publisher.seq > 0 or job.attempt >= worker.settings.job_max_attempts:
+        return False
+    snapshot = await read_fleet(ctx["redis"], heartbeat_ttl_s=worker.settings.heartbeat_ttl_s)
+    avoid = [*job.avoid_accounts, worker.state.account]
+    others = [a for a in snapshot.available_accounts() if a.name not in avoid]
+    if not others:
+        if not backoff:
+            return False  # no other account has room: the client hears of the limit
+        avoid = []  # a transient failure may clear up here too
+    if backoff:
+        await asyncio.sleep(worker.settings.retry_backoff_s * 2 ** (job.attempt - 1))
+    following = await worker.queue.requeue(job, avoid_accounts=avoid)
+    logger.info("re-queued as attempt %s avoiding %s", following and following.attempt, avoid)
+    return following is not None
+
+
+async def _fleet_limit_error(worker: WorkerContext, ctx: dict[str, Any]) -> FleetError | None:
+    snapshot = await read_fleet(ctx["redis"], heartbeat_ttl_s=worker.settings.heartbeat_ttl_s)
+    return all_cooling_error(snapshot)
 
 
 async def _resumed_after_crash(publisher: ChunkPublisher) -> bool:
-    """A re-run of a job whose earlier run already streamed must not start a second answer."""
+    """A re-run of an attempt whose earlier run already streamed must not start a second answer."""
     previous = await publisher.last_published()
     if previous is None:
         return False

@@ -10,24 +10,26 @@ import time
 import uuid
 from typing import Any
 
-from arq.worker import Worker, func
+from arq.worker import func
 from redis.exceptions import RedisError
 
 from shared import arq_codec
+from shared.job_queue import JobQueue
 from shared.jobs import RUN_MESSAGES_JOB
 from shared.settings import Settings
 from worker.answer import CliConfig
 from worker.cli_command import cli_base_environment
 from worker.cli_version import read_cli_version
 from worker.context import WorkerContext, WorkerState
+from worker.fleet_worker import FleetWorker
 from worker.heartbeat import beat, beat_forever, unregister
 from worker.jobs import run_messages
 
 _RESULT_KEEP_S = 300
 
 
-def build_worker(settings: Settings, environ: dict[str, str]) -> Worker:
-    """An arq Worker for these settings; `environ` is what the CLI may inherit."""
+def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
+    """An arq worker for these settings; `environ` is what the CLI may inherit."""
     cli = CliConfig(
         claude_bin=settings.claude_bin,
         base_env=cli_base_environment(environ),
@@ -35,21 +37,24 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> Worker:
         timeout_s=settings.job_timeout_s,
         kill_grace_s=settings.kill_grace_s,
     )
+    state = WorkerState(
+        worker_id=f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+        host=socket.gethostname(),
+        account=settings.account,
+        slots=settings.worker_slots,
+        cli_version="",
+        started_at_ms=int(time.time() * 1000),
+    )
 
     async def on_startup(ctx: dict[str, Any]) -> None:
-        state = WorkerState(
-            worker_id=f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
-            host=socket.gethostname(),
-            account=settings.account,
-            slots=settings.worker_slots,
-            cli_version=await read_cli_version(cli.claude_bin, cli.base_env),
-            started_at_ms=int(time.time() * 1000),
-        )
-        ctx["worker"] = WorkerContext(settings=settings, cli=cli, state=state)
-        await beat(ctx["redis"], state, ttl_s=settings.heartbeat_ttl_s)
+        redis = ctx["redis"]
+        state.cli_version = await read_cli_version(cli.claude_bin, cli.base_env)
+        queue = JobQueue(redis, queue_name=settings.queue_name, record_ttl_s=settings.journal_ttl_s)
+        ctx["worker"] = WorkerContext(settings=settings, cli=cli, state=state, queue=queue)
+        await beat(redis, state, ttl_s=settings.heartbeat_ttl_s)
         ctx["heartbeat"] = asyncio.create_task(
             beat_forever(
-                ctx["redis"],
+                redis,
                 state,
                 interval_s=settings.heartbeat_interval_s,
                 ttl_s=settings.heartbeat_ttl_s,
@@ -63,11 +68,12 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> Worker:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if "worker" in ctx:
-            with contextlib.suppress(RedisError, OSError):
-                await unregister(ctx["redis"], ctx["worker"].state)
+        with contextlib.suppress(RedisError, OSError):
+            await unregister(ctx["redis"], state)
 
-    return Worker(
+    return FleetWorker(
+        state=state,
+        batch_slots=max(0, settings.worker_slots - settings.reserved_interactive_slots),
         functions=[func(run_messages, name=RUN_MESSAGES_JOB, max_tries=settings.job_max_tries)],
         queue_name=settings.queue_name,
         redis_settings=arq_codec.redis_settings(settings.effective_redis_url()),
@@ -76,6 +82,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> Worker:
         keep_result=_RESULT_KEEP_S,
         poll_delay=settings.worker_poll_delay_s,
         allow_abort_jobs=True,
+        job_completion_wait=int(settings.worker_drain_s),
         job_serializer=arq_codec.serialize,
         job_deserializer=arq_codec.deserialize,
         on_startup=on_startup,

@@ -20,14 +20,13 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.disconnect import until_disconnected
 from api.errors import error_event
-from api.job_reader import JobReader
 from api.openai_chat import ChatCompletionRequest, to_messages_request
 from api.openai_chat_reply import ChunkTranslator, to_chat_completion
 from api.relay import JobRelay
 from api.routes.messages import ensure_answerable
 from api.state import FrontEnd, front_end
 from shared.errors import FleetError
-from shared.log import job_id_var, request_id_var
+from shared.log import request_id_var
 
 router = APIRouter()
 
@@ -41,13 +40,8 @@ async def create_chat_completion(
     messages_request = to_messages_request(body)
     ensure_answerable(messages_request)
     request_id = request_id_var.get() or ""
-    job_id = await fe.queue.submit(messages_request, request_id=request_id)
-    job_id_var.set(job_id)
-    relay = await JobRelay.open(
-        JobReader(fe.redis, fe.hub, job_id),
-        fe.queue,
-        check_interval_s=fe.settings.journal_check_s,
-    )
+    relay = await fe.start_job(messages_request, request)
+    job_id = relay.reader.job_id
     completion_id = "chatcmpl-" + job_id.removeprefix("job_")
     created = int(time.time())
     headers = {"x-request-id": request_id}

@@ -11,11 +11,9 @@ from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.disconnect import until_disconnected
-from api.job_reader import JobReader
 from api.relay import JobRelay, ping_event
 from api.state import FrontEnd, front_end
 from shared.errors import InvalidRequest
-from shared.log import job_id_var, request_id_var
 from shared.messages import MessagesRequest
 
 router = APIRouter()
@@ -37,13 +35,11 @@ async def create_message(
     fe: Annotated[FrontEnd, Depends(front_end)],
 ) -> Response:
     ensure_answerable(body)
-    job_id = await fe.queue.submit(body, request_id=request_id_var.get() or "")
-    job_id_var.set(job_id)
-    relay = await JobRelay.open(
-        JobReader(fe.redis, fe.hub, job_id),
-        fe.queue,
-        check_interval_s=fe.settings.journal_check_s,
-    )
+    last_event_id = request.headers.get("last-event-id")
+    if last_event_id and body.stream:
+        relay = await fe.resume_job(last_event_id, request)
+    else:
+        relay = await fe.start_job(body, request)
     if body.stream:
         return await _stream(relay, request, fe)
     try:

@@ -53,7 +53,7 @@ def test_an_upstream_error_becomes_the_same_http_error(
 def test_a_streaming_request_that_fails_before_any_event_gets_a_plain_http_error(
     stack: Stack, client: anthropic.Anthropic
 ) -> None:
-    stack.upstream.enqueue(ErrorReply(529, "overloaded_error", "Overloaded"))
+    stack.upstream.set_responder(lambda _request: ErrorReply(529, "overloaded_error", "Overloaded"))
     with (
         pytest.raises(anthropic.APIStatusError) as caught,
         client.messages.stream(model=MODEL, max_tokens=50, messages=HELLO) as stream,

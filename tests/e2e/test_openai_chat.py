@@ -145,7 +145,7 @@ def test_an_image_data_url_arrives_as_an_image_block(stack: Stack, oai: openai.O
 def test_an_upstream_429_is_a_rate_limit_error_in_openais_shape(
     stack: Stack, oai: openai.OpenAI
 ) -> None:
-    stack.upstream.enqueue(ErrorReply(429, "rate_limit_error", "upstream says no"))
+    stack.upstream.set_responder(lambda _r: ErrorReply(429, "rate_limit_error", "upstream says no"))
     with pytest.raises(openai.RateLimitError) as caught:
         oai.chat.completions.create(model=MODEL, messages=HELLO)
     error = caught.value
@@ -165,7 +165,7 @@ def test_an_upstream_429_is_a_rate_limit_error_in_openais_shape(
 def test_a_streaming_request_refused_upstream_is_a_plain_http_error(
     stack: Stack, oai: openai.OpenAI
 ) -> None:
-    stack.upstream.enqueue(ErrorReply(529, "overloaded_error", "Overloaded"))
+    stack.upstream.set_responder(lambda _r: ErrorReply(529, "overloaded_error", "Overloaded"))
     with pytest.raises(openai.InternalServerError) as caught:
         oai.chat.completions.create(model=MODEL, messages=HELLO, stream=True)
     assert caught.value.status_code == 503

@@ -7,18 +7,20 @@ context. The CLI is a path that does not exist: running it would end the job wit
 
 from __future__ import annotations
 
-import time
-import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from arq.connections import RedisSettings, create_pool
 from redis.asyncio import Redis
 
 from shared import keys
 from shared.errors import CliFailed
+from shared.job_queue import JobQueue
 from shared.jobs import Chunk, JobRequest
 from shared.messages import MessagesRequest
+from shared.redis_server import EmbeddedRedis
 from shared.settings import Settings
 from worker.answer import CliConfig
 from worker.chunk_publisher import ChunkPublisher
@@ -51,7 +53,9 @@ CLOSING: list[dict[str, Any]] = [
 
 
 @pytest.fixture
-def worker_ctx(redis: Redis, tmp_path: Path) -> dict[str, Any]:
+async def worker_ctx(
+    redis: Redis, redis_server: EmbeddedRedis, tmp_path: Path
+) -> AsyncIterator[dict[str, Any]]:
     settings = Settings(redis_url="redis://unused", journal_ttl_s=600)
     cli = CliConfig(
         claude_bin=str(tmp_path / "no-such-claude"),
@@ -61,11 +65,17 @@ def worker_ctx(redis: Redis, tmp_path: Path) -> dict[str, Any]:
         kill_grace_s=0.5,
     )
     state = WorkerState(worker_id="w-test", host="test", account="a", slots=1, cli_version="x")
-    worker = WorkerContext(settings=settings, cli=cli, state=state)
-    return {"redis": redis, "worker": worker, "job_try": 2}
+    pool = await create_pool(RedisSettings.from_dsn(redis_server.url))
+    queue = JobQueue(pool, queue_name="test-queue", record_ttl_s=600)
+    worker = WorkerContext(settings=settings, cli=cli, state=state, queue=queue)
+    try:
+        yield {"redis": redis, "worker": worker, "job_try": 2}
+    finally:
+        await pool.aclose()
 
 
-def job_payload(job_id: str) -> dict[str, Any]:
+async def submitted(ctx: dict[str, Any]) -> JobRequest:
+    """A job queued as a front end queues it (its record says attempt 1 is current)."""
     request = MessagesRequest.model_validate(
         {
             "model": "claude-sonnet-4-5",
@@ -73,13 +83,12 @@ def job_payload(job_id: str) -> dict[str, Any]:
             "messages": [{"role": "user", "content": "hi"}],
         }
     )
-    job = JobRequest(
-        job_id=job_id,
-        request_id="req_test",
-        request=request,
-        enqueued_at_ms=int(time.time() * 1000),
-    )
-    return job.model_dump(mode="json", exclude_unset=True)
+    queue: JobQueue = ctx["worker"].queue
+    return await queue.submit(request, request_id="req_test", lane="interactive", lane_limit=10)
+
+
+def job_payload(job: JobRequest) -> dict[str, Any]:
+    return job.model_dump(mode="json")
 
 
 async def earlier_run(redis: Redis, job_id: str, events: list[dict[str, Any]]) -> None:
@@ -93,16 +102,13 @@ async def journal(redis: Redis, job_id: str) -> list[Chunk]:
     return [Chunk.from_json(fields[b"c"]) for _entry_id, fields in entries]
 
 
-def new_job_id() -> str:
-    return "job_" + uuid.uuid4().hex
-
-
 async def test_a_rerun_after_a_partial_answer_ends_the_stream_with_one_error(
     redis: Redis, worker_ctx: dict[str, Any]
 ) -> None:
-    job_id = new_job_id()
+    job = await submitted(worker_ctx)
+    job_id = job.job_id
     await earlier_run(redis, job_id, EARLIER_RUN)
-    await run_messages(worker_ctx, job_payload(job_id))
+    await run_messages(worker_ctx, job_payload(job))
     chunks = await journal(redis, job_id)
     assert [chunk.data for chunk in chunks[:3]] == EARLIER_RUN
     assert len(chunks) == 4
@@ -115,10 +121,11 @@ async def test_a_rerun_after_a_partial_answer_ends_the_stream_with_one_error(
 async def test_a_rerun_after_a_complete_answer_adds_nothing(
     redis: Redis, worker_ctx: dict[str, Any]
 ) -> None:
-    job_id = new_job_id()
+    job = await submitted(worker_ctx)
+    job_id = job.job_id
     await earlier_run(redis, job_id, EARLIER_RUN + CLOSING)
     before = await journal(redis, job_id)
-    await run_messages(worker_ctx, job_payload(job_id))
+    await run_messages(worker_ctx, job_payload(job))
     assert await journal(redis, job_id) == before
     assert before[-1].event == "message_stop"
 
@@ -126,14 +133,15 @@ async def test_a_rerun_after_a_complete_answer_adds_nothing(
 async def test_a_rerun_after_an_error_adds_nothing(
     redis: Redis, worker_ctx: dict[str, Any]
 ) -> None:
-    job_id = new_job_id()
+    job = await submitted(worker_ctx)
+    job_id = job.job_id
     publisher = ChunkPublisher(redis, job_id, ttl_s=600, max_chunks=1000)
     await publisher.publish_event(MESSAGE_START)
     await publisher.publish_error(
         CliFailed("The Claude Code CLI exited (code 1) before answering.")
     )
     before = await journal(redis, job_id)
-    await run_messages(worker_ctx, job_payload(job_id))
+    await run_messages(worker_ctx, job_payload(job))
     assert await journal(redis, job_id) == before
 
 
@@ -141,8 +149,9 @@ async def test_a_first_run_whose_cli_cannot_start_ends_with_an_error_saying_so(
     redis: Redis, worker_ctx: dict[str, Any]
 ) -> None:
     # The control for the tests above: with an empty journal the (missing) CLI is run.
-    job_id = new_job_id()
-    await run_messages(worker_ctx, job_payload(job_id))
+    job = await submitted(worker_ctx)
+    job_id = job.job_id
+    await run_messages(worker_ctx, job_payload(job))
     [chunk] = await journal(redis, job_id)
     assert (chunk.seq, chunk.kind) == (1, "error")
     assert chunk.data == {
@@ -151,3 +160,29 @@ async def test_a_first_run_whose_cli_cannot_start_ends_with_an_error_saying_so(
     }
     assert worker_ctx["worker"].state.busy == 0
     assert "could not be started" in worker_ctx["worker"].state.last_error
+
+
+async def test_a_stale_attempt_is_skipped_and_the_current_one_runs(
+    redis: Redis, worker_ctx: dict[str, Any]
+) -> None:
+    queue: JobQueue = worker_ctx["worker"].queue
+    first = await submitted(worker_ctx)
+    second = await queue.requeue(first, avoid_accounts=["alice"])
+    assert second is not None and second.attempt == 2 and second.avoid_accounts == ["alice"]
+    assert await queue.requeue(first, avoid_accounts=[]) is None, "attempt 1 is no longer current"
+    await run_messages(worker_ctx, job_payload(first))
+    assert await journal(redis, first.job_id) == [], "the stale attempt ran nothing"
+    await run_messages(worker_ctx, job_payload(second))
+    [chunk] = await journal(redis, first.job_id)
+    assert chunk.kind == "error"
+    record = await queue.record(first.job_id)
+    assert record is not None and record.status == "done" and record.job.attempt == 2
+
+
+async def test_a_cancelled_job_is_not_started(redis: Redis, worker_ctx: dict[str, Any]) -> None:
+    queue: JobQueue = worker_ctx["worker"].queue
+    job = await submitted(worker_ctx)
+    await queue.cancel(job.job_id)
+    await run_messages(worker_ctx, job_payload(job))
+    assert await journal(redis, job.job_id) == []
+    assert await redis.zcard(keys.lane_waiting("interactive")) == 0

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from shared.errors import (
+    AccountLimitReached,
     AuthenticationFailed,
     BillingError,
     CliFailed,
@@ -78,9 +79,12 @@ def test_a_rejected_account_limit_gives_the_seconds_until_it_resets() -> None:
         assistant_line("rate_limit", "rate_limit_error", 429),
         rate_limit=rate_limit,
     )
-    assert type(error) is RateLimited
+    assert type(error) is AccountLimitReached
+    assert error.status_code == 429 and error.error_type == "rate_limit_error"
+    assert error.reason == "five_hour"
     assert error.retry_after_s is not None
     assert 3500 < error.retry_after_s <= 3600
+    assert not error.transient, "an account limit cools the account; it is no burst to retry"
 
 
 def test_an_allowed_rate_limit_event_gives_no_retry_after() -> None:

@@ -3,6 +3,7 @@ validation problems are told to the client by field path."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 from api.errors import validation_message
 from shared import errors
 from shared.errors import (
+    AccountLimitReached,
     AuthenticationFailed,
     BillingError,
     CliFailed,
@@ -93,7 +95,12 @@ def test_unknown_type_and_status_map_to_the_root() -> None:
 
 @pytest.mark.parametrize("cls", all_error_classes(), ids=lambda cls: cls.__name__)
 def test_every_error_survives_the_trip_through_redis(cls: type[FleetError]) -> None:
-    original = cls("Something precise went wrong.")
+    if cls is AccountLimitReached:
+        original: FleetError = AccountLimitReached(
+            "Something precise went wrong.", resets_at=time.time() + 60, reason="five_hour"
+        )
+    else:
+        original = cls("Something precise went wrong.")
     wire = orjson.loads(orjson.dumps(original.to_error()))
     rebuilt = from_error(wire, retry_after_s=7.0)
     assert wire == {"type": cls.error_type, "message": "Something precise went wrong."}

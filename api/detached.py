@@ -1,0 +1,44 @@
+"""Jobs whose client went away but asked for a resume window: cancelled only if nobody
+resumes their stream (`Last-Event-ID`) within it. Owned by the front end's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared import keys
+from shared.job_queue import JobQueue
+
+logger = logging.getLogger(__name__)
+
+
+class DetachedJobs:
+    def __init__(self, redis: Redis, queue: JobQueue) -> None:
+        self._redis = redis
+        self._queue = queue
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def cancel_later(self, job_id: str, *, after_s: float) -> None:
+        task = asyncio.create_task(self._cancel_unless_resumed(job_id, after_s))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _cancel_unless_resumed(self, job_id: str, after_s: float) -> None:
+        await asyncio.sleep(after_s)
+        try:
+            readers = int(await self._redis.get(keys.job_readers(job_id)) or 0)
+            if readers == 0:
+                await self._queue.cancel(job_id)
+        except RedisError:
+            logger.warning("could not cancel detached job %s", job_id, exc_info=True)
+
+    async def close(self) -> None:
+        """Shutting down: the jobs keep running (a resume may still come to another replica)."""
+        for task in self._tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,147 @@
+"""`ccfleet status` rendering: FleetSnapshot -> text, as a terminal 120 columns wide shows it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from io import StringIO
+
+import pytest
+from rich.console import Console
+
+from shared.fleet import AccountInfo, FleetSnapshot, LaneInfo, WorkerInfo
+from shared.fleet_view import fleet_view
+from shared.status_table import duration_text, render_fleet, truncated, until_text
+
+NOW_S = datetime(2026, 11, 21, 12, 0, tzinfo=UTC).timestamp()
+
+
+def worker(id: str, account: str, **fields: object) -> WorkerInfo:
+    defaults: dict[str, object] = {
+        "host": "host-a",
+        "slots": 2,
+        "busy": 0,
+        "state": "ready",
+        "cli_version": "2.1.328",
+    }
+    return WorkerInfo.model_validate({"id": id, "account": account, **defaults, **fields})
+
+
+def snapshot(workers: list[WorkerInfo], accounts: list[AccountInfo]) -> FleetSnapshot:
+    lanes = [LaneInfo(name="interactive", waiting=3), LaneInfo(name="batch", waiting=41)]
+    return FleetSnapshot(workers=workers, accounts=accounts, lanes=lanes)
+
+
+def rendered(fleet: FleetSnapshot) -> str:
+    console = Console(file=StringIO(), width=120, record=True)
+    console.print(render_fleet(fleet, now_s=NOW_S, tz=UTC))
+    return console.export_text()
+
+
+def row_of(text: str, cell: str, *, table: str = "Workers") -> str:
+    """The first line of `table` (a title) with a cell reading `cell`."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(table))
+    return next(line for line in lines[start:] if f"│ {cell} " in line)
+
+
+def test_a_cooling_account_shows_its_reset_time_and_reason() -> None:
+    reset_s = NOW_S + 2 * 3600 + 13 * 60
+    text = rendered(
+        snapshot(
+            [worker("w-alice", "alice"), worker("w-bob", "bob", busy=1)],
+            [
+                AccountInfo(name="alice", workers=1, slots=2, busy=0),
+                AccountInfo(
+                    name="bob",
+                    workers=1,
+                    slots=2,
+                    busy=1,
+                    cooling_until=reset_s,
+                    cooling_reason="5-hour limit",
+                ),
+            ],
+        )
+    )
+    bob = row_of(text, "bob", table="Accounts")
+    assert "cooling" in bob
+    assert "14:13 (in 2h13m)" in bob
+    assert "5-hour limit" in bob
+    assert "ready" in row_of(text, "alice", table="Accounts")
+    assert "2 live workers, 2 of 4 slots free" in text  # bob's free slot is not usable
+
+
+def test_a_draining_worker_and_its_last_error_are_shown() -> None:
+    error = "upstream said: 529 overloaded, and a great deal more detail than fits in a cell"
+    text = rendered(
+        snapshot(
+            [worker("w-1", "alice", state="draining", busy=1, last_error=error)],
+            [AccountInfo(name="alice", workers=1, slots=2, busy=1)],
+        )
+    )
+    row = row_of(text, "w-1")
+    assert "draining" in row
+    assert "1/2" in row
+    assert "upstream said: 529 overloaded" in row
+    assert row.rstrip("│ ").endswith("…")
+    assert "fits in a cell" not in text
+    assert "no ready worker" in row_of(text, "alice", table="Accounts")
+    assert "0 of 2 slots free" in text
+
+
+def test_lane_depths_are_shown() -> None:
+    text = rendered(
+        snapshot([worker("w-1", "alice")], [AccountInfo(name="alice", workers=1, slots=2, busy=0)])
+    )
+    assert "Lanes: interactive 3 waiting · batch 41 waiting" in text
+
+
+def test_an_empty_fleet_says_so() -> None:
+    text = rendered(snapshot([], []))
+    assert "0 live workers" in text
+    assert "No live workers." in text
+
+
+def test_text_from_redis_is_not_read_as_markup() -> None:
+    text = rendered(
+        snapshot(
+            [worker("w-1", "alice", last_error="[red]boom[/red]")],
+            [AccountInfo(name="alice", workers=1, slots=2, busy=0)],
+        )
+    )
+    assert "[red]boom[/red]" in text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [(45.9, "45s"), (785, "13m05s"), (7980, "2h13m"), (3 * 86400 + 4 * 3600, "3d04h")],
+)  # fmt: skip
+def test_durations_read_like_a_clock(seconds: float, expected: str) -> None:
+    assert duration_text(seconds) == expected
+
+
+def test_a_reset_on_another_day_shows_the_date_and_a_past_one_nothing() -> None:
+    assert until_text(NOW_S + 86400, NOW_S, UTC) == "Nov 22 12:00 (in 1d00h)"
+    assert until_text(NOW_S - 1, NOW_S, UTC) == ""
+
+
+def test_truncation_keeps_one_line_within_the_width() -> None:
+    assert truncated("a\nb", 10) == "a b"
+    assert truncated("abcdefghijkl", 5) == "abcd…"
+
+
+def test_free_slots_count_only_ready_workers_of_accounts_not_cooling() -> None:
+    fleet = snapshot(
+        [
+            worker("w-1", "alice", busy=1),
+            worker("w-2", "alice", state="draining"),
+            worker("w-3", "bob"),
+            worker("w-4", "carol", state="cooling", cooling_until=NOW_S + 60),
+        ],
+        [
+            AccountInfo(name="alice", workers=2, slots=4, busy=1),
+            AccountInfo(name="bob", workers=1, slots=2, busy=0, cooling_until=NOW_S + 60),
+            AccountInfo(name="carol", workers=1, slots=2, busy=0),
+        ],
+    )
+    totals = fleet_view(fleet, now_s=NOW_S).totals
+    assert (totals.live_workers, totals.slots, totals.busy, totals.free_slots) == (4, 8, 1, 1)

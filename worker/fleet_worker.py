@@ -1,0 +1,66 @@
+"""arq's Worker with ccfleet's admission: which queued attempts this worker may start.
+
+arq starts queued jobs in score order (interactive before batch, first come first served).
+This worker additionally passes over every job while its account cools or it drains, batch
+jobs beyond its batch slots (the rest are kept for interactive work), and attempts that
+asked to avoid its account. It decides from the arq job ids alone (`AttemptId`), without a
+Redis read per job. A Redis outage is waited out instead of ending the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from signal import Signals
+from typing import Any
+
+from arq.worker import Worker
+from redis.exceptions import RedisError
+
+from shared.jobs import AttemptId
+from worker.context import WorkerState
+
+logger = logging.getLogger(__name__)
+
+_REDIS_RETRY_S = 1.0
+
+
+class FleetWorker(Worker):
+    def __init__(self, *, state: WorkerState, batch_slots: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.state = state
+        self.batch_slots = batch_slots
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        await super().start_jobs(self.admissible(job_ids))
+
+    def admissible(self, job_ids: list[bytes]) -> list[bytes]:
+        if self.state.draining or self.state.cooling:
+            return []
+        running_batch = sum(
+            1 for job_id, task in self.tasks.items() if job_id.startswith("b|") and not task.done()
+        )
+        chosen = []
+        for raw in job_ids:
+            attempt = AttemptId.parse(raw.decode())
+            if attempt is not None and self.state.account in attempt.avoid_accounts:
+                continue
+            if attempt is not None and attempt.lane == "batch":
+                if running_batch >= self.batch_slots:
+                    continue
+                running_batch += 1
+            chosen.append(raw)
+        return chosen
+
+    async def _poll_iteration(self) -> None:
+        # arq lets a Redis error end the worker; a fleet worker waits for Redis to return.
+        try:
+            await super()._poll_iteration()
+        except (RedisError, OSError) as exc:
+            logger.warning("redis unavailable (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(_REDIS_RETRY_S)
+
+    def handle_sig_wait_for_completion(self, signum: Signals) -> None:
+        """SIGTERM/SIGINT: take no more jobs, let running ones finish (up to the drain time)."""
+        self.state.draining = True
+        super().handle_sig_wait_for_completion(signum)
