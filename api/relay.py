@@ -77,7 +77,9 @@ class JobRelay:
             ) from exc
         self.finished = chunk.is_terminal
         if chunk.kind == "error":
-            raise from_error(chunk.data, retry_after_s=chunk.retry_after_s)
+            raise from_error(
+                chunk.data, retry_after_s=chunk.retry_after_s, should_retry=chunk.should_retry
+            )
         return chunk
 
     async def _next_chunk(self) -> Chunk:

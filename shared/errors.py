@@ -138,7 +138,10 @@ def error_class_for(
     return FleetError
 
 
-def from_error(error: dict[str, Any], *, retry_after_s: float | None = None) -> FleetError:
+def from_error(
+    error: dict[str, Any], *, retry_after_s: float | None = None, should_retry: bool | None = None
+) -> FleetError:
     """Rebuild a FleetError from the inner `error` object of an Anthropic error body."""
     cls = error_class_for(error_type=str(error.get("type", "")))
-    return cls(str(error.get("message", "Internal server error")), retry_after_s=retry_after_s)
+    message = str(error.get("message", "Internal server error"))
+    return cls(message, retry_after_s=retry_after_s, should_retry=should_retry)

@@ -71,6 +71,7 @@ class Chunk(BaseModel):
     event: str | None = None
     data: dict[str, Any]
     retry_after_s: float | None = None
+    should_retry: bool | None = None
 
     @property
     def is_terminal(self) -> bool:

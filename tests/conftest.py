@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +17,19 @@ from tests.fakes.upstream import FakeUpstream
 from tests.processes import ManagedProcess, http_ok, wait_until
 
 
+def _pinned_cli() -> str | None:
+    """Where tests/run.sh installs the pinned CLI (~/.cache/ccfleet/claude-code-<version>)."""
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    version = pyproject["tool"]["ccfleet"]["claude-code-version"]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    path = cache / "ccfleet" / f"claude-code-{version}" / "node_modules" / ".bin" / "claude"
+    return str(path) if path.exists() else None
+
+
 @pytest.fixture(scope="session")
 def claude_bin() -> str:
     """The pinned real CLI (tests/run.sh installs it), else one on PATH."""
-    path = os.environ.get("CCFLEET_TEST_CLAUDE_BIN") or shutil.which("claude")
+    path = os.environ.get("CCFLEET_TEST_CLAUDE_BIN") or _pinned_cli() or shutil.which("claude")
     if not path:
         pytest.fail("No claude CLI: run the suite with tests/run.sh, which installs it.")
     return path

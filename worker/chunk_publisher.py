@@ -39,7 +39,11 @@ class ChunkPublisher:
 
     async def publish_error(self, error: FleetError) -> None:
         chunk = Chunk(
-            seq=self.seq + 1, kind="error", data=error.to_error(), retry_after_s=error.retry_after_s
+            seq=self.seq + 1,
+            kind="error",
+            data=error.to_error(),
+            retry_after_s=error.retry_after_s,
+            should_retry=error.should_retry,
         )
         await self._publish(chunk)
 

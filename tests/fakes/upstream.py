@@ -128,7 +128,15 @@ class HangReply:
     text: str = DEFAULT_TEXT
 
 
-Reply = TextReply | BlocksReply | ErrorReply | MidStreamErrorReply | HangReply
+@dataclass
+class DelayedReply:
+    """Sends nothing for ``seconds`` (not even headers), then answers with ``then``."""
+
+    seconds: float
+    then: TextReply | BlocksReply | ErrorReply = field(default_factory=TextReply)
+
+
+Reply = TextReply | BlocksReply | ErrorReply | MidStreamErrorReply | HangReply | DelayedReply
 
 
 @dataclass
@@ -382,6 +390,9 @@ class FakeUpstream:
         reply = self._next_reply(recorded)
         model = str(recorded.body.get("model", "claude-fake"))
         headers = {"request-id": _request_id()}
+        if isinstance(reply, DelayedReply):
+            await self._hang(reply.seconds, recorded, request)
+            reply = reply.then
         if isinstance(reply, ErrorReply):
             return self._error(reply)
         if isinstance(reply, TextReply):

@@ -1,0 +1,243 @@
+"""Several accounts, several workers: usage limits, failover, lanes, queue bounds.
+
+Real workers with the real CLI log in with distinct OAuth tokens; the fake upstream answers
+a chosen token with the subscription-limit headers of a Max account (FACTS.md §4).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import anthropic
+import httpx
+import pytest
+
+from tests.conftest import Stack, StackFactory
+from tests.fakes.upstream import ErrorReply, RecordedRequest, TextReply
+from tests.processes import http_ok, wait_until
+
+MODEL = "claude-sonnet-4-5"
+HELLO = [{"role": "user", "content": "Say hello."}]
+
+
+def limit_reply(resets_at: float) -> ErrorReply:
+    return ErrorReply(
+        429,
+        "rate_limit_error",
+        "You have reached your usage limit.",
+        headers={
+            "anthropic-ratelimit-unified-status": "rejected",
+            "anthropic-ratelimit-unified-reset": str(int(resets_at)),
+            "anthropic-ratelimit-unified-representative-claim": "five_hour",
+        },
+    )
+
+
+def token_of(request: RecordedRequest) -> str:
+    return request.headers.get("authorization", "").removeprefix("Bearer ")
+
+
+def accounts_stack(make_stack: StackFactory, *accounts: tuple[str, dict[str, str]]) -> Stack:
+    stack = make_stack(workers=0, wait_ready=False)
+    for name, env in accounts:
+        stack.add_worker(CCFLEET_ACCOUNT=name, CLAUDE_CODE_OAUTH_TOKEN=f"token-{name}", **env)
+    stack.wait_ready()
+    wait_until(lambda: len(fleet(stack)["workers"]) == len(accounts), 20, "every worker beating")
+    return stack
+
+
+def fleet(stack: Stack) -> dict[str, Any]:
+    body: dict[str, Any] = httpx.get(f"{stack.url}/v1/fleet", timeout=5).json()
+    return body
+
+
+def account(stack: Stack, name: str) -> dict[str, Any]:
+    return next(a for a in fleet(stack)["accounts"] if a["name"] == name)
+
+
+def client(stack: Stack) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
+
+
+def test_an_account_at_its_limit_cools_until_the_reset_and_its_job_moves_to_another(
+    make_stack: StackFactory,
+) -> None:
+    resets_at = time.time() + 3600
+    # alice polls every 10 ms, bob every 3 s: alice takes the first job.
+    stack = accounts_stack(make_stack, ("alice", {}), ("bob", {"CCFLEET_WORKER_POLL_DELAY_S": "3"}))
+
+    def answer(request: RecordedRequest) -> ErrorReply | TextReply:
+        if token_of(request) == "token-alice":
+            return limit_reply(resets_at)
+        return TextReply("Bob answers.")
+
+    stack.upstream.set_responder(answer)
+    message = client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+    assert message.content[0].text == "Bob answers."  # type: ignore[union-attr]
+    assert [token_of(r) for r in stack.upstream.requests] == ["token-alice", "token-bob"]
+
+    alice = account(stack, "alice")
+    assert alice["cooling"] is True
+    assert abs(alice["cooling_until"] - int(resets_at)) < 2
+    assert alice["reason"] == "five_hour"
+    for _ in range(2):
+        client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+    tokens = [token_of(r) for r in stack.upstream.requests]
+    assert tokens.count("token-alice") == 1, "a cooling account takes no more jobs"
+
+
+def test_when_every_account_cools_clients_get_429_until_the_earliest_reset(
+    make_stack: StackFactory,
+) -> None:
+    now = time.time()
+    resets = {"token-alice": now + 7200, "token-bob": now + 3 * 3600}
+    stack = accounts_stack(make_stack, ("alice", {}), ("bob", {}))
+    stack.upstream.set_responder(lambda request: limit_reply(resets[token_of(request)]))
+
+    with pytest.raises(anthropic.RateLimitError) as caught:
+        client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+    error = caught.value
+    retry_after = int(error.response.headers["retry-after"])
+    assert 7100 < retry_after <= 7200, "the earliest reset, alice's"
+    assert error.response.headers["x-should-retry"] == "false"
+    assert sorted(token_of(r) for r in stack.upstream.requests) == ["token-alice", "token-bob"]
+
+    later = httpx.post(
+        f"{stack.url}/v1/messages",
+        json={"model": MODEL, "max_tokens": 10, "messages": HELLO},
+        timeout=30,
+    )
+    assert later.status_code == 429
+    assert later.json()["error"]["type"] == "rate_limit_error"
+    assert len(stack.upstream.requests) == 2, "refused at the door: no upstream request"
+
+
+def test_a_transient_upstream_error_is_retried_on_another_account(
+    make_stack: StackFactory,
+) -> None:
+    stack = accounts_stack(make_stack, ("alice", {}), ("bob", {"CCFLEET_WORKER_POLL_DELAY_S": "3"}))
+
+    def answer(request: RecordedRequest) -> ErrorReply | TextReply:
+        if token_of(request) == "token-alice":
+            return ErrorReply(529, "overloaded_error", "Overloaded")
+        return TextReply("Recovered.")
+
+    stack.upstream.set_responder(answer)
+    message = client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+    assert message.content[0].text == "Recovered."  # type: ignore[union-attr]
+    assert [token_of(r) for r in stack.upstream.requests] == ["token-alice", "token-bob"]
+    assert account(stack, "alice")["cooling"] is False, "a 529 does not cool an account"
+
+
+def test_retries_are_bounded(make_stack: StackFactory) -> None:
+    stack = make_stack(CCFLEET_JOB_MAX_ATTEMPTS="3", CCFLEET_RETRY_BACKOFF_S="0.05")
+    stack.upstream.set_responder(lambda _request: ErrorReply(500, "api_error", "boom"))
+    with pytest.raises(anthropic.InternalServerError):
+        client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+    assert len(stack.upstream.requests) == 3
+
+
+def _send_in_thread(
+    stack: Stack, marker: str, lane: str, results: dict[str, Any]
+) -> threading.Thread:
+    def send() -> None:
+        results[marker] = httpx.post(
+            f"{stack.url}/v1/messages",
+            json={
+                "model": MODEL,
+                "max_tokens": 20,
+                "messages": [{"role": "user", "content": marker}],
+            },
+            headers={"x-ccfleet-lane": lane},
+            timeout=60,
+        )
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread
+
+
+def _user_text(request: RecordedRequest) -> str:
+    content = request.body["messages"][-1]["content"]
+    texts = (
+        [b["text"] for b in content if b.get("type") == "text"]
+        if isinstance(content, list)
+        else [content]
+    )
+    return next(t for t in texts if not t.lstrip().startswith("<system-reminder>"))
+
+
+def test_waiting_interactive_work_goes_before_batch_work_and_each_lane_is_first_come_first_served(
+    make_stack: StackFactory,
+) -> None:
+    stack = make_stack(CCFLEET_WORKER_SLOTS="1", CCFLEET_RESERVED_INTERACTIVE_SLOTS="0")
+    stack.upstream.enqueue(TextReply("busy", chunk_chars=1, delay_s=0.5))  # holds the one slot
+    results: dict[str, Any] = {}
+    threads = [_send_in_thread(stack, "first", "interactive", results)]
+    assert stack.upstream.wait_for_requests(1, 30)
+    for marker, lane in [
+        ("batch-1", "batch"),
+        ("batch-2", "batch"),
+        ("chat-1", "interactive"),
+        ("chat-2", "interactive"),
+    ]:
+        threads.append(_send_in_thread(stack, marker, lane, results))
+        time.sleep(0.3)  # a clear order of arrival
+    for thread in threads:
+        thread.join(90)
+    assert all(response.status_code == 200 for response in results.values())
+    order = [_user_text(r) for r in stack.upstream.requests]
+    assert order == ["first", "chat-1", "chat-2", "batch-1", "batch-2"]
+
+
+def test_batch_work_leaves_the_reserved_slots_to_interactive_work(
+    make_stack: StackFactory,
+) -> None:
+    stack = make_stack(CCFLEET_WORKER_SLOTS="2", CCFLEET_RESERVED_INTERACTIVE_SLOTS="1")
+    stack.upstream.set_responder(
+        lambda r: (
+            TextReply("slow", chunk_chars=1, delay_s=0.5)
+            if _user_text(r).startswith("batch")
+            else TextReply("quick")
+        )
+    )
+    results: dict[str, Any] = {}
+    threads = [_send_in_thread(stack, f"batch-{i}", "batch", results) for i in range(2)]
+    assert stack.upstream.wait_for_requests(1, 30)
+    time.sleep(1.0)
+    assert len(stack.upstream.requests) == 1, "the second batch job may not take the reserved slot"
+    threads.append(_send_in_thread(stack, "chat", "interactive", results))
+    assert stack.upstream.wait_for_requests(2, 30)
+    assert _user_text(stack.upstream.requests[1]) == "chat"
+    for thread in threads:
+        thread.join(90)
+    assert [response.status_code for response in results.values()] == [200, 200, 200]
+
+
+def test_a_full_lane_and_a_long_wait_are_529_with_retry_after(make_stack: StackFactory) -> None:
+    stack = make_stack(
+        workers=0,
+        wait_ready=False,
+        CCFLEET_INTERACTIVE_MAX_WAITING="1",
+        CCFLEET_INTERACTIVE_MAX_WAIT_S="3",
+    )
+    wait_until(lambda: http_ok(f"{stack.url}/health"), 30, "the front end")
+    results: dict[str, Any] = {}
+    waiting = _send_in_thread(stack, "waits", "interactive", results)
+    wait_until(lambda: fleet(stack)["lanes"][0]["waiting"] == 1, 10, "one job waiting")
+    full = httpx.post(
+        f"{stack.url}/v1/messages",
+        json={"model": MODEL, "max_tokens": 10, "messages": HELLO},
+        timeout=30,
+    )
+    assert full.status_code == 529
+    assert full.json()["error"]["type"] == "overloaded_error"
+    assert int(full.headers["retry-after"]) >= 1
+    waiting.join(30)
+    timed_out = results["waits"]
+    assert timed_out.status_code == 529
+    assert "in time" in timed_out.json()["error"]["message"]
+    assert int(timed_out.headers["retry-after"]) >= 1
+    assert fleet(stack)["lanes"][0]["waiting"] == 0, "the timed-out job left the queue"
