@@ -41,7 +41,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for tests.*
 
 import httpx
+import redis as redis_lib
 
+from shared import keys
 from shared.messages import MessagesRequest
 from shared.redis_server import EmbeddedRedis, free_port
 from tests.fakes.upstream import FakeUpstream, RecordedRequest, TextReply
@@ -63,6 +65,7 @@ class Sample:
     total: float
     to_upstream: float
     upstream_to_delta: float
+    job_id: str = ""
 
 
 def responder(request: RecordedRequest) -> TextReply:
@@ -94,9 +97,12 @@ async def via_ccfleet(client: httpx.AsyncClient, url: str) -> Sample:
     marker = f"bench-{uuid.uuid4().hex}"
     first = end = None
     t0 = time.perf_counter()
+    job_id = ""
     async with client.stream("POST", f"{url}/v1/messages", json=body(marker)) as r:
         r.raise_for_status()
         async for line in r.aiter_lines():
+            if line.startswith("id:") and not job_id:
+                job_id = line[3:].strip().rpartition(":")[0]
             if not line.startswith("data:"):
                 continue
             event = json.loads(line[5:])
@@ -105,7 +111,24 @@ async def via_ccfleet(client: httpx.AsyncClient, url: str) -> Sample:
             if event.get("type") == "message_stop":
                 end = time.perf_counter()
                 break
-    return sample(marker, t0, first, end)
+    result = sample(marker, t0, first, end)
+    result.job_id = job_id
+    return result
+
+
+def dispatch_ms(redis_url: str, samples: list[Sample]) -> list[float]:
+    """Per job: submission (front end) -> claimed by a worker, which then spawns the CLI."""
+    client = redis_lib.Redis.from_url(redis_url)
+    try:
+        figures = []
+        for s in samples:
+            record = client.hgetall(keys.job_record(s.job_id))
+            if b"started_at_ms" in record:
+                submitted = json.loads(record[b"payload"])["enqueued_at_ms"]
+                figures.append(float(int(record[b"started_at_ms"]) - submitted))
+        return figures
+    finally:
+        client.close()
 
 
 async def direct(claude_bin: str, base_env: dict[str, str], root: Path) -> Sample:
@@ -178,7 +201,9 @@ def row(label: str, values: list[float]) -> str:
     return f"{label:<44}" + "".join(f"{v:9.1f}" for v in figures)
 
 
-def report(gateway: list[Sample], cli: list[Sample], version: str, conc: int) -> None:
+def report(
+    gateway: list[Sample], cli: list[Sample], version: str, conc: int, dispatch: list[float]
+) -> None:
     def diff(field: str) -> list[float]:
         return [getattr(a, field) - getattr(b, field) for a, b in zip(gateway, cli, strict=True)]
 
@@ -197,6 +222,7 @@ def report(gateway: list[Sample], cli: list[Sample], version: str, conc: int) ->
         ("ccfleet: upstream request -> 1st delta", [s.upstream_to_delta for s in gateway]),
         ("direct:  upstream request -> 1st delta", [s.upstream_to_delta for s in cli]),
         ("relay overhead, 1st chunk (paired diff)", diff("upstream_to_delta")),
+        ("dispatch: enqueue -> worker starts the CLI", dispatch),
     ]:
         print(row(label, values))
     print("per-pair TTFT overhead:", " ".join(f"{v:.0f}" for v in diff("ttft")))
@@ -246,7 +272,7 @@ def main() -> None:
             env=cc.cli_environment(base_env, str(root)),
         ).stdout.strip()  # fmt: skip
         gateway, cli = asyncio.run(measure(args, url, base_env, root, procs[0].pid))
-        report(gateway, cli, version, args.concurrency)
+        report(gateway, cli, version, args.concurrency, dispatch_ms(redis.url, gateway))
     except KeyboardInterrupt:
         print("\ninterrupted; cleaning up", file=sys.stderr)
     except Exception:

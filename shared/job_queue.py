@@ -39,7 +39,7 @@ _START = """
 local r = redis.call('HMGET', KEYS[1], 'attempt', 'status')
 if not r[1] or tonumber(r[1]) ~= tonumber(ARGV[1]) then return 0 end
 if r[2] ~= 'waiting' and r[2] ~= 'running' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2])
+redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'started_at_ms', ARGV[4])
 redis.call('ZREM', KEYS[2], ARGV[3])
 return 1
 """
@@ -109,7 +109,7 @@ class JobQueue:
         """Claim the job for a worker; False if this attempt is stale or was cancelled."""
         claimed = await self._start_script(
             keys=[keys.job_record(job.job_id), keys.lane_waiting(job.lane)],
-            args=[job.attempt, worker_id, job.job_id],
+            args=[job.attempt, worker_id, job.job_id, int(time.time() * 1000)],
         )
         return bool(claimed)
 
