@@ -1,7 +1,8 @@
 """GET /v1/fleet: the live workers, their accounts and the lanes' queue depths, as JSON.
 
 Read from Redis on every request (shared.fleet.read_fleet): a worker that stops beating
-drops out within the heartbeat TTL. Redis not answering is a 529 overloaded_error.
+drops out within the heartbeat TTL. Redis not answering is a 529 overloaded_error
+(api/errors.py maps every RedisError).
 """
 
 from __future__ import annotations
@@ -10,10 +11,8 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from redis.exceptions import RedisError
 
 from api.state import FrontEnd, front_end
-from shared.errors import Overloaded
 from shared.fleet import read_fleet
 from shared.fleet_view import FleetView, fleet_view
 
@@ -23,8 +22,5 @@ router = APIRouter()
 @router.get("/v1/fleet")
 async def fleet(fe: Annotated[FrontEnd, Depends(front_end)]) -> FleetView:
     """Workers (account, slots, load, state, cooldown, CLI version), accounts, lanes, totals."""
-    try:
-        snapshot = await read_fleet(fe.redis, heartbeat_ttl_s=fe.settings.heartbeat_ttl_s)
-    except (RedisError, OSError) as exc:
-        raise Overloaded("The fleet state is unavailable: Redis does not answer.") from exc
+    snapshot = await read_fleet(fe.redis, heartbeat_ttl_s=fe.settings.heartbeat_ttl_s)
     return fleet_view(snapshot, now_s=time.time())
