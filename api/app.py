@@ -33,7 +33,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         hub = ChunkHub(redis)
         queue = JobQueue(redis, queue_name=settings.queue_name, record_ttl_s=settings.journal_ttl_s)
-        detached = DetachedJobs(redis, queue)
+        detached = DetachedJobs(redis, queue, redis_outage_s=settings.redis_outage_s)
         app.state.front_end = FrontEnd(
             settings=settings,
             redis=redis,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +20,9 @@ from shared import keys
 from shared.errors import CliFailed, FleetError, Overloaded, from_error
 from shared.job_queue import JobQueue
 from shared.jobs import Chunk
+from shared.redis_outage import OUTAGE_ERRORS, outlasting_outage
+
+logger = logging.getLogger(__name__)
 
 
 class JobRelay:
@@ -34,6 +38,7 @@ class JobRelay:
         detached: DetachedJobs,
         *,
         check_interval_s: float,
+        redis_outage_s: float,
         resume_window_s: float = 0.0,
     ) -> None:
         self._redis = redis
@@ -43,6 +48,7 @@ class JobRelay:
         self._detached = detached
         self._check_interval_s = check_interval_s
         self._resume_window_s = resume_window_s
+        self._redis_outage_s = redis_outage_s
         self.finished = False
 
     async def open(self) -> JobRelay:
@@ -55,23 +61,38 @@ class JobRelay:
         return self
 
     async def close(self) -> None:
-        job_id = self.reader.job_id
+        """Never raises, never waits for Redis: it runs in a stream's `finally`."""
         try:
-            await self._redis.decr(keys.job_readers(job_id))
-            if self.finished:
-                return
-            if self._resume_window_s > 0:
-                self._detached.cancel_later(job_id, after_s=self._resume_window_s)
-            else:
-                await self._queue.cancel(job_id)
+            await self._detach()
+        except OUTAGE_ERRORS:
+            logger.warning(
+                "redis unavailable: job %s is cancelled when it returns", self.reader.job_id
+            )
+            if not self.finished:
+                self._detached.cancel_later(self.reader.job_id, after_s=0, only_if_alone=False)
         finally:
             await self.reader.__aexit__(None, None, None)
 
+    async def _detach(self) -> None:
+        job_id = self.reader.job_id
+        await self._redis.decr(keys.job_readers(job_id))
+        if self.finished:
+            return
+        if self._resume_window_s > 0:
+            self._detached.cancel_later(job_id, after_s=self._resume_window_s)
+        else:
+            await self._queue.cancel(job_id)
+
     async def next_chunk(self) -> Chunk:
         """The next chunk, waiting as long as the job lives; an error chunk raises."""
+        # Before the job has said anything, it may be waiting in the queue, which a Redis
+        # restart keeps (AOF): wait the outage out. Once it streams, its worker has lost
+        # Redis too and the answer is broken: fail at once.
+        outage_s = self._redis_outage_s if self.reader.last_seq == 0 else 0.0
         try:
-            chunk = await self._next_chunk()
+            chunk = await outlasting_outage(self._next_chunk, limit_s=outage_s)
         except (RedisError, OSError) as exc:
+            logger.warning("lost redis while relaying: %r", exc)
             raise Overloaded(
                 "Lost contact with the job queue; please retry.", retry_after_s=1
             ) from exc

@@ -69,6 +69,7 @@ class FrontEnd:
             self.watch,
             self.detached,
             check_interval_s=self.settings.journal_check_s,
+            redis_outage_s=self.settings.redis_outage_s,
             resume_window_s=self._resume_window(request),
         )
         return await relay.open()

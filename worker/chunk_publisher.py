@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from shared import keys
 from shared.errors import FleetError
@@ -49,7 +50,7 @@ class ChunkPublisher:
 
     async def _publish(self, chunk: Chunk) -> None:
         payload = chunk.to_json()
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xadd(
                 self._journal,
                 {"c": payload},
@@ -59,6 +60,13 @@ class ChunkPublisher:
             )
             pipe.publish(self._channel, payload)
             pipe.expire(self._journal, self._ttl_s)  # same round trip; never outlived by a job
-            await pipe.execute()
+            try:
+                await pipe.execute()
+            except ResponseError as exc:
+                # Journaled by an earlier try whose reply was lost (Redis went away): the
+                # id is taken. Readers catch up from the journal; publish it live again.
+                if "equal or smaller" not in str(exc):
+                    raise
+                await self._redis.publish(self._channel, payload)
         self.seq = chunk.seq
         self.ended = chunk.is_terminal

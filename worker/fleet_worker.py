@@ -58,7 +58,13 @@ class FleetWorker(Worker):
             await super()._poll_iteration()
         except (RedisError, OSError) as exc:
             logger.warning("redis unavailable (%s); retrying", type(exc).__name__)
+            self._forget_finished_tasks()  # arq does it at the end of the iteration we cut
             await asyncio.sleep(_REDIS_RETRY_S)
+
+    def _forget_finished_tasks(self) -> None:
+        for job_id, task in list(self.tasks.items()):
+            if task.done():
+                del self.tasks[job_id]
 
     def handle_sig_wait_for_completion(self, signum: Signals) -> None:
         """SIGTERM/SIGINT: take no more jobs, let running ones finish (up to the drain time)."""

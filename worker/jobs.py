@@ -16,6 +16,7 @@ from shared.errors import AccountLimitReached, CliFailed, FleetError
 from shared.fleet import all_cooling_error, read_fleet, set_account_cooling
 from shared.jobs import JobRequest
 from shared.log import job_id_var, request_id_var
+from shared.redis_outage import outlasting_outage
 from worker.answer import answer_with_cli
 from worker.chunk_publisher import ChunkPublisher
 from worker.context import WorkerContext
@@ -42,7 +43,9 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         with worker.state.occupied_slot(batch=job.lane == "batch"):
             if await _answer(job, publisher, worker, ctx):
                 return  # handed to another attempt
-    await worker.queue.finish(job)
+    await outlasting_outage(
+        lambda: worker.queue.finish(job), limit_s=worker.settings.redis_outage_s
+    )
 
 
 async def _answer(
@@ -74,7 +77,10 @@ async def _fail(publisher: ChunkPublisher, worker: WorkerContext, error: FleetEr
     worker.state.last_error = error.message
     logger.warning("job failed: %s (%s)", error.error_type, error.message)
     if not publisher.ended:
-        await publisher.publish_error(error)
+        # Redis may be why the job failed: wait for it, so the client hears of the failure.
+        await outlasting_outage(
+            lambda: publisher.publish_error(error), limit_s=worker.settings.redis_outage_s
+        )
 
 
 async def _cool_account(
