@@ -9,7 +9,9 @@ from arq.connections import RedisSettings
 
 
 def serialize(value: dict[str, Any]) -> bytes:
-    return orjson.dumps(value)
+    # arq also stores job results, which for a cancelled or failed job is an exception:
+    # kept as its repr (nobody reads results back as objects).
+    return orjson.dumps(value, default=repr)
 
 
 def deserialize(raw: bytes) -> dict[str, Any]:

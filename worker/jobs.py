@@ -12,11 +12,11 @@ import logging
 import time
 from typing import Any
 
-from shared.errors import AccountLimitReached, CliFailed, FleetError
+from shared.errors import AccountLimitReached, CliFailed, FleetError, Overloaded
 from shared.fleet import all_cooling_error, read_fleet, set_account_cooling
 from shared.jobs import JobRequest
 from shared.log import job_id_var, request_id_var
-from shared.redis_outage import outlasting_outage
+from shared.redis_outage import OUTAGE_ERRORS, outlasting_outage
 from worker.answer import answer_with_cli
 from worker.chunk_publisher import ChunkPublisher
 from worker.context import WorkerContext
@@ -66,6 +66,13 @@ async def _answer(
         if error.transient and await _retry_elsewhere(job, publisher, worker, ctx, backoff=True):
             return True
         await _fail(publisher, worker, error)
+    except OUTAGE_ERRORS as exc:
+        logger.warning("lost redis mid-answer: %r", exc)
+        await _fail(
+            publisher,
+            worker,
+            Overloaded("Lost contact with the job queue; please retry.", retry_after_s=1),
+        )
     except Exception:
         logger.exception("job crashed")
         await _fail(publisher, worker, FleetError("Internal server error"))

@@ -24,6 +24,7 @@ from worker.context import WorkerContext, WorkerState
 from worker.fleet_worker import FleetWorker
 from worker.heartbeat import beat, beat_forever, unregister
 from worker.jobs import run_messages
+from worker.workspace import remove_stale_workspaces
 
 _RESULT_KEEP_S = 300
 
@@ -49,6 +50,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
     async def on_startup(ctx: dict[str, Any]) -> None:
         redis = ctx["redis"]
         state.cli_version = await read_cli_version(cli.claude_bin, cli.base_env)
+        remove_stale_workspaces(cli.work_root, older_than_s=settings.job_timeout_s + 60)
         queue = JobQueue(redis, queue_name=settings.queue_name, record_ttl_s=settings.journal_ttl_s)
         ctx["worker"] = WorkerContext(settings=settings, cli=cli, state=state, queue=queue)
         await beat(redis, state, ttl_s=settings.heartbeat_ttl_s)

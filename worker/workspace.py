@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+_PREFIX = "ccfleet-work-"  # job dirs only: nothing else in the temp dir matches
 
 
 @dataclass(frozen=True)
@@ -24,9 +27,21 @@ class Workspace:
         return path
 
 
+def remove_stale_workspaces(root: str | None, *, older_than_s: float) -> int:
+    """Job dirs no live job can own any more (their worker was killed): removed at start-up."""
+    base = root or tempfile.gettempdir()
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for entry in os.scandir(base):
+        if entry.name.startswith(_PREFIX) and entry.is_dir() and entry.stat().st_mtime < cutoff:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 @contextmanager
 def job_workspace(root: str | None, job_id: str) -> Iterator[Workspace]:
-    base = tempfile.mkdtemp(prefix=f"ccfleet-{job_id[:12]}-", dir=root or None)
+    base = tempfile.mkdtemp(prefix=f"{_PREFIX}{job_id[:16]}-", dir=root or None)
     try:
         cwd = os.path.join(base, "work")
         tmp_dir = os.path.join(base, "tmp")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,6 +19,7 @@ from worker.cli_command import (
     stdin_lines,
     uses_api_key,
 )
+from worker.workspace import job_workspace, remove_stale_workspaces
 
 KEPT = {
     "ANTHROPIC_API_KEY": "sk-ant-api03-secret",
@@ -208,3 +212,18 @@ def test_a_single_user_message_is_one_querying_line() -> None:
 def test_message_content_passes_unchanged() -> None:
     contents = [line["message"]["content"] for line, _ in conversation_lines()]
     assert contents == [message["content"] for message in CONVERSATION]
+
+
+def test_stale_job_workspaces_are_removed_and_fresh_ones_and_others_kept(tmp_path: Path) -> None:
+    with job_workspace(str(tmp_path), "job_fresh") as fresh:
+        stale = tmp_path / "ccfleet-work-job_old-x"
+        stale.mkdir()
+        other = tmp_path / "ccfleet-up-redis"
+        other.mkdir()
+        hour_ago = time.time() - 3600
+        for path in (stale, other):
+            os.utime(path, (hour_ago, hour_ago))
+        assert remove_stale_workspaces(str(tmp_path), older_than_s=600) == 1
+        assert not stale.exists()
+        assert other.exists()
+        assert os.path.isdir(fresh.cwd)
