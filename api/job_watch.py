@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from shared import keys
 from shared.errors import CliFailed, FleetError, Overloaded
 from shared.fleet import all_cooling_error, read_fleet, worker_alive
-from shared.job_queue import JobQueue, JobRecord
+from shared.job_queue import JobQueue, JobRecord, JobState
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -31,31 +31,31 @@ class JobWatch:
     async def check(self, job_id: str) -> bool:
         """Raise if the job cannot answer any more; False if it ended (its last chunks may
         still be in the journal), True while it lives."""
-        record = await self._queue.record(job_id)
-        if record is None:
+        state = await self._queue.state(job_id)
+        if state is None:
             return False
-        if record.status == "waiting":
-            await self._check_waiting(record)
+        if state.status == "waiting":
+            await self._check_waiting(job_id, state)
             return True
-        if record.status == "running" and not await worker_alive(self._redis, record.worker):
-            return await self._take_over_from_dead_worker(record)
-        return record.status == "running"
+        if state.status == "running" and not await worker_alive(self._redis, state.worker):
+            record = await self._queue.record(job_id)  # the whole request, to run it again
+            return record is not None and await self._take_over_from_dead_worker(record)
+        return state.status == "running"
 
-    async def _check_waiting(self, record: JobRecord) -> None:
-        job = record.job
+    async def _check_waiting(self, job_id: str, state: JobState) -> None:
         limit_s = (
             self._settings.interactive_max_wait_s
-            if job.lane == "interactive"
+            if state.lane == "interactive"
             else self._settings.batch_max_wait_s
         )
         error: FleetError | None = None
-        if time.time() * 1000 - job.enqueued_at_ms > limit_s * 1000:
+        if time.time() * 1000 - state.enqueued_at_ms > limit_s * 1000:
             error = Overloaded("No worker was free to take the request in time.", retry_after_s=10)
         else:
             fleet = await read_fleet(self._redis, heartbeat_ttl_s=self._settings.heartbeat_ttl_s)
             error = all_cooling_error(fleet)
         if error is not None:
-            await self._queue.cancel(job.job_id)
+            await self._queue.cancel(job_id)
             raise error
 
     async def _take_over_from_dead_worker(self, record: JobRecord) -> bool:

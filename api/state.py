@@ -56,7 +56,7 @@ class FrontEnd:
         job_id, _, seq = last_event_id.rpartition(":")
         if not job_id or not seq.isdigit():
             raise InvalidRequest("Last-Event-ID: expected the id of an event of this API.")
-        if await self.queue.record(job_id) is None:
+        if await self.queue.state(job_id) is None:
             raise NotFound(f"Last-Event-ID: no stream {job_id} to resume (it may have expired).")
         job_id_var.set(job_id)
         return await self.relay(job_id, request, after_seq=int(seq))

@@ -60,6 +60,17 @@ return 1
 
 
 @dataclass(frozen=True)
+class JobState:
+    """The small fields of a job's record (not its request, which may be 32 MB)."""
+
+    status: JobStatus
+    worker: str
+    attempt_id: str
+    lane: Lane
+    enqueued_at_ms: int
+
+
+@dataclass(frozen=True)
 class JobRecord:
     job: JobRequest  # as of its current attempt
     status: JobStatus
@@ -118,14 +129,28 @@ class JobQueue:
 
     async def cancel(self, job_id: str) -> None:
         """Abort the current attempt (the worker kills its CLI) and take the job off its lane."""
-        record = await self.record(job_id)
-        if record is None or record.status in ("done", "cancelled"):
+        state = await self.state(job_id)
+        if state is None or state.status in ("done", "cancelled"):
             return
         async with self._pool.pipeline(transaction=True) as pipe:
-            pipe.zadd(abort_jobs_ss, {record.attempt_id: int(time.time() * 1000)})
+            pipe.zadd(abort_jobs_ss, {state.attempt_id: int(time.time() * 1000)})
             pipe.hset(keys.job_record(job_id), "status", "cancelled")
-            pipe.zrem(keys.lane_waiting(record.job.lane), job_id)
+            pipe.zrem(keys.lane_waiting(state.lane), job_id)
             await pipe.execute()
+
+    async def state(self, job_id: str) -> JobState | None:
+        fields = ("status", "worker", "attempt_id", "lane", "enqueued_at_ms")
+        raw: list[bytes | None] = await self._pool.hmget(keys.job_record(job_id), list(fields))  # type: ignore[misc]  # redis-py 5 types it sync-or-async
+        if raw[0] is None:
+            return None
+        status, worker, attempt_id, lane, enqueued_at_ms = (v.decode() if v else "" for v in raw)
+        return JobState(
+            status=cast(JobStatus, status),
+            worker=worker,
+            attempt_id=attempt_id,
+            lane="batch" if lane == "batch" else "interactive",
+            enqueued_at_ms=int(enqueued_at_ms or 0),
+        )
 
     async def record(self, job_id: str) -> JobRecord | None:
         raw: dict[bytes, bytes] = await self._pool.hgetall(keys.job_record(job_id))  # type: ignore[misc]  # redis-py 5 types it sync-or-async
@@ -163,6 +188,8 @@ class JobQueue:
         }
         if payload:
             fields["payload"] = job.model_dump_json(exclude_unset=True)
+            fields["lane"] = job.lane
+            fields["enqueued_at_ms"] = job.enqueued_at_ms
         async with self._pool.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=fields)
             pipe.expire(key, self._record_ttl_s)

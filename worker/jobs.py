@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from shared.errors import AccountLimitReached, CliFailed, FleetError, Overloaded
-from shared.fleet import all_cooling_error, read_fleet, set_account_cooling
+from shared.fleet import FleetSnapshot, all_cooling_error, read_fleet, set_account_cooling
 from shared.jobs import JobRequest
 from shared.log import job_id_var, request_id_var
 from shared.redis_outage import OUTAGE_ERRORS, outlasting_outage
@@ -59,11 +59,18 @@ async def _answer(
         await answer_with_cli(job.request, job.job_id, publisher, worker.cli)
     except AccountLimitReached as limit:
         await _cool_account(worker, limit, ctx)
-        if await _retry_elsewhere(job, publisher, worker, ctx, backoff=False):
+        fleet = await read_fleet(ctx["redis"], heartbeat_ttl_s=worker.settings.heartbeat_ttl_s)
+        if await _retry_elsewhere(job, publisher, worker, fleet, backoff=False):
             return True
-        await _fail(publisher, worker, await _fleet_limit_error(worker, ctx) or limit)
+        await _fail(publisher, worker, all_cooling_error(fleet) or limit)
     except FleetError as error:
-        if error.transient and await _retry_elsewhere(job, publisher, worker, ctx, backoff=True):
+        if error.transient and await _retry_elsewhere(
+            job,
+            publisher,
+            worker,
+            await read_fleet(ctx["redis"], heartbeat_ttl_s=worker.settings.heartbeat_ttl_s),
+            backoff=True,
+        ):
             return True
         await _fail(publisher, worker, error)
     except OUTAGE_ERRORS as exc:
@@ -107,14 +114,13 @@ async def _retry_elsewhere(
     job: JobRequest,
     publisher: ChunkPublisher,
     worker: WorkerContext,
-    ctx: dict[str, Any],
+    snapshot: FleetSnapshot,
     *,
     backoff: bool,
 ) -> bool:
     """Re-queue the job for its next attempt, if nothing was sent and attempts remain."""
     if publisher.seq > 0 or job.attempt >= worker.settings.job_max_attempts:
         return False
-    snapshot = await read_fleet(ctx["redis"], heartbeat_ttl_s=worker.settings.heartbeat_ttl_s)
     avoid = [*job.avoid_accounts, worker.state.account]
     others = [a for a in snapshot.available_accounts() if a.name not in avoid]
     if not others:
@@ -126,11 +132,6 @@ async def _retry_elsewhere(
     following = await worker.queue.requeue(job, avoid_accounts=avoid)
     logger.info("re-queued as attempt %s avoiding %s", following and following.attempt, avoid)
     return following is not None
-
-
-async def _fleet_limit_error(worker: WorkerContext, ctx: dict[str, Any]) -> FleetError | None:
-    snapshot = await read_fleet(ctx["redis"], heartbeat_ttl_s=worker.settings.heartbeat_ttl_s)
-    return all_cooling_error(snapshot)
 
 
 async def _resumed_after_crash(publisher: ChunkPublisher) -> bool:
