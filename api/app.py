@@ -10,13 +10,13 @@ from arq.connections import create_pool
 from fastapi import FastAPI
 from sse_starlette.sse import AppStatus
 
+from api.admission import FrontEnd
 from api.chunk_hub import ChunkHub
 from api.detached import DetachedJobs
 from api.errors import install_error_handlers
 from api.job_watch import JobWatch
 from api.middleware import RequestContextMiddleware
 from api.routes import chat, count_tokens, fleet, health, messages, models
-from api.state import FrontEnd
 from shared import arq_codec
 from shared.job_queue import JobQueue
 from shared.settings import Settings

@@ -1,7 +1,7 @@
 """The only place where exceptions become error responses or SSE error events.
 
 Errors come out in the Anthropic shape, except on the OpenAI-compatible paths (`/v1/chat/...`),
-where `error_payload` gives OpenAI's shape (api/openai_errors.py); it is keyed off the path.
+where `error_payload` gives OpenAI's shape (api/openai/errors.py); it is keyed off the path.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sse_starlette import ServerSentEvent
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.disconnect import ClientDisconnected
-from api.openai_errors import is_openai_path, openai_error, openai_status
+from api.openai.errors import is_openai_path, openai_error, openai_status
 from shared.errors import FleetError, InvalidRequest, NotFound, Overloaded, error_class_for
 from shared.log import request_id_var
 

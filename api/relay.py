@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -12,12 +11,11 @@ from redis.exceptions import RedisError
 from sse_starlette import ServerSentEvent
 
 from api.detached import DetachedJobs
-from api.errors import error_event
 from api.job_reader import JobReader
 from api.job_watch import JobWatch
 from api.message_builder import MessageBuilder
 from shared import keys
-from shared.errors import CliFailed, FleetError, Overloaded, from_error
+from shared.errors import CliFailed, Overloaded, from_error
 from shared.job_queue import JobQueue
 from shared.jobs import Chunk
 from shared.redis_outage import OUTAGE_ERRORS, outlasting_outage
@@ -119,19 +117,6 @@ class JobRelay:
         while not self.finished:
             builder.apply((await self.next_chunk()).data)
         return builder.message
-
-    async def sse_events(self, first: Chunk) -> AsyncIterator[ServerSentEvent]:
-        """The stream after its first chunk; a later error becomes `event: error`."""
-        chunk = first
-        while True:
-            yield to_sse(chunk, self.reader.job_id)
-            if self.finished:
-                return
-            try:
-                chunk = await self.next_chunk()
-            except FleetError as error:
-                yield error_event(error)
-                return
 
 
 def to_sse(chunk: Chunk, job_id: str) -> ServerSentEvent:

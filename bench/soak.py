@@ -81,8 +81,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 import httpx
 import redis as redis_sync
 
+from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from shared import keys
-from shared.redis_server import EmbeddedRedis, free_port
 from tests.fakes.upstream import FakeUpstream, RecordedRequest, TextReply
 from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until
 

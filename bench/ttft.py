@@ -43,9 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 import httpx
 import redis as redis_lib
 
+from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from shared import keys
 from shared.messages import MessagesRequest
-from shared.redis_server import EmbeddedRedis, free_port
 from tests.fakes.upstream import FakeUpstream, RecordedRequest, TextReply
 from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until
 from worker import cli_command as cc

@@ -8,64 +8,62 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from shared.strict_model import StrictModel
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CacheControl(_Strict):
+class CacheControl(StrictModel):
     type: Literal["ephemeral"]
     ttl: Literal["5m", "1h"] | None = None
 
 
-class TextBlock(_Strict):
+class TextBlock(StrictModel):
     type: Literal["text"]
     text: str
     cache_control: CacheControl | None = None
     citations: list[dict[str, Any]] | None = None
 
 
-class Base64ImageSource(_Strict):
+class Base64ImageSource(StrictModel):
     type: Literal["base64"]
     media_type: Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
     data: str
 
 
-class UrlSource(_Strict):
+class UrlSource(StrictModel):
     type: Literal["url"]
     url: str
 
 
-class ImageBlock(_Strict):
+class ImageBlock(StrictModel):
     type: Literal["image"]
     source: Annotated[Base64ImageSource | UrlSource, Field(discriminator="type")]
     cache_control: CacheControl | None = None
 
 
-class Base64PdfSource(_Strict):
+class Base64PdfSource(StrictModel):
     type: Literal["base64"]
     media_type: Literal["application/pdf"]
     data: str
 
 
-class PlainTextSource(_Strict):
+class PlainTextSource(StrictModel):
     type: Literal["text"]
     media_type: Literal["text/plain"]
     data: str
 
 
-class ContentSource(_Strict):
+class ContentSource(StrictModel):
     type: Literal["content"]
     content: str | list[Annotated[TextBlock | ImageBlock, Field(discriminator="type")]]
 
 
-class CitationsConfig(_Strict):
+class CitationsConfig(StrictModel):
     enabled: bool
 
 
-class DocumentBlock(_Strict):
+class DocumentBlock(StrictModel):
     type: Literal["document"]
     source: Annotated[
         Base64PdfSource | PlainTextSource | ContentSource | UrlSource,
@@ -77,7 +75,7 @@ class DocumentBlock(_Strict):
     cache_control: CacheControl | None = None
 
 
-class ToolUseBlock(_Strict):
+class ToolUseBlock(StrictModel):
     type: Literal["tool_use"]
     id: str
     name: str
@@ -88,7 +86,7 @@ class ToolUseBlock(_Strict):
 ToolResultContent = Annotated[TextBlock | ImageBlock | DocumentBlock, Field(discriminator="type")]
 
 
-class ToolResultBlock(_Strict):
+class ToolResultBlock(StrictModel):
     type: Literal["tool_result"]
     tool_use_id: str
     content: str | list[ToolResultContent] | None = None
@@ -96,13 +94,13 @@ class ToolResultBlock(_Strict):
     cache_control: CacheControl | None = None
 
 
-class ThinkingBlock(_Strict):
+class ThinkingBlock(StrictModel):
     type: Literal["thinking"]
     thinking: str
     signature: str
 
 
-class RedactedThinkingBlock(_Strict):
+class RedactedThinkingBlock(StrictModel):
     type: Literal["redacted_thinking"]
     data: str
 
@@ -119,12 +117,12 @@ ContentBlock = Annotated[
 ]
 
 
-class Message(_Strict):
+class Message(StrictModel):
     role: Literal["user", "assistant"]
     content: str | list[ContentBlock]
 
 
-class Tool(_Strict):
+class Tool(StrictModel):
     name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,128}$")
     description: str | None = None
     input_schema: dict[str, Any]
@@ -132,23 +130,23 @@ class Tool(_Strict):
     cache_control: CacheControl | None = None
 
 
-class ToolChoiceAuto(_Strict):
+class ToolChoiceAuto(StrictModel):
     type: Literal["auto"]
     disable_parallel_tool_use: bool | None = None
 
 
-class ToolChoiceAny(_Strict):
+class ToolChoiceAny(StrictModel):
     type: Literal["any"]
     disable_parallel_tool_use: bool | None = None
 
 
-class ToolChoiceTool(_Strict):
+class ToolChoiceTool(StrictModel):
     type: Literal["tool"]
     name: str
     disable_parallel_tool_use: bool | None = None
 
 
-class ToolChoiceNone(_Strict):
+class ToolChoiceNone(StrictModel):
     type: Literal["none"]
 
 
@@ -157,16 +155,16 @@ ToolChoice = Annotated[
 ]
 
 
-class ThinkingEnabled(_Strict):
+class ThinkingEnabled(StrictModel):
     type: Literal["enabled"]
     budget_tokens: int = Field(ge=1024)
 
 
-class ThinkingDisabled(_Strict):
+class ThinkingDisabled(StrictModel):
     type: Literal["disabled"]
 
 
-class ThinkingAdaptive(_Strict):
+class ThinkingAdaptive(StrictModel):
     type: Literal["adaptive"]
 
 
@@ -175,16 +173,16 @@ ThinkingConfig = Annotated[
 ]
 
 
-class Metadata(_Strict):
+class Metadata(StrictModel):
     user_id: str | None = None
 
 
-class OutputConfig(_Strict):
+class OutputConfig(StrictModel):
     effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
     format: dict[str, Any] | None = None
 
 
-class MessagesRequest(_Strict):
+class MessagesRequest(StrictModel):
     model: str = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
     max_tokens: int = Field(ge=1)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sse_starlette.sse import AppStatus
 
-from shared.redis_server import EmbeddedRedis, free_port
+from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from tests.fakes.upstream import FakeUpstream
 from tests.processes import ManagedProcess, http_ok, wait_until
 

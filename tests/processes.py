@@ -14,13 +14,13 @@ import httpx
 
 
 class ManagedProcess:
-    """A ccfleet process (`python -m shared.console ROLE`) with its output in a log file."""
+    """A ccfleet process (`python -m ccfleet ROLE`) with its output in a log file."""
 
     def __init__(self, args: list[str], *, env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.console", *args],
+            [sys.executable, "-m", "ccfleet", *args],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

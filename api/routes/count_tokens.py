@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from api.token_estimate import estimate_input_tokens
 from shared.messages import (
@@ -25,15 +25,14 @@ from shared.messages import (
     Tool,
     ToolChoice,
 )
+from shared.strict_model import StrictModel
 
 router = APIRouter()
 
 ESTIMATE_HEADER = "x-ccfleet-token-count"
 
 
-class CountTokensRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CountTokensRequest(StrictModel):
     model: str = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
     system: str | list[TextBlock] | None = None

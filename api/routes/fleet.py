@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from api.state import FrontEnd, front_end
+from api.admission import FrontEnd, front_end
 from shared.fleet import read_fleet
 from shared.fleet_view import FleetView, fleet_view
 

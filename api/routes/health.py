@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
-from api.state import FrontEnd, front_end
+from api.admission import FrontEnd, front_end
 from shared.fleet import live_worker_count
 
 router = APIRouter()

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
-import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from api.admission import FrontEnd, front_end
 from api.disconnect import until_disconnected
-from api.relay import JobRelay, ping_event
-from api.state import FrontEnd, front_end
+from api.relay import ping_event, to_sse
+from api.streaming import stream_reply
 from shared.errors import InvalidRequest
 from shared.messages import MessagesRequest
 
@@ -41,29 +39,15 @@ async def create_message(
     else:
         relay = await fe.start_job(body, request)
     if body.stream:
-        return await _stream(relay, request, fe)
+        job_id = relay.reader.job_id
+        return await stream_reply(
+            relay,
+            request,
+            render=lambda chunk: [to_sse(chunk, job_id)],
+            ping_interval_s=fe.settings.ping_interval_s,
+            ping_factory=ping_event,
+        )
     try:
         return JSONResponse(await until_disconnected(request, relay.gather_message()))
     finally:
         await relay.close()
-
-
-async def _stream(relay: JobRelay, request: Request, fe: FrontEnd) -> Response:
-    """Errors before the first chunk are plain HTTP errors; after it, SSE error events."""
-    try:
-        first = await until_disconnected(request, relay.next_chunk())
-    except BaseException:
-        await relay.close()
-        raise
-
-    async def events() -> AsyncIterator[ServerSentEvent]:
-        try:
-            async for event in relay.sse_events(first):
-                yield event
-        finally:
-            with anyio.CancelScope(shield=True):
-                await relay.close()
-
-    return EventSourceResponse(
-        events(), ping=fe.settings.ping_interval_s, ping_message_factory=ping_event
-    )

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from api.state import FrontEnd, front_end
+from api.admission import FrontEnd, front_end
 from shared.errors import InvalidRequest, NotFound
 
 router = APIRouter()

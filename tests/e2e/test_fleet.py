@@ -17,8 +17,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from ccfleet.embedded_redis import free_port
 from shared.fleet import set_account_cooling
-from shared.redis_server import free_port
 from tests.conftest import Stack, StackFactory
 from tests.processes import ManagedProcess, wait_until
 
@@ -65,9 +65,9 @@ def cool_account(redis_url: str, account: str, *, until_s: float, reason: str) -
 
 
 def run_console(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`python -m shared.console ARGS` to its end (killed with its group after 60 s)."""
+    """`python -m ccfleet ARGS` to its end (killed with its group after 60 s)."""
     with subprocess.Popen(
-        [sys.executable, "-m", "shared.console", *args],
+        [sys.executable, "-m", "ccfleet", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

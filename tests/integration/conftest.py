@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from api.chunk_hub import ChunkHub
-from shared.redis_server import EmbeddedRedis
+from ccfleet.embedded_redis import EmbeddedRedis
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Several accounts, several workers: usage limits, failover, lanes, queue bounds.
 
 Real workers with the real CLI log in with distinct OAuth tokens; the fake upstream answers
-a chosen token with the subscription-limit headers of a Max account (FACTS.md §4).
+a chosen token with the subscription-limit headers of a Max account (docs/measured-facts.md §4).
 """
 
 from __future__ import annotations

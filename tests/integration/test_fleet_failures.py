@@ -21,8 +21,8 @@ import pytest
 import redis
 from anthropic.types import MessageParam
 
+from ccfleet.embedded_redis import EmbeddedRedis
 from shared import keys
-from shared.redis_server import EmbeddedRedis
 from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import DelayedReply, RecordedRequest, TextReply
 from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until

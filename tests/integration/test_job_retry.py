@@ -15,12 +15,12 @@ import pytest
 from arq.connections import RedisSettings, create_pool
 from redis.asyncio import Redis
 
+from ccfleet.embedded_redis import EmbeddedRedis
 from shared import keys
 from shared.errors import CliFailed
 from shared.job_queue import JobQueue
 from shared.jobs import Chunk, JobRequest
 from shared.messages import MessagesRequest
-from shared.redis_server import EmbeddedRedis
 from shared.settings import Settings
 from worker.answer import CliConfig
 from worker.chunk_publisher import ChunkPublisher

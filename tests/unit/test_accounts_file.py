@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.accounts_file import AccountsFileError, WorkerAccount, load_accounts, parse_accounts
+from ccfleet.accounts_file import AccountsFileError, WorkerAccount, load_accounts, parse_accounts
 
 SOURCE = Path("/etc/ccfleet/accounts.toml")
 SECRET = "sk-ant-oat01-very-secret"

@@ -10,8 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from api.errors import error_event, error_payload, validation_message
-from api.openai_chat import ChatCompletionRequest, to_messages_request
-from api.openai_chat_reply import ChunkTranslator, to_chat_completion
+from api.openai.chat_reply import ChunkTranslator, to_chat_completion
+from api.openai.chat_request import ChatCompletionRequest, to_messages_request
 from shared.errors import (
     AuthenticationFailed,
     CliFailed,

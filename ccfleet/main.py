@@ -1,14 +1,12 @@
 """The `ccfleet` command: run a front end, a worker, or the whole stack on one machine.
 
-Each role runs in its own process from its own entry point (`api.app:create_app`,
-`worker.main:run_worker`), loaded by import string as uvicorn and arq do, so this
-module stays free of both.
+Each role runs in its own process: `ccfleet up` starts `python -m ccfleet api` and
+`python -m ccfleet worker` children beside an embedded Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 import signal
 import subprocess
@@ -26,12 +24,14 @@ from redis.exceptions import RedisError
 from rich.console import Console
 from rich.live import Live
 
-from shared.accounts_file import AccountsFileError, load_accounts
+from api.app import create_app
+from ccfleet.accounts_file import AccountsFileError, load_accounts
+from ccfleet.embedded_redis import EmbeddedRedis
+from ccfleet.status_table import render_fleet
 from shared.fleet import read_fleet
 from shared.log import configure_logging
-from shared.redis_server import EmbeddedRedis
 from shared.settings import Settings
-from shared.status_table import render_fleet
+from worker.main import run_worker
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -47,7 +47,6 @@ def api(
     """Run one stateless front end (uvicorn)."""
     settings = Settings()
     configure_logging(settings.log_level)
-    create_app = importlib.import_module("api.app").create_app
     uvicorn.run(
         create_app(settings),
         host=host,
@@ -62,7 +61,7 @@ def worker() -> None:
     """Run one worker (arq) serving the Claude account of this environment."""
     settings = Settings()
     configure_logging(settings.log_level)
-    importlib.import_module("worker.main").run_worker(settings)
+    run_worker(settings)
 
 
 @app.command()
@@ -92,7 +91,7 @@ def up(
         for child_env in [env, *worker_envs]:
             child_env["CCFLEET_REDIS_URL"] = redis_server.url
         typer.echo(f"embedded redis on {redis_server.url}")
-    me = [sys.executable, "-m", "shared.console"]
+    me = [sys.executable, "-m", "ccfleet"]
     children = [subprocess.Popen([*me, "worker"], env=worker_env) for worker_env in worker_envs]
     children.append(subprocess.Popen([*me, "api", "--host", host, "--port", str(port)], env=env))
     typer.echo(f"ccfleet serving http://{host}:{port}/v1/messages  (Ctrl-C stops)")
@@ -184,7 +183,3 @@ def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
-
-
-if __name__ == "__main__":
-    app()

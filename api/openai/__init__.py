@@ -1,0 +1,1 @@
+"""The OpenAI Chat Completions API, translated to and from the Messages API."""

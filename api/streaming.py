@@ -1,0 +1,65 @@
+"""One streaming reply for every route: the first chunk is awaited before any byte is sent.
+
+Errors before the first chunk are plain HTTP errors (api/errors.py turns them into a
+response); after it, each route's error event ends the stream. The routes differ only in how a
+chunk becomes SSE events (`render`), what closes a stream (`closing`), and how pings look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+
+import anyio
+from fastapi import Request
+from fastapi.responses import Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from api.disconnect import until_disconnected
+from api.errors import error_event
+from api.relay import JobRelay
+from shared.errors import FleetError
+from shared.jobs import Chunk
+
+ChunkRenderer = Callable[[Chunk], Iterable[ServerSentEvent]]
+
+
+async def stream_reply(
+    relay: JobRelay,
+    request: Request,
+    *,
+    render: ChunkRenderer,
+    ping_interval_s: float,
+    ping_factory: Callable[[], ServerSentEvent] | None = None,
+    closing: Iterable[ServerSentEvent] = (),
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The relay's chunks as an SSE response; the relay is closed whatever happens."""
+    try:
+        first = await until_disconnected(request, relay.next_chunk())
+    except BaseException:
+        await relay.close()
+        raise
+    path = request.url.path
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        try:
+            chunk = first
+            while True:
+                for event in render(chunk):
+                    yield event
+                if relay.finished:
+                    break
+                try:
+                    chunk = await relay.next_chunk()
+                except FleetError as error:
+                    yield error_event(error, path)
+                    return
+            for event in closing:
+                yield event
+        finally:
+            with anyio.CancelScope(shield=True):
+                await relay.close()
+
+    return EventSourceResponse(
+        events(), ping=ping_interval_s, ping_message_factory=ping_factory, headers=headers
+    )

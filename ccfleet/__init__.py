@@ -1,0 +1,1 @@
+"""The `ccfleet` command line: starts and administers the front ends and workers."""

@@ -1,0 +1,5 @@
+"""`python -m ccfleet`: the same as the `ccfleet` command."""
+
+from ccfleet.main import app
+
+app()
