@@ -7,9 +7,9 @@ re-queue those whose worker died before answering; workers start, finish and re-
 run: a stale one (arq re-running it after a crash, say) is refused by `start`.
 
 Lanes share one arq queue and are ordered by score: interactive jobs are scored six hours in
-the past (docs/measured-facts.md §5), so every waiting interactive job comes before any batch job; within a
-lane, first come first served. A re-queued attempt keeps its job's score, so it goes ahead of
-newer work.
+the past (docs/measured-facts.md §5), so every waiting interactive job comes before any batch
+job; within a lane, first come first served. A re-queued attempt keeps its job's score, so it
+goes ahead of newer work.
 """
 
 from __future__ import annotations

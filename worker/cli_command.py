@@ -1,9 +1,9 @@
 """How a Messages request becomes one `claude -p` run: its argv, its environment, its stdin.
 
-The conversation is replayed over stdin in stream-json, one line a message (docs/measured-facts.md §2):
-every earlier user message is sent with `shouldQuery: false` and acknowledged by the CLI
-before the next line; assistant messages are appended at once; the final user message
-triggers the one upstream request.
+The conversation is replayed over stdin in stream-json, one line a message
+(docs/measured-facts.md §2): every earlier user message is sent with `shouldQuery: false`
+and acknowledged by the CLI before the next line; assistant messages are appended at once;
+the final user message triggers the one upstream request.
 """
 
 from __future__ import annotations
