@@ -26,11 +26,13 @@ from rich.live import Live
 
 from api.app import create_app
 from ccfleet.accounts_file import AccountsFileError, load_accounts
+from ccfleet.cli_check import check_cli
 from ccfleet.embedded_redis import EmbeddedRedis
 from ccfleet.status_table import render_fleet
 from shared.fleet import read_fleet
 from shared.log import configure_logging
 from shared.settings import Settings
+from worker.cli_command import cli_base_environment
 from worker.main import run_worker
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -62,6 +64,19 @@ def worker() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
     run_worker(settings)
+
+
+@app.command("check-cli")
+def check_cli_command(
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds each CLI call may take.")] = 20.0,
+) -> None:
+    """Check that the claude CLI (CCFLEET_CLAUDE_BIN) runs and is logged in, as a worker
+    would start it; exit code 1 if not. The workers' startup probe in k8s/."""
+    settings = Settings()
+    result = check_cli(settings.claude_bin, cli_base_environment(os.environ), timeout_s=timeout)
+    typer.echo(result.message, err=not result.ok)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -1,0 +1,73 @@
+"""`ccfleet check-cli`, the workers' startup probe: the real CLI, a missing one, a hanging one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+FAKE_CLI = Path(__file__).parent.parent / "fakes" / "fake_cli.py"
+
+
+def _check_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ccfleet", "check-cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _clean_env(tmp_path: Path, claude_bin: str, **extra: str) -> dict[str, str]:
+    """A worker-like environment: no credential of the machine's own, an empty HOME."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "CLAUDE_CONFIG_DIR": str(home / ".claude"),
+        "CCFLEET_CLAUDE_BIN": claude_bin,
+        **extra,
+    }
+
+
+def test_check_cli_passes_for_the_pinned_cli_with_a_token(tmp_path: Path, claude_bin: str) -> None:
+    env = _clean_env(tmp_path, claude_bin, CLAUDE_CODE_OAUTH_TOKEN="sk-ant-oat01-test")
+    result = _check_cli(env)
+    assert result.returncode == 0, result.stderr
+    assert "logged in" in result.stdout
+    assert "sk-ant-oat01-test" not in result.stdout + result.stderr
+
+
+def test_check_cli_fails_when_no_credential_logs_the_cli_in(
+    tmp_path: Path, claude_bin: str
+) -> None:
+    result = _check_cli(_clean_env(tmp_path, claude_bin))
+    assert result.returncode == 1
+    assert "not logged in" in result.stderr
+
+
+def test_check_cli_fails_when_the_cli_is_missing(tmp_path: Path) -> None:
+    result = _check_cli(_clean_env(tmp_path, str(tmp_path / "no-such-claude")))
+    assert result.returncode == 1
+    assert "cannot start" in result.stderr
+
+
+def test_check_cli_kills_a_hanging_cli_and_fails(tmp_path: Path) -> None:
+    pid_file = tmp_path / "cli.pid"
+    hanging = tmp_path / "claude"
+    # check-cli passes the CLI only a worker's CLI environment, so the script sets the mode.
+    hanging.write_text(
+        "#!/bin/sh\n"
+        f"FAKE_CLI_MODE=ignore_sigterm FAKE_CLI_PID_FILE={pid_file} "
+        f'exec "{sys.executable}" "{FAKE_CLI}" "$@"\n'
+    )
+    hanging.chmod(0o755)
+    result = _check_cli(_clean_env(tmp_path, str(hanging)), "--timeout", "1")
+    assert result.returncode == 1
+    assert "gave no answer in 1 s" in result.stderr
+    # check-cli kills the CLI's process group and reaps it before it exits.
+    pid = int(pid_file.read_text())
+    assert not Path(f"/proc/{pid}").exists(), "the hanging CLI survived check-cli"
