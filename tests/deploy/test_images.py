@@ -1,0 +1,76 @@
+"""k8s/Dockerfile: a pinned base, a non-root user, and the CLI installed by the tests' script."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+from tests.deploy.manifests import K8S, REPO, Manifest, of_kind, pod_spec
+
+DOCKERFILE = (K8S / "Dockerfile").read_text()
+INSTALL_SCRIPT = "scripts/install-claude-code.sh"
+
+
+def _instructions() -> list[str]:
+    """The Dockerfile's instructions, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE)
+    return [line.strip() for line in text.splitlines() if line.strip() and line[0] != "#"]
+
+
+def test_the_base_image_is_pinned_to_a_full_version() -> None:
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE, re.MULTILINE)
+    assert base, "the base image is an ARG with a default"
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base.group(1))
+    stages = re.findall(r"^FROM (\S+)", DOCKERFILE, re.MULTILINE)
+    assert stages and all(stage == "${PYTHON_IMAGE}" for stage in stages)
+
+
+def test_the_image_runs_as_the_non_root_user_the_manifests_expect(
+    built_overlays: dict[str, list[Manifest]],
+) -> None:
+    users = [line.split()[1] for line in _instructions() if line.startswith("USER ")]
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit() and int(uid) != 0
+    for deployment in of_kind(built_overlays["production"], "Deployment"):
+        assert pod_spec(deployment)["securityContext"]["runAsUser"] == int(uid)
+
+
+def test_the_image_and_the_tests_install_the_cli_with_one_script() -> None:
+    runs = [line for line in _instructions() if line.startswith("RUN ")]
+    assert any(INSTALL_SCRIPT in line for line in runs)
+    assert INSTALL_SCRIPT in (REPO / "tests" / "run.sh").read_text()
+
+
+def test_the_install_script_returns_the_pinned_cli_it_installed(claude_bin: str) -> None:
+    pinned = re.search(
+        r'^claude-code-version = "(.+)"$', (REPO / "pyproject.toml").read_text(), re.MULTILINE
+    ).group(1)  # type: ignore[union-attr]
+    # tests/run.sh installed it into DIR/node_modules/.bin/claude: a second run finds it.
+    directory = Path(claude_bin).parents[2]
+    found = subprocess.run(
+        [str(REPO / INSTALL_SCRIPT), str(directory)], capture_output=True, text=True, timeout=120
+    )
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == claude_bin
+    version = subprocess.run([claude_bin, "--version"], capture_output=True, text=True, timeout=60)
+    assert pinned in version.stdout
+
+
+def test_every_file_the_dockerfile_copies_is_in_the_build_context() -> None:
+    allowed = [
+        line[1:]
+        for line in (K8S / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    ]
+    copies = [line.split()[1:] for line in _instructions() if line.startswith("COPY ")]
+    sources = [src for args in copies if not args[0].startswith("--from") for src in args[:-1]]
+    assert sources
+    for source in sources:
+        assert any(source == a or source.startswith(a + "/") for a in allowed), source
+        assert (REPO / source).exists(), source
+    # And every package the wheel is built from is copied.
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    for package in pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]:
+        assert package in sources
