@@ -71,3 +71,12 @@ def test_check_cli_kills_a_hanging_cli_and_fails(tmp_path: Path) -> None:
     # check-cli kills the CLI's process group and reaps it before it exits.
     pid = int(pid_file.read_text())
     assert not Path(f"/proc/{pid}").exists(), "the hanging CLI survived check-cli"
+
+
+def test_check_cli_fails_when_the_cli_cannot_report_its_version(tmp_path: Path) -> None:
+    broken = tmp_path / "claude"
+    broken.write_text("#!/bin/sh\necho 'cannot load the native binary' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    result = _check_cli(_clean_env(tmp_path, str(broken)))
+    assert result.returncode == 1
+    assert "--version exited with code 3" in result.stderr
