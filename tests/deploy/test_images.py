@@ -44,9 +44,8 @@ def test_the_image_and_the_tests_install_the_cli_with_one_script() -> None:
 
 
 def test_the_install_script_returns_the_pinned_cli_it_installed(claude_bin: str) -> None:
-    pinned = re.search(
-        r'^claude-code-version = "(.+)"$', (REPO / "pyproject.toml").read_text(), re.MULTILINE
-    ).group(1)  # type: ignore[union-attr]
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    pinned = pyproject["tool"]["ccfleet"]["claude-code-version"]
     # tests/run.sh installed it into DIR/node_modules/.bin/claude: a second run finds it.
     directory = Path(claude_bin).parents[2]
     found = subprocess.run(
