@@ -32,7 +32,12 @@ def create_app(settings: Settings) -> FastAPI:
             default_queue_name=settings.queue_name,
         )
         hub = ChunkHub(redis)
-        queue = JobQueue(redis, queue_name=settings.queue_name, record_ttl_s=settings.journal_ttl_s)
+        queue = JobQueue(
+            redis,
+            queue_name=settings.queue_name,
+            record_ttl_s=settings.journal_ttl_s,
+            memory_budget_bytes=settings.redis_memory_budget_bytes,
+        )
         detached = DetachedJobs(redis, queue, redis_outage_s=settings.redis_outage_s)
         app.state.front_end = FrontEnd(
             settings=settings,

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from shared import keys
 from shared.errors import CliFailed, FleetError, Overloaded
 from shared.fleet import all_cooling_error, read_fleet, worker_alive
-from shared.job_queue import JobQueue, JobRecord, JobState
+from shared.job_queue import JobQueue, JobState
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -38,8 +38,7 @@ class JobWatch:
             await self._check_waiting(job_id, state)
             return True
         if state.status == "running" and not await worker_alive(self._redis, state.worker):
-            record = await self._queue.record(job_id)  # the whole request, to run it again
-            return record is not None and await self._take_over_from_dead_worker(record)
+            return await self._take_over_from_dead_worker(job_id, state.worker)
         return state.status == "running"
 
     async def _check_waiting(self, job_id: str, state: JobState) -> None:
@@ -58,13 +57,16 @@ class JobWatch:
             await self._queue.cancel(job_id)
             raise error
 
-    async def _take_over_from_dead_worker(self, record: JobRecord) -> bool:
-        job = record.job
-        sent = await self._redis.xlen(keys.job_journal(job.job_id))
-        if sent == 0 and job.attempt < self._settings.job_max_attempts:
-            logger.warning("worker %s died before answering; re-queued", record.worker)
-            await self._queue.requeue(job, avoid_accounts=job.avoid_accounts)
-            return True
-        logger.warning("worker %s died mid-answer", record.worker)
-        await self._queue.cancel(job.job_id)
+    async def _take_over_from_dead_worker(self, job_id: str, worker: str) -> bool:
+        if await self._redis.xlen(keys.job_journal(job_id)) == 0:
+            # Nothing sent, so the record still holds the request: run it again.
+            record = await self._queue.record(job_id)
+            if record is None:
+                return False
+            if record.job.attempt < self._settings.job_max_attempts:
+                logger.warning("worker %s died before answering; re-queued", worker)
+                await self._queue.requeue(record.job, avoid_accounts=record.job.avoid_accounts)
+                return True
+        logger.warning("worker %s died mid-answer", worker)
+        await self._queue.cancel(job_id)
         raise CliFailed("The worker answering this request stopped mid-answer; please retry.")

@@ -10,6 +10,16 @@ Lanes share one arq queue and are ordered by score: interactive jobs are scored 
 the past (docs/measured-facts.md §5), so every waiting interactive job comes before any batch
 job; within a lane, first come first served. A re-queued attempt keeps its job's score, so it
 goes ahead of newer work.
+
+Submitting is one MULTI/EXEC (record, lane entry and arq job together) and re-queueing one
+script, so a job is counted in its lane only if its arq job exists: a request that cannot be
+queued leaves nothing behind. The arq job is written as arq's `enqueue_job` writes it (arq
+0.28: `arq:job:<id>` holding `serialize_job`'s bytes, scored in the queue's sorted set).
+
+Redis memory: the request (up to 32 MB) lives in the record and in the arq job while the job
+waits. The record's copy is dropped once no retry can need it (the first chunk is published,
+or the job ends), arq drops its own when the attempt ends (results are not kept), and a job
+whose copies would not fit the memory budget is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -17,13 +27,14 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Literal, cast
 
 from arq.connections import ArqRedis
-from arq.constants import abort_jobs_ss
+from arq.constants import abort_jobs_ss, job_key_prefix
+from arq.jobs import serialize_job
 
-from shared import keys
+from shared import arq_codec, keys
 from shared.errors import Overloaded
 from shared.fleet import Lane
 from shared.jobs import RUN_MESSAGES_JOB, AttemptId, JobRequest
@@ -31,6 +42,7 @@ from shared.messages import MessagesRequest
 
 INTERACTIVE_HEAD_START_MS = 6 * 3600 * 1000
 _ARQ_EXPIRES = timedelta(days=1)
+_DEFAULT_BUDGET_SHARE = 0.8  # of Redis's maxmemory, when no budget is configured
 
 JobStatus = Literal["waiting", "running", "done", "cancelled"]
 
@@ -47,6 +59,7 @@ _FINISH = """
 local attempt = redis.call('HGET', KEYS[1], 'attempt')
 if not attempt or tonumber(attempt) ~= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'done')
+redis.call('HDEL', KEYS[1], 'payload')
 return 1
 """
 _ADVANCE = """
@@ -55,6 +68,8 @@ if not r[1] or tonumber(r[1]) ~= tonumber(ARGV[1]) or r[2] == 'cancelled' then r
 redis.call('HSET', KEYS[1], 'attempt', ARGV[2], 'attempt_id', ARGV[3], 'avoid', ARGV[4],
            'worker', '', 'status', 'waiting')
 redis.call('ZADD', KEYS[2], ARGV[6], ARGV[5])
+redis.call('SET', KEYS[3], ARGV[7], 'PX', ARGV[8])
+redis.call('ZADD', KEYS[4], ARGV[9], ARGV[3])
 return 1
 """
 
@@ -79,19 +94,35 @@ class JobRecord:
 
 
 class JobQueue:
-    def __init__(self, pool: ArqRedis, *, queue_name: str, record_ttl_s: int) -> None:
+    def __init__(
+        self,
+        pool: ArqRedis,
+        *,
+        queue_name: str,
+        record_ttl_s: int,
+        memory_budget_bytes: int = 0,
+    ) -> None:
         self._pool = pool
         self._queue_name = queue_name
         self._record_ttl_s = record_ttl_s
+        # 0: a share of Redis's own maxmemory, if it has one; else no check.
+        self._memory_budget_bytes = memory_budget_bytes
         self._start_script = pool.register_script(_START)
         self._finish_script = pool.register_script(_FINISH)
         self._advance_script = pool.register_script(_ADVANCE)
 
     async def submit(
-        self, request: MessagesRequest, *, request_id: str, lane: Lane, lane_limit: int
+        self,
+        request: MessagesRequest,
+        *,
+        request_id: str,
+        lane: Lane,
+        lane_limit: int,
+        owner: dict[str, str] | None = None,
     ) -> JobRequest:
-        """Queue a new job; a full lane is 529 overloaded_error."""
-        await self._ensure_room(lane, lane_limit)
+        """Queue a new job; a full lane or a full Redis is 529 overloaded_error.
+
+        `owner` is kept in the record (small fields a resume must match, api/admission.py)."""
         now_ms = int(time.time() * 1000)
         head_start = INTERACTIVE_HEAD_START_MS if lane == "interactive" else 0
         job = JobRequest(
@@ -102,8 +133,27 @@ class JobQueue:
             lane=lane,
             priority_ms=now_ms - head_start,
         )
-        await self._write_record(job, payload=True)
-        await self._enqueue(job)
+        payload = job.model_dump_json(exclude_unset=True)
+        arq_job = self._arq_job(job)
+        await self._ensure_room(lane, lane_limit, cost_bytes=len(payload) + len(arq_job))
+        record = {
+            "attempt": job.attempt,
+            "attempt_id": str(AttemptId.of(job)),
+            "avoid": "",
+            "worker": "",
+            "status": "waiting",
+            "payload": payload,
+            "lane": job.lane,
+            "enqueued_at_ms": job.enqueued_at_ms,
+            **(owner or {}),
+        }
+        async with self._pool.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.job_record(job.job_id), mapping=record)
+            pipe.expire(keys.job_record(job.job_id), self._record_ttl_s)
+            pipe.zadd(keys.lane_waiting(job.lane), {job.job_id: job.enqueued_at_ms})
+            pipe.psetex(job_key_prefix + str(AttemptId.of(job)), _ARQ_EXPIRES, arq_job)
+            pipe.zadd(self._queue_name, {str(AttemptId.of(job)): job.priority_ms})
+            await pipe.execute()
         return job
 
     async def requeue(self, job: JobRequest, *, avoid_accounts: list[str]) -> JobRequest | None:
@@ -113,7 +163,6 @@ class JobQueue:
         )
         if not await self._advance(job, following):
             return None
-        await self._enqueue(following)
         return following
 
     async def start(self, job: JobRequest, worker_id: str) -> bool:
@@ -135,6 +184,7 @@ class JobQueue:
         async with self._pool.pipeline(transaction=True) as pipe:
             pipe.zadd(abort_jobs_ss, {state.attempt_id: int(time.time() * 1000)})
             pipe.hset(keys.job_record(job_id), "status", "cancelled")
+            pipe.hdel(keys.job_record(job_id), "payload")
             pipe.zrem(keys.lane_waiting(state.lane), job_id)
             await pipe.execute()
 
@@ -152,6 +202,15 @@ class JobQueue:
             enqueued_at_ms=int(enqueued_at_ms or 0),
         )
 
+    async def owner(self, job_id: str) -> dict[str, str] | None:
+        """The owner fields `submit` kept with the job (digest, client); None if unknown."""
+        raw: list[bytes | None] = await self._pool.hmget(  # type: ignore[misc]  # redis-py 5 types it sync-or-async
+            keys.job_record(job_id), ["status", "digest", "client"]
+        )
+        if raw[0] is None:
+            return None
+        return {"digest": (raw[1] or b"").decode(), "client": (raw[2] or b"").decode()}
+
     async def record(self, job_id: str) -> JobRecord | None:
         raw: dict[bytes, bytes] = await self._pool.hgetall(keys.job_record(job_id))  # type: ignore[misc]  # redis-py 5 types it sync-or-async
         if not raw or b"payload" not in raw:
@@ -167,61 +226,61 @@ class JobQueue:
             attempt_id=raw[b"attempt_id"].decode(),
         )
 
-    async def _ensure_room(self, lane: Lane, lane_limit: int) -> None:
+    async def _ensure_room(self, lane: Lane, lane_limit: int, *, cost_bytes: int) -> None:
         waiting = keys.lane_waiting(lane)
         stale_before_ms = int((time.time() - self._record_ttl_s) * 1000)
         async with self._pool.pipeline(transaction=False) as pipe:
             pipe.zremrangebyscore(waiting, 0, stale_before_ms)  # heals entries nobody removed
             pipe.zcard(waiting)
-            _, count = await pipe.execute()
+            pipe.info("memory")
+            _, count, memory = await pipe.execute()
         if count >= lane_limit:
             raise Overloaded(f"The {lane} queue is full; try again shortly.", retry_after_s=5)
-
-    async def _write_record(self, job: JobRequest, *, payload: bool) -> None:
-        key = keys.job_record(job.job_id)
-        fields: dict[str, str | int] = {
-            "attempt": job.attempt,
-            "attempt_id": str(AttemptId.of(job)),
-            "avoid": ",".join(job.avoid_accounts),
-            "worker": "",
-            "status": "waiting",
-        }
-        if payload:
-            fields["payload"] = job.model_dump_json(exclude_unset=True)
-            fields["lane"] = job.lane
-            fields["enqueued_at_ms"] = job.enqueued_at_ms
-        async with self._pool.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=fields)
-            pipe.expire(key, self._record_ttl_s)
-            pipe.zadd(keys.lane_waiting(job.lane), {job.job_id: job.enqueued_at_ms})
-            await pipe.execute()
+        budget = self._memory_budget_bytes or int(
+            int(memory.get("maxmemory", 0)) * _DEFAULT_BUDGET_SHARE
+        )
+        if budget and int(memory["used_memory"]) + cost_bytes > budget:
+            raise Overloaded(
+                "The job queue has no room for this request now; try again shortly.",
+                retry_after_s=5,
+            )
 
     async def _advance(self, current: JobRequest, following: JobRequest) -> bool:
-        """Compare-and-set the record from `current`'s attempt to `following`'s."""
+        """Compare-and-set the record from `current`'s attempt to `following`'s, and queue
+        `following`'s arq job, in one script."""
+        attempt_id = str(AttemptId.of(following))
         advanced = await self._advance_script(
-            keys=[keys.job_record(current.job_id), keys.lane_waiting(following.lane)],
+            keys=[
+                keys.job_record(current.job_id),
+                keys.lane_waiting(following.lane),
+                job_key_prefix + attempt_id,
+                self._queue_name,
+            ],
             args=[
                 current.attempt,
                 following.attempt,
-                str(AttemptId.of(following)),
+                attempt_id,
                 ",".join(following.avoid_accounts),
                 following.job_id,
                 following.enqueued_at_ms,
+                self._arq_job(following),
+                int(_ARQ_EXPIRES.total_seconds() * 1000),
+                following.priority_ms,
             ],
         )
         return bool(advanced)
 
-    async def _enqueue(self, job: JobRequest) -> None:
-        arq_job = await self._pool.enqueue_job(
+    def _arq_job(self, job: JobRequest) -> bytes:
+        """The attempt's arq job, serialized as `ArqRedis.enqueue_job` would."""
+        payload = job.model_dump(mode="json", exclude_unset=True) | _attempt_fields(job)
+        return serialize_job(
             RUN_MESSAGES_JOB,
-            job.model_dump(mode="json", exclude_unset=True) | _attempt_fields(job),
-            _job_id=str(AttemptId.of(job)),
-            _queue_name=self._queue_name,
-            _defer_until=datetime.fromtimestamp(job.priority_ms / 1000, tz=UTC),
-            _expires=_ARQ_EXPIRES,
+            (payload,),
+            {},
+            None,
+            int(time.time() * 1000),
+            serializer=arq_codec.serialize,
         )
-        if arq_job is None:
-            raise Overloaded("Could not queue the request; try again.", retry_after_s=1)
 
 
 def _attempt_fields(job: JobRequest) -> dict[str, object]:

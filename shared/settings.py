@@ -54,6 +54,15 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="How often a waiting relay re-reads the job journal."
     )
     max_body_bytes: int = 32 * 1024 * 1024
+    max_tokens_limit: int = Field(
+        default=128_000, ge=1, description="Largest `max_tokens` accepted (400 beyond)."
+    )
+    redis_memory_budget_bytes: int = Field(
+        default=0,
+        ge=0,
+        description="Redis memory a new request may not push past (529); 0: 80 % of Redis's "
+        "maxmemory, or no check when Redis has none.",
+    )
     interactive_max_waiting: int = Field(default=1000, ge=1, description="Queue bound.")
     batch_max_waiting: int = Field(default=100_000, ge=1, description="Queue bound.")
     interactive_max_wait_s: float = Field(
@@ -73,6 +82,9 @@ class Settings(BaseSettings):
     )
     journal_ttl_s: int = Field(default=3600, ge=60, description="How long a job's chunks are kept.")
     journal_max_chunks: int = 200_000
+    journal_max_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="An answer's journal beyond: error."
+    )
     log_level: str = "INFO"
 
     # api: GET /v1/models (JSON list in CCFLEET_MODELS); ids and aliases the claude CLI accepts

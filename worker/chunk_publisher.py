@@ -2,6 +2,10 @@
 
 Chunks are numbered from 1. The stream entry id is `<seq>-1`, so the journal is ordered by
 seq and a reader can ask for "everything after seq N" with XRANGE.
+
+The journal is capped in entries and in bytes: an answer whose events would pass `max_bytes`
+fails (its error chunk still goes out). The first chunk also drops the request from the job's
+record: once the client has been sent anything, no retry can need it (shared/job_queue.py).
 """
 
 from __future__ import annotations
@@ -12,18 +16,22 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from shared import keys
-from shared.errors import FleetError
+from shared.errors import CliFailed, FleetError
 from shared.jobs import Chunk
 
 
 class ChunkPublisher:
-    def __init__(self, redis: Redis, job_id: str, *, ttl_s: int, max_chunks: int) -> None:
+    def __init__(
+        self, redis: Redis, job_id: str, *, ttl_s: int, max_chunks: int, max_bytes: int = 1 << 30
+    ) -> None:
         self._redis = redis
         self._job_id = job_id
         self._journal = keys.job_journal(job_id)
         self._channel = keys.job_channel(job_id)
         self._ttl_s = ttl_s
         self._max_chunks = max_chunks
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self.seq = 0
         self.ended = False
 
@@ -50,7 +58,11 @@ class ChunkPublisher:
 
     async def _publish(self, chunk: Chunk) -> None:
         payload = chunk.to_json()
+        if chunk.kind == "event" and self._bytes + len(payload) > self._max_bytes:
+            raise CliFailed(f"The answer exceeded the journal limit of {self._max_bytes} bytes.")
         async with self._redis.pipeline(transaction=True) as pipe:
+            if chunk.seq == 1:
+                pipe.hdel(keys.job_record(self._job_id), "payload")
             pipe.xadd(
                 self._journal,
                 {"c": payload},
@@ -70,3 +82,4 @@ class ChunkPublisher:
                 await self._redis.publish(self._channel, payload)
         self.seq = chunk.seq
         self.ended = chunk.is_terminal
+        self._bytes += len(payload)

@@ -38,6 +38,7 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         job.job_id,
         ttl_s=worker.settings.journal_ttl_s,
         max_chunks=worker.settings.journal_max_chunks,
+        max_bytes=worker.settings.journal_max_bytes,
     )
     if not await _resumed_after_crash(publisher):
         with worker.state.occupied_slot(batch=job.lane == "batch"):

@@ -26,8 +26,6 @@ from worker.heartbeat import beat, beat_forever, unregister
 from worker.jobs import run_messages
 from worker.workspace import remove_stale_workspaces
 
-_RESULT_KEEP_S = 300
-
 
 def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
     """An arq worker for these settings; `environ` is what the CLI may inherit."""
@@ -81,7 +79,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         redis_settings=arq_codec.redis_settings(settings.effective_redis_url()),
         max_jobs=settings.worker_slots,
         job_timeout=settings.job_timeout_s + 30,
-        keep_result=_RESULT_KEEP_S,
+        keep_result=0,  # nobody reads arq results; a kept one holds the whole request
         poll_delay=settings.worker_poll_delay_s,
         allow_abort_jobs=True,
         job_completion_wait=int(settings.worker_drain_s),

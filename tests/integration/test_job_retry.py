@@ -19,7 +19,7 @@ from ccfleet.embedded_redis import EmbeddedRedis
 from shared import keys
 from shared.errors import CliFailed
 from shared.job_queue import JobQueue
-from shared.jobs import Chunk, JobRequest
+from shared.jobs import AttemptId, Chunk, JobRequest
 from shared.messages import MessagesRequest
 from shared.settings import Settings
 from worker.answer import CliConfig
@@ -175,8 +175,10 @@ async def test_a_stale_attempt_is_skipped_and_the_current_one_runs(
     await run_messages(worker_ctx, job_payload(second))
     [chunk] = await journal(redis, first.job_id)
     assert chunk.kind == "error"
-    record = await queue.record(first.job_id)
-    assert record is not None and record.status == "done" and record.job.attempt == 2
+    state = await queue.state(first.job_id)
+    assert state is not None and state.status == "done"
+    assert state.attempt_id == str(AttemptId.of(second))
+    assert await queue.record(first.job_id) is None, "the request is dropped once done"
 
 
 async def test_a_cancelled_job_is_not_started(redis: Redis, worker_ctx: dict[str, Any]) -> None:

@@ -1,0 +1,133 @@
+"""What a job keeps in Redis: its arq job exactly while it may run, its request only while a
+retry may need it, a journal capped in bytes, and nothing at all when it cannot be queued."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import job_key_prefix
+from arq.jobs import Job
+from redis.asyncio import Redis
+
+from ccfleet.embedded_redis import EmbeddedRedis
+from shared import arq_codec, keys
+from shared.errors import CliFailed, Overloaded
+from shared.job_queue import JobQueue
+from shared.jobs import AttemptId, Chunk, JobRequest
+from shared.messages import MessagesRequest
+from worker.chunk_publisher import ChunkPublisher
+
+QUEUE = "test-queue"
+
+
+@pytest.fixture
+async def pool(redis_server: EmbeddedRedis) -> AsyncIterator[ArqRedis]:
+    arq_pool = await create_pool(
+        RedisSettings.from_dsn(redis_server.url),
+        job_serializer=arq_codec.serialize,
+        job_deserializer=arq_codec.deserialize,
+    )
+    try:
+        yield arq_pool
+    finally:
+        await arq_pool.aclose()
+
+
+def messages_request(text: str = "hi") -> MessagesRequest:
+    return MessagesRequest.model_validate(
+        {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": text}]}
+    )
+
+
+async def submit(queue: JobQueue, text: str = "hi") -> JobRequest:
+    return await queue.submit(
+        messages_request(text), request_id="req_t", lane="interactive", lane_limit=10
+    )
+
+
+async def test_a_submitted_job_has_its_record_its_lane_entry_and_its_arq_job(
+    pool: ArqRedis,
+) -> None:
+    queue = JobQueue(pool, queue_name=QUEUE, record_ttl_s=600)
+    job = await submit(queue)
+    attempt = str(AttemptId.of(job))
+    assert await pool.zscore(keys.lane_waiting("interactive"), job.job_id) is not None
+    assert await pool.zscore(QUEUE, attempt) == job.priority_ms
+    arq_job = await Job(attempt, pool, _deserializer=arq_codec.deserialize).info()
+    assert arq_job is not None and arq_job.function == "run_messages"
+    assert JobRequest.model_validate(arq_job.args[0]) == job
+    assert (await queue.record(job.job_id)) is not None
+
+
+async def test_a_requeued_attempt_gets_its_arq_job_in_the_same_step(pool: ArqRedis) -> None:
+    queue = JobQueue(pool, queue_name=QUEUE, record_ttl_s=600)
+    first = await submit(queue)
+    second = await queue.requeue(first, avoid_accounts=["alice"])
+    assert second is not None
+    assert await pool.exists(job_key_prefix + str(AttemptId.of(second)))
+    assert await pool.zscore(QUEUE, str(AttemptId.of(second))) == first.priority_ms
+
+
+async def test_a_request_over_the_memory_budget_is_529_and_writes_nothing(
+    pool: ArqRedis,
+) -> None:
+    used = int((await pool.info("memory"))["used_memory"])
+    queue = JobQueue(pool, queue_name=QUEUE, record_ttl_s=600, memory_budget_bytes=used + 500_000)
+    before = await pool.keys("*")
+    with pytest.raises(Overloaded):
+        await submit(queue, "x" * 300_000)  # kept twice: record and arq job
+    assert await pool.keys("*") == before
+    await submit(queue, "small")
+
+
+async def test_redis_maxmemory_sets_the_budget_when_none_is_configured(pool: ArqRedis) -> None:
+    used = int((await pool.info("memory"))["used_memory"])
+    await pool.config_set("maxmemory", used + 1_000_000)
+    queue = JobQueue(pool, queue_name=QUEUE, record_ttl_s=600)
+    with pytest.raises(Overloaded):
+        await submit(queue, "x" * 400_000)  # 0.8 MB kept: past 80 % of maxmemory
+
+
+async def test_the_request_is_dropped_from_the_record_with_the_first_chunk(
+    pool: ArqRedis, redis: Redis
+) -> None:
+    queue = JobQueue(pool, queue_name=QUEUE, record_ttl_s=600)
+    job = await submit(queue)
+    assert await redis.hexists(keys.job_record(job.job_id), "payload")
+    publisher = ChunkPublisher(redis, job.job_id, ttl_s=600, max_chunks=100)
+    await publisher.publish_event({"type": "message_start", "message": {}})
+    assert not await redis.hexists(keys.job_record(job.job_id), "payload")
+    state = await queue.state(job.job_id)
+    assert state is not None and state.status == "waiting", "the small fields stay"
+
+
+async def test_a_cancelled_job_keeps_no_request(pool: ArqRedis, redis: Redis) -> None:
+    queue = JobQueue(pool, queue_name=QUEUE, record_ttl_s=600)
+    job = await submit(queue)
+    await queue.cancel(job.job_id)
+    assert not await redis.hexists(keys.job_record(job.job_id), "payload")
+
+
+def delta(text: str) -> dict[str, Any]:
+    return {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "text_delta", "text": text},
+    }
+
+
+async def test_a_journal_is_capped_in_bytes_and_its_error_still_goes_out(redis: Redis) -> None:
+    publisher = ChunkPublisher(redis, "job_big", ttl_s=600, max_chunks=100_000, max_bytes=10_000)
+    with pytest.raises(CliFailed) as caught:
+        for _ in range(100):
+            await publisher.publish_event(delta("x" * 1000))
+    assert publisher.seq < 10
+    await publisher.publish_error(caught.value)
+    entries = await redis.xrange(keys.job_journal("job_big"))
+    chunks = [Chunk.from_json(fields[b"c"]) for _id, fields in entries]
+    assert sum(len(fields[b"c"]) for _id, fields in entries) < 11_000
+    assert chunks[-1].kind == "error"
+    assert "journal limit" in chunks[-1].data["message"]
