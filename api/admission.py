@@ -1,7 +1,15 @@
-"""What the front end's routes need, built once by the lifespan and kept on app.state."""
+"""What the front end's routes need, built once by the lifespan and kept on app.state.
+
+A stream belongs to the request that started it: its record keeps a digest of the request
+body (and the name of the client key that sent it, once client keys exist). Resuming with
+`Last-Event-ID` needs the same body and key; anything else is 404, as for an unknown stream.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
@@ -21,6 +29,7 @@ from shared.settings import Settings
 
 LANE_HEADER = "x-ccfleet-lane"
 RESUME_WINDOW_HEADER = "x-ccfleet-resume-window"
+_EVENT_ID = re.compile(r"(job_[0-9a-f]{32}):([0-9]{1,9})")  # api/relay.py `to_sse`
 
 
 @dataclass
@@ -34,6 +43,7 @@ class FrontEnd:
 
     async def start_job(self, body: MessagesRequest, request: Request) -> JobRelay:
         """Admit and queue a request, and attach a relay to its job."""
+        self.check_limits(body)
         lane = lane_of(request)
         error = all_cooling_error(
             await read_fleet(self.redis, heartbeat_ttl_s=self.settings.heartbeat_ttl_s)
@@ -46,17 +56,34 @@ class FrontEnd:
             else self.settings.batch_max_waiting
         )
         job = await self.queue.submit(
-            body, request_id=request_id_var.get() or "", lane=lane, lane_limit=limit
+            body,
+            request_id=request_id_var.get() or "",
+            lane=lane,
+            lane_limit=limit,
+            owner=stream_owner(body, request),
         )
         job_id_var.set(job.job_id)
         return await self.relay(job.job_id, request, after_seq=0)
 
-    async def resume_job(self, last_event_id: str, request: Request) -> JobRelay:
-        """Attach to a running or finished job after the chunk a client saw last."""
-        job_id, _, seq = last_event_id.rpartition(":")
-        if not job_id or not seq.isdigit():
+    def check_limits(self, body: MessagesRequest) -> None:
+        """What the request model cannot bound by itself, as it depends on settings."""
+        if body.max_tokens > self.settings.max_tokens_limit:
+            raise InvalidRequest(
+                f"max_tokens: must be at most {self.settings.max_tokens_limit}, "
+                f"got {body.max_tokens}."
+            )
+
+    async def resume_job(
+        self, last_event_id: str, body: MessagesRequest, request: Request
+    ) -> JobRelay:
+        """Attach to a running or finished job after the chunk a client saw last; only the
+        request that started the stream may resume it."""
+        match = _EVENT_ID.fullmatch(last_event_id)
+        if match is None:
             raise InvalidRequest("Last-Event-ID: expected the id of an event of this API.")
-        if await self.queue.state(job_id) is None:
+        job_id, seq = match.groups()
+        kept = await self.queue.owner(job_id)
+        if kept is None or not same_owner(kept, stream_owner(body, request)):
             raise NotFound(f"Last-Event-ID: no stream {job_id} to resume (it may have expired).")
         job_id_var.set(job_id)
         return await self.relay(job_id, request, after_seq=int(seq))
@@ -81,6 +108,22 @@ class FrontEnd:
         except ValueError as exc:
             raise InvalidRequest(f"{RESUME_WINDOW_HEADER}: expected seconds, got {raw!r}.") from exc
         return max(0.0, min(asked, self.settings.resume_window_max_s))
+
+
+def stream_owner(body: MessagesRequest, request: Request) -> dict[str, str]:
+    """What a resume must match: the request body's digest and the client key's name."""
+    digest = hashlib.sha256(body.model_dump_json(exclude_unset=True).encode()).hexdigest()
+    # Client API keys (issue 9) put the caller's key on request.state.client_key; until
+    # then every caller is the same anonymous client "".
+    client_key = getattr(request.state, "client_key", None)
+    return {"digest": digest, "client": getattr(client_key, "name", "")}
+
+
+def same_owner(kept: dict[str, str], asking: dict[str, str]) -> bool:
+    """Same body and same client key (constant-time: the digest is a capability)."""
+    return hmac.compare_digest(kept["digest"], asking["digest"]) and hmac.compare_digest(
+        kept["client"], asking["client"]
+    )
 
 
 def lane_of(request: Request) -> Lane:

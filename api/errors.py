@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.disconnect import ClientDisconnected
 from api.openai.errors import is_openai_path, openai_error, openai_status
 from shared.errors import FleetError, InvalidRequest, NotFound, Overloaded, error_class_for
+from shared.json_limits import FIELD_ERROR
 from shared.log import request_id_var
 
 logger = logging.getLogger(__name__)
@@ -83,8 +84,14 @@ def validation_message(exc: RequestValidationError) -> str:
     if len(errors) > 1:
         # For `str | list[...]`, the member the input was not meant for only adds noise.
         errors = [e for e in errors if not _scalar_member(e.get("loc", ()))] or errors
+        # A value of the right type that breaks a rule beats "should be a valid list" from
+        # the union member it was not meant for.
+        errors = [e for e in errors if not str(e.get("type", "")).endswith("_type")] or errors
     problems = []
     for problem in errors[:3]:
+        if problem.get("type") == FIELD_ERROR:
+            problems.append(str(problem.get("msg")))  # names its field itself
+            continue
         location = [
             str(part)
             for part in problem.get("loc", ())
@@ -128,6 +135,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(unavailable, request.url.path)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
+        # Starlette runs this outside every middleware, where the request-id variable holds
+        # whatever the connection's context had (an earlier request's id on a keep-alive
+        # connection): take the id this request was given (api/middleware.py).
+        request_id_var.set(getattr(request.state, "request_id", None))
         logger.error("unhandled error", exc_info=exc)
         return error_response(FleetError("Internal server error"), request.url.path)
 

@@ -1,4 +1,9 @@
-"""Request context: a `request-id` on every response, and the request body size limit."""
+"""Request context: a `request-id` on every response, and the request body size limit.
+
+The body is read here, whole, before the app sees it, so a body over the limit is 413
+however it is sent: with a Content-Length (refused before reading) or chunked (refused once
+the limit is passed). FastAPI would turn an error raised while it reads into a 400.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.errors import error_response
 from shared.errors import RequestTooLarge
 from shared.log import request_id_var
+
+REQUEST_ID_STATE = "request_id"
+"""Where the request's id is kept in `request.state`, for code that runs outside this
+middleware (Starlette's outermost error layer)."""
 
 
 def new_request_id() -> str:
@@ -26,33 +35,48 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = new_request_id()
+        scope.setdefault("state", {})[REQUEST_ID_STATE] = request_id
         token = request_id_var.set(request_id)
         try:
-            too_large = self._too_large_error()
             declared = _content_length(scope)
-            if declared is not None and declared > self.max_body_bytes:
-                await error_response(too_large)(scope, receive, send)
+            try:
+                if declared is not None and declared > self.max_body_bytes:
+                    raise self._too_large_error()
+                replay = await self._read_body(receive)
+            except RequestTooLarge as too_large:
+                await error_response(too_large, scope["path"])(scope, receive, send)
                 return
-            await self.app(scope, self._counting(receive), _with_request_id(send, request_id))
+            await self.app(scope, replay, _with_request_id(send, request_id))
         finally:
             request_id_var.reset(token)
 
     def _too_large_error(self) -> RequestTooLarge:
         return RequestTooLarge(f"Request exceeds the maximum size of {self.max_body_bytes} bytes.")
 
-    def _counting(self, receive: Receive) -> Receive:
+    async def _read_body(self, receive: Receive) -> Receive:
+        """Read the whole body (at most max_body_bytes); a receive that gives it back in one
+        message, then passes through (so the app still hears of a disconnect)."""
+        parts: list[bytes] = []
         received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
+        pending: list[Message] = []
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise self._too_large_error()
-            return message
+            if message["type"] != "http.request":
+                pending.append(message)  # the client left while sending
+                break
+            body = message.get("body", b"")
+            received += len(body)
+            if received > self.max_body_bytes:
+                raise self._too_large_error()
+            parts.append(body)
+            if not message.get("more_body", False):
+                break
+        pending.insert(0, {"type": "http.request", "body": b"".join(parts), "more_body": False})
 
-        return counting_receive
+        async def replay() -> Message:
+            return pending.pop(0) if pending else await receive()
+
+        return replay
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -73,9 +73,9 @@ class JobRelay:
 
     async def _detach(self) -> None:
         job_id = self.reader.job_id
-        await self._redis.decr(keys.job_readers(job_id))
-        if self.finished:
-            return
+        still_reading = await self._redis.decr(keys.job_readers(job_id))
+        if self.finished or still_reading > 0:
+            return  # another client (the first, or one resuming) holds the job: it goes on
         if self._resume_window_s > 0:
             self._detached.cancel_later(job_id, after_s=self._resume_window_s)
         else:

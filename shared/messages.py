@@ -6,11 +6,39 @@ what the client sent (unset fields stay absent), which is what the worker replay
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import base64
+import binascii
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, model_validator
+from pydantic_core import PydanticCustomError
 
+from shared.json_limits import check_json_limits, field_error
 from shared.strict_model import StrictModel
+
+STOP_SEQUENCES_MAX = 64
+STOP_SEQUENCE_MAX_CHARS = 256
+TOOL_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,128}$"
+
+
+def _without_nul(text: str) -> str:
+    # `model` and `system` reach the CLI's command line or a file it reads: no NUL there.
+    if "\x00" in text:
+        raise PydanticCustomError("nul_character", "must not contain NUL characters")
+    return text
+
+
+def _base64(data: str) -> str:
+    try:
+        base64.b64decode(data + "=" * (-len(data) % 4), validate=True)  # padding may be left off
+    except (binascii.Error, ValueError) as exc:
+        raise PydanticCustomError("base64", "is not valid base64 data") from exc
+    return data
+
+
+Base64Data = Annotated[str, AfterValidator(_base64)]
+NoNulText = Annotated[str, AfterValidator(_without_nul)]
+StopSequence = Annotated[str, Field(max_length=STOP_SEQUENCE_MAX_CHARS)]
 
 
 class CacheControl(StrictModel):
@@ -28,7 +56,7 @@ class TextBlock(StrictModel):
 class Base64ImageSource(StrictModel):
     type: Literal["base64"]
     media_type: Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
-    data: str
+    data: Base64Data
 
 
 class UrlSource(StrictModel):
@@ -45,7 +73,7 @@ class ImageBlock(StrictModel):
 class Base64PdfSource(StrictModel):
     type: Literal["base64"]
     media_type: Literal["application/pdf"]
-    data: str
+    data: Base64Data
 
 
 class PlainTextSource(StrictModel):
@@ -122,8 +150,12 @@ class Message(StrictModel):
     content: str | list[ContentBlock]
 
 
+class SystemTextBlock(TextBlock):
+    text: NoNulText
+
+
 class Tool(StrictModel):
-    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,128}$")
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
     description: str | None = None
     input_schema: dict[str, Any]
     type: Literal["custom"] | None = None
@@ -142,7 +174,7 @@ class ToolChoiceAny(StrictModel):
 
 class ToolChoiceTool(StrictModel):
     type: Literal["tool"]
-    name: str
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
     disable_parallel_tool_use: bool | None = None
 
 
@@ -183,15 +215,15 @@ class OutputConfig(StrictModel):
 
 
 class MessagesRequest(StrictModel):
-    model: str = Field(min_length=1)
+    model: NoNulText = Field(min_length=1, max_length=256)
     messages: list[Message] = Field(min_length=1)
-    max_tokens: int = Field(ge=1)
-    system: str | list[TextBlock] | None = None
+    max_tokens: int = Field(ge=1)  # and at most CCFLEET_MAX_TOKENS_LIMIT, checked on admission
+    system: NoNulText | list[SystemTextBlock] | None = None
     stream: bool = False
     temperature: float | None = Field(default=None, ge=0.0, le=1.0)
     top_p: float | None = Field(default=None, ge=0.0, le=1.0)
     top_k: int | None = Field(default=None, ge=0)
-    stop_sequences: list[str] | None = None
+    stop_sequences: list[StopSequence] | None = Field(default=None, max_length=STOP_SEQUENCES_MAX)
     metadata: Metadata | None = None
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
@@ -208,6 +240,21 @@ class MessagesRequest(StrictModel):
     speed: Literal["standard", "fast"] | None = None
     user_profile_id: str | None = None
     workspace_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _travels_as_json(cls, data: Any) -> Any:
+        check_json_limits(data)
+        return data
+
+    @model_validator(mode="after")
+    def _tool_choice_names_a_tool(self) -> Self:
+        choice = self.tool_choice
+        if isinstance(choice, ToolChoiceTool) and choice.name not in {
+            tool.name for tool in self.tools or []
+        }:
+            raise field_error("tool_choice.name", "names no tool of `tools`")
+        return self
 
     def forwardable_messages(self) -> list[dict[str, Any]]:
         """The conversation exactly as the client sent it (no defaults filled in)."""

@@ -26,6 +26,7 @@ import orjson
 from pydantic import Field, ValidationError, model_validator
 
 from shared.errors import InvalidRequest
+from shared.json_limits import FIELD_ERROR, check_json_limits
 from shared.messages import MessagesRequest
 from shared.strict_model import StrictModel
 
@@ -148,6 +149,12 @@ class ChatCompletionRequest(StrictModel):
     store: bool | None = None
     logprobs: Literal[False] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _travels_as_json(cls, data: Any) -> Any:
+        check_json_limits(data)
+        return data
+
     @property
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
@@ -181,6 +188,8 @@ def to_messages_request(chat: ChatCompletionRequest) -> MessagesRequest:
         return MessagesRequest.model_validate(fields)
     except ValidationError as error:
         problem = error.errors()[0]
+        if problem["type"] == FIELD_ERROR:
+            raise InvalidRequest(problem["msg"]) from error
         where = ".".join(str(part) for part in problem["loc"])
         raise InvalidRequest(f"{where}: {problem['msg']}") from error
 

@@ -8,6 +8,7 @@ gathered into one `chat.completion`, or streamed as unnamed `data:` chunks endin
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Annotated
 
@@ -37,8 +38,8 @@ async def create_chat_completion(
     ensure_answerable(messages_request)
     request_id = request_id_var.get() or ""
     relay = await fe.start_job(messages_request, request)
-    job_id = relay.reader.job_id
-    completion_id = "chatcmpl-" + job_id.removeprefix("job_")
+    # Not derived from the job id: a job id lets its holder resume the stream.
+    completion_id = "chatcmpl-" + secrets.token_hex(16)
     created = int(time.time())
     headers = {"x-request-id": request_id}
     if body.stream:

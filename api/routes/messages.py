@@ -35,7 +35,7 @@ async def create_message(
     ensure_answerable(body)
     last_event_id = request.headers.get("last-event-id")
     if last_event_id and body.stream:
-        relay = await fe.resume_job(last_event_id, request)
+        relay = await fe.resume_job(last_event_id, body, request)
     else:
         relay = await fe.start_job(body, request)
     if body.stream:
