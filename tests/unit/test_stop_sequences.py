@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import random
 from typing import Any
 
+from shared.messages import STOP_SEQUENCE_MAX_CHARS, STOP_SEQUENCES_MAX
 from worker.stop_sequences import StopSequenceCutter
 
 
@@ -71,3 +73,50 @@ def test_the_earliest_of_several_stop_sequences_wins() -> None:
 def test_without_stop_sequences_events_pass_unchanged() -> None:
     events = _stream(["x", "y"])
     assert _run(StopSequenceCutter(None), events) == events
+
+
+def _reference(text: str, stops: list[str]) -> tuple[str, str | None]:
+    """The text before the first stop sequence to end (the longest of those ending together)."""
+    for end in range(1, len(text) + 1):
+        ending = [stop for stop in stops if text[:end].endswith(stop)]
+        if ending:
+            stop = max(ending, key=len)
+            return text[: end - len(stop)], stop
+    return text, None
+
+
+def test_the_cut_matches_a_plain_search_for_random_texts_stops_and_delta_splits() -> None:
+    rng = random.Random(7)
+    for _ in range(400):
+        stops = ["".join(rng.choices("ab", k=rng.randint(1, 4))) for _ in range(rng.randint(1, 4))]
+        text = "".join(rng.choices("abc", k=rng.randint(0, 30)))
+        cuts = sorted(rng.sample(range(len(text) + 1), k=min(len(text) + 1, rng.randint(0, 5))))
+        pieces = [text[i:j] for i, j in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+        cutter = StopSequenceCutter(stops)
+        out = _run(cutter, _stream([p for p in pieces if p]))
+        assert (_text(out), cutter.matched) == _reference(text, stops), (stops, pieces)
+
+
+def test_only_a_tail_that_may_still_become_a_stop_sequence_is_held_back() -> None:
+    cutter = StopSequenceCutter(["abc", "xyz"])
+    out = _run(cutter, _stream(["hello ab"])[:3])
+    assert _text(out) == "hello "
+    out = cutter.feed(_stream(["d"])[2])
+    assert _text(out) == "abd"
+
+
+def test_a_stop_sequence_inside_a_longer_one_ends_the_text_where_it_ends() -> None:
+    cutter = StopSequenceCutter(["abcd", "bc"])
+    out = _run(cutter, _stream(["abcd"]))
+    assert (_text(out), cutter.matched) == ("a", "bc")
+
+
+def test_the_largest_allowed_set_of_stop_sequences_is_matched_in_one_pass() -> None:
+    stops = [
+        f"{i:02d}" + "q" * (STOP_SEQUENCE_MAX_CHARS - 3) + "!" for i in range(STOP_SEQUENCES_MAX)
+    ]
+    words = ["lorem ipsum dolor sit amet " + "q" * 300] * 2000  # near misses everywhere
+    cutter = StopSequenceCutter(stops)
+    out = _run(cutter, _stream([*words, stops[-1], "after"]))
+    assert cutter.matched == stops[-1]
+    assert _text(out) == "".join(words)
