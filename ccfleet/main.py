@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -102,10 +103,11 @@ def up(
     redis_server = None
     if not settings.redis_url:
         data_dir = Path(tempfile.gettempdir()) / "ccfleet-up-redis"
-        redis_server = EmbeddedRedis(data_dir).start()
+        # Loopback only, and a password: anyone who reaches a Redis reads every prompt.
+        redis_server = EmbeddedRedis(data_dir, password=secrets.token_urlsafe(24)).start()
         for child_env in [env, *worker_envs]:
             child_env["CCFLEET_REDIS_URL"] = redis_server.url
-        typer.echo(f"embedded redis on {redis_server.url}")
+        typer.echo(f"embedded redis on redis://127.0.0.1:{redis_server.port}/0 (with a password)")
     me = [sys.executable, "-m", "ccfleet"]
     children = [subprocess.Popen([*me, "worker"], env=worker_env) for worker_env in worker_envs]
     children.append(subprocess.Popen([*me, "api", "--host", host, "--port", str(port)], env=env))
