@@ -207,7 +207,7 @@ def test_bad_input_on_the_openai_route_is_a_400_naming_the_field(front_end: Stac
         ({"model": "gpt\u0000", "messages": HELLO}, "model"),
         ({"model": MODEL, "messages": HELLO, "max_tokens": True}, "max_tokens"),
         (
-            {"model": MODEL, "messages": [{"role": "user", "content": nested(100)}]},
+            {"model": MODEL, "messages": [{"role": "user", "content": nested(200)}]},
             "messages.0.content",
         ),
     ]
