@@ -88,7 +88,13 @@ class JobQueue:
         self._advance_script = pool.register_script(_ADVANCE)
 
     async def submit(
-        self, request: MessagesRequest, *, request_id: str, lane: Lane, lane_limit: int
+        self,
+        request: MessagesRequest,
+        *,
+        request_id: str,
+        lane: Lane,
+        lane_limit: int,
+        client_key: str | None = None,
     ) -> JobRequest:
         """Queue a new job; a full lane is 529 overloaded_error."""
         await self._ensure_room(lane, lane_limit)
@@ -101,6 +107,7 @@ class JobQueue:
             enqueued_at_ms=now_ms,
             lane=lane,
             priority_ms=now_ms - head_start,
+            client_key=client_key,
         )
         await self._write_record(job, payload=True)
         await self._enqueue(job)
