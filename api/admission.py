@@ -43,7 +43,8 @@ class FrontEnd:
         """Admit and queue a request, and attach a relay to its job."""
         lane = lane_of(request)
         request.state.lane = lane
-        key: ClientKey | None = request.state.client_key
+        # Set by api/auth.py on every route that admits work; None when auth is off.
+        key: ClientKey | None = getattr(request.state, "client_key", None)
         request_id = request_id_var.get() or ""
         lease = await self._admit_key(key, lane, body.model, request_id)
         try:
