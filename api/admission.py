@@ -121,7 +121,7 @@ class FrontEnd:
             check_interval_s=self.settings.journal_check_s,
             redis_outage_s=self.settings.redis_outage_s,
             resume_window_s=self._resume_window(request),
-            on_first_chunk=first_chunk,
+            on_first_chunk=first_chunk if after_seq == 0 else None,  # not for a resumed stream
             on_close=release,
         )
         return await relay.open()
