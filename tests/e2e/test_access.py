@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -30,7 +32,7 @@ from shared.client_keys import KeyLimits, KeyStore
 from shared.ledger import next_month_start
 from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import ErrorReply, FakeUpstream, RecordedRequest, TextReply
-from tests.processes import wait_until
+from tests.processes import ManagedProcess, http_ok, wait_until
 
 SERVER_SECRET = "test-server-secret-" + "0123456789abcdef" * 2
 ACCESS_ENV = {"CCFLEET_AUTH": "on", "CCFLEET_AUTH_SECRET": SERVER_SECRET}
@@ -542,3 +544,34 @@ def test_an_account_over_its_monthly_budget_cools_until_the_month_turns_and_anot
 
     wait_until(lambda: len(requests_by_account()) == 2, 20, "the spare account's run booked")
     assert requests_by_account() == {"thrifty": 1, "spare": 1}
+
+
+# --- ccfleet up ------------------------------------------------------------------------------
+
+
+def test_up_on_loopback_serves_without_keys_and_its_banner_says_so(
+    tmp_path: Path, upstream: FakeUpstream, claude_bin: str
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    (tmp_path / "claude-config").mkdir()
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/root"),
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",  # the banner reaches the log at once
+        "CCFLEET_CLAUDE_BIN": claude_bin,
+        "CCFLEET_HEARTBEAT_INTERVAL_S": "0.5",
+        "ANTHROPIC_BASE_URL": upstream.url,
+        "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-fake-test-token",
+        "CLAUDE_CONFIG_DIR": str(tmp_path / "claude-config"),
+    }  # neither CCFLEET_AUTH nor CCFLEET_REDIS_URL: up decides and embeds Redis
+    up = ManagedProcess(
+        ["up", "--port", url.rsplit(":", 1)[1]], env=env, log_path=tmp_path / "up.log"
+    )
+    try:
+        wait_until(lambda: http_ok(f"{url}/ready"), 30, "ccfleet up to be ready")
+        assert "auth OFF (loopback only)" in up.log_text()
+        assert httpx.get(f"{url}/v1/models", timeout=10).status_code == 200
+        assert httpx.get(f"{url}/v1/fleet", timeout=10).status_code == 200
+    finally:
+        up.stop()
