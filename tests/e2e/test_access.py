@@ -327,6 +327,11 @@ def test_tokens_per_minute_count_what_the_upstream_billed(
             model=MODEL, max_tokens=64, messages=HELLO
         )
     assert 1 <= int(refused.value.response.headers["retry-after"]) <= 60
+    with pytest.raises(openai.RateLimitError) as openai_refused:
+        openai_client(stack.url, secret).chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert openai_refused.value.body["code"] == "rate_limit_exceeded"  # type: ignore[index]
 
 
 def test_a_monthly_budget_refuses_the_key_until_the_month_turns(

@@ -54,3 +54,28 @@ def test_a_front_end_with_auth_on_and_no_server_secret_refuses_to_start() -> Non
     )
     assert result.exit_code == 2
     assert "CCFLEET_AUTH_SECRET" in result.output
+
+
+def test_keys_without_a_usable_server_secret_exit_2_naming_it() -> None:
+    result = CliRunner().invoke(
+        app,
+        ["keys", "create", "alice"],
+        env={"CCFLEET_AUTH_SECRET": "short", "CCFLEET_REDIS_URL": "redis://127.0.0.1:1/0"},
+    )
+    assert result.exit_code == 2
+    assert "CCFLEET_AUTH_SECRET" in result.output
+
+
+def test_keys_with_an_unknown_lane_exit_2_naming_it() -> None:
+    result = CliRunner().invoke(
+        app,
+        ["keys", "create", "alice", "--lanes", "interactive,express"],
+        env={"CCFLEET_AUTH_SECRET": "s" * 40, "CCFLEET_REDIS_URL": "redis://127.0.0.1:1/0"},
+    )
+    assert result.exit_code == 2
+    assert "lanes" in result.output
+
+
+def test_usage_by_something_else_exits_2() -> None:
+    result = CliRunner().invoke(app, ["usage", "--by", "team"])
+    assert result.exit_code == 2
