@@ -126,7 +126,7 @@ def create(
         return await _store(redis).create(name, limits)
 
     key, secret = _run(work)
-    typer.echo(f"created key {key.name}: {json.dumps(_shown(key)['lanes'])} lanes")
+    typer.echo(f"created key {key.name}: {json.dumps(key.limits().model_dump())}")
     typer.echo("its secret, shown only now:")
     typer.echo(secret)
 
