@@ -193,6 +193,33 @@ def test_a_key_works_as_x_api_key_with_anthropic_and_as_bearer_with_openai(
     assert completion.choices[0].message.content
 
 
+def test_claude_code_as_a_client_sends_its_auth_token_as_a_bearer_key(
+    stack: Stack, upstream: FakeUpstream, admin_secret: str, tmp_path: Path
+) -> None:
+    secret = create_key(stack, "claude-code")
+    upstream.enqueue(TextReply("Hello from the fleet."))
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "ANTHROPIC_BASE_URL": stack.api_urls[1],
+        "ANTHROPIC_AUTH_TOKEN": secret,
+        "CLAUDE_CONFIG_DIR": str(tmp_path / "client-config"),
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "CLAUDE_CODE_MAX_RETRIES": "0",
+    }
+    done = subprocess.run(
+        [stack.claude_bin, "-p", "Say hello"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Hello from the fleet." in done.stdout
+    wait_for_booking(stack, admin_secret, "claude-code", 1)
+
+
 def test_a_missing_or_wrong_key_is_401_in_each_apis_own_shape(stack: Stack) -> None:
     for url in stack.api_urls:
         with pytest.raises(anthropic.AuthenticationError) as wrong:
