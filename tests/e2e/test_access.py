@@ -308,7 +308,7 @@ async def test_requests_per_minute_hold_exactly_across_two_front_ends(stack: Sta
 
 
 def test_concurrent_requests_count_on_every_front_end_until_the_reply_ends(
-    stack: Stack, upstream: FakeUpstream
+    stack: Stack, upstream: FakeUpstream, admin_secret: str
 ) -> None:
     secret = create_key(stack, "one-at-a-time", concurrency=1)
     upstream.enqueue(TextReply("slow " * 200, delay_s=0.2, chunk_chars=4))
@@ -340,6 +340,9 @@ def test_concurrent_requests_count_on_every_front_end_until_the_reply_ends(
 
     wait_until(room_again, 20, "the lease of the stream that was left to end")
     assert answered[0].content[0].type == "text"
+    # The run whose client left is booked too: as a request, not an error.
+    row = wait_for_booking(stack, admin_secret, "one-at-a-time", 2)
+    assert row["errors"] == 0 and row["input_tokens"] >= 12
 
 
 def test_tokens_per_minute_count_what_the_upstream_billed(
