@@ -66,7 +66,8 @@ if rpm > 0 then
 end
 if concurrency > 0 then
   redis.call('ZADD', KEYS[3], ARGV[7], ARGV[6])
-  redis.call('PEXPIREAT', KEYS[3], ARGV[7])
+  local ttl = redis.call('PTTL', KEYS[3])  -- the set lives as long as its longest lease
+  if ttl < 0 or now + ttl < tonumber(ARGV[7]) then redis.call('PEXPIREAT', KEYS[3], ARGV[7]) end
 end
 return {'', '0'}
 """

@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from ccfleet.embedded_redis import EmbeddedRedis
+from shared import keys
 from shared.client_keys import ClientKey, KeyLimits, KeyStore, KeyStoreError
 from shared.errors import RateLimited
 from shared.ledger import LedgerEntry, Usage, read_usage, record_usage, today_utc
@@ -236,3 +237,12 @@ async def test_the_ledger_sums_days_per_key_account_and_model(redis: Redis) -> N
     assert by_account["account"] == "acct" and by_account["requests"] == 2
     (by_model,) = await read_usage(redis, by="model", since=today_utc())
     assert by_model["model"] == "claude-sonnet-4-5" and by_model["input_tokens"] == 1010
+
+
+async def test_a_shorter_lease_does_not_cut_a_longer_one_short(redis: Redis) -> None:
+    quotas = Quotas(redis)
+    key = limited(concurrency=2)
+    await quotas.admit(key, "req_batch", lease_s=86_400)
+    await quotas.admit(key, "req_interactive", lease_s=60)
+    ttl_ms = await redis.pttl(keys.quota_in_flight("alice"))
+    assert ttl_ms > 86_000 * 1000
