@@ -190,17 +190,13 @@ def revoke(name: str) -> None:
 
 
 def usage(
-    by: Annotated[str, typer.Option(help="key, account or model.")] = "key",
+    by: Annotated[Dimension, typer.Option(help="Rows per key, account or model.")] = "key",
     since: Annotated[
         str | None, typer.Option(help="First day, YYYY-MM-DD (default: this month's first).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON list of rows.")] = False,
 ) -> None:
     """The ledger: requests, errors, tokens and cost per key, account or model."""
-    if by not in ("key", "account", "model"):
-        typer.echo("ccfleet usage: --by must be key, account or model", err=True)
-        raise typer.Exit(2)
-    dimension: Dimension = by  # type: ignore[assignment]  # checked just above
     try:
         first = date.fromisoformat(since) if since else today_utc().replace(day=1)
     except ValueError as exc:
@@ -208,7 +204,7 @@ def usage(
         raise typer.Exit(2) from exc
 
     async def work(redis: Redis) -> list[dict[str, object]]:
-        return await read_usage(redis, by=dimension, since=first)
+        return await read_usage(redis, by=by, since=first)
 
     rows = _run(work)
     if as_json:
