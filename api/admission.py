@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
@@ -20,11 +21,14 @@ from api.detached import DetachedJobs
 from api.job_reader import JobReader
 from api.job_watch import JobWatch
 from api.relay import JobRelay
-from shared.errors import InvalidRequest, NotFound
+from shared.client_keys import ClientKey, KeyStore
+from shared.errors import InvalidRequest, NotFound, PermissionDenied
 from shared.fleet import Lane, all_cooling_error, read_fleet
 from shared.job_queue import JobQueue
 from shared.log import job_id_var, request_id_var
 from shared.messages import MessagesRequest
+from shared.metrics import FleetMetrics
+from shared.quotas import QuotaLease, Quotas
 from shared.settings import Settings
 
 LANE_HEADER = "x-ccfleet-lane"
@@ -40,30 +44,63 @@ class FrontEnd:
     queue: JobQueue
     watch: JobWatch
     detached: DetachedJobs
+    key_store: KeyStore | None  # None: auth is off
+    quotas: Quotas
+    metrics: FleetMetrics
 
     async def start_job(self, body: MessagesRequest, request: Request) -> JobRelay:
         """Admit and queue a request, and attach a relay to its job."""
         self.check_limits(body)
         lane = lane_of(request)
-        error = all_cooling_error(
-            await read_fleet(self.redis, heartbeat_ttl_s=self.settings.heartbeat_ttl_s)
-        )
-        if error is not None:
-            raise error
-        limit = (
-            self.settings.interactive_max_waiting
+        request.state.lane = lane
+        # Set by api/auth.py on every route that admits work; None when auth is off.
+        key: ClientKey | None = getattr(request.state, "client_key", None)
+        request_id = request_id_var.get() or ""
+        lease = await self._admit_key(key, lane, body.model, request_id)
+        try:
+            error = all_cooling_error(
+                await read_fleet(self.redis, heartbeat_ttl_s=self.settings.heartbeat_ttl_s)
+            )
+            if error is not None:
+                raise error
+            limit = (
+                self.settings.interactive_max_waiting
+                if lane == "interactive"
+                else self.settings.batch_max_waiting
+            )
+            job = await self.queue.submit(
+                body,
+                request_id=request_id,
+                lane=lane,
+                lane_limit=limit,
+                owner=stream_owner(body, request),
+                client_key=key.name if key else None,
+            )
+            job_id_var.set(job.job_id)
+            return await self.relay(job.job_id, request, after_seq=0, lease=lease)
+        except BaseException:
+            if lease is not None:
+                await self.quotas.release(lease)
+            raise
+
+    async def _admit_key(
+        self, key: ClientKey | None, lane: Lane, model: str, request_id: str
+    ) -> QuotaLease | None:
+        """403 for a lane or model the key may not use; 429 over one of its quotas."""
+        if key is None:
+            return None
+        if not key.allows_lane(lane):
+            raise PermissionDenied(f"This API key may not use the {lane} lane.")
+        if not key.allows_model(model):
+            raise PermissionDenied(f"This API key may not use the model {model!r}.")
+        max_wait_s = (
+            self.settings.interactive_max_wait_s
             if lane == "interactive"
-            else self.settings.batch_max_waiting
+            else self.settings.batch_max_wait_s
         )
-        job = await self.queue.submit(
-            body,
-            request_id=request_id_var.get() or "",
-            lane=lane,
-            lane_limit=limit,
-            owner=stream_owner(body, request),
-        )
-        job_id_var.set(job.job_id)
-        return await self.relay(job.job_id, request, after_seq=0)
+        # A lease outlives any request (its wait, its run, a margin) unless its front end dies.
+        lease_s = max_wait_s + self.settings.job_timeout_s + 60
+        return await self.quotas.admit(key, request_id, lease_s=lease_s)
 
     def check_limits(self, body: MessagesRequest) -> None:
         """What the request model cannot bound by itself, as it depends on settings."""
@@ -88,7 +125,17 @@ class FrontEnd:
         job_id_var.set(job_id)
         return await self.relay(job_id, request, after_seq=int(seq))
 
-    async def relay(self, job_id: str, request: Request, *, after_seq: int) -> JobRelay:
+    async def relay(
+        self, job_id: str, request: Request, *, after_seq: int, lease: QuotaLease | None = None
+    ) -> JobRelay:
+        started = time.monotonic()
+        lane = getattr(request.state, "lane", "interactive")
+
+        def first_chunk() -> None:
+            elapsed_s = time.monotonic() - started
+            self.metrics.time_to_first_token.labels(lane=lane).observe(elapsed_s)
+
+        release = (lambda: self.quotas.release(lease)) if lease is not None else None
         relay = JobRelay(
             self.redis,
             JobReader(self.redis, self.hub, job_id, after_seq=after_seq),
@@ -98,6 +145,8 @@ class FrontEnd:
             check_interval_s=self.settings.journal_check_s,
             redis_outage_s=self.settings.redis_outage_s,
             resume_window_s=self._resume_window(request),
+            on_first_chunk=first_chunk if after_seq == 0 else None,  # not for a resumed stream
+            on_close=release,
         )
         return await relay.open()
 

@@ -7,22 +7,29 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from arq.connections import create_pool
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sse_starlette.sse import AppStatus
 
 from api.admission import FrontEnd
+from api.auth import authenticate, require_admin
 from api.chunk_hub import ChunkHub
 from api.detached import DetachedJobs
 from api.errors import install_error_handlers
 from api.job_watch import JobWatch
 from api.middleware import RequestContextMiddleware
-from api.routes import chat, count_tokens, fleet, health, messages, models
+from api.request_metrics import RequestMetricsMiddleware
+from api.routes import chat, count_tokens, fleet, health, messages, metrics, models, usage
 from shared import arq_codec
+from shared.client_keys import KeyStore
 from shared.job_queue import JobQueue
+from shared.metrics import FleetMetrics
+from shared.quotas import Quotas
 from shared.settings import Settings
 
 
 def create_app(settings: Settings) -> FastAPI:
+    fleet_metrics = FleetMetrics()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = await create_pool(
@@ -46,6 +53,9 @@ def create_app(settings: Settings) -> FastAPI:
             queue=queue,
             watch=JobWatch(redis, queue, settings),
             detached=detached,
+            key_store=KeyStore(redis, settings.auth_secret) if settings.auth_enabled else None,
+            quotas=Quotas(redis),
+            metrics=fleet_metrics,
         )
         hub_task = asyncio.create_task(hub.run(), name="chunk-hub")
         try:
@@ -62,12 +72,19 @@ def create_app(settings: Settings) -> FastAPI:
     # requests in flight; sse-starlette would otherwise cut every stream at once.
     AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]  # untyped in sse-starlette
     app = FastAPI(title="ccfleet", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.add_middleware(RequestMetricsMiddleware, metrics=fleet_metrics)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
-    app.include_router(count_tokens.router)
-    app.include_router(messages.router)
-    app.include_router(chat.router)
+    # Access (api/auth.py) is decided here, for whole routers: a client key for the API,
+    # an admin key for the fleet's own state; health probes and metrics stay open.
+    client = [Depends(authenticate)]
+    admin = [Depends(require_admin)]
+    app.include_router(count_tokens.router, dependencies=client)
+    app.include_router(messages.router, dependencies=client)
+    app.include_router(chat.router, dependencies=client)
+    app.include_router(models.router, dependencies=client)
+    app.include_router(fleet.router, dependencies=admin)
+    app.include_router(usage.router, dependencies=admin)
     app.include_router(health.router)
-    app.include_router(models.router)
-    app.include_router(fleet.router)
+    app.include_router(metrics.router)
     return app

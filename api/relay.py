@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -38,6 +40,8 @@ class JobRelay:
         check_interval_s: float,
         redis_outage_s: float,
         resume_window_s: float = 0.0,
+        on_first_chunk: Callable[[], None] | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._redis = redis
         self.reader = reader
@@ -48,6 +52,8 @@ class JobRelay:
         self._resume_window_s = resume_window_s
         self._redis_outage_s = redis_outage_s
         self.finished = False
+        self._on_first_chunk = on_first_chunk
+        self._on_close = on_close  # e.g. the end of a quota lease
 
     async def open(self) -> JobRelay:
         readers = keys.job_readers(self.reader.job_id)
@@ -73,6 +79,10 @@ class JobRelay:
 
     async def _detach(self) -> None:
         job_id = self.reader.job_id
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            with contextlib.suppress(*OUTAGE_ERRORS):  # a lease not ended here expires
+                await on_close()
         still_reading = await self._redis.decr(keys.job_readers(job_id))
         if self.finished or still_reading > 0:
             return  # another client (the first, or one resuming) holds the job: it goes on
@@ -95,6 +105,9 @@ class JobRelay:
                 "Lost contact with the job queue; please retry.", retry_after_s=1
             ) from exc
         self.finished = chunk.is_terminal
+        if self._on_first_chunk is not None:
+            self._on_first_chunk()
+            self._on_first_chunk = None
         if chunk.kind == "error":
             raise from_error(
                 chunk.data, retry_after_s=chunk.retry_after_s, should_retry=chunk.should_retry

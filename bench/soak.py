@@ -508,6 +508,7 @@ class Fleet:
             "CCFLEET_JOURNAL_CHECK_S": "0.5",
             "CCFLEET_WORK_ROOT": str(self.root / "work"),
             "CCFLEET_LOG_LEVEL": "INFO",
+            "CCFLEET_AUTH": "off",
             "ANTHROPIC_BASE_URL": self.upstream.url,
             "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-fake-soak-token",
             "CLAUDE_CONFIG_DIR": str(self.root / "claude-config"),

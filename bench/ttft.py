@@ -256,7 +256,7 @@ def main() -> None:
             "CCFLEET_CLAUDE_BIN": args.claude_bin,
             "CCFLEET_WORKER_SLOTS": str(max(2, args.concurrency)),
             "CCFLEET_PING_INTERVAL_S": "1", "CCFLEET_HEARTBEAT_INTERVAL_S": "0.5",
-            "CCFLEET_LOG_LEVEL": "INFO", "ANTHROPIC_BASE_URL": upstream.url,
+            "CCFLEET_LOG_LEVEL": "INFO", "CCFLEET_AUTH": "off", "ANTHROPIC_BASE_URL": upstream.url,
             "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-fake",
             "CLAUDE_CONFIG_DIR": str(root / "claude-config"),
         }  # fmt: skip

@@ -5,6 +5,7 @@
 name = "alice"                       # label, [a-z0-9_-]+
 oauth_token_env = "ALICE_TOKEN"      # or oauth_token, api_key, api_key_env, config_dir
 slots = 2                            # optional, default CCFLEET_WORKER_SLOTS
+monthly_usd = 50                     # optional: cool the account once it spent this month
 ```
 
 Each account gives exactly one credential. A worker's environment is `ccfleet up`'s own with
@@ -45,6 +46,7 @@ class AccountEntry(BaseModel):
     api_key_env: str | None = Field(default=None, pattern=_ENV_NAME)
     config_dir: str | None = Field(default=None, min_length=1)
     slots: int | None = Field(default=None, ge=1)
+    monthly_usd: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _exactly_one_credential(self) -> Self:
@@ -83,12 +85,15 @@ class WorkerAccount:
     slots: int
     login_variable: str  # CLAUDE_CODE_OAUTH_TOKEN, ANTHROPIC_API_KEY or CLAUDE_CONFIG_DIR
     login_value: SecretStr
+    monthly_usd: float | None = None
 
     def environment(self, base: Mapping[str, str]) -> dict[str, str]:
         """`base` without any login variable, plus this account's label, slots and login."""
         env = {k: v for k, v in base.items() if k not in LOGIN_VARIABLES}
         env["CCFLEET_ACCOUNT"] = self.name
         env["CCFLEET_WORKER_SLOTS"] = str(self.slots)
+        if self.monthly_usd is not None:
+            env["CCFLEET_ACCOUNT_MONTHLY_USD"] = str(self.monthly_usd)
         env[self.login_variable] = self.login_value.get_secret_value()
         return env
 
@@ -129,7 +134,7 @@ def _resolve(
 ) -> WorkerAccount:
     def account(variable: str, value: str) -> WorkerAccount:
         slots = entry.slots or default_slots
-        return WorkerAccount(entry.name, slots, variable, SecretStr(value))
+        return WorkerAccount(entry.name, slots, variable, SecretStr(value), entry.monthly_usd)
 
     if entry.oauth_token is not None:
         return account("CLAUDE_CODE_OAUTH_TOKEN", entry.oauth_token.get_secret_value())

@@ -7,6 +7,7 @@ Each role runs in its own process: `ccfleet up` starts `python -m ccfleet api` a
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import secrets
 import signal
@@ -26,10 +27,12 @@ from rich.console import Console
 from rich.live import Live
 
 from api.app import create_app
+from ccfleet.access_commands import keys_app, usage
 from ccfleet.accounts_file import AccountsFileError, load_accounts
 from ccfleet.cli_check import check_cli
 from ccfleet.embedded_redis import EmbeddedRedis
 from ccfleet.status_table import render_fleet
+from shared.client_keys import MIN_SERVER_SECRET_CHARS
 from shared.fleet import read_fleet
 from shared.log import configure_logging
 from shared.settings import Settings
@@ -37,6 +40,8 @@ from worker.cli_command import cli_base_environment
 from worker.main import run_worker
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app.add_typer(keys_app, name="keys")
+app.command()(usage)
 
 _STOP_TIMEOUT_S = 20.0
 _REDIS_TIMEOUT_S = 3.0
@@ -50,6 +55,7 @@ def api(
     """Run one stateless front end (uvicorn)."""
     settings = Settings()
     configure_logging(settings.log_level)
+    _check_access(settings, host)
     uvicorn.run(
         create_app(settings),
         host=host,
@@ -97,6 +103,8 @@ def up(
     settings = Settings()
     configure_logging(settings.log_level)
     env = dict(os.environ)
+    settings = auth_for_up(settings, host, env)
+    _check_access(settings, host)
     worker_envs = [env]
     if accounts is not None:
         worker_envs = _account_environments(accounts, env, default_slots=settings.worker_slots)
@@ -112,6 +120,7 @@ def up(
     children = [subprocess.Popen([*me, "worker"], env=worker_env) for worker_env in worker_envs]
     children.append(subprocess.Popen([*me, "api", "--host", host, "--port", str(port)], env=env))
     typer.echo(f"ccfleet serving http://{host}:{port}/v1/messages  (Ctrl-C stops)")
+    typer.echo(auth_banner(settings, host))
     stopping: list[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         # Set explicitly: a shell starting us in the background leaves SIGINT ignored.
@@ -123,6 +132,46 @@ def up(
         _stop_all(children)
         if redis_server is not None:
             redis_server.stop()
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: assume the world can reach it
+
+
+def auth_for_up(settings: Settings, host: str, env: dict[str, str]) -> Settings:
+    """`up` without CCFLEET_AUTH: off on loopback (only this machine reaches it), else on;
+    written into `env`, which its front end inherits."""
+    if settings.auth is not None:
+        return settings
+    env["CCFLEET_AUTH"] = "off" if is_loopback(host) else "on"
+    return settings.model_copy(update={"auth": env["CCFLEET_AUTH"]})
+
+
+def auth_banner(settings: Settings, host: str) -> str:
+    if settings.auth_enabled:
+        return "auth on: clients need a key (`ccfleet keys create NAME`)"
+    where = "loopback only" if is_loopback(host) else f"{host} is NOT loopback"
+    return f"auth OFF ({where}): anyone who reaches the port uses the fleet; CCFLEET_AUTH=on"
+
+
+def _check_access(settings: Settings, host: str) -> None:
+    """Exit 2 when auth is on without a usable server secret; warn loudly when it is off
+    on an address other machines reach (only an explicit CCFLEET_AUTH=off gets there)."""
+    if settings.auth_enabled and len(settings.auth_secret) < MIN_SERVER_SECRET_CHARS:
+        typer.echo(
+            f"ccfleet: auth is on and needs CCFLEET_AUTH_SECRET, at least "
+            f"{MIN_SERVER_SECRET_CHARS} characters (`openssl rand -hex 32`), the same on "
+            "every front end and for `ccfleet keys`; or CCFLEET_AUTH=off",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if not settings.auth_enabled and not is_loopback(host):
+        typer.echo(f"ccfleet: WARNING: {auth_banner(settings, host)}", err=True)
 
 
 def _account_environments(

@@ -64,7 +64,7 @@ def _workers_table(view: FleetView, now_s: float, tz: tzinfo | None) -> Table:
 
 def _accounts_table(view: FleetView, now_s: float, tz: tzinfo | None) -> Table:
     table = Table(title="Accounts", title_justify="left", expand=False)
-    for column in ("account", "workers", "busy", "state", "cooling until", "reason"):
+    for column in ("account", "workers", "busy", "state", "month $", "cooling until", "reason"):
         table.add_column(column, no_wrap=column != "reason")
     ready = {w.account for w in view.workers if w.state == "ready"}
     for a in view.accounts:
@@ -74,10 +74,17 @@ def _accounts_table(view: FleetView, now_s: float, tz: tzinfo | None) -> Table:
             Text(str(a.workers)),
             Text(f"{a.busy}/{a.slots}"),
             Text(state, style=STATE_STYLES.get(state, "red")),
+            Text(spend_text(a)),
             Text(until_text(a.cooling_until, now_s, tz)),
             Text(truncated(a.reason, ERROR_WIDTH)),
         )
     return table
+
+
+def spend_text(account: AccountView) -> str:
+    """`12.34` spent this month, or `12.34 / 50.00` against a budget."""
+    spent = f"{account.month_usd:.2f}"
+    return f"{spent} / {account.monthly_usd:.2f}" if account.monthly_usd else spent
 
 
 def _account_state(account: AccountView, ready_accounts: set[str]) -> str:

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.errors import RateLimited
+from shared.ledger import month_of
 
 Lane = Literal["interactive", "batch"]
 LANES: tuple[Lane, ...] = ("interactive", "batch")
@@ -34,6 +35,7 @@ class WorkerInfo(BaseModel):
     last_error: str = ""
     started_at_ms: int = 0
     beat_at_ms: int = 0
+    monthly_usd: float = 0.0  # its account's monthly budget (USD); 0: none
 
 
 class AccountInfo(BaseModel):
@@ -43,6 +45,8 @@ class AccountInfo(BaseModel):
     busy: int
     cooling_until: float = 0.0
     cooling_reason: str = ""
+    month_usd: float = 0.0  # spent this month (UTC), as the CLI reported it
+    monthly_usd: float = 0.0  # budget; 0: none
 
     @property
     def cooling(self) -> bool:
@@ -105,12 +109,16 @@ async def read_fleet(redis: Redis, *, heartbeat_ttl_s: float) -> FleetSnapshot:
 
 async def _accounts(redis: Redis, workers: list[WorkerInfo]) -> list[AccountInfo]:
     names = sorted({w.account for w in workers})
+    month = month_of(time.time())
     async with redis.pipeline(transaction=False) as pipe:
         for name in names:
             pipe.hgetall(keys.account_state(name))
-        states = await pipe.execute()
+        for name in names:
+            pipe.get(keys.month_spend("account", name, month))
+        replies = await pipe.execute()
+    states, spends = replies[: len(names)], replies[len(names) :]
     accounts = []
-    for name, state in zip(names, states, strict=True):
+    for name, state, spend in zip(names, states, spends, strict=True):
         own = [w for w in workers if w.account == name]
         accounts.append(
             AccountInfo(
@@ -120,6 +128,8 @@ async def _accounts(redis: Redis, workers: list[WorkerInfo]) -> list[AccountInfo
                 busy=sum(w.busy for w in own),
                 cooling_until=float(state.get(b"cooling_until", 0) or 0),
                 cooling_reason=state.get(b"reason", b"").decode(),
+                month_usd=float(spend or 0),
+                monthly_usd=max(w.monthly_usd for w in own),
             )
         )
     return accounts

@@ -20,6 +20,10 @@ class AccountView(BaseModel):
     cooling_until: float
     """Epoch seconds when the account's cooldown ends; 0 when it is not cooling."""
     reason: str
+    month_usd: float
+    """Spent this month (UTC) as the CLI reported it (total_cost_usd)."""
+    monthly_usd: float
+    """The account's monthly budget; 0: none."""
 
 
 class FleetTotals(BaseModel):
@@ -48,6 +52,8 @@ def fleet_view(snapshot: FleetSnapshot, *, now_s: float) -> FleetView:
             cooling=a.cooling_until > now_s,
             cooling_until=a.cooling_until if a.cooling_until > now_s else 0.0,
             reason=a.cooling_reason if a.cooling_until > now_s else "",
+            month_usd=round(a.month_usd, 6),
+            monthly_usd=a.monthly_usd,
         )
         for a in snapshot.accounts
     ]

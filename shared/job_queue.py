@@ -119,6 +119,7 @@ class JobQueue:
         lane: Lane,
         lane_limit: int,
         owner: dict[str, str] | None = None,
+        client_key: str | None = None,
     ) -> JobRequest:
         """Queue a new job; a full lane or a full Redis is 529 overloaded_error.
 
@@ -132,6 +133,7 @@ class JobQueue:
             enqueued_at_ms=now_ms,
             lane=lane,
             priority_ms=now_ms - head_start,
+            client_key=client_key,
         )
         payload = job.model_dump_json(exclude_unset=True)
         arq_job = self._arq_job(job)

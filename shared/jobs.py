@@ -27,6 +27,7 @@ class JobRequest(BaseModel):
     priority_ms: int = 0
     attempt: int = 1
     avoid_accounts: list[str] = Field(default_factory=list)
+    client_key: str | None = None  # the name of the client key it was sent with
 
 
 @dataclass(frozen=True)

@@ -43,3 +43,43 @@ def job_record(job_id: str) -> str:
 def job_readers(job_id: str) -> str:
     """Count of relays currently attached to a job (a resumed stream adds one)."""
     return f"{PREFIX}:job:{job_id}:readers"
+
+
+def client_key(digest: str) -> str:
+    """JSON record of one client key, found by the keyed hash (HMAC) of its secret."""
+    return f"{PREFIX}:client_key:{digest}"
+
+
+def client_key_names() -> str:
+    """Hash of client key name -> the keyed hash of its current secret."""
+    return f"{PREFIX}:client_keys"
+
+
+def quota_requests(key_name: str) -> str:
+    """Sorted set of a client key's requests of the last minute, scored by time (epoch ms)."""
+    return f"{PREFIX}:quota:{key_name}:requests"
+
+
+def quota_tokens(key_name: str) -> str:
+    """Sorted set of `<job>:<tokens>` of the last minute, scored by time (epoch ms)."""
+    return f"{PREFIX}:quota:{key_name}:tokens"
+
+
+def quota_in_flight(key_name: str) -> str:
+    """Sorted set of a client key's requests in flight, scored by when their lease ends."""
+    return f"{PREFIX}:quota:{key_name}:in_flight"
+
+
+def month_spend(kind: str, name: str, month: str) -> str:
+    """USD spent by a key or an account (`kind`) in a month (YYYY-MM), as the CLI reported it."""
+    return f"{PREFIX}:spend:{kind}:{name}:{month}"
+
+
+def usage_day(day: str, dimension: str, name: str) -> str:
+    """Hash of one day's (YYYY-MM-DD) counters for one key, account or model (`dimension`)."""
+    return f"{PREFIX}:usage:{day}:{dimension}:{name}"
+
+
+def usage_day_names(day: str, dimension: str) -> str:
+    """Set of the keys, accounts or models with counters on a day."""
+    return f"{PREFIX}:usage:{day}:{dimension}"

@@ -15,7 +15,8 @@ import orjson
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 job_id_var: ContextVar[str | None] = ContextVar("job_id", default=None)
 
-_SECRET = re.compile(r"(sk-ant-[A-Za-z0-9_-]+|Bearer\s+[A-Za-z0-9._-]+)")
+# Claude credentials, ccfleet client keys (shared/client_keys.py) and bearer tokens.
+_SECRET = re.compile(r"(sk-(?:ant|ccf)-[A-Za-z0-9_-]+|Bearer\s+[A-Za-z0-9._-]+)")
 
 
 def redact(text: str) -> str:

@@ -6,7 +6,9 @@ Nothing else in the code base reads the environment for ccfleet's own configurat
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -76,6 +78,22 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="SIGTERM: time to finish streams."
     )
 
+    # access (README "Client keys"): keys are HMACs keyed by auth_secret, never the secrets
+    auth: Literal["on", "off"] | None = Field(
+        default=None,
+        description="Client keys required; unset means on (`ccfleet up` on loopback: off).",
+    )
+    auth_secret: SecretStr = Field(
+        default=SecretStr(""), description="Server secret keying the client keys' hashes."
+    )
+    metrics_port: int = Field(
+        default=0, ge=0, description="Worker: serve /metrics on this port; 0: not at all."
+    )
+    account_monthly_usd: float = Field(
+        default=0.0, ge=0, description="Worker: the account cools once its month reaches this."
+    )
+    usage_retention_days: int = Field(default=400, ge=1, description="Ledger days kept.")
+
     # both
     redis_outage_s: float = Field(
         default=30.0, ge=0, description="How long a Redis outage is waited out before failing."
@@ -100,6 +118,10 @@ class Settings(BaseSettings):
         min_length=1,
         description="Model ids listed by GET /v1/models.",
     )
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth != "off"
 
     def effective_redis_url(self) -> str:
         return self.redis_url or "redis://127.0.0.1:6379"

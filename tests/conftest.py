@@ -89,6 +89,9 @@ class Stack:
             "CCFLEET_PING_INTERVAL_S": "1",
             "CCFLEET_HEARTBEAT_INTERVAL_S": "0.5",
             "CCFLEET_LOG_LEVEL": "INFO",
+            # Tests of other features run without client keys; tests/e2e/test_access.py turns
+            # them on.
+            "CCFLEET_AUTH": "off",
             "ANTHROPIC_BASE_URL": self.upstream.url,
             # Like a Max account's `claude setup-token`: OAuth, so the CLI runs as it will in
             # production (not --bare). The fake upstream accepts any token.

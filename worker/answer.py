@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from worker.cli_command import (
 from worker.cli_outcome import result_error
 from worker.cli_process import CliProcess
 from worker.client_tools import rename_for_client, tools_for_cli
+from worker.run_meter import RunMeter
 from worker.stop_sequences import StopSequenceCutter
 from worker.workspace import job_workspace
 
@@ -40,9 +42,15 @@ class CliConfig:
 
 
 async def answer_with_cli(
-    request: MessagesRequest, job_id: str, publisher: ChunkPublisher, config: CliConfig
+    request: MessagesRequest,
+    job_id: str,
+    publisher: ChunkPublisher,
+    config: CliConfig,
+    meter: RunMeter | None = None,
 ) -> None:
-    """Run the CLI for `request`; raises a FleetError when it does not answer completely."""
+    """Run the CLI for `request`; raises a FleetError when it does not answer completely.
+    `meter` learns what the run used, whether it answers or not."""
+    meter = meter or RunMeter()
     lines = stdin_lines(request)
     with job_workspace(config.work_root, job_id) as workspace:
         env = cli_environment(config.base_env, workspace.tmp_dir, request)
@@ -52,29 +60,31 @@ async def answer_with_cli(
         process = CliProcess(argv, env=env, cwd=workspace.cwd, kill_grace_s=config.kill_grace_s)
         cutter = StopSequenceCutter(request.stop_sequences)
         try:
+            meter.spawned_at = time.monotonic()
             async with asyncio.timeout(config.timeout_s), process:
-                await _replay_history(process, lines[:-1])
+                await _replay_history(process, lines[:-1], meter)
                 await process.write_line(lines[-1].payload)
                 process.close_stdin()  # the CLI exits after its answer only once stdin is closed
-                await _relay_answer(process, publisher, cutter)
+                await _relay_answer(process, publisher, cutter, meter)
                 if cutter.matched is None:
                     await process.wait_exit(config.kill_grace_s)
         except TimeoutError as exc:
             raise JobTimedOut(f"The request ran past {config.timeout_s:.0f} s.") from exc
 
 
-async def _replay_history(process: CliProcess, lines: list[StdinLine]) -> None:
+async def _replay_history(process: CliProcess, lines: list[StdinLine], meter: RunMeter) -> None:
     """Earlier turns, in order; a user turn must be acknowledged before the next line."""
     for line in lines:
         await process.write_line(line.payload)
         if line.awaits_ack:
-            result = await _next_result(process)
+            result = await _next_result(process, meter)
             if result.get("is_error"):
                 raise result_error(result, None, rate_limit=None)
 
 
-async def _next_result(process: CliProcess) -> dict[str, Any]:
+async def _next_result(process: CliProcess, meter: RunMeter) -> dict[str, Any]:
     while (message := await process.read_message()) is not None:
+        meter.observe(message)
         if message.get("type") == "result":
             return message
     raise CliFailed("The Claude Code CLI exited while replaying the conversation.")
@@ -87,13 +97,14 @@ _CLOSING_EVENTS = ("content_block_stop", "message_delta", "message_stop")
 
 
 async def _relay_answer(
-    process: CliProcess, publisher: ChunkPublisher, cutter: StopSequenceCutter
+    process: CliProcess, publisher: ChunkPublisher, cutter: StopSequenceCutter, meter: RunMeter
 ) -> None:
     """Publish the events of the one answer until the CLI's `result` line (or a stop sequence)."""
     error_line: dict[str, Any] | None = None
     rate_limit: dict[str, Any] | None = None
     held: list[dict[str, Any]] = []
     while (message := await process.read_message()) is not None:
+        meter.observe(message)
         kind = message.get("type")
         if kind == "stream_event":
             for event in cutter.feed(rename_for_client(message["event"])):

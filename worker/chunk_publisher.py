@@ -34,6 +34,7 @@ class ChunkPublisher:
         self._bytes = 0
         self.seq = 0
         self.ended = False
+        self.failed = False  # it ended with an error
 
     async def last_published(self) -> Chunk | None:
         """The newest chunk already in the journal (a retried job finds its earlier run's)."""
@@ -47,6 +48,7 @@ class ChunkPublisher:
         await self._publish(Chunk(seq=self.seq + 1, kind="event", event=data["type"], data=data))
 
     async def publish_error(self, error: FleetError) -> None:
+        self.failed = True
         chunk = Chunk(
             seq=self.seq + 1,
             kind="error",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shared.job_queue import JobQueue
+from shared.metrics import FleetMetrics
 from shared.settings import Settings
 from worker.answer import CliConfig
 
@@ -27,6 +28,7 @@ class WorkerState:
     cooling_until: float = 0.0
     last_error: str = ""
     started_at_ms: int = 0
+    monthly_usd: float = 0.0  # the account's monthly budget; 0: none
 
     @property
     def cooling(self) -> bool:
@@ -56,3 +58,4 @@ class WorkerContext:
     cli: CliConfig
     state: WorkerState
     queue: JobQueue
+    metrics: FleetMetrics = field(default_factory=FleetMetrics)

@@ -33,6 +33,7 @@ async def beat(redis: Redis, state: WorkerState, *, ttl_s: float) -> None:
                 "cli_version": state.cli_version,
                 "last_error": state.last_error,
                 "started_at_ms": state.started_at_ms,
+                "monthly_usd": state.monthly_usd,
                 "beat_at_ms": now_ms,
             },
         )

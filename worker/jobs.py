@@ -17,9 +17,11 @@ from shared.fleet import FleetSnapshot, all_cooling_error, read_fleet, set_accou
 from shared.jobs import JobRequest
 from shared.log import job_id_var, request_id_var
 from shared.redis_outage import OUTAGE_ERRORS, outlasting_outage
+from worker.accounting import book_run
 from worker.answer import answer_with_cli
 from worker.chunk_publisher import ChunkPublisher
 from worker.context import WorkerContext
+from worker.run_meter import RunMeter
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +44,15 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
     )
     if not await _resumed_after_crash(publisher):
         with worker.state.occupied_slot(batch=job.lane == "batch"):
-            if await _answer(job, publisher, worker, ctx):
+            meter = RunMeter()
+            requeued = False
+            try:
+                requeued = await _answer(job, publisher, worker, ctx, meter)
+            finally:  # a cancelled run (its client left) is booked too
+                await book_run(
+                    worker, ctx["redis"], job, meter, final=not requeued, failed=publisher.failed
+                )
+            if requeued:
                 return  # handed to another attempt
     await outlasting_outage(
         lambda: worker.queue.finish(job), limit_s=worker.settings.redis_outage_s
@@ -50,14 +60,19 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
 
 
 async def _answer(
-    job: JobRequest, publisher: ChunkPublisher, worker: WorkerContext, ctx: dict[str, Any]
+    job: JobRequest,
+    publisher: ChunkPublisher,
+    worker: WorkerContext,
+    ctx: dict[str, Any],
+    meter: RunMeter,
 ) -> bool:
     """Answer the job; True if it was re-queued for another attempt instead."""
     wait_ms = int(time.time() * 1000) - job.enqueued_at_ms
     logger.info("attempt %d started %d ms after submission", job.attempt, wait_ms)
+    worker.metrics.queue_wait.labels(lane=job.lane).observe(max(0, wait_ms) / 1000)
     started = time.monotonic()
     try:
-        await answer_with_cli(job.request, job.job_id, publisher, worker.cli)
+        await answer_with_cli(job.request, job.job_id, publisher, worker.cli, meter)
     except AccountLimitReached as limit:
         await _cool_account(worker, limit, ctx)
         fleet = await read_fleet(ctx["redis"], heartbeat_ttl_s=worker.settings.heartbeat_ttl_s)

@@ -16,7 +16,9 @@ from redis.exceptions import RedisError
 from shared import arq_codec
 from shared.job_queue import JobQueue
 from shared.jobs import RUN_MESSAGES_JOB
+from shared.metrics import FleetMetrics
 from shared.settings import Settings
+from worker.accounting import check_budget_at_start
 from worker.answer import CliConfig
 from worker.cli_command import cli_base_environment
 from worker.cli_version import read_cli_version
@@ -24,6 +26,7 @@ from worker.context import WorkerContext, WorkerState
 from worker.fleet_worker import FleetWorker
 from worker.heartbeat import beat, beat_forever, unregister
 from worker.jobs import run_messages
+from worker.metrics_server import MetricsServer
 from worker.workspace import remove_stale_workspaces
 
 
@@ -43,14 +46,22 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         slots=settings.worker_slots,
         cli_version="",
         started_at_ms=int(time.time() * 1000),
+        monthly_usd=settings.account_monthly_usd,
     )
+    metrics = FleetMetrics()
+    metrics_server = MetricsServer(metrics, port=settings.metrics_port)
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         redis = ctx["redis"]
         state.cli_version = await read_cli_version(cli.claude_bin, cli.base_env)
         remove_stale_workspaces(cli.work_root, older_than_s=settings.job_timeout_s + 60)
         queue = JobQueue(redis, queue_name=settings.queue_name, record_ttl_s=settings.journal_ttl_s)
-        ctx["worker"] = WorkerContext(settings=settings, cli=cli, state=state, queue=queue)
+        worker = WorkerContext(
+            settings=settings, cli=cli, state=state, queue=queue, metrics=metrics
+        )
+        ctx["worker"] = worker
+        metrics_server.start()
+        await check_budget_at_start(worker, redis)
         await beat(redis, state, ttl_s=settings.heartbeat_ttl_s)
         ctx["heartbeat"] = asyncio.create_task(
             beat_forever(
@@ -70,6 +81,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
                 await task
         with contextlib.suppress(RedisError, OSError):
             await unregister(ctx["redis"], state)
+        metrics_server.stop()
 
     return FleetWorker(
         state=state,

@@ -353,7 +353,9 @@ def test_every_redis_url_carries_the_password_from_the_secret(overlay: list[Mani
 def test_no_secret_values_are_in_the_manifests(overlay: list[Manifest]) -> None:
     assert not of_kind(overlay, "Secret")
     accounts = {w["metadata"]["labels"]["ccfleet/account"] for w in _workers(overlay)}
-    expected = {"ccfleet-redis"} | {f"ccfleet-account-{account}" for account in accounts}
+    expected = {"ccfleet-redis", "ccfleet-auth"} | {
+        f"ccfleet-account-{account}" for account in accounts
+    }
     referenced = set(re.findall(r"secretKeyRef': \{[^}]*'name': '([^']+)'", str(overlay)))
     assert referenced == expected
     for path in K8S.rglob("*.yaml"):

@@ -75,6 +75,8 @@ class BlocksReply:
     model: str | None = None  # None: echo the request's model
     input_tokens: int = 12
     output_tokens: int | None = None  # None: estimated from the content length
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 @dataclass
@@ -88,6 +90,8 @@ class TextReply:
     model: str | None = None
     input_tokens: int = 12
     output_tokens: int | None = None
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
     def as_blocks(self) -> BlocksReply:
         return BlocksReply(
@@ -98,6 +102,8 @@ class TextReply:
             self.model,
             self.input_tokens,
             self.output_tokens,
+            self.cache_read_tokens,
+            self.cache_write_tokens,
         )
 
 
@@ -192,11 +198,12 @@ def _block_events(index: int, block: Block, size: int) -> list[JsonDict]:
     return [*events, {"type": "content_block_stop", "index": index}]
 
 
-def _usage(input_tokens: int, output_tokens: int) -> JsonDict:
+def _usage(input_tokens: int, output_tokens: int, reply: BlocksReply | None = None) -> JsonDict:
+    """What the upstream bills: the reply's cache reads and writes, when it has them."""
     return {
         "input_tokens": input_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": reply.cache_write_tokens if reply else 0,
+        "cache_read_input_tokens": reply.cache_read_tokens if reply else 0,
         "output_tokens": output_tokens,
     }
 
@@ -218,7 +225,7 @@ def _message(model: str, reply: BlocksReply | None = None) -> JsonDict:
             model=reply.model or model,
             content=[_block_json(b) for b in reply.blocks],
             stop_reason=_stop_reason(reply),
-            usage=_usage(reply.input_tokens, _output_tokens(reply)),
+            usage=_usage(reply.input_tokens, _output_tokens(reply), reply),
         )
     return msg
 
@@ -434,7 +441,7 @@ class FakeUpstream:
         try:
             start = _message(model)
             if isinstance(reply, BlocksReply):
-                start.update(model=reply.model or model, usage=_usage(reply.input_tokens, 1))
+                start.update(model=reply.model or model, usage=_usage(reply.input_tokens, 1, reply))
             yield _sse({"type": "message_start", "message": start})
             if isinstance(reply, HangReply):
                 await self._hang(reply.seconds, recorded, None)  # disconnect cancels this task
@@ -451,7 +458,7 @@ class FakeUpstream:
                     if reply.delay_s > 0 and event["type"] == "content_block_delta":
                         await asyncio.sleep(reply.delay_s)
                     yield _sse(event)
-            usage = _usage(reply.input_tokens, _output_tokens(reply))
+            usage = _usage(reply.input_tokens, _output_tokens(reply), reply)
             yield _sse(
                 {
                     "type": "message_delta",

@@ -161,3 +161,23 @@ def test_an_unreadable_file_is_an_error_naming_it(tmp_path: Path) -> None:
     missing = tmp_path / "missing.toml"
     with pytest.raises(AccountsFileError, match=r"missing\.toml: cannot read the accounts file"):
         load_accounts(missing, environ={}, default_slots=2)
+
+
+def test_a_monthly_budget_reaches_its_workers_environment() -> None:
+    thrifty, free = parse(
+        f"""
+        [[account]]
+        name = "thrifty"
+        oauth_token = "{SECRET}"
+        monthly_usd = 40
+
+        [[account]]
+        name = "free"
+        oauth_token = "{SECRET}"
+        """
+    )
+    assert thrifty.environment({})["CCFLEET_ACCOUNT_MONTHLY_USD"] == "40.0"
+    assert "CCFLEET_ACCOUNT_MONTHLY_USD" not in free.environment({})
+    assert "monthly_usd" in error_of(
+        f'[[account]]\nname = "a"\noauth_token = "{SECRET}"\nmonthly_usd = 0'
+    )

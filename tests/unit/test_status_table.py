@@ -145,3 +145,19 @@ def test_free_slots_count_only_ready_workers_of_accounts_not_cooling() -> None:
     )
     totals = fleet_view(fleet, now_s=NOW_S).totals
     assert (totals.live_workers, totals.slots, totals.busy, totals.free_slots) == (4, 8, 1, 1)
+
+
+def test_an_account_shows_its_month_to_date_spend_against_its_budget() -> None:
+    text = rendered(
+        snapshot(
+            [worker("w-1", "alice"), worker("w-2", "bob")],
+            [
+                AccountInfo(name="alice", workers=1, slots=2, busy=0, month_usd=12.345),
+                AccountInfo(
+                    name="bob", workers=1, slots=2, busy=0, month_usd=50.0, monthly_usd=50.0
+                ),
+            ],
+        )
+    )
+    assert "12.35" in row_of(text, "alice", table="Accounts")
+    assert "50.00 / 50.00" in row_of(text, "bob", table="Accounts")

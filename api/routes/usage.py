@@ -1,0 +1,28 @@
+"""GET /v1/usage: the ledger (shared/ledger.py), for admin keys when auth is on.
+
+`?by=key|account|model` (default key) and `?since=YYYY-MM-DD` (default the first day of this
+month, UTC); the same rows as `ccfleet usage --json`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from api.admission import FrontEnd, front_end
+from shared.ledger import Dimension, read_usage, today_utc
+
+router = APIRouter()
+
+
+@router.get("/v1/usage")
+async def usage(
+    fe: Annotated[FrontEnd, Depends(front_end)],
+    by: Annotated[Dimension, Query()] = "key",
+    since: Annotated[date | None, Query()] = None,
+) -> dict[str, object]:
+    first = since or today_utc().replace(day=1)
+    rows = await read_usage(fe.redis, by=by, since=first)
+    return {"by": by, "since": first.isoformat(), "data": rows}
