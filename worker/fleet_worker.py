@@ -4,7 +4,9 @@ arq starts queued jobs in score order (interactive before batch, first come firs
 This worker additionally passes over every job while its account cools or it drains, batch
 jobs beyond its batch slots (the rest are kept for interactive work), and attempts that
 asked to avoid its account. It decides from the arq job ids alone (`AttemptId`), without a
-Redis read per job. A Redis outage is waited out instead of ending the worker.
+Redis read per job; before starting any, it reads its account's cooldown once, since a
+replica of the account may have met the limit since the last heartbeat. A Redis outage is
+waited out instead of ending the worker.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from redis.exceptions import RedisError
 
 from shared.jobs import AttemptId
 from worker.context import WorkerState
+from worker.heartbeat import read_account_cooldown
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +35,12 @@ class FleetWorker(Worker):
         self.batch_slots = batch_slots
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        await super().start_jobs(self.admissible(job_ids))
+        chosen = self.admissible(job_ids)
+        if chosen:
+            await read_account_cooldown(self.pool, self.state)
+            if self.state.cooling:
+                chosen = []
+        await super().start_jobs(chosen)
 
     def admissible(self, job_ids: list[bytes]) -> list[bytes]:
         if self.state.draining or self.state.cooling:
