@@ -18,7 +18,7 @@ from api.job_watch import JobWatch
 from api.middleware import RequestContextMiddleware
 from api.routes import chat, count_tokens, fleet, health, messages, models
 from shared import arq_codec
-from shared.job_queue import JobQueue
+from shared.job_queue import JobLifetimes, JobQueue
 from shared.settings import Settings
 
 
@@ -32,7 +32,7 @@ def create_app(settings: Settings) -> FastAPI:
             default_queue_name=settings.queue_name,
         )
         hub = ChunkHub(redis)
-        queue = JobQueue(redis, queue_name=settings.queue_name, record_ttl_s=settings.journal_ttl_s)
+        queue = JobQueue(redis, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings))
         detached = DetachedJobs(redis, queue, redis_outage_s=settings.redis_outage_s)
         app.state.front_end = FrontEnd(
             settings=settings,

@@ -6,6 +6,10 @@ re-queue those whose worker died before answering; workers start, finish and re-
 (another account after a limit or a transient upstream error). Only the current attempt may
 run: a stale one (arq re-running it after a crash, say) is refused by `start`.
 
+A record lives as long as its job may still need it (`JobLifetimes`): while it waits, its
+lane's longest wait and a run; while it runs, a run; once it ended, as long as its chunks
+(the journal TTL), so a stream can be resumed. Every change of phase sets its TTL anew.
+
 Lanes share one arq queue and are ordered by score: interactive jobs are scored six hours in
 the past (docs/measured-facts.md §5), so every waiting interactive job comes before any batch
 job; within a lane, first come first served. A re-queued attempt keeps its job's score, so it
@@ -14,6 +18,7 @@ goes ahead of newer work.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -28,9 +33,9 @@ from shared.errors import Overloaded
 from shared.fleet import Lane
 from shared.jobs import RUN_MESSAGES_JOB, AttemptId, JobRequest
 from shared.messages import MessagesRequest
+from shared.settings import Settings
 
 INTERACTIVE_HEAD_START_MS = 6 * 3600 * 1000
-_ARQ_EXPIRES = timedelta(days=1)
 
 JobStatus = Literal["waiting", "running", "done", "cancelled"]
 
@@ -40,6 +45,7 @@ local r = redis.call('HMGET', KEYS[1], 'attempt', 'status')
 if not r[1] or tonumber(r[1]) ~= tonumber(ARGV[1]) then return 0 end
 if r[2] ~= 'waiting' and r[2] ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'started_at_ms', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('ZREM', KEYS[2], ARGV[3])
 return 1
 """
@@ -47,6 +53,7 @@ _FINISH = """
 local attempt = redis.call('HGET', KEYS[1], 'attempt')
 if not attempt or tonumber(attempt) ~= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'done')
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 _ADVANCE = """
@@ -54,9 +61,44 @@ local r = redis.call('HMGET', KEYS[1], 'attempt', 'status')
 if not r[1] or tonumber(r[1]) ~= tonumber(ARGV[1]) or r[2] == 'cancelled' then return 0 end
 redis.call('HSET', KEYS[1], 'attempt', ARGV[2], 'attempt_id', ARGV[3], 'avoid', ARGV[4],
            'worker', '', 'status', 'waiting')
+redis.call('EXPIRE', KEYS[1], ARGV[7])
 redis.call('ZADD', KEYS[2], ARGV[6], ARGV[5])
 return 1
 """
+
+
+_RUN_MARGIN_S = 60.0
+"""Beyond the time limit of a run: the CLI's kill grace, publishing the end, arq's own slack."""
+
+
+@dataclass(frozen=True)
+class JobLifetimes:
+    """How long a job may still need its record, by phase (seconds)."""
+
+    interactive_wait_s: float
+    batch_wait_s: float
+    run_s: float
+    kept_s: float
+    """After the job ended: as long as its chunks, for resumes."""
+
+    @classmethod
+    def of(cls, settings: Settings) -> JobLifetimes:
+        return cls(
+            interactive_wait_s=settings.interactive_max_wait_s,
+            batch_wait_s=settings.batch_max_wait_s,
+            run_s=settings.job_timeout_s + _RUN_MARGIN_S,
+            kept_s=settings.journal_ttl_s,
+        )
+
+    def waiting_s(self, lane: Lane) -> int:
+        wait_s = self.interactive_wait_s if lane == "interactive" else self.batch_wait_s
+        return math.ceil(wait_s + self.run_s + self.kept_s)
+
+    def running_s(self) -> int:
+        return math.ceil(self.run_s + self.kept_s)
+
+    def ended_s(self) -> int:
+        return math.ceil(self.kept_s)
 
 
 @dataclass(frozen=True)
@@ -79,10 +121,10 @@ class JobRecord:
 
 
 class JobQueue:
-    def __init__(self, pool: ArqRedis, *, queue_name: str, record_ttl_s: int) -> None:
+    def __init__(self, pool: ArqRedis, *, queue_name: str, lifetimes: JobLifetimes) -> None:
         self._pool = pool
         self._queue_name = queue_name
-        self._record_ttl_s = record_ttl_s
+        self.lifetimes = lifetimes
         self._start_script = pool.register_script(_START)
         self._finish_script = pool.register_script(_FINISH)
         self._advance_script = pool.register_script(_ADVANCE)
@@ -120,12 +162,20 @@ class JobQueue:
         """Claim the job for a worker; False if this attempt is stale or was cancelled."""
         claimed = await self._start_script(
             keys=[keys.job_record(job.job_id), keys.lane_waiting(job.lane)],
-            args=[job.attempt, worker_id, job.job_id, int(time.time() * 1000)],
+            args=[
+                job.attempt,
+                worker_id,
+                job.job_id,
+                int(time.time() * 1000),
+                self.lifetimes.running_s(),
+            ],
         )
         return bool(claimed)
 
     async def finish(self, job: JobRequest) -> None:
-        await self._finish_script(keys=[keys.job_record(job.job_id)], args=[job.attempt])
+        await self._finish_script(
+            keys=[keys.job_record(job.job_id)], args=[job.attempt, self.lifetimes.ended_s()]
+        )
 
     async def cancel(self, job_id: str) -> None:
         """Abort the current attempt (the worker kills its CLI) and take the job off its lane."""
@@ -135,6 +185,7 @@ class JobQueue:
         async with self._pool.pipeline(transaction=True) as pipe:
             pipe.zadd(abort_jobs_ss, {state.attempt_id: int(time.time() * 1000)})
             pipe.hset(keys.job_record(job_id), "status", "cancelled")
+            pipe.expire(keys.job_record(job_id), self.lifetimes.ended_s())
             pipe.zrem(keys.lane_waiting(state.lane), job_id)
             await pipe.execute()
 
@@ -169,7 +220,7 @@ class JobQueue:
 
     async def _ensure_room(self, lane: Lane, lane_limit: int) -> None:
         waiting = keys.lane_waiting(lane)
-        stale_before_ms = int((time.time() - self._record_ttl_s) * 1000)
+        stale_before_ms = int((time.time() - self.lifetimes.waiting_s(lane)) * 1000)
         async with self._pool.pipeline(transaction=False) as pipe:
             pipe.zremrangebyscore(waiting, 0, stale_before_ms)  # heals entries nobody removed
             pipe.zcard(waiting)
@@ -192,7 +243,7 @@ class JobQueue:
             fields["enqueued_at_ms"] = job.enqueued_at_ms
         async with self._pool.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=fields)
-            pipe.expire(key, self._record_ttl_s)
+            pipe.expire(key, self.lifetimes.waiting_s(job.lane))
             pipe.zadd(keys.lane_waiting(job.lane), {job.job_id: job.enqueued_at_ms})
             await pipe.execute()
 
@@ -207,6 +258,7 @@ class JobQueue:
                 ",".join(following.avoid_accounts),
                 following.job_id,
                 following.enqueued_at_ms,
+                self.lifetimes.waiting_s(following.lane),
             ],
         )
         return bool(advanced)
@@ -218,7 +270,8 @@ class JobQueue:
             _job_id=str(AttemptId.of(job)),
             _queue_name=self._queue_name,
             _defer_until=datetime.fromtimestamp(job.priority_ms / 1000, tz=UTC),
-            _expires=_ARQ_EXPIRES,
+            # arq drops an attempt not started by then (its default: one day).
+            _expires=timedelta(seconds=self.lifetimes.waiting_s(job.lane)),
         )
         if arq_job is None:
             raise Overloaded("Could not queue the request; try again.", retry_after_s=1)

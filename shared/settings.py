@@ -71,7 +71,9 @@ class Settings(BaseSettings):
     redis_outage_s: float = Field(
         default=30.0, ge=0, description="How long a Redis outage is waited out before failing."
     )
-    journal_ttl_s: int = Field(default=3600, ge=60, description="How long a job's chunks are kept.")
+    journal_ttl_s: int = Field(
+        default=3600, ge=1, description="How long a finished job's chunks and record are kept."
+    )
     journal_max_chunks: int = 200_000
     log_level: str = "INFO"
 

@@ -36,8 +36,9 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
     publisher = ChunkPublisher(
         ctx["redis"],
         job.job_id,
-        ttl_s=worker.settings.journal_ttl_s,
+        ttl_s=worker.queue.lifetimes.ended_s(),
         max_chunks=worker.settings.journal_max_chunks,
+        running_ttl_s=worker.queue.lifetimes.running_s(),
     )
     if not await _resumed_after_crash(publisher):
         with worker.state.occupied_slot(batch=job.lane == "batch"):

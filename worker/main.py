@@ -14,7 +14,7 @@ from arq.worker import func
 from redis.exceptions import RedisError
 
 from shared import arq_codec
-from shared.job_queue import JobQueue
+from shared.job_queue import JobLifetimes, JobQueue
 from shared.jobs import RUN_MESSAGES_JOB
 from shared.settings import Settings
 from worker.answer import CliConfig
@@ -51,7 +51,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         redis = ctx["redis"]
         state.cli_version = await read_cli_version(cli.claude_bin, cli.base_env)
         remove_stale_workspaces(cli.work_root, older_than_s=settings.job_timeout_s + 60)
-        queue = JobQueue(redis, queue_name=settings.queue_name, record_ttl_s=settings.journal_ttl_s)
+        queue = JobQueue(redis, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings))
         ctx["worker"] = WorkerContext(settings=settings, cli=cli, state=state, queue=queue)
         await beat(redis, state, ttl_s=settings.heartbeat_ttl_s)
         ctx["heartbeat"] = asyncio.create_task(
