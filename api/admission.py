@@ -13,7 +13,7 @@ from api.job_reader import JobReader
 from api.job_watch import JobWatch
 from api.relay import JobRelay
 from shared.errors import InvalidRequest, NotFound
-from shared.fleet import Lane, all_cooling_error, read_fleet
+from shared.fleet import Lane, admission_error, read_fleet
 from shared.job_queue import JobQueue
 from shared.log import job_id_var, request_id_var
 from shared.messages import MessagesRequest
@@ -35,7 +35,7 @@ class FrontEnd:
     async def start_job(self, body: MessagesRequest, request: Request) -> JobRelay:
         """Admit and queue a request, and attach a relay to its job."""
         lane = lane_of(request)
-        error = all_cooling_error(
+        error = admission_error(
             await read_fleet(self.redis, heartbeat_ttl_s=self.settings.heartbeat_ttl_s)
         )
         if error is not None:

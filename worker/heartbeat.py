@@ -41,6 +41,7 @@ async def beat(redis: Redis, state: WorkerState, *, ttl_s: float) -> None:
                 "cooling_until": state.cooling_until,
                 "cli_version": state.cli_version,
                 "last_error": state.last_error,
+                "broken_reason": state.broken_reason,
                 "started_at_ms": state.started_at_ms,
                 "beat_at_ms": now_ms,
             },

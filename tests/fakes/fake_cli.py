@@ -163,11 +163,16 @@ def auth_status() -> int:
     return 0 if logged_in else 1
 
 
-def write_executable(directory: Path, name: str = "claude") -> Path:
-    """An executable `claude` in `directory` that runs this fake CLI with this interpreter."""
-    path = directory / name
-    path.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{Path(__file__).resolve()}" "$@"\n')
-    path.chmod(0o755)
+def write_executable(directory: Path, *, logged_in: bool = True) -> Path:
+    """An executable `claude` in `directory` that runs this fake CLI with this interpreter;
+    written again, it changes what the next run says."""
+    path = directory / "claude"
+    login = "" if logged_in else "FAKE_CLI_LOGGED_IN=0 "
+    script = f'#!/bin/sh\n{login}exec "{sys.executable}" "{Path(__file__).resolve()}" "$@"\n'
+    staged = directory / "claude.new"
+    staged.write_text(script)
+    staged.chmod(0o755)
+    staged.replace(path)  # atomic: a run never sees half a script
     return path
 
 

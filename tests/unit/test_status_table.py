@@ -145,3 +145,24 @@ def test_free_slots_count_only_ready_workers_of_accounts_not_cooling() -> None:
     )
     totals = fleet_view(fleet, now_s=NOW_S).totals
     assert (totals.live_workers, totals.slots, totals.busy, totals.free_slots) == (4, 8, 1, 1)
+
+
+def test_a_broken_worker_shows_as_broken_with_its_whole_reason() -> None:
+    reason = "The Claude Code CLI /opt/claude/bin/claude cannot be run: No such file or directory."
+    text = rendered(
+        snapshot(
+            [
+                worker("w-alice", "alice", state="broken", broken_reason=reason, cli_version=""),
+                worker("w-bob", "bob"),
+            ],
+            [
+                AccountInfo(name="alice", workers=1, slots=2, busy=0),
+                AccountInfo(name="bob", workers=1, slots=2, busy=0),
+            ],
+        )
+    )
+    assert "│ broken " in row_of(text, "alice")
+    assert "│ broken " in row_of(text, "alice", table="Accounts")
+    assert "│ ready " in row_of(text, "bob", table="Accounts")
+    assert f"w-alice cannot serve: {reason}" in " ".join(text.split())
+    assert "2 of 4 slots free" in text
