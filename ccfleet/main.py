@@ -26,14 +26,12 @@ from rich.live import Live
 
 from api.app import create_app
 from ccfleet.accounts_file import AccountsFileError, load_accounts
-from ccfleet.cli_check import check_cli
 from ccfleet.embedded_redis import EmbeddedRedis
 from ccfleet.status_table import render_fleet
 from shared.fleet import read_fleet
 from shared.log import configure_logging
 from shared.settings import Settings
-from worker.cli_check import CliCheck
-from worker.cli_check import check_cli as check_worker_cli
+from worker.cli_check import CliCheck, check_cli
 from worker.cli_command import cli_base_environment
 from worker.main import run_worker
 
@@ -75,10 +73,13 @@ def check_cli_command(
     """Check that the claude CLI (CCFLEET_CLAUDE_BIN) runs and is logged in, as a worker
     would start it; exit code 1 if not. The workers' startup probe in k8s/."""
     settings = Settings()
-    result = check_cli(settings.claude_bin, cli_base_environment(os.environ), timeout_s=timeout)
-    typer.echo(result.message, err=not result.ok)
-    if not result.ok:
+    check = asyncio.run(
+        check_cli(settings.claude_bin, cli_base_environment(os.environ), timeout_s=timeout)
+    )
+    if check.problem:
+        typer.echo(f"{check.problem}\nFix: {check.fix}", err=True)
         raise typer.Exit(1)
+    typer.echo(f"claude {check.version}: logged in")
 
 
 @app.command()
@@ -149,7 +150,7 @@ def _ensure_a_worker_can_serve(claude_bin: str, worker_envs: list[dict[str, str]
 
     async def check_all() -> list[CliCheck]:
         return await asyncio.gather(
-            *(check_worker_cli(claude_bin, cli_base_environment(e)) for e in worker_envs)
+            *(check_cli(claude_bin, cli_base_environment(e)) for e in worker_envs)
         )
 
     checks = asyncio.run(check_all())

@@ -30,7 +30,7 @@ NOT_LOGGED_IN = "The Claude Code CLI is not logged in."
 def missing_cli(tmp_path: Path) -> tuple[str, str]:
     """A CLI path that does not exist, and the reason a worker gives for it."""
     path = str(tmp_path / "no-such-claude")
-    return path, f"The Claude Code CLI {path} cannot be run: No such file or directory."
+    return path, f"The Claude Code CLI {path} cannot start: No such file or directory."
 
 
 def broken_stack(make_stack: StackFactory, **env: str) -> Stack:

@@ -17,9 +17,9 @@ FAKE_CLI_MODE
     long_line       Print one stream_event line whose text delta is FAKE_CLI_LINE_BYTES long
                     (default 2 MiB), then a success `result`, then exit.
 
-Called as `--version` or `auth status` (as a worker checks its CLI), it answers as the pinned
-CLI does: a version line, and the JSON of a CLI logged in with an OAuth token, or of one not
-logged in at all (exit code 1) when FAKE_CLI_LOGGED_IN=0.
+In mode `answer`, called as `--version` or `auth status` (as a worker checks its CLI), it
+answers as the pinned CLI does: a version line, and the JSON of a CLI logged in with an OAuth
+token, or of one not logged in at all (exit code 1) when FAKE_CLI_LOGGED_IN=0.
 
 With FAKE_CLI_PID_FILE set, every mode first writes its pid to that file.
 Every sleeping mode gives up after FAKE_CLI_SLEEP_S (default 120) so that a broken test cannot
@@ -177,16 +177,16 @@ def write_executable(directory: Path, *, logged_in: bool = True) -> Path:
 
 
 def main() -> int:
-    if sys.argv[1:] == ["--version"]:
-        print(f"{VERSION} (Claude Code)", flush=True)
-        return 0
-    if sys.argv[1:3] == ["auth", "status"]:
-        return auth_status()
     pid_file = os.environ.get("FAKE_CLI_PID_FILE")
     if pid_file:
         with open(pid_file, "w", encoding="utf-8") as out:
             out.write(str(os.getpid()))
     mode = os.environ.get("FAKE_CLI_MODE", "answer")
+    if mode == "answer" and sys.argv[1:] == ["--version"]:
+        print(f"{VERSION} (Claude Code)", flush=True)
+        return 0
+    if mode == "answer" and sys.argv[1:3] == ["auth", "status"]:
+        return auth_status()
     if mode == "answer":
         return answer()
     if mode in ("sleep", "ignore_sigterm"):

@@ -7,7 +7,7 @@ import time
 from shared.errors import Overloaded, RateLimited
 from shared.fleet import AccountInfo, FleetSnapshot, WorkerInfo, admission_error
 
-MISSING = "The Claude Code CLI claude cannot be run: No such file or directory."
+MISSING = "The Claude Code CLI claude cannot start: No such file or directory."
 LOGGED_OUT = "The Claude Code CLI is not logged in."
 
 

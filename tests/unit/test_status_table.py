@@ -148,7 +148,7 @@ def test_free_slots_count_only_ready_workers_of_accounts_not_cooling() -> None:
 
 
 def test_a_broken_worker_shows_as_broken_with_its_whole_reason() -> None:
-    reason = "The Claude Code CLI /opt/claude/bin/claude cannot be run: No such file or directory."
+    reason = "The Claude Code CLI /opt/claude/bin/claude cannot start: No such file or directory."
     text = rendered(
         snapshot(
             [
