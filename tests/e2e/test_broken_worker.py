@@ -146,3 +146,18 @@ def test_ccfleet_up_prints_why_its_only_worker_cannot_serve_and_the_fix_and_exit
     for fix in fixes:
         assert fix in said
     assert "embedded redis" not in result.stdout, "nothing was started"
+
+
+def test_a_cli_gone_between_checks_makes_its_worker_broken_not_a_500(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    claude = fake_cli.write_executable(tmp_path)
+    stack = broken_stack(make_stack, CCFLEET_CLAUDE_BIN=str(claude))  # checks every 300 s
+    assert only_worker(stack)["state"] == "ready"
+    claude.unlink()
+    started = time.monotonic()
+    response = httpx.post(f"{stack.url}/v1/messages", json=REQUEST, timeout=30)
+    assert time.monotonic() - started < 5
+    assert response.status_code == 529, response.text
+    assert f"{claude} cannot start" in response.json()["error"]["message"]
+    assert only_worker(stack)["state"] == "broken"

@@ -56,7 +56,8 @@ CLOSING: list[dict[str, Any]] = [
 async def worker_ctx(
     redis: Redis, redis_server: EmbeddedRedis, tmp_path: Path
 ) -> AsyncIterator[dict[str, Any]]:
-    settings = Settings(redis_url="redis://unused", journal_ttl_s=600)
+    # One attempt only: a failure ends the job here rather than leave it to other workers.
+    settings = Settings(redis_url="redis://unused", journal_ttl_s=600, job_max_attempts=1)
     cli = CliConfig(
         claude_bin=str(tmp_path / "no-such-claude"),
         base_env={"PATH": "/usr/bin:/bin"},
