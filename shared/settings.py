@@ -44,10 +44,10 @@ class Settings(BaseSettings):
     )
     work_root: str = Field(default="", description="Where per-job dirs go; empty: system temp.")
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
+    heartbeat_ttl_s: float = Field(default=10.0, gt=0)
     cli_check_interval_s: float = Field(
         default=300.0, gt=0, description="How often a worker checks its CLI runs and is logged in."
     )
-    heartbeat_ttl_s: float = Field(default=10.0, gt=0)
 
     # api
     host: str = "127.0.0.1"
