@@ -23,7 +23,7 @@ from api.job_watch import JobWatch
 from api.relay import JobRelay
 from shared.client_keys import ClientKey, KeyStore
 from shared.errors import InvalidRequest, NotFound, PermissionDenied
-from shared.fleet import Lane, all_cooling_error, read_fleet
+from shared.fleet import Lane, admission_error, read_fleet
 from shared.job_queue import JobQueue
 from shared.log import job_id_var, request_id_var
 from shared.messages import MessagesRequest
@@ -58,7 +58,7 @@ class FrontEnd:
         request_id = request_id_var.get() or ""
         lease = await self._admit_key(key, lane, body.model, request_id)
         try:
-            error = all_cooling_error(
+            error = admission_error(
                 await read_fleet(self.redis, heartbeat_ttl_s=self.settings.heartbeat_ttl_s)
             )
             if error is not None:

@@ -21,7 +21,7 @@ from api.request_metrics import RequestMetricsMiddleware
 from api.routes import chat, count_tokens, fleet, health, messages, metrics, models, usage
 from shared import arq_codec
 from shared.client_keys import KeyStore
-from shared.job_queue import JobQueue
+from shared.job_queue import JobLifetimes, JobQueue
 from shared.metrics import FleetMetrics
 from shared.quotas import Quotas
 from shared.settings import Settings
@@ -42,7 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
         queue = JobQueue(
             redis,
             queue_name=settings.queue_name,
-            record_ttl_s=settings.journal_ttl_s,
+            lifetimes=JobLifetimes.of(settings),
             memory_budget_bytes=settings.redis_memory_budget_bytes,
         )
         detached = DetachedJobs(redis, queue, redis_outage_s=settings.redis_outage_s)

@@ -1,9 +1,9 @@
 """Watching a quiet job: is it still waiting, running on a live worker, or lost?
 
 A relay asks this whenever its job has been silent for a while (`journal_check_s`). A job
-that waited too long, or waits while every account cools, is cancelled with an error; a job
-whose worker died is handed to another worker if the client has been sent nothing yet, else
-ended with an error. So a client never waits on a job nobody runs.
+that waited too long, or waits while every account cools or no worker can serve, is
+cancelled with an error; a job whose worker died is handed to another worker if the client
+has been sent nothing yet, else ended with an error. So a client never waits on a job nobody runs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.errors import CliFailed, FleetError, Overloaded
-from shared.fleet import all_cooling_error, read_fleet, worker_alive
+from shared.fleet import admission_error, read_fleet, worker_alive
 from shared.job_queue import JobQueue, JobState
 from shared.settings import Settings
 
@@ -52,7 +52,7 @@ class JobWatch:
             error = Overloaded("No worker was free to take the request in time.", retry_after_s=10)
         else:
             fleet = await read_fleet(self._redis, heartbeat_ttl_s=self._settings.heartbeat_ttl_s)
-            error = all_cooling_error(fleet)
+            error = admission_error(fleet)
         if error is not None:
             await self._queue.cancel(job_id)
             raise error

@@ -59,7 +59,8 @@ class JobRelay:
         readers = keys.job_readers(self.reader.job_id)
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.incr(readers)
-            pipe.expire(readers, 3600)
+            # Kept while any job may wait or run: a relay may stay attached all that time.
+            pipe.expire(readers, self._queue.lifetimes.waiting_s("batch"))
             await pipe.execute()
         await self.reader.__aenter__()
         return self

@@ -29,13 +29,13 @@ from rich.live import Live
 from api.app import create_app
 from ccfleet.access_commands import keys_app, usage
 from ccfleet.accounts_file import AccountsFileError, load_accounts
-from ccfleet.cli_check import check_cli
 from ccfleet.embedded_redis import EmbeddedRedis
 from ccfleet.status_table import render_fleet
 from shared.client_keys import MIN_SERVER_SECRET_CHARS
 from shared.fleet import read_fleet
 from shared.log import configure_logging
 from shared.settings import Settings
+from worker.cli_check import CliCheck, check_cli
 from worker.cli_command import cli_base_environment
 from worker.main import run_worker
 
@@ -80,10 +80,13 @@ def check_cli_command(
     """Check that the claude CLI (CCFLEET_CLAUDE_BIN) runs and is logged in, as a worker
     would start it; exit code 1 if not. The workers' startup probe in k8s/."""
     settings = Settings()
-    result = check_cli(settings.claude_bin, cli_base_environment(os.environ), timeout_s=timeout)
-    typer.echo(result.message, err=not result.ok)
-    if not result.ok:
+    check = asyncio.run(
+        check_cli(settings.claude_bin, cli_base_environment(os.environ), timeout_s=timeout)
+    )
+    if check.problem:
+        typer.echo(f"{check.problem}\nFix: {check.fix}", err=True)
         raise typer.Exit(1)
+    typer.echo(f"claude {check.version}: logged in")
 
 
 @app.command()
@@ -108,6 +111,7 @@ def up(
     worker_envs = [env]
     if accounts is not None:
         worker_envs = _account_environments(accounts, env, default_slots=settings.worker_slots)
+    _ensure_a_worker_can_serve(settings.claude_bin, worker_envs)
     redis_server = None
     if not settings.redis_url:
         data_dir = Path(tempfile.gettempdir()) / "ccfleet-up-redis"
@@ -189,6 +193,25 @@ def _account_environments(
             f"login by {account.login_variable}"
         )
     return [account.environment(env) for account in accounts]
+
+
+def _ensure_a_worker_can_serve(claude_bin: str, worker_envs: list[dict[str, str]]) -> None:
+    """Check each worker's CLI as the worker will; name every problem with its fix, and end
+    `up` with exit code 1 if no worker could serve."""
+
+    async def check_all() -> list[CliCheck]:
+        return await asyncio.gather(
+            *(check_cli(claude_bin, cli_base_environment(e)) for e in worker_envs)
+        )
+
+    checks = asyncio.run(check_all())
+    for worker_env, check in zip(worker_envs, checks, strict=True):
+        if check.problem:
+            account = worker_env.get("CCFLEET_ACCOUNT", "default")
+            typer.echo(f"ccfleet up: the worker for account {account} cannot serve.", err=True)
+            typer.echo(f"  {check.problem}\n  Fix: {check.fix}", err=True)
+    if all(check.problem for check in checks):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -16,7 +16,7 @@ from shared.fleet import FleetSnapshot
 from shared.fleet_view import AccountView, FleetView, fleet_view
 
 ERROR_WIDTH = 40
-STATE_STYLES = {"ready": "green", "cooling": "yellow", "draining": "magenta"}
+STATE_STYLES = {"ready": "green", "cooling": "yellow", "draining": "magenta", "broken": "red"}
 
 
 def render_fleet(snapshot: FleetSnapshot, *, now_s: float, tz: tzinfo | None = None) -> Group:
@@ -32,6 +32,11 @@ def render_fleet(snapshot: FleetSnapshot, *, now_s: float, tz: tzinfo | None = N
     parts: list[RenderableType] = [summary]
     if view.workers:
         parts += [_workers_table(view, now_s, tz), _accounts_table(view, now_s, tz)]
+        parts += [
+            Text(f"{w.id} cannot serve: {w.broken_reason}", style="red")
+            for w in view.workers
+            if w.state == "broken"
+        ]
     else:
         parts.append(Text("No live workers.", style="red"))
     parts.append(_lanes_line(view))
@@ -67,8 +72,9 @@ def _accounts_table(view: FleetView, now_s: float, tz: tzinfo | None) -> Table:
     for column in ("account", "workers", "busy", "state", "month $", "cooling until", "reason"):
         table.add_column(column, no_wrap=column != "reason")
     ready = {w.account for w in view.workers if w.state == "ready"}
+    serving = {w.account for w in view.workers if w.state != "broken"}
     for a in view.accounts:
-        state = _account_state(a, ready)
+        state = _account_state(a, ready) if a.name in serving else "broken"
         table.add_row(
             Text(a.name),
             Text(str(a.workers)),

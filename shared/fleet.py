@@ -12,12 +12,12 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.errors import RateLimited
+from shared.errors import FleetError, Overloaded, RateLimited
 from shared.ledger import month_of
 
 Lane = Literal["interactive", "batch"]
 LANES: tuple[Lane, ...] = ("interactive", "batch")
-WorkerStateName = Literal["ready", "cooling", "draining"]
+WorkerStateName = Literal["ready", "cooling", "broken", "draining"]
 
 
 class WorkerInfo(BaseModel):
@@ -33,6 +33,8 @@ class WorkerInfo(BaseModel):
     cooling_until: float = 0.0
     cli_version: str = ""
     last_error: str = ""
+    broken_reason: str = ""
+    """Why the worker's CLI cannot serve (state `broken`)."""
     started_at_ms: int = 0
     beat_at_ms: int = 0
     monthly_usd: float = 0.0  # its account's monthly budget (USD); 0: none
@@ -72,13 +74,6 @@ class FleetSnapshot(BaseModel):
         """When the first cooling account becomes usable again (epoch s), if any cools."""
         resets = [a.cooling_until for a in self.accounts if a.cooling]
         return min(resets) if resets else None
-
-
-async def live_worker_count(redis: Redis, *, heartbeat_ttl_s: float) -> int:
-    """Workers whose last heartbeat is younger than the heartbeat TTL."""
-    oldest_ms = int((time.time() - heartbeat_ttl_s) * 1000)
-    count: int = await redis.zcount(keys.workers_index(), oldest_ms, "+inf")
-    return count
 
 
 async def worker_alive(redis: Redis, worker_id: str) -> bool:
@@ -154,9 +149,36 @@ SHOULD_NOT_RETRY_AFTER_S = 300.0
 """Past this wait, clients are told retrying is pointless (x-should-retry: false)."""
 
 
+def admission_error(snapshot: FleetSnapshot) -> FleetError | None:
+    """Why no live worker can take a new job, now or after a cooldown; None while one can,
+    or while none is alive (a job then waits for a worker to start)."""
+    return broken_fleet_error(snapshot) or all_cooling_error(snapshot)
+
+
+BROKEN_RETRY_AFTER_S = 60.0
+
+
+def broken_fleet_error(snapshot: FleetSnapshot) -> Overloaded | None:
+    """529 when workers are alive and none can serve (its CLI is missing or logged out)."""
+    if not snapshot.workers or any(w.state != "broken" for w in snapshot.workers):
+        return None
+    return Overloaded(
+        f"No worker of this fleet can serve: {broken_reasons(snapshot)}",
+        retry_after_s=BROKEN_RETRY_AFTER_S,
+        should_retry=False,  # an operator must act first
+    )
+
+
+def broken_reasons(snapshot: FleetSnapshot) -> str:
+    """The distinct reasons of the broken workers, in one line."""
+    reasons = sorted({w.broken_reason for w in snapshot.workers if w.state == "broken"})
+    return " ".join(reasons)
+
+
 def all_cooling_error(snapshot: FleetSnapshot) -> RateLimited | None:
-    """429 when every account with a live worker is cooling, naming the earliest reset."""
-    live = {w.account for w in snapshot.workers}
+    """429 when every account with a live worker that can serve is cooling, naming the
+    earliest reset."""
+    live = {w.account for w in snapshot.workers if w.state != "broken"}
     accounts = [a for a in snapshot.accounts if a.name in live]
     if not accounts or any(not a.cooling for a in accounts):
         return None

@@ -6,6 +6,10 @@ re-queue those whose worker died before answering; workers start, finish and re-
 (another account after a limit or a transient upstream error). Only the current attempt may
 run: a stale one (arq re-running it after a crash, say) is refused by `start`.
 
+A record lives as long as its job may still need it (`JobLifetimes`): while it waits, its
+lane's longest wait and a run; while it runs, a run; once it ended, as long as its chunks
+(the journal TTL), so a stream can be resumed. Every change of phase sets its TTL anew.
+
 Lanes share one arq queue and are ordered by score: interactive jobs are scored six hours in
 the past (docs/measured-facts.md §5), so every waiting interactive job comes before any batch
 job; within a lane, first come first served. A re-queued attempt keeps its job's score, so it
@@ -24,10 +28,10 @@ whose copies would not fit the memory budget is refused before anything is writt
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Literal, cast
 
 from arq.connections import ArqRedis
@@ -39,9 +43,9 @@ from shared.errors import Overloaded
 from shared.fleet import Lane
 from shared.jobs import RUN_MESSAGES_JOB, AttemptId, JobRequest
 from shared.messages import MessagesRequest
+from shared.settings import Settings
 
 INTERACTIVE_HEAD_START_MS = 6 * 3600 * 1000
-_ARQ_EXPIRES = timedelta(days=1)
 _DEFAULT_BUDGET_SHARE = 0.8  # of Redis's maxmemory, when no budget is configured
 
 JobStatus = Literal["waiting", "running", "done", "cancelled"]
@@ -52,6 +56,7 @@ local r = redis.call('HMGET', KEYS[1], 'attempt', 'status')
 if not r[1] or tonumber(r[1]) ~= tonumber(ARGV[1]) then return 0 end
 if r[2] ~= 'waiting' and r[2] ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'started_at_ms', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('ZREM', KEYS[2], ARGV[3])
 return 1
 """
@@ -60,6 +65,7 @@ local attempt = redis.call('HGET', KEYS[1], 'attempt')
 if not attempt or tonumber(attempt) ~= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'done')
 redis.call('HDEL', KEYS[1], 'payload')
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 _ADVANCE = """
@@ -67,11 +73,46 @@ local r = redis.call('HMGET', KEYS[1], 'attempt', 'status')
 if not r[1] or tonumber(r[1]) ~= tonumber(ARGV[1]) or r[2] == 'cancelled' then return 0 end
 redis.call('HSET', KEYS[1], 'attempt', ARGV[2], 'attempt_id', ARGV[3], 'avoid', ARGV[4],
            'worker', '', 'status', 'waiting')
+redis.call('EXPIRE', KEYS[1], ARGV[10])
 redis.call('ZADD', KEYS[2], ARGV[6], ARGV[5])
 redis.call('SET', KEYS[3], ARGV[7], 'PX', ARGV[8])
 redis.call('ZADD', KEYS[4], ARGV[9], ARGV[3])
 return 1
 """
+
+
+_RUN_MARGIN_S = 60.0
+"""Beyond the time limit of a run: the CLI's kill grace, publishing the end, arq's own slack."""
+
+
+@dataclass(frozen=True)
+class JobLifetimes:
+    """How long a job may still need its record, by phase (seconds)."""
+
+    interactive_wait_s: float
+    batch_wait_s: float
+    run_s: float
+    kept_s: float
+    """After the job ended: as long as its chunks, for resumes."""
+
+    @classmethod
+    def of(cls, settings: Settings) -> JobLifetimes:
+        return cls(
+            interactive_wait_s=settings.interactive_max_wait_s,
+            batch_wait_s=settings.batch_max_wait_s,
+            run_s=settings.job_timeout_s + _RUN_MARGIN_S,
+            kept_s=settings.journal_ttl_s,
+        )
+
+    def waiting_s(self, lane: Lane) -> int:
+        wait_s = self.interactive_wait_s if lane == "interactive" else self.batch_wait_s
+        return math.ceil(wait_s + self.run_s + self.kept_s)
+
+    def running_s(self) -> int:
+        return math.ceil(self.run_s + self.kept_s)
+
+    def ended_s(self) -> int:
+        return math.ceil(self.kept_s)
 
 
 @dataclass(frozen=True)
@@ -99,12 +140,12 @@ class JobQueue:
         pool: ArqRedis,
         *,
         queue_name: str,
-        record_ttl_s: int,
+        lifetimes: JobLifetimes,
         memory_budget_bytes: int = 0,
     ) -> None:
         self._pool = pool
         self._queue_name = queue_name
-        self._record_ttl_s = record_ttl_s
+        self.lifetimes = lifetimes
         # 0: a share of Redis's own maxmemory, if it has one; else no check.
         self._memory_budget_bytes = memory_budget_bytes
         self._start_script = pool.register_script(_START)
@@ -151,9 +192,14 @@ class JobQueue:
         }
         async with self._pool.pipeline(transaction=True) as pipe:
             pipe.hset(keys.job_record(job.job_id), mapping=record)
-            pipe.expire(keys.job_record(job.job_id), self._record_ttl_s)
+            pipe.expire(keys.job_record(job.job_id), self.lifetimes.waiting_s(job.lane))
             pipe.zadd(keys.lane_waiting(job.lane), {job.job_id: job.enqueued_at_ms})
-            pipe.psetex(job_key_prefix + str(AttemptId.of(job)), _ARQ_EXPIRES, arq_job)
+            # arq drops an attempt not started by then.
+            pipe.psetex(
+                job_key_prefix + str(AttemptId.of(job)),
+                self.lifetimes.waiting_s(job.lane) * 1000,
+                arq_job,
+            )
             pipe.zadd(self._queue_name, {str(AttemptId.of(job)): job.priority_ms})
             await pipe.execute()
         return job
@@ -171,12 +217,20 @@ class JobQueue:
         """Claim the job for a worker; False if this attempt is stale or was cancelled."""
         claimed = await self._start_script(
             keys=[keys.job_record(job.job_id), keys.lane_waiting(job.lane)],
-            args=[job.attempt, worker_id, job.job_id, int(time.time() * 1000)],
+            args=[
+                job.attempt,
+                worker_id,
+                job.job_id,
+                int(time.time() * 1000),
+                self.lifetimes.running_s(),
+            ],
         )
         return bool(claimed)
 
     async def finish(self, job: JobRequest) -> None:
-        await self._finish_script(keys=[keys.job_record(job.job_id)], args=[job.attempt])
+        await self._finish_script(
+            keys=[keys.job_record(job.job_id)], args=[job.attempt, self.lifetimes.ended_s()]
+        )
 
     async def cancel(self, job_id: str) -> None:
         """Abort the current attempt (the worker kills its CLI) and take the job off its lane."""
@@ -187,6 +241,7 @@ class JobQueue:
             pipe.zadd(abort_jobs_ss, {state.attempt_id: int(time.time() * 1000)})
             pipe.hset(keys.job_record(job_id), "status", "cancelled")
             pipe.hdel(keys.job_record(job_id), "payload")
+            pipe.expire(keys.job_record(job_id), self.lifetimes.ended_s())
             pipe.zrem(keys.lane_waiting(state.lane), job_id)
             await pipe.execute()
 
@@ -230,7 +285,7 @@ class JobQueue:
 
     async def _ensure_room(self, lane: Lane, lane_limit: int, *, cost_bytes: int) -> None:
         waiting = keys.lane_waiting(lane)
-        stale_before_ms = int((time.time() - self._record_ttl_s) * 1000)
+        stale_before_ms = int((time.time() - self.lifetimes.waiting_s(lane)) * 1000)
         async with self._pool.pipeline(transaction=False) as pipe:
             pipe.zremrangebyscore(waiting, 0, stale_before_ms)  # heals entries nobody removed
             pipe.zcard(waiting)
@@ -266,8 +321,9 @@ class JobQueue:
                 following.job_id,
                 following.enqueued_at_ms,
                 self._arq_job(following),
-                int(_ARQ_EXPIRES.total_seconds() * 1000),
+                self.lifetimes.waiting_s(following.lane) * 1000,
                 following.priority_ms,
+                self.lifetimes.waiting_s(following.lane),
             ],
         )
         return bool(advanced)

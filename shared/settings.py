@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     work_root: str = Field(default="", description="Where per-job dirs go; empty: system temp.")
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     heartbeat_ttl_s: float = Field(default=10.0, gt=0)
+    cli_check_interval_s: float = Field(
+        default=300.0, gt=0, description="How often a worker checks its CLI runs and is logged in."
+    )
 
     # api
     host: str = "127.0.0.1"
@@ -98,7 +101,9 @@ class Settings(BaseSettings):
     redis_outage_s: float = Field(
         default=30.0, ge=0, description="How long a Redis outage is waited out before failing."
     )
-    journal_ttl_s: int = Field(default=3600, ge=60, description="How long a job's chunks are kept.")
+    journal_ttl_s: int = Field(
+        default=3600, ge=1, description="How long a finished job's chunks and record are kept."
+    )
     journal_max_chunks: int = 200_000
     journal_max_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1024, description="An answer's journal beyond: error."

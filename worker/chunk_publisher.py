@@ -1,5 +1,9 @@
 """Publishes a job's chunks: first to its journal (a capped Redis Stream with a TTL), then live.
 
+While the job runs the journal lives `running_ttl_s` past each chunk (a quiet run must not lose
+what it sent: a relay counts it to know whether the job may run again); from its last chunk,
+`ttl_s`.
+
 Chunks are numbered from 1. The stream entry id is `<seq>-1`, so the journal is ordered by
 seq and a reader can ask for "everything after seq N" with XRANGE.
 
@@ -22,13 +26,21 @@ from shared.jobs import Chunk
 
 class ChunkPublisher:
     def __init__(
-        self, redis: Redis, job_id: str, *, ttl_s: int, max_chunks: int, max_bytes: int = 1 << 30
+        self,
+        redis: Redis,
+        job_id: str,
+        *,
+        ttl_s: int,
+        max_chunks: int,
+        running_ttl_s: int | None = None,
+        max_bytes: int = 1 << 30,
     ) -> None:
         self._redis = redis
         self._job_id = job_id
         self._journal = keys.job_journal(job_id)
         self._channel = keys.job_channel(job_id)
         self._ttl_s = ttl_s
+        self._running_ttl_s = max(ttl_s, running_ttl_s or 0)
         self._max_chunks = max_chunks
         self._max_bytes = max_bytes
         self._bytes = 0
@@ -73,7 +85,8 @@ class ChunkPublisher:
                 approximate=True,
             )
             pipe.publish(self._channel, payload)
-            pipe.expire(self._journal, self._ttl_s)  # same round trip; never outlived by a job
+            # Same round trip; never outlived by its job.
+            pipe.expire(self._journal, self._ttl_s if chunk.is_terminal else self._running_ttl_s)
             try:
                 await pipe.execute()
             except ResponseError as exc:

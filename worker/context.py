@@ -29,6 +29,8 @@ class WorkerState:
     last_error: str = ""
     started_at_ms: int = 0
     monthly_usd: float = 0.0  # the account's monthly budget; 0: none
+    broken_reason: str = ""
+    """Why this worker's CLI cannot serve (worker/cli_check.py); it takes no jobs meanwhile."""
 
     @property
     def cooling(self) -> bool:
@@ -36,9 +38,11 @@ class WorkerState:
 
     @property
     def state(self) -> str:
-        """ready | cooling | draining, as the heartbeat reports it."""
+        """ready | cooling | broken | draining, as the heartbeat reports it."""
         if self.draining:
             return "draining"
+        if self.broken_reason:
+            return "broken"
         return "cooling" if self.cooling else "ready"
 
     @contextlib.contextmanager

@@ -1,10 +1,12 @@
 """arq's Worker with ccfleet's admission: which queued attempts this worker may start.
 
 arq starts queued jobs in score order (interactive before batch, first come first served).
-This worker additionally passes over every job while its account cools or it drains, batch
-jobs beyond its batch slots (the rest are kept for interactive work), and attempts that
-asked to avoid its account. It decides from the arq job ids alone (`AttemptId`), without a
-Redis read per job. A Redis outage is waited out instead of ending the worker.
+This worker additionally passes over every job while its account cools, its CLI cannot
+serve (`broken`) or it drains, batch jobs beyond its batch slots (the rest are kept for
+interactive work), and attempts that asked to avoid its account. It decides from the arq job
+ids alone (`AttemptId`), without a Redis read per job; before starting any, it reads its
+account's cooldown once, since a replica of the account may have met the limit since the
+last heartbeat. A Redis outage is waited out instead of ending the worker.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from redis.exceptions import RedisError
 
 from shared.jobs import AttemptId
 from worker.context import WorkerState
+from worker.heartbeat import read_account_cooldown
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +35,15 @@ class FleetWorker(Worker):
         self.batch_slots = batch_slots
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        await super().start_jobs(self.admissible(job_ids))
+        chosen = self.admissible(job_ids)
+        if chosen:
+            await read_account_cooldown(self.pool, self.state)
+            if self.state.cooling:
+                chosen = []
+        await super().start_jobs(chosen)
 
     def admissible(self, job_ids: list[bytes]) -> list[bytes]:
-        if self.state.draining or self.state.cooling:
+        if self.state.draining or self.state.broken_reason or self.state.cooling:
             return []
         running_batch = sum(
             1 for job_id, task in self.tasks.items() if job_id.startswith("b|") and not task.done()

@@ -10,12 +10,21 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared import keys
+from shared.fleet import account_cooling_until
 from worker.context import WorkerState
 
 logger = logging.getLogger(__name__)
 
 
+async def read_account_cooldown(redis: Redis, state: WorkerState) -> None:
+    """Take on the account's cooldown: another worker of the account (a replica, or this
+    worker before a restart) may have met its limit. The account's key is the truth, so an
+    operator lifts a cooldown by deleting it."""
+    state.cooling_until = await account_cooling_until(redis, state.account)
+
+
 async def beat(redis: Redis, state: WorkerState, *, ttl_s: float) -> None:
+    await read_account_cooldown(redis, state)
     now_ms = int(time.time() * 1000)
     info_key = keys.worker_heartbeat(state.worker_id)
     async with redis.pipeline(transaction=True) as pipe:
@@ -32,6 +41,7 @@ async def beat(redis: Redis, state: WorkerState, *, ttl_s: float) -> None:
                 "cooling_until": state.cooling_until,
                 "cli_version": state.cli_version,
                 "last_error": state.last_error,
+                "broken_reason": state.broken_reason,
                 "started_at_ms": state.started_at_ms,
                 "monthly_usd": state.monthly_usd,
                 "beat_at_ms": now_ms,

@@ -3,6 +3,8 @@
 An attempt that has not sent the client anything yet is retried on another account when
 its account hits its usage limit (the account cools until its reset) or the upstream fails
 transiently (429 burst, 5xx, 529), up to `job_max_attempts`, keeping its place in line.
+A CLI that fails without a word makes the worker check it at once: one that cannot serve any
+more (gone, logged out) leaves the job to other workers and beats as `broken`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from shared.redis_outage import OUTAGE_ERRORS, outlasting_outage
 from worker.accounting import book_run
 from worker.answer import answer_with_cli
 from worker.chunk_publisher import ChunkPublisher
+from worker.cli_check import check_cli, record_check
 from worker.context import WorkerContext
+from worker.heartbeat import beat
 from worker.run_meter import RunMeter
 
 logger = logging.getLogger(__name__)
@@ -38,9 +42,10 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
     publisher = ChunkPublisher(
         ctx["redis"],
         job.job_id,
-        ttl_s=worker.settings.journal_ttl_s,
+        ttl_s=worker.queue.lifetimes.ended_s(),
         max_chunks=worker.settings.journal_max_chunks,
         max_bytes=worker.settings.journal_max_bytes,
+        running_ttl_s=worker.queue.lifetimes.running_s(),
     )
     if not await _resumed_after_crash(publisher):
         with worker.state.occupied_slot(batch=job.lane == "batch"):
@@ -87,6 +92,8 @@ async def _answer(
             await read_fleet(ctx["redis"], heartbeat_ttl_s=worker.settings.heartbeat_ttl_s),
             backoff=True,
         ):
+            return True
+        if isinstance(error, CliFailed) and await _left_to_others(job, publisher, worker, ctx):
             return True
         await _fail(publisher, worker, error)
     except OUTAGE_ERRORS as exc:
@@ -148,6 +155,20 @@ async def _retry_elsewhere(
     following = await worker.queue.requeue(job, avoid_accounts=avoid)
     logger.info("re-queued as attempt %s avoiding %s", following and following.attempt, avoid)
     return following is not None
+
+
+async def _left_to_others(
+    job: JobRequest, publisher: ChunkPublisher, worker: WorkerContext, ctx: dict[str, Any]
+) -> bool:
+    """Check the CLI after it failed; if it cannot serve, re-queue the job (if nothing was sent)
+    and beat as broken now, so relays see at once whether any worker is left."""
+    record_check(worker.state, await check_cli(worker.cli.claude_bin, worker.cli.base_env))
+    if not worker.state.broken_reason:
+        return False
+    await beat(ctx["redis"], worker.state, ttl_s=worker.settings.heartbeat_ttl_s)
+    if publisher.seq > 0 or job.attempt >= worker.settings.job_max_attempts:
+        return False
+    return await worker.queue.requeue(job, avoid_accounts=job.avoid_accounts) is not None
 
 
 async def _resumed_after_crash(publisher: ChunkPublisher) -> bool:

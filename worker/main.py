@@ -14,14 +14,14 @@ from arq.worker import func
 from redis.exceptions import RedisError
 
 from shared import arq_codec
-from shared.job_queue import JobQueue
+from shared.job_queue import JobLifetimes, JobQueue
 from shared.jobs import RUN_MESSAGES_JOB
 from shared.metrics import FleetMetrics
 from shared.settings import Settings
 from worker.accounting import check_budget_at_start
 from worker.answer import CliConfig
+from worker.cli_check import check_cli, check_cli_forever, record_check
 from worker.cli_command import cli_base_environment
-from worker.cli_version import read_cli_version
 from worker.context import WorkerContext, WorkerState
 from worker.fleet_worker import FleetWorker
 from worker.heartbeat import beat, beat_forever, unregister
@@ -53,9 +53,9 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         redis = ctx["redis"]
-        state.cli_version = await read_cli_version(cli.claude_bin, cli.base_env)
+        record_check(state, await check_cli(cli.claude_bin, cli.base_env))
         remove_stale_workspaces(cli.work_root, older_than_s=settings.job_timeout_s + 60)
-        queue = JobQueue(redis, queue_name=settings.queue_name, record_ttl_s=settings.journal_ttl_s)
+        queue = JobQueue(redis, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings))
         worker = WorkerContext(
             settings=settings, cli=cli, state=state, queue=queue, metrics=metrics
         )
@@ -72,13 +72,20 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
             ),
             name="heartbeat",
         )
+        ctx["cli_check"] = asyncio.create_task(
+            check_cli_forever(
+                cli.claude_bin, cli.base_env, state, interval_s=settings.cli_check_interval_s
+            ),
+            name="cli-check",
+        )
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
-        task: asyncio.Task[None] | None = ctx.pop("heartbeat", None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for name in ("cli_check", "heartbeat"):
+            task: asyncio.Task[None] | None = ctx.pop(name, None)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         with contextlib.suppress(RedisError, OSError):
             await unregister(ctx["redis"], state)
         metrics_server.stop()

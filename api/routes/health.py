@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
 from api.admission import FrontEnd, front_end
-from shared.fleet import live_worker_count
+from shared.fleet import broken_fleet_error, read_fleet
 
 router = APIRouter()
 
@@ -22,12 +22,22 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready")
 async def ready(fe: Annotated[FrontEnd, Depends(front_end)]) -> JSONResponse:
-    """Redis answers and at least one worker is alive."""
+    """Redis answers and at least one live worker can serve (its CLI runs and is logged in)."""
     try:
         await fe.redis.ping()
-        workers = await live_worker_count(fe.redis, heartbeat_ttl_s=fe.settings.heartbeat_ttl_s)
+        fleet = await read_fleet(fe.redis, heartbeat_ttl_s=fe.settings.heartbeat_ttl_s)
     except (RedisError, OSError):
         return JSONResponse({"status": "unavailable", "redis": False, "workers": 0}, 503)
-    status = 200 if workers > 0 else 503
-    body = {"status": "ready" if workers else "no workers", "redis": True, "workers": workers}
-    return JSONResponse(body, status)
+    workers = len(fleet.workers)
+    if not workers:
+        return JSONResponse({"status": "no workers", "redis": True, "workers": 0}, 503)
+    broken = broken_fleet_error(fleet)
+    if broken is not None:
+        body = {
+            "status": "no worker can serve",
+            "redis": True,
+            "workers": workers,
+            "reason": broken.message,
+        }
+        return JSONResponse(body, 503)
+    return JSONResponse({"status": "ready", "redis": True, "workers": workers}, 200)

@@ -17,6 +17,10 @@ FAKE_CLI_MODE
     long_line       Print one stream_event line whose text delta is FAKE_CLI_LINE_BYTES long
                     (default 2 MiB), then a success `result`, then exit.
 
+In mode `answer`, called as `--version` or `auth status` (as a worker checks its CLI), it
+answers as the pinned CLI does: a version line, and the JSON of a CLI logged in with an OAuth
+token, or of one not logged in at all (exit code 1) when FAKE_CLI_LOGGED_IN=0.
+
 With FAKE_CLI_PID_FILE set, every mode first writes its pid to that file.
 Every sleeping mode gives up after FAKE_CLI_SLEEP_S (default 120) so that a broken test cannot
 leave it running for ever.
@@ -30,6 +34,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 _GRANDCHILD = (
@@ -148,12 +153,40 @@ def long_line() -> int:
     return 0
 
 
+VERSION = "2.1.328"
+
+
+def auth_status() -> int:
+    logged_in = os.environ.get("FAKE_CLI_LOGGED_IN", "1") != "0"
+    method = "oauth_token" if logged_in else "none"
+    emit({"loggedIn": logged_in, "authMethod": method, "apiProvider": "firstParty"})
+    return 0 if logged_in else 1
+
+
+def write_executable(directory: Path, *, logged_in: bool = True) -> Path:
+    """An executable `claude` in `directory` that runs this fake CLI with this interpreter;
+    written again, it changes what the next run says."""
+    path = directory / "claude"
+    login = "" if logged_in else "FAKE_CLI_LOGGED_IN=0 "
+    script = f'#!/bin/sh\n{login}exec "{sys.executable}" "{Path(__file__).resolve()}" "$@"\n'
+    staged = directory / "claude.new"
+    staged.write_text(script)
+    staged.chmod(0o755)
+    staged.replace(path)  # atomic: a run never sees half a script
+    return path
+
+
 def main() -> int:
     pid_file = os.environ.get("FAKE_CLI_PID_FILE")
     if pid_file:
         with open(pid_file, "w", encoding="utf-8") as out:
             out.write(str(os.getpid()))
     mode = os.environ.get("FAKE_CLI_MODE", "answer")
+    if mode == "answer" and sys.argv[1:] == ["--version"]:
+        print(f"{VERSION} (Claude Code)", flush=True)
+        return 0
+    if mode == "answer" and sys.argv[1:3] == ["auth", "status"]:
+        return auth_status()
     if mode == "answer":
         return answer()
     if mode in ("sleep", "ignore_sigterm"):

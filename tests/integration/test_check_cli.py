@@ -1,11 +1,19 @@
-"""`ccfleet check-cli`, the workers' startup probe: the real CLI, a missing one, a hanging one."""
+"""`ccfleet check-cli`, the workers' startup probe: the real CLI, a missing one, a hanging one.
+
+It runs the check every worker runs at start and every few minutes (worker/cli_check.py):
+`claude auth status` says whether the CLI is logged in without a model request (measured with
+the pinned CLI: docs/measured-facts.md §8), so the real CLI runs where its answer is checked.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 FAKE_CLI = Path(__file__).parent.parent / "fakes" / "fake_cli.py"
 
@@ -33,12 +41,21 @@ def _clean_env(tmp_path: Path, claude_bin: str, **extra: str) -> dict[str, str]:
     }
 
 
-def test_check_cli_passes_for_the_pinned_cli_with_a_token(tmp_path: Path, claude_bin: str) -> None:
-    env = _clean_env(tmp_path, claude_bin, CLAUDE_CODE_OAUTH_TOKEN="sk-ant-oat01-test")
-    result = _check_cli(env)
+@pytest.mark.parametrize(
+    "credential",
+    [
+        {"CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-test"},
+        {"ANTHROPIC_API_KEY": "sk-ant-api03-test"},
+    ],
+    ids=["oauth-token", "api-key"],
+)
+def test_check_cli_passes_for_the_pinned_cli_with_a_token(
+    tmp_path: Path, claude_bin: str, credential: dict[str, str]
+) -> None:
+    result = _check_cli(_clean_env(tmp_path, claude_bin, **credential))
     assert result.returncode == 0, result.stderr
-    assert "logged in" in result.stdout
-    assert "sk-ant-oat01-test" not in result.stdout + result.stderr
+    assert re.fullmatch(r"claude \d+\.\d+\.\d+: logged in\n", result.stdout), result.stdout
+    assert "sk-ant-" not in result.stdout + result.stderr
 
 
 def test_check_cli_fails_when_no_credential_logs_the_cli_in(
@@ -46,13 +63,17 @@ def test_check_cli_fails_when_no_credential_logs_the_cli_in(
 ) -> None:
     result = _check_cli(_clean_env(tmp_path, claude_bin))
     assert result.returncode == 1
-    assert "not logged in" in result.stderr
+    assert "The Claude Code CLI is not logged in." in result.stderr
+    assert "claude /login" in result.stderr
+    assert "claude setup-token" in result.stderr
 
 
 def test_check_cli_fails_when_the_cli_is_missing(tmp_path: Path) -> None:
-    result = _check_cli(_clean_env(tmp_path, str(tmp_path / "no-such-claude")))
+    missing = tmp_path / "no-such-claude"
+    result = _check_cli(_clean_env(tmp_path, str(missing)))
     assert result.returncode == 1
-    assert "cannot start" in result.stderr
+    assert f"{missing} cannot start: No such file or directory." in result.stderr
+    assert "npm install -g @anthropic-ai/claude-code@" in result.stderr
 
 
 def test_check_cli_kills_a_hanging_cli_and_fails(tmp_path: Path) -> None:

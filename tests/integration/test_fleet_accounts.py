@@ -57,6 +57,10 @@ def account(stack: Stack, name: str) -> dict[str, Any]:
     return next(a for a in fleet(stack)["accounts"] if a["name"] == name)
 
 
+def worker_states(stack: Stack, account_name: str) -> list[str]:
+    return [w["state"] for w in fleet(stack)["workers"] if w["account"] == account_name]
+
+
 def client(stack: Stack) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
 
@@ -241,3 +245,41 @@ def test_a_full_lane_and_a_long_wait_are_529_with_retry_after(make_stack: StackF
     assert "in time" in timed_out.json()["error"]["message"]
     assert int(timed_out.headers["retry-after"]) >= 1
     assert fleet(stack)["lanes"][0]["waiting"] == 0, "the timed-out job left the queue"
+
+
+def test_every_worker_of_a_cooling_account_stops_taking_jobs_and_only_one_request_hits_the_limit(
+    make_stack: StackFactory,
+) -> None:
+    resets_at = time.time() + 3600
+    # Three replicas of alice poll every 10 ms, bob every second: alice's replicas are first
+    # to every job unless they know their account cools.
+    stack = accounts_stack(
+        make_stack,
+        *[("alice", {}) for _ in range(3)],
+        ("bob", {"CCFLEET_WORKER_POLL_DELAY_S": "1"}),
+    )
+
+    def answer(request: RecordedRequest) -> ErrorReply | TextReply:
+        if token_of(request) == "token-alice":
+            return limit_reply(resets_at)
+        return TextReply("Bob answers.")
+
+    stack.upstream.set_responder(answer)
+    for _ in range(3):
+        message = client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+        assert message.content[0].text == "Bob answers."  # type: ignore[union-attr]
+    tokens = [token_of(r) for r in stack.upstream.requests]
+    assert tokens.count("token-alice") == 1, "one request into the limit, not one per replica"
+    wait_until(
+        lambda: worker_states(stack, "alice") == ["cooling"] * 3,
+        5,
+        "every replica of alice reporting the cooldown",
+    )
+
+    # A replica started during the cooldown (a restarted pod) cools from its first beat.
+    stack.add_worker(CCFLEET_ACCOUNT="alice", CLAUDE_CODE_OAUTH_TOKEN="token-alice")
+    wait_until(lambda: len(fleet(stack)["workers"]) == 5, 20, "the new replica beating")
+    assert worker_states(stack, "alice") == ["cooling"] * 4
+    message = client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+    assert message.content[0].text == "Bob answers."  # type: ignore[union-attr]
+    assert [token_of(r) for r in stack.upstream.requests].count("token-alice") == 1

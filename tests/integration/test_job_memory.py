@@ -15,12 +15,13 @@ from redis.asyncio import Redis
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared import arq_codec, keys
 from shared.errors import CliFailed, Overloaded
-from shared.job_queue import JobQueue
+from shared.job_queue import JobLifetimes, JobQueue
 from shared.jobs import AttemptId, Chunk, JobRequest
 from shared.messages import MessagesRequest
 from worker.chunk_publisher import ChunkPublisher
 
 QUEUE = "test-queue"
+LIFETIMES = JobLifetimes(interactive_wait_s=120, batch_wait_s=600, run_s=120, kept_s=600)
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ async def submit(queue: JobQueue, text: str = "hi") -> JobRequest:
 async def test_a_submitted_job_has_its_record_its_lane_entry_and_its_arq_job(
     pool: ArqRedis,
 ) -> None:
-    queue = JobQueue(pool, queue_name=QUEUE, record_ttl_s=600)
+    queue = JobQueue(pool, queue_name=QUEUE, lifetimes=LIFETIMES)
     job = await submit(queue)
     attempt = str(AttemptId.of(job))
     assert await pool.zscore(keys.lane_waiting("interactive"), job.job_id) is not None
@@ -63,7 +64,7 @@ async def test_a_submitted_job_has_its_record_its_lane_entry_and_its_arq_job(
 
 
 async def test_a_requeued_attempt_gets_its_arq_job_in_the_same_step(pool: ArqRedis) -> None:
-    queue = JobQueue(pool, queue_name=QUEUE, record_ttl_s=600)
+    queue = JobQueue(pool, queue_name=QUEUE, lifetimes=LIFETIMES)
     first = await submit(queue)
     second = await queue.requeue(first, avoid_accounts=["alice"])
     assert second is not None
@@ -75,7 +76,9 @@ async def test_a_request_over_the_memory_budget_is_529_and_writes_nothing(
     pool: ArqRedis,
 ) -> None:
     used = int((await pool.info("memory"))["used_memory"])
-    queue = JobQueue(pool, queue_name=QUEUE, record_ttl_s=600, memory_budget_bytes=used + 500_000)
+    queue = JobQueue(
+        pool, queue_name=QUEUE, lifetimes=LIFETIMES, memory_budget_bytes=used + 500_000
+    )
     before = await pool.keys("*")
     with pytest.raises(Overloaded):
         await submit(queue, "x" * 300_000)  # kept twice: record and arq job
@@ -86,7 +89,7 @@ async def test_a_request_over_the_memory_budget_is_529_and_writes_nothing(
 async def test_redis_maxmemory_sets_the_budget_when_none_is_configured(pool: ArqRedis) -> None:
     used = int((await pool.info("memory"))["used_memory"])
     await pool.config_set("maxmemory", used + 1_000_000)
-    queue = JobQueue(pool, queue_name=QUEUE, record_ttl_s=600)
+    queue = JobQueue(pool, queue_name=QUEUE, lifetimes=LIFETIMES)
     with pytest.raises(Overloaded):
         await submit(queue, "x" * 400_000)  # 0.8 MB kept: past 80 % of maxmemory
 
@@ -94,7 +97,7 @@ async def test_redis_maxmemory_sets_the_budget_when_none_is_configured(pool: Arq
 async def test_the_request_is_dropped_from_the_record_with_the_first_chunk(
     pool: ArqRedis, redis: Redis
 ) -> None:
-    queue = JobQueue(pool, queue_name=QUEUE, record_ttl_s=600)
+    queue = JobQueue(pool, queue_name=QUEUE, lifetimes=LIFETIMES)
     job = await submit(queue)
     assert await redis.hexists(keys.job_record(job.job_id), "payload")
     publisher = ChunkPublisher(redis, job.job_id, ttl_s=600, max_chunks=100)
@@ -105,7 +108,7 @@ async def test_the_request_is_dropped_from_the_record_with_the_first_chunk(
 
 
 async def test_a_cancelled_job_keeps_no_request(pool: ArqRedis, redis: Redis) -> None:
-    queue = JobQueue(pool, queue_name=QUEUE, record_ttl_s=600)
+    queue = JobQueue(pool, queue_name=QUEUE, lifetimes=LIFETIMES)
     job = await submit(queue)
     await queue.cancel(job.job_id)
     assert not await redis.hexists(keys.job_record(job.job_id), "payload")

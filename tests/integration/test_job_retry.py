@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared import keys
 from shared.errors import CliFailed
-from shared.job_queue import JobQueue
+from shared.job_queue import JobLifetimes, JobQueue
 from shared.jobs import AttemptId, Chunk, JobRequest
 from shared.messages import MessagesRequest
 from shared.settings import Settings
@@ -56,7 +56,8 @@ CLOSING: list[dict[str, Any]] = [
 async def worker_ctx(
     redis: Redis, redis_server: EmbeddedRedis, tmp_path: Path
 ) -> AsyncIterator[dict[str, Any]]:
-    settings = Settings(redis_url="redis://unused", journal_ttl_s=600)
+    # One attempt only: a failure ends the job here rather than leave it to other workers.
+    settings = Settings(redis_url="redis://unused", journal_ttl_s=600, job_max_attempts=1)
     cli = CliConfig(
         claude_bin=str(tmp_path / "no-such-claude"),
         base_env={"PATH": "/usr/bin:/bin"},
@@ -66,7 +67,7 @@ async def worker_ctx(
     )
     state = WorkerState(worker_id="w-test", host="test", account="a", slots=1, cli_version="x")
     pool = await create_pool(RedisSettings.from_dsn(redis_server.url))
-    queue = JobQueue(pool, queue_name="test-queue", record_ttl_s=600)
+    queue = JobQueue(pool, queue_name="test-queue", lifetimes=JobLifetimes.of(settings))
     worker = WorkerContext(settings=settings, cli=cli, state=state, queue=queue)
     try:
         yield {"redis": redis, "worker": worker, "job_try": 2}

@@ -161,3 +161,24 @@ def test_an_account_shows_its_month_to_date_spend_against_its_budget() -> None:
     )
     assert "12.35" in row_of(text, "alice", table="Accounts")
     assert "50.00 / 50.00" in row_of(text, "bob", table="Accounts")
+
+
+def test_a_broken_worker_shows_as_broken_with_its_whole_reason() -> None:
+    reason = "The Claude Code CLI /opt/claude/bin/claude cannot start: No such file or directory."
+    text = rendered(
+        snapshot(
+            [
+                worker("w-alice", "alice", state="broken", broken_reason=reason, cli_version=""),
+                worker("w-bob", "bob"),
+            ],
+            [
+                AccountInfo(name="alice", workers=1, slots=2, busy=0),
+                AccountInfo(name="bob", workers=1, slots=2, busy=0),
+            ],
+        )
+    )
+    assert "│ broken " in row_of(text, "alice")
+    assert "│ broken " in row_of(text, "alice", table="Accounts")
+    assert "│ ready " in row_of(text, "bob", table="Accounts")
+    assert f"w-alice cannot serve: {reason}" in " ".join(text.split())
+    assert "2 of 4 slots free" in text
