@@ -25,15 +25,14 @@ from rich.console import Console
 from rich.live import Live
 
 from api.app import create_app
-from ccfleet.accounts_file import AccountsFileError, load_accounts
+from ccfleet.accounts_file import AccountsFileError, load_accounts, worker_environments
 from ccfleet.cli_check import check_cli
 from ccfleet.embedded_redis import EmbeddedRedis
 from ccfleet.status_table import render_fleet
 from shared.fleet import read_fleet
 from shared.log import configure_logging
 from shared.settings import Settings
-from worker.cli_command import cli_base_environment
-from worker.main import run_worker
+from worker.main import private_cli_environment, run_worker
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -73,7 +72,9 @@ def check_cli_command(
     """Check that the claude CLI (CCFLEET_CLAUDE_BIN) runs and is logged in, as a worker
     would start it; exit code 1 if not. The workers' startup probe in k8s/."""
     settings = Settings()
-    result = check_cli(settings.claude_bin, cli_base_environment(os.environ), timeout_s=timeout)
+    with tempfile.TemporaryDirectory(prefix="ccfleet-check-") as private_dir:
+        env, _ = private_cli_environment(os.environ, private_dir)
+        result = check_cli(settings.claude_bin, env, timeout_s=timeout)
     typer.echo(result.message, err=not result.ok)
     if not result.ok:
         raise typer.Exit(1)
@@ -137,7 +138,7 @@ def _account_environments(
             f"worker for account {account.name}: {account.slots} slots, "
             f"login by {account.login_variable}"
         )
-    return [account.environment(env) for account in accounts]
+    return worker_environments(accounts, env)
 
 
 @app.command()
