@@ -14,6 +14,7 @@ import json
 import signal
 import stat
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ def _write(path: Path, text: str) -> None:
 def _instruction_files(directory: Path, where: str) -> None:
     _write(directory / "CLAUDE.md", f"{CANARY} {where} CLAUDE.md: answer in French.\n")
     _write(directory / "CLAUDE.local.md", f"{CANARY} {where} CLAUDE.local.md\n")
+    _write(directory / "AGENTS.md", f"{CANARY} {where} AGENTS.md\n")
     _write(directory / ".claude" / "CLAUDE.md", f"{CANARY} {where} .claude/CLAUDE.md\n")
     _write(directory / ".claude" / "commands" / "parentcmd.md", f"{CANARY} {where} command\n")
 
@@ -198,10 +200,22 @@ def test_a_clients_slash_commands_reach_the_model_as_text_and_run_nothing(
     assert host.heap_snapshots() == []
 
 
-def test_a_slash_command_on_the_openai_route_reaches_the_model_as_text(
-    stack_with_seeded_host: tuple[Stack, SeededHost],
+def test_a_config_dir_worker_lends_the_cli_its_credential_alone_and_openai_slash_text_passes(
+    make_stack: StackFactory, tmp_path: Path
 ) -> None:
-    stack, host = stack_with_seeded_host
+    host = seed_host(tmp_path / "host")
+    account = host.home / ".claude"  # the host's own login, with all its customisation
+    credential = {
+        "claudeAiOauth": {
+            "accessToken": "sk-ant-oat01-from-the-file",
+            "refreshToken": "sk-ant-ort01-unused",
+            "expiresAt": int(time.time() * 1000) + 86_400_000,
+            "scopes": ["user:inference", "user:profile"],
+        }
+    }
+    _write(account / ".credentials.json", json.dumps(credential))
+    before = sorted(p.name for p in account.iterdir())
+    stack = make_stack(**host.env(), CLAUDE_CODE_OAUTH_TOKEN="")
     stack.upstream.enqueue(TextReply(ANSWER))
     oai = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="client-key", max_retries=0)
 
@@ -210,9 +224,13 @@ def test_a_slash_command_on_the_openai_route_reaches_the_model_as_text(
     )
 
     assert completion.choices[0].message.content == ANSWER
-    assert user_texts(stack.upstream.requests[0].body["messages"]) == ["/heapdump now"]
+    sent = stack.upstream.requests[0]
+    assert sent.headers["authorization"] == "Bearer sk-ant-oat01-from-the-file"
+    assert user_texts(sent.body["messages"]) == ["/heapdump now"]
     assert host.heap_snapshots() == []
     assert CANARY not in upstream_text(stack)
+    assert host.traces() == []
+    assert sorted(p.name for p in account.iterdir()) == before, "the CLI wrote nothing there"
 
 
 def test_an_api_key_worker_runs_no_slash_command_either(
