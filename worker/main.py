@@ -35,13 +35,14 @@ def private_cli_environment(
     environ: Mapping[str, str], private_dir: str
 ) -> tuple[dict[str, str], AccountLogin]:
     """The CLI's environment with only the account's credential, `private_dir` (0700) as its
-    HOME and configuration (each job replaces both with its own), and the login."""
+    HOME, configuration and TMPDIR (each job replaces all three with its own), and the login."""
     login = AccountLogin.from_environ(environ, private_dir)
     env = {
         **cli_base_environment(environ),
         **login.environment,
         "HOME": private_dir,
         "CLAUDE_CONFIG_DIR": private_dir,
+        "TMPDIR": private_dir,
     }
     return env, login
 
