@@ -183,6 +183,8 @@ def test_a_clients_slash_commands_reach_the_model_as_text_and_run_nothing(
     messages: list[Any] = [
         {"role": "user", "content": "/secretskill"},
         {"role": "assistant", "content": "Noted."},
+        {"role": "user", "content": [{"type": "text", "text": "/doctor"}]},
+        {"role": "assistant", "content": "Noted."},
         {"role": "user", "content": [{"type": "text", "text": "/heapdump"}]},
     ]
 
@@ -192,6 +194,7 @@ def test_a_clients_slash_commands_reach_the_model_as_text_and_run_nothing(
     assert len(stack.upstream.requests) == 1
     assert user_texts(stack.upstream.requests[0].body["messages"]) == [
         "/secretskill",
+        "/doctor",  # not the CLI's 12k-token health-check prompt
         "/heapdump",
     ]
     assert CANARY not in upstream_text(stack)
