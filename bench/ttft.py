@@ -50,7 +50,8 @@ from tests.fakes.upstream import FakeUpstream, RecordedRequest, TextReply
 from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until
 from worker import cli_command as cc
 from worker.cli_process import CliProcess
-from worker.workspace import job_workspace
+from worker.main import private_cli_environment
+from worker.workspace import job_workspace, private_directory
 
 REPLY = "The quick brown fox jumps over the lazy dog."  # 44 chars, 6 chunks of 8
 MODEL = "claude-sonnet-4-5"
@@ -137,7 +138,7 @@ async def direct(claude_bin: str, base_env: dict[str, str], root: Path) -> Sampl
     request = MessagesRequest.model_validate(body(marker))
     first = end = None
     with job_workspace(str(root), marker[6:]) as workspace:
-        env = cc.cli_environment(base_env, workspace.tmp_dir)
+        env = cc.cli_environment(base_env, workspace.tmp_dir, home=workspace.home)
         argv = cc.cli_argv(claude_bin, request, bare=cc.uses_api_key(env))
         t0 = time.perf_counter()
         async with CliProcess(argv, env=env, cwd=workspace.cwd, kill_grace_s=0.5) as proc:
@@ -259,6 +260,7 @@ def main() -> None:
             "CCFLEET_LOG_LEVEL": "INFO", "CCFLEET_AUTH": "off", "ANTHROPIC_BASE_URL": upstream.url,
             "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-fake",
             "CLAUDE_CONFIG_DIR": str(root / "claude-config"),
+            "CCFLEET_WORK_ROOT": str(root / "work"),
         }  # fmt: skip
         port = free_port()
         procs.append(ManagedProcess(["worker"], env=env, log_path=root / "worker.log"))
@@ -266,7 +268,8 @@ def main() -> None:
                                     log_path=root / "api.log"))  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: http_ok(f"{url}/ready"), 60.0, f"{url}/ready")
-        base_env = cc.cli_base_environment(env)  # what the worker hands down to its CLIs
+        private_dir = private_directory(str(root / "direct"))
+        base_env, _ = private_cli_environment(env, private_dir)  # as the worker's CLIs get it
         version = subprocess.run(
             [args.claude_bin, "--version"], capture_output=True, text=True, timeout=30,
             env=cc.cli_environment(base_env, str(root)),

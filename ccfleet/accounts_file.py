@@ -9,13 +9,14 @@ monthly_usd = 50                     # optional: cool the account once it spent 
 ```
 
 Each account gives exactly one credential. A worker's environment is `ccfleet up`'s own with
-every login variable removed, then the one its account names set.
+every login variable and every variable an account is read from removed, then the one its
+account names set: no worker holds another account's credential.
 """
 
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -24,7 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 CREDENTIAL_FIELDS = ("oauth_token", "oauth_token_env", "api_key", "api_key_env", "config_dir")
 # What the CLI logs in with from the environment; a worker keeps none of ours but its own.
-LOGIN_VARIABLES = ("CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+LOGIN_VARIABLES = (
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "CLAUDE_CONFIG_DIR",
+)
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
@@ -86,16 +92,28 @@ class WorkerAccount:
     login_variable: str  # CLAUDE_CODE_OAUTH_TOKEN, ANTHROPIC_API_KEY or CLAUDE_CONFIG_DIR
     login_value: SecretStr
     monthly_usd: float | None = None
+    source_variable: str | None = None  # the `*_env` variable the login was read from
 
-    def environment(self, base: Mapping[str, str]) -> dict[str, str]:
-        """`base` without any login variable, plus this account's label, slots and login."""
-        env = {k: v for k, v in base.items() if k not in LOGIN_VARIABLES}
+    def environment(
+        self, base: Mapping[str, str], *, dropped: Collection[str] = ()
+    ) -> dict[str, str]:
+        """`base` without any login variable (nor `dropped`), plus this account's label,
+        slots and login."""
+        env = {k: v for k, v in base.items() if k not in LOGIN_VARIABLES and k not in dropped}
         env["CCFLEET_ACCOUNT"] = self.name
         env["CCFLEET_WORKER_SLOTS"] = str(self.slots)
         if self.monthly_usd is not None:
             env["CCFLEET_ACCOUNT_MONTHLY_USD"] = str(self.monthly_usd)
         env[self.login_variable] = self.login_value.get_secret_value()
         return env
+
+
+def worker_environments(
+    accounts: list[WorkerAccount], base: Mapping[str, str]
+) -> list[dict[str, str]]:
+    """One environment per account; none holds a variable any account was read from."""
+    sources = {a.source_variable for a in accounts if a.source_variable is not None}
+    return [account.environment(base, dropped=sources) for account in accounts]
 
 
 def load_accounts(
@@ -132,18 +150,22 @@ def parse_accounts(
 def _resolve(
     entry: AccountEntry, *, base_dir: Path, environ: Mapping[str, str], default_slots: int
 ) -> WorkerAccount:
-    def account(variable: str, value: str) -> WorkerAccount:
+    def account(variable: str, value: str, source: str | None = None) -> WorkerAccount:
         slots = entry.slots or default_slots
-        return WorkerAccount(entry.name, slots, variable, SecretStr(value), entry.monthly_usd)
+        return WorkerAccount(
+            entry.name, slots, variable, SecretStr(value), entry.monthly_usd, source
+        )
 
     if entry.oauth_token is not None:
         return account("CLAUDE_CODE_OAUTH_TOKEN", entry.oauth_token.get_secret_value())
     if entry.api_key is not None:
         return account("ANTHROPIC_API_KEY", entry.api_key.get_secret_value())
     if entry.oauth_token_env is not None:
-        return account("CLAUDE_CODE_OAUTH_TOKEN", _from_env(entry, entry.oauth_token_env, environ))
+        token = _from_env(entry, entry.oauth_token_env, environ)
+        return account("CLAUDE_CODE_OAUTH_TOKEN", token, entry.oauth_token_env)
     if entry.api_key_env is not None:
-        return account("ANTHROPIC_API_KEY", _from_env(entry, entry.api_key_env, environ))
+        key = _from_env(entry, entry.api_key_env, environ)
+        return account("ANTHROPIC_API_KEY", key, entry.api_key_env)
     assert entry.config_dir is not None  # the validator guarantees exactly one credential
     config_dir = base_dir / Path(entry.config_dir).expanduser()
     if not config_dir.is_dir():

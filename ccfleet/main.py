@@ -28,7 +28,7 @@ from rich.live import Live
 
 from api.app import create_app
 from ccfleet.access_commands import keys_app, usage
-from ccfleet.accounts_file import AccountsFileError, load_accounts
+from ccfleet.accounts_file import AccountsFileError, load_accounts, worker_environments
 from ccfleet.embedded_redis import EmbeddedRedis
 from ccfleet.status_table import render_fleet
 from shared.client_keys import MIN_SERVER_SECRET_CHARS
@@ -36,8 +36,7 @@ from shared.fleet import read_fleet
 from shared.log import configure_logging
 from shared.settings import Settings
 from worker.cli_check import CliCheck, check_cli
-from worker.cli_command import cli_base_environment
-from worker.main import run_worker
+from worker.main import private_cli_environment, run_worker
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 app.add_typer(keys_app, name="keys")
@@ -80,9 +79,9 @@ def check_cli_command(
     """Check that the claude CLI (CCFLEET_CLAUDE_BIN) runs and is logged in, as a worker
     would start it; exit code 1 if not. The workers' startup probe in k8s/."""
     settings = Settings()
-    check = asyncio.run(
-        check_cli(settings.claude_bin, cli_base_environment(os.environ), timeout_s=timeout)
-    )
+    with tempfile.TemporaryDirectory(prefix="ccfleet-check-") as private_dir:
+        env, _ = private_cli_environment(os.environ, private_dir)
+        check = asyncio.run(check_cli(settings.claude_bin, env, timeout_s=timeout))
     if check.problem:
         typer.echo(f"{check.problem}\nFix: {check.fix}", err=True)
         raise typer.Exit(1)
@@ -192,19 +191,23 @@ def _account_environments(
             f"worker for account {account.name}: {account.slots} slots, "
             f"login by {account.login_variable}"
         )
-    return [account.environment(env) for account in accounts]
+    return worker_environments(accounts, env)
 
 
 def _ensure_a_worker_can_serve(claude_bin: str, worker_envs: list[dict[str, str]]) -> None:
     """Check each worker's CLI as the worker will; name every problem with its fix, and end
     `up` with exit code 1 if no worker could serve."""
 
-    async def check_all() -> list[CliCheck]:
-        return await asyncio.gather(
-            *(check_cli(claude_bin, cli_base_environment(e)) for e in worker_envs)
-        )
+    async def check_all(cli_envs: list[dict[str, str]]) -> list[CliCheck]:
+        return await asyncio.gather(*(check_cli(claude_bin, env) for env in cli_envs))
 
-    checks = asyncio.run(check_all())
+    with tempfile.TemporaryDirectory(prefix="ccfleet-check-") as root:
+        cli_envs = []
+        for index, worker_env in enumerate(worker_envs):
+            private_dir = os.path.join(root, str(index))
+            os.mkdir(private_dir, 0o700)
+            cli_envs.append(private_cli_environment(worker_env, private_dir)[0])
+        checks = asyncio.run(check_all(cli_envs))
     for worker_env, check in zip(worker_envs, checks, strict=True):
         if check.problem:
             account = worker_env.get("CCFLEET_ACCOUNT", "default")

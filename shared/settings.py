@@ -6,6 +6,7 @@ Nothing else in the code base reads the environment for ccfleet's own configurat
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -44,7 +45,14 @@ class Settings(BaseSettings):
     worker_drain_s: float = Field(
         default=300.0, ge=0, description="SIGTERM: time running jobs get to finish."
     )
-    work_root: str = Field(default="", description="Where per-job dirs go; empty: system temp.")
+    work_root: str = Field(
+        default="",
+        description="Private dir (0700) for worker and job dirs; empty: ~/.cache/ccfleet/work. "
+        "Never the shared temp dir: the CLI reads CLAUDE.md from every parent of its cwd.",
+    )
+    work_sweep_interval_s: float = Field(
+        default=60.0, gt=0, description="How often a worker removes dead workers' files."
+    )
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     heartbeat_ttl_s: float = Field(default=10.0, gt=0)
     cli_check_interval_s: float = Field(
@@ -130,3 +138,6 @@ class Settings(BaseSettings):
 
     def effective_redis_url(self) -> str:
         return self.redis_url or "redis://127.0.0.1:6379"
+
+    def effective_work_root(self) -> str:
+        return self.work_root or str(Path.home() / ".cache" / "ccfleet" / "work")

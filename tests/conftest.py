@@ -97,6 +97,7 @@ class Stack:
             # production (not --bare). The fake upstream accepts any token.
             "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-fake-test-token",
             "CLAUDE_CONFIG_DIR": str(self.root / "claude-config"),
+            "CCFLEET_WORK_ROOT": str(self.root / "work"),
         }
         env.update(overrides)
         return env

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from shared.errors import CliFailed, JobTimedOut
 from shared.messages import MessagesRequest
+from worker.account_login import AccountLogin
 from worker.chunk_publisher import ChunkPublisher
 from worker.cli_command import (
     StdinLine,
@@ -36,9 +37,10 @@ class CliConfig:
 
     claude_bin: str
     base_env: dict[str, str]
-    work_root: str
+    work_root: str  # this worker's own directory (worker/workspace.py)
     timeout_s: float
     kill_grace_s: float
+    login: AccountLogin = field(default_factory=AccountLogin)
 
 
 async def answer_with_cli(
@@ -53,7 +55,8 @@ async def answer_with_cli(
     meter = meter or RunMeter()
     lines = stdin_lines(request)
     with job_workspace(config.work_root, job_id) as workspace:
-        env = cli_environment(config.base_env, workspace.tmp_dir, request)
+        config.login.install(workspace.config_dir)
+        env = cli_environment(config.base_env, workspace.tmp_dir, request, home=workspace.home)
         tools = tools_for_cli(request)
         tools_file = workspace.write_file("tools.json", orjson.dumps(tools)) if tools else None
         argv = cli_argv(config.claude_bin, request, bare=uses_api_key(env), tools_file=tools_file)
@@ -70,6 +73,8 @@ async def answer_with_cli(
                     await process.wait_exit(config.kill_grace_s)
         except TimeoutError as exc:
             raise JobTimedOut(f"The request ran past {config.timeout_s:.0f} s.") from exc
+        finally:
+            config.login.collect(workspace.config_dir)
 
 
 async def _replay_history(process: CliProcess, lines: list[StdinLine], meter: RunMeter) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from shared.messages import MessagesRequest
+from worker.account_login import LOGIN_VARIABLES
 from worker.cache_breakpoints import limit_breakpoints
 from worker.client_tools import (
     defer_hook_settings,
@@ -22,10 +23,11 @@ from worker.client_tools import (
     rename_for_cli,
     tool_choice_instruction,
 )
+from worker.slash_text import as_plain_text
 
 _PASSED_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "DISABLE_", "LC_")
 _PASSED_NAMES = frozenset(
-    {"PATH", "HOME", "TZ", "LANG", "LANGUAGE", "USER", "LOGNAME", "SHELL"}
+    {"PATH", "TZ", "LANG", "LANGUAGE", "USER", "LOGNAME", "SHELL"}
     | {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"}
     | {"http_proxy", "https_proxy", "no_proxy", "all_proxy", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"}
 )
@@ -45,22 +47,33 @@ FORCED_ENV: Mapping[str, str] = {
     # the client's tool_result content.
     "CLAUDE_CODE_TOTAL_TOKENS_REMINDER": "off",
     "CLAUDE_CODE_TOTAL_TOKENS_REMINDER_AFTER_USER_TURN": "false",
+    # Otherwise `@/any/path` in a client's text attaches that file of the worker's host.
+    "CLAUDE_CODE_DISABLE_FILE_MENTIONS": "1",
 }
 
 
 def cli_base_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """The part of the worker's own environment the CLI may see (never CCFLEET_*)."""
+    """The part of the worker's own environment the CLI may see: never CCFLEET_*, never a
+    login (worker/account_login.py adds the account's own), never HOME (each job has one)."""
     return {
         name: value
         for name, value in environ.items()
-        if name in _PASSED_NAMES or name.startswith(_PASSED_PREFIXES)
+        if (name in _PASSED_NAMES or name.startswith(_PASSED_PREFIXES))
+        and name not in LOGIN_VARIABLES
     }
 
 
 def cli_environment(
-    base: Mapping[str, str], tmp_dir: str, request: MessagesRequest | None = None
+    base: Mapping[str, str],
+    tmp_dir: str,
+    request: MessagesRequest | None = None,
+    *,
+    home: str | None = None,
 ) -> dict[str, str]:
+    """`home`: the job's private HOME; its `.claude` is the CLI's whole configuration."""
     env = {**base, **FORCED_ENV, "TMPDIR": tmp_dir}
+    if home is not None:
+        env.update(HOME=home, CLAUDE_CONFIG_DIR=f"{home}/.claude")
     if request is not None:
         env.update(_token_limits(request))
     return env
@@ -98,6 +111,10 @@ def cli_argv(
         "--no-session-persistence",
         "--max-turns", "1",
         "--strict-mcp-config",
+        # No user, project or local settings: no hooks, env, CLAUDE.md, skills or plugins of
+        # the host (measured: docs/measured-facts.md §7); --settings below still applies.
+        "--setting-sources", "",
+        "--disable-slash-commands",
         "--model", request.model,
         "--system-prompt", _system_prompt(request),
     ]  # fmt: skip
@@ -129,6 +146,7 @@ def stdin_lines(request: MessagesRequest) -> list[StdinLine]:
     """The client's conversation as stream-json lines, ending with the line that queries."""
     tool_names = {tool.name for tool in request.tools or []}
     messages = limit_breakpoints(rename_for_cli(request.forwardable_messages(), tool_names))
+    messages = [as_plain_text(m) if m["role"] == "user" else m for m in messages]
     lines: list[StdinLine] = []
     for index, message in enumerate(messages):
         is_last = index == len(messages) - 1

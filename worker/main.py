@@ -8,6 +8,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from arq.worker import func
@@ -18,6 +19,7 @@ from shared.job_queue import JobLifetimes, JobQueue
 from shared.jobs import RUN_MESSAGES_JOB
 from shared.metrics import FleetMetrics
 from shared.settings import Settings
+from worker.account_login import AccountLogin
 from worker.accounting import check_budget_at_start
 from worker.answer import CliConfig
 from worker.cli_check import check_cli, check_cli_forever, record_check
@@ -27,20 +29,42 @@ from worker.fleet_worker import FleetWorker
 from worker.heartbeat import beat, beat_forever, unregister
 from worker.jobs import run_messages
 from worker.metrics_server import MetricsServer
-from worker.workspace import remove_stale_workspaces
+from worker.workspace import WorkerDirectory, remove_dead_workers, sweep_forever
+
+
+def private_cli_environment(
+    environ: Mapping[str, str], private_dir: str
+) -> tuple[dict[str, str], AccountLogin]:
+    """The CLI's environment with only the account's credential, `private_dir` (0700) as its
+    HOME, configuration and TMPDIR (each job replaces all three with its own), and the login."""
+    login = AccountLogin.from_environ(environ, private_dir)
+    env = {
+        **cli_base_environment(environ),
+        **login.environment,
+        "HOME": private_dir,
+        "CLAUDE_CONFIG_DIR": private_dir,
+        "TMPDIR": private_dir,
+    }
+    return env, login
 
 
 def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
     """An arq worker for these settings; `environ` is what the CLI may inherit."""
+    worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    work_root = settings.effective_work_root()
+    remove_dead_workers(work_root)
+    own_dir = WorkerDirectory.create(work_root, worker_id)
+    base_env, login = private_cli_environment(environ, own_dir.path)
     cli = CliConfig(
         claude_bin=settings.claude_bin,
-        base_env=cli_base_environment(environ),
-        work_root=settings.work_root,
+        base_env=base_env,
+        work_root=own_dir.path,
         timeout_s=settings.job_timeout_s,
         kill_grace_s=settings.kill_grace_s,
+        login=login,
     )
     state = WorkerState(
-        worker_id=f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+        worker_id=worker_id,
         host=socket.gethostname(),
         account=settings.account,
         slots=settings.worker_slots,
@@ -54,7 +78,6 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
     async def on_startup(ctx: dict[str, Any]) -> None:
         redis = ctx["redis"]
         record_check(state, await check_cli(cli.claude_bin, cli.base_env))
-        remove_stale_workspaces(cli.work_root, older_than_s=settings.job_timeout_s + 60)
         queue = JobQueue(redis, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings))
         worker = WorkerContext(
             settings=settings, cli=cli, state=state, queue=queue, metrics=metrics
@@ -78,14 +101,18 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
             ),
             name="cli-check",
         )
+        ctx["sweeper"] = asyncio.create_task(
+            sweep_forever(work_root, interval_s=settings.work_sweep_interval_s), name="sweeper"
+        )
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
-        for name in ("cli_check", "heartbeat"):
+        for name in ("cli_check", "heartbeat", "sweeper"):
             task: asyncio.Task[None] | None = ctx.pop(name, None)
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        own_dir.close()
         with contextlib.suppress(RedisError, OSError):
             await unregister(ctx["redis"], state)
         metrics_server.stop()

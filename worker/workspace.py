@@ -1,23 +1,56 @@
-"""A fresh, empty working directory and TMPDIR for each CLI run, removed afterwards."""
+"""Where the CLI runs and everything it writes: one private directory per worker, one per job.
+
+```
+<work root>/                       0700; default ~/.cache/ccfleet/work, never the shared temp dir
+  worker-<worker id>/              0700, flock-ed on .lock while its worker lives; HOME and
+    .credentials.json                CLAUDE_CONFIG_DIR of start-up checks; holds only the
+    job-<job id>-<random>/           credential (config-dir accounts: a copy of it)
+      work/                        the CLI's working directory (empty)
+      tmp/                         TMPDIR (the CLI's claude-<uid>/ directories)
+      home/                        HOME: caches, MCP logs, heap dumps, anything written to ~
+      home/.claude/                CLAUDE_CONFIG_DIR: settings, session-env, projects; at the
+                                   start nothing but the credential
+```
+
+A job's directory goes with its job. A worker that was killed leaves its directory unlocked
+(the kernel drops a dead process's flock): any worker on the host removes it, at start-up and
+every `work_sweep_interval_s`. The work root is not the temp dir because the CLI reads
+instruction files (CLAUDE.md) from every parent of its working directory, and anyone may
+write to /tmp.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
+import logging
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-_PREFIX = "ccfleet-work-"  # job dirs only: nothing else in the temp dir matches
+logger = logging.getLogger(__name__)
+
+_WORKER_PREFIX = "worker-"
+_NEW_PREFIX = ".new-"  # a worker directory before its lock is held: never swept
+_LOCK_NAME = ".lock"
+_PRIVATE = 0o700
 
 
 @dataclass(frozen=True)
 class Workspace:
     cwd: str
     tmp_dir: str
+    home: str
     base: str
+
+    @property
+    def config_dir(self) -> str:
+        """The CLI's CLAUDE_CONFIG_DIR, private to this job."""
+        return os.path.join(self.home, ".claude")
 
     def write_file(self, name: str, content: bytes) -> str:
         """A file of the job's own (outside the CLI's working directory); returns its path."""
@@ -27,26 +60,97 @@ class Workspace:
         return path
 
 
-def remove_stale_workspaces(root: str | None, *, older_than_s: float) -> int:
-    """Job dirs no live job can own any more (their worker was killed): removed at start-up."""
-    base = root or tempfile.gettempdir()
-    cutoff = time.time() - older_than_s
+def private_directory(path: str) -> str:
+    """`path` created if needed, owned by us and mode 0700 (a looser one is tightened)."""
+    os.makedirs(path, mode=_PRIVATE, exist_ok=True)
+    info = os.stat(path)
+    if info.st_uid != os.getuid():
+        raise PermissionError(f"{path} belongs to another user; choose another work root")
+    if info.st_mode & 0o777 != _PRIVATE:
+        os.chmod(path, _PRIVATE)
+    return path
+
+
+class WorkerDirectory:
+    """This worker's directory under the work root, locked for as long as the worker lives."""
+
+    def __init__(self, path: str, lock_fd: int) -> None:
+        self.path = path
+        self._lock_fd = lock_fd
+
+    @classmethod
+    def create(cls, work_root: str, worker_id: str) -> WorkerDirectory:
+        root = private_directory(work_root)
+        # Locked before it gets the name a sweeper looks for.
+        staging = tempfile.mkdtemp(prefix=_NEW_PREFIX, dir=root)
+        lock_fd = os.open(os.path.join(staging, _LOCK_NAME), os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        path = os.path.join(root, f"{_WORKER_PREFIX}{worker_id}")
+        os.rename(staging, path)
+        return cls(path, lock_fd)
+
+    def close(self) -> None:
+        """Remove the directory and let the lock go (at shutdown)."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.close(self._lock_fd)
+
+
+def remove_dead_workers(work_root: str) -> int:
+    """Remove the directories of workers that are gone (their lock is free); how many."""
+    try:
+        entries = list(os.scandir(work_root))
+    except FileNotFoundError:
+        return 0
     removed = 0
-    for entry in os.scandir(base):
-        if entry.name.startswith(_PREFIX) and entry.is_dir() and entry.stat().st_mtime < cutoff:
-            shutil.rmtree(entry.path, ignore_errors=True)
-            removed += 1
+    for entry in entries:
+        if entry.name.startswith(_WORKER_PREFIX) and entry.is_dir(follow_symlinks=False):
+            removed += _remove_if_unlocked(entry.path)
     return removed
 
 
-@contextmanager
-def job_workspace(root: str | None, job_id: str) -> Iterator[Workspace]:
-    base = tempfile.mkdtemp(prefix=f"{_PREFIX}{job_id[:16]}-", dir=root or None)
+def _remove_if_unlocked(path: str) -> int:
     try:
-        cwd = os.path.join(base, "work")
-        tmp_dir = os.path.join(base, "tmp")
-        os.mkdir(cwd)
-        os.mkdir(tmp_dir)
-        yield Workspace(cwd=cwd, tmp_dir=tmp_dir, base=base)
+        lock_fd = os.open(os.path.join(path, _LOCK_NAME), os.O_RDWR)
+    except FileNotFoundError:
+        shutil.rmtree(path, ignore_errors=True)  # half removed already
+        return 1
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock_fd)
+        return 0  # its worker lives
+    try:
+        shutil.rmtree(path, ignore_errors=True)
+    finally:
+        os.close(lock_fd)
+    logger.info("removed the files of a dead worker: %s", os.path.basename(path))
+    return 1
+
+
+async def sweep_forever(work_root: str, *, interval_s: float) -> None:
+    """Remove dead workers' files every `interval_s` (a worker killed beside this one)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await asyncio.to_thread(remove_dead_workers, work_root)
+        except OSError:
+            logger.exception("sweeping the work root failed")
+
+
+@contextmanager
+def job_workspace(root: str, job_id: str) -> Iterator[Workspace]:
+    """Fresh, empty directories for one CLI run under `root` (its worker's directory)."""
+    base = tempfile.mkdtemp(prefix=f"job-{job_id[:16]}-", dir=root)
+    try:
+        workspace = Workspace(
+            cwd=os.path.join(base, "work"),
+            tmp_dir=os.path.join(base, "tmp"),
+            home=os.path.join(base, "home"),
+            base=base,
+        )
+        for path in (workspace.cwd, workspace.tmp_dir, workspace.home, workspace.config_dir):
+            os.mkdir(path, _PRIVATE)
+        yield workspace
     finally:
         shutil.rmtree(base, ignore_errors=True)

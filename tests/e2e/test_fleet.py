@@ -218,6 +218,7 @@ def test_ccfleet_up_starts_one_worker_per_account_and_stops_them_all(
             "bob": "sk-ant-oat01-bob",
         }
         assert not any("ANTHROPIC_API_KEY" in e for e in workers)
+        assert not any("BOB_TOKEN" in e for e in workers), "no account's source variable"
         assert_stops_with_all_its_children(up)
     finally:
         up.stop()

@@ -171,12 +171,13 @@ def parent_pid(pid: int) -> int:
 
 def stack_clis(stack: Stack) -> list[int]:
     """This stack's CLI processes, orphans included: other test sessions may share the
-    machine and the binary, so they are told apart by the CLAUDE_CONFIG_DIR workers pass on."""
-    marker = f"CLAUDE_CONFIG_DIR={stack.root / 'claude-config'}".encode()
+    machine and the binary, so they are told apart by their HOME, under the stack's work root."""
+    marker = f"HOME={stack.root / 'work'}/".encode()
     pids = []
     for pid in cli_processes(stack.claude_bin):
         with contextlib.suppress(OSError):
-            if marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            if any(entry.startswith(marker) for entry in environ):
                 pids.append(pid)
     return pids
 

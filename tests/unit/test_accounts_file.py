@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from ccfleet.accounts_file import AccountsFileError, WorkerAccount, load_accounts, parse_accounts
+from ccfleet.accounts_file import (
+    AccountsFileError,
+    WorkerAccount,
+    load_accounts,
+    parse_accounts,
+    worker_environments,
+)
 
 SOURCE = Path("/etc/ccfleet/accounts.toml")
 SECRET = "sk-ant-oat01-very-secret"
@@ -93,6 +99,29 @@ def test_an_oauth_worker_gets_its_token_and_no_other_login() -> None:
         "CCFLEET_WORKER_SLOTS": "2",
     }
     assert "ANTHROPIC_API_KEY" in base  # the caller's mapping is left alone
+
+
+def test_no_worker_inherits_the_variables_other_accounts_are_read_from() -> None:
+    text = (
+        '[[account]]\nname = "alice"\noauth_token_env = "ALICE_TOKEN"\n'
+        '[[account]]\nname = "bob"\napi_key_env = "BOB_KEY"\n'
+        '[[account]]\nname = "carol"\nconfig_dir = "/"\n'
+    )
+    base = {
+        "PATH": "/usr/bin",
+        "ALICE_TOKEN": "sk-ant-oat01-alice",
+        "BOB_KEY": "sk-ant-api03-bob",
+        "CLAUDE_CONFIG_DIR": "/home/me/.claude",
+    }
+    alice, bob, carol = worker_environments(parse(text, base), base)
+    assert alice == {**labelled("alice"), "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-alice"}
+    assert bob == {**labelled("bob"), "ANTHROPIC_API_KEY": "sk-ant-api03-bob"}
+    assert carol == {**labelled("carol"), "CLAUDE_CONFIG_DIR": "/"}
+
+
+def labelled(name: str) -> dict[str, str]:
+    """What every worker of these tests gets besides its login."""
+    return {"PATH": "/usr/bin", "CCFLEET_ACCOUNT": name, "CCFLEET_WORKER_SLOTS": "2"}
 
 
 def test_an_api_key_worker_gets_no_oauth_token() -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import time
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,16 +16,11 @@ from worker.cli_command import (
     stdin_lines,
     uses_api_key,
 )
-from worker.workspace import job_workspace, remove_stale_workspaces
 
 KEPT = {
-    "ANTHROPIC_API_KEY": "sk-ant-api03-secret",
     "ANTHROPIC_BASE_URL": "http://127.0.0.1:9999",
-    "CLAUDE_CONFIG_DIR": "/accounts/a1",
-    "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-token",
     "DISABLE_AUTOUPDATER": "1",
     "PATH": "/usr/local/bin:/usr/bin",
-    "HOME": "/home/worker",
     "TZ": "UTC",
     "LANG": "C.UTF-8",
     "LC_ALL": "C.UTF-8",
@@ -47,6 +39,12 @@ DROPPED = {
     "VIRTUAL_ENV": "/work/main/.venv",
     "NODE_OPTIONS": "--inspect",
     "TMPDIR": "/shared/tmp",
+    # Logins: the worker adds its own account's (worker/account_login.py); each job has a HOME.
+    "ANTHROPIC_API_KEY": "sk-ant-api03-secret",
+    "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-token",
+    "ANTHROPIC_AUTH_TOKEN": "bearer-secret",
+    "CLAUDE_CONFIG_DIR": "/accounts/a1",
+    "HOME": "/home/worker",
 }
 
 
@@ -86,12 +84,16 @@ def test_cli_environment_forces_the_fixed_settings_over_the_base() -> None:
     for name, value in FORCED_ENV.items():
         assert env[name] == value
     assert env["CLAUDE_CODE_MAX_RETRIES"] == "0"
-    assert env["ANTHROPIC_API_KEY"] == KEPT["ANTHROPIC_API_KEY"]
+    assert env["CLAUDE_CODE_DISABLE_FILE_MENTIONS"] == "1"
+    assert env["ANTHROPIC_BASE_URL"] == KEPT["ANTHROPIC_BASE_URL"]
 
 
-def test_cli_environment_points_tmpdir_at_the_job_directory() -> None:
-    env = cli_environment({**KEPT, "TMPDIR": "/shared/tmp"}, "/jobs/job_1/tmp")
+def test_cli_environment_points_tmpdir_home_and_config_at_the_job_directory() -> None:
+    base = {**KEPT, "TMPDIR": "/shared/tmp", "HOME": "/w", "CLAUDE_CONFIG_DIR": "/w"}
+    env = cli_environment(base, "/jobs/job_1/tmp", home="/jobs/job_1/home")
     assert env["TMPDIR"] == "/jobs/job_1/tmp"
+    assert env["HOME"] == "/jobs/job_1/home"
+    assert env["CLAUDE_CONFIG_DIR"] == "/jobs/job_1/home/.claude"
 
 
 def test_an_api_key_account_is_told_apart_from_an_oauth_one() -> None:
@@ -130,6 +132,13 @@ def test_argv_system_prompt_is_empty_without_a_system() -> None:
 @pytest.mark.parametrize("bare", [True, False])
 def test_argv_has_bare_only_when_asked(bare: bool) -> None:
     assert ("--bare" in cli_argv("claude", request(), bare=bare)) is bare
+
+
+@pytest.mark.parametrize("bare", [True, False])
+def test_argv_loads_no_setting_source_and_no_slash_command(bare: bool) -> None:
+    argv = cli_argv("claude", request(), bare=bare)
+    assert option(argv, "--setting-sources") == ""
+    assert "--disable-slash-commands" in argv
 
 
 IMAGE = {
@@ -214,16 +223,38 @@ def test_message_content_passes_unchanged() -> None:
     assert contents == [message["content"] for message in CONVERSATION]
 
 
-def test_stale_job_workspaces_are_removed_and_fresh_ones_and_others_kept(tmp_path: Path) -> None:
-    with job_workspace(str(tmp_path), "job_fresh") as fresh:
-        stale = tmp_path / "ccfleet-work-job_old-x"
-        stale.mkdir()
-        other = tmp_path / "ccfleet-up-redis"
-        other.mkdir()
-        hour_ago = time.time() - 3600
-        for path in (stale, other):
-            os.utime(path, (hour_ago, hour_ago))
-        assert remove_stale_workspaces(str(tmp_path), older_than_s=600) == 1
-        assert not stale.exists()
-        assert other.exists()
-        assert os.path.isdir(fresh.cwd)
+def _sent_contents(messages: list[dict[str, Any]]) -> list[Any]:
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": messages}
+    lines = stdin_lines(MessagesRequest.model_validate(body))
+    return [parsed(line.payload)["message"]["content"] for line in lines]
+
+
+def test_a_text_ending_a_user_turn_with_a_slash_is_split_after_the_slash() -> None:
+    cached = {"type": "ephemeral"}
+    contents = _sent_contents(
+        [
+            {"role": "user", "content": "/heapdump"},
+            {"role": "assistant", "content": "/not-a-user-turn"},
+            {"role": "user", "content": [IMAGE, {"type": "text", "text": "/doctor x"}]},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": [{"type": "text", "text": "/a", "cache_control": cached}]},
+        ]
+    )
+    assert contents == [
+        [{"type": "text", "text": "/"}, {"type": "text", "text": "heapdump"}],
+        "/not-a-user-turn",
+        [IMAGE, {"type": "text", "text": "/"}, {"type": "text", "text": "doctor x"}],
+        "ok",
+        [{"type": "text", "text": "/"}, {"type": "text", "text": "a", "cache_control": cached}],
+    ]
+
+
+def test_texts_the_cli_does_not_read_as_commands_pass_unchanged() -> None:
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": " /heapdump"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": [{"type": "text", "text": "/heapdump"}, IMAGE]},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "/"},
+    ]
+    assert _sent_contents(messages) == [m["content"] for m in messages]
