@@ -136,6 +136,7 @@ class JobQueue:
             pipe.zadd(abort_jobs_ss, {state.attempt_id: int(time.time() * 1000)})
             pipe.hset(keys.job_record(job_id), "status", "cancelled")
             pipe.zrem(keys.lane_waiting(state.lane), job_id)
+            pipe.publish(keys.queue_wake_channel(), b"abort")
             await pipe.execute()
 
     async def state(self, job_id: str) -> JobState | None:
@@ -222,6 +223,7 @@ class JobQueue:
         )
         if arq_job is None:
             raise Overloaded("Could not queue the request; try again.", retry_after_s=1)
+        await self._pool.publish(keys.queue_wake_channel(), b"queued")
 
 
 def _attempt_fields(job: JobRequest) -> dict[str, object]:

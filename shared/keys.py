@@ -43,3 +43,8 @@ def job_record(job_id: str) -> str:
 def job_readers(job_id: str) -> str:
     """Count of relays currently attached to a job (a resumed stream adds one)."""
     return f"{PREFIX}:job:{job_id}:readers"
+
+
+def queue_wake_channel() -> str:
+    """Pub/sub channel that wakes idle workers when an attempt is queued or aborted."""
+    return f"{PREFIX}:queue:wake"

@@ -26,7 +26,17 @@ class Settings(BaseSettings):
     )
     worker_slots: int = Field(default=2, ge=1, description="Concurrent CLI processes per worker.")
     account: str = Field(default="default", description="Label of this worker's Claude account.")
-    worker_poll_delay_s: float = Field(default=0.01, gt=0)
+    worker_poll_delay_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Longest an idle worker waits between queue reads; a queued job, a cancel "
+        "or a freed slot wakes it at once.",
+    )
+    worker_wake_on_queue: bool = Field(
+        default=True,
+        description="Wake idle workers by pub/sub when a job is queued; off, they find work "
+        "only by reading the queue every CCFLEET_WORKER_POLL_DELAY_S.",
+    )
     job_timeout_s: float = Field(default=600.0, gt=0, description="Hard limit for one CLI run.")
     kill_grace_s: float = Field(default=0.5, ge=0, description="SIGTERM to SIGKILL grace.")
     job_max_tries: int = Field(

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from shared.jobs import AttemptId
 from worker.context import WorkerState
+from worker.queue_wakeup import QueueWakeup
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +27,15 @@ _REDIS_RETRY_S = 1.0
 
 
 class FleetWorker(Worker):
-    def __init__(self, *, state: WorkerState, batch_slots: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self, *, state: WorkerState, batch_slots: int, wakeup: QueueWakeup, **kwargs: Any
+    ) -> None:
+        # arq's poll loop sleeps `poll_delay` between iterations; ours waits for a wake-up
+        # at the end of each iteration instead (worker/queue_wakeup.py), so arq's is zero.
+        super().__init__(poll_delay=0, **kwargs)
         self.state = state
         self.batch_slots = batch_slots
+        self.wakeup = wakeup
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         await super().start_jobs(self.admissible(job_ids))
@@ -60,6 +66,12 @@ class FleetWorker(Worker):
             logger.warning("redis unavailable (%s); retrying", type(exc).__name__)
             self._forget_finished_tasks()  # arq does it at the end of the iteration we cut
             await asyncio.sleep(_REDIS_RETRY_S)
+            return
+        await self.wakeup.wait()
+
+    def _release_sem_dec_counter_on_complete(self) -> None:
+        super()._release_sem_dec_counter_on_complete()
+        self.wakeup.wake()  # a free slot: look for waiting work now
 
     def _forget_finished_tasks(self) -> None:
         for job_id, task in list(self.tasks.items()):

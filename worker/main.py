@@ -24,6 +24,7 @@ from worker.context import WorkerContext, WorkerState
 from worker.fleet_worker import FleetWorker
 from worker.heartbeat import beat, beat_forever, unregister
 from worker.jobs import run_messages
+from worker.queue_wakeup import QueueWakeup
 from worker.workspace import remove_stale_workspaces
 
 _RESULT_KEEP_S = 300
@@ -46,6 +47,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         cli_version="",
         started_at_ms=int(time.time() * 1000),
     )
+    wakeup = QueueWakeup(idle_poll_s=settings.worker_poll_delay_s)
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         redis = ctx["redis"]
@@ -54,6 +56,8 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         queue = JobQueue(redis, queue_name=settings.queue_name, record_ttl_s=settings.journal_ttl_s)
         ctx["worker"] = WorkerContext(settings=settings, cli=cli, state=state, queue=queue)
         await beat(redis, state, ttl_s=settings.heartbeat_ttl_s)
+        if settings.worker_wake_on_queue:
+            wakeup.start(redis)
         ctx["heartbeat"] = asyncio.create_task(
             beat_forever(
                 redis,
@@ -65,6 +69,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         )
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
+        await wakeup.stop()
         task: asyncio.Task[None] | None = ctx.pop("heartbeat", None)
         if task is not None:
             task.cancel()
@@ -82,7 +87,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         max_jobs=settings.worker_slots,
         job_timeout=settings.job_timeout_s + 30,
         keep_result=_RESULT_KEEP_S,
-        poll_delay=settings.worker_poll_delay_s,
+        wakeup=wakeup,
         allow_abort_jobs=True,
         job_completion_wait=int(settings.worker_drain_s),
         job_serializer=arq_codec.serialize,
