@@ -34,6 +34,9 @@ class WorkerInfo(BaseModel):
     last_error: str = ""
     started_at_ms: int = 0
     beat_at_ms: int = 0
+    ready_clis: int = 0  # CLIs started ahead and waiting for a request
+    ready_hits: int = 0  # requests served by a ready CLI since the worker started
+    ready_misses: int = 0  # requests that started their CLI cold
 
 
 class AccountInfo(BaseModel):

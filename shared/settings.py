@@ -52,6 +52,18 @@ class Settings(BaseSettings):
     worker_drain_s: float = Field(
         default=300.0, ge=0, description="SIGTERM: time running jobs get to finish."
     )
+    prewarm_clis: int = Field(
+        default=2,
+        ge=0,
+        description="Ready CLI processes a worker keeps for the request shapes most asked for "
+        "lately (each holds ~190 MB); 0 starts every CLI cold.",
+    )
+    prewarm_idle_s: float = Field(
+        default=600.0, gt=0, description="A ready CLI unused this long is replaced."
+    )
+    prewarm_demand_window_s: float = Field(
+        default=900.0, gt=0, description="Requests this recent decide which shapes are kept ready."
+    )
     work_root: str = Field(default="", description="Where per-job dirs go; empty: system temp.")
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     heartbeat_ttl_s: float = Field(default=10.0, gt=0)

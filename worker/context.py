@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shared.job_queue import JobQueue
 from shared.settings import Settings
-from worker.answer import CliConfig
+from worker.cli_config import CliConfig
+from worker.cli_pool import CliPool, PoolStats
 
 
 @dataclass
@@ -27,6 +28,7 @@ class WorkerState:
     cooling_until: float = 0.0
     last_error: str = ""
     started_at_ms: int = 0
+    ready_clis: PoolStats = field(default_factory=PoolStats)
 
     @property
     def cooling(self) -> bool:
@@ -56,3 +58,4 @@ class WorkerContext:
     cli: CliConfig
     state: WorkerState
     queue: JobQueue
+    pool: CliPool | None = None  # ready CLIs; None when CCFLEET_PREWARM_CLIS is 0

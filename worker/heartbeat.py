@@ -33,6 +33,9 @@ async def beat(redis: Redis, state: WorkerState, *, ttl_s: float) -> None:
                 "cli_version": state.cli_version,
                 "last_error": state.last_error,
                 "started_at_ms": state.started_at_ms,
+                "ready_clis": state.ready_clis.ready,
+                "ready_hits": state.ready_clis.hits,
+                "ready_misses": state.ready_clis.misses,
                 "beat_at_ms": now_ms,
             },
         )

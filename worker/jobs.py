@@ -56,7 +56,7 @@ async def _answer(
     logger.info("attempt %d started %d ms after submission", job.attempt, wait_ms)
     started = time.monotonic()
     try:
-        await answer_with_cli(job.request, job.job_id, publisher, worker.cli)
+        await answer_with_cli(job.request, job.job_id, publisher, worker.cli, worker.pool)
     except AccountLimitReached as limit:
         await _cool_account(worker, limit, ctx)
         fleet = await read_fleet(ctx["redis"], heartbeat_ttl_s=worker.settings.heartbeat_ttl_s)

@@ -17,8 +17,9 @@ from shared import arq_codec
 from shared.job_queue import JobQueue
 from shared.jobs import RUN_MESSAGES_JOB
 from shared.settings import Settings
-from worker.answer import CliConfig
 from worker.cli_command import cli_base_environment
+from worker.cli_config import CliConfig
+from worker.cli_pool import CliPool
 from worker.cli_version import read_cli_version
 from worker.context import WorkerContext, WorkerState
 from worker.fleet_worker import FleetWorker
@@ -54,7 +55,12 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         state.cli_version = await read_cli_version(cli.claude_bin, cli.base_env)
         remove_stale_workspaces(cli.work_root, older_than_s=settings.job_timeout_s + 60)
         queue = JobQueue(redis, queue_name=settings.queue_name, record_ttl_s=settings.journal_ttl_s)
-        ctx["worker"] = WorkerContext(settings=settings, cli=cli, state=state, queue=queue)
+        pool = _ready_cli_pool(settings, cli, state)
+        ctx["worker"] = WorkerContext(
+            settings=settings, cli=cli, state=state, queue=queue, pool=pool
+        )
+        if pool is not None:
+            ctx["pool_task"] = asyncio.create_task(pool.run(), name="ready-cli-pool")
         await beat(redis, state, ttl_s=settings.heartbeat_ttl_s)
         if settings.worker_wake_on_queue:
             wakeup.start(redis)
@@ -70,6 +76,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         await wakeup.stop()
+        await _stop_pool(ctx)
         task: asyncio.Task[None] | None = ctx.pop("heartbeat", None)
         if task is not None:
             task.cancel()
@@ -95,6 +102,30 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         on_startup=on_startup,
         on_shutdown=on_shutdown,
     )
+
+
+def _ready_cli_pool(settings: Settings, cli: CliConfig, state: WorkerState) -> CliPool | None:
+    if settings.prewarm_clis == 0:
+        return None
+    return CliPool(
+        cli,
+        max_ready=settings.prewarm_clis,
+        idle_s=settings.prewarm_idle_s,
+        demand_window_s=settings.prewarm_demand_window_s,
+        stats=state.ready_clis,
+    )
+
+
+async def _stop_pool(ctx: dict[str, Any]) -> None:
+    """Ready CLIs end with their worker: none may be left behind."""
+    task: asyncio.Task[None] | None = ctx.pop("pool_task", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    worker: WorkerContext | None = ctx.get("worker")
+    if worker is not None and worker.pool is not None:
+        await worker.pool.close()
 
 
 def run_worker(settings: Settings) -> None:

@@ -39,14 +39,24 @@ def remove_stale_workspaces(root: str | None, *, older_than_s: float) -> int:
     return removed
 
 
+def create_workspace(root: str | None, label: str) -> Workspace:
+    """A new private directory with an empty `work` (the CLI's cwd) and `tmp` (its TMPDIR)."""
+    base = tempfile.mkdtemp(prefix=f"{_PREFIX}{label[:16]}-", dir=root or None)
+    cwd = os.path.join(base, "work")
+    tmp_dir = os.path.join(base, "tmp")
+    os.mkdir(cwd)
+    os.mkdir(tmp_dir)
+    return Workspace(cwd=cwd, tmp_dir=tmp_dir, base=base)
+
+
+def remove_workspace(workspace: Workspace) -> None:
+    shutil.rmtree(workspace.base, ignore_errors=True)
+
+
 @contextmanager
 def job_workspace(root: str | None, job_id: str) -> Iterator[Workspace]:
-    base = tempfile.mkdtemp(prefix=f"{_PREFIX}{job_id[:16]}-", dir=root or None)
+    workspace = create_workspace(root, job_id)
     try:
-        cwd = os.path.join(base, "work")
-        tmp_dir = os.path.join(base, "tmp")
-        os.mkdir(cwd)
-        os.mkdir(tmp_dir)
-        yield Workspace(cwd=cwd, tmp_dir=tmp_dir, base=base)
+        yield workspace
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        remove_workspace(workspace)

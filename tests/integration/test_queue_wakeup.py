@@ -24,8 +24,10 @@ async def test_a_publish_on_the_wake_channel_ends_an_idle_wait(redis: Redis) -> 
     wakeup = QueueWakeup(idle_poll_s=60)
     wakeup.start(redis)
     try:
-        while not (await redis.pubsub_numsub(keys.queue_wake_channel()))[0][1]:
-            await asyncio.sleep(0.01)  # until the listener has subscribed
+        async with asyncio.timeout(10):
+            # Redis state, not ours: no event to wait on, so poll until the listener subscribed.
+            while not (await redis.pubsub_numsub(keys.queue_wake_channel()))[0][1]:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
         await redis.publish(keys.queue_wake_channel(), b"queued")
         await asyncio.wait_for(wakeup.wait(), timeout=10)
     finally:
