@@ -12,6 +12,7 @@ from api.detached import DetachedJobs
 from api.job_reader import JobReader
 from api.job_watch import JobWatch
 from api.relay import JobRelay
+from shared.conversation import preferred_account
 from shared.errors import InvalidRequest, NotFound
 from shared.fleet import Lane, all_cooling_error, read_fleet
 from shared.job_queue import JobQueue
@@ -35,9 +36,8 @@ class FrontEnd:
     async def start_job(self, body: MessagesRequest, request: Request) -> JobRelay:
         """Admit and queue a request, and attach a relay to its job."""
         lane = lane_of(request)
-        error = all_cooling_error(
-            await read_fleet(self.redis, heartbeat_ttl_s=self.settings.heartbeat_ttl_s)
-        )
+        fleet = await read_fleet(self.redis, heartbeat_ttl_s=self.settings.heartbeat_ttl_s)
+        error = all_cooling_error(fleet)
         if error is not None:
             raise error
         limit = (
@@ -46,7 +46,12 @@ class FrontEnd:
             else self.settings.batch_max_waiting
         )
         job = await self.queue.submit(
-            body, request_id=request_id_var.get() or "", lane=lane, lane_limit=limit
+            body,
+            request_id=request_id_var.get() or "",
+            lane=lane,
+            lane_limit=limit,
+            prefer_account=await preferred_account(self.redis, body, fleet),
+            prefer_for_ms=self.settings.affinity_wait_ms,
         )
         job_id_var.set(job.job_id)
         return await self.relay(job.job_id, request, after_seq=0)

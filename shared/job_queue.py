@@ -88,9 +88,17 @@ class JobQueue:
         self._advance_script = pool.register_script(_ADVANCE)
 
     async def submit(
-        self, request: MessagesRequest, *, request_id: str, lane: Lane, lane_limit: int
+        self,
+        request: MessagesRequest,
+        *,
+        request_id: str,
+        lane: Lane,
+        lane_limit: int,
+        prefer_account: str = "",
+        prefer_for_ms: int = 0,
     ) -> JobRequest:
-        """Queue a new job; a full lane is 529 overloaded_error."""
+        """Queue a new job; a full lane is 529 overloaded_error. `prefer_account`'s workers
+        get the job to themselves for `prefer_for_ms` (shared/conversation.py)."""
         await self._ensure_room(lane, lane_limit)
         now_ms = int(time.time() * 1000)
         head_start = INTERACTIVE_HEAD_START_MS if lane == "interactive" else 0
@@ -101,6 +109,8 @@ class JobQueue:
             enqueued_at_ms=now_ms,
             lane=lane,
             priority_ms=now_ms - head_start,
+            prefer_account=prefer_account,
+            prefer_until_ms=now_ms + prefer_for_ms if prefer_account else 0,
         )
         await self._write_record(job, payload=True)
         await self._enqueue(job)
@@ -109,7 +119,12 @@ class JobQueue:
     async def requeue(self, job: JobRequest, *, avoid_accounts: list[str]) -> JobRequest | None:
         """Queue the next attempt of `job`, unless another attempt has taken over already."""
         following = job.model_copy(
-            update={"attempt": job.attempt + 1, "avoid_accounts": sorted(set(avoid_accounts))}
+            update={
+                "attempt": job.attempt + 1,
+                "avoid_accounts": sorted(set(avoid_accounts)),
+                "prefer_account": "",  # a retry goes to whichever account can take it
+                "prefer_until_ms": 0,
+            }
         )
         if not await self._advance(job, following):
             return None
@@ -233,4 +248,6 @@ def _attempt_fields(job: JobRequest) -> dict[str, object]:
         "priority_ms": job.priority_ms,
         "attempt": job.attempt,
         "avoid_accounts": job.avoid_accounts,
+        "prefer_account": job.prefer_account,
+        "prefer_until_ms": job.prefer_until_ms,
     }

@@ -48,3 +48,8 @@ def job_readers(job_id: str) -> str:
 def queue_wake_channel() -> str:
     """Pub/sub channel that wakes idle workers when an attempt is queued or aborted."""
     return f"{PREFIX}:queue:wake"
+
+
+def conversation_account(conversation_key: str) -> str:
+    """The account that served a conversation's latest turn (shared/conversation.py)."""
+    return f"{PREFIX}:conversation:{conversation_key}:account"

@@ -89,6 +89,16 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="SIGTERM: time to finish streams."
     )
 
+    # both: conversation affinity (shared/conversation.py)
+    affinity_wait_ms: int = Field(
+        default=500,
+        ge=0,
+        description="Head start a conversation's account gets on its next turn; 0: no affinity.",
+    )
+    affinity_ttl_s: int = Field(
+        default=3600, ge=1, description="How long a conversation's account is remembered."
+    )
+
     # both
     redis_outage_s: float = Field(
         default=30.0, ge=0, description="How long a Redis outage is waited out before failing."

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from signal import Signals
 from typing import Any
 
@@ -47,9 +48,14 @@ class FleetWorker(Worker):
             1 for job_id, task in self.tasks.items() if job_id.startswith("b|") and not task.done()
         )
         chosen = []
+        now_ms = int(time.time() * 1000)
         for raw in job_ids:
             attempt = AttemptId.parse(raw.decode())
             if attempt is not None and self.state.account in attempt.avoid_accounts:
+                continue
+            if attempt is not None and attempt.held_for_another(self.state.account, now_ms):
+                # Look again when the head start runs out (nothing else wakes us for it).
+                self.wakeup.wake_at(attempt.prefer_until_ms / 1000)
                 continue
             if attempt is not None and attempt.lane == "batch":
                 if running_batch >= self.batch_slots:

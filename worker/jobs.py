@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+from shared.conversation import remember_account
 from shared.errors import AccountLimitReached, CliFailed, FleetError, Overloaded
 from shared.fleet import FleetSnapshot, all_cooling_error, read_fleet, set_account_cooling
 from shared.jobs import JobRequest
@@ -33,6 +34,10 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
     if not await worker.queue.start(job, worker.state.worker_id):
         logger.info("attempt %d is stale or cancelled; skipped", job.attempt)
         return
+    if worker.settings.affinity_wait_ms:
+        await remember_account(
+            ctx["redis"], job.request, worker.state.account, ttl_s=worker.settings.affinity_ttl_s
+        )
     publisher = ChunkPublisher(
         ctx["redis"],
         job.job_id,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -28,15 +29,23 @@ class QueueWakeup:
     def __init__(self, *, idle_poll_s: float) -> None:
         self.idle_poll_s = idle_poll_s
         self._event = asyncio.Event()
+        self._wake_at = float("inf")
         self._listener: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         self._event.set()
 
+    def wake_at(self, epoch_s: float) -> None:
+        """Make the next wait end by this time at the latest."""
+        self._wake_at = min(self._wake_at, epoch_s)
+
     async def wait(self) -> None:
-        """Until woken, or `idle_poll_s` at most; a wake that came in meanwhile counts."""
+        """Until woken, `wake_at`, or `idle_poll_s` at most; a wake that came in meanwhile
+        counts."""
+        timeout_s = min(self.idle_poll_s, max(0.0, self._wake_at - time.time()))
+        self._wake_at = float("inf")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), self.idle_poll_s)
+            await asyncio.wait_for(self._event.wait(), timeout_s)
         self._event.clear()
 
     def start(self, redis: Redis) -> None:
