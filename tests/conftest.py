@@ -88,6 +88,9 @@ class Stack:
             "CCFLEET_WORKER_SLOTS": "2",
             "CCFLEET_PING_INTERVAL_S": "1",
             "CCFLEET_HEARTBEAT_INTERVAL_S": "0.5",
+            # Many tests prove a kill path by finding no CLI process left; ready CLIs would
+            # be there by design. Tests of ready CLIs (and of both paths) turn them on.
+            "CCFLEET_PREWARM_CLIS": "0",
             "CCFLEET_LOG_LEVEL": "INFO",
             "ANTHROPIC_BASE_URL": self.upstream.url,
             # Like a Max account's `claude setup-token`: OAuth, so the CLI runs as it will in
