@@ -22,6 +22,7 @@ from api.job_reader import JobReader
 from api.job_watch import JobWatch
 from api.relay import JobRelay
 from shared.client_keys import ClientKey, KeyStore
+from shared.conversation import preferred_account
 from shared.errors import InvalidRequest, NotFound, PermissionDenied
 from shared.fleet import Lane, admission_error, read_fleet
 from shared.job_queue import JobQueue
@@ -58,9 +59,8 @@ class FrontEnd:
         request_id = request_id_var.get() or ""
         lease = await self._admit_key(key, lane, body.model, request_id)
         try:
-            error = admission_error(
-                await read_fleet(self.redis, heartbeat_ttl_s=self.settings.heartbeat_ttl_s)
-            )
+            fleet = await read_fleet(self.redis, heartbeat_ttl_s=self.settings.heartbeat_ttl_s)
+            error = admission_error(fleet)
             if error is not None:
                 raise error
             limit = (
@@ -75,6 +75,8 @@ class FrontEnd:
                 lane_limit=limit,
                 owner=stream_owner(body, request),
                 client_key=key.name if key else None,
+                prefer_account=await preferred_account(self.redis, body, fleet),
+                prefer_for_ms=self.settings.affinity_wait_ms,
             )
             job_id_var.set(job.job_id)
             return await self.relay(job.job_id, request, after_seq=0, lease=lease)

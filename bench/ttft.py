@@ -138,8 +138,9 @@ async def direct(claude_bin: str, base_env: dict[str, str], root: Path) -> Sampl
     request = MessagesRequest.model_validate(body(marker))
     first = end = None
     with job_workspace(str(root), marker[6:]) as workspace:
-        env = cc.cli_environment(base_env, workspace.tmp_dir, home=workspace.home)
-        argv = cc.cli_argv(claude_bin, request, bare=cc.uses_api_key(env))
+        shape = cc.spawn_shape(request, bare=cc.uses_api_key(base_env))
+        env = cc.cli_environment(base_env, workspace.tmp_dir, shape, home=workspace.home)
+        argv = cc.cli_argv(claude_bin, shape)
         t0 = time.perf_counter()
         async with CliProcess(argv, env=env, cwd=workspace.cwd, kill_grace_s=0.5) as proc:
             for line in cc.stdin_lines(request):  # one user line: no history to acknowledge
@@ -163,12 +164,25 @@ def parent_pid(pid: int) -> int:
         return -1
 
 
-async def settle(claude_bin: str, worker_pid: int) -> None:
-    """Let the worker's CLIs exit before the next run, so runs do not share the CPU."""
-    for _ in range(250):  # at most ~5 s
-        if all(parent_pid(pid) != worker_pid for pid in cli_processes(claude_bin)):
+def cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+async def settle(claude_bin: str, worker_pid: int, ready: int) -> None:
+    """Before the next run, so runs do not share the CPU: the worker's CLIs that answered have
+    exited, and the `ready` ones it keeps have finished starting (their CPU time stands still)."""
+    last: list[int] = []
+    for _ in range(100):  # at most ~10 s
+        await asyncio.sleep(0.1)
+        mine = [pid for pid in cli_processes(claude_bin) if parent_pid(pid) == worker_pid]
+        ticks = [cpu_ticks(pid) for pid in mine]
+        if len(mine) <= ready and ticks == last:
             return
-        await asyncio.sleep(0.02)
+        last = ticks
 
 
 async def measure(args: argparse.Namespace, url: str, base_env: dict[str, str], root: Path,
@@ -182,7 +196,7 @@ async def measure(args: argparse.Namespace, url: str, base_env: dict[str, str], 
         for index, width in enumerate(rounds):  # round 0 is the warm-up
             async with asyncio.timeout(RUN_TIMEOUT_S * 2):
                 a = await asyncio.gather(*(via_ccfleet(client, url) for _ in range(width)))
-                await settle(args.claude_bin, worker_pid)
+                await settle(args.claude_bin, worker_pid, args.prewarm)
                 b = await asyncio.gather(
                     *(direct(args.claude_bin, base_env, root) for _ in range(width))
                 )
@@ -191,6 +205,28 @@ async def measure(args: argparse.Namespace, url: str, base_env: dict[str, str], 
                 cli += b
                 print(f"{len(cli)}/{args.requests} pairs", file=sys.stderr, flush=True)
     return gateway, cli
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
+def ready_cli_report(redis_url: str, claude_bin: str, worker_pid: int) -> str:
+    """Hit rate from the worker's heartbeat; memory of the CLIs it keeps ready (RSS, idle)."""
+    client = redis_lib.Redis.from_url(redis_url)
+    try:
+        (worker_id,) = client.zrange(keys.workers_index(), 0, -1)
+        beat = client.hgetall(keys.worker_heartbeat(worker_id.decode()))
+    finally:
+        client.close()
+    hits, misses = int(beat[b"ready_hits"]), int(beat[b"ready_misses"])
+    ready = [pid for pid in cli_processes(claude_bin) if parent_pid(pid) == worker_pid]
+    memory = ", ".join(f"{rss_mb(pid):.0f} MB" for pid in ready) or "none ready"
+    rate = 100 * hits / max(1, hits + misses)
+    return f"ready CLIs: hit rate {rate:.0f} % ({hits} of {hits + misses}); RSS each: {memory}"
 
 
 def row(label: str, values: list[float]) -> str:
@@ -236,6 +272,7 @@ def main() -> None:
                         or shutil.which("claude") or "claude")  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=1, help="runs of a kind at once")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="bound on measuring")
+    parser.add_argument("--prewarm", type=int, default=1, help="CCFLEET_PREWARM_CLIS of the worker")
     args = parser.parse_args()
     if not (found := shutil.which(args.claude_bin)):
         parser.error(f"no claude CLI at {args.claude_bin!r}: give --claude-bin PATH")
@@ -256,6 +293,7 @@ def main() -> None:
             "LANG": "C.UTF-8", "CCFLEET_REDIS_URL": redis.url,
             "CCFLEET_CLAUDE_BIN": args.claude_bin,
             "CCFLEET_WORKER_SLOTS": str(max(2, args.concurrency)),
+            "CCFLEET_PREWARM_CLIS": str(args.prewarm),
             "CCFLEET_PING_INTERVAL_S": "1", "CCFLEET_HEARTBEAT_INTERVAL_S": "0.5",
             "CCFLEET_LOG_LEVEL": "INFO", "CCFLEET_AUTH": "off", "ANTHROPIC_BASE_URL": upstream.url,
             "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-fake",
@@ -276,6 +314,7 @@ def main() -> None:
         ).stdout.strip()  # fmt: skip
         gateway, cli = asyncio.run(measure(args, url, base_env, root, procs[0].pid))
         report(gateway, cli, version, args.concurrency, dispatch_ms(redis.url, gateway))
+        print(ready_cli_report(redis.url, args.claude_bin, procs[0].pid))
     except KeyboardInterrupt:
         print("\ninterrupted; cleaning up", file=sys.stderr)
     except Exception:

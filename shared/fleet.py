@@ -38,6 +38,9 @@ class WorkerInfo(BaseModel):
     started_at_ms: int = 0
     beat_at_ms: int = 0
     monthly_usd: float = 0.0  # its account's monthly budget (USD); 0: none
+    ready_clis: int = 0  # CLIs started ahead and waiting for a request
+    ready_hits: int = 0  # requests served by a ready CLI since the worker started
+    ready_misses: int = 0  # requests that started their CLI cold
 
 
 class AccountInfo(BaseModel):

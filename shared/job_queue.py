@@ -161,10 +161,14 @@ class JobQueue:
         lane_limit: int,
         owner: dict[str, str] | None = None,
         client_key: str | None = None,
+        prefer_account: str = "",
+        prefer_for_ms: int = 0,
     ) -> JobRequest:
         """Queue a new job; a full lane or a full Redis is 529 overloaded_error.
 
-        `owner` is kept in the record (small fields a resume must match, api/admission.py)."""
+        `owner` is kept in the record (small fields a resume must match, api/admission.py).
+        `prefer_account`'s workers get the job to themselves for `prefer_for_ms`
+        (shared/conversation.py)."""
         now_ms = int(time.time() * 1000)
         head_start = INTERACTIVE_HEAD_START_MS if lane == "interactive" else 0
         job = JobRequest(
@@ -175,6 +179,8 @@ class JobQueue:
             lane=lane,
             priority_ms=now_ms - head_start,
             client_key=client_key,
+            prefer_account=prefer_account,
+            prefer_until_ms=now_ms + prefer_for_ms if prefer_account else 0,
         )
         payload = job.model_dump_json(exclude_unset=True)
         arq_job = self._arq_job(job)
@@ -201,16 +207,23 @@ class JobQueue:
                 arq_job,
             )
             pipe.zadd(self._queue_name, {str(AttemptId.of(job)): job.priority_ms})
+            pipe.publish(keys.queue_wake_channel(), b"queued")  # idle workers wait for it
             await pipe.execute()
         return job
 
     async def requeue(self, job: JobRequest, *, avoid_accounts: list[str]) -> JobRequest | None:
         """Queue the next attempt of `job`, unless another attempt has taken over already."""
         following = job.model_copy(
-            update={"attempt": job.attempt + 1, "avoid_accounts": sorted(set(avoid_accounts))}
+            update={
+                "attempt": job.attempt + 1,
+                "avoid_accounts": sorted(set(avoid_accounts)),
+                "prefer_account": "",  # a retry goes to whichever account can take it
+                "prefer_until_ms": 0,
+            }
         )
         if not await self._advance(job, following):
             return None
+        await self._pool.publish(keys.queue_wake_channel(), b"queued")
         return following
 
     async def start(self, job: JobRequest, worker_id: str) -> bool:
@@ -243,6 +256,7 @@ class JobQueue:
             pipe.hdel(keys.job_record(job_id), "payload")
             pipe.expire(keys.job_record(job_id), self.lifetimes.ended_s())
             pipe.zrem(keys.lane_waiting(state.lane), job_id)
+            pipe.publish(keys.queue_wake_channel(), b"abort")
             await pipe.execute()
 
     async def state(self, job_id: str) -> JobState | None:
@@ -348,4 +362,6 @@ def _attempt_fields(job: JobRequest) -> dict[str, object]:
         "priority_ms": job.priority_ms,
         "attempt": job.attempt,
         "avoid_accounts": job.avoid_accounts,
+        "prefer_account": job.prefer_account,
+        "prefer_until_ms": job.prefer_until_ms,
     }

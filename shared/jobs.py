@@ -28,36 +28,63 @@ class JobRequest(BaseModel):
     attempt: int = 1
     avoid_accounts: list[str] = Field(default_factory=list)
     client_key: str | None = None  # the name of the client key it was sent with
+    # A head start for one account's workers until this time (shared/conversation.py).
+    prefer_account: str = ""
+    prefer_until_ms: int = 0
 
 
 @dataclass(frozen=True)
 class AttemptId:
-    """The arq job id of one attempt: `<lane initial>|<job id>|<attempt>|<avoided accounts>`.
+    """The arq job id of one attempt:
+    `<lane initial>|<job id>|<attempt>|<avoided accounts>|<preferred account>@<until ms>`.
 
     Workers choose what to start from the queue's ids alone (lane limits, accounts to
-    avoid), without reading each job, so that information lives in the id.
+    avoid, an account's head start), without reading each job, so that information lives in
+    the id.
     """
 
     lane: Lane
     job_id: str
     attempt: int
     avoid_accounts: tuple[str, ...] = ()
+    prefer_account: str = ""
+    prefer_until_ms: int = 0
 
     def __str__(self) -> str:
-        return f"{self.lane[0]}|{self.job_id}|{self.attempt}|{','.join(self.avoid_accounts)}"
+        avoid = ",".join(self.avoid_accounts)
+        prefer = f"{self.prefer_account}@{self.prefer_until_ms}" if self.prefer_account else ""
+        return f"{self.lane[0]}|{self.job_id}|{self.attempt}|{avoid}|{prefer}"
 
     @classmethod
     def of(cls, job: JobRequest) -> AttemptId:
-        return cls(job.lane, job.job_id, job.attempt, tuple(job.avoid_accounts))
+        return cls(
+            job.lane,
+            job.job_id,
+            job.attempt,
+            tuple(job.avoid_accounts),
+            job.prefer_account,
+            job.prefer_until_ms,
+        )
 
     @classmethod
     def parse(cls, raw: str) -> AttemptId | None:
         parts = raw.split("|")
-        if len(parts) != 4 or parts[0] not in ("i", "b") or not parts[2].isdigit():
+        if len(parts) not in (4, 5) or parts[0] not in ("i", "b") or not parts[2].isdigit():
             return None
         lane: Lane = "interactive" if parts[0] == "i" else "batch"
         avoid = tuple(name for name in parts[3].split(",") if name)
-        return cls(lane, parts[1], int(parts[2]), avoid)
+        prefer, _, until = (parts[4] if len(parts) == 5 else "").partition("@")
+        return cls(
+            lane, parts[1], int(parts[2]), avoid, prefer, int(until) if until.isdigit() else 0
+        )
+
+    def held_for_another(self, account: str, now_ms: int) -> bool:
+        """Another account has a head start on this attempt, and it has not run out."""
+        return (
+            bool(self.prefer_account)
+            and self.prefer_account != account
+            and (now_ms < self.prefer_until_ms)
+        )
 
 
 class Chunk(BaseModel):

@@ -83,3 +83,13 @@ def usage_day(day: str, dimension: str, name: str) -> str:
 def usage_day_names(day: str, dimension: str) -> str:
     """Set of the keys, accounts or models with counters on a day."""
     return f"{PREFIX}:usage:{day}:{dimension}"
+
+
+def queue_wake_channel() -> str:
+    """Pub/sub channel that wakes idle workers when an attempt is queued or aborted."""
+    return f"{PREFIX}:queue:wake"
+
+
+def conversation_account(conversation_key: str) -> str:
+    """The account that served a conversation's latest turn (shared/conversation.py)."""
+    return f"{PREFIX}:conversation:{conversation_key}:account"

@@ -29,7 +29,17 @@ class Settings(BaseSettings):
     )
     worker_slots: int = Field(default=2, ge=1, description="Concurrent CLI processes per worker.")
     account: str = Field(default="default", description="Label of this worker's Claude account.")
-    worker_poll_delay_s: float = Field(default=0.01, gt=0)
+    worker_poll_delay_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Longest an idle worker waits between queue reads; a queued job, a cancel "
+        "or a freed slot wakes it at once.",
+    )
+    worker_wake_on_queue: bool = Field(
+        default=True,
+        description="Wake idle workers by pub/sub when a job is queued; off, they find work "
+        "only by reading the queue every CCFLEET_WORKER_POLL_DELAY_S.",
+    )
     job_timeout_s: float = Field(default=600.0, gt=0, description="Hard limit for one CLI run.")
     kill_grace_s: float = Field(default=0.5, ge=0, description="SIGTERM to SIGKILL grace.")
     job_max_tries: int = Field(
@@ -52,6 +62,18 @@ class Settings(BaseSettings):
     )
     work_sweep_interval_s: float = Field(
         default=60.0, gt=0, description="How often a worker removes dead workers' files."
+    )
+    prewarm_clis: int = Field(
+        default=2,
+        ge=0,
+        description="Ready CLI processes a worker keeps for the request shapes most asked for "
+        "lately (each holds ~190 MB); 0 starts every CLI cold.",
+    )
+    prewarm_idle_s: float = Field(
+        default=600.0, gt=0, description="A ready CLI unused this long is replaced."
+    )
+    prewarm_demand_window_s: float = Field(
+        default=900.0, gt=0, description="Requests this recent decide which shapes are kept ready."
     )
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     heartbeat_ttl_s: float = Field(default=10.0, gt=0)
@@ -104,6 +126,16 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="Worker: the account cools once its month reaches this."
     )
     usage_retention_days: int = Field(default=400, ge=1, description="Ledger days kept.")
+
+    # both: conversation affinity (shared/conversation.py)
+    affinity_wait_ms: int = Field(
+        default=500,
+        ge=0,
+        description="Head start a conversation's account gets on its next turn; 0: no affinity.",
+    )
+    affinity_ttl_s: int = Field(
+        default=3600, ge=1, description="How long a conversation's account is remembered."
+    )
 
     # both
     redis_outage_s: float = Field(

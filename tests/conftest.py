@@ -88,6 +88,9 @@ class Stack:
             "CCFLEET_WORKER_SLOTS": "2",
             "CCFLEET_PING_INTERVAL_S": "1",
             "CCFLEET_HEARTBEAT_INTERVAL_S": "0.5",
+            # Many tests prove a kill path by finding no CLI process left; ready CLIs would
+            # be there by design. Tests of ready CLIs (and of both paths) turn them on.
+            "CCFLEET_PREWARM_CLIS": "0",
             "CCFLEET_LOG_LEVEL": "INFO",
             # Tests of other features run without client keys; tests/e2e/test_access.py turns
             # them on.

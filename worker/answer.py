@@ -3,44 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from shared.errors import CliFailed, JobTimedOut
 from shared.messages import MessagesRequest
-from worker.account_login import AccountLogin
 from worker.chunk_publisher import ChunkPublisher
 from worker.cli_command import (
     StdinLine,
     cli_argv,
     cli_environment,
+    control_lines,
+    spawn_shape,
     stdin_lines,
     uses_api_key,
 )
+from worker.cli_config import CliConfig
 from worker.cli_outcome import result_error
+from worker.cli_pool import CliPool
 from worker.cli_process import CliProcess
 from worker.client_tools import rename_for_client, tools_for_cli
 from worker.run_meter import RunMeter
 from worker.stop_sequences import StopSequenceCutter
-from worker.workspace import job_workspace
+from worker.workspace import job_workspace, remove_workspace
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CliConfig:
-    """How this worker runs the CLI."""
-
-    claude_bin: str
-    base_env: dict[str, str]
-    work_root: str  # this worker's own directory (worker/workspace.py)
-    timeout_s: float
-    kill_grace_s: float
-    login: AccountLogin = field(default_factory=AccountLogin)
 
 
 async def answer_with_cli(
@@ -48,23 +39,41 @@ async def answer_with_cli(
     job_id: str,
     publisher: ChunkPublisher,
     config: CliConfig,
+    *,
     meter: RunMeter | None = None,
+    pool: CliPool | None = None,
 ) -> None:
-    """Run the CLI for `request`; raises a FleetError when it does not answer completely.
-    `meter` learns what the run used, whether it answers or not."""
+    """Run the CLI for `request`, a ready one from `pool` when it has one of the request's
+    shape; raises a FleetError when it does not answer completely. `meter` learns what the
+    run used, whether it answers or not."""
     meter = meter or RunMeter()
     lines = stdin_lines(request)
-    with job_workspace(config.work_root, job_id) as workspace:
-        config.login.install(workspace.config_dir)
-        env = cli_environment(config.base_env, workspace.tmp_dir, request, home=workspace.home)
-        tools = tools_for_cli(request)
-        tools_file = workspace.write_file("tools.json", orjson.dumps(tools)) if tools else None
-        argv = cli_argv(config.claude_bin, request, bare=uses_api_key(env), tools_file=tools_file)
-        process = CliProcess(argv, env=env, cwd=workspace.cwd, kill_grace_s=config.kill_grace_s)
+    tools = tools_for_cli(request)
+    shape = spawn_shape(request, bare=uses_api_key(config.base_env))
+    warm = pool.take(shape) if pool is not None and not tools else None
+    with contextlib.ExitStack() as cleanup:
+        if warm is not None:
+            workspace = warm.workspace
+            cleanup.callback(remove_workspace, workspace)
+            process = warm.process
+            logger.info("cli from the ready pool pid=%s", process.pid)
+        else:
+            workspace = cleanup.enter_context(job_workspace(config.work_root, job_id))
+            config.login.install(workspace.config_dir)
+            tools_file = workspace.write_file("tools.json", orjson.dumps(tools)) if tools else None
+            process = CliProcess(
+                cli_argv(config.claude_bin, shape, tools_file=tools_file),
+                env=cli_environment(config.base_env, workspace.tmp_dir, shape, home=workspace.home),
+                cwd=workspace.cwd,
+                kill_grace_s=config.kill_grace_s,
+            )
+        # Before the workspace goes: a refreshed credential goes back to the account.
+        cleanup.callback(config.login.collect, workspace.config_dir)
         cutter = StopSequenceCutter(request.stop_sequences)
         try:
             meter.spawned_at = time.monotonic()
             async with asyncio.timeout(config.timeout_s), process:
+                await _configure(process, control_lines(request))
                 await _replay_history(process, lines[:-1], meter)
                 await process.write_line(lines[-1].payload)
                 process.close_stdin()  # the CLI exits after its answer only once stdin is closed
@@ -73,8 +82,24 @@ async def answer_with_cli(
                     await process.wait_exit(config.kill_grace_s)
         except TimeoutError as exc:
             raise JobTimedOut(f"The request ran past {config.timeout_s:.0f} s.") from exc
-        finally:
-            config.login.collect(workspace.config_dir)
+
+
+async def _configure(process: CliProcess, lines: list[bytes]) -> None:
+    """Control requests, each answered by its `control_response` before the next line."""
+    for line in lines:
+        await process.write_line(line)
+        response = await _next_control_response(process)
+        if response.get("subtype") != "success":
+            logger.error("cli refused a control request: %s", response.get("error"))
+            raise CliFailed("The Claude Code CLI refused its set-up.")
+
+
+async def _next_control_response(process: CliProcess) -> dict[str, Any]:
+    while (message := await process.read_message()) is not None:
+        if message.get("type") == "control_response":
+            response: dict[str, Any] = message.get("response") or {}
+            return response
+    raise CliFailed("The Claude Code CLI exited before it was set up.")
 
 
 async def _replay_history(process: CliProcess, lines: list[StdinLine], meter: RunMeter) -> None:

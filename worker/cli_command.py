@@ -63,10 +63,26 @@ def cli_base_environment(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class SpawnShape:
+    """What only a CLI's argv or environment can carry: a process started with one shape
+    serves any request of that shape (system prompt and thinking go in after spawn)."""
+
+    model: str
+    max_tokens: int
+    effort: str | None
+    bare: bool
+
+
+def spawn_shape(request: MessagesRequest, *, bare: bool) -> SpawnShape:
+    effort = request.output_config.effort if request.output_config is not None else None
+    return SpawnShape(model=request.model, max_tokens=request.max_tokens, effort=effort, bare=bare)
+
+
 def cli_environment(
     base: Mapping[str, str],
     tmp_dir: str,
-    request: MessagesRequest | None = None,
+    shape: SpawnShape | None = None,
     *,
     home: str | None = None,
 ) -> dict[str, str]:
@@ -74,20 +90,10 @@ def cli_environment(
     env = {**base, **FORCED_ENV, "TMPDIR": tmp_dir}
     if home is not None:
         env.update(HOME=home, CLAUDE_CONFIG_DIR=f"{home}/.claude")
-    if request is not None:
-        env.update(_token_limits(request))
+    if shape is not None:
+        # The CLI takes its output token limit only from its environment.
+        env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(shape.max_tokens)
     return env
-
-
-def _token_limits(request: MessagesRequest) -> dict[str, str]:
-    """max_tokens and the thinking budget, which the CLI takes only from its environment."""
-    limits = {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(request.max_tokens)}
-    thinking = request.thinking
-    if thinking is None or thinking.type == "disabled":
-        limits["MAX_THINKING_TOKENS"] = "0"
-    elif thinking.type == "enabled":
-        limits["MAX_THINKING_TOKENS"] = str(thinking.budget_tokens)
-    return limits
 
 
 def uses_api_key(env: Mapping[str, str]) -> bool:
@@ -95,11 +101,11 @@ def uses_api_key(env: Mapping[str, str]) -> bool:
     return bool(env.get("ANTHROPIC_API_KEY"))
 
 
-def cli_argv(
-    claude_bin: str, request: MessagesRequest, *, bare: bool, tools_file: str | None = None
-) -> list[str]:
+def cli_argv(claude_bin: str, shape: SpawnShape, *, tools_file: str | None = None) -> list[str]:
     """`bare` drops the CLI's own context reminders; the CLI allows it for API keys only.
-    `tools_file` holds the client's tools for the MCP server that shows them to the model."""
+    `tools_file` holds the client's tools for the MCP server that shows them to the model.
+    No client text goes on argv (any local user can read it there, and Linux caps one
+    argument at 128 KiB): the system prompt goes in over stdin (`control_lines`)."""
     argv = [
         claude_bin,
         "-p",
@@ -115,18 +121,41 @@ def cli_argv(
         # the host (measured: docs/measured-facts.md §7); --settings below still applies.
         "--setting-sources", "",
         "--disable-slash-commands",
-        "--model", request.model,
-        "--system-prompt", _system_prompt(request),
+        "--model", shape.model,
     ]  # fmt: skip
-    if bare:
+    if shape.bare:
         argv.append("--bare")
-    if request.output_config is not None and request.output_config.effort is not None:
-        argv += ["--effort", request.output_config.effort]
+    if shape.effort is not None:
+        argv += ["--effort", shape.effort]
     if tools_file is not None:
         argv += ["--mcp-config", mcp_config(tools_file)]
-        if not bare:
+        if not shape.bare:
             argv += ["--settings", defer_hook_settings()]
     return argv
+
+
+def control_lines(request: MessagesRequest) -> list[bytes]:
+    """Control requests that set up a started CLI for `request`, each to be answered by a
+    `control_response` before the next line: the system prompt (`initialize`) and the thinking
+    budget. A `set_model` would cost an extra upstream request, so the model is on argv."""
+    lines = [_control_line("initialize", {"systemPrompt": _system_prompt(request)})]
+    thinking = request.thinking
+    if thinking is None or thinking.type != "adaptive":  # adaptive is the CLI's own default
+        # Not asked for means none, as on the API; the CLI would think by default.
+        budget = (
+            thinking.budget_tokens if thinking is not None and thinking.type == "enabled" else 0
+        )
+        lines.append(_control_line("set_max_thinking_tokens", {"max_thinking_tokens": budget}))
+    return lines
+
+
+def _control_line(subtype: str, fields: dict[str, Any]) -> bytes:
+    body = {
+        "type": "control_request",
+        "request_id": subtype,
+        "request": {"subtype": subtype, **fields},
+    }
+    return orjson.dumps(body) + b"\n"
 
 
 def _system_prompt(request: MessagesRequest) -> str:

@@ -41,6 +41,12 @@ class CliProcess:
         self.started_at = 0.0
 
     async def __aenter__(self) -> CliProcess:
+        if self._proc is None:
+            await self.start()
+        return self
+
+    async def start(self) -> None:
+        """Spawn the CLI; `stop` (or leaving an `async with`) ends and reaps it."""
         self.started_at = time.monotonic()
         try:
             self._proc = await self._spawn()
@@ -48,7 +54,6 @@ class CliProcess:
             raise CliFailed(f"The Claude Code CLI could not be started ({exc.strerror}).") from exc
         self._stderr_task = asyncio.create_task(self._drain_stderr())
         logger.info("cli started pid=%s", self._proc.pid)
-        return self
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from shared.job_queue import JobQueue
 from shared.metrics import FleetMetrics
 from shared.settings import Settings
-from worker.answer import CliConfig
+from worker.cli_config import CliConfig
+from worker.cli_pool import CliPool, PoolStats
 
 
 @dataclass
@@ -31,6 +32,7 @@ class WorkerState:
     monthly_usd: float = 0.0  # the account's monthly budget; 0: none
     broken_reason: str = ""
     """Why this worker's CLI cannot serve (worker/cli_check.py); it takes no jobs meanwhile."""
+    ready_clis: PoolStats = field(default_factory=PoolStats)
 
     @property
     def cooling(self) -> bool:
@@ -63,3 +65,4 @@ class WorkerContext:
     state: WorkerState
     queue: JobQueue
     metrics: FleetMetrics = field(default_factory=FleetMetrics)
+    pool: CliPool | None = None  # ready CLIs; None when CCFLEET_PREWARM_CLIS is 0

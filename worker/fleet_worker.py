@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from signal import Signals
 from typing import Any
 
@@ -22,6 +23,7 @@ from redis.exceptions import RedisError
 from shared.jobs import AttemptId
 from worker.context import WorkerState
 from worker.heartbeat import read_account_cooldown
+from worker.queue_wakeup import QueueWakeup
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +31,15 @@ _REDIS_RETRY_S = 1.0
 
 
 class FleetWorker(Worker):
-    def __init__(self, *, state: WorkerState, batch_slots: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self, *, state: WorkerState, batch_slots: int, wakeup: QueueWakeup, **kwargs: Any
+    ) -> None:
+        # arq's poll loop sleeps `poll_delay` between iterations; ours waits for a wake-up
+        # at the end of each iteration instead (worker/queue_wakeup.py), so arq's is zero.
+        super().__init__(poll_delay=0, **kwargs)
         self.state = state
         self.batch_slots = batch_slots
+        self.wakeup = wakeup
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         chosen = self.admissible(job_ids)
@@ -49,9 +56,14 @@ class FleetWorker(Worker):
             1 for job_id, task in self.tasks.items() if job_id.startswith("b|") and not task.done()
         )
         chosen = []
+        now_ms = int(time.time() * 1000)
         for raw in job_ids:
             attempt = AttemptId.parse(raw.decode())
             if attempt is not None and self.state.account in attempt.avoid_accounts:
+                continue
+            if attempt is not None and attempt.held_for_another(self.state.account, now_ms):
+                # Look again when the head start runs out (nothing else wakes us for it).
+                self.wakeup.wake_at(attempt.prefer_until_ms / 1000)
                 continue
             if attempt is not None and attempt.lane == "batch":
                 if running_batch >= self.batch_slots:
@@ -68,6 +80,12 @@ class FleetWorker(Worker):
             logger.warning("redis unavailable (%s); retrying", type(exc).__name__)
             self._forget_finished_tasks()  # arq does it at the end of the iteration we cut
             await asyncio.sleep(_REDIS_RETRY_S)
+            return
+        await self.wakeup.wait()
+
+    def _release_sem_dec_counter_on_complete(self) -> None:
+        super()._release_sem_dec_counter_on_complete()
+        self.wakeup.wake()  # a free slot: look for waiting work now
 
     def _forget_finished_tasks(self) -> None:
         for job_id, task in list(self.tasks.items()):

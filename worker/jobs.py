@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any
 
+from shared.conversation import remember_account
 from shared.errors import AccountLimitReached, CliFailed, FleetError, Overloaded
 from shared.fleet import FleetSnapshot, all_cooling_error, read_fleet, set_account_cooling
 from shared.jobs import JobRequest
@@ -39,6 +40,10 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
     if not await worker.queue.start(job, worker.state.worker_id):
         logger.info("attempt %d is stale or cancelled; skipped", job.attempt)
         return
+    if worker.settings.affinity_wait_ms:
+        await remember_account(
+            ctx["redis"], job.request, worker.state.account, ttl_s=worker.settings.affinity_ttl_s
+        )
     publisher = ChunkPublisher(
         ctx["redis"],
         job.job_id,
@@ -77,7 +82,9 @@ async def _answer(
     worker.metrics.queue_wait.labels(lane=job.lane).observe(max(0, wait_ms) / 1000)
     started = time.monotonic()
     try:
-        await answer_with_cli(job.request, job.job_id, publisher, worker.cli, meter)
+        await answer_with_cli(
+            job.request, job.job_id, publisher, worker.cli, meter=meter, pool=worker.pool
+        )
     except AccountLimitReached as limit:
         await _cool_account(worker, limit, ctx)
         fleet = await read_fleet(ctx["redis"], heartbeat_ttl_s=worker.settings.heartbeat_ttl_s)

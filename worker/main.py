@@ -21,14 +21,16 @@ from shared.metrics import FleetMetrics
 from shared.settings import Settings
 from worker.account_login import AccountLogin
 from worker.accounting import check_budget_at_start
-from worker.answer import CliConfig
 from worker.cli_check import check_cli, check_cli_forever, record_check
 from worker.cli_command import cli_base_environment
+from worker.cli_config import CliConfig
+from worker.cli_pool import CliPool
 from worker.context import WorkerContext, WorkerState
 from worker.fleet_worker import FleetWorker
 from worker.heartbeat import beat, beat_forever, unregister
 from worker.jobs import run_messages
 from worker.metrics_server import MetricsServer
+from worker.queue_wakeup import QueueWakeup
 from worker.workspace import WorkerDirectory, remove_dead_workers, sweep_forever
 
 
@@ -74,18 +76,24 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
     )
     metrics = FleetMetrics()
     metrics_server = MetricsServer(metrics, port=settings.metrics_port)
+    wakeup = QueueWakeup(idle_poll_s=settings.worker_poll_delay_s)
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         redis = ctx["redis"]
         record_check(state, await check_cli(cli.claude_bin, cli.base_env))
         queue = JobQueue(redis, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings))
+        pool = _ready_cli_pool(settings, cli, state)
         worker = WorkerContext(
-            settings=settings, cli=cli, state=state, queue=queue, metrics=metrics
+            settings=settings, cli=cli, state=state, queue=queue, metrics=metrics, pool=pool
         )
         ctx["worker"] = worker
         metrics_server.start()
         await check_budget_at_start(worker, redis)
+        if pool is not None:
+            ctx["pool_task"] = asyncio.create_task(pool.run(), name="ready-cli-pool")
         await beat(redis, state, ttl_s=settings.heartbeat_ttl_s)
+        if settings.worker_wake_on_queue:
+            wakeup.start(redis)
         ctx["heartbeat"] = asyncio.create_task(
             beat_forever(
                 redis,
@@ -106,6 +114,8 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         )
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
+        await wakeup.stop()
+        await _stop_pool(ctx)
         for name in ("cli_check", "heartbeat", "sweeper"):
             task: asyncio.Task[None] | None = ctx.pop(name, None)
             if task is not None:
@@ -126,7 +136,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         max_jobs=settings.worker_slots,
         job_timeout=settings.job_timeout_s + 30,
         keep_result=0,  # nobody reads arq results; a kept one holds the whole request
-        poll_delay=settings.worker_poll_delay_s,
+        wakeup=wakeup,
         allow_abort_jobs=True,
         job_completion_wait=int(settings.worker_drain_s),
         job_serializer=arq_codec.serialize,
@@ -134,6 +144,30 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         on_startup=on_startup,
         on_shutdown=on_shutdown,
     )
+
+
+def _ready_cli_pool(settings: Settings, cli: CliConfig, state: WorkerState) -> CliPool | None:
+    if settings.prewarm_clis == 0:
+        return None
+    return CliPool(
+        cli,
+        max_ready=settings.prewarm_clis,
+        idle_s=settings.prewarm_idle_s,
+        demand_window_s=settings.prewarm_demand_window_s,
+        stats=state.ready_clis,
+    )
+
+
+async def _stop_pool(ctx: dict[str, Any]) -> None:
+    """Ready CLIs end with their worker: none may be left behind."""
+    task: asyncio.Task[None] | None = ctx.pop("pool_task", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    worker: WorkerContext | None = ctx.get("worker")
+    if worker is not None and worker.pool is not None:
+        await worker.pool.close()
 
 
 def run_worker(settings: Settings) -> None:

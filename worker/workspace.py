@@ -138,19 +138,28 @@ async def sweep_forever(work_root: str, *, interval_s: float) -> None:
             logger.exception("sweeping the work root failed")
 
 
+def create_workspace(root: str, label: str) -> Workspace:
+    """Fresh, empty private directories for one CLI run under `root` (its worker's directory)."""
+    base = tempfile.mkdtemp(prefix=f"job-{label[:16]}-", dir=root)
+    workspace = Workspace(
+        cwd=os.path.join(base, "work"),
+        tmp_dir=os.path.join(base, "tmp"),
+        home=os.path.join(base, "home"),
+        base=base,
+    )
+    for path in (workspace.cwd, workspace.tmp_dir, workspace.home, workspace.config_dir):
+        os.mkdir(path, _PRIVATE)
+    return workspace
+
+
+def remove_workspace(workspace: Workspace) -> None:
+    shutil.rmtree(workspace.base, ignore_errors=True)
+
+
 @contextmanager
 def job_workspace(root: str, job_id: str) -> Iterator[Workspace]:
-    """Fresh, empty directories for one CLI run under `root` (its worker's directory)."""
-    base = tempfile.mkdtemp(prefix=f"job-{job_id[:16]}-", dir=root)
+    workspace = create_workspace(root, job_id)
     try:
-        workspace = Workspace(
-            cwd=os.path.join(base, "work"),
-            tmp_dir=os.path.join(base, "tmp"),
-            home=os.path.join(base, "home"),
-            base=base,
-        )
-        for path in (workspace.cwd, workspace.tmp_dir, workspace.home, workspace.config_dir):
-            os.mkdir(path, _PRIVATE)
         yield workspace
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        remove_workspace(workspace)

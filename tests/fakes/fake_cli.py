@@ -4,7 +4,8 @@ Run it with `sys.executable tests/fakes/fake_cli.py [ignored CLI arguments]`. It
 stream-json lines as the real CLI does; its behaviour is chosen by environment variables:
 
 FAKE_CLI_MODE
-    answer          (default) Read stream-json lines from stdin. A user line with
+    answer          (default) Read stream-json lines from stdin. A control request gets a
+                    success `control_response`. A user line with
                     `"shouldQuery": false` is acknowledged with a `result` line; assistant lines
                     get no reply; the querying user line is answered with the JSON lines of the
                     file FAKE_CLI_OUTPUT (a complete "Hello" answer when unset). Then exit with
@@ -106,6 +107,10 @@ def answer() -> int:
         if not raw.strip():
             continue
         line = json.loads(raw)
+        if line.get("type") == "control_request":
+            response = {"subtype": "success", "request_id": line.get("request_id"), "response": {}}
+            emit({"type": "control_response", "response": response})
+            continue
         if line.get("type") != "user":
             continue
         if line.get("shouldQuery") is False:

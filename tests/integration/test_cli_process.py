@@ -26,8 +26,9 @@ from shared.jobs import Chunk
 from shared.messages import MessagesRequest
 from tests.fakes import fake_cli
 from tests.fakes.fake_cli import hello_answer, stream_event
-from worker.answer import CliConfig, answer_with_cli
+from worker.answer import answer_with_cli
 from worker.chunk_publisher import ChunkPublisher
+from worker.cli_config import CliConfig
 from worker.cli_process import CliProcess
 
 FAKE_CLI = Path(fake_cli.__file__)

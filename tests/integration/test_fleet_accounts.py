@@ -20,6 +20,8 @@ from tests.processes import http_ok, wait_until
 
 MODEL = "claude-sonnet-4-5"
 HELLO = [{"role": "user", "content": "Say hello."}]
+# A worker that is not woken by the queue and reads it every 3 s: others take work first.
+SLOW_TO_PICK_UP = {"CCFLEET_WORKER_WAKE_ON_QUEUE": "false", "CCFLEET_WORKER_POLL_DELAY_S": "3"}
 
 
 def limit_reply(resets_at: float) -> ErrorReply:
@@ -69,8 +71,8 @@ def test_an_account_at_its_limit_cools_until_the_reset_and_its_job_moves_to_anot
     make_stack: StackFactory,
 ) -> None:
     resets_at = time.time() + 3600
-    # alice polls every 10 ms, bob every 3 s: alice takes the first job.
-    stack = accounts_stack(make_stack, ("alice", {}), ("bob", {"CCFLEET_WORKER_POLL_DELAY_S": "3"}))
+    # alice is woken by the queue, bob reads it every 3 s: alice takes the first job.
+    stack = accounts_stack(make_stack, ("alice", {}), ("bob", SLOW_TO_PICK_UP))
 
     def answer(request: RecordedRequest) -> ErrorReply | TextReply:
         if token_of(request) == "token-alice":
@@ -121,7 +123,7 @@ def test_when_every_account_cools_clients_get_429_until_the_earliest_reset(
 def test_a_transient_upstream_error_is_retried_on_another_account(
     make_stack: StackFactory,
 ) -> None:
-    stack = accounts_stack(make_stack, ("alice", {}), ("bob", {"CCFLEET_WORKER_POLL_DELAY_S": "3"}))
+    stack = accounts_stack(make_stack, ("alice", {}), ("bob", SLOW_TO_PICK_UP))
 
     def answer(request: RecordedRequest) -> ErrorReply | TextReply:
         if token_of(request) == "token-alice":

@@ -22,8 +22,8 @@ from shared.job_queue import JobLifetimes, JobQueue
 from shared.jobs import AttemptId, Chunk, JobRequest
 from shared.messages import MessagesRequest
 from shared.settings import Settings
-from worker.answer import CliConfig
 from worker.chunk_publisher import ChunkPublisher
+from worker.cli_config import CliConfig
 from worker.context import WorkerContext, WorkerState
 from worker.jobs import run_messages
 

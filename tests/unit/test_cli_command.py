@@ -13,6 +13,8 @@ from worker.cli_command import (
     cli_argv,
     cli_base_environment,
     cli_environment,
+    control_lines,
+    spawn_shape,
     stdin_lines,
     uses_api_key,
 )
@@ -102,41 +104,90 @@ def test_an_api_key_account_is_told_apart_from_an_oauth_one() -> None:
     assert not uses_api_key({"ANTHROPIC_API_KEY": ""})
 
 
+def argv_for(req: MessagesRequest, *, bare: bool = False) -> list[str]:
+    return cli_argv("claude", spawn_shape(req, bare=bare))
+
+
+def controls(req: MessagesRequest) -> dict[str, dict[str, Any]]:
+    """The control requests by subtype; each is one stream-json line."""
+    lines = [parsed(line) for line in control_lines(req)]
+    assert all(line["type"] == "control_request" for line in lines)
+    return {line["request"]["subtype"]: line["request"] for line in lines}
+
+
 def test_argv_runs_the_given_binary_with_the_requested_model() -> None:
-    argv = cli_argv("/opt/claude/bin/claude", request(model="claude-opus-4-1"), bare=False)
+    shape = spawn_shape(request(model="claude-opus-4-7"), bare=False)
+    argv = cli_argv("/opt/claude/bin/claude", shape)
     assert argv[0] == "/opt/claude/bin/claude"
-    assert option(argv, "--model") == "claude-opus-4-1"
+    assert option(argv, "--model") == "claude-opus-4-7"
     assert option(argv, "--input-format") == "stream-json"
     assert option(argv, "--output-format") == "stream-json"
 
 
 def test_argv_disables_every_tool() -> None:
-    assert option(cli_argv("claude", request(), bare=False), "--tools") == ""
+    assert option(argv_for(request()), "--tools") == ""
 
 
-def test_argv_system_prompt_joins_the_text_blocks() -> None:
+def test_no_client_text_goes_on_argv() -> None:
+    secret = "You are the canary 7f3a."
+    req = request(system=secret, messages=[{"role": "user", "content": "canary 7f3a"}])
+    assert not any("7f3a" in arg for arg in argv_for(req))
+    assert "--system-prompt" not in argv_for(req)
+
+
+def test_the_system_prompt_joins_the_text_blocks_in_the_initialize_request() -> None:
     system = [{"type": "text", "text": "You are terse."}, {"type": "text", "text": "Be kind."}]
-    argv = cli_argv("claude", request(system=system), bare=False)
-    assert option(argv, "--system-prompt") == "You are terse.\n\nBe kind."
+    assert controls(request(system=system))["initialize"]["systemPrompt"] == (
+        "You are terse.\n\nBe kind."
+    )
 
 
-def test_argv_system_prompt_is_the_string_given() -> None:
-    argv = cli_argv("claude", request(system="You are terse."), bare=False)
-    assert option(argv, "--system-prompt") == "You are terse."
+def test_the_system_prompt_is_the_string_given() -> None:
+    initialize = controls(request(system="You are terse."))["initialize"]
+    assert initialize["systemPrompt"] == "You are terse."
 
 
-def test_argv_system_prompt_is_empty_without_a_system() -> None:
-    assert option(cli_argv("claude", request(), bare=False), "--system-prompt") == ""
+def test_the_system_prompt_is_empty_without_a_system() -> None:
+    assert controls(request())["initialize"]["systemPrompt"] == ""
+
+
+@pytest.mark.parametrize(
+    ("thinking", "budget"),
+    [
+        (None, 0),
+        ({"type": "disabled"}, 0),
+        ({"type": "enabled", "budget_tokens": 2048}, 2048),
+        ({"type": "adaptive"}, None),
+    ],
+)
+def test_the_thinking_budget_is_set_after_spawn_except_adaptive(
+    thinking: dict[str, Any] | None, budget: int | None
+) -> None:
+    req = request(max_tokens=4096, **({"thinking": thinking} if thinking else {}))
+    found = controls(req).get("set_max_thinking_tokens")
+    assert (found["max_thinking_tokens"] if found else None) == budget
+
+
+def test_requests_that_differ_only_in_text_and_thinking_share_a_spawn_shape() -> None:
+    one = request(system="A", thinking={"type": "enabled", "budget_tokens": 2048}, max_tokens=4096)
+    two = request(system="B", messages=[{"role": "user", "content": "other"}], max_tokens=4096)
+    assert spawn_shape(one, bare=False) == spawn_shape(two, bare=False)
+    assert spawn_shape(one, bare=False) != spawn_shape(request(max_tokens=10), bare=False)
+
+
+def test_the_output_token_limit_goes_in_the_environment() -> None:
+    shape = spawn_shape(request(max_tokens=777), bare=False)
+    assert cli_environment({}, "/tmp/x", shape)["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] == "777"
 
 
 @pytest.mark.parametrize("bare", [True, False])
 def test_argv_has_bare_only_when_asked(bare: bool) -> None:
-    assert ("--bare" in cli_argv("claude", request(), bare=bare)) is bare
+    assert ("--bare" in argv_for(request(), bare=bare)) is bare
 
 
 @pytest.mark.parametrize("bare", [True, False])
 def test_argv_loads_no_setting_source_and_no_slash_command(bare: bool) -> None:
-    argv = cli_argv("claude", request(), bare=bare)
+    argv = argv_for(request(), bare=bare)
     assert option(argv, "--setting-sources") == ""
     assert "--disable-slash-commands" in argv
 

@@ -1,0 +1,80 @@
+"""What an idle worker costs: CPU and Redis commands per second, heartbeats included.
+
+`uv run python bench/idle_worker.py [--seconds 20] [--claude-bin PATH]`
+
+Starts an embedded Redis and one `ccfleet worker` (no job is ever queued), lets it settle for
+3 s, then over `--seconds` reads the worker process's CPU time (/proc/PID/stat, utime+stime)
+and Redis's total command count (INFO stats `total_commands_processed`, less the bench's own
+INFO calls). Prints CPU as % of one core and commands per second. Targets (issue 11): <= 1 %
+CPU, <= 20 commands/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for tests.*
+
+import redis as redis_lib
+
+from ccfleet.embedded_redis import EmbeddedRedis
+from shared import keys
+from tests.processes import ManagedProcess, wait_until
+
+SETTLE_S = 3.0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def commands_processed(client: redis_lib.Redis) -> int:
+    return int(client.info("stats")["total_commands_processed"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--claude-bin", default=os.environ.get("CCFLEET_TEST_CLAUDE_BIN", "claude"))
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="ccfleet-idle-"))
+    server = EmbeddedRedis(root / "redis").start()
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(root),
+        "CCFLEET_REDIS_URL": server.url,
+        "CCFLEET_CLAUDE_BIN": args.claude_bin,
+        "CLAUDE_CODE_OAUTH_TOKEN": "bench-token",
+        "CCFLEET_LOG_LEVEL": "WARNING",
+    }
+    worker = ManagedProcess(["worker"], env=env, log_path=root / "worker.log")
+    client = redis_lib.Redis.from_url(server.url)
+    try:
+        wait_until(lambda: client.zcard(keys.workers_index()) > 0, 30, "the worker's heartbeat")
+        time.sleep(SETTLE_S)
+        cpu_before, commands_before = cpu_seconds(worker.pid), commands_processed(client)
+        time.sleep(args.seconds)
+        cpu_after, commands_after = cpu_seconds(worker.pid), commands_processed(client)
+    finally:
+        worker.stop()
+        client.close()
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    own_info_calls = 1  # the second INFO counts itself
+    print(f"idle worker over {args.seconds:.0f} s on {os.cpu_count()} cores, {time.ctime()}")
+    print(f"  cpu: {100 * (cpu_after - cpu_before) / args.seconds:.2f} % of one core")
+    commands = commands_after - commands_before - own_info_calls
+    print(f"  redis commands: {commands / args.seconds:.1f} /s")
+
+
+if __name__ == "__main__":
+    main()

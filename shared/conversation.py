@@ -1,0 +1,43 @@
+"""Which account a conversation's turns should go to: the upstream prompt cache is per account.
+
+The turns of one conversation share their system prompt and first message, so those name it.
+The worker that starts a turn records its account under that key (`remember_account`); the
+front end asks for that account for the next turn if it has room (`preferred_account`). A
+preference is only a head start for that account's workers (`CCFLEET_AFFINITY_WAIT_MS`): any
+worker may take the turn after it, so a busy or cooling account never strands a conversation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import orjson
+from redis.asyncio import Redis
+
+from shared import keys
+from shared.fleet import FleetSnapshot
+from shared.messages import MessagesRequest
+
+
+def conversation_key(request: MessagesRequest) -> str:
+    first = request.messages[0].model_dump(mode="json", exclude_unset=True)
+    named = orjson.dumps([request.system_text() or "", first], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(named).hexdigest()[:32]
+
+
+async def remember_account(
+    redis: Redis, request: MessagesRequest, account: str, *, ttl_s: int
+) -> None:
+    await redis.set(keys.conversation_account(conversation_key(request)), account, ex=ttl_s)
+
+
+async def preferred_account(redis: Redis, request: MessagesRequest, fleet: FleetSnapshot) -> str:
+    """The account of the conversation's earlier turns if it can take this one now, else ''."""
+    raw: bytes | None = await redis.get(keys.conversation_account(conversation_key(request)))
+    if raw is None:
+        return ""
+    name = raw.decode()
+    for account in fleet.accounts:
+        if account.name == name and not account.cooling and account.busy < account.slots:
+            return name
+    return ""

@@ -1,0 +1,63 @@
+"""Ready CLIs (worker/cli_pool.py) with the real CLI: a request served by a CLI started ahead
+reaches the model exactly as a cold one does, and none is left behind when the worker stops."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+import httpx
+from anthropic.types import MessageParam
+
+from tests.conftest import Stack, StackFactory
+from tests.e2e.conftest import MODEL, as_blocks, without_cli_additions
+from tests.processes import cli_processes, wait_until
+
+HISTORY: list[MessageParam] = [
+    {"role": "user", "content": "My name is Ada."},
+    {"role": "assistant", "content": "Hello Ada."},
+    {"role": "user", "content": "What is my name?"},
+]
+
+
+def worker_info(stack: Stack) -> dict[str, Any]:
+    workers: list[dict[str, Any]] = httpx.get(f"{stack.url}/v1/fleet", timeout=5).json()["workers"]
+    assert len(workers) == 1
+    return workers[0]
+
+
+def test_a_ready_cli_answers_a_multi_turn_request_exactly_and_none_outlives_the_worker(
+    make_stack: StackFactory,
+) -> None:
+    stack = make_stack(CCFLEET_PREWARM_CLIS="1")
+    client = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
+    cold = client.messages.create(
+        model=MODEL, max_tokens=900, system="Cold.", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert cold.content
+    wait_until(lambda: worker_info(stack)["ready_clis"] == 1, 30, "a ready CLI for the shape")
+
+    warm = client.messages.create(
+        model=MODEL,
+        max_tokens=900,
+        system="You remember names.",
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=HISTORY,
+    )
+    assert warm.content
+    wait_until(lambda: worker_info(stack)["ready_hits"] == 1, 10, "the hit in a heartbeat")
+    assert worker_info(stack)["ready_misses"] == 1
+
+    sent = stack.upstream.requests[-1].body
+    assert sent["model"] == MODEL and sent["max_tokens"] == 900
+    assert sent["system"][-1]["text"] == "You remember names."
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 1024, "display": "updates"}
+    assert without_cli_additions(sent["messages"]) == as_blocks(list(HISTORY))  # type: ignore[arg-type]  # TypedDicts are dicts
+    cold_sent = stack.upstream.requests[0].body
+    assert cold_sent["system"][-1]["text"] == "Cold."
+    assert cold_sent["thinking"] == {"type": "disabled"}, "no thinking unless asked, as on the API"
+
+    wait_until(lambda: worker_info(stack)["ready_clis"] == 1, 30, "the pool refilled")
+    assert cli_processes(stack.claude_bin), "a ready CLI is waiting"
+    stack.workers[0].stop()
+    wait_until(lambda: not cli_processes(stack.claude_bin), 10, "no CLI left after the worker")
