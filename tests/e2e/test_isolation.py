@@ -203,6 +203,40 @@ def test_a_clients_slash_commands_reach_the_model_as_text_and_run_nothing(
     assert host.heap_snapshots() == []
 
 
+def test_a_ready_cli_is_as_isolated_as_a_cold_one(make_stack: StackFactory, tmp_path: Path) -> None:
+    """The same host canaries against a CLI the worker started ahead (worker/cli_pool.py)."""
+    host = seed_host(tmp_path / "host")
+    stack = make_stack(**host.env(), CCFLEET_PREWARM_CLIS="1")
+    client = anthropic.Anthropic(base_url=stack.url, api_key="client-key", max_retries=0)
+    hello: list[Any] = [{"role": "user", "content": "hello"}]
+    client.messages.create(model=MODEL, max_tokens=200, messages=hello)  # cold; asks for one
+
+    def worker() -> dict[str, Any]:
+        workers: list[dict[str, Any]] = httpx.get(f"{stack.url}/v1/fleet", timeout=5).json()[
+            "workers"
+        ]
+        return workers[0]
+
+    wait_until(lambda: worker()["ready_clis"] == 1, 30, "a ready CLI")
+    stack.upstream.enqueue(TextReply(ANSWER))
+    messages: list[Any] = [
+        {"role": "user", "content": "/secretskill"},
+        {"role": "assistant", "content": "Noted."},
+        {"role": "user", "content": [{"type": "text", "text": "/heapdump"}]},
+    ]
+    reply = client.messages.create(model=MODEL, max_tokens=200, messages=messages)
+
+    assert [b.text for b in reply.content if b.type == "text"] == [ANSWER]
+    wait_until(lambda: worker()["ready_hits"] == 1, 10, "the ready CLI to have served it")
+    assert user_texts(stack.upstream.requests[-1].body["messages"]) == [
+        "/secretskill",
+        "/heapdump",
+    ]
+    assert CANARY not in upstream_text(stack)
+    assert host.traces() == []
+    assert host.heap_snapshots() == []
+
+
 def test_a_config_dir_worker_lends_the_cli_its_credential_alone_and_openai_slash_text_passes(
     make_stack: StackFactory, tmp_path: Path
 ) -> None:
