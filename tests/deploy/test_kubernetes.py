@@ -265,9 +265,12 @@ def test_worker_memory_is_sized_for_its_cli_slots(overlay: list[Manifest]) -> No
         slots = int(
             config_map_value(overlay, worker, "CCFLEET_WORKER_SLOTS") or DEFAULTS.worker_slots
         )
+        ready = int(
+            config_map_value(overlay, worker, "CCFLEET_PREWARM_CLIS") or DEFAULTS.prewarm_clis
+        )
         resources = only_container(worker)["resources"]
         request = _bytes(resources["requests"]["memory"])
-        assert request >= WORKER_BASE_BYTES + CLI_SLOT_BYTES * slots
+        assert request >= WORKER_BASE_BYTES + CLI_SLOT_BYTES * (slots + ready)
         assert _bytes(resources["limits"]["memory"]) >= request
 
 
