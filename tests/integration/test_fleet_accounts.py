@@ -253,13 +253,9 @@ def test_every_worker_of_a_cooling_account_stops_taking_jobs_and_only_one_reques
     make_stack: StackFactory,
 ) -> None:
     resets_at = time.time() + 3600
-    # Three replicas of alice poll every 10 ms, bob every second: alice's replicas are first
-    # to every job unless they know their account cools.
-    stack = accounts_stack(
-        make_stack,
-        *[("alice", {}) for _ in range(3)],
-        ("bob", {"CCFLEET_WORKER_POLL_DELAY_S": "1"}),
-    )
+    # Three replicas of alice are woken by the queue, bob reads it every 3 s: alice's
+    # replicas are first to every job unless they know their account cools.
+    stack = accounts_stack(make_stack, *[("alice", {}) for _ in range(3)], ("bob", SLOW_TO_PICK_UP))
 
     def answer(request: RecordedRequest) -> ErrorReply | TextReply:
         if token_of(request) == "token-alice":
