@@ -80,6 +80,8 @@ class BenchStack:
             "CCFLEET_CLAUDE_BIN": self.cli,
             "CCFLEET_WORKER_SLOTS": "2",
             "CCFLEET_LOG_LEVEL": "WARNING",
+            "CCFLEET_AUTH": "off",  # a private stack on loopback
+            "CCFLEET_PREWARM_CLIS": "0",  # one CLI start per request, as measured below
             "ANTHROPIC_BASE_URL": self.upstream.url,
             "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-fake-bench-token",
             "CLAUDE_CONFIG_DIR": str(self.root / "claude-config"),

@@ -1,67 +1,48 @@
 """The Message Batches API in one front end (in process, real Redis, no workers): listing
-and paging, deleting, and which client key sees which batch."""
+and paging, deleting, limits, expiry, and which client key sees which batch."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import anthropic
 import httpx2  # the anthropic SDK's own HTTP client package
 import orjson
 import pytest
-from starlette.types import ASGIApp, Receive, Scope, Send
+from pydantic import SecretStr
+from redis.asyncio import Redis
 
 from api.app import create_app
 from ccfleet.embedded_redis import EmbeddedRedis
+from shared.client_keys import KeyLimits, KeyStore
 from shared.settings import Settings
 
 MODEL = "claude-sonnet-4-5"
 
 
-@dataclass(frozen=True)
-class ClientKey:
-    """What the auth dependency puts on `request.state.client_key`."""
-
-    name: str
-    admin: bool = False
+SECRET = "s" * 32  # the server secret keying client keys' hashes
 
 
-class KeyFromHeader:
-    """Stands in for the auth dependency: `x-test-key: NAME` or `admin:NAME`."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            raw = dict(scope["headers"]).get(b"x-test-key", b"").decode()
-            if raw:
-                admin, _, name = raw.rpartition(":")
-                scope.setdefault("state", {})["client_key"] = ClientKey(name, admin == "admin")
-        await self.app(scope, receive, send)
+def settings_for(redis_server: EmbeddedRedis, **overrides: Any) -> Settings:
+    """Auth off unless asked: these tests are about batches, not keys."""
+    defaults: dict[str, Any] = {"redis_url": redis_server.url, "auth": "off"}
+    return Settings(**{**defaults, **overrides})
 
 
 @pytest.fixture
 async def front_end(redis_server: EmbeddedRedis) -> AsyncIterator[httpx2.AsyncClient]:
-    app = create_app(Settings(redis_url=redis_server.url, public_url="https://fleet.example"))
-    app.add_middleware(KeyFromHeader)
+    app = create_app(settings_for(redis_server, public_url="https://fleet.example"))
     async with app.router.lifespan_context(app):
         transport = httpx2.ASGITransport(app=app)
         async with httpx2.AsyncClient(transport=transport, base_url="http://fe") as http:
             yield http
 
 
-def sdk(http: httpx2.AsyncClient, key: str = "") -> anthropic.AsyncAnthropic:
-    headers = {"x-test-key": key} if key else {}
+def sdk(http: httpx2.AsyncClient, key: str = "k") -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(
-        base_url="http://fe",
-        api_key="k",
-        http_client=http,
-        default_headers=headers,
-        max_retries=0,
+        base_url="http://fe", api_key=key, http_client=http, max_retries=0
     )
 
 
@@ -134,28 +115,42 @@ async def test_canceling_a_batch_no_worker_took_yet_ends_it_with_every_request_c
 
 
 async def test_a_batch_is_visible_only_to_its_key_and_to_admin_keys(
-    front_end: httpx2.AsyncClient,
+    redis_server: EmbeddedRedis,
 ) -> None:
-    alice, bob, admin = sdk(front_end, "alice"), sdk(front_end, "bob"), sdk(front_end, "admin:ops")
-    mine = await alice.messages.batches.create(requests=invalid_only())
+    app = create_app(settings_for(redis_server, auth="on", auth_secret=SECRET))
+    redis = Redis.from_url(redis_server.url)
+    store = KeyStore(redis, SecretStr(SECRET))
+    _, alice_key = await store.create("alice", KeyLimits())
+    _, bob_key = await store.create("bob", KeyLimits())
+    _, admin_key = await store.create("ops", KeyLimits(admin=True))
+    await redis.aclose()
+    async with (
+        app.router.lifespan_context(app),
+        httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://fe") as http,
+    ):
+        alice, bob, admin = sdk(http, alice_key), sdk(http, bob_key), sdk(http, admin_key)
+        mine = await alice.messages.batches.create(requests=invalid_only())
 
-    with pytest.raises(anthropic.NotFoundError):
-        await bob.messages.batches.retrieve(mine.id)
-    with pytest.raises(anthropic.NotFoundError):
-        await bob.messages.batches.results(mine.id)
-    with pytest.raises(anthropic.NotFoundError):
-        await bob.messages.batches.delete(mine.id)
-    assert (await bob.messages.batches.list()).data == []
-    assert (await admin.messages.batches.retrieve(mine.id)).id == mine.id
-    assert [b.id for b in (await admin.messages.batches.list()).data] == [mine.id]
-    assert [b.id for b in (await alice.messages.batches.list()).data] == [mine.id]
-    assert (await sdk(front_end).messages.batches.retrieve(mine.id)).id == mine.id  # auth off
+        with pytest.raises(anthropic.NotFoundError):
+            await bob.messages.batches.retrieve(mine.id)
+        with pytest.raises(anthropic.NotFoundError):
+            await bob.messages.batches.results(mine.id)
+        with pytest.raises(anthropic.NotFoundError):
+            await bob.messages.batches.cancel(mine.id)
+        with pytest.raises(anthropic.NotFoundError):
+            await bob.messages.batches.delete(mine.id)
+        assert (await bob.messages.batches.list()).data == []
+        assert (await admin.messages.batches.retrieve(mine.id)).id == mine.id
+        assert [b.id for b in (await admin.messages.batches.list()).data] == [mine.id]
+        assert [b.id for b in (await alice.messages.batches.list()).data] == [mine.id]
+        with pytest.raises(anthropic.AuthenticationError):
+            await sdk(http, "not-a-key").messages.batches.list()
 
 
 async def test_a_batch_no_worker_ran_expires_and_is_gone_after_its_retention(
     redis_server: EmbeddedRedis,
 ) -> None:
-    settings = Settings(redis_url=redis_server.url, batch_expiry_s=0.5, batch_retention_s=1)
+    settings = settings_for(redis_server, batch_expiry_s=0.5, batch_retention_s=1)
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
@@ -194,7 +189,7 @@ async def poll(
 async def test_a_batch_body_over_its_limit_is_413_while_messages_keep_their_own_limit(
     redis_server: EmbeddedRedis,
 ) -> None:
-    settings = Settings(redis_url=redis_server.url, max_body_bytes=1000, batch_max_body_bytes=4000)
+    settings = settings_for(redis_server, max_body_bytes=1000, batch_max_body_bytes=4000)
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
@@ -215,7 +210,7 @@ async def test_a_batch_body_over_its_limit_is_413_while_messages_keep_their_own_
 async def test_a_batch_that_would_pass_the_redis_memory_budget_is_529_and_nothing_is_kept(
     redis_server: EmbeddedRedis,
 ) -> None:
-    app = create_app(Settings(redis_url=redis_server.url, redis_memory_budget_bytes=1))
+    app = create_app(settings_for(redis_server, redis_memory_budget_bytes=1))
     async with (
         app.router.lifespan_context(app),
         httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://fe") as http,
