@@ -2,18 +2,19 @@
 
 As the Anthropic API does: a body that is not `{"requests": [...]}`, a request without a
 `custom_id` or `params` object, a malformed or repeated `custom_id`, no requests or more than
-100,000 refuse the batch (400). Each request's `params` are validated like `/v1/messages`;
-invalid ones do not refuse the batch: that request's result is `errored`
-(invalid_request_error) and it never runs.
+100,000 refuse the batch (400). Each request's `params` are validated like `/v1/messages`
+(also a model the caller's key may not use, and max_tokens over the fleet's limit); invalid
+ones do not refuse the batch: that request's result is `errored` and it never runs.
 
 Memory: the body is read once (the front end's middleware hands it over in one piece), parsed
-once (the bytes are then dropped), and each
-request is re-serialised one at a time as the store writes it, a chunk at a time.
+once (the bytes are then dropped), and each request is re-serialised one at a time as the
+store writes it, a chunk at a time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -25,7 +26,8 @@ from api.errors import validation_message
 from api.routes.messages import ensure_answerable
 from shared import batches
 from shared.batch_store import StoredRequest
-from shared.errors import FleetError, InvalidRequest
+from shared.client_keys import ClientKey
+from shared.errors import FleetError, InvalidRequest, PermissionDenied
 from shared.messages import MessagesRequest
 
 
@@ -78,25 +80,40 @@ def _check_items(items: list[Any]) -> None:
         seen.add(custom_id)
 
 
-def stored_requests(items: list[Any]) -> Iterator[StoredRequest]:
+@dataclass(frozen=True)
+class RequestRules:
+    """What a batch's requests may ask for beyond the Messages model: the caller's key (None
+    when auth is off) and the fleet's max_tokens limit."""
+
+    key: ClientKey | None
+    max_tokens_limit: int
+
+
+def stored_requests(items: list[Any], rules: RequestRules) -> Iterator[StoredRequest]:
     """Each request as the store keeps it, with an `errored` result if its params are invalid.
     Items are dropped from `items` as they are stored, so the batch is held once."""
     for index in range(len(items)):
         item, items[index] = items[index], None
         body = orjson.dumps(item)
-        refused = params_problem(item["params"])
+        refused = params_problem(item["params"], rules)
         line = None
         if refused is not None:
             line = batches.result_line(item["custom_id"], batches.errored(refused.to_error()))
         yield StoredRequest(index, body, line)
 
 
-def params_problem(params: dict[str, Any]) -> FleetError | None:
+def params_problem(params: dict[str, Any], rules: RequestRules) -> FleetError | None:
     """What `/v1/messages` would refuse in these params, if anything."""
     try:
         request = MessagesRequest.model_validate(params)
     except ValidationError as exc:
         return InvalidRequest(validation_message(RequestValidationError(exc.errors())))
+    if rules.key is not None and not rules.key.allows_model(request.model):
+        return PermissionDenied(f"This API key may not use the model {request.model!r}.")
+    if request.max_tokens > rules.max_tokens_limit:
+        return InvalidRequest(
+            f"max_tokens: must be at most {rules.max_tokens_limit}, got {request.max_tokens}."
+        )
     try:
         ensure_answerable(request)
     except InvalidRequest as problem:

@@ -62,7 +62,7 @@ class BatchDispatch:
             if taken is None:
                 break
             try:
-                await self._submit(taken.batch_id, taken.index, taken.body, job_id)
+                await self._submit(taken.batch_id, taken.index, taken.body, job_id, taken.owner)
             except Overloaded:
                 logger.info("batch lane full; %s/%d waits", taken.batch_id, taken.index)
                 break  # claimed but not queued: `check` queues it again later
@@ -100,14 +100,14 @@ class BatchDispatch:
         now_ms = time.time() * 1000
         if job is None:
             if now_ms - entry.claimed_at_ms >= self._lost_after_ms:
-                await self._run_again(state.id, entry, "its job was lost")
+                await self._run_again(state, entry, "its job was lost")
         elif job.status == "waiting" and state.status == "canceling":
             await self._stop_job(state.id, entry, "canceled")
         elif job.status == "running" and not await worker_alive(self._redis, job.worker):
             if state.status == "canceling":
                 await self._stop_job(state.id, entry, "canceled")
             else:
-                await self._run_again(state.id, entry, f"worker {job.worker} died")
+                await self._run_again(state, entry, f"worker {job.worker} died")
         elif job.status == "cancelled":
             await self._stop_job(state.id, entry, "canceled")
         elif job.status == "done":  # finished without a result: its worker failed to write it
@@ -127,7 +127,8 @@ class BatchDispatch:
         custom_id = await self._custom_id(batch_id, entry)
         await self._store.record(batch_id, entry.index, custom_id, never_ran(kind))
 
-    async def _run_again(self, batch_id: str, entry: InflightEntry, why: str) -> None:
+    async def _run_again(self, state: BatchState, entry: InflightEntry, why: str) -> None:
+        batch_id = state.id
         body = await self._store.request_body(batch_id, entry.index)
         if body is None:
             return  # its result came meanwhile
@@ -142,13 +143,16 @@ class BatchDispatch:
         job_id = new_job_id()
         await self._store.reassign(batch_id, entry.index, job_id, runs=entry.runs + 1)
         try:
-            await self._submit(batch_id, entry.index, body, job_id)
+            await self._submit(batch_id, entry.index, body, job_id, state.owner)
         except Overloaded:
             logger.info("batch lane full; %s/%d waits", batch_id, entry.index)
             # Not queued: that is no run, and the next check tries again.
             await self._store.reassign(batch_id, entry.index, job_id, runs=entry.runs)
 
-    async def _submit(self, batch_id: str, index: int, body: bytes, job_id: str) -> None:
+    async def _submit(
+        self, batch_id: str, index: int, body: bytes, job_id: str, owner: str
+    ) -> None:
+        """Queue one request as a batch-lane job, on its batch owner's key (usage, spend)."""
         item = orjson.loads(body)
         await self._queue.submit(
             MessagesRequest.model_validate(item["params"]),  # valid: checked at creation
@@ -157,6 +161,7 @@ class BatchDispatch:
             lane_limit=self._batch_max_waiting,
             job_id=job_id,
             batch=BatchItem(batch_id=batch_id, index=index, custom_id=item["custom_id"]),
+            client_key=owner or None,
         )
 
     async def _custom_id(self, batch_id: str, entry: InflightEntry) -> str:

@@ -108,7 +108,7 @@ for _ = 1, redis.call('LLEN', active) do
       if redis.call('PTTL', inflight) < 0 then
         redis.call('PEXPIRE', inflight, redis.call('PTTL', batch))
       end
-      return {id, index, redis.call('HGET', requests, index)}
+      return {id, index, redis.call('HGET', requests, index), redis.call('HGET', batch, 'owner')}
     end
   end
   redis.call('LREM', active, 0, id)
@@ -139,6 +139,7 @@ class TakenRequest:
     batch_id: str
     index: int
     body: bytes
+    owner: str
 
 
 @dataclass(frozen=True)
@@ -309,8 +310,8 @@ class BatchStore:
         )
         if not taken:
             return None
-        batch_id, index, body = taken
-        return TakenRequest(batch_id.decode(), int(index), body)
+        batch_id, index, body, owner = taken
+        return TakenRequest(batch_id.decode(), int(index), body, (owner or b"").decode())
 
     async def reassign(self, batch_id: str, index: int, job_id: str, *, runs: int) -> None:
         """The request's job was lost: it runs as `job_id` now, its `runs`-th job."""

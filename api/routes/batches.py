@@ -16,11 +16,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api.batch_intake import read_batch_body, stored_requests
+from api.batch_intake import RequestRules, read_batch_body, stored_requests
 from shared.batch_dispatch import BatchDispatch
 from shared.batch_store import BatchStore, NewBatch
 from shared.batches import BatchState, new_batch_id
-from shared.errors import InvalidRequest, NotFound
+from shared.errors import InvalidRequest, NotFound, PermissionDenied
 from shared.settings import Settings
 
 router = APIRouter()
@@ -67,8 +67,12 @@ async def _visible(desk: BatchDesk, request: Request, batch_id: str) -> BatchSta
 
 @router.post("/v1/messages/batches")
 async def create_batch(request: Request, desk: Desk) -> dict[str, Any]:
+    key = getattr(request.state, "client_key", None)
+    if key is not None and not key.allows_lane("batch"):
+        raise PermissionDenied("This API key may not use the batch lane.")
     items, body_bytes = await read_batch_body(request)
     await desk.store.ensure_room(body_bytes)
+    rules = RequestRules(key=key, max_tokens_limit=desk.settings.max_tokens_limit)
     now_ms = int(time.time() * 1000)
     batch = NewBatch(
         id=new_batch_id(),
@@ -76,7 +80,7 @@ async def create_batch(request: Request, desk: Desk) -> dict[str, Any]:
         created_at_ms=now_ms,
         expires_at_ms=now_ms + int(desk.settings.batch_expiry_s * 1000),
     )
-    state = await desk.store.create(batch, stored_requests(items))
+    state = await desk.store.create(batch, stored_requests(items, rules))
     return state.to_api(_base_url(request, desk))
 
 

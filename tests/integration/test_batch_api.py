@@ -123,6 +123,7 @@ async def test_a_batch_is_visible_only_to_its_key_and_to_admin_keys(
     _, alice_key = await store.create("alice", KeyLimits())
     _, bob_key = await store.create("bob", KeyLimits())
     _, admin_key = await store.create("ops", KeyLimits(admin=True))
+    _, interactive_only = await store.create("chat", KeyLimits(lanes=["interactive"]))
     await redis.aclose()
     async with (
         app.router.lifespan_context(app),
@@ -145,6 +146,8 @@ async def test_a_batch_is_visible_only_to_its_key_and_to_admin_keys(
         assert [b.id for b in (await alice.messages.batches.list()).data] == [mine.id]
         with pytest.raises(anthropic.AuthenticationError):
             await sdk(http, "not-a-key").messages.batches.list()
+        with pytest.raises(anthropic.PermissionDeniedError):
+            await sdk(http, interactive_only).messages.batches.create(requests=valid())
 
 
 async def test_a_batch_no_worker_ran_expires_and_is_gone_after_its_retention(

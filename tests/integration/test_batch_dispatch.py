@@ -87,3 +87,23 @@ async def test_a_request_the_full_batch_lane_cannot_take_waits_without_using_up_
     await roomy.check("msgbatch_t")
     [entry] = await store.inflight("msgbatch_t")
     assert (await queue.state(entry.job_id)) is not None  # queued at last
+
+
+async def test_a_batch_request_runs_on_the_key_that_created_the_batch(pool: ArqRedis) -> None:
+    store = BatchStore(pool, retention_s=60)
+    queue = JobQueue(pool, queue_name="test-queue", lifetimes=JobLifetimes.of(Settings()))
+    dispatch = BatchDispatch(pool, store, queue, batch_max_waiting=10, max_runs=2)
+    body = orjson.dumps({"custom_id": "only", "params": PARAMS})
+    await store.create(
+        NewBatch(id="msgbatch_t", owner="alice", created_at_ms=1, expires_at_ms=2**42),
+        [StoredRequest(0, body)],
+    )
+
+    assert await dispatch.feed(waiting_target=1) == 1
+
+    [entry] = await store.inflight("msgbatch_t")
+    record = await queue.record(entry.job_id)
+    assert record is not None
+    assert record.job.client_key == "alice"  # usage and spend go to the batch's key
+    assert record.job.lane == "batch"
+    assert record.job.batch is not None and record.job.batch.custom_id == "only"

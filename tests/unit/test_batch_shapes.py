@@ -6,8 +6,9 @@ from typing import Any
 
 import orjson
 
-from api.batch_intake import stored_requests
+from api.batch_intake import RequestRules, stored_requests
 from shared.batches import BatchState
+from shared.client_keys import ClientKey
 
 
 def test_invalid_params_become_an_errored_result_naming_the_field_and_valid_ones_none() -> None:
@@ -19,7 +20,7 @@ def test_invalid_params_become_an_errored_result_naming_the_field_and_valid_ones
         {"custom_id": "prefilled", "params": prefilled},
     ]
 
-    stored = list(stored_requests(items))
+    stored = list(stored_requests(items, RequestRules(key=None, max_tokens_limit=1000)))
 
     assert [s.index for s in stored] == [0, 1, 2]
     assert orjson.loads(stored[0].body) == {"custom_id": "good", "params": good}
@@ -36,6 +37,30 @@ def test_invalid_params_become_an_errored_result_naming_the_field_and_valid_ones
     assert stored[2].refused is not None
     assert "role `user`" in orjson.loads(stored[2].refused)["result"]["error"]["error"]["message"]
     assert items == [None, None, None]  # each item dropped once stored: held once
+
+
+def test_a_model_the_key_may_not_use_and_too_many_max_tokens_are_errored_results() -> None:
+    good = {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    key = ClientKey(name="k", digest="d", created_at=0, models=["claude-haiku-*"])
+    items: list[Any] = [
+        {"custom_id": "ok", "params": good},
+        {"custom_id": "model", "params": {**good, "model": "claude-opus-4-1"}},
+        {"custom_id": "tokens", "params": {**good, "max_tokens": 1001}},
+    ]
+
+    stored = list(stored_requests(items, RequestRules(key=key, max_tokens_limit=1000)))
+
+    errors = [
+        orjson.loads(s.refused)["result"]["error"]["error"] if s.refused else None for s in stored
+    ]
+    assert errors[0] is None
+    assert errors[1] is not None and errors[1]["type"] == "permission_error"
+    assert errors[2] is not None and errors[2]["type"] == "invalid_request_error"
+    assert "max_tokens" in errors[2]["message"]
 
 
 def test_the_batch_object_counts_what_is_left_as_processing_and_links_results_once_ended() -> None:
