@@ -18,8 +18,10 @@ from api.errors import install_error_handlers
 from api.job_watch import JobWatch
 from api.middleware import RequestContextMiddleware
 from api.request_metrics import RequestMetricsMiddleware
-from api.routes import chat, count_tokens, fleet, health, messages, metrics, models, usage
+from api.routes import batches, chat, count_tokens, fleet, health, messages, metrics, models, usage
 from shared import arq_codec
+from shared.batch_dispatch import BatchDispatch
+from shared.batch_store import BatchStore
 from shared.client_keys import KeyStore
 from shared.job_queue import JobLifetimes, JobQueue
 from shared.metrics import FleetMetrics
@@ -57,6 +59,22 @@ def create_app(settings: Settings) -> FastAPI:
             quotas=Quotas(redis),
             metrics=fleet_metrics,
         )
+        batch_store = BatchStore(
+            redis,
+            retention_s=settings.batch_retention_s,
+            memory_budget_bytes=settings.redis_memory_budget_bytes,
+        )
+        app.state.batch_desk = batches.BatchDesk(
+            settings=settings,
+            store=batch_store,
+            dispatch=BatchDispatch(
+                redis,
+                batch_store,
+                queue,
+                batch_max_waiting=settings.batch_max_waiting,
+                max_runs=settings.job_max_attempts,
+            ),
+        )
         hub_task = asyncio.create_task(hub.run(), name="chunk-hub")
         try:
             yield
@@ -73,7 +91,11 @@ def create_app(settings: Settings) -> FastAPI:
     AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]  # untyped in sse-starlette
     app = FastAPI(title="ccfleet", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(RequestMetricsMiddleware, metrics=fleet_metrics)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        path_max_body_bytes={"/v1/messages/batches": settings.batch_max_body_bytes},
+    )
     install_error_handlers(app)
     # Access (api/auth.py) is decided here, for whole routers: a client key for the API,
     # an admin key for the fleet's own state; health probes and metrics stay open.
@@ -81,6 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
     admin = [Depends(require_admin)]
     app.include_router(count_tokens.router, dependencies=client)
     app.include_router(messages.router, dependencies=client)
+    app.include_router(batches.router, dependencies=client)
     app.include_router(chat.router, dependencies=client)
     app.include_router(models.router, dependencies=client)
     app.include_router(fleet.router, dependencies=admin)

@@ -26,9 +26,16 @@ def new_request_id() -> str:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        path_max_body_bytes: dict[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.path_max_body_bytes = path_max_body_bytes or {}  # larger limits of some paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,11 +45,12 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})[REQUEST_ID_STATE] = request_id
         token = request_id_var.set(request_id)
         try:
+            limit = self.path_max_body_bytes.get(scope["path"], self.max_body_bytes)
             declared = _content_length(scope)
             try:
-                if declared is not None and declared > self.max_body_bytes:
-                    raise self._too_large_error()
-                replay = await self._read_body(receive)
+                if declared is not None and declared > limit:
+                    raise _too_large_error(limit)
+                replay = await _read_body(receive, limit)
             except RequestTooLarge as too_large:
                 await error_response(too_large, scope["path"])(scope, receive, send)
                 return
@@ -50,33 +58,35 @@ class RequestContextMiddleware:
         finally:
             request_id_var.reset(token)
 
-    def _too_large_error(self) -> RequestTooLarge:
-        return RequestTooLarge(f"Request exceeds the maximum size of {self.max_body_bytes} bytes.")
 
-    async def _read_body(self, receive: Receive) -> Receive:
-        """Read the whole body (at most max_body_bytes); a receive that gives it back in one
-        message, then passes through (so the app still hears of a disconnect)."""
-        parts: list[bytes] = []
-        received = 0
-        pending: list[Message] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                pending.append(message)  # the client left while sending
-                break
-            body = message.get("body", b"")
-            received += len(body)
-            if received > self.max_body_bytes:
-                raise self._too_large_error()
-            parts.append(body)
-            if not message.get("more_body", False):
-                break
-        pending.insert(0, {"type": "http.request", "body": b"".join(parts), "more_body": False})
+def _too_large_error(limit: int) -> RequestTooLarge:
+    return RequestTooLarge(f"Request exceeds the maximum size of {limit} bytes.")
 
-        async def replay() -> Message:
-            return pending.pop(0) if pending else await receive()
 
-        return replay
+async def _read_body(receive: Receive, limit: int) -> Receive:
+    """Read the whole body (at most `limit` bytes); a receive that gives it back in one
+    message, then passes through (so the app still hears of a disconnect)."""
+    parts: list[bytes] = []
+    received = 0
+    pending: list[Message] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            pending.append(message)  # the client left while sending
+            break
+        body = message.get("body", b"")
+        received += len(body)
+        if received > limit:
+            raise _too_large_error(limit)
+        parts.append(body)
+        if not message.get("more_body", False):
+            break
+    pending.insert(0, {"type": "http.request", "body": b"".join(parts), "more_body": False})
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
 
 
 def _content_length(scope: Scope) -> int | None:

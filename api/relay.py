@@ -15,11 +15,11 @@ from sse_starlette import ServerSentEvent
 from api.detached import DetachedJobs
 from api.job_reader import JobReader
 from api.job_watch import JobWatch
-from api.message_builder import MessageBuilder
 from shared import keys
 from shared.errors import CliFailed, Overloaded, from_error
 from shared.job_queue import JobQueue
 from shared.jobs import Chunk
+from shared.message_builder import MessageBuilder
 from shared.redis_outage import OUTAGE_ERRORS, outlasting_outage
 
 logger = logging.getLogger(__name__)

@@ -29,6 +29,7 @@ from rich.live import Live
 from api.app import create_app
 from ccfleet.access_commands import keys_app, usage
 from ccfleet.accounts_file import AccountsFileError, load_accounts, worker_environments
+from ccfleet.batch_cli import batch_app
 from ccfleet.embedded_redis import EmbeddedRedis
 from ccfleet.status_table import render_fleet
 from shared.client_keys import MIN_SERVER_SECRET_CHARS
@@ -41,6 +42,7 @@ from worker.main import private_cli_environment, run_worker
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 app.add_typer(keys_app, name="keys")
 app.command()(usage)
+app.add_typer(batch_app, name="batch")
 
 _STOP_TIMEOUT_S = 20.0
 _REDIS_TIMEOUT_S = 3.0

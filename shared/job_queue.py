@@ -32,7 +32,7 @@ import math
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from arq.connections import ArqRedis
 from arq.constants import abort_jobs_ss, job_key_prefix
@@ -41,7 +41,7 @@ from arq.jobs import serialize_job
 from shared import arq_codec, keys
 from shared.errors import Overloaded
 from shared.fleet import Lane
-from shared.jobs import RUN_MESSAGES_JOB, AttemptId, JobRequest
+from shared.jobs import RUN_MESSAGES_JOB, AttemptId, BatchItem, JobRequest
 from shared.messages import MessagesRequest
 from shared.settings import Settings
 
@@ -163,6 +163,8 @@ class JobQueue:
         client_key: str | None = None,
         prefer_account: str = "",
         prefer_for_ms: int = 0,
+        job_id: str | None = None,
+        batch: BatchItem | None = None,
     ) -> JobRequest:
         """Queue a new job; a full lane or a full Redis is 529 overloaded_error.
 
@@ -172,7 +174,7 @@ class JobQueue:
         now_ms = int(time.time() * 1000)
         head_start = INTERACTIVE_HEAD_START_MS if lane == "interactive" else 0
         job = JobRequest(
-            job_id="job_" + uuid.uuid4().hex,
+            job_id=job_id or new_job_id(),
             request_id=request_id,
             request=request,
             enqueued_at_ms=now_ms,
@@ -181,6 +183,7 @@ class JobQueue:
             client_key=client_key,
             prefer_account=prefer_account,
             prefer_until_ms=now_ms + prefer_for_ms if prefer_account else 0,
+            batch=batch,
         )
         payload = job.model_dump_json(exclude_unset=True)
         arq_job = self._arq_job(job)
@@ -245,8 +248,10 @@ class JobQueue:
             keys=[keys.job_record(job.job_id)], args=[job.attempt, self.lifetimes.ended_s()]
         )
 
-    async def cancel(self, job_id: str) -> None:
-        """Abort the current attempt (the worker kills its CLI) and take the job off its lane."""
+    async def cancel(self, job_id: str, *, unqueue: bool = False) -> None:
+        """Abort the current attempt (the worker kills its CLI) and take the job off its lane.
+        `unqueue` also takes it out of arq's queue: arq keeps the job of a dead worker there
+        until the job timeout, where it would take a batch slot in every worker's pick."""
         state = await self.state(job_id)
         if state is None or state.status in ("done", "cancelled"):
             return
@@ -257,6 +262,8 @@ class JobQueue:
             pipe.expire(keys.job_record(job_id), self.lifetimes.ended_s())
             pipe.zrem(keys.lane_waiting(state.lane), job_id)
             pipe.publish(keys.queue_wake_channel(), b"abort")
+            if unqueue:
+                pipe.zrem(self._queue_name, state.attempt_id)
             await pipe.execute()
 
     async def state(self, job_id: str) -> JobState | None:
@@ -307,10 +314,7 @@ class JobQueue:
             _, count, memory = await pipe.execute()
         if count >= lane_limit:
             raise Overloaded(f"The {lane} queue is full; try again shortly.", retry_after_s=5)
-        budget = self._memory_budget_bytes or int(
-            int(memory.get("maxmemory", 0)) * _DEFAULT_BUDGET_SHARE
-        )
-        if budget and int(memory["used_memory"]) + cost_bytes > budget:
+        if over_memory_budget(memory, budget_bytes=self._memory_budget_bytes, cost=cost_bytes):
             raise Overloaded(
                 "The job queue has no room for this request now; try again shortly.",
                 retry_after_s=5,
@@ -353,6 +357,17 @@ class JobQueue:
             int(time.time() * 1000),
             serializer=arq_codec.serialize,
         )
+
+
+def over_memory_budget(memory: dict[str, Any], *, budget_bytes: int, cost: int) -> bool:
+    """Would `cost` more bytes push Redis (its INFO memory) past the budget? A budget of 0 is
+    80 % of Redis's maxmemory; no check when Redis has none either."""
+    budget = budget_bytes or int(int(memory.get("maxmemory", 0)) * _DEFAULT_BUDGET_SHARE)
+    return bool(budget) and int(memory["used_memory"]) + cost > budget
+
+
+def new_job_id() -> str:
+    return "job_" + uuid.uuid4().hex
 
 
 def _attempt_fields(job: JobRequest) -> dict[str, object]:

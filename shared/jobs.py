@@ -15,6 +15,14 @@ RUN_MESSAGES_JOB = "run_messages"
 """Name of the arq job function that answers a Messages request."""
 
 
+class BatchItem(BaseModel):
+    """Which request of which message batch a job answers."""
+
+    batch_id: str
+    index: int
+    custom_id: str
+
+
 class JobRequest(BaseModel):
     """The arq job payload (sent as JSON). One ccfleet job may take several attempts
     (each its own arq job); its chunks, journal and record are keyed by `job_id`."""
@@ -31,6 +39,7 @@ class JobRequest(BaseModel):
     # A head start for one account's workers until this time (shared/conversation.py).
     prefer_account: str = ""
     prefer_until_ms: int = 0
+    batch: BatchItem | None = None  # a request of a message batch: its result goes there
 
 
 @dataclass(frozen=True)

@@ -93,3 +93,43 @@ def queue_wake_channel() -> str:
 def conversation_account(conversation_key: str) -> str:
     """The account that served a conversation's latest turn (shared/conversation.py)."""
     return f"{PREFIX}:conversation:{conversation_key}:account"
+
+
+def batch(batch_id: str) -> str:
+    """Hash of a message batch: owner, times, status, request counts, dispatch position."""
+    return f"{PREFIX}:batch:{batch_id}"
+
+
+def batch_requests(batch_id: str) -> str:
+    """Hash of a batch's requests by index (`{"custom_id", "params"}` JSON), each held once."""
+    return f"{PREFIX}:batch:{batch_id}:requests"
+
+
+def batch_results(batch_id: str) -> str:
+    """Hash of a batch's results by index (one JSONL line each), written as each finishes."""
+    return f"{PREFIX}:batch:{batch_id}:results"
+
+
+def batch_inflight(batch_id: str) -> str:
+    """Hash of a batch's dispatched, unfinished requests: index -> `<job id>|<claimed ms>`."""
+    return f"{PREFIX}:batch:{batch_id}:inflight"
+
+
+def batches_index() -> str:
+    """Sorted set of every batch id, scored by creation time (epoch ms): the list, newest first."""
+    return f"{PREFIX}:batches"
+
+
+def batches_open() -> str:
+    """Sorted set of batches not yet ended, scored by their expiry (epoch ms)."""
+    return f"{PREFIX}:batches:open"
+
+
+def batches_active() -> str:
+    """List of batches with requests still to dispatch, rotated for round-robin dispatch."""
+    return f"{PREFIX}:batches:active"
+
+
+def batches_check_turn() -> str:
+    """Held for one check interval by the worker whose turn it is to check open batches."""
+    return f"{PREFIX}:batches:check-turn"

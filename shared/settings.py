@@ -137,6 +137,21 @@ class Settings(BaseSettings):
         default=3600, ge=1, description="How long a conversation's account is remembered."
     )
 
+    # batches (the Message Batches API)
+    batch_expiry_s: float = Field(
+        default=86_400.0, gt=0, description="A batch's requests unfinished this long: expired."
+    )
+    batch_retention_s: float = Field(
+        default=29 * 86_400.0, gt=0, description="How long an ended batch and its results stay."
+    )
+    batch_max_body_bytes: int = 256 * 1024 * 1024
+    public_url: str = Field(
+        default="", description="Base of `results_url`; empty: the request's own base URL."
+    )
+    batch_check_s: float = Field(
+        default=1.0, gt=0, description="How often a worker feeds and checks batch requests."
+    )
+
     # both
     redis_outage_s: float = Field(
         default=30.0, ge=0, description="How long a Redis outage is waited out before failing."

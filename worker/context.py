@@ -7,9 +7,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from shared.batch_store import BatchStore
 from shared.job_queue import JobQueue
 from shared.metrics import FleetMetrics
 from shared.settings import Settings
+from worker.batch_feeder import BatchFeeder
 from worker.cli_config import CliConfig
 from worker.cli_pool import CliPool, PoolStats
 
@@ -66,3 +68,6 @@ class WorkerContext:
     queue: JobQueue
     metrics: FleetMetrics = field(default_factory=FleetMetrics)
     pool: CliPool | None = None  # ready CLIs; None when CCFLEET_PREWARM_CLIS is 0
+    # the Message Batches API: where a batch job records its result, who feeds the lane
+    batches: BatchStore | None = None
+    feeder: BatchFeeder | None = None

@@ -46,15 +46,19 @@ class FleetWorker(Worker):
         if chosen:
             await read_account_cooldown(self.pool, self.state)
             if self.state.cooling:
-                chosen = []
-        await super().start_jobs(chosen)
+                return
+        # One at a time: a batch job counts against the batch slots only once it started
+        # here. Counting the jobs arq is about to try would count those running elsewhere
+        # (still at the head of the queue), and no worker but one would run batch work.
+        for raw in chosen:
+            if raw.startswith(b"b|") and self._running_batch() >= self.batch_slots:
+                continue
+            await super().start_jobs([raw])
 
     def admissible(self, job_ids: list[bytes]) -> list[bytes]:
         if self.state.draining or self.state.broken_reason or self.state.cooling:
             return []
-        running_batch = sum(
-            1 for job_id, task in self.tasks.items() if job_id.startswith("b|") and not task.done()
-        )
+        batch_room = self._running_batch() < self.batch_slots
         chosen = []
         now_ms = int(time.time() * 1000)
         for raw in job_ids:
@@ -65,12 +69,15 @@ class FleetWorker(Worker):
                 # Look again when the head start runs out (nothing else wakes us for it).
                 self.wakeup.wake_at(attempt.prefer_until_ms / 1000)
                 continue
-            if attempt is not None and attempt.lane == "batch":
-                if running_batch >= self.batch_slots:
-                    continue
-                running_batch += 1
+            if attempt is not None and attempt.lane == "batch" and not batch_room:
+                continue
             chosen.append(raw)
         return chosen
+
+    def _running_batch(self) -> int:
+        return sum(
+            1 for job_id, task in self.tasks.items() if job_id.startswith("b|") and not task.done()
+        )
 
     async def _poll_iteration(self) -> None:
         # arq lets a Redis error end the worker; a fleet worker waits for Redis to return.

@@ -22,6 +22,7 @@ from shared.log import job_id_var, request_id_var
 from shared.redis_outage import OUTAGE_ERRORS, outlasting_outage
 from worker.accounting import book_run
 from worker.answer import answer_with_cli
+from worker.batch_collector import BatchCollector
 from worker.chunk_publisher import ChunkPublisher
 from worker.cli_check import check_cli, record_check
 from worker.context import WorkerContext
@@ -44,13 +45,17 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         await remember_account(
             ctx["redis"], job.request, worker.state.account, ttl_s=worker.settings.affinity_ttl_s
         )
-    publisher = ChunkPublisher(
-        ctx["redis"],
-        job.job_id,
-        ttl_s=worker.queue.lifetimes.ended_s(),
-        max_chunks=worker.settings.journal_max_chunks,
-        max_bytes=worker.settings.journal_max_bytes,
-        running_ttl_s=worker.queue.lifetimes.running_s(),
+    publisher = (
+        ChunkPublisher(
+            ctx["redis"],
+            job.job_id,
+            ttl_s=worker.queue.lifetimes.ended_s(),
+            max_chunks=worker.settings.journal_max_chunks,
+            max_bytes=worker.settings.journal_max_bytes,
+            running_ttl_s=worker.queue.lifetimes.running_s(),
+        )
+        if job.batch is None
+        else BatchCollector(ctx["redis"], job.job_id)
     )
     if not await _resumed_after_crash(publisher):
         with worker.state.occupied_slot(batch=job.lane == "batch"):
@@ -64,9 +69,25 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
                 )
             if requeued:
                 return  # handed to another attempt
+    if isinstance(publisher, BatchCollector):
+        await outlasting_outage(
+            lambda: record_batch_result(worker, job, publisher),
+            limit_s=worker.settings.redis_outage_s,
+        )
     await outlasting_outage(
         lambda: worker.queue.finish(job), limit_s=worker.settings.redis_outage_s
     )
+
+
+async def record_batch_result(
+    worker: WorkerContext, job: JobRequest, collector: BatchCollector
+) -> None:
+    """Persist a batch request's result, then let the feeder fill the slot it leaves."""
+    assert job.batch is not None and worker.batches is not None  # a worker built by main.py
+    result = collector.result(job.request_id)
+    await worker.batches.record(job.batch.batch_id, job.batch.index, job.batch.custom_id, result)
+    if worker.feeder is not None:
+        worker.feeder.wake()
 
 
 async def _answer(
@@ -148,15 +169,16 @@ async def _retry_elsewhere(
     *,
     backoff: bool,
 ) -> bool:
-    """Re-queue the job for its next attempt, if nothing was sent and attempts remain."""
-    if publisher.seq > 0 or job.attempt >= worker.settings.job_max_attempts:
+    """Re-queue the job for its next attempt, if nothing was sent and attempts remain.
+    A batch request has no client: it may always run again, and waits out account limits."""
+    if (publisher.seq > 0 and job.batch is None) or job.attempt >= worker.settings.job_max_attempts:
         return False
     avoid = [*job.avoid_accounts, worker.state.account]
     others = [a for a in snapshot.available_accounts() if a.name not in avoid]
     if not others:
-        if not backoff:
+        if not backoff and job.batch is None:
             return False  # no other account has room: the client hears of the limit
-        avoid = []  # a transient failure may clear up here too
+        avoid = []  # a transient failure may clear up here too; a limit ends at its reset
     if backoff:
         await asyncio.sleep(worker.settings.retry_backoff_s * 2 ** (job.attempt - 1))
     following = await worker.queue.requeue(job, avoid_accounts=avoid)
@@ -173,7 +195,7 @@ async def _left_to_others(
     if not worker.state.broken_reason:
         return False
     await beat(ctx["redis"], worker.state, ttl_s=worker.settings.heartbeat_ttl_s)
-    if publisher.seq > 0 or job.attempt >= worker.settings.job_max_attempts:
+    if (publisher.seq > 0 and job.batch is None) or job.attempt >= worker.settings.job_max_attempts:
         return False
     return await worker.queue.requeue(job, avoid_accounts=job.avoid_accounts) is not None
 

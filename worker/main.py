@@ -15,12 +15,15 @@ from arq.worker import func
 from redis.exceptions import RedisError
 
 from shared import arq_codec
+from shared.batch_dispatch import BatchDispatch
+from shared.batch_store import BatchStore
 from shared.job_queue import JobLifetimes, JobQueue
 from shared.jobs import RUN_MESSAGES_JOB
 from shared.metrics import FleetMetrics
 from shared.settings import Settings
 from worker.account_login import AccountLogin
 from worker.accounting import check_budget_at_start
+from worker.batch_feeder import BatchFeeder
 from worker.cli_check import check_cli, check_cli_forever, record_check
 from worker.cli_command import cli_base_environment
 from worker.cli_config import CliConfig
@@ -83,8 +86,28 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         record_check(state, await check_cli(cli.claude_bin, cli.base_env))
         queue = JobQueue(redis, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings))
         pool = _ready_cli_pool(settings, cli, state)
+        batches = BatchStore(
+            redis,
+            retention_s=settings.batch_retention_s,
+            memory_budget_bytes=settings.redis_memory_budget_bytes,
+        )
+        dispatch = BatchDispatch(
+            redis,
+            batches,
+            queue,
+            batch_max_waiting=settings.batch_max_waiting,
+            max_runs=settings.job_max_attempts,
+        )
+        feeder = BatchFeeder(redis, batches, dispatch, settings)
         worker = WorkerContext(
-            settings=settings, cli=cli, state=state, queue=queue, metrics=metrics, pool=pool
+            settings=settings,
+            cli=cli,
+            state=state,
+            queue=queue,
+            metrics=metrics,
+            pool=pool,
+            batches=batches,
+            feeder=feeder,
         )
         ctx["worker"] = worker
         metrics_server.start()
@@ -109,6 +132,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
             ),
             name="cli-check",
         )
+        ctx["batch_feeder"] = asyncio.create_task(feeder.run(), name="batch-feeder")
         ctx["sweeper"] = asyncio.create_task(
             sweep_forever(work_root, interval_s=settings.work_sweep_interval_s), name="sweeper"
         )
@@ -116,7 +140,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         await wakeup.stop()
         await _stop_pool(ctx)
-        for name in ("cli_check", "heartbeat", "sweeper"):
+        for name in ("batch_feeder", "cli_check", "heartbeat", "sweeper"):
             task: asyncio.Task[None] | None = ctx.pop(name, None)
             if task is not None:
                 task.cancel()

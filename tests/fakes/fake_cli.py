@@ -116,6 +116,7 @@ def answer() -> int:
         if line.get("shouldQuery") is False:
             emit(success_result(""))
             continue
+        time.sleep(float(os.environ.get("FAKE_CLI_DELAY_S", "0")))
         for message in scripted_output():
             emit(message)
         break

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from api.message_builder import MessageBuilder
+from shared.message_builder import MessageBuilder
 
 Event = dict[str, Any]
 

@@ -1,0 +1,109 @@
+"""The batch dispatcher against a real Redis, without workers: lost requests run again as new
+jobs, a fixed number of times, then fail."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+from arq.connections import ArqRedis, RedisSettings, create_pool
+
+from ccfleet.embedded_redis import EmbeddedRedis
+from shared import keys
+from shared.batch_dispatch import BatchDispatch
+from shared.batch_store import BatchStore, NewBatch, StoredRequest
+from shared.job_queue import JobLifetimes, JobQueue
+from shared.settings import Settings
+
+PARAMS = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture
+async def pool(redis_server: EmbeddedRedis) -> AsyncIterator[ArqRedis]:
+    arq_pool = await create_pool(RedisSettings.from_dsn(redis_server.url))
+    try:
+        yield arq_pool
+    finally:
+        await arq_pool.aclose()
+
+
+async def test_a_request_whose_jobs_keep_getting_lost_runs_again_then_ends_errored(
+    pool: ArqRedis,
+) -> None:
+    store = BatchStore(pool, retention_s=60)
+    queue = JobQueue(pool, queue_name="test-queue", lifetimes=JobLifetimes.of(Settings()))
+    dispatch = BatchDispatch(pool, store, queue, batch_max_waiting=10, max_runs=2, lost_after_ms=0)
+    body = orjson.dumps({"custom_id": "only", "params": PARAMS})
+    await store.create(
+        NewBatch(id="msgbatch_t", owner="", created_at_ms=1, expires_at_ms=2**42),
+        [StoredRequest(0, body)],
+    )
+    taken = await store.take_next("job_never_queued")  # its feeder died before queuing it
+    assert taken is not None
+
+    await dispatch.check("msgbatch_t")
+
+    [entry] = await store.inflight("msgbatch_t")
+    assert entry.job_id != "job_never_queued"
+    assert entry.runs == 2
+    assert (await queue.state(entry.job_id)) is not None  # queued as a new job
+    await pool.delete(keys.job_record(entry.job_id))  # lost again
+
+    await dispatch.check("msgbatch_t")
+
+    state = await store.get("msgbatch_t")
+    assert state is not None
+    assert state.status == "ended"
+    assert state.counts["errored"] == 1
+    [line] = [orjson.loads(raw) async for raw in store.results(state)]
+    assert line["custom_id"] == "only"
+    assert line["result"]["type"] == "errored"
+    assert "lost 2 times" in line["result"]["error"]["error"]["message"]
+
+
+async def test_a_request_the_full_batch_lane_cannot_take_waits_without_using_up_its_runs(
+    pool: ArqRedis,
+) -> None:
+    store = BatchStore(pool, retention_s=60)
+    queue = JobQueue(pool, queue_name="test-queue", lifetimes=JobLifetimes.of(Settings()))
+    full_lane = BatchDispatch(pool, store, queue, batch_max_waiting=0, max_runs=2, lost_after_ms=0)
+    body = orjson.dumps({"custom_id": "only", "params": PARAMS})
+    await store.create(
+        NewBatch(id="msgbatch_t", owner="", created_at_ms=1, expires_at_ms=2**42),
+        [StoredRequest(0, body)],
+    )
+
+    assert await full_lane.feed(waiting_target=1) == 0  # claimed, but the lane is full
+    for _ in range(4):
+        await full_lane.check("msgbatch_t")
+
+    [entry] = await store.inflight("msgbatch_t")
+    assert entry.runs == 1
+    state = await store.get("msgbatch_t")
+    assert state is not None
+    assert (state.status, state.processing) == ("in_progress", 1)
+    roomy = BatchDispatch(pool, store, queue, batch_max_waiting=10, max_runs=2, lost_after_ms=0)
+    await roomy.check("msgbatch_t")
+    [entry] = await store.inflight("msgbatch_t")
+    assert (await queue.state(entry.job_id)) is not None  # queued at last
+
+
+async def test_a_batch_request_runs_on_the_key_that_created_the_batch(pool: ArqRedis) -> None:
+    store = BatchStore(pool, retention_s=60)
+    queue = JobQueue(pool, queue_name="test-queue", lifetimes=JobLifetimes.of(Settings()))
+    dispatch = BatchDispatch(pool, store, queue, batch_max_waiting=10, max_runs=2)
+    body = orjson.dumps({"custom_id": "only", "params": PARAMS})
+    await store.create(
+        NewBatch(id="msgbatch_t", owner="alice", created_at_ms=1, expires_at_ms=2**42),
+        [StoredRequest(0, body)],
+    )
+
+    assert await dispatch.feed(waiting_target=1) == 1
+
+    [entry] = await store.inflight("msgbatch_t")
+    record = await queue.record(entry.job_id)
+    assert record is not None
+    assert record.job.client_key == "alice"  # usage and spend go to the batch's key
+    assert record.job.lane == "batch"
+    assert record.job.batch is not None and record.job.batch.custom_id == "only"
