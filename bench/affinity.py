@@ -109,6 +109,7 @@ def main() -> None:
     port = free_port()
     env = {"PATH": os.environ["PATH"], "HOME": str(root), "CCFLEET_REDIS_URL": redis.url,
            "CCFLEET_CLAUDE_BIN": fake_claude(root), "CCFLEET_LOG_LEVEL": "WARNING",
+           "CCFLEET_AUTH": "off",
            "CCFLEET_WORKER_SLOTS": "3", "CLAUDE_CODE_OAUTH_TOKEN": "bench-token"}  # fmt: skip
     procs = [ManagedProcess(["api", "--port", str(port)], env=env, log_path=root / "api.log")]
     for name in ACCOUNTS:

@@ -80,6 +80,7 @@ def main() -> None:
         "CCFLEET_CLAUDE_BIN": fake_claude(root),
         "CCFLEET_WORKER_SLOTS": str(args.concurrency),
         "CCFLEET_LOG_LEVEL": "WARNING",
+        "CCFLEET_AUTH": "off",
         "CLAUDE_CODE_OAUTH_TOKEN": "bench-token",
     }
     port = free_port()

@@ -55,6 +55,7 @@ def main() -> None:
         "CCFLEET_CLAUDE_BIN": args.claude_bin,
         "CLAUDE_CODE_OAUTH_TOKEN": "bench-token",
         "CCFLEET_LOG_LEVEL": "WARNING",
+        "CCFLEET_AUTH": "off",
     }
     worker = ManagedProcess(["worker"], env=env, log_path=root / "worker.log")
     client = redis_lib.Redis.from_url(server.url)

@@ -36,7 +36,7 @@ from redis.asyncio import Redis
 from bench.idle_worker import cpu_seconds
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from shared import arq_codec
-from shared.job_queue import JobQueue
+from shared.job_queue import JobLifetimes, JobQueue
 from shared.jobs import RUN_MESSAGES_JOB, JobRequest
 from shared.settings import Settings
 from tests.processes import ManagedProcess, http_ok, wait_until
@@ -72,7 +72,7 @@ def generator(redis_url: str, chunks: int, interval_s: float, max_jobs: int, log
     async def startup(ctx: dict[str, Any]) -> None:
         redis = ctx["redis"]
         ctx["queue"] = JobQueue(
-            redis, queue_name=settings.queue_name, record_ttl_s=settings.journal_ttl_s
+            redis, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings)
         )
         ctx["beat"] = asyncio.create_task(beat_forever(redis))
 
@@ -129,7 +129,7 @@ def generator(redis_url: str, chunks: int, interval_s: float, max_jobs: int, log
 
 
 async def stream(port: int, delays: list[float], opened: asyncio.Event, counter: list[int],
-                 total: int) -> None:  # fmt: skip
+                 total: int, failures: list[str]) -> None:  # fmt: skip
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(
         b"POST /v1/messages HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
@@ -140,6 +140,11 @@ async def stream(port: int, delays: list[float], opened: asyncio.Event, counter:
     counter[0] += 1
     if counter[0] == total:
         opened.set()
+    status = await reader.readline()
+    if b" 200 " not in status:
+        failures.append(status.decode().strip() + " " + (await reader.read(300)).decode())
+        writer.close()
+        return
     while line := await reader.readline():
         if not line.startswith(b"data: ") or b"text_delta" not in line:
             if line.startswith(b"event: message_stop"):
@@ -150,12 +155,14 @@ async def stream(port: int, delays: list[float], opened: asyncio.Event, counter:
     writer.close()
 
 
-async def run_clients(port: int, streams: int, api_pid: int) -> tuple[list[float], float, float]:
+async def run_clients(
+    port: int, streams: int, api_pid: int, failures: list[str]
+) -> tuple[list[float], float, float]:
     delays: list[float] = []
     opened = asyncio.Event()
     counter = [0]
     idle_rss = rss_mb(api_pid)
-    tasks = [asyncio.create_task(stream(port, delays, opened, counter, streams))
+    tasks = [asyncio.create_task(stream(port, delays, opened, counter, streams, failures))
              for _ in range(streams)]  # fmt: skip
     await opened.wait()
     cpu_before, started = cpu_seconds(api_pid), time.monotonic()
@@ -187,6 +194,7 @@ def main() -> None:
         "HOME": str(root),
         "CCFLEET_REDIS_URL": redis.url,
         "CCFLEET_LOG_LEVEL": "WARNING",
+        "CCFLEET_AUTH": "off",
         "CCFLEET_INTERACTIVE_MAX_WAITING": str(args.streams * 2),
     }
     api = ManagedProcess(["api", "--port", str(port)], env=env, log_path=root / "api.log")
@@ -196,8 +204,11 @@ def main() -> None:
     )
     try:
         load.start()
-        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/ready"), 60, "the front end")
-        delays, mb_per_stream, cpu_share = asyncio.run(run_clients(port, args.streams, api.pid))
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), 60, "the front end")
+        failures: list[str] = []
+        delays, mb_per_stream, cpu_share = asyncio.run(
+            run_clients(port, args.streams, api.pid, failures)
+        )
     finally:
         if load.pid is not None:
             os.kill(load.pid, 15)
@@ -205,7 +216,9 @@ def main() -> None:
         api.stop()
         redis.stop()
         shutil.rmtree(root, ignore_errors=True)
-    ms = [1000 * d for d in delays]
+    if failures:
+        print(f"{len(failures)} requests failed, the first: {failures[0]}")
+    ms = [1000 * d for d in delays] or [math.nan]
     expected = args.streams * args.chunks
     print(f"{args.streams} concurrent streams through one front end on {os.cpu_count()} cores, "
           f"{time.ctime()}: {len(ms)} of {expected} chunks delivered")  # fmt: skip
