@@ -1,4 +1,5 @@
-"""Integration fixtures: an async Redis client on the per-test server, and a running ChunkHub."""
+"""Integration fixtures: an async Redis client on the per-test server, a job queue on it, and a
+running ChunkHub."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from redis.asyncio import Redis
 
 from api.chunk_hub import ChunkHub
 from ccfleet.embedded_redis import EmbeddedRedis
+from shared.job_queue import JobQueue
+from shared.redis_connection import arq_redis
+from shared.settings import Settings
 
 
 @pytest.fixture
@@ -18,6 +22,17 @@ async def redis(redis_server: EmbeddedRedis) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_server.url)
     try:
         yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def job_queue(redis_server: EmbeddedRedis) -> AsyncIterator[JobQueue]:
+    """The job queue as a front end builds it (its own arq client)."""
+    settings = Settings(redis_url=redis_server.url, queue_name="test-queue")
+    client = arq_redis(settings)
+    try:
+        yield JobQueue(client, queue_name=settings.queue_name, record_ttl_s=600)
     finally:
         await client.aclose()
 
