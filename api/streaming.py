@@ -15,9 +15,8 @@ from fastapi.responses import Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.disconnect import until_disconnected
-from api.errors import error_event
+from api.errors import failure_event
 from api.relay import JobRelay
-from shared.errors import FleetError
 from shared.jobs import Chunk
 
 ChunkRenderer = Callable[[Chunk], Iterable[ServerSentEvent]]
@@ -49,13 +48,11 @@ async def stream_reply(
                     yield event
                 if relay.finished:
                     break
-                try:
-                    chunk = await relay.next_chunk()
-                except FleetError as error:
-                    yield error_event(error, path)
-                    return
+                chunk = await relay.next_chunk()
             for event in closing:
                 yield event
+        except Exception as exc:  # a stream ends in an error event, never silently cut
+            yield failure_event(exc, path)
         finally:
             with anyio.CancelScope(shield=True):
                 await relay.close()

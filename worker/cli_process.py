@@ -87,8 +87,11 @@ class CliProcess:
 
     async def write_line(self, payload: bytes) -> None:
         assert self._proc is not None and self._proc.stdin is not None
-        self._proc.stdin.write(payload)
-        await self._proc.stdin.drain()
+        try:
+            self._proc.stdin.write(payload)
+            await self._proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise CliFailed("The Claude Code CLI exited before reading the request.") from exc
 
     def close_stdin(self) -> None:
         assert self._proc is not None and self._proc.stdin is not None

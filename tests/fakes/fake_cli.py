@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -200,6 +201,19 @@ def stream_forever() -> int:
         emit(stream_event({"type": "content_block_delta", "index": 0, "delta": delta}))
         time.sleep(drip_s)
     return 0
+
+
+def install(path: Path, **env: str) -> Path:
+    """An executable `claude` at `path` running this fake with `env` set (a worker passes its
+    CLI only some of its own variables, so they are written in); `--version` answers at once."""
+    exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
+    path.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "--version" ]; then echo "0.0.0 (fake)"; exit 0; fi\n'
+        f'{exports}exec {shlex.quote(sys.executable)} {shlex.quote(__file__)} "$@"\n'
+    )
+    path.chmod(0o755)
+    return path
 
 
 def main() -> int:

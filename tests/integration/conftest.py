@@ -1,11 +1,13 @@
-"""Integration fixtures: an async Redis client on the per-test server, a job queue on it, and a
-running ChunkHub."""
+"""Integration fixtures: an async Redis client on the per-test server, a job queue on it, a
+running ChunkHub, and worker contexts running the fake CLI."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -15,6 +17,9 @@ from ccfleet.embedded_redis import EmbeddedRedis
 from shared.job_queue import JobQueue
 from shared.redis_connection import arq_redis
 from shared.settings import Settings
+from tests.fakes import fake_cli
+from worker.answer import CliConfig
+from worker.context import WorkerContext, WorkerState
 
 
 @pytest.fixture
@@ -49,3 +54,32 @@ async def hub(redis: Redis) -> AsyncIterator[ChunkHub]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await chunk_hub.close()
+
+
+FakeWorker = Callable[..., WorkerContext]
+
+
+@pytest.fixture
+def fake_worker(job_queue: JobQueue, tmp_path: Path) -> FakeWorker:
+    """`fake_worker(mode, **env)`: what a worker's jobs get in arq's ctx["worker"], running
+    tests/fakes/fake_cli.py in FAKE_CLI_MODE `mode` as its `claude`."""
+    wrapper = fake_cli.install(tmp_path / "claude")
+    (tmp_path / "work").mkdir(exist_ok=True)
+
+    def build(mode: str, *, timeout_s: float = 40.0, **env: str) -> WorkerContext:
+        cli = CliConfig(
+            claude_bin=str(wrapper),
+            base_env={
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "FAKE_CLI_MODE": mode,
+                **env,
+            },
+            work_root=str(tmp_path / "work"),
+            timeout_s=timeout_s,
+            kill_grace_s=0.3,
+        )
+        state = WorkerState(worker_id="w-test", host="test", account="a", slots=1, cli_version="x")
+        settings = Settings(redis_url="redis://unused", journal_ttl_s=600)
+        return WorkerContext(settings=settings, cli=cli, state=state, queue=job_queue)
+
+    return build

@@ -5,9 +5,6 @@ refused and it stops its CLI, so the two never interleave."""
 from __future__ import annotations
 
 import asyncio
-import os
-import stat
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +15,8 @@ from shared import keys
 from shared.job_queue import JobQueue
 from shared.jobs import Chunk, JobRequest
 from shared.messages import MessagesRequest
-from shared.settings import Settings
-from tests.fakes import fake_cli
-from worker.answer import CliConfig
+from tests.integration.conftest import FakeWorker
 from worker.chunk_publisher import AttemptSuperseded, ChunkPublisher
-from worker.context import WorkerContext, WorkerState
 from worker.jobs import run_messages
 
 BOUND_S = 20.0
@@ -90,37 +84,11 @@ async def test_a_cancelled_jobs_writer_is_refused(redis: Redis, job_queue: JobQu
     assert [c.data["delta"]["text"] for c in await journal(redis, job.job_id)] == ["before"]
 
 
-@pytest.fixture
-def dripping_cli(tmp_path: Path) -> CliConfig:
-    """The fake CLI answering for ever, a delta every 20 ms; its pid in tmp_path/cli.pid."""
-    wrapper = tmp_path / "claude"
-    wrapper.write_text(f"#!/bin/sh\nexec '{sys.executable}' '{fake_cli.__file__}' \"$@\"\n")
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-    (tmp_path / "work").mkdir()
-    return CliConfig(
-        claude_bin=str(wrapper),
-        base_env={
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "FAKE_CLI_MODE": "stream_forever",
-            "FAKE_CLI_DRIP_S": "0.02",
-            "FAKE_CLI_PID_FILE": str(tmp_path / "cli.pid"),
-        },
-        work_root=str(tmp_path / "work"),
-        timeout_s=BOUND_S * 2,
-        kill_grace_s=0.3,
-    )
-
-
 async def test_a_superseded_attempt_stops_its_cli_and_publishes_nothing_more(
-    redis: Redis, job_queue: JobQueue, dripping_cli: CliConfig, tmp_path: Path
+    redis: Redis, job_queue: JobQueue, fake_worker: FakeWorker, tmp_path: Path
 ) -> None:
-    state = WorkerState(worker_id="w-1", host="test", account="a", slots=1, cli_version="x")
-    worker = WorkerContext(
-        settings=Settings(redis_url="redis://unused", journal_ttl_s=600),
-        cli=dripping_cli,
-        state=state,
-        queue=job_queue,
-    )
+    pid_file = tmp_path / "cli.pid"
+    worker = fake_worker("stream_forever", FAKE_CLI_DRIP_S="0.02", FAKE_CLI_PID_FILE=str(pid_file))
     job = await job_queue.submit(REQUEST, request_id="req_3", lane="interactive", lane_limit=10)
     run = asyncio.create_task(run_messages({"redis": redis, "worker": worker}, job.model_dump()))
     async with asyncio.timeout(BOUND_S):
@@ -130,7 +98,7 @@ async def test_a_superseded_attempt_stops_its_cli_and_publishes_nothing_more(
     await job_queue.requeue(job, avoid_accounts=[])  # the job is attempt 2's now
     async with asyncio.timeout(BOUND_S):
         await run  # ends by itself: its next chunk was refused
-    cli_pid = int((tmp_path / "cli.pid").read_text())
+    cli_pid = int(pid_file.read_text())
     assert was_reaped(cli_pid), "the stale attempt's CLI was stopped and reaped"
     chunks = await journal(redis, job.job_id)
     assert all(chunk.kind == "event" for chunk in chunks), "no error chunk from the stale attempt"
