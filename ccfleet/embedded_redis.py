@@ -79,7 +79,9 @@ class EmbeddedRedis:
         return self
 
     def _wait_until_answering(self) -> None:
-        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.2)
+        client = redis.Redis(
+            port=self.port, password=self.password, socket_connect_timeout=0.2, socket_timeout=0.5
+        )
         deadline = time.monotonic() + _START_TIMEOUT_S
         try:
             while time.monotonic() < deadline:
