@@ -3,6 +3,7 @@ killed outright all end in bounded time instead of hanging or leaving processes 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -20,6 +21,7 @@ from redis import Redis as SyncRedis
 
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from shared import keys
+from shared.redis_connection import arq_redis
 from shared.settings import Settings
 from tests.conftest import StackFactory
 from tests.fakes import fake_cli
@@ -87,6 +89,28 @@ def test_a_worker_bounds_every_redis_wait(redis_server: EmbeddedRedis, tmp_path:
     assert options["socket_connect_timeout"] == settings.redis_connect_timeout_s
     assert options["socket_keepalive"] is True
     assert options["health_check_interval"] == settings.redis_health_check_s
+
+
+async def test_cancelling_a_task_amid_redis_calls_always_cancels_it(
+    redis_server: EmbeddedRedis,
+) -> None:
+    # A job's abort and its time limit are cancellations: one lost leaves a CLI running.
+    client = arq_redis(Settings(redis_url=redis_server.url))
+
+    async def busy() -> None:
+        while True:
+            await client.set("ccfleet:test:busy", "1")
+
+    try:
+        for attempt in range(100):
+            task = asyncio.create_task(busy())
+            for _ in range(attempt % 11):  # cancel at every phase of a call
+                await asyncio.sleep(0)
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=BOUND_S)
+            assert done and task.cancelled(), f"cancellation {attempt} was swallowed"
+    finally:
+        await client.aclose()
 
 
 def stream_request(port: int) -> bytes:
