@@ -205,12 +205,17 @@ def stream_forever() -> int:
 
 def install(path: Path, **env: str) -> Path:
     """An executable `claude` at `path` running this fake with `env` set (a worker passes its
-    CLI only some of its own variables, so they are written in); `--version` answers at once."""
+    CLI only some of its own variables, so they are written in). A worker's checks of its CLI
+    (`--version`, `auth status`) are answered in mode `answer`, as a logged-in CLI, whatever
+    `env` says."""
+    me = f"{shlex.quote(sys.executable)} {shlex.quote(__file__)}"
     exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
     path.write_text(
         "#!/bin/sh\n"
-        'if [ "$1" = "--version" ]; then echo "0.0.0 (fake)"; exit 0; fi\n'
-        f'{exports}exec {shlex.quote(sys.executable)} {shlex.quote(__file__)} "$@"\n'
+        'case "$1" in --version|auth)\n'
+        f'  FAKE_CLI_MODE=answer FAKE_CLI_PID_FILE= FAKE_CLI_LOGGED_IN=1 exec {me} "$@";;\n'
+        "esac\n"
+        f'{exports}exec {me} "$@"\n'
     )
     path.chmod(0o755)
     return path
