@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from api.chunk_hub import ChunkHub
 from ccfleet.embedded_redis import EmbeddedRedis
-from shared.job_queue import JobQueue
+from shared.job_queue import JobLifetimes, JobQueue
 from shared.redis_connection import arq_redis
 from shared.settings import Settings
 from tests.fakes import fake_cli
@@ -37,7 +37,7 @@ async def job_queue(redis_server: EmbeddedRedis) -> AsyncIterator[JobQueue]:
     settings = Settings(redis_url=redis_server.url, queue_name="test-queue")
     client = arq_redis(settings)
     try:
-        yield JobQueue(client, queue_name=settings.queue_name, record_ttl_s=600)
+        yield JobQueue(client, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings))
     finally:
         await client.aclose()
 

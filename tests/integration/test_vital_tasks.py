@@ -28,7 +28,7 @@ async def task_running(vital: VitalTasks, name: str) -> asyncio.Task[None]:
 async def test_a_front_end_whose_chunk_hub_dies_stops_serving(
     redis_server: EmbeddedRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = Settings(redis_url=redis_server.url, drain_timeout_s=1)
+    settings = Settings(redis_url=redis_server.url, drain_timeout_s=1, auth="off")
     server, vital = front_end_server(settings, host="127.0.0.1", port=free_port())
     serving = asyncio.create_task(server.serve())
     hub = await task_running(vital, "chunk-hub")
