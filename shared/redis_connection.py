@@ -42,19 +42,27 @@ _KEEPALIVE_PROBES = 3
 
 
 class _CancellableSends(AbstractConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._command_timeout_s = self.socket_timeout
+        self._sends = 0  # in progress: nested (a connect or health check sends) or concurrent
+
     async def send_packed_command(
         self, command: bytes | str | Iterable[bytes], check_health: bool = True
     ) -> None:
-        timeout_s = self.socket_timeout
-        self.socket_timeout = None  # redis-py then sends (and health-checks) unwrapped
+        # Unset while any send runs, redis-py sends unwrapped; reads keep their own timeout.
+        self._sends += 1
+        self.socket_timeout = None
         try:
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout(self._command_timeout_s):
                 await super().send_packed_command(command, check_health)
         except TimeoutError as exc:  # ours: redis-py turns its own into RedisTimeoutError
             await self.disconnect(nowait=True)
             raise RedisTimeoutError("Timeout writing to socket") from exc
         finally:
-            self.socket_timeout = timeout_s
+            self._sends -= 1
+            if not self._sends:
+                self.socket_timeout = self._command_timeout_s
 
 
 class _TcpConnection(_CancellableSends, Connection):
@@ -76,8 +84,15 @@ def connection_pool(settings: Settings) -> ConnectionPool:
     if plain is UnixDomainSocketConnection:
         options.pop("socket_keepalive")  # not a TCP socket
         options.pop("socket_keepalive_options")
-    bounded = {SSLConnection: _TlsConnection, UnixDomainSocketConnection: _UnixConnection}
-    return ConnectionPool(connection_class=bounded.get(plain, _TcpConnection), **options)
+    return ConnectionPool(connection_class=_bounded(plain), **options)
+
+
+def _bounded(plain: object) -> type[Connection] | type[UnixDomainSocketConnection]:
+    if plain is SSLConnection:
+        return _TlsConnection
+    if plain is UnixDomainSocketConnection:
+        return _UnixConnection
+    return _TcpConnection
 
 
 def connection_options(settings: Settings) -> dict[str, Any]:
