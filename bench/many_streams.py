@@ -36,7 +36,7 @@ from redis.asyncio import Redis
 from bench.idle_worker import cpu_seconds
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from shared import arq_codec
-from shared.job_queue import JobQueue
+from shared.job_queue import JobLifetimes, JobQueue
 from shared.jobs import RUN_MESSAGES_JOB, JobRequest
 from shared.settings import Settings
 from tests.processes import ManagedProcess, http_ok, wait_until
@@ -72,7 +72,7 @@ def generator(redis_url: str, chunks: int, interval_s: float, max_jobs: int, log
     async def startup(ctx: dict[str, Any]) -> None:
         redis = ctx["redis"]
         ctx["queue"] = JobQueue(
-            redis, queue_name=settings.queue_name, record_ttl_s=settings.journal_ttl_s
+            redis, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings)
         )
         ctx["beat"] = asyncio.create_task(beat_forever(redis))
 
@@ -88,7 +88,9 @@ def generator(redis_url: str, chunks: int, interval_s: float, max_jobs: int, log
         job = JobRequest.model_validate(payload)
         if not await ctx["queue"].start(job, state.worker_id):
             return
-        publisher = ChunkPublisher(ctx["redis"], job.job_id, ttl_s=600, max_chunks=1000)
+        publisher = ChunkPublisher(
+            ctx["redis"], job.job_id, attempt=job.attempt, ttl_s=600, max_chunks=1000
+        )
         message = {"id": "msg_bench", "type": "message", "role": "assistant", "content": [],
                    "model": job.request.model, "stop_reason": None, "stop_sequence": None,
                    "usage": {"input_tokens": 1, "output_tokens": 0}}  # fmt: skip

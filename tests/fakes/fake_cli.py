@@ -17,9 +17,10 @@ FAKE_CLI_MODE
                     sleep; SIGTERM ends only the parent.
     long_line       Print one stream_event line whose text delta is FAKE_CLI_LINE_BYTES long
                     (default 2 MiB), then a success `result`, then exit.
-    stream_forever  Read stdin up to the querying user line, start an answer, then print a
-                    text delta of FAKE_CLI_LINE_BYTES (default 1) every FAKE_CLI_DRIP_S
-                    (default 0.05) seconds until killed: a CLI still answering.
+    stream_forever  Read stdin up to the querying user line (control requests answered as in
+                    `answer`), start an answer, then print a text delta of
+                    FAKE_CLI_LINE_BYTES (default 1) every FAKE_CLI_DRIP_S (default 0.05)
+                    seconds until killed: a CLI still answering.
 
 In mode `answer`, called as `--version` or `auth status` (as a worker checks its CLI), it
 answers as the pinned CLI does: a version line, and the JSON of a CLI logged in with an OAuth
@@ -189,7 +190,10 @@ def write_executable(directory: Path, *, logged_in: bool = True) -> Path:
 def stream_forever() -> int:
     for raw in sys.stdin:
         line = json.loads(raw) if raw.strip() else {}
-        if line.get("type") == "user" and line.get("shouldQuery") is not False:
+        if line.get("type") == "control_request":
+            response = {"subtype": "success", "request_id": line.get("request_id"), "response": {}}
+            emit({"type": "control_response", "response": response})
+        elif line.get("type") == "user" and line.get("shouldQuery") is not False:
             break
     start, block_start = (event["event"] for event in hello_answer()[:2])
     emit(stream_event(start))
