@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import signal
 from collections.abc import AsyncIterator
 
-from arq.connections import create_pool
+import uvicorn
 from fastapi import Depends, FastAPI
 from sse_starlette.sse import AppStatus
 
@@ -19,27 +19,26 @@ from api.job_watch import JobWatch
 from api.middleware import RequestContextMiddleware
 from api.request_metrics import RequestMetricsMiddleware
 from api.routes import batches, chat, count_tokens, fleet, health, messages, metrics, models, usage
-from shared import arq_codec
 from shared.batch_dispatch import BatchDispatch
 from shared.batch_store import BatchStore
 from shared.client_keys import KeyStore
 from shared.job_queue import JobLifetimes, JobQueue
 from shared.metrics import FleetMetrics
 from shared.quotas import Quotas
+from shared.redis_connection import arq_redis
 from shared.settings import Settings
+from shared.vital_tasks import VitalTasks
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAPI:
+    """`vital` holds the chunk hub's task; when it dies the server is asked to stop (by
+    default with SIGTERM to this process; `front_end_server` stops its uvicorn instead)."""
+    vital = vital or VitalTasks(on_death=lambda: signal.raise_signal(signal.SIGTERM))
     fleet_metrics = FleetMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = await create_pool(
-            arq_codec.redis_settings(settings.effective_redis_url()),
-            job_serializer=arq_codec.serialize,
-            job_deserializer=arq_codec.deserialize,
-            default_queue_name=settings.queue_name,
-        )
+        redis = arq_redis(settings)
         hub = ChunkHub(redis)
         queue = JobQueue(
             redis,
@@ -75,14 +74,12 @@ def create_app(settings: Settings) -> FastAPI:
                 max_runs=settings.job_max_attempts,
             ),
         )
-        hub_task = asyncio.create_task(hub.run(), name="chunk-hub")
+        vital.start(hub.run(), name="chunk-hub")
         try:
             yield
         finally:
             await detached.close()
-            hub_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await hub_task
+            await vital.stop()
             await hub.close()
             await redis.aclose()
 
@@ -90,6 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
     # requests in flight; sse-starlette would otherwise cut every stream at once.
     AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]  # untyped in sse-starlette
     app = FastAPI(title="ccfleet", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.vital = vital
     app.add_middleware(RequestMetricsMiddleware, metrics=fleet_metrics)
     app.add_middleware(
         RequestContextMiddleware,
@@ -111,3 +109,20 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     return app
+
+
+def front_end_server(
+    settings: Settings, *, host: str, port: int
+) -> tuple[uvicorn.Server, VitalTasks]:
+    """uvicorn serving the front end (`ccfleet api`). If the chunk hub dies the server stops,
+    draining as on SIGTERM, and the vital tasks' `failed` names it (the process exits 1)."""
+    vital = VitalTasks(on_death=lambda: setattr(server, "should_exit", True))
+    config = uvicorn.Config(
+        create_app(settings, vital=vital),
+        host=host,
+        port=port,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.drain_timeout_s),
+    )
+    server = uvicorn.Server(config)
+    return server, vital

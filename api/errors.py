@@ -15,7 +15,6 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from redis.exceptions import RedisError
 from sse_starlette import ServerSentEvent
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -24,6 +23,7 @@ from api.openai.errors import is_openai_path, openai_error, openai_status
 from shared.errors import FleetError, InvalidRequest, NotFound, Overloaded, error_class_for
 from shared.json_limits import FIELD_ERROR
 from shared.log import request_id_var
+from shared.redis_outage import OUTAGE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,15 @@ def error_response(error: FleetError, path: str = "") -> Response:
         media_type="application/json",
         headers=headers,
     )
+
+
+def failure_event(exc: Exception, path: str = "") -> ServerSentEvent:
+    """Any failure after the stream started: a FleetError as it is, anything else (its
+    traceback logged) as the catch-all's 500. A stream never ends silently cut."""
+    if isinstance(exc, FleetError):
+        return error_event(exc, path)
+    logger.error("unhandled error mid-stream", exc_info=exc)
+    return error_event(FleetError("Internal server error"), path)
 
 
 def error_event(error: FleetError, path: str = "") -> ServerSentEvent:
@@ -129,7 +138,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_client_gone(_request: Request, _exc: Exception) -> Response:
         return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody reads it
 
-    async def on_redis_error(request: Request, exc: Exception) -> Response:
+    async def on_redis_outage(request: Request, exc: Exception) -> Response:
+        # Only an outage is worth a retry; any other RedisError is a 500 (on_unexpected).
         logger.warning("redis unavailable: %s", type(exc).__name__)
         unavailable = Overloaded("The job queue is unavailable; please retry.", retry_after_s=1)
         return error_response(unavailable, request.url.path)
@@ -146,5 +156,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(ClientDisconnected, on_client_gone)
-    app.add_exception_handler(RedisError, on_redis_error)
+    for outage in OUTAGE_ERRORS:
+        app.add_exception_handler(outage, on_redis_outage)
     app.add_exception_handler(Exception, on_unexpected)

@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sse_starlette import ServerSentEvent
 
 from api.detached import DetachedJobs
@@ -100,7 +99,7 @@ class JobRelay:
         outage_s = self._redis_outage_s if self.reader.last_seq == 0 else 0.0
         try:
             chunk = await outlasting_outage(self._next_chunk, limit_s=outage_s)
-        except (RedisError, OSError) as exc:
+        except OUTAGE_ERRORS as exc:
             logger.warning("lost redis while relaying: %r", exc)
             raise Overloaded(
                 "Lost contact with the job queue; please retry.", retry_after_s=1

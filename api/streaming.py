@@ -3,24 +3,41 @@
 Errors before the first chunk are plain HTTP errors (api/errors.py turns them into a
 response); after it, each route's error event ends the stream. The routes differ only in how a
 chunk becomes SSE events (`render`), what closes a stream (`closing`), and how pings look.
+
+A client that reads nothing for `send_timeout_s` (its socket buffers full, each send blocked)
+is dropped: the stream closes as on a disconnect, which cancels its job.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 
 import anyio
 from fastapi import Request
 from fastapi.responses import Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import SendTimeoutError
+from starlette.types import Receive, Scope, Send
 
 from api.disconnect import until_disconnected
-from api.errors import error_event
+from api.errors import failure_event
 from api.relay import JobRelay
-from shared.errors import FleetError
 from shared.jobs import Chunk
 
+logger = logging.getLogger(__name__)
+
 ChunkRenderer = Callable[[Chunk], Iterable[ServerSentEvent]]
+
+
+class _BoundedEventSource(EventSourceResponse):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            # The stream's generator has closed by now (its job cancelled); the connection
+            # is left to the server to close (uvicorn logs it as an incomplete response).
+            logger.warning("the client read nothing for %.0f s; stream dropped", self.send_timeout)
 
 
 async def stream_reply(
@@ -29,6 +46,7 @@ async def stream_reply(
     *,
     render: ChunkRenderer,
     ping_interval_s: float,
+    send_timeout_s: float,
     ping_factory: Callable[[], ServerSentEvent] | None = None,
     closing: Iterable[ServerSentEvent] = (),
     headers: dict[str, str] | None = None,
@@ -49,17 +67,19 @@ async def stream_reply(
                     yield event
                 if relay.finished:
                     break
-                try:
-                    chunk = await relay.next_chunk()
-                except FleetError as error:
-                    yield error_event(error, path)
-                    return
+                chunk = await relay.next_chunk()
             for event in closing:
                 yield event
+        except Exception as exc:  # a stream ends in an error event, never silently cut
+            yield failure_event(exc, path)
         finally:
             with anyio.CancelScope(shield=True):
                 await relay.close()
 
-    return EventSourceResponse(
-        events(), ping=ping_interval_s, ping_message_factory=ping_factory, headers=headers
+    return _BoundedEventSource(
+        events(),
+        ping=ping_interval_s,
+        ping_message_factory=ping_factory,
+        headers=headers,
+        send_timeout=send_timeout_s,
     )

@@ -88,7 +88,9 @@ def generator(redis_url: str, chunks: int, interval_s: float, max_jobs: int, log
         job = JobRequest.model_validate(payload)
         if not await ctx["queue"].start(job, state.worker_id):
             return
-        publisher = ChunkPublisher(ctx["redis"], job.job_id, ttl_s=600, max_chunks=1000)
+        publisher = ChunkPublisher(
+            ctx["redis"], job.job_id, attempt=job.attempt, ttl_s=600, max_chunks=1000
+        )
         message = {"id": "msg_bench", "type": "message", "role": "assistant", "content": [],
                    "model": job.request.model, "stop_reason": None, "stop_sequence": None,
                    "usage": {"input_tokens": 1, "output_tokens": 0}}  # fmt: skip

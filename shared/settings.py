@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(
         default=30.0, ge=0, description="SIGTERM: time to finish streams."
     )
+    send_timeout_s: float = Field(
+        default=30.0, gt=0, description="A stream client that reads nothing this long is dropped."
+    )
 
     # access (README "Client keys"): keys are HMACs keyed by auth_secret, never the secrets
     auth: Literal["on", "off"] | None = Field(
@@ -155,6 +158,15 @@ class Settings(BaseSettings):
     # both
     redis_outage_s: float = Field(
         default=30.0, ge=0, description="How long a Redis outage is waited out before failing."
+    )
+    redis_connect_timeout_s: float = Field(
+        default=5.0, gt=0, description="Longest wait to connect to Redis."
+    )
+    redis_command_timeout_s: float = Field(
+        default=10.0, gt=0, description="Longest wait for one Redis command's reply."
+    )
+    redis_health_check_s: float = Field(
+        default=15.0, ge=0, description="A connection idle this long is PINGed before reuse."
     )
     journal_ttl_s: int = Field(
         default=3600, ge=1, description="How long a finished job's chunks and record are kept."

@@ -81,7 +81,22 @@ async def answer_with_cli(
                 if cutter.matched is None:
                     await process.wait_exit(config.kill_grace_s)
         except TimeoutError as exc:
+            _log_stderr_tail(process, job_id)
             raise JobTimedOut(f"The request ran past {config.timeout_s:.0f} s.") from exc
+        except Exception:
+            _log_stderr_tail(process, job_id)
+            raise
+
+
+def _log_stderr_tail(process: CliProcess, job_id: str) -> None:
+    """What the CLI said on stderr before a failure: the operator's first clue."""
+    if process.stderr_tail:
+        logger.warning(
+            "cli of job %s failed (rc=%s); its stderr ends:\n%s",
+            job_id,
+            process.returncode,
+            "\n".join(process.stderr_tail),
+        )
 
 
 async def _configure(process: CliProcess, lines: list[bytes]) -> None:

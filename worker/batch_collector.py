@@ -19,7 +19,8 @@ from worker.chunk_publisher import ChunkPublisher
 
 class BatchCollector(ChunkPublisher):
     def __init__(self, redis: Redis, job_id: str) -> None:
-        super().__init__(redis, job_id, ttl_s=60, max_chunks=0)
+        # Writes nothing to Redis, so no attempt to fence its writes on.
+        super().__init__(redis, job_id, attempt=0, ttl_s=60, max_chunks=0)
         self._builder = MessageBuilder()
         self._error: dict[str, Any] | None = None
 

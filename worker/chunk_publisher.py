@@ -10,6 +10,10 @@ seq and a reader can ask for "everything after seq N" with XRANGE.
 The journal is capped in entries and in bytes: an answer whose events would pass `max_bytes`
 fails (its error chunk still goes out). The first chunk also drops the request from the job's
 record: once the client has been sent anything, no retry can need it (shared/job_queue.py).
+
+One writer per job: each chunk is fenced on the attempt number, atomically in Redis. A
+worker wrongly declared dead, whose job went to another attempt (or was cancelled), has its
+chunks refused (`AttemptSuperseded`) instead of interleaving them with its successor's.
 """
 
 from __future__ import annotations
@@ -17,11 +21,31 @@ from __future__ import annotations
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from shared import keys
 from shared.errors import CliFailed, FleetError
 from shared.jobs import Chunk
+
+# KEYS: journal, job record. ARGV: seq, payload, max chunks, ttl, channel, attempt.
+# Returns 0 when this attempt no longer owns the job. An entry id already taken means an
+# earlier try journaled the chunk and its reply was lost (Redis went away): publish it again.
+_PUBLISH = """
+local r = redis.call('HMGET', KEYS[2], 'attempt', 'status')
+if not r[1] or tonumber(r[1]) ~= tonumber(ARGV[6]) or r[2] == 'cancelled' then return 0 end
+if ARGV[1] == '1' then redis.call('HDEL', KEYS[2], 'payload') end
+local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], ARGV[1] .. '-1', 'c', ARGV[2])
+if type(added) == 'table' and added.err and not string.find(added.err, 'equal or smaller') then
+  return added
+end
+redis.call('PUBLISH', ARGV[5], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+
+class AttemptSuperseded(Exception):
+    """This attempt no longer owns its job: its chunks are refused. Never reaches a client
+    (the job's current attempt, or its cancellation, speaks for it)."""
 
 
 class ChunkPublisher:
@@ -30,6 +54,7 @@ class ChunkPublisher:
         redis: Redis,
         job_id: str,
         *,
+        attempt: int,
         ttl_s: int,
         max_chunks: int,
         running_ttl_s: int | None = None,
@@ -37,13 +62,16 @@ class ChunkPublisher:
     ) -> None:
         self._redis = redis
         self._job_id = job_id
+        self._attempt = attempt
         self._journal = keys.job_journal(job_id)
+        self._record = keys.job_record(job_id)
         self._channel = keys.job_channel(job_id)
         self._ttl_s = ttl_s
         self._running_ttl_s = max(ttl_s, running_ttl_s or 0)
         self._max_chunks = max_chunks
         self._max_bytes = max_bytes
         self._bytes = 0
+        self._script = redis.register_script(_PUBLISH)
         self.seq = 0
         self.ended = False
         self.failed = False  # it ended with an error
@@ -74,27 +102,20 @@ class ChunkPublisher:
         payload = chunk.to_json()
         if chunk.kind == "event" and self._bytes + len(payload) > self._max_bytes:
             raise CliFailed(f"The answer exceeded the journal limit of {self._max_bytes} bytes.")
-        async with self._redis.pipeline(transaction=True) as pipe:
-            if chunk.seq == 1:
-                pipe.hdel(keys.job_record(self._job_id), "payload")
-            pipe.xadd(
-                self._journal,
-                {"c": payload},
-                id=f"{chunk.seq}-1",
-                maxlen=self._max_chunks,
-                approximate=True,
-            )
-            pipe.publish(self._channel, payload)
-            # Same round trip; never outlived by its job.
-            pipe.expire(self._journal, self._ttl_s if chunk.is_terminal else self._running_ttl_s)
-            try:
-                await pipe.execute()
-            except ResponseError as exc:
-                # Journaled by an earlier try whose reply was lost (Redis went away): the
-                # id is taken. Readers catch up from the journal; publish it live again.
-                if "equal or smaller" not in str(exc):
-                    raise
-                await self._redis.publish(self._channel, payload)
+        published = await self._script(
+            keys=[self._journal, self._record],
+            args=[
+                chunk.seq,
+                payload,
+                self._max_chunks,
+                # Never outlived by its job.
+                self._ttl_s if chunk.is_terminal else self._running_ttl_s,
+                self._channel,
+                self._attempt,
+            ],
+        )
+        if not published:
+            raise AttemptSuperseded(f"attempt {self._attempt} of {self._job_id} was superseded")
         self.seq = chunk.seq
         self.ended = chunk.is_terminal
         self._bytes += len(payload)

@@ -93,6 +93,9 @@ def cli_environment(
     if shape is not None:
         # The CLI takes its output token limit only from its environment.
         env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(shape.max_tokens)
+        # Not --model: argv is client text any local user reads with `ps` (measured: the
+        # variable does what --model does, docs/measured-facts.md §7).
+        env["ANTHROPIC_MODEL"] = shape.model
     return env
 
 
@@ -121,7 +124,6 @@ def cli_argv(claude_bin: str, shape: SpawnShape, *, tools_file: str | None = Non
         # the host (measured: docs/measured-facts.md §7); --settings below still applies.
         "--setting-sources", "",
         "--disable-slash-commands",
-        "--model", shape.model,
     ]  # fmt: skip
     if shape.bare:
         argv.append("--bare")
@@ -137,7 +139,8 @@ def cli_argv(claude_bin: str, shape: SpawnShape, *, tools_file: str | None = Non
 def control_lines(request: MessagesRequest) -> list[bytes]:
     """Control requests that set up a started CLI for `request`, each to be answered by a
     `control_response` before the next line: the system prompt (`initialize`) and the thinking
-    budget. A `set_model` would cost an extra upstream request, so the model is on argv."""
+    budget. A `set_model` would cost an extra upstream request, so the model is in the
+    environment (`cli_environment`)."""
     lines = [_control_line("initialize", {"systemPrompt": _system_prompt(request)})]
     thinking = request.thinking
     if thinking is None or thinking.type != "adaptive":  # adaptive is the CLI's own default

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -17,10 +16,10 @@ from typing import Any
 import orjson
 
 from shared.errors import CliFailed
+from shared.parent_death import dying_with_parent
 
 logger = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 _LINE_LIMIT_BYTES = 256 * 1024 * 1024  # stream-json lines can carry whole images
 _STDERR_TAIL_LINES = 40
 
@@ -64,7 +63,8 @@ class CliProcess:
             env=self._env,
             cwd=self._cwd,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            # The kernel SIGKILLs the CLI if the worker dies.
+            preexec_fn=dying_with_parent(signal.SIGKILL),
             limit=_LINE_LIMIT_BYTES,
         )
 
@@ -87,8 +87,11 @@ class CliProcess:
 
     async def write_line(self, payload: bytes) -> None:
         assert self._proc is not None and self._proc.stdin is not None
-        self._proc.stdin.write(payload)
-        await self._proc.stdin.drain()
+        try:
+            self._proc.stdin.write(payload)
+            await self._proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise CliFailed("The Claude Code CLI exited before reading the request.") from exc
 
     def close_stdin(self) -> None:
         assert self._proc is not None and self._proc.stdin is not None
@@ -168,9 +171,3 @@ async def _finish_despite_cancellation(cleanup: Coroutine[Any, Any, None]) -> No
     task.result()
     if cancelled:
         raise asyncio.CancelledError
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: the kernel SIGKILLs it if the worker dies (Linux)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -21,6 +21,8 @@ from arq.worker import Worker
 from redis.exceptions import RedisError
 
 from shared.jobs import AttemptId
+from shared.redis_outage import outlasting_outage
+from shared.vital_tasks import VitalTasks
 from worker.context import WorkerState
 from worker.heartbeat import read_account_cooldown
 from worker.queue_wakeup import QueueWakeup
@@ -32,14 +34,29 @@ _REDIS_RETRY_S = 1.0
 
 class FleetWorker(Worker):
     def __init__(
-        self, *, state: WorkerState, batch_slots: int, wakeup: QueueWakeup, **kwargs: Any
+        self,
+        *,
+        state: WorkerState,
+        vital: VitalTasks,
+        batch_slots: int,
+        wakeup: QueueWakeup,
+        redis_outage_s: float,
+        **kwargs: Any,
     ) -> None:
         # arq's poll loop sleeps `poll_delay` between iterations; ours waits for a wake-up
         # at the end of each iteration instead (worker/queue_wakeup.py), so arq's is zero.
         super().__init__(poll_delay=0, **kwargs)
         self.state = state
+        self.vital = vital
         self.batch_slots = batch_slots
         self.wakeup = wakeup
+        self._redis_outage_s = redis_outage_s
+
+    async def main(self) -> None:
+        # arq waits for Redis at start only when it builds its pool itself; ours is built
+        # with bounded waits (shared/redis_connection.py), so wait here.
+        await outlasting_outage(self.pool.ping, limit_s=self._redis_outage_s)
+        await super().main()
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         chosen = self.admissible(job_ids)

@@ -23,7 +23,7 @@ from shared.redis_outage import OUTAGE_ERRORS, outlasting_outage
 from worker.accounting import book_run
 from worker.answer import answer_with_cli
 from worker.batch_collector import BatchCollector
-from worker.chunk_publisher import ChunkPublisher
+from worker.chunk_publisher import AttemptSuperseded, ChunkPublisher
 from worker.cli_check import check_cli, record_check
 from worker.context import WorkerContext
 from worker.heartbeat import beat
@@ -49,6 +49,7 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         ChunkPublisher(
             ctx["redis"],
             job.job_id,
+            attempt=job.attempt,
             ttl_s=worker.queue.lifetimes.ended_s(),
             max_chunks=worker.settings.journal_max_chunks,
             max_bytes=worker.settings.journal_max_bytes,
@@ -57,18 +58,31 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         if job.batch is None
         else BatchCollector(ctx["redis"], job.job_id)
     )
-    if not await _resumed_after_crash(publisher):
-        with worker.state.occupied_slot(batch=job.lane == "batch"):
-            meter = RunMeter()
-            requeued = False
-            try:
-                requeued = await _answer(job, publisher, worker, ctx, meter)
-            finally:  # a cancelled run (its client left) is booked too
-                await book_run(
-                    worker, ctx["redis"], job, meter, final=not requeued, failed=publisher.failed
-                )
-            if requeued:
-                return  # handed to another attempt
+    try:
+        if not await _resumed_after_crash(publisher):
+            with worker.state.occupied_slot(batch=job.lane == "batch"):
+                meter = RunMeter()
+                requeued = superseded = False
+                try:
+                    requeued = await _answer(job, publisher, worker, ctx, meter)
+                except AttemptSuperseded:
+                    superseded = True  # the job's last attempt is another one
+                    raise
+                finally:  # a cancelled run (its client left) is booked too
+                    await book_run(
+                        worker,
+                        ctx["redis"],
+                        job,
+                        meter,
+                        final=not (requeued or superseded),
+                        failed=publisher.failed,
+                    )
+                if requeued:
+                    return  # handed to another attempt
+    except AttemptSuperseded:
+        # Declared dead while alive, say: the job is another attempt's now (its CLI is stopped).
+        logger.warning("attempt %d was superseded; its output was refused", job.attempt)
+        return
     if isinstance(publisher, BatchCollector):
         await outlasting_outage(
             lambda: record_batch_result(worker, job, publisher),
@@ -124,6 +138,8 @@ async def _answer(
         if isinstance(error, CliFailed) and await _left_to_others(job, publisher, worker, ctx):
             return True
         await _fail(publisher, worker, error)
+    except AttemptSuperseded:
+        raise
     except OUTAGE_ERRORS as exc:
         logger.warning("lost redis mid-answer: %r", exc)
         await _fail(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import time
 import uuid
@@ -20,7 +21,9 @@ from shared.batch_store import BatchStore
 from shared.job_queue import JobLifetimes, JobQueue
 from shared.jobs import RUN_MESSAGES_JOB
 from shared.metrics import FleetMetrics
+from shared.redis_connection import arq_redis
 from shared.settings import Settings
+from shared.vital_tasks import VitalTasks
 from worker.account_login import AccountLogin
 from worker.accounting import check_budget_at_start
 from worker.batch_feeder import BatchFeeder
@@ -117,7 +120,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         await beat(redis, state, ttl_s=settings.heartbeat_ttl_s)
         if settings.worker_wake_on_queue:
             wakeup.start(redis)
-        ctx["heartbeat"] = asyncio.create_task(
+        vital.start(
             beat_forever(
                 redis,
                 state,
@@ -126,37 +129,36 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
             ),
             name="heartbeat",
         )
-        ctx["cli_check"] = asyncio.create_task(
+        vital.start(
             check_cli_forever(
                 cli.claude_bin, cli.base_env, state, interval_s=settings.cli_check_interval_s
             ),
             name="cli-check",
         )
-        ctx["batch_feeder"] = asyncio.create_task(feeder.run(), name="batch-feeder")
-        ctx["sweeper"] = asyncio.create_task(
+        vital.start(feeder.run(), name="batch-feeder")
+        vital.start(
             sweep_forever(work_root, interval_s=settings.work_sweep_interval_s), name="sweeper"
         )
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         await wakeup.stop()
         await _stop_pool(ctx)
-        for name in ("batch_feeder", "cli_check", "heartbeat", "sweeper"):
-            task: asyncio.Task[None] | None = ctx.pop(name, None)
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await vital.stop()
         own_dir.close()
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(RedisError):
             await unregister(ctx["redis"], state)
         metrics_server.stop()
 
-    return FleetWorker(
+    # A worker that no longer beats is taken for dead: a dead heartbeat stops it at once.
+    vital = VitalTasks(on_death=lambda: fleet_worker.handle_sig(signal.SIGTERM))
+    fleet_worker = FleetWorker(
         state=state,
+        vital=vital,
+        redis_outage_s=settings.redis_outage_s,
         batch_slots=max(0, settings.worker_slots - settings.reserved_interactive_slots),
         functions=[func(run_messages, name=RUN_MESSAGES_JOB, max_tries=settings.job_max_tries)],
         queue_name=settings.queue_name,
-        redis_settings=arq_codec.redis_settings(settings.effective_redis_url()),
+        redis_pool=arq_redis(settings),
         max_jobs=settings.worker_slots,
         job_timeout=settings.job_timeout_s + 30,
         keep_result=0,  # nobody reads arq results; a kept one holds the whole request
@@ -168,6 +170,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         on_startup=on_startup,
         on_shutdown=on_shutdown,
     )
+    return fleet_worker
 
 
 def _ready_cli_pool(settings: Settings, cli: CliConfig, state: WorkerState) -> CliPool | None:
@@ -194,5 +197,8 @@ async def _stop_pool(ctx: dict[str, Any]) -> None:
         await worker.pool.close()
 
 
-def run_worker(settings: Settings) -> None:
-    build_worker(settings, dict(os.environ)).run()
+def run_worker(settings: Settings) -> int:
+    """Run a worker until it stops; its exit code (1 if a vital task died)."""
+    worker = build_worker(settings, dict(os.environ))
+    worker.run()
+    return 0 if worker.vital.failed is None else 1

@@ -53,9 +53,11 @@ class Workspace:
         return os.path.join(self.home, ".claude")
 
     def write_file(self, name: str, content: bytes) -> str:
-        """A file of the job's own (outside the CLI's working directory); returns its path."""
+        """A file of the job's own (outside the CLI's working directory), readable by this
+        user only: it holds client content. Returns its path."""
         path = os.path.join(self.base, name)
-        with open(path, "wb") as handle:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open(descriptor, "wb") as handle:
             handle.write(content)
         return path
 

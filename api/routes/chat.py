@@ -58,6 +58,7 @@ async def create_chat_completion(
                 for part in translator.feed(chunk.data)
             ],
             ping_interval_s=fe.settings.ping_interval_s,
+            send_timeout_s=fe.settings.send_timeout_s,
             closing=[ServerSentEvent(data="[DONE]")],
             headers=headers,
         )

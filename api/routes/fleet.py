@@ -2,7 +2,7 @@
 
 Read from Redis on every request (shared.fleet.read_fleet): a worker that stops beating
 drops out within the heartbeat TTL. Redis not answering is a 529 overloaded_error
-(api/errors.py maps every RedisError).
+(api/errors.py maps a Redis outage so; any other Redis error is a 500).
 """
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ async def create_message(
             request,
             render=lambda chunk: [to_sse(chunk, job_id)],
             ping_interval_s=fe.settings.ping_interval_s,
+            send_timeout_s=fe.settings.send_timeout_s,
             ping_factory=ping_event,
         )
     try:

@@ -17,6 +17,10 @@ FAKE_CLI_MODE
                     sleep; SIGTERM ends only the parent.
     long_line       Print one stream_event line whose text delta is FAKE_CLI_LINE_BYTES long
                     (default 2 MiB), then a success `result`, then exit.
+    stream_forever  Read stdin up to the querying user line (control requests answered as in
+                    `answer`), start an answer, then print a text delta of
+                    FAKE_CLI_LINE_BYTES (default 1) every FAKE_CLI_DRIP_S (default 0.05)
+                    seconds until killed: a CLI still answering.
 
 In mode `answer`, called as `--version` or `auth status` (as a worker checks its CLI), it
 answers as the pinned CLI does: a version line, and the JSON of a CLI logged in with an OAuth
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -182,6 +187,44 @@ def write_executable(directory: Path, *, logged_in: bool = True) -> Path:
     return path
 
 
+def stream_forever() -> int:
+    for raw in sys.stdin:
+        line = json.loads(raw) if raw.strip() else {}
+        if line.get("type") == "control_request":
+            response = {"subtype": "success", "request_id": line.get("request_id"), "response": {}}
+            emit({"type": "control_response", "response": response})
+        elif line.get("type") == "user" and line.get("shouldQuery") is not False:
+            break
+    start, block_start = (event["event"] for event in hello_answer()[:2])
+    emit(stream_event(start))
+    emit(stream_event(block_start))
+    delta = {"type": "text_delta", "text": "x" * int(os.environ.get("FAKE_CLI_LINE_BYTES", "1"))}
+    drip_s = float(os.environ.get("FAKE_CLI_DRIP_S", "0.05"))
+    deadline = time.monotonic() + sleep_s()
+    while time.monotonic() < deadline:
+        emit(stream_event({"type": "content_block_delta", "index": 0, "delta": delta}))
+        time.sleep(drip_s)
+    return 0
+
+
+def install(path: Path, **env: str) -> Path:
+    """An executable `claude` at `path` running this fake with `env` set (a worker passes its
+    CLI only some of its own variables, so they are written in). A worker's checks of its CLI
+    (`--version`, `auth status`) are answered in mode `answer`, as a logged-in CLI, whatever
+    `env` says."""
+    me = f"{shlex.quote(sys.executable)} {shlex.quote(__file__)}"
+    exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
+    path.write_text(
+        "#!/bin/sh\n"
+        'case "$1" in --version|auth)\n'
+        f'  FAKE_CLI_MODE=answer FAKE_CLI_PID_FILE= FAKE_CLI_LOGGED_IN=1 exec {me} "$@";;\n'
+        "esac\n"
+        f'{exports}exec {me} "$@"\n'
+    )
+    path.chmod(0o755)
+    return path
+
+
 def main() -> int:
     pid_file = os.environ.get("FAKE_CLI_PID_FILE")
     if pid_file:
@@ -201,6 +244,8 @@ def main() -> int:
         return spawn_child()
     if mode == "long_line":
         return long_line()
+    if mode == "stream_forever":
+        return stream_forever()
     sys.stderr.write(f"fake_cli: unknown FAKE_CLI_MODE {mode!r}\n")
     return 2
 

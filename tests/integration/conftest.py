@@ -1,16 +1,25 @@
-"""Integration fixtures: an async Redis client on the per-test server, and a running ChunkHub."""
+"""Integration fixtures: an async Redis client on the per-test server, a job queue on it, a
+running ChunkHub, and worker contexts running the fake CLI."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
 from api.chunk_hub import ChunkHub
 from ccfleet.embedded_redis import EmbeddedRedis
+from shared.job_queue import JobLifetimes, JobQueue
+from shared.redis_connection import arq_redis
+from shared.settings import Settings
+from tests.fakes import fake_cli
+from worker.answer import CliConfig
+from worker.context import WorkerContext, WorkerState
 
 
 @pytest.fixture
@@ -18,6 +27,17 @@ async def redis(redis_server: EmbeddedRedis) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_server.url)
     try:
         yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def job_queue(redis_server: EmbeddedRedis) -> AsyncIterator[JobQueue]:
+    """The job queue as a front end builds it (its own arq client)."""
+    settings = Settings(redis_url=redis_server.url, queue_name="test-queue")
+    client = arq_redis(settings)
+    try:
+        yield JobQueue(client, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings))
     finally:
         await client.aclose()
 
@@ -34,3 +54,32 @@ async def hub(redis: Redis) -> AsyncIterator[ChunkHub]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await chunk_hub.close()
+
+
+FakeWorker = Callable[..., WorkerContext]
+
+
+@pytest.fixture
+def fake_worker(job_queue: JobQueue, tmp_path: Path) -> FakeWorker:
+    """`fake_worker(mode, **env)`: what a worker's jobs get in arq's ctx["worker"], running
+    tests/fakes/fake_cli.py in FAKE_CLI_MODE `mode` as its `claude`."""
+    wrapper = fake_cli.install(tmp_path / "claude")
+    (tmp_path / "work").mkdir(exist_ok=True)
+
+    def build(mode: str, *, timeout_s: float = 40.0, **env: str) -> WorkerContext:
+        cli = CliConfig(
+            claude_bin=str(wrapper),
+            base_env={
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "FAKE_CLI_MODE": mode,
+                **env,
+            },
+            work_root=str(tmp_path / "work"),
+            timeout_s=timeout_s,
+            kill_grace_s=0.3,
+        )
+        state = WorkerState(worker_id="w-test", host="test", account="a", slots=1, cli_version="x")
+        settings = Settings(redis_url="redis://unused", journal_ttl_s=600)
+        return WorkerContext(settings=settings, cli=cli, state=state, queue=job_queue)
+
+    return build

@@ -14,6 +14,7 @@ from api.job_reader import JobReader
 from shared import keys
 from shared.errors import Overloaded
 from shared.jobs import Chunk
+from tests.records import running_attempt
 from worker.chunk_publisher import ChunkPublisher
 
 # A reader told to wait this long for a chunk that is already in the journal has missed it;
@@ -26,10 +27,11 @@ def new_job_id() -> str:
     return "job_" + uuid.uuid4().hex
 
 
-def make_publisher(
+async def make_publisher(
     redis: Redis, job_id: str, *, ttl_s: int = 600, max_chunks: int = 100_000
 ) -> ChunkPublisher:
-    return ChunkPublisher(redis, job_id, ttl_s=ttl_s, max_chunks=max_chunks)
+    await running_attempt(redis, job_id)
+    return ChunkPublisher(redis, job_id, attempt=1, ttl_s=ttl_s, max_chunks=max_chunks)
 
 
 def text_event(n: int) -> dict[str, Any]:
@@ -85,7 +87,7 @@ async def test_a_late_reader_gets_the_earlier_chunks_in_order_then_the_live_ones
     redis: Redis, hub: ChunkHub
 ) -> None:
     job_id = new_job_id()
-    publisher = make_publisher(redis, job_id)
+    publisher = await make_publisher(redis, job_id)
     await publish_events(publisher, 50)
     async with JobReader(redis, hub, job_id) as reader:
         await publish_events(publisher, 10)
@@ -99,7 +101,7 @@ async def test_a_reader_of_a_finished_job_gets_every_chunk_without_waiting(
     redis: Redis, hub: ChunkHub
 ) -> None:
     job_id = new_job_id()
-    publisher = make_publisher(redis, job_id)
+    publisher = await make_publisher(redis, job_id)
     await publish_events(publisher, 5)
     await publisher.publish_event({"type": "message_stop"})
     async with JobReader(redis, hub, job_id) as reader:
@@ -113,7 +115,7 @@ async def test_a_reader_joining_while_chunks_stream_gets_each_exactly_once(
     redis: Redis, hub: ChunkHub
 ) -> None:
     job_id = new_job_id()
-    publisher = make_publisher(redis, job_id)
+    publisher = await make_publisher(redis, job_id)
 
     fifty_published = asyncio.Event()
 
@@ -138,7 +140,7 @@ async def test_a_lost_live_chunk_is_read_from_the_journal_when_the_next_one_show
     redis: Redis, hub: ChunkHub
 ) -> None:
     job_id = new_job_id()
-    publisher = make_publisher(redis, job_id)
+    publisher = await make_publisher(redis, job_id)
     async with JobReader(redis, hub, job_id) as reader:
         await publish_events(publisher, 1)
         assert_seq(await next_within_bound(reader, NEVER_S), 1)
@@ -152,7 +154,7 @@ async def test_a_lost_live_chunk_is_read_from_the_journal_when_the_stream_goes_q
     redis: Redis, hub: ChunkHub
 ) -> None:
     job_id = new_job_id()
-    publisher = make_publisher(redis, job_id)
+    publisher = await make_publisher(redis, job_id)
     async with JobReader(redis, hub, job_id) as reader:
         await publish_events(publisher, 1)
         assert_numbered(await read_chunks(reader, 1), 1, 1)
@@ -165,7 +167,7 @@ async def test_a_reader_that_falls_far_behind_still_gets_every_chunk_exactly_onc
     redis: Redis, hub: ChunkHub
 ) -> None:
     job_id = new_job_id()
-    publisher = make_publisher(redis, job_id)
+    publisher = await make_publisher(redis, job_id)
     async with JobReader(redis, hub, job_id) as reader, hub.subscribe("marker") as marker:
         await publish_events(publisher, 6000)  # more than the hub queues for one reader
         # The hub reads one connection in order: once the marker is delivered, every
@@ -180,7 +182,7 @@ async def test_a_reader_that_falls_far_behind_still_gets_every_chunk_exactly_onc
 
 async def test_a_reader_resumes_after_the_seq_it_is_given(redis: Redis, hub: ChunkHub) -> None:
     job_id = new_job_id()
-    publisher = make_publisher(redis, job_id)
+    publisher = await make_publisher(redis, job_id)
     await publish_events(publisher, 10)
     async with JobReader(redis, hub, job_id, after_seq=4) as reader:
         await publish_events(publisher, 2)
@@ -192,7 +194,7 @@ async def test_a_reader_resuming_at_the_last_seq_waits_for_new_chunks(
     redis: Redis, hub: ChunkHub
 ) -> None:
     job_id = new_job_id()
-    publisher = make_publisher(redis, job_id)
+    publisher = await make_publisher(redis, job_id)
     await publish_events(publisher, 3)
     async with JobReader(redis, hub, job_id, after_seq=3) as reader:
         assert await reader.next_chunk(0.3) is None
@@ -202,7 +204,7 @@ async def test_a_reader_resuming_at_the_last_seq_waits_for_new_chunks(
 
 async def test_chunks_are_numbered_from_one_and_the_newest_is_known(redis: Redis) -> None:
     job_id = new_job_id()
-    publisher = make_publisher(redis, job_id)
+    publisher = await make_publisher(redis, job_id)
     assert await publisher.last_published() is None
     await publish_events(publisher, 3)
     entries = await redis.xrange(keys.job_journal(job_id))
@@ -213,7 +215,7 @@ async def test_chunks_are_numbered_from_one_and_the_newest_is_known(redis: Redis
 
 async def test_the_journal_gets_its_ttl_with_the_first_chunk(redis: Redis) -> None:
     job_id = new_job_id()
-    publisher = make_publisher(redis, job_id, ttl_s=120)
+    publisher = await make_publisher(redis, job_id, ttl_s=120)
     await publish_events(publisher, 1)
     assert 0 < await redis.ttl(keys.job_journal(job_id)) <= 120
 
@@ -221,7 +223,7 @@ async def test_the_journal_gets_its_ttl_with_the_first_chunk(redis: Redis) -> No
 async def test_the_last_chunk_renews_the_journal_ttl(redis: Redis) -> None:
     job_id = new_job_id()
     journal = keys.job_journal(job_id)
-    publisher = make_publisher(redis, job_id, ttl_s=120)
+    publisher = await make_publisher(redis, job_id, ttl_s=120)
     await publish_events(publisher, 5)
     await redis.expire(journal, 10)  # as if the answer had taken most of the TTL
     await publisher.publish_event({"type": "message_stop"})
@@ -232,7 +234,7 @@ async def test_the_last_chunk_renews_the_journal_ttl(redis: Redis) -> None:
 async def test_an_error_chunk_ends_the_job_and_renews_the_journal_ttl(redis: Redis) -> None:
     job_id = new_job_id()
     journal = keys.job_journal(job_id)
-    publisher = make_publisher(redis, job_id, ttl_s=120)
+    publisher = await make_publisher(redis, job_id, ttl_s=120)
     await publish_events(publisher, 2)
     await redis.expire(journal, 10)
     await publisher.publish_error(Overloaded("Overloaded", retry_after_s=3))
@@ -250,7 +252,7 @@ async def test_an_error_chunk_ends_the_job_and_renews_the_journal_ttl(redis: Red
 
 async def test_the_journal_is_capped(redis: Redis) -> None:
     job_id = new_job_id()
-    publisher = make_publisher(redis, job_id, max_chunks=100)
+    publisher = await make_publisher(redis, job_id, max_chunks=100)
     await publish_events(publisher, 1000)
     journal = keys.job_journal(job_id)
     # Trimming is approximate: whole stream nodes go, so up to one node more may stay.
@@ -265,7 +267,7 @@ async def test_two_readers_of_one_job_on_one_front_end_both_get_every_chunk(
     redis: Redis, hub: ChunkHub
 ) -> None:
     job_id = new_job_id()
-    publisher = make_publisher(redis, job_id)
+    publisher = await make_publisher(redis, job_id)
     async with JobReader(redis, hub, job_id) as first:
         async with JobReader(redis, hub, job_id) as second:
             await publish_events(publisher, 1)

@@ -26,6 +26,7 @@ from shared.jobs import Chunk
 from shared.messages import MessagesRequest
 from tests.fakes import fake_cli
 from tests.fakes.fake_cli import hello_answer, stream_event
+from tests.records import running_attempt
 from worker.answer import answer_with_cli
 from worker.chunk_publisher import ChunkPublisher
 from worker.cli_config import CliConfig
@@ -281,8 +282,9 @@ def fake_claude(tmp_path: Path) -> CliSetup:
 
 
 @pytest.fixture
-def publisher(redis: Redis) -> ChunkPublisher:
-    return ChunkPublisher(redis, "job_fake_cli", ttl_s=600, max_chunks=10_000)
+async def publisher(redis: Redis) -> ChunkPublisher:
+    await running_attempt(redis, "job_fake_cli")
+    return ChunkPublisher(redis, "job_fake_cli", attempt=1, ttl_s=600, max_chunks=10_000)
 
 
 async def journal_events(redis: Redis) -> list[dict[str, Any]]:

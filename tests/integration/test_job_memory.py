@@ -18,6 +18,7 @@ from shared.errors import CliFailed, Overloaded
 from shared.job_queue import JobLifetimes, JobQueue
 from shared.jobs import AttemptId, Chunk, JobRequest
 from shared.messages import MessagesRequest
+from tests.records import running_attempt
 from worker.chunk_publisher import ChunkPublisher
 
 QUEUE = "test-queue"
@@ -100,7 +101,7 @@ async def test_the_request_is_dropped_from_the_record_with_the_first_chunk(
     queue = JobQueue(pool, queue_name=QUEUE, lifetimes=LIFETIMES)
     job = await submit(queue)
     assert await redis.hexists(keys.job_record(job.job_id), "payload")
-    publisher = ChunkPublisher(redis, job.job_id, ttl_s=600, max_chunks=100)
+    publisher = ChunkPublisher(redis, job.job_id, attempt=1, ttl_s=600, max_chunks=100)
     await publisher.publish_event({"type": "message_start", "message": {}})
     assert not await redis.hexists(keys.job_record(job.job_id), "payload")
     state = await queue.state(job.job_id)
@@ -123,7 +124,10 @@ def delta(text: str) -> dict[str, Any]:
 
 
 async def test_a_journal_is_capped_in_bytes_and_its_error_still_goes_out(redis: Redis) -> None:
-    publisher = ChunkPublisher(redis, "job_big", ttl_s=600, max_chunks=100_000, max_bytes=10_000)
+    await running_attempt(redis, "job_big")
+    publisher = ChunkPublisher(
+        redis, "job_big", attempt=1, ttl_s=600, max_chunks=100_000, max_bytes=10_000
+    )
     with pytest.raises(CliFailed) as caught:
         for _ in range(100):
             await publisher.publish_event(delta("x" * 1000))

@@ -93,7 +93,7 @@ def job_payload(job: JobRequest) -> dict[str, Any]:
 
 
 async def earlier_run(redis: Redis, job_id: str, events: list[dict[str, Any]]) -> None:
-    publisher = ChunkPublisher(redis, job_id, ttl_s=600, max_chunks=1000)
+    publisher = ChunkPublisher(redis, job_id, attempt=1, ttl_s=600, max_chunks=1000)
     for event in events:
         await publisher.publish_event(event)
 
@@ -136,7 +136,7 @@ async def test_a_rerun_after_an_error_adds_nothing(
 ) -> None:
     job = await submitted(worker_ctx)
     job_id = job.job_id
-    publisher = ChunkPublisher(redis, job_id, ttl_s=600, max_chunks=1000)
+    publisher = ChunkPublisher(redis, job_id, attempt=1, ttl_s=600, max_chunks=1000)
     await publisher.publish_event(MESSAGE_START)
     await publisher.publish_error(
         CliFailed("The Claude Code CLI exited (code 1) before answering.")

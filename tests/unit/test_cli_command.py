@@ -115,11 +115,12 @@ def controls(req: MessagesRequest) -> dict[str, dict[str, Any]]:
     return {line["request"]["subtype"]: line["request"] for line in lines}
 
 
-def test_argv_runs_the_given_binary_with_the_requested_model() -> None:
+def test_argv_runs_the_given_binary_and_the_environment_names_the_model() -> None:
     shape = spawn_shape(request(model="claude-opus-4-7"), bare=False)
     argv = cli_argv("/opt/claude/bin/claude", shape)
     assert argv[0] == "/opt/claude/bin/claude"
-    assert option(argv, "--model") == "claude-opus-4-7"
+    assert not [arg for arg in argv if "opus" in arg], "no client text on argv"
+    assert cli_environment(KEPT, "/tmp/x", shape)["ANTHROPIC_MODEL"] == "claude-opus-4-7"
     assert option(argv, "--input-format") == "stream-json"
     assert option(argv, "--output-format") == "stream-json"
 
