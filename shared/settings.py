@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(
         default=30.0, ge=0, description="SIGTERM: time to finish streams."
     )
+    dashboard_interval_s: float = Field(
+        default=1.0, gt=0, description="GET /dashboard: how often the page gets a snapshot."
+    )
+    dashboard_stream_s: float = Field(
+        default=15.0, gt=0, description="GET /dashboard: one stream's life; the page reconnects."
+    )
 
     # access (README "Client keys"): keys are HMACs keyed by auth_secret, never the secrets
     auth: Literal["on", "off"] | None = Field(

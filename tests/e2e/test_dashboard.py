@@ -1,0 +1,217 @@
+"""GET /dashboard in a real browser: Debian's chromium, headless, driven by Playwright.
+
+The stack is real (Redis, a worker with the real CLI, two front ends). The second worker and
+the cooldown are written as workers write them (the worker's own heartbeat loop, the fleet's
+cooldown function), where running a second real CLI would add nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anthropic
+import httpx
+import pytest
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+from redis.asyncio import Redis
+
+from shared.fleet import set_account_cooling
+from tests.conftest import Stack, StackFactory
+from tests.fakes.upstream import MidStreamErrorReply, TextReply
+from tests.processes import http_ok, wait_until
+from worker.context import WorkerState
+from worker.heartbeat import beat_forever
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # the suite runs as root
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+LIVE_S = 3.0  # what "live" means here: a change in Redis is on the page within 3 s
+MODEL = "claude-sonnet-4-5"
+TIME_PATTERN = re.compile(r"^\d+(\.\d+)? m?s$")  # "468 ms", "1.20 s"
+
+
+@pytest.fixture
+def chromium_path() -> str:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("No chromium: run the suite with tests/run.sh, which installs it.")
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium_path: str) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=chromium_path, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+def two_front_ends(make_stack: StackFactory) -> Stack:
+    # Streams of 2 s: the page goes through several reconnects during the test.
+    return make_stack(workers=1, apis=2, CCFLEET_DASHBOARD_STREAM_S="2")
+
+
+@contextlib.asynccontextmanager
+async def beating_worker(redis: Redis, state: WorkerState) -> AsyncIterator[None]:
+    """A worker's heartbeat loop (the worker's own code), owned by the test."""
+    task = asyncio.create_task(beat_forever(redis, state, interval_s=0.5, ttl_s=10))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def script_errors(page: Page) -> list[str]:
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(f"pageerror: {error}"))
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(f"console: {message.text}")
+
+    page.on("console", on_console)
+    return errors
+
+
+async def test_the_dashboard_follows_the_fleet_live_without_reloading(
+    two_front_ends: Stack, browser: Browser, tmp_path: Path
+) -> None:
+    stack = two_front_ends
+    page = await browser.new_page(viewport={"width": 1280, "height": 700})
+    errors = script_errors(page)
+    redis = Redis.from_url(stack.redis.url)
+    try:
+        await page.goto(f"{stack.api_urls[1]}/dashboard")
+        real_worker = page.locator("#workers tr[data-worker-id]")
+        await expect(real_worker).to_have_count(1, timeout=LIVE_S * 1000)
+        await expect(real_worker).to_contain_text("default")
+        await expect(real_worker).to_contain_text("2.1.328")
+        await page.evaluate("window.sameDocument = true")
+
+        second = WorkerState(
+            worker_id="w-second",
+            host="host-b",
+            account="second",
+            slots=3,
+            busy=1,
+            cli_version="2.1.328",
+            last_error="upstream 529 overloaded_error",
+        )
+        async with beating_worker(redis, second):
+            await expect(page.locator('[data-worker-id="w-second"]')).to_be_visible(
+                timeout=LIVE_S * 1000
+            )
+
+            await set_account_cooling(redis, "second", until_s=time.time() + 1800, reason="limit")
+            await expect(page.locator('[data-account="second"] .state')).to_contain_text(
+                "cooling until", timeout=LIVE_S * 1000
+            )
+            await expect(page.locator('[data-worker-id="w-second"] .state')).to_have_text("cooling")
+            await expect(page.locator('[data-account="default"] .state')).to_have_text("ready")
+
+            await requests_through(stack.api_urls[0], stack)
+            minute = page.locator('#requests tr[data-window="60"]')
+            await expect(minute.locator(".requests")).to_have_text("2", timeout=LIVE_S * 1000)
+            await expect(minute).to_contain_text("50.0 %")  # the mid-stream error
+            await expect(minute.locator(".ttft-p50")).to_have_text(TIME_PATTERN)
+
+            await expect(page.locator("#batches")).to_contain_text("no batch in progress")
+            assert await page.evaluate("window.sameDocument === true"), "the page was reloaded"
+            await page.screenshot(path=str(screenshot_path(tmp_path)), full_page=True)
+        assert errors == []
+    finally:
+        await page.close()
+        await redis.aclose()
+
+
+async def requests_through(url: str, stack: Stack) -> None:
+    """One answer, and one that fails after its 200 (an error event mid-stream)."""
+    stack.upstream.enqueue(TextReply("Hello."), MidStreamErrorReply())
+    client = anthropic.AsyncAnthropic(base_url=url, api_key="unused", max_retries=0)
+    message = {"role": "user", "content": "Hi"}
+    answer = await client.messages.create(model=MODEL, max_tokens=50, messages=[message])
+    assert answer.content[0].type == "text"
+    with pytest.raises(anthropic.APIStatusError):
+        async with client.messages.stream(model=MODEL, max_tokens=50, messages=[message]) as s:
+            async for _ in s:
+                pass
+    await client.close()
+
+
+def screenshot_path(tmp_path: Path) -> Path:
+    """docs/dashboard.png is made with CCFLEET_TEST_DASHBOARD_SCREENSHOT=docs/dashboard.png."""
+    return Path(os.environ.get("CCFLEET_TEST_DASHBOARD_SCREENSHOT") or tmp_path / "dashboard.png")
+
+
+def dashboard_events(url: str) -> list[tuple[str, str]]:
+    """(event, data) of one whole GET /dashboard/events stream."""
+    events: list[tuple[str, str]] = []
+    with httpx.stream("GET", f"{url}/dashboard/events", timeout=30) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        name, data = "message", ""
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                name = line.removeprefix("event:").strip()
+            elif line.startswith("data:"):
+                data = line.removeprefix("data:").strip()
+            elif line == "" and data:
+                events.append((name, data))
+                name, data = "message", ""
+    return events
+
+
+def test_a_dashboard_stream_ends_after_its_lifetime_so_a_draining_front_end_can_exit(
+    make_stack: StackFactory,
+) -> None:
+    stack = make_stack(
+        workers=0,
+        wait_ready=False,
+        CCFLEET_DASHBOARD_INTERVAL_S="0.2",
+        CCFLEET_DASHBOARD_STREAM_S="1",
+        CCFLEET_DRAIN_TIMEOUT_S="120",
+    )
+    wait_until(lambda: http_ok(f"{stack.url}/health"), 30, "the front end")
+
+    events = dashboard_events(stack.url)
+
+    assert len(events) >= 2
+    assert {name for name, _ in events} == {"snapshot"}
+    assert json.loads(events[-1][1])["workers"] == []
+
+    with httpx.stream("GET", f"{stack.url}/dashboard/events", timeout=30) as response:
+        lines = response.iter_lines()
+        assert next(lines).startswith("event: snapshot")  # the dashboard is open
+        stack.apis[0].signal(signal.SIGTERM)
+        stack.apis[0].proc.wait(timeout=30)  # far less than the 120 s drain it may take
+
+
+def test_a_dashboard_stream_says_so_when_redis_does_not_answer(make_stack: StackFactory) -> None:
+    stack = make_stack(workers=0, wait_ready=False)
+    wait_until(lambda: http_ok(f"{stack.url}/health"), 30, "the front end")
+    stack.redis.kill()
+
+    events = dashboard_events(stack.url)
+
+    assert [name for name, _ in events] == ["error"]
+    assert json.loads(events[0][1])["error"]["type"] == "overloaded_error"
