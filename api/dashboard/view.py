@@ -1,10 +1,10 @@
 """What the dashboard shows, assembled from small independent sources.
 
 `assemble_dashboard` reads each source once and puts the answers side by side: the fleet
-(workers, accounts, lanes: shared/fleet.py), how long each lane's oldest job has waited, the
-request figures every front end rolls up (shared/request_stats.py), account spend and batches
-in progress. A source is one function of Redis and the time; a new one is a field here and a
-line in `assemble_dashboard`.
+(workers, accounts with their month-to-date spend, lanes: shared/fleet.py), how long each
+lane's oldest job has waited, the request figures every front end rolls up
+(shared/request_stats.py), and batches in progress. A source is one function of Redis and
+the time; a new one is a field here and a line in `assemble_dashboard`.
 """
 
 from __future__ import annotations
@@ -16,11 +16,6 @@ from shared import keys
 from shared.fleet import LANES, WorkerInfo, read_fleet
 from shared.fleet_view import AccountView, FleetTotals, fleet_view
 from shared.request_stats import RequestStats, read_request_stats
-
-
-class AccountRow(AccountView):
-    month_to_date_usd: float | None = None
-    """None until the fleet records spend (see `account_spend`)."""
 
 
 class LaneRow(BaseModel):
@@ -42,7 +37,7 @@ class BatchProgress(BaseModel):
 class DashboardView(BaseModel):
     at_ms: int
     workers: list[WorkerInfo]
-    accounts: list[AccountRow]
+    accounts: list[AccountView]
     lanes: list[LaneRow]
     totals: FleetTotals
     requests: list[RequestStats]
@@ -53,15 +48,11 @@ async def assemble_dashboard(
     redis: Redis, *, heartbeat_ttl_s: float, now_s: float
 ) -> DashboardView:
     fleet = fleet_view(await read_fleet(redis, heartbeat_ttl_s=heartbeat_ttl_s), now_s=now_s)
-    spend = await account_spend(redis, [a.name for a in fleet.accounts])
     waits = await lane_oldest_waits(redis, now_s=now_s)
     return DashboardView(
         at_ms=fleet.at_ms,
         workers=fleet.workers,
-        accounts=[
-            AccountRow(**a.model_dump(), month_to_date_usd=spend.get(a.name))
-            for a in fleet.accounts
-        ],
+        accounts=fleet.accounts,
         lanes=[
             LaneRow(name=lane.name, waiting=lane.waiting, oldest_wait_s=waits[lane.name])
             for lane in fleet.lanes
@@ -82,13 +73,6 @@ async def lane_oldest_waits(redis: Redis, *, now_s: float) -> dict[str, float]:
         lane: max(0.0, now_s - oldest[0][1] / 1000) if oldest else 0.0
         for lane, oldest in zip(LANES, replies, strict=True)
     }
-
-
-async def account_spend(redis: Redis, accounts: list[str]) -> dict[str, float]:
-    """Month-to-date spend per account in USD. Nothing records spend yet: the client keys
-    and metrics work (branch i9-access) adds it; read it here when it lands."""
-    del redis, accounts
-    return {}
 
 
 async def batches_in_progress(redis: Redis) -> list[BatchProgress]:

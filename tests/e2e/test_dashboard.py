@@ -21,8 +21,10 @@ import anthropic
 import httpx
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from shared.client_keys import KeyLimits, KeyStore
 from shared.fleet import set_account_cooling
 from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import MidStreamErrorReply, TextReply
@@ -42,6 +44,10 @@ CHROMIUM_ARGS = [
 LIVE_S = 3.0  # what "live" means here: a change in Redis is on the page within 3 s
 MODEL = "claude-sonnet-4-5"
 TIME_PATTERN = re.compile(r"^\d+(\.\d+)? m?s$")  # "468 ms", "1.20 s"
+AUTH_SECRET = "dashboard-test-secret-" + "0123456789abcdef" * 2
+# How chromium logs a fetch answered 401/403: expected while the page asks for a key.
+REFUSED = re.compile(r"Failed to load resource: the server responded with a status of 40[13]")
+SPENT_PATTERN = re.compile(r"^\$(?!0\.0+$)\d+\.\d+$")  # "$0.01", "$0.000036", not "$0.00"
 
 
 @pytest.fixture
@@ -116,10 +122,25 @@ async def test_the_dashboard_follows_the_fleet_live_without_reloading(
             busy=1,
             cli_version="2.1.328",
             last_error="upstream 529 overloaded_error",
+            monthly_usd=50.0,
         )
-        async with beating_worker(redis, second):
+        broken = WorkerState(
+            worker_id="w-broken",
+            host="host-c",
+            account="second",
+            slots=2,
+            cli_version="2.1.328",
+            broken_reason="claude auth status: not logged in",
+        )
+        async with beating_worker(redis, second), beating_worker(redis, broken):
             await expect(page.locator('[data-worker-id="w-second"]')).to_be_visible(
                 timeout=LIVE_S * 1000
+            )
+            broken_row = page.locator('[data-worker-id="w-broken"]')
+            await expect(broken_row.locator(".state")).to_have_text("broken")
+            await expect(broken_row).to_contain_text("not logged in")
+            await expect(page.locator('[data-account="second"] .spend')).to_have_text(
+                "$0.00 of $50.00"
             )
 
             await set_account_cooling(redis, "second", until_s=time.time() + 1800, reason="limit")
@@ -134,6 +155,10 @@ async def test_the_dashboard_follows_the_fleet_live_without_reloading(
             await expect(minute.locator(".requests")).to_have_text("2", timeout=LIVE_S * 1000)
             await expect(minute).to_contain_text("50.0 %")  # the mid-stream error
             await expect(minute.locator(".ttft-p50")).to_have_text(TIME_PATTERN)
+            # The worker books what the CLI reported the answer cost (the fake upstream bills).
+            await expect(page.locator('[data-account="default"] .spend')).to_have_text(
+                SPENT_PATTERN, timeout=LIVE_S * 1000
+            )
 
             await expect(page.locator("#batches")).to_contain_text("no batch in progress")
             assert await page.evaluate("window.sameDocument === true"), "the page was reloaded"
@@ -146,7 +171,8 @@ async def test_the_dashboard_follows_the_fleet_live_without_reloading(
 
 async def requests_through(url: str, stack: Stack) -> None:
     """One answer, and one that fails after its 200 (an error event mid-stream)."""
-    stack.upstream.enqueue(TextReply("Hello."), MidStreamErrorReply())
+    billed = TextReply("Hello.", input_tokens=1000, output_tokens=500)  # about $0.01
+    stack.upstream.enqueue(billed, MidStreamErrorReply())
     client = anthropic.AsyncAnthropic(base_url=url, api_key="unused", max_retries=0)
     message = {"role": "user", "content": "Hi"}
     answer = await client.messages.create(model=MODEL, max_tokens=50, messages=[message])
@@ -215,3 +241,53 @@ def test_a_dashboard_stream_says_so_when_redis_does_not_answer(make_stack: Stack
 
     assert [name for name, _ in events] == ["error"]
     assert json.loads(events[0][1])["error"]["type"] == "overloaded_error"
+
+
+@pytest.fixture
+def keyed_front_end(make_stack: StackFactory) -> Stack:
+    stack = make_stack(
+        workers=0, wait_ready=False, CCFLEET_AUTH="on", CCFLEET_AUTH_SECRET=AUTH_SECRET
+    )
+    wait_until(lambda: http_ok(f"{stack.url}/health"), 30, "the front end")
+    return stack
+
+
+async def test_with_client_keys_the_page_asks_once_for_an_admin_key_and_keeps_it_for_the_tab(
+    keyed_front_end: Stack, browser: Browser
+) -> None:
+    stack = keyed_front_end
+    redis = Redis.from_url(stack.redis.url)
+    try:
+        store = KeyStore(redis, SecretStr(AUTH_SECRET))  # as `ccfleet keys create` makes keys
+        _, admin = await store.create("ops", KeyLimits(admin=True))
+        _, client = await store.create("app", KeyLimits())
+    finally:
+        await redis.aclose()
+    context = await browser.new_context()
+    page = await context.new_page()
+    errors = script_errors(page)
+    dialog, reason = page.locator("#key-dialog"), page.locator("#key-reason")
+    connection = page.locator("#connection")
+
+    await page.goto(f"{stack.url}/dashboard")
+    await expect(reason).to_have_text("This fleet needs an admin key.")
+    await page.fill("#key-input", client)
+    await page.click("#key-form button")
+    await expect(reason).to_have_text("That key is not an admin key of this fleet.")
+    await page.fill("#key-input", admin)
+    await page.click("#key-form button")
+    await expect(connection).to_have_attribute("data-state", "live")
+    await expect(dialog).to_be_hidden()
+    assert await page.evaluate("sessionStorage.getItem('ccfleet.adminKey')") == admin
+
+    await page.reload()
+    await expect(connection).to_have_attribute("data-state", "live")
+    await expect(dialog).to_be_hidden()
+
+    other_session = await browser.new_context()
+    other_page = await other_session.new_page()
+    await other_page.goto(f"{stack.url}/dashboard")
+    await expect(other_page.locator("#key-dialog")).to_be_visible()
+    await other_session.close()
+    await context.close()
+    assert [e for e in errors if not REFUSED.search(e)] == []

@@ -11,9 +11,11 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from api.dashboard.view import assemble_dashboard
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.fleet import set_account_cooling
-from shared.job_queue import JobQueue
+from shared.job_queue import JobLifetimes, JobQueue
+from shared.ledger import LedgerEntry, Usage, record_usage
 from shared.messages import MessagesRequest
 from shared.request_stats import RequestOutcome, record_request
+from shared.settings import Settings
 from worker.context import WorkerState
 from worker.heartbeat import beat
 
@@ -40,15 +42,19 @@ def worker_state(worker_id: str, account: str, **fields: object) -> WorkerState:
 
 async def test_the_view_shows_workers_accounts_lanes_and_request_figures(pool: ArqRedis) -> None:
     now_s = time.time()
-    await beat(pool, worker_state("w-1", "alice", busy=2), ttl_s=TTL_S)
+    await beat(pool, worker_state("w-1", "alice", busy=2, monthly_usd=20.0), ttl_s=TTL_S)
     await beat(pool, worker_state("w-2", "bob", last_error="upstream 529"), ttl_s=TTL_S)
     await set_account_cooling(pool, "bob", until_s=now_s + 600, reason="five_hour")
-    queue = JobQueue(pool, queue_name="test-queue", record_ttl_s=600)
+    lifetimes = JobLifetimes.of(Settings(redis_url="redis://unused"))
+    queue = JobQueue(pool, queue_name="test-queue", lifetimes=lifetimes)
     request = MessagesRequest.model_validate(
         {"model": "sonnet", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
     )
     await queue.submit(request, request_id="req_1", lane="batch", lane_limit=10)
     await record_request(pool, RequestOutcome(ended_at_s=now_s, status=200, ttft_ms=470))
+    run = Usage(input_tokens=1000, output_tokens=500, cost_usd=0.0105)
+    entry = LedgerEntry(None, "alice", "sonnet", "job_1:1", run, requests=1, errors=0)
+    await record_usage(pool, entry, now_s=now_s, retention_days=1)
 
     view = await assemble_dashboard(pool, heartbeat_ttl_s=TTL_S, now_s=now_s + 4)
 
@@ -56,9 +62,9 @@ async def test_the_view_shows_workers_accounts_lanes_and_request_figures(pool: A
         ("w-1", 2, 3, ""),
         ("w-2", 0, 3, "upstream 529"),
     ]
-    assert [(a.name, a.cooling, a.reason) for a in view.accounts] == [
-        ("alice", False, ""),
-        ("bob", True, "five_hour"),
+    assert [(a.name, a.cooling, a.reason, a.month_usd, a.monthly_usd) for a in view.accounts] == [
+        ("alice", False, "", 0.0105, 20.0),
+        ("bob", True, "five_hour", 0.0, 0.0),
     ]
     lanes = {lane.name: lane for lane in view.lanes}
     assert (lanes["interactive"].waiting, lanes["interactive"].oldest_wait_s) == (0, 0.0)

@@ -52,6 +52,15 @@
     return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
   }
 
+  function money(usd) {
+    return usd > 0 && usd < 0.01 ? `$${usd.toFixed(6)}` : `$${usd.toFixed(2)}`;
+  }
+
+  // A broken worker's reason first (its CLI cannot serve), then its last error.
+  function problems(worker) {
+    return [worker.broken_reason, worker.last_error].filter(Boolean).join(" · ");
+  }
+
   function clock(epochSeconds) {
     return new Date(epochSeconds * 1000).toLocaleTimeString([], { hour12: false });
   }
@@ -88,7 +97,7 @@
       el("td", {}, el("span", { class: `badge state ${stateOf(w)}` }, stateOf(w))),
       el("td", {}, bar(w.busy, w.slots)),
       el("td", {}, w.cli_version || "–"),
-      el("td", { class: "error", title: w.last_error }, w.last_error))),
+      el("td", { class: "error", title: problems(w) }, problems(w)))),
       "no live worker", 7);
 
     fillBody("accounts", view.accounts.map((a) => el("tr", { "data-account": a.name },
@@ -99,7 +108,8 @@
         ? el("span", { class: "badge state cooling", title: a.reason },
           `cooling until ${clock(a.cooling_until)} (in ${duration(a.cooling_until - nowS)})`)
         : el("span", { class: "badge state ready" }, "ready")),
-      el("td", { class: "num" }, a.month_to_date_usd === null ? "–" : `$${a.month_to_date_usd.toFixed(2)}`))),
+      el("td", { class: "num spend" }, money(a.month_usd),
+        a.monthly_usd ? ` of ${money(a.monthly_usd)}` : ""))),
       "no account", 5);
 
     fillBody("lanes", view.lanes.map((l) => el("tr", { "data-lane": l.name },
