@@ -3,8 +3,8 @@
 `assemble_dashboard` reads each source once and puts the answers side by side: the fleet
 (workers, accounts with their month-to-date spend, lanes: shared/fleet.py), how long each
 lane's oldest job has waited, the request figures every front end rolls up
-(shared/request_stats.py), and batches in progress. A source is one function of Redis and
-the time; a new one is a field here and a line in `assemble_dashboard`.
+(shared/request_stats.py), and batches in progress (shared/batch_store.py). A source is one
+function of Redis and the time; a new one is a field here and a line in `assemble_dashboard`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from shared import keys
+from shared.batch_store import BatchStore
 from shared.fleet import LANES, WorkerInfo, read_fleet
 from shared.fleet_view import AccountView, FleetTotals, fleet_view
 from shared.request_stats import RequestStats, read_request_stats
@@ -75,8 +76,24 @@ async def lane_oldest_waits(redis: Redis, *, now_s: float) -> dict[str, float]:
     }
 
 
+MAX_BATCHES_SHOWN = 20
+
+
 async def batches_in_progress(redis: Redis) -> list[BatchProgress]:
-    """Message Batches not yet ended. The Batches API (branch i10-batches) is not on main
-    yet: read its batch store here when it lands."""
-    del redis
-    return []
+    """Message Batches not yet ended, the first to expire first (at most MAX_BATCHES_SHOWN)."""
+    store = BatchStore(redis, retention_s=0)  # reads only: retention matters to writes
+    shown = []
+    for batch_id in (await store.open_batch_ids())[:MAX_BATCHES_SHOWN]:
+        state = await store.get(batch_id)
+        if state is not None:
+            shown.append(
+                BatchProgress(
+                    id=state.id,
+                    status=state.status,
+                    total=state.count,
+                    done=state.count - state.processing,
+                    succeeded=state.counts["succeeded"],
+                    errored=state.counts["errored"],
+                )
+            )
+    return shown

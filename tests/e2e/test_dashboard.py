@@ -24,6 +24,8 @@ from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from shared.batch_store import BatchStore, NewBatch, StoredRequest
+from shared.batches import errored, new_batch_id, succeeded
 from shared.client_keys import KeyLimits, KeyStore
 from shared.fleet import set_account_cooling
 from tests.conftest import Stack, StackFactory
@@ -73,6 +75,14 @@ async def browser(chromium_path: str) -> AsyncIterator[Browser]:
 def two_front_ends(make_stack: StackFactory) -> Stack:
     # Streams of 2 s: the page goes through several reconnects during the test.
     return make_stack(workers=1, apis=2, CCFLEET_DASHBOARD_STREAM_S="2")
+
+
+@pytest.fixture
+def lone_front_end(make_stack: StackFactory) -> Stack:
+    """A front end without workers: nothing runs a batch's requests but the test."""
+    stack = make_stack(workers=0, wait_ready=False)
+    wait_until(lambda: http_ok(f"{stack.url}/health"), 30, "the front end")
+    return stack
 
 
 @contextlib.asynccontextmanager
@@ -160,7 +170,6 @@ async def test_the_dashboard_follows_the_fleet_live_without_reloading(
                 SPENT_PATTERN, timeout=LIVE_S * 1000
             )
 
-            await expect(page.locator("#batches")).to_contain_text("no batch in progress")
             assert await page.evaluate("window.sameDocument === true"), "the page was reloaded"
             await page.screenshot(path=str(screenshot_path(tmp_path)), full_page=True)
         assert errors == []
@@ -232,9 +241,8 @@ def test_a_dashboard_stream_ends_after_its_lifetime_so_a_draining_front_end_can_
         stack.apis[0].proc.wait(timeout=30)  # far less than the 120 s drain it may take
 
 
-def test_a_dashboard_stream_says_so_when_redis_does_not_answer(make_stack: StackFactory) -> None:
-    stack = make_stack(workers=0, wait_ready=False)
-    wait_until(lambda: http_ok(f"{stack.url}/health"), 30, "the front end")
+def test_a_dashboard_stream_says_so_when_redis_does_not_answer(lone_front_end: Stack) -> None:
+    stack = lone_front_end
     stack.redis.kill()
 
     events = dashboard_events(stack.url)
@@ -291,3 +299,44 @@ async def test_with_client_keys_the_page_asks_once_for_an_admin_key_and_keeps_it
     await other_session.close()
     await context.close()
     assert [e for e in errors if not REFUSED.search(e)] == []
+
+
+async def test_a_batch_in_progress_shows_its_progress_move_and_leaves_when_it_ends(
+    lone_front_end: Stack, browser: Browser
+) -> None:
+    page = await browser.new_page()
+    errors = script_errors(page)
+    redis = Redis.from_url(lone_front_end.redis.url)
+    store = BatchStore(redis, retention_s=600)
+    try:
+        await page.goto(f"{lone_front_end.url}/dashboard")
+        await expect(page.locator("#batches")).to_contain_text("no batch in progress")
+        now_ms = int(time.time() * 1000)
+        batch = NewBatch(new_batch_id(), "", now_ms, now_ms + 86_400_000)
+        params = {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "Hi"}]}
+        await store.create(  # as POST /v1/messages/batches stores it
+            batch,
+            [
+                StoredRequest(i, json.dumps({"custom_id": f"r{i}", "params": params}).encode())
+                for i in range(4)
+            ],
+        )
+        row = page.locator(f'[data-batch-id="{batch.id}"]')
+        progress = row.locator('[role="progressbar"]')
+        await expect(row).to_contain_text("0 / 4", timeout=LIVE_S * 1000)
+
+        # Results recorded as a worker records them.
+        message = {"type": "message", "role": "assistant", "content": []}
+        await store.record(batch.id, 0, "r0", succeeded(message))
+        await expect(progress).to_have_attribute("aria-valuenow", "1", timeout=LIVE_S * 1000)
+        await store.record(batch.id, 1, "r1", errored({"type": "api_error", "message": "x"}))
+        await expect(progress).to_have_attribute("aria-valuenow", "2", timeout=LIVE_S * 1000)
+        await expect(row).to_contain_text("2 / 4")
+
+        for index in (2, 3):
+            await store.record(batch.id, index, f"r{index}", succeeded(message))
+        await expect(row).to_have_count(0, timeout=LIVE_S * 1000)
+        assert errors == []
+    finally:
+        await page.close()
+        await redis.aclose()

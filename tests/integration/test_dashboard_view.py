@@ -10,6 +10,8 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from api.dashboard.view import assemble_dashboard
 from ccfleet.embedded_redis import EmbeddedRedis
+from shared.batch_store import BatchStore, NewBatch, StoredRequest
+from shared.batches import new_batch_id, succeeded
 from shared.fleet import set_account_cooling
 from shared.job_queue import JobLifetimes, JobQueue
 from shared.ledger import LedgerEntry, Usage, record_usage
@@ -56,6 +58,11 @@ async def test_the_view_shows_workers_accounts_lanes_and_request_figures(pool: A
     entry = LedgerEntry(None, "alice", "sonnet", "job_1:1", run, requests=1, errors=0)
     await record_usage(pool, entry, now_s=now_s, retention_days=1)
 
+    store = BatchStore(pool, retention_s=600)
+    batch = NewBatch(new_batch_id(), "", int(now_s * 1000), int(now_s * 1000) + 86_400_000)
+    await store.create(batch, [StoredRequest(i, b'{"custom_id": "r"}') for i in range(3)])
+    await store.record(batch.id, 0, "r", succeeded({"type": "message", "content": []}))
+
     view = await assemble_dashboard(pool, heartbeat_ttl_s=TTL_S, now_s=now_s + 4)
 
     assert [(w.id, w.busy, w.slots, w.last_error) for w in view.workers] == [
@@ -73,3 +80,6 @@ async def test_the_view_shows_workers_accounts_lanes_and_request_figures(pool: A
     assert [(r.window_s, r.requests) for r in view.requests] == [(60, 1), (300, 1)]
     assert view.requests[0].ttft_p50_ms == pytest.approx(470, rel=0.05)
     assert view.totals.free_slots == 1  # alice's one idle slot; bob cools
+    assert [(b.id, b.status, b.done, b.total, b.succeeded) for b in view.batches] == [
+        (batch.id, "in_progress", 1, 3, 1)
+    ]
