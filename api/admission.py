@@ -21,6 +21,7 @@ from api.detached import DetachedJobs
 from api.job_reader import JobReader
 from api.job_watch import JobWatch
 from api.relay import JobRelay
+from api.request_recorder import request_timing
 from shared.client_keys import ClientKey, KeyStore
 from shared.conversation import preferred_account
 from shared.errors import InvalidRequest, NotFound, PermissionDenied
@@ -149,6 +150,7 @@ class FrontEnd:
             resume_window_s=self._resume_window(request),
             on_first_chunk=first_chunk if after_seq == 0 else None,  # not for a resumed stream
             on_close=release,
+            timing=request_timing(request),
         )
         return await relay.open()
 

@@ -18,7 +18,19 @@ from api.errors import install_error_handlers
 from api.job_watch import JobWatch
 from api.middleware import RequestContextMiddleware
 from api.request_metrics import RequestMetricsMiddleware
-from api.routes import batches, chat, count_tokens, fleet, health, messages, metrics, models, usage
+from api.request_recorder import RequestRecorderMiddleware
+from api.routes import (
+    batches,
+    chat,
+    count_tokens,
+    dashboard,
+    fleet,
+    health,
+    messages,
+    metrics,
+    models,
+    usage,
+)
 from shared.batch_dispatch import BatchDispatch
 from shared.batch_store import BatchStore
 from shared.client_keys import KeyStore
@@ -89,6 +101,7 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
     app = FastAPI(title="ccfleet", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.vital = vital
     app.add_middleware(RequestMetricsMiddleware, metrics=fleet_metrics)
+    app.add_middleware(RequestRecorderMiddleware)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
@@ -108,6 +121,8 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
     app.include_router(usage.router, dependencies=admin)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(dashboard.page_router)  # the page and its script hold no data
+    app.include_router(dashboard.events_router, dependencies=admin)
     return app
 
 

@@ -14,8 +14,9 @@ from sse_starlette import ServerSentEvent
 from api.detached import DetachedJobs
 from api.job_reader import JobReader
 from api.job_watch import JobWatch
+from api.request_recorder import RequestTiming
 from shared import keys
-from shared.errors import CliFailed, Overloaded, from_error
+from shared.errors import CliFailed, FleetError, Overloaded, from_error
 from shared.job_queue import JobQueue
 from shared.jobs import Chunk
 from shared.message_builder import MessageBuilder
@@ -41,6 +42,7 @@ class JobRelay:
         resume_window_s: float = 0.0,
         on_first_chunk: Callable[[], None] | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None,
+        timing: RequestTiming | None = None,
     ) -> None:
         self._redis = redis
         self.reader = reader
@@ -53,6 +55,7 @@ class JobRelay:
         self.finished = False
         self._on_first_chunk = on_first_chunk
         self._on_close = on_close  # e.g. the end of a quota lease
+        self._timing = timing or RequestTiming()
 
     async def open(self) -> JobRelay:
         readers = keys.job_readers(self.reader.job_id)
@@ -93,6 +96,16 @@ class JobRelay:
 
     async def next_chunk(self) -> Chunk:
         """The next chunk, waiting as long as the job lives; an error chunk raises."""
+        try:
+            chunk = await self._checked_chunk()
+        except FleetError as error:
+            self._timing.failed(error.status_code)
+            raise
+        if chunk.event == "content_block_delta":
+            self._timing.token_arrived()
+        return chunk
+
+    async def _checked_chunk(self) -> Chunk:
         # Before the job has said anything, it may be waiting in the queue, which a Redis
         # restart keeps (AOF): wait the outage out. Once it streams, its worker has lost
         # Redis too and the answer is broken: fail at once.

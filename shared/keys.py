@@ -133,3 +133,8 @@ def batches_active() -> str:
 def batches_check_turn() -> str:
     """Held for one check interval by the worker whose turn it is to check open batches."""
     return f"{PREFIX}:batches:check-turn"
+
+
+def request_stats(bucket_start_s: int) -> str:
+    """Hash of the requests that ended in one 10-second bucket (counts, TTFT histogram)."""
+    return f"{PREFIX}:stats:requests:{bucket_start_s}"

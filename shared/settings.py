@@ -114,6 +114,13 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="A stream client that reads nothing this long is dropped."
     )
 
+    dashboard_interval_s: float = Field(
+        default=1.0, gt=0, description="GET /dashboard: how often the page gets a snapshot."
+    )
+    dashboard_stream_s: float = Field(
+        default=15.0, gt=0, description="GET /dashboard: one stream's life; the page reconnects."
+    )
+
     # access (README "Client keys"): keys are HMACs keyed by auth_secret, never the secrets
     auth: Literal["on", "off"] | None = Field(
         default=None,

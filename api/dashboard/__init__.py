@@ -1,0 +1,1 @@
+"""The operator's dashboard: one page (static/), fed over SSE with `DashboardView`s."""

@@ -1,0 +1,69 @@
+"""Request rate, TTFT and error rate rolled up in real Redis, as every front end reads them."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from redis.asyncio import Redis
+
+from ccfleet.embedded_redis import EmbeddedRedis
+from shared import keys
+from shared.request_stats import (
+    TTL_S,
+    RequestOutcome,
+    bucket_start,
+    read_request_stats,
+    record_request,
+)
+
+
+async def test_a_window_counts_requests_errors_and_ttft_percentiles(redis: Redis) -> None:
+    now_s = time.time()
+    for i in range(97):
+        await record_request(redis, RequestOutcome(ended_at_s=now_s, status=200, ttft_ms=100 + i))
+    for status in (429, 529, 400):
+        await record_request(redis, RequestOutcome(ended_at_s=now_s, status=status))
+
+    minute, five_minutes = await read_request_stats(redis, now_s=now_s)
+
+    assert (minute.window_s, five_minutes.window_s) == (60, 300)
+    assert (minute.requests, minute.errors, minute.ttft_samples) == (100, 2, 97)
+    assert minute.error_rate == pytest.approx(0.02)
+    assert minute.requests_per_s == pytest.approx(100 / 60, rel=0.2)
+    assert minute.ttft_p50_ms == pytest.approx(148, rel=0.05)
+    assert minute.ttft_p99_ms == pytest.approx(196, rel=0.05)
+    assert five_minutes.requests == 100
+
+
+async def test_requests_older_than_a_window_are_left_out_of_it(redis: Redis) -> None:
+    now_s = time.time()
+    await record_request(redis, RequestOutcome(ended_at_s=now_s - 200, status=500, ttft_ms=50))
+
+    minute, five_minutes = await read_request_stats(redis, now_s=now_s)
+
+    assert (minute.requests, minute.errors, minute.ttft_p50_ms) == (0, 0, None)
+    assert (five_minutes.requests, five_minutes.errors, five_minutes.error_rate) == (1, 1, 1.0)
+
+
+async def test_what_one_front_end_records_another_reads_the_same(
+    redis: Redis, redis_server: EmbeddedRedis
+) -> None:
+    now_s = time.time()
+    other = Redis.from_url(redis_server.url)
+    try:
+        await record_request(other, RequestOutcome(ended_at_s=now_s, status=200, ttft_ms=480))
+        await record_request(redis, RequestOutcome(ended_at_s=now_s, status=200, ttft_ms=480))
+        assert await read_request_stats(redis, now_s=now_s) == await read_request_stats(
+            other, now_s=now_s
+        )
+    finally:
+        await other.aclose()
+    assert (await read_request_stats(redis, now_s=now_s))[0].requests == 2
+
+
+async def test_the_rollup_expires_soon_after_the_longest_window(redis: Redis) -> None:
+    now_s = time.time()
+    await record_request(redis, RequestOutcome(ended_at_s=now_s, status=200, ttft_ms=10))
+    ttl_s = await redis.ttl(keys.request_stats(bucket_start(now_s)))
+    assert 300 < ttl_s <= TTL_S <= 330
