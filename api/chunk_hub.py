@@ -28,6 +28,9 @@ class ChunkHub:
         self._pubsub = redis.pubsub(ignore_subscribe_messages=True)
         self._queues: dict[str, set[asyncio.Queue[bytes]]] = {}
         self._has_channels = asyncio.Event()
+        # redis-py's PubSub opens its connection on the first (un)subscribe without a lock:
+        # calls made at once each open one, and only the last is read. One at a time, then.
+        self._subscribing = asyncio.Lock()
 
     @contextlib.asynccontextmanager
     async def subscribe(self, job_id: str) -> AsyncIterator[asyncio.Queue[bytes]]:
@@ -38,7 +41,8 @@ class ChunkHub:
         readers.add(queue)
         try:
             if len(readers) == 1:
-                await self._pubsub.subscribe(channel)
+                async with self._subscribing:
+                    await self._pubsub.subscribe(channel)
             self._has_channels.set()
             yield queue
         finally:
@@ -46,7 +50,8 @@ class ChunkHub:
             if not readers:
                 del self._queues[channel]
                 with contextlib.suppress(RedisError, OSError):
-                    await self._pubsub.unsubscribe(channel)
+                    async with self._subscribing:
+                        await self._pubsub.unsubscribe(channel)
 
     async def run(self) -> None:
         """Deliver messages until cancelled; owned by the app's lifespan."""

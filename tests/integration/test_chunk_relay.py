@@ -4,6 +4,7 @@ whether they come live (pub/sub through the ChunkHub) or from the job's journal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any
 
@@ -275,3 +276,20 @@ async def test_two_readers_of_one_job_on_one_front_end_both_get_every_chunk(
             assert_seq(await next_within_bound(first, NEVER_S, bound_s=5), 1)
         await publish_events(publisher, 1)
         assert_seq(await next_within_bound(first, NEVER_S, bound_s=5), 2)
+
+
+async def test_relays_subscribing_at_once_on_a_new_hub_all_get_live_chunks(
+    redis: Redis, hub: ChunkHub
+) -> None:
+    # Many requests arriving together at a front end that has no subscription yet: each
+    # relay's channel must be on the one connection the hub reads, or its chunks come only
+    # from the journal, a journal check (1 s) late.
+    async with contextlib.AsyncExitStack() as stack:
+        queues = await asyncio.gather(
+            *(stack.enter_async_context(hub.subscribe(f"job_{n}")) for n in range(20))
+        )
+        for n in range(20):
+            await redis.publish(keys.job_channel(f"job_{n}"), f"chunk {n}".encode())
+        async with asyncio.timeout(5):
+            received = [await queue.get() for queue in queues]
+    assert received == [f"chunk {n}".encode() for n in range(20)]
