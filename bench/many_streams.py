@@ -38,6 +38,7 @@ from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from shared import arq_codec
 from shared.job_queue import JobLifetimes, JobQueue
 from shared.jobs import RUN_MESSAGES_JOB, JobRequest
+from shared.redis_connection import arq_redis
 from shared.settings import Settings
 from tests.processes import ManagedProcess, http_ok, wait_until
 from worker.chunk_publisher import ChunkPublisher
@@ -114,7 +115,7 @@ def generator(redis_url: str, chunks: int, interval_s: float, max_jobs: int, log
     worker = Worker(
         functions=[func(publish_answer, name=RUN_MESSAGES_JOB, max_tries=1)],
         queue_name=settings.queue_name,
-        redis_settings=arq_codec.redis_settings(redis_url),
+        redis_pool=arq_redis(settings),
         max_jobs=max_jobs,
         poll_delay=0.02,
         keep_result=0,
