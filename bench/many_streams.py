@@ -20,6 +20,7 @@ import asyncio
 import math
 import multiprocessing
 import os
+import random
 import shutil
 import sys
 import tempfile
@@ -99,6 +100,8 @@ def generator(redis_url: str, chunks: int, interval_s: float, max_jobs: int, log
         block = {"type": "text", "text": ""}
         await publisher.publish_event({"type": "content_block_start", "index": 0,
                                        "content_block": block})  # fmt: skip
+        # Workers answer out of step with each other: each stream starts at its own phase.
+        await asyncio.sleep(random.uniform(0, interval_s))
         for _ in range(chunks):
             await asyncio.sleep(interval_s)
             delta = {"type": "text_delta", "text": f"{time.time():.6f};"}
