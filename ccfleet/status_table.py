@@ -6,22 +6,30 @@ cannot restyle the table.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, tzinfo
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from shared.cli_vetting import VETTED_CLI_VERSIONS
 from shared.fleet import FleetSnapshot
-from shared.fleet_view import AccountView, FleetView, fleet_view
+from shared.fleet_view import AccountView, FleetView, WorkerView, fleet_view
 
 ERROR_WIDTH = 40
 STATE_STYLES = {"ready": "green", "cooling": "yellow", "draining": "magenta", "broken": "red"}
 
 
-def render_fleet(snapshot: FleetSnapshot, *, now_s: float, tz: tzinfo | None = None) -> Group:
+def render_fleet(
+    snapshot: FleetSnapshot,
+    *,
+    now_s: float,
+    tz: tzinfo | None = None,
+    vetted_cli_versions: Collection[str] = VETTED_CLI_VERSIONS,
+) -> Group:
     """The workers table, the accounts table and the lanes line; times in `tz` (None: local)."""
-    view = fleet_view(snapshot, now_s=now_s)
+    view = fleet_view(snapshot, now_s=now_s, vetted_cli_versions=vetted_cli_versions)
     totals = view.totals
     plural = "" if totals.live_workers == 1 else "s"
     summary = Text(
@@ -30,6 +38,8 @@ def render_fleet(snapshot: FleetSnapshot, *, now_s: float, tz: tzinfo | None = N
         style="bold",
     )
     parts: list[RenderableType] = [summary]
+    if totals.unvetted_cli_workers:
+        parts.append(_unvetted_line(view))
     if view.workers:
         parts += [_workers_table(view, now_s, tz), _accounts_table(view, now_s, tz)]
         parts += [
@@ -59,12 +69,28 @@ def _workers_table(view: FleetView, now_s: float, tz: tzinfo | None) -> Table:
             Text(w.state, style=STATE_STYLES.get(w.state, "")),
             Text(busy),
             Text(until_text(w.cooling_until, now_s, tz)),
-            Text(w.cli_version),
+            _cli_cell(w),
             Text(
                 truncated(w.last_error, ERROR_WIDTH), style="red", no_wrap=True, overflow="ellipsis"
             ),
         )
     return table
+
+
+def _cli_cell(worker: WorkerView) -> Text:
+    if worker.cli_vetted or not worker.cli_version:  # no version: shown as broken
+        return Text(worker.cli_version)
+    return Text(f"{worker.cli_version} (not vetted)", style="yellow")
+
+
+def _unvetted_line(view: FleetView) -> Text:
+    versions = sorted({w.cli_version for w in view.workers if w.cli_version and not w.cli_vetted})
+    count = view.totals.unvetted_cli_workers
+    return Text(
+        f"{count} worker{'' if count == 1 else 's'} on a CLI version the test suite has not "
+        f"passed: {', '.join(versions)} (vet it: CCFLEET_CLAUDE_CODE_VERSION=X bash tests/run.sh)",
+        style="yellow",
+    )
 
 
 def _accounts_table(view: FleetView, now_s: float, tz: tzinfo | None) -> Table:

@@ -1,14 +1,22 @@
 """The fleet as shown to people and clients: a FleetSnapshot seen at one instant, with totals.
 
 `GET /v1/fleet` returns it as JSON and `ccfleet status` renders it, so both agree on what
-"cooling" and "free slots" mean.
+"cooling", "free slots" and "vetted CLI" mean.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from pydantic import BaseModel
 
+from shared.cli_vetting import VETTED_CLI_VERSIONS, is_vetted
 from shared.fleet import FleetSnapshot, LaneInfo, WorkerInfo
+
+
+class WorkerView(WorkerInfo):
+    cli_vetted: bool
+    """The worker's CLI version is one the test suite has passed (shared/cli_vetting.py)."""
 
 
 class AccountView(BaseModel):
@@ -32,17 +40,25 @@ class FleetTotals(BaseModel):
     busy: int
     free_slots: int
     """Idle slots of ready workers whose account is not cooling: what a new job can use now."""
+    unvetted_cli_workers: int
+    """Live workers whose CLI version the test suite has not passed (one whose CLI gave no
+    version is `broken`, not counted here)."""
 
 
 class FleetView(BaseModel):
     at_ms: int
-    workers: list[WorkerInfo]
+    workers: list[WorkerView]
     accounts: list[AccountView]
     lanes: list[LaneInfo]
     totals: FleetTotals
 
 
-def fleet_view(snapshot: FleetSnapshot, *, now_s: float) -> FleetView:
+def fleet_view(
+    snapshot: FleetSnapshot,
+    *,
+    now_s: float,
+    vetted_cli_versions: Collection[str] = VETTED_CLI_VERSIONS,
+) -> FleetView:
     accounts = [
         AccountView(
             name=a.name,
@@ -58,7 +74,10 @@ def fleet_view(snapshot: FleetSnapshot, *, now_s: float) -> FleetView:
         for a in snapshot.accounts
     ]
     cooling = {a.name for a in accounts if a.cooling}
-    workers = sorted(snapshot.workers, key=lambda w: (w.account, w.id))
+    workers = [
+        WorkerView(**w.model_dump(), cli_vetted=is_vetted(w.cli_version, vetted_cli_versions))
+        for w in sorted(snapshot.workers, key=lambda w: (w.account, w.id))
+    ]
     usable = [
         w
         for w in workers
@@ -69,6 +88,7 @@ def fleet_view(snapshot: FleetSnapshot, *, now_s: float) -> FleetView:
         slots=sum(w.slots for w in workers),
         busy=sum(w.busy for w in workers),
         free_slots=sum(max(0, w.slots - w.busy) for w in usable),
+        unvetted_cli_workers=sum(bool(w.cli_version) and not w.cli_vetted for w in workers),
     )
     return FleetView(
         at_ms=int(now_s * 1000),

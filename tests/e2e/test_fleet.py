@@ -110,6 +110,7 @@ def test_the_fleet_lists_each_worker_with_its_account_and_slots(fleet_stack: Sta
     for worker in workers.values():
         assert (worker["state"], worker["busy"], worker["busy_batch"]) == ("ready", 0, 0)
         assert worker["cli_version"]
+        assert worker["cli_vetted"] is True, "the pinned CLI is one the suite has passed"
         assert 0 < worker["started_at_ms"] <= worker["beat_at_ms"] <= body["at_ms"] + 1000
     assert [(a["name"], a["workers"], a["slots"], a["cooling"]) for a in body["accounts"]] == [
         ("alice", 1, 2, False),
@@ -119,7 +120,33 @@ def test_the_fleet_lists_each_worker_with_its_account_and_slots(fleet_stack: Sta
         "interactive": 0,
         "batch": 0,
     }
-    assert body["totals"] == {"live_workers": 2, "slots": 5, "busy": 0, "free_slots": 5}
+    assert body["totals"] == {
+        "live_workers": 2,
+        "slots": 5,
+        "busy": 0,
+        "free_slots": 5,
+        "unvetted_cli_workers": 0,
+    }
+
+
+def test_a_worker_on_a_cli_version_the_suite_has_not_passed_is_flagged(
+    fleet_stack: Stack, tmp_path: Path
+) -> None:
+    unvetted = tmp_path / "claude-9.9.9"
+    unvetted.write_text('#!/bin/sh\necho "9.9.9 (Claude Code)"\n')
+    unvetted.chmod(0o755)
+    fleet_stack.add_worker(CCFLEET_ACCOUNT="carol", CCFLEET_CLAUDE_BIN=str(unvetted), **TTL)
+    body = wait_for_fleet(fleet_stack.url, lambda b: len(b["workers"]) == 3, "carol's worker")
+    vetted = {w["account"]: (w["cli_version"], w["cli_vetted"]) for w in body["workers"]}
+    assert vetted["carol"] == ("9.9.9", False)
+    assert vetted["alice"][1] is True
+    assert body["totals"]["unvetted_cli_workers"] == 1
+
+    result = run_console(["status"], console_env(fleet_stack.redis.url))
+    assert result.returncode == 0, result.stderr
+    assert "1 worker on a CLI version the test suite has not passed: 9.9.9" in result.stdout
+    carol = [line for line in result.stdout.splitlines() if "│ carol " in line]
+    assert "9.9.9 (not vetted)" in carol[0], result.stdout
 
 
 def test_a_stopped_worker_leaves_the_fleet(fleet_stack: Stack) -> None:

@@ -182,3 +182,38 @@ def test_a_broken_worker_shows_as_broken_with_its_whole_reason() -> None:
     assert "│ ready " in row_of(text, "bob", table="Accounts")
     assert f"w-alice cannot serve: {reason}" in " ".join(text.split())
     assert "2 of 4 slots free" in text
+    assert "not vetted" not in text, "a CLI without a version is broken, not unvetted"
+
+
+def test_a_worker_on_a_cli_version_the_suite_has_not_passed_is_flagged() -> None:
+    text = rendered(
+        snapshot(
+            [worker("w-old", "alice"), worker("w-new", "alice", cli_version="9.9.9")],
+            [AccountInfo(name="alice", workers=2, slots=4, busy=0)],
+        )
+    )
+    assert "9.9.9 (not vetted)" in row_of(text, "w-new")
+    assert "not vetted" not in row_of(text, "w-old")
+    assert "1 worker on a CLI version the test suite has not passed: 9.9.9" in text
+
+
+def test_a_fleet_on_vetted_cli_versions_shows_no_warning() -> None:
+    text = rendered(
+        snapshot([worker("w-1", "alice")], [AccountInfo(name="alice", workers=1, slots=2, busy=0)])
+    )
+    assert "not vetted" not in text
+    assert "has not passed" not in text
+
+
+def test_the_fleet_view_marks_each_worker_cli_as_vetted_or_not() -> None:
+    fleet = snapshot(
+        [
+            worker("w-1", "alice"),
+            worker("w-2", "alice", cli_version="2.1.999"),
+            worker("w-3", "bob", cli_version="unavailable (No such file or directory)"),
+        ],
+        [AccountInfo(name="alice", workers=2, slots=4, busy=0)],
+    )
+    view = fleet_view(fleet, now_s=NOW_S, vetted_cli_versions={"2.1.328"})
+    assert {w.id: w.cli_vetted for w in view.workers} == {"w-1": True, "w-2": False, "w-3": False}
+    assert view.totals.unvetted_cli_workers == 2
