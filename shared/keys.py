@@ -138,3 +138,8 @@ def batches_check_turn() -> str:
 def request_stats(bucket_start_s: int) -> str:
     """Hash of the requests that ended in one 10-second bucket (counts, TTFT histogram)."""
     return f"{PREFIX}:stats:requests:{bucket_start_s}"
+
+
+def upstream_models() -> str:
+    """JSON {fetched_at_ms, models}: upstream's model list, as an API-key worker last read it."""
+    return f"{PREFIX}:models:upstream"

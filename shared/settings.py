@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     cli_check_interval_s: float = Field(
         default=300.0, gt=0, description="How often a worker checks its CLI runs and is logged in."
     )
+    models_refresh_s: float = Field(
+        default=3600.0, gt=0, description="API-key workers: how often upstream's models are read."
+    )
 
     # api
     host: str = "127.0.0.1"
@@ -184,15 +187,20 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
 
-    # api: GET /v1/models (JSON list in CCFLEET_MODELS); ids and aliases the claude CLI accepts
+    # api: GET /v1/models (JSON list in CCFLEET_MODELS); ids and aliases the claude CLI accepts.
+    # The current models, none deprecated (checked 2026-11-29 against Anthropic's models
+    # overview and deprecations pages); upstream's own list replaces it where an API-key
+    # worker publishes one (worker/upstream_models.py).
     models: list[str] = Field(
         default=[
-            "claude-opus-4-1",
-            "claude-sonnet-4-5",
-            "claude-haiku-4-5",
+            "claude-opus-5-5",
+            "claude-sonnet-5-5",
+            "claude-haiku-5-5",
+            "claude-fable-5-2",
             "opus",
             "sonnet",
             "haiku",
+            "fable",
         ],
         min_length=1,
         description="Model ids listed by GET /v1/models.",

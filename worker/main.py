@@ -37,6 +37,7 @@ from worker.heartbeat import beat, beat_forever, unregister
 from worker.jobs import run_messages
 from worker.metrics_server import MetricsServer
 from worker.queue_wakeup import QueueWakeup
+from worker.upstream_models import can_list_models, publish_models_forever
 from worker.workspace import WorkerDirectory, remove_dead_workers, sweep_forever
 
 
@@ -139,6 +140,11 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         vital.start(
             sweep_forever(work_root, interval_s=settings.work_sweep_interval_s), name="sweeper"
         )
+        if can_list_models(cli.base_env):
+            vital.start(
+                publish_models_forever(redis, cli.base_env, refresh_s=settings.models_refresh_s),
+                name="upstream-models",
+            )
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         await wakeup.stop()

@@ -1,4 +1,8 @@
-"""GET /v1/models and /v1/models/{id}: the models this fleet serves (`Settings.models`).
+"""GET /v1/models and /v1/models/{id}: the models this fleet serves.
+
+That is upstream's own list where an API-key worker published one (worker/upstream_models.py;
+served with upstream's fields), followed by the configured ids it does not contain
+(`Settings.models`: the CLI's aliases, say); with none published, the configured ids alone.
 
 Two clients ask for this resource and expect different shapes, so the shape is chosen by
 request header: a request carrying `anthropic-version` (the anthropic SDK and Claude Code
@@ -15,27 +19,34 @@ Anthropic API does for an unknown release date.
 
 from __future__ import annotations
 
+import json
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from api.admission import FrontEnd, front_end
+from shared import keys
 from shared.errors import InvalidRequest, NotFound
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
 RELEASE_DATES = {
-    "claude-opus-4-1": date(2025, 8, 5),
-    "claude-sonnet-4-5": date(2025, 9, 29),
-    "claude-haiku-4-5": date(2025, 10, 1),
+    "claude-opus-5-5": date(2026, 9, 22),
+    "claude-sonnet-5-5": date(2026, 9, 28),
+    "claude-haiku-5-5": date(2026, 10, 7),
+    "claude-fable-5-2": date(2026, 11, 9),
 }
 ALIAS_NAMES = {
     "sonnet": "Sonnet (newest, Claude Code alias)",
     "opus": "Opus (newest, Claude Code alias)",
     "haiku": "Haiku (newest, Claude Code alias)",
+    "fable": "Fable (newest, Claude Code alias)",
 }
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DATE_SUFFIX = re.compile(r"-(\d{8})$")
@@ -46,20 +57,35 @@ class ModelEntry:
     id: str
     display_name: str
     created_at: datetime
+    upstream: dict[str, Any] = field(default_factory=dict)
+    """Upstream's own object for this model, served as it is (empty for configured ids)."""
 
     @classmethod
     def for_id(cls, model_id: str) -> ModelEntry:
         return cls(model_id, display_name(model_id), release_time(model_id))
 
+    @classmethod
+    def from_upstream(cls, model: dict[str, Any]) -> ModelEntry:
+        model_id = str(model["id"])
+        try:
+            created = datetime.fromisoformat(str(model["created_at"]))
+        except (KeyError, ValueError):
+            created = release_time(model_id)
+        name = model.get("display_name")
+        return cls(
+            model_id, name if isinstance(name, str) else display_name(model_id), created, model
+        )
+
     def anthropic_shape(self) -> dict[str, Any]:
         created = self.created_at.isoformat().replace("+00:00", "Z")
-        return {
+        own = {
             "type": "model",
             "id": self.id,
             "display_name": self.display_name,
             "created_at": created,
             "lifecycle": "active",
         }
+        return {**own, **self.upstream}
 
     def openai_shape(self) -> dict[str, Any]:
         created = int(self.created_at.timestamp())
@@ -111,6 +137,26 @@ def wants_anthropic_shape(request: Request) -> bool:
     return "anthropic-version" in request.headers
 
 
+async def served_models(fe: FrontEnd) -> list[ModelEntry]:
+    """Upstream's published list, then the configured ids it lacks."""
+    entries = [ModelEntry.from_upstream(m) for m in await _published_models(fe)]
+    listed = {e.id for e in entries}
+    configured = [i for i in dict.fromkeys(fe.settings.models) if i not in listed]
+    return entries + [ModelEntry.for_id(i) for i in configured]
+
+
+async def _published_models(fe: FrontEnd) -> list[dict[str, Any]]:
+    raw: bytes | None = await fe.redis.get(keys.upstream_models())
+    if raw is None:
+        return []
+    try:
+        models = json.loads(raw)["models"]
+    except (ValueError, KeyError, TypeError):
+        logger.warning("ignoring an unreadable upstream model list in Redis")
+        return []
+    return [m for m in models if isinstance(m, dict) and isinstance(m.get("id"), str)]
+
+
 @router.get("/v1/models")
 async def list_models(
     request: Request,
@@ -119,12 +165,12 @@ async def list_models(
     before_id: str | None = None,
     after_id: str | None = None,
 ) -> dict[str, Any]:
-    ids = list(dict.fromkeys(fe.settings.models))
+    entries = {e.id: e for e in await served_models(fe)}
     if not wants_anthropic_shape(request):
-        return {"object": "list", "data": [ModelEntry.for_id(i).openai_shape() for i in ids]}
-    selected, has_more = page(ids, limit=limit, before_id=before_id, after_id=after_id)
+        return {"object": "list", "data": [e.openai_shape() for e in entries.values()]}
+    selected, has_more = page(list(entries), limit=limit, before_id=before_id, after_id=after_id)
     return {
-        "data": [ModelEntry.for_id(i).anthropic_shape() for i in selected],
+        "data": [entries[i].anthropic_shape() for i in selected],
         "has_more": has_more,
         "first_id": selected[0] if selected else None,
         "last_id": selected[-1] if selected else None,
@@ -135,7 +181,7 @@ async def list_models(
 async def retrieve_model(
     model_id: str, request: Request, fe: Annotated[FrontEnd, Depends(front_end)]
 ) -> dict[str, Any]:
-    if model_id not in fe.settings.models:
+    entry = next((e for e in await served_models(fe) if e.id == model_id), None)
+    if entry is None:
         raise NotFound(f"model: {model_id}")
-    entry = ModelEntry.for_id(model_id)
     return entry.anthropic_shape() if wants_anthropic_shape(request) else entry.openai_shape()

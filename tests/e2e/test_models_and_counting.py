@@ -11,14 +11,20 @@ import pytest
 
 from tests.conftest import Stack, StackFactory
 from tests.e2e.conftest import MODEL
+from tests.fakes.upstream import model_object
+from tests.processes import http_ok, wait_until
+
+API_KEY = "sk-ant-api03-fleet-key"
 
 DEFAULT_IDS = [
-    "claude-opus-4-1",
-    "claude-sonnet-4-5",
-    "claude-haiku-4-5",
+    "claude-opus-5-5",
+    "claude-sonnet-5-5",
+    "claude-haiku-5-5",
+    "claude-fable-5-2",
     "opus",
     "sonnet",
     "haiku",
+    "fable",
 ]
 
 
@@ -33,31 +39,31 @@ def test_the_anthropic_sdk_lists_and_retrieves_the_default_models(
     models = list(client.models.list())
     assert [m.id for m in models] == DEFAULT_IDS
     assert all(m.type == "model" and m.display_name for m in models)
-    sonnet = client.models.retrieve("claude-sonnet-4-5")
-    assert sonnet.display_name == "Claude Sonnet 4.5"
-    assert sonnet.created_at == datetime(2025, 9, 29, tzinfo=UTC)
+    sonnet = client.models.retrieve("claude-sonnet-5-5")
+    assert sonnet.display_name == "Claude Sonnet 5.5"
+    assert sonnet.created_at == datetime(2026, 9, 28, tzinfo=UTC)
     assert client.models.retrieve("opus").display_name.startswith("Opus")
 
 
 def test_the_anthropic_sdk_pages_through_the_models_in_both_directions(
     client: anthropic.Anthropic,
 ) -> None:
-    first = client.models.list(limit=4)
-    assert [m.id for m in first.data] == DEFAULT_IDS[:4]
-    assert first.has_more and first.first_id == "claude-opus-4-1" and first.last_id == "opus"
-    assert [m.id for m in client.models.list(limit=2)] == DEFAULT_IDS  # follows after_id
+    first = client.models.list(limit=5)
+    assert [m.id for m in first.data] == DEFAULT_IDS[:5]
+    assert first.has_more and first.first_id == "claude-opus-5-5" and first.last_id == "opus"
+    assert [m.id for m in client.models.list(limit=3)] == DEFAULT_IDS  # follows after_id
     before = client.models.list(before_id="sonnet", limit=2)
-    assert [m.id for m in before.data] == ["claude-haiku-4-5", "opus"] and before.has_more
-    last = client.models.list(after_id="opus")
-    assert [m.id for m in last.data] == ["sonnet", "haiku"] and not last.has_more
+    assert [m.id for m in before.data] == ["claude-fable-5-2", "opus"] and before.has_more
+    last = client.models.list(after_id="sonnet")
+    assert [m.id for m in last.data] == ["haiku", "fable"] and not last.has_more
 
 
 def test_the_openai_sdk_lists_and_retrieves_the_same_models(openai_client: openai.OpenAI) -> None:
     models = list(openai_client.models.list())
     assert [m.id for m in models] == DEFAULT_IDS
     assert all(m.object == "model" and m.owned_by == "anthropic" for m in models)
-    haiku = openai_client.models.retrieve("claude-haiku-4-5")
-    assert haiku.created == int(datetime(2025, 10, 1, tzinfo=UTC).timestamp())
+    haiku = openai_client.models.retrieve("claude-haiku-5-5")
+    assert haiku.created == int(datetime(2026, 10, 7, tzinfo=UTC).timestamp())
 
 
 def test_the_shape_follows_the_anthropic_version_header(stack: Stack) -> None:
@@ -81,14 +87,48 @@ def test_an_unknown_model_is_not_found_in_both_sdks(
 
 
 def test_the_model_list_comes_from_ccfleet_models(make_stack: StackFactory) -> None:
-    stack = make_stack(CCFLEET_MODELS='["claude-opus-4-1-20250805", "sonnet"]')
+    stack = make_stack(CCFLEET_MODELS='["claude-haiku-5-5-20261007", "sonnet"]')
     client = anthropic.Anthropic(base_url=stack.url, api_key="client-key", max_retries=0)
     models = list(client.models.list())
-    assert [m.id for m in models] == ["claude-opus-4-1-20250805", "sonnet"]
-    assert models[0].display_name == "Claude Opus 4.1"
-    assert models[0].created_at == datetime(2025, 8, 5, tzinfo=UTC)
+    assert [m.id for m in models] == ["claude-haiku-5-5-20261007", "sonnet"]
+    assert models[0].display_name == "Claude Haiku 5.5"
+    assert models[0].created_at == datetime(2026, 10, 7, tzinfo=UTC)
     with pytest.raises(anthropic.NotFoundError):
-        client.models.retrieve("claude-haiku-4-5")
+        client.models.retrieve("claude-sonnet-5-5")
+
+
+def test_an_api_key_worker_publishes_upstream_models_which_the_front_ends_serve(
+    make_stack: StackFactory,
+) -> None:
+    stack = make_stack(
+        workers=0,
+        wait_ready=False,
+        CCFLEET_MODELS='["claude-opus-5-5", "opus"]',
+    )
+    stack.upstream.models = [
+        model_object("claude-opus-5-5", "Claude Opus 5.5", "2026-09-22T00:00:00Z"),
+        model_object("claude-mythos-5-2", "Claude Mythos 5.2", "2026-11-09T00:00:00Z"),
+    ]
+    client = anthropic.Anthropic(base_url=stack.url, api_key="client-key", max_retries=0)
+    wait_until(lambda: http_ok(f"{stack.url}/health"), 30, "the front end")
+    assert [m.id for m in client.models.list()] == ["claude-opus-5-5", "opus"], "nothing published"
+
+    stack.add_worker(ANTHROPIC_API_KEY=API_KEY, CLAUDE_CODE_OAUTH_TOKEN="")
+    wait_until(
+        lambda: len(client.models.list().data) == 3, 30, "the worker to publish upstream's list"
+    )
+    assert [m.id for m in client.models.list()] == ["claude-opus-5-5", "claude-mythos-5-2", "opus"]
+    mythos = client.models.retrieve("claude-mythos-5-2")
+    assert (mythos.display_name, mythos.created_at) == (
+        "Claude Mythos 5.2",
+        datetime(2026, 11, 9, tzinfo=UTC),
+    )
+    openai_ids = [
+        m.id for m in openai.OpenAI(base_url=f"{stack.url}/v1", api_key="k").models.list()
+    ]
+    assert openai_ids == ["claude-opus-5-5", "claude-mythos-5-2", "opus"]
+    asked = [r for r in stack.upstream.requests if r.path == "/v1/models"]
+    assert asked and {r.headers["x-api-key"] for r in asked} == {API_KEY}
 
 
 def test_count_tokens_returns_an_estimate_that_grows_with_the_input(

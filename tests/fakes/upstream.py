@@ -8,7 +8,10 @@ sync and async tests can both use it::
     with FakeUpstream() as upstream:
         upstream.enqueue(TextReply("Hi there."), ErrorReply(529, "overloaded_error", "Overloaded"))
         ...  # run the CLI with ANTHROPIC_BASE_URL=upstream.url
-        assert upstream.requests[0].body["model"] == "claude-sonnet-4-5"
+        assert upstream.requests[0].body["model"] == "claude-sonnet-5-5"
+
+``GET /v1/models`` lists :attr:`FakeUpstream.models` (set it to script another list), paged
+with ``limit`` and ``after_id`` as the API does.
 """
 
 from __future__ import annotations
@@ -249,6 +252,18 @@ def _block_text(block: Block) -> str:
     return json.dumps(block.input)
 
 
+def model_object(model_id: str, display_name: str, created_at: str) -> JsonDict:
+    return {"type": "model", "id": model_id, "display_name": display_name, "created_at": created_at}
+
+
+DEFAULT_MODELS: tuple[JsonDict, ...] = (
+    model_object("claude-fable-5-2", "Claude Fable 5.2", "2026-11-09T00:00:00Z"),
+    model_object("claude-opus-5-5", "Claude Opus 5.5", "2026-09-22T00:00:00Z"),
+    model_object("claude-sonnet-5-5", "Claude Sonnet 5.5", "2026-09-28T00:00:00Z"),
+    model_object("claude-haiku-5-5", "Claude Haiku 5.5", "2026-10-07T00:00:00Z"),
+)
+
+
 def _request_id() -> str:
     return f"req_fake{uuid.uuid4().hex[:20]}"
 
@@ -262,10 +277,13 @@ def _error_body(error_type: str, message: str) -> JsonDict:
 
 
 class FakeUpstream:
-    """A scripted fake of ``POST /v1/messages`` (+ ``count_tokens``) that records every request."""
+    """A scripted fake of ``POST /v1/messages`` (+ ``count_tokens``, ``GET /v1/models``) that
+    records every request."""
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
+        self.models: list[JsonDict] = list(DEFAULT_MODELS)
+        self.models_error: ErrorReply | None = None  # set: GET /v1/models fails with it
         self._replies: deque[Reply] = deque()
         self._responder: Responder | None = None
         self._cond = threading.Condition()
@@ -277,6 +295,7 @@ class FakeUpstream:
             routes=[
                 Route("/v1/messages", self._messages, methods=["POST"]),
                 Route("/v1/messages/count_tokens", self._count_tokens, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
                 Route(
                     "/{path:path}",
                     self._not_found,
@@ -314,6 +333,8 @@ class FakeUpstream:
             self.requests.clear()
             self._replies.clear()
             self._responder = None
+            self.models = list(DEFAULT_MODELS)
+            self.models_error = None
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> FakeUpstream:
@@ -391,6 +412,23 @@ class FakeUpstream:
         return JSONResponse(
             {"input_tokens": max(1, size // 4)}, headers={"request-id": _request_id()}
         )
+
+    async def _models(self, request: Request) -> Response:
+        query = (await self._record(request)).query
+        with self._cond:
+            models, error = list(self.models), self.models_error
+        if error is not None:
+            return self._error(error)
+        ids = [m["id"] for m in models]
+        start = ids.index(query["after_id"]) + 1 if query.get("after_id") in ids else 0
+        page = models[start : start + int(query.get("limit", "20"))]
+        body = {
+            "data": page,
+            "has_more": start + len(page) < len(models),
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+        }
+        return JSONResponse(body, headers={"request-id": _request_id()})
 
     async def _messages(self, request: Request) -> Response:
         recorded = await self._record(request)
