@@ -87,7 +87,7 @@ from tests.fakes.upstream import FakeUpstream, RecordedRequest, TextReply
 from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-sonnet-5-5"
 APIS = 2
 WORKERS = 3
 WORKER_SLOTS = 2

@@ -54,7 +54,7 @@ from worker.main import private_cli_environment
 from worker.workspace import job_workspace, private_directory
 
 REPLY = "The quick brown fox jumps over the lazy dog."  # 44 chars, 6 chunks of 8
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-sonnet-5-5"
 RUN_TIMEOUT_S = 60.0
 MARKER = re.compile(r"bench-[0-9a-f]{32}")
 arrivals: dict[str, float] = {}  # marker -> perf_counter when its request reached the upstream

@@ -93,7 +93,7 @@ class ModelEntry:
 
 
 def display_name(model_id: str) -> str:
-    """`claude-opus-4-1` -> `Claude Opus 4.1` (a dated suffix is left out)."""
+    """`claude-opus-5-5` -> `Claude Opus 5.5` (a dated suffix is left out)."""
     if model_id in ALIAS_NAMES:
         return ALIAS_NAMES[model_id]
     words: list[str] = []

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import Stack
 
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-sonnet-5-5"
 
 
 @pytest.fixture

@@ -177,7 +177,7 @@ def test_fields_the_cli_cannot_take_are_accepted_and_breakpoints_stay_within_fou
 ) -> None:
     cached = {"type": "ephemeral"}
     message = client.messages.create(
-        model="claude-sonnet-4-6",  # the CLI sends an effort only for models that take one
+        model="claude-sonnet-5-5",  # the CLI sends an effort only for models that take one
         max_tokens=100,
         extra_body={"temperature": 0.2, "top_p": 0.9, "top_k": 5},
         output_config={"effort": "high"},

@@ -91,7 +91,7 @@ def test_the_system_prompt_and_model_reach_the_upstream(
     stack: Stack, client: anthropic.Anthropic
 ) -> None:
     client.messages.create(
-        model="claude-opus-4-1",
+        model="claude-opus-5-5",
         max_tokens=50,
         system=[
             {"type": "text", "text": "You are a pirate."},
@@ -100,7 +100,7 @@ def test_the_system_prompt_and_model_reach_the_upstream(
         messages=HELLO,
     )
     sent = stack.upstream.requests[-1].body
-    assert sent["model"] == "claude-opus-4-1"
+    assert sent["model"] == "claude-opus-5-5"
     assert sent["system"][-1]["text"] == "You are a pirate.\n\nBe brief."
 
 

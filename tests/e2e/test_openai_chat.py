@@ -115,7 +115,7 @@ def test_the_system_prompt_and_history_reach_the_upstream(stack: Stack, oai: ope
         {"role": "user", "content": "Thanks! Now in words."},
     ]
     oai.chat.completions.create(
-        model="claude-opus-4-1",
+        model="claude-opus-5-5",
         messages=[
             {"role": "system", "content": "You are a pirate."},
             {"role": "developer", "content": "Be brief."},
@@ -125,7 +125,7 @@ def test_the_system_prompt_and_history_reach_the_upstream(stack: Stack, oai: ope
     )
     assert len(stack.upstream.requests) == 1
     sent = stack.upstream.requests[0].body
-    assert sent["model"] == "claude-opus-4-1"
+    assert sent["model"] == "claude-opus-5-5"
     assert sent["system"][-1]["text"] == "You are a pirate.\n\nBe brief."
     assert as_blocks(without_cli_additions(sent["messages"])) == as_blocks(history)
 

@@ -33,7 +33,7 @@ MESSAGE_START: dict[str, Any] = {
         "id": "msg_1",
         "type": "message",
         "role": "assistant",
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-5-5",
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
@@ -79,7 +79,7 @@ async def submitted(ctx: dict[str, Any]) -> JobRequest:
     """A job queued as a front end queues it (its record says attempt 1 is current)."""
     request = MessagesRequest.model_validate(
         {
-            "model": "claude-sonnet-4-5",
+            "model": "claude-sonnet-5-5",
             "max_tokens": 50,
             "messages": [{"role": "user", "content": "hi"}],
         }

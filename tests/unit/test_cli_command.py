@@ -52,7 +52,7 @@ DROPPED = {
 
 def request(**fields: Any) -> MessagesRequest:
     body: dict[str, Any] = {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-5-5",
         "max_tokens": 100,
         "messages": [{"role": "user", "content": "hi"}],
     }
@@ -116,11 +116,11 @@ def controls(req: MessagesRequest) -> dict[str, dict[str, Any]]:
 
 
 def test_argv_runs_the_given_binary_and_the_environment_names_the_model() -> None:
-    shape = spawn_shape(request(model="claude-opus-4-7"), bare=False)
+    shape = spawn_shape(request(model="claude-opus-5-5"), bare=False)
     argv = cli_argv("/opt/claude/bin/claude", shape)
     assert argv[0] == "/opt/claude/bin/claude"
     assert not [arg for arg in argv if "opus" in arg], "no client text on argv"
-    assert cli_environment(KEPT, "/tmp/x", shape)["ANTHROPIC_MODEL"] == "claude-opus-4-7"
+    assert cli_environment(KEPT, "/tmp/x", shape)["ANTHROPIC_MODEL"] == "claude-opus-5-5"
     assert option(argv, "--input-format") == "stream-json"
     assert option(argv, "--output-format") == "stream-json"
 
@@ -219,7 +219,7 @@ CONVERSATION: list[dict[str, Any]] = [
 
 
 def conversation_lines() -> list[tuple[dict[str, Any], bool]]:
-    lines = stdin_lines(request(model="claude-sonnet-4-5", messages=CONVERSATION))
+    lines = stdin_lines(request(model="claude-sonnet-5-5", messages=CONVERSATION))
     return [(parsed(line.payload), line.awaits_ack) for line in lines]
 
 
@@ -246,7 +246,7 @@ def test_assistant_lines_carry_the_request_model_and_await_no_ack() -> None:
     assistant_lines = [entry for entry in conversation_lines() if entry[0]["type"] == "assistant"]
     assert len(assistant_lines) == 2
     for line, awaits_ack in assistant_lines:
-        assert line["message"]["model"] == "claude-sonnet-4-5"
+        assert line["message"]["model"] == "claude-sonnet-5-5"
         assert "shouldQuery" not in line
         assert awaits_ack is False
 

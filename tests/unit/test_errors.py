@@ -145,7 +145,7 @@ def request_validation_error(body: Any) -> RequestValidationError:
 
 def body(**fields: Any) -> dict[str, Any]:
     valid: dict[str, Any] = {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-5-5",
         "max_tokens": 100,
         "messages": [{"role": "user", "content": "hi"}],
     }

@@ -17,7 +17,7 @@ def message_start(**usage: int) -> Event:
             "id": "msg_1",
             "type": "message",
             "role": "assistant",
-            "model": "claude-sonnet-4-5",
+            "model": "claude-sonnet-5-5",
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
@@ -70,7 +70,7 @@ def test_text_deltas_are_joined_into_one_text_block() -> None:
     assert message["content"] == [{"type": "text", "text": "Hello, world."}]
     assert message["id"] == "msg_1"
     assert message["role"] == "assistant"
-    assert message["model"] == "claude-sonnet-4-5"
+    assert message["model"] == "claude-sonnet-5-5"
 
 
 def test_thinking_deltas_and_the_signature_make_one_thinking_block() -> None:

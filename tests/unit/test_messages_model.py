@@ -76,7 +76,7 @@ CONVERSATION: list[dict[str, Any]] = [
 
 def request_body(**fields: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-5-5",
         "max_tokens": 1024,
         "messages": [{"role": "user", "content": "Hello"}],
     }

@@ -232,7 +232,7 @@ def test_invalid_requests_are_told_the_field(fields: dict[str, Any], field: str)
 def test_a_whole_message_becomes_a_chat_completion() -> None:
     message = {
         "id": "msg_1",
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-5-5",
         "content": [
             {"type": "thinking", "thinking": "hmm", "signature": "s"},
             {"type": "text", "text": "Hello "},
@@ -251,7 +251,7 @@ def test_a_whole_message_becomes_a_chat_completion() -> None:
         "id": "chatcmpl-1",
         "object": "chat.completion",
         "created": 1700000000,
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-5-5",
         "choices": [
             {
                 "index": 0,
