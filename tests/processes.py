@@ -7,10 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
+
+from tests.waiting import wait_until as wait_until  # re-exported: callers import it from here
 
 
 class ManagedProcess:
@@ -49,15 +50,6 @@ class ManagedProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-
-def wait_until(predicate: object, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 def http_ok(url: str) -> bool:

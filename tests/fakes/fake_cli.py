@@ -11,7 +11,9 @@ FAKE_CLI_MODE
                     file FAKE_CLI_OUTPUT (a complete "Hello" answer when unset). Then exit with
                     FAKE_CLI_EXIT_CODE (default 0).
     sleep           Print a `system` line with its pid, then sleep; SIGTERM ends it.
-    ignore_sigterm  Like sleep, but SIGTERM is ignored (only SIGKILL ends it).
+    ignore_sigterm  Like sleep, but SIGTERM is ignored (only SIGKILL ends it). With
+                    FAKE_CLI_SIGNAL_FILE set, each SIGTERM it ignores appends a line
+                    `SIGTERM` to that file, so a test can wait for the signal to arrive.
     spawn_child     Start a grandchild that ignores SIGTERM and holds none of the CLI's pipes,
                     print a `system` line with both pids (once the grandchild is ready), then
                     sleep; SIGTERM ends only the parent.
@@ -40,7 +42,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 _GRANDCHILD = (
@@ -134,10 +138,22 @@ def sleep_s() -> float:
 
 def sleep(*, ignore_sigterm: bool) -> int:
     if ignore_sigterm:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, _sigterm_ignorer())
     emit({"type": "system", "subtype": "init", "pid": os.getpid()})
     time.sleep(sleep_s())
     return 0
+
+
+def _sigterm_ignorer() -> signal.Handlers | Callable[[int, FrameType | None], None]:
+    path = os.environ.get("FAKE_CLI_SIGNAL_FILE")
+    if not path:
+        return signal.SIG_IGN
+
+    def note(_signum: int, _frame: FrameType | None) -> None:
+        with open(path, "a", encoding="utf-8") as signals:
+            signals.write("SIGTERM\n")
+
+    return note
 
 
 def spawn_child() -> int:

@@ -27,6 +27,7 @@ from shared.messages import MessagesRequest
 from tests.fakes import fake_cli
 from tests.fakes.fake_cli import hello_answer, stream_event
 from tests.records import running_attempt
+from tests.waiting import async_wait_until
 from worker.answer import answer_with_cli
 from worker.chunk_publisher import ChunkPublisher
 from worker.cli_config import CliConfig
@@ -59,9 +60,7 @@ def was_reaped(pid: int) -> bool:
 
 
 async def wait_until_gone(pid: int) -> None:
-    async with asyncio.timeout(BOUND_S):
-        while is_running(pid):  # noqa: ASYNC110 - /proc has nothing to wait on
-            await asyncio.sleep(0.02)
+    await async_wait_until(lambda: not is_running(pid), BOUND_S, f"process {pid} to be gone")
 
 
 async def next_message(process: CliProcess) -> dict[str, Any]:
@@ -140,11 +139,11 @@ async def test_cancelling_twice_still_ends_the_task_only_after_the_cli_is_gone(
 ) -> None:
     started = asyncio.Event()
     pids: list[int] = []
+    signals = tmp_path / "signals"
+    env = fake_env("ignore_sigterm", FAKE_CLI_SIGNAL_FILE=str(signals))
 
     async def run() -> None:
-        async with CliProcess(
-            fake_argv(), env=fake_env("ignore_sigterm"), cwd=str(tmp_path), kill_grace_s=1.0
-        ) as process:
+        async with CliProcess(fake_argv(), env=env, cwd=str(tmp_path), kill_grace_s=1.0) as process:
             await next_message(process)
             pids.append(process.pid)
             started.set()
@@ -154,8 +153,10 @@ async def test_cancelling_twice_still_ends_the_task_only_after_the_cli_is_gone(
     async with asyncio.timeout(BOUND_S):
         await started.wait()
     task.cancel()
-    await asyncio.sleep(0.1)  # now in the SIGTERM grace period
-    task.cancel()  # e.g. an arq abort arriving during a timeout
+    await async_wait_until(
+        lambda: signals.exists() and "SIGTERM" in signals.read_text(), BOUND_S, "the SIGTERM"
+    )
+    task.cancel()  # in the SIGTERM grace period, e.g. an arq abort arriving during a timeout
     with pytest.raises(asyncio.CancelledError):
         async with asyncio.timeout(BOUND_S):
             await task
@@ -190,7 +191,7 @@ async def test_what_the_cli_says_on_stderr_is_kept(tmp_path: Path) -> None:
 
 REQUEST = MessagesRequest.model_validate(
     {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-5-5",
         "max_tokens": 50,
         "messages": [{"role": "user", "content": "hi"}],
     }
@@ -201,7 +202,7 @@ MESSAGE_START: dict[str, Any] = {
         "id": "msg_1",
         "type": "message",
         "role": "assistant",
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-5-5",
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
@@ -315,7 +316,7 @@ async def test_the_history_is_replayed_and_acknowledged_before_the_answer(
 ) -> None:
     request = MessagesRequest.model_validate(
         {
-            "model": "claude-sonnet-4-5",
+            "model": "claude-sonnet-5-5",
             "max_tokens": 50,
             "messages": [
                 {"role": "user", "content": "Hi."},

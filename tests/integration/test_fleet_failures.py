@@ -27,11 +27,10 @@ from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import DelayedReply, RecordedRequest, TextReply
 from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until
 
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-sonnet-5-5"
 HELLO: list[MessageParam] = [{"role": "user", "content": "Say hello."}]
 CHUNK_CHARS = 8
 STREAM_TIMEOUT = httpx.Timeout(30.0, read=5.0)  # pings come every second (fixture env)
-REDIS_RESTART_S = 1.5  # Redis stays down longer than a relay's journal check (1 s), as in life
 
 
 @pytest.fixture
@@ -319,7 +318,11 @@ def test_a_job_queued_while_no_worker_runs_survives_a_redis_restart(
                 lambda: waiting.zcard(keys.lane_waiting("interactive")) == 1, 10, "a queued job"
             )
             stack.redis.stop()
-            time.sleep(REDIS_RESTART_S)
+            wait_until(
+                lambda: "redis unavailable (" in stack.apis[0].log_text(),
+                10,
+                "the waiting relay to find Redis gone (at its next journal check)",
+            )
             stack.redis.start()
             stack.add_worker()
             text = reply.result(timeout=45)
