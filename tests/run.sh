@@ -5,6 +5,10 @@
 #   package, through uv), the pinned Claude Code CLI from npm, cached in ~/.cache/ccfleet
 #   between runs (scripts/install-claude-code.sh), and Debian's chromium for the dashboard's
 #   browser test. Extra arguments go to pytest.
+#
+# CCFLEET_CLAUDE_CODE_VERSION=X runs the suite against CLI version X instead of the pin in
+# pyproject.toml: how an operator vets a CLI upgrade before rolling it out. When it passes,
+# add X to VETTED_CLI_VERSIONS in shared/cli_vetting.py (`/v1/fleet` flags other versions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,9 +16,14 @@ command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==0.13.8"
 uv sync --quiet
 
 # The same script installs the CLI into the image (k8s/Dockerfile).
-version=$(sed -n 's/^claude-code-version = "\(.*\)"/\1/p' pyproject.toml)
+pinned=$(sed -n 's/^claude-code-version = "\(.*\)"/\1/p' pyproject.toml)
+version="${CCFLEET_CLAUDE_CODE_VERSION:-$pinned}"
+if [[ ! "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
+  echo "not a CLI version: '$version' (expected like $pinned)" >&2
+  exit 2
+fi
 cli_dir="${XDG_CACHE_HOME:-$HOME/.cache}/ccfleet/claude-code-$version"
-CCFLEET_TEST_CLAUDE_BIN="$(scripts/install-claude-code.sh "$cli_dir")"
+CCFLEET_TEST_CLAUDE_BIN="$(scripts/install-claude-code.sh "$cli_dir" "$version")"
 export CCFLEET_TEST_CLAUDE_BIN
 "$CCFLEET_TEST_CLAUDE_BIN" --version
 
@@ -38,5 +47,9 @@ set -e
 if [ "$status" -eq 5 ]; then
   echo "pytest collected no tests: that is a failure" >&2
   exit 1
+fi
+if [ "$status" -eq 0 ] && [ "$version" != "$pinned" ] && [ "$#" -eq 0 ]; then
+  echo "CLI $version passed the whole suite: add \"$version\" to VETTED_CLI_VERSIONS in" \
+    "shared/cli_vetting.py (and move [tool.ccfleet] claude-code-version to roll it out)."
 fi
 exit "$status"
