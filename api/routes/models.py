@@ -7,12 +7,12 @@ served with upstream's fields), followed by the configured ids it does not conta
 Two clients ask for this resource and expect different shapes, so the shape is chosen by
 request header: a request carrying `anthropic-version` (the anthropic SDK and Claude Code
 always send it) gets the Anthropic shape, with `limit` / `before_id` / `after_id` paging
-over the configured order; any other request (the openai SDK, curl) gets the OpenAI shape
+over the served order; any other request (the openai SDK, curl) gets the OpenAI shape
 `{"object": "list", "data": [{"id", "object": "model", "created", "owned_by"}]}`, unpaged.
 An unknown id is a 404 not_found_error in both cases.
 
 Ids are passed to the claude CLI as they are, so the CLI's aliases (`sonnet`, `opus`,
-`haiku`: its newest model of that family) are listed too. Release dates are known only for
+`haiku`, `fable`: its newest model of that family) are listed too. Release dates are known only for
 the ids below or a `-YYYYMMDD` suffix; otherwise `created_at` is the epoch, as the
 Anthropic API does for an unknown release date.
 """
