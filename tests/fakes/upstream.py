@@ -131,10 +131,12 @@ class MidStreamErrorReply:
 
 @dataclass
 class HangReply:
-    """Sends message_start, then waits ``seconds`` (then finishes with ``text``)."""
+    """Sends message_start, then waits ``seconds`` or until ``until`` is set (then finishes
+    with ``text``): a test holds a request open for as long as its next step needs."""
 
     seconds: float = 3600.0
     text: str = DEFAULT_TEXT
+    until: threading.Event | None = None
 
 
 @dataclass
@@ -447,7 +449,7 @@ class FakeUpstream:
                 status = 529 if reply.error_type == "overloaded_error" else 500
                 return self._error(ErrorReply(status, reply.error_type, reply.message))
             if isinstance(reply, HangReply):
-                await self._hang(reply.seconds, recorded, request)
+                await self._hang(reply.seconds, recorded, request, until=reply.until)
                 reply = TextReply(reply.text).as_blocks()
             return JSONResponse(_message(model, reply), headers=headers)
         return StreamingResponse(
@@ -460,10 +462,17 @@ class FakeUpstream:
         return JSONResponse(body, reply.status, headers=headers)
 
     async def _hang(
-        self, seconds: float, recorded: RecordedRequest, request: Request | None
+        self,
+        seconds: float,
+        recorded: RecordedRequest,
+        request: Request | None,
+        *,
+        until: threading.Event | None = None,
     ) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not self._stopping.is_set():
+            if until is not None and until.is_set():
+                return
             await asyncio.sleep(0.02)
             if request is not None and await request.is_disconnected():
                 recorded.disconnected = True
@@ -482,7 +491,8 @@ class FakeUpstream:
                 start.update(model=reply.model or model, usage=_usage(reply.input_tokens, 1, reply))
             yield _sse({"type": "message_start", "message": start})
             if isinstance(reply, HangReply):
-                await self._hang(reply.seconds, recorded, None)  # disconnect cancels this task
+                # A disconnect cancels this task.
+                await self._hang(reply.seconds, recorded, None, until=reply.until)
                 reply = TextReply(reply.text).as_blocks()
             yield _sse({"type": "ping"})
             if isinstance(reply, MidStreamErrorReply):

@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from tests.conftest import Stack, StackFactory
-from tests.fakes.upstream import ErrorReply, RecordedRequest, TextReply
+from tests.fakes.upstream import ErrorReply, HangReply, RecordedRequest, TextReply
 from tests.processes import http_ok, wait_until
 
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-sonnet-5-5"
 HELLO = [{"role": "user", "content": "Say hello."}]
 # A worker that is not woken by the queue and reads it every 3 s: others take work first.
 SLOW_TO_PICK_UP = {"CCFLEET_WORKER_WAKE_ON_QUEUE": "false", "CCFLEET_WORKER_POLL_DELAY_S": "3"}
@@ -53,6 +53,22 @@ def accounts_stack(make_stack: StackFactory, *accounts: tuple[str, dict[str, str
 def fleet(stack: Stack) -> dict[str, Any]:
     body: dict[str, Any] = httpx.get(f"{stack.url}/v1/fleet", timeout=5).json()
     return body
+
+
+def waiting(stack: Stack, lane: str | None = None) -> int:
+    """Jobs waiting for a worker, in one lane or in all."""
+    return sum(x["waiting"] for x in fleet(stack)["lanes"] if lane in (None, x["name"]))
+
+
+def wait_for_heartbeats(stack: Stack, count: int) -> None:
+    """Until the stack's one worker has beaten `count` more times."""
+    for _ in range(count):
+        (worker,) = fleet(stack)["workers"]
+        wait_until(
+            lambda last=worker["beat_at_ms"]: fleet(stack)["workers"][0]["beat_at_ms"] > last,
+            30,
+            "a heartbeat",
+        )
 
 
 def account(stack: Stack, name: str) -> dict[str, Any]:
@@ -166,7 +182,10 @@ def _send_in_thread(
 
 
 def _user_text(request: RecordedRequest) -> str:
-    content = request.body["messages"][-1]["content"]
+    # The last user message: for models that take mid-conversation system messages (the 5.x
+    # family), the CLI appends one with the environment after it.
+    last = next(m for m in reversed(request.body["messages"]) if m["role"] == "user")
+    content = last["content"]
     texts = (
         [b["text"] for b in content if b.get("type") == "text"]
         if isinstance(content, list)
@@ -179,18 +198,23 @@ def test_waiting_interactive_work_goes_before_batch_work_and_each_lane_is_first_
     make_stack: StackFactory,
 ) -> None:
     stack = make_stack(CCFLEET_WORKER_SLOTS="1", CCFLEET_RESERVED_INTERACTIVE_SLOTS="0")
-    stack.upstream.enqueue(TextReply("busy", chunk_chars=1, delay_s=0.5))  # holds the one slot
+    all_queued = threading.Event()
+    stack.upstream.enqueue(HangReply(60, "busy", until=all_queued))  # holds the one slot
     results: dict[str, Any] = {}
     threads = [_send_in_thread(stack, "first", "interactive", results)]
-    assert stack.upstream.wait_for_requests(1, 30)
-    for marker, lane in [
+    arrivals = [
         ("batch-1", "batch"),
         ("batch-2", "batch"),
         ("chat-1", "interactive"),
         ("chat-2", "interactive"),
-    ]:
-        threads.append(_send_in_thread(stack, marker, lane, results))
-        time.sleep(0.3)  # a clear order of arrival
+    ]
+    try:
+        assert stack.upstream.wait_for_requests(1, 30)
+        for queued, (marker, lane) in enumerate(arrivals, start=1):
+            threads.append(_send_in_thread(stack, marker, lane, results))
+            wait_until(lambda n=queued: waiting(stack) == n, 30, f"{marker} to queue")  # in order
+    finally:
+        all_queued.set()
     for thread in threads:
         thread.join(90)
     assert all(response.status_code == 200 for response in results.values())
@@ -202,21 +226,28 @@ def test_batch_work_leaves_the_reserved_slots_to_interactive_work(
     make_stack: StackFactory,
 ) -> None:
     stack = make_stack(CCFLEET_WORKER_SLOTS="2", CCFLEET_RESERVED_INTERACTIVE_SLOTS="1")
+    release_batch = threading.Event()  # batch answers wait until the test has seen the order
     stack.upstream.set_responder(
         lambda r: (
-            TextReply("slow", chunk_chars=1, delay_s=0.5)
+            HangReply(60, "slow", until=release_batch)
             if _user_text(r).startswith("batch")
             else TextReply("quick")
         )
     )
     results: dict[str, Any] = {}
     threads = [_send_in_thread(stack, f"batch-{i}", "batch", results) for i in range(2)]
-    assert stack.upstream.wait_for_requests(1, 30)
-    time.sleep(1.0)
-    assert len(stack.upstream.requests) == 1, "the second batch job may not take the reserved slot"
-    threads.append(_send_in_thread(stack, "chat", "interactive", results))
-    assert stack.upstream.wait_for_requests(2, 30)
-    assert _user_text(stack.upstream.requests[1]) == "chat"
+    try:
+        assert stack.upstream.wait_for_requests(1, 30)
+        wait_until(lambda: waiting(stack, "batch") == 1, 30, "the second batch job to queue")
+        # The worker polls every 10 ms: two heartbeats on, it has passed over the job many times.
+        wait_for_heartbeats(stack, 2)
+        assert waiting(stack, "batch") == 1
+        assert len(stack.upstream.requests) == 1, "the second batch job may not take the slot"
+        threads.append(_send_in_thread(stack, "chat", "interactive", results))
+        assert stack.upstream.wait_for_requests(2, 30)
+        assert _user_text(stack.upstream.requests[1]) == "chat"
+    finally:
+        release_batch.set()
     for thread in threads:
         thread.join(90)
     assert [response.status_code for response in results.values()] == [200, 200, 200]
