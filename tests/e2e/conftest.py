@@ -26,13 +26,17 @@ def async_client(stack: Stack) -> anthropic.AsyncAnthropic:
 def without_cli_additions(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Upstream messages less what the CLI adds (README: "What the model sees").
 
-    The CLI puts `<system-reminder>` text blocks into the first and last user messages
-    (environment, model, date) and a cache_control breakpoint on the last block; where it
-    added blocks to a string content, the string became a text block. A last message of
-    only tool results gets the date reminder appended to the last result's text instead.
+    For models that take mid-conversation system messages (the 5.x family), the CLI appends a
+    `system` message with the environment; clients cannot send that role. The CLI puts
+    `<system-reminder>` text blocks into the first and last user messages (environment,
+    model, date) and a cache_control breakpoint on the last block; where it added blocks to a
+    string content, the string became a text block. A last message of only tool results gets
+    the date reminder appended to the last result's text instead.
     """
     cleaned = []
     for message in messages:
+        if message["role"] == "system":
+            continue
         content = message["content"]
         if isinstance(content, list):
             content = [

@@ -144,14 +144,17 @@ def test_stop_sequences_end_the_text_before_the_match(
 def test_max_tokens_and_the_thinking_budget_reach_the_model(
     stack: Stack, client: anthropic.Anthropic
 ) -> None:
+    # A model that takes a thinking budget: for the 5.x models the CLI sends adaptive thinking
+    # whatever the budget (README: Every request field).
+    budgeted = "claude-haiku-4-5"
     client.messages.create(
-        model=MODEL,
+        model=budgeted,
         max_tokens=3000,
         thinking={"type": "enabled", "budget_tokens": 1500},
         messages=[{"role": "user", "content": "Think."}],
     )
     client.messages.create(
-        model=MODEL, max_tokens=777, messages=[{"role": "user", "content": "Quick."}]
+        model=budgeted, max_tokens=777, messages=[{"role": "user", "content": "Quick."}]
     )
     thinking_request, plain_request = (r.body for r in stack.upstream.requests)
     assert thinking_request["max_tokens"] == 3000

@@ -122,9 +122,9 @@ def test_a_five_turn_conversation_reaches_the_model_as_five_exact_messages(
     ]
     client.messages.create(model=MODEL, max_tokens=50, messages=conversation)
     assert len(stack.upstream.requests) == 1
-    sent = stack.upstream.requests[0].body["messages"]
+    sent = without_cli_additions(stack.upstream.requests[0].body["messages"])
     assert len(sent) == 5
-    assert as_blocks(without_cli_additions(sent)) == as_blocks(conversation)
+    assert as_blocks(sent) == as_blocks(conversation)
 
 
 def test_an_image_block_arrives_intact(stack: Stack, client: anthropic.Anthropic) -> None:
