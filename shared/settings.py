@@ -189,8 +189,8 @@ class Settings(BaseSettings):
 
     # api: GET /v1/models (JSON list in CCFLEET_MODELS); ids and aliases the claude CLI accepts.
     # The current models, none deprecated (checked 2026-11-29 against Anthropic's models
-    # overview and deprecations pages); upstream's own list replaces it where an API-key
-    # worker publishes one (worker/upstream_models.py).
+    # overview and deprecations pages). Where an API-key worker publishes upstream's own list
+    # (worker/upstream_models.py), that list is served first and these ids after it.
     models: list[str] = Field(
         default=[
             "claude-opus-5-5",
