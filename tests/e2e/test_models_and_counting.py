@@ -127,7 +127,7 @@ def test_an_api_key_worker_publishes_upstream_models_which_the_front_ends_serve(
         m.id for m in openai.OpenAI(base_url=f"{stack.url}/v1", api_key="k").models.list()
     ]
     assert openai_ids == ["claude-opus-5-5", "claude-mythos-5-2", "opus"]
-    asked = [r for r in stack.upstream.requests if r.path == "/v1/models"]
+    asked = stack.upstream.model_list_requests
     assert asked and {r.headers["x-api-key"] for r in asked} == {API_KEY}
 
 

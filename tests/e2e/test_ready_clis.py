@@ -10,8 +10,11 @@ import httpx
 from anthropic.types import MessageParam
 
 from tests.conftest import Stack, StackFactory
-from tests.e2e.conftest import MODEL, as_blocks, without_cli_additions
+from tests.e2e.conftest import as_blocks, without_cli_additions
 from tests.processes import cli_processes, wait_until
+
+# A model that takes a thinking budget (for the 5.x models the CLI thinks adaptively).
+MODEL = "claude-haiku-4-5"
 
 HISTORY: list[MessageParam] = [
     {"role": "user", "content": "My name is Ada."},

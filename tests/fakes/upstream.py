@@ -11,7 +11,8 @@ sync and async tests can both use it::
         assert upstream.requests[0].body["model"] == "claude-sonnet-5-5"
 
 ``GET /v1/models`` lists :attr:`FakeUpstream.models` (set it to script another list), paged
-with ``limit`` and ``after_id`` as the API does.
+with ``limit`` and ``after_id`` as the API does; those requests are recorded apart, in
+:attr:`FakeUpstream.model_list_requests`, so ``requests`` holds what the CLI sent.
 """
 
 from __future__ import annotations
@@ -285,6 +286,7 @@ class FakeUpstream:
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self.models: list[JsonDict] = list(DEFAULT_MODELS)
+        self.model_list_requests: list[RecordedRequest] = []
         self.models_error: ErrorReply | None = None  # set: GET /v1/models fails with it
         self._replies: deque[Reply] = deque()
         self._responder: Responder | None = None
@@ -336,6 +338,7 @@ class FakeUpstream:
             self._replies.clear()
             self._responder = None
             self.models = list(DEFAULT_MODELS)
+            self.model_list_requests.clear()
             self.models_error = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -378,7 +381,9 @@ class FakeUpstream:
         self.stop()
 
     # -- server side (event-loop thread) -------------------------------------------------------
-    async def _record(self, request: Request) -> RecordedRequest:
+    async def _record(
+        self, request: Request, *, into: list[RecordedRequest] | None = None
+    ) -> RecordedRequest:
         try:
             body = json.loads(await request.body() or b"{}")
         except json.JSONDecodeError:
@@ -391,7 +396,7 @@ class FakeUpstream:
             body if isinstance(body, dict) else {"_body": body},
         )
         with self._cond:
-            self.requests.append(recorded)
+            (self.requests if into is None else into).append(recorded)
             self._cond.notify_all()
         return recorded
 
@@ -416,7 +421,7 @@ class FakeUpstream:
         )
 
     async def _models(self, request: Request) -> Response:
-        query = (await self._record(request)).query
+        query = (await self._record(request, into=self.model_list_requests)).query
         with self._cond:
             models, error = list(self.models), self.models_error
         if error is not None:

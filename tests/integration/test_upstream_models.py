@@ -33,13 +33,13 @@ async def test_every_page_of_upstream_models_is_read_with_the_account_api_key(
     models = await fetch_models(api_key_env(upstream), timeout_s=10, page_limit=2)
     assert [m["id"] for m in models] == [f"claude-test-{i}" for i in range(5)]
     assert models[0] == upstream.models[0], "upstream's objects are kept as they are"
-    assert [r.query.get("after_id") for r in upstream.requests] == [
+    assert [r.query.get("after_id") for r in upstream.model_list_requests] == [
         None,
         "claude-test-1",
         "claude-test-3",
     ]
-    assert {r.headers["x-api-key"] for r in upstream.requests} == {KEY}
-    assert {r.headers["anthropic-version"] for r in upstream.requests} == {"2023-06-01"}
+    assert {r.headers["x-api-key"] for r in upstream.model_list_requests} == {KEY}
+    assert {r.headers["anthropic-version"] for r in upstream.model_list_requests} == {"2023-06-01"}
 
 
 async def test_an_upstream_error_is_reported_not_published(upstream: FakeUpstream) -> None:
@@ -55,7 +55,7 @@ async def test_a_failed_refresh_leaves_the_last_published_list_in_place(
     await publish_models(redis, earlier, ttl_s=60)
     upstream.models_error = ErrorReply(529, "overloaded_error", "Overloaded")
     assert not await refresh_models(redis, api_key_env(upstream), ttl_s=3600)
-    assert len(upstream.requests) == 1
+    assert len(upstream.model_list_requests) == 1
     published = json.loads(await redis.get(keys.upstream_models()) or b"{}")
     assert published["models"] == earlier
     assert 0 < await redis.pttl(keys.upstream_models()) <= 60_000
