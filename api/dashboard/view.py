@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.batch_store import BatchStore
-from shared.fleet import LANES, WorkerInfo, read_fleet
-from shared.fleet_view import AccountView, FleetTotals, fleet_view
+from shared.fleet import LANES, read_fleet
+from shared.fleet_view import AccountView, FleetTotals, WorkerView, fleet_view
 from shared.request_stats import RequestStats, read_request_stats
 
 
@@ -37,7 +37,7 @@ class BatchProgress(BaseModel):
 
 class DashboardView(BaseModel):
     at_ms: int
-    workers: list[WorkerInfo]
+    workers: list[WorkerView]
     accounts: list[AccountView]
     lanes: list[LaneRow]
     totals: FleetTotals
