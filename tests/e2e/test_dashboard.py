@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -121,7 +122,16 @@ async def test_the_dashboard_follows_the_fleet_live_without_reloading(
         real_worker = page.locator("#workers tr[data-worker-id]")
         await expect(real_worker).to_have_count(1, timeout=LIVE_S * 1000)
         await expect(real_worker).to_contain_text("default")
-        await expect(real_worker).to_contain_text("2.1.328")
+        # The version the real CLI under test reports (the pin, or the one being vetted).
+        reported = await asyncio.to_thread(
+            subprocess.run,
+            [stack.claude_bin, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        version = reported.stdout.split(" ")[0]
+        await expect(real_worker).to_contain_text(version)
         await page.evaluate("window.sameDocument = true")
 
         second = WorkerState(
