@@ -44,6 +44,9 @@ app.add_typer(keys_app, name="keys")
 app.command()(usage)
 app.add_typer(batch_app, name="batch")
 
+UP_REDIS_URL_FILE = Path.home() / ".cache" / "ccfleet" / "up-redis-url"
+"""Where `ccfleet up` keeps its embedded Redis's URL (with the password) for the other commands."""
+
 _STOP_TIMEOUT_S = 20.0
 _REDIS_TIMEOUT_S = 3.0
 
@@ -119,7 +122,11 @@ def up(
         ).start()
         for child_env in [env, *worker_envs]:
             child_env["CCFLEET_REDIS_URL"] = redis_server.url
-        typer.echo(f"embedded redis on redis://127.0.0.1:{redis_server.port}/0 (with a password)")
+        url_file = _private_file(UP_REDIS_URL_FILE, redis_server.url)
+        typer.echo(
+            f"embedded redis on 127.0.0.1:{redis_server.port} with a password; for `ccfleet "
+            f'keys|status|usage|batch`: export CCFLEET_REDIS_URL="$(cat {url_file})"'
+        )
     me = [sys.executable, "-m", "ccfleet"]
     # Should `up` itself be killed (SIGKILL, OOM), its children stop too, as on Ctrl-C.
     with_up = dying_with_parent(signal.SIGTERM)
@@ -145,6 +152,17 @@ def up(
         _stop_all(children)
         if redis_server is not None:
             redis_server.stop()
+            UP_REDIS_URL_FILE.unlink(missing_ok=True)
+
+
+def _private_file(path: Path, content: str) -> Path:
+    """`content` in a file only this user can read (mode 0600, written as such)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+    return path
 
 
 def is_loopback(host: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -587,7 +588,14 @@ def test_up_on_loopback_serves_without_keys_and_its_banner_says_so(
     try:
         wait_until(lambda: http_ok(f"{url}/ready"), 30, "ccfleet up to be ready")
         assert "auth OFF (loopback only)" in up.log_text()
+        # The embedded Redis wants a password; up leaves its URL for the other commands.
+        url_file = Path(env["HOME"]) / ".cache" / "ccfleet" / "up-redis-url"
+        assert f'CCFLEET_REDIS_URL="$(cat {url_file})"' in up.log_text()
+        assert stat.S_IMODE(url_file.stat().st_mode) == 0o600
+        with redis.Redis.from_url(url_file.read_text()) as client:
+            assert client.ping()
         assert httpx.get(f"{url}/v1/models", timeout=10).status_code == 200
         assert httpx.get(f"{url}/v1/fleet", timeout=10).status_code == 200
     finally:
         up.stop()
+    assert not (Path(env["HOME"]) / ".cache" / "ccfleet" / "up-redis-url").exists()

@@ -262,7 +262,7 @@ def test_ccfleet_up_without_accounts_runs_one_worker_and_its_own_redis(
         url = f"http://127.0.0.1:{port}"
         body = wait_for_fleet(url, lambda b: len(b["workers"]) == 1, "the worker", 60)
         assert (body["workers"][0]["account"], body["workers"][0]["slots"]) == ("default", 2)
-        assert "embedded redis on redis://127.0.0.1:" in up.log_text()
+        assert "embedded redis on 127.0.0.1:" in up.log_text()
         assert_stops_with_all_its_children(up)
     finally:
         up.stop()
