@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import stat
 import threading
@@ -59,7 +60,13 @@ class SeededHost:
         return sorted(p.name for p in self.marks.iterdir())
 
     def heap_snapshots(self) -> list[Path]:
-        return [p for p in self.home.parent.rglob("*") if "heapsnapshot" in p.name]
+        # os.walk, not rglob: a job's directory may go while the walk is in it.
+        return [
+            Path(folder, name)
+            for folder, _dirs, files in os.walk(self.home.parent)
+            for name in files
+            if "heapsnapshot" in name
+        ]
 
 
 def _write(path: Path, text: str) -> None:
