@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.response_status import StatusNotingSend
 from shared.ledger import NO_KEY
 from shared.metrics import FleetMetrics
 
@@ -25,18 +26,11 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.monotonic()
-        status = 500  # unless a response starts
-
-        async def send_noting_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        noting = StatusNotingSend(send)
         try:
-            await self.app(scope, receive, send_noting_status)
+            await self.app(scope, receive, noting)
         finally:
-            self._count(scope, status, time.monotonic() - started)
+            self._count(scope, noting.status, time.monotonic() - started)
 
     def _count(self, scope: Scope, status: int, elapsed_s: float) -> None:
         route = getattr(scope.get("route"), "path", "other")

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 from redis.exceptions import RedisError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.response_status import StatusNotingSend
 from shared.request_stats import RequestOutcome, record_request
 
 logger = logging.getLogger(__name__)
@@ -66,18 +67,11 @@ class RequestRecorderMiddleware:
             return
         timing = RequestTiming()
         scope.setdefault("state", {})["timing"] = timing
-        status = 500  # if the app raises before it responds
-
-        async def send_noting_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        noting = StatusNotingSend(send)
         try:
-            await self.app(scope, receive, send_noting_status)
+            await self.app(scope, receive, noting)
         finally:
-            await self._record(scope, timing.outcome(status))
+            await self._record(scope, timing.outcome(noting.status))
 
     async def _record(self, scope: Scope, outcome: RequestOutcome) -> None:
         redis = scope["app"].state.front_end.redis

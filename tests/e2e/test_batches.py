@@ -17,6 +17,7 @@ from tests.fakes.upstream import (
     RecordedRequest,
     Reply,
     TextReply,
+    subscription_limit_reply,
 )
 from tests.processes import http_ok, wait_until
 
@@ -101,19 +102,6 @@ def test_a_batch_created_with_the_sdk_ends_with_succeeded_and_errored_results(
     assert "max_tokens" in invalid.error.error.message
 
 
-def limit_reply(resets_at: float) -> ErrorReply:
-    return ErrorReply(
-        429,
-        "rate_limit_error",
-        "You have reached your usage limit.",
-        headers={
-            "anthropic-ratelimit-unified-status": "rejected",
-            "anthropic-ratelimit-unified-reset": str(int(resets_at)),
-            "anthropic-ratelimit-unified-representative-claim": "five_hour",
-        },
-    )
-
-
 def test_batch_requests_run_again_after_transient_and_mid_answer_failures_and_account_limits(
     make_stack: StackFactory,
 ) -> None:
@@ -121,7 +109,7 @@ def test_batch_requests_run_again_after_transient_and_mid_answer_failures_and_ac
     first_failures = {
         "FLAKY": ErrorReply(529, "overloaded_error", "Overloaded"),
         "MIDWAY": MidStreamErrorReply(),
-        "LIMITED": limit_reply(time.time() + 3),
+        "LIMITED": subscription_limit_reply(time.time() + 3),
     }
 
     def fail_once(recorded: RecordedRequest) -> Reply | None:

@@ -121,6 +121,21 @@ class ErrorReply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def subscription_limit_reply(resets_at: float) -> ErrorReply:
+    """A subscription account at its 5-hour limit until `resets_at` (epoch seconds), with the
+    headers the CLI turns into a `rate_limit_event` (docs/measured-facts.md §4)."""
+    return ErrorReply(
+        429,
+        "rate_limit_error",
+        "You have reached your usage limit.",
+        headers={
+            "anthropic-ratelimit-unified-status": "rejected",
+            "anthropic-ratelimit-unified-reset": str(int(resets_at)),
+            "anthropic-ratelimit-unified-representative-claim": "five_hour",
+        },
+    )
+
+
 @dataclass
 class MidStreamErrorReply:
     """HTTP 200, message_start and some text, then ``event: error`` and the connection closes."""

@@ -15,26 +15,19 @@ import httpx
 import pytest
 
 from tests.conftest import Stack, StackFactory
-from tests.fakes.upstream import ErrorReply, HangReply, RecordedRequest, TextReply
+from tests.fakes.upstream import (
+    ErrorReply,
+    HangReply,
+    RecordedRequest,
+    TextReply,
+    subscription_limit_reply,
+)
 from tests.processes import http_ok, wait_until
 
 MODEL = "claude-sonnet-5-5"
 HELLO = [{"role": "user", "content": "Say hello."}]
 # A worker that is not woken by the queue and reads it every 3 s: others take work first.
 SLOW_TO_PICK_UP = {"CCFLEET_WORKER_WAKE_ON_QUEUE": "false", "CCFLEET_WORKER_POLL_DELAY_S": "3"}
-
-
-def limit_reply(resets_at: float) -> ErrorReply:
-    return ErrorReply(
-        429,
-        "rate_limit_error",
-        "You have reached your usage limit.",
-        headers={
-            "anthropic-ratelimit-unified-status": "rejected",
-            "anthropic-ratelimit-unified-reset": str(int(resets_at)),
-            "anthropic-ratelimit-unified-representative-claim": "five_hour",
-        },
-    )
 
 
 def token_of(request: RecordedRequest) -> str:
@@ -92,7 +85,7 @@ def test_an_account_at_its_limit_cools_until_the_reset_and_its_job_moves_to_anot
 
     def answer(request: RecordedRequest) -> ErrorReply | TextReply:
         if token_of(request) == "token-alice":
-            return limit_reply(resets_at)
+            return subscription_limit_reply(resets_at)
         return TextReply("Bob answers.")
 
     stack.upstream.set_responder(answer)
@@ -116,7 +109,9 @@ def test_when_every_account_cools_clients_get_429_until_the_earliest_reset(
     now = time.time()
     resets = {"token-alice": now + 7200, "token-bob": now + 3 * 3600}
     stack = accounts_stack(make_stack, ("alice", {}), ("bob", {}))
-    stack.upstream.set_responder(lambda request: limit_reply(resets[token_of(request)]))
+    stack.upstream.set_responder(
+        lambda request: subscription_limit_reply(resets[token_of(request)])
+    )
 
     with pytest.raises(anthropic.RateLimitError) as caught:
         client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
@@ -290,7 +285,7 @@ def test_every_worker_of_a_cooling_account_stops_taking_jobs_and_only_one_reques
 
     def answer(request: RecordedRequest) -> ErrorReply | TextReply:
         if token_of(request) == "token-alice":
-            return limit_reply(resets_at)
+            return subscription_limit_reply(resets_at)
         return TextReply("Bob answers.")
 
     stack.upstream.set_responder(answer)
