@@ -137,6 +137,7 @@ def front_end_server(
         host=host,
         port=port,
         log_config=None,
+        loop="uvloop",
         timeout_graceful_shutdown=int(settings.drain_timeout_s),
     )
     server = uvicorn.Server(config)

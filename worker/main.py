@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import uvloop
 from arq.worker import func
 from redis.exceptions import RedisError
 
@@ -205,6 +206,7 @@ async def _stop_pool(ctx: dict[str, Any]) -> None:
 
 def run_worker(settings: Settings) -> int:
     """Run a worker until it stops; its exit code (1 if a vital task died)."""
+    asyncio.set_event_loop(uvloop.new_event_loop())  # arq runs on the loop it finds set
     worker = build_worker(settings, dict(os.environ))
     worker.run()
     return 0 if worker.vital.failed is None else 1
