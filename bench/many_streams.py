@@ -4,7 +4,7 @@ CPU per open stream.
 `uv run python bench/many_streams.py [--streams 1000] [--chunks 10] [--interval-s 1.0]`
 
 Starts an embedded Redis and one front end. A load generator in a child process plays the
-workers: an arq worker whose job function claims each attempt (JobQueue.start), beats a heartbeat
+workers: a FleetWorker (claiming attempts as workers do) whose job function beats a heartbeat
 and publishes chunks with ChunkPublisher exactly as worker/jobs.py does - a message start, then
 `--chunks` text deltas `--interval-s` apart whose text is the publish time, then the stop events.
 The clients (raw asyncio sockets in this process, to keep their own cost small) open `--streams`
@@ -31,7 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for tests.*
 
 import orjson
-from arq.worker import Worker, func
+from arq.worker import func
 from redis.asyncio import Redis
 
 from bench.idle_worker import cpu_seconds
@@ -41,10 +41,13 @@ from shared.job_queue import JobLifetimes, JobQueue
 from shared.jobs import RUN_MESSAGES_JOB, JobRequest
 from shared.redis_connection import arq_redis
 from shared.settings import Settings
+from shared.vital_tasks import VitalTasks
 from tests.processes import ManagedProcess, http_ok, wait_until
 from worker.chunk_publisher import ChunkPublisher
 from worker.context import WorkerState
+from worker.fleet_worker import FleetWorker
 from worker.heartbeat import beat
+from worker.queue_wakeup import QueueWakeup
 
 BODY = orjson.dumps(
     {
@@ -70,13 +73,14 @@ def generator(redis_url: str, chunks: int, interval_s: float, max_jobs: int, log
     sys.stderr = open(log, "w")  # noqa: SIM115  # arq logs the jobs it cancels at exit
     settings = Settings(redis_url=redis_url)
     state = WorkerState("bench-generator", "bench", "bench", max_jobs, "bench")
+    redis_pool = arq_redis(settings)
+    queue = JobQueue(
+        redis_pool, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings)
+    )
+    wakeup = QueueWakeup(idle_poll_s=0.02)
 
     async def startup(ctx: dict[str, Any]) -> None:
-        redis = ctx["redis"]
-        ctx["queue"] = JobQueue(
-            redis, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings)
-        )
-        ctx["beat"] = asyncio.create_task(beat_forever(redis))
+        ctx["beat"] = asyncio.create_task(beat_forever(ctx["redis"]))
 
     async def beat_forever(redis: Redis) -> None:
         while True:
@@ -88,7 +92,8 @@ def generator(redis_url: str, chunks: int, interval_s: float, max_jobs: int, log
 
     async def publish_answer(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         job = JobRequest.model_validate(payload)
-        if not await ctx["queue"].start(job, state.worker_id):
+        claim = state.claims.pop(ctx["job_id"], None)
+        if claim is None or claim.outcome != "claimed":
             return
         publisher = ChunkPublisher(
             ctx["redis"], job.job_id, attempt=job.attempt, ttl_s=600, max_chunks=1000
@@ -113,14 +118,19 @@ def generator(redis_url: str, chunks: int, interval_s: float, max_jobs: int, log
                                        "delta": {"stop_reason": "end_turn",
                                                  "stop_sequence": None}})  # fmt: skip
         await publisher.publish_event({"type": "message_stop"})
-        await ctx["queue"].finish(job)
+        await queue.finish(job)
 
-    worker = Worker(
+    worker = FleetWorker(
+        state=state,
+        vital=VitalTasks(on_death=lambda: None),
+        batch_slots=0,
+        wakeup=wakeup,
+        queue=queue,
+        redis_outage_s=10,
         functions=[func(publish_answer, name=RUN_MESSAGES_JOB, max_tries=1)],
         queue_name=settings.queue_name,
-        redis_pool=arq_redis(settings),
+        redis_pool=redis_pool,
         max_jobs=max_jobs,
-        poll_delay=0.02,
         keep_result=0,
         job_serializer=arq_codec.serialize,
         job_deserializer=arq_codec.deserialize,

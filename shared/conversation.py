@@ -1,7 +1,8 @@
 """Which account a conversation's turns should go to: the upstream prompt cache is per account.
 
 The turns of one conversation share their system prompt and first message, so those name it.
-The worker that starts a turn records its account under that key (`remember_account`); the
+The worker answering a turn records its account under that key with the turn's first chunk
+(`AccountNote`, worker/chunk_publisher.py), long before the client can send the next; the
 front end asks for that account for the next turn if it has room (`preferred_account`). A
 preference is only a head start for that account's workers (`CCFLEET_AFFINITY_WAIT_MS`): any
 worker may take the turn after it, so a busy or cooling account never strands a conversation.
@@ -10,6 +11,7 @@ worker may take the turn after it, so a busy or cooling account never strands a 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import orjson
 from redis.asyncio import Redis
@@ -25,10 +27,17 @@ def conversation_key(request: MessagesRequest) -> str:
     return hashlib.sha256(named).hexdigest()[:32]
 
 
-async def remember_account(
-    redis: Redis, request: MessagesRequest, account: str, *, ttl_s: int
-) -> None:
-    await redis.set(keys.conversation_account(conversation_key(request)), account, ex=ttl_s)
+@dataclass(frozen=True)
+class AccountNote:
+    """`account` serves the conversation under `key` (a Redis key) for `ttl_s` from now."""
+
+    key: str
+    account: str
+    ttl_s: int
+
+    @classmethod
+    def of(cls, request: MessagesRequest, account: str, *, ttl_s: int) -> AccountNote:
+        return cls(keys.conversation_account(conversation_key(request)), account, ttl_s)
 
 
 async def preferred_account(redis: Redis, request: MessagesRequest, fleet: FleetSnapshot) -> str:

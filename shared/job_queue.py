@@ -15,10 +15,11 @@ the past (docs/measured-facts.md §5), so every waiting interactive job comes be
 job; within a lane, first come first served. A re-queued attempt keeps its job's score, so it
 goes ahead of newer work.
 
-Submitting is one MULTI/EXEC (record, lane entry and arq job together) and re-queueing one
-script, so a job is counted in its lane only if its arq job exists: a request that cannot be
-queued leaves nothing behind. The arq job is written as arq's `enqueue_job` writes it (arq
-0.28: `arq:job:<id>` holding `serialize_job`'s bytes, scored in the queue's sorted set).
+Submitting is one script (room in the lane and in Redis checked, then record, lane entry and
+arq job written together) and so is re-queueing, so a job is counted in its lane only if its
+arq job exists: a request that cannot be queued leaves nothing behind. The arq job is
+written as arq's `enqueue_job` writes it (arq 0.28: `arq:job:<id>` holding `serialize_job`'s
+bytes, scored in the queue's sorted set).
 
 Redis memory: the request (up to 32 MB) lives in the record and in the arq job while the job
 waits. The record's copy is dropped once no retry can need it (the first chunk is published,
@@ -28,6 +29,7 @@ whose copies would not fit the memory budget is refused before anything is writt
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 import uuid
@@ -35,13 +37,13 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from arq.connections import ArqRedis
-from arq.constants import abort_jobs_ss, job_key_prefix
+from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix
 from arq.jobs import serialize_job
 
 from shared import arq_codec, keys
 from shared.errors import Overloaded
 from shared.fleet import Lane
-from shared.jobs import RUN_MESSAGES_JOB, AttemptId, BatchItem, JobRequest
+from shared.jobs import RUN_MESSAGES_JOB, AttemptId, BatchItem, Chunk, JobRequest
 from shared.messages import MessagesRequest
 from shared.settings import Settings
 
@@ -50,20 +52,70 @@ _DEFAULT_BUDGET_SHARE = 0.8  # of Redis's maxmemory, when no budget is configure
 
 JobStatus = Literal["waiting", "running", "done", "cancelled"]
 
+# KEYS: lane, record, arq job, arq queue. ARGV: lane limit, drop lane entries scored before,
+# memory budget (0: a share of maxmemory, none without one), that share, the job's bytes,
+# record TTL, lane score, job id, arq job TTL (ms), arq job, attempt id, its score, the wake
+# channel, then the record's fields and values.
+_SUBMIT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, ARGV[2])  -- heals entries nobody removed
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 'lane full' end
+local memory = redis.call('INFO', 'memory')
+local budget = tonumber(ARGV[3])
+if budget == 0 then
+  budget = math.floor(tonumber(string.match(memory, 'maxmemory:(%d+)')) * tonumber(ARGV[4]))
+end
+local used = tonumber(string.match(memory, 'used_memory:(%d+)'))
+if budget > 0 and used + tonumber(ARGV[5]) > budget then return 'no memory' end
+redis.call('HSET', KEYS[2], unpack(ARGV, 14))
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('ZADD', KEYS[1], ARGV[7], ARGV[8])
+redis.call('SET', KEYS[3], ARGV[10], 'PX', ARGV[9])  -- arq drops an attempt not started by then
+redis.call('ZADD', KEYS[4], ARGV[12], ARGV[11])
+redis.call('PUBLISH', ARGV[13], ARGV[11])  -- idle workers may claim it straight away
+return 'queued'
+"""
+# KEYS: arq's in-progress key, arq's queue, the account, the record, the lane, the journal.
+# ARGV: attempt id, now (ms), now (s), in-progress time (ms), first only, attempt number,
+# worker id, job id, the record's running TTL. See `JobQueue.claim`.
+_CLAIM = """
+local cooling_until = redis.call('HGET', KEYS[3], 'cooling_until')
+if cooling_until and tonumber(cooling_until) > tonumber(ARGV[3]) then
+  return {'cooling', cooling_until}
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'taken', ''} end
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not score or tonumber(score) > tonumber(ARGV[2]) then return {'taken', ''} end
+if ARGV[5] == '1' then
+  local older = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. score, 'LIMIT', 0, 1)
+  if #older > 0 then return {'behind', ''} end
+end
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[4])
+local r = redis.call('HMGET', KEYS[4], 'attempt', 'status')
+if not r[1] or tonumber(r[1]) ~= tonumber(ARGV[6]) or (r[2] ~= 'waiting' and r[2] ~= 'running') then
+  return {'stale', score}
+end
+redis.call('HSET', KEYS[4], 'status', 'running', 'worker', ARGV[7], 'started_at_ms', ARGV[2])
+redis.call('EXPIRE', KEYS[4], ARGV[9])
+redis.call('ZREM', KEYS[5], ARGV[8])
+local last = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', 1)
+if #last == 0 then return {'claimed', score} end
+return {'claimed', score, last[1][2][2]}
+"""
 # The record changes below are compare-and-set on the attempt number, atomic in Redis.
-_START = """
-local r = redis.call('HMGET', KEYS[1], 'attempt', 'status')
-if not r[1] or tonumber(r[1]) ~= tonumber(ARGV[1]) then return 0 end
-if r[2] ~= 'waiting' and r[2] ~= 'running' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'started_at_ms', ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('ZREM', KEYS[2], ARGV[3])
+_RELEASE = """
+local r = redis.call('HMGET', KEYS[1], 'attempt', 'status', 'worker', 'enqueued_at_ms')
+if not r[1] or tonumber(r[1]) ~= tonumber(ARGV[1]) or r[2] ~= 'running' then return 0 end
+if r[3] ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'waiting', 'worker', '')
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], math.floor(tonumber(r[4])), ARGV[3])
 return 1
 """
 _FINISH = """
 local attempt = redis.call('HGET', KEYS[1], 'attempt')
 if not attempt or tonumber(attempt) ~= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'done')
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'handed_off_at_ms', ARGV[3]) end
 redis.call('HDEL', KEYS[1], 'payload')
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
@@ -126,6 +178,27 @@ class JobState:
     enqueued_at_ms: int
 
 
+ClaimOutcome = Literal["claimed", "stale", "taken", "behind", "cooling"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What `JobQueue.claim` did. arq runs a `claimed` attempt, and a `stale` one too (it is
+    not its job's current attempt, or the job was cancelled: it ends at once)."""
+
+    outcome: ClaimOutcome
+    score: int = 0
+    """The attempt's score in arq's queue, which arq's `run_job` wants."""
+    last_chunk: Chunk | None = None
+    """Claimed: the newest chunk already journaled (by an earlier run of this attempt)."""
+    cooling_until: float = 0.0
+    """Refused as `cooling`: until when the account cools (epoch seconds)."""
+
+    @property
+    def runs(self) -> bool:
+        return self.outcome in ("claimed", "stale")
+
+
 @dataclass(frozen=True)
 class JobRecord:
     job: JobRequest  # as of its current attempt
@@ -148,7 +221,9 @@ class JobQueue:
         self.lifetimes = lifetimes
         # 0: a share of Redis's own maxmemory, if it has one; else no check.
         self._memory_budget_bytes = memory_budget_bytes
-        self._start_script = pool.register_script(_START)
+        self._submit_script = pool.register_script(_SUBMIT)
+        self._claim_script = pool.register_script(_CLAIM)
+        self._release_script = pool.register_script(_RELEASE)
         self._finish_script = pool.register_script(_FINISH)
         self._advance_script = pool.register_script(_ADVANCE)
 
@@ -171,7 +246,8 @@ class JobQueue:
         `owner` is kept in the record (small fields a resume must match, api/admission.py).
         `prefer_account`'s workers get the job to themselves for `prefer_for_ms`
         (shared/conversation.py)."""
-        now_ms = int(time.time() * 1000)
+        now = time.time()
+        now_ms = int(now * 1000)
         head_start = INTERACTIVE_HEAD_START_MS if lane == "interactive" else 0
         job = JobRequest(
             job_id=job_id or new_job_id(),
@@ -187,31 +263,50 @@ class JobQueue:
         )
         payload = job.model_dump_json(exclude_unset=True)
         arq_job = self._arq_job(job)
-        await self._ensure_room(lane, lane_limit, cost_bytes=len(payload) + len(arq_job))
+        attempt_id = str(AttemptId.of(job))
         record = {
             "attempt": job.attempt,
-            "attempt_id": str(AttemptId.of(job)),
+            "attempt_id": attempt_id,
             "avoid": "",
             "worker": "",
             "status": "waiting",
             "payload": payload,
             "lane": job.lane,
-            "enqueued_at_ms": job.enqueued_at_ms,
+            "enqueued_at_ms": f"{now * 1000:.3f}",  # to the microsecond, for bench/ttft.py
             **(owner or {}),
         }
-        async with self._pool.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.job_record(job.job_id), mapping=record)
-            pipe.expire(keys.job_record(job.job_id), self.lifetimes.waiting_s(job.lane))
-            pipe.zadd(keys.lane_waiting(job.lane), {job.job_id: job.enqueued_at_ms})
-            # arq drops an attempt not started by then.
-            pipe.psetex(
-                job_key_prefix + str(AttemptId.of(job)),
-                self.lifetimes.waiting_s(job.lane) * 1000,
+        waiting_s = self.lifetimes.waiting_s(lane)
+        outcome = await self._submit_script(
+            keys=[
+                keys.lane_waiting(lane),
+                keys.job_record(job.job_id),
+                job_key_prefix + attempt_id,
+                self._queue_name,
+            ],
+            args=[
+                lane_limit,
+                int((now - waiting_s) * 1000),
+                self._memory_budget_bytes,
+                _DEFAULT_BUDGET_SHARE,
+                len(payload) + len(arq_job),
+                waiting_s,
+                job.enqueued_at_ms,
+                job.job_id,
+                waiting_s * 1000,
                 arq_job,
+                attempt_id,
+                job.priority_ms,
+                keys.queue_wake_channel(),
+                *itertools.chain.from_iterable(record.items()),
+            ],
+        )
+        if outcome == b"lane full":
+            raise Overloaded(f"The {lane} queue is full; try again shortly.", retry_after_s=5)
+        if outcome == b"no memory":
+            raise Overloaded(
+                "The job queue has no room for this request now; try again shortly.",
+                retry_after_s=5,
             )
-            pipe.zadd(self._queue_name, {str(AttemptId.of(job)): job.priority_ms})
-            pipe.publish(keys.queue_wake_channel(), b"queued")  # idle workers wait for it
-            await pipe.execute()
         return job
 
     async def requeue(self, job: JobRequest, *, avoid_accounts: list[str]) -> JobRequest | None:
@@ -226,26 +321,80 @@ class JobQueue:
         )
         if not await self._advance(job, following):
             return None
-        await self._pool.publish(keys.queue_wake_channel(), b"queued")
+        await self._pool.publish(keys.queue_wake_channel(), str(AttemptId.of(following)))
         return following
 
-    async def start(self, job: JobRequest, worker_id: str) -> bool:
-        """Claim the job for a worker; False if this attempt is stale or was cancelled."""
-        claimed = await self._start_script(
-            keys=[keys.job_record(job.job_id), keys.lane_waiting(job.lane)],
+    async def claim(
+        self,
+        attempt_id: str,
+        *,
+        worker_id: str,
+        account: str,
+        in_progress_ms: int,
+        first_only: bool = False,
+    ) -> Claim:
+        """Start an attempt on a worker of `account`, in one script: refused while the account
+        cools, or when the attempt runs elsewhere, left arq's queue or is not due yet; else
+        marked in progress as arq's own `start_jobs` marks it (`in_progress_ms`), and, if it
+        is its job's current attempt, the record says it runs on `worker_id`.
+
+        `first_only` (an attempt announced on the wake channel, claimed without reading the
+        queue): refused as `behind` if anything scored before it is queued, even a running
+        job (arq keeps those until they end), so the worker reads the queue instead."""
+        attempt = AttemptId.parse(attempt_id)
+        if attempt is None:
+            return Claim("taken")
+        now_s = time.time()
+        now_ms = int(now_s * 1000)
+        outcome, score, *last = await self._claim_script(
+            keys=[
+                in_progress_key_prefix + attempt_id,
+                self._queue_name,
+                keys.account_state(account),
+                keys.job_record(attempt.job_id),
+                keys.lane_waiting(attempt.lane),
+                keys.job_journal(attempt.job_id),
+            ],
             args=[
-                job.attempt,
+                attempt_id,
+                now_ms,
+                now_s,
+                in_progress_ms,
+                int(first_only),
+                attempt.attempt,
                 worker_id,
-                job.job_id,
-                int(time.time() * 1000),
+                attempt.job_id,
                 self.lifetimes.running_s(),
             ],
         )
-        return bool(claimed)
+        outcome = outcome.decode()
+        if outcome == "cooling":
+            return Claim("cooling", cooling_until=float(score))
+        if outcome not in ("claimed", "stale"):
+            return Claim(cast(ClaimOutcome, outcome))
+        last_chunk = Chunk.from_json(last[0]) if last else None
+        return Claim(cast(ClaimOutcome, outcome), score=int(float(score)), last_chunk=last_chunk)
 
-    async def finish(self, job: JobRequest) -> None:
+    async def release(self, attempt: AttemptId, worker_id: str) -> None:
+        """Undo a claim whose attempt arq ended without running it (its arq job expired, or
+        ran out of tries): the job waits again, so a relay ends it once it waited too long."""
+        await self._release_script(
+            keys=[keys.job_record(attempt.job_id), keys.lane_waiting(attempt.lane)],
+            args=[
+                attempt.attempt,
+                worker_id,
+                attempt.job_id,
+                self.lifetimes.waiting_s(attempt.lane),
+            ],
+        )
+
+    async def finish(self, job: JobRequest, *, handed_off_at: float = 0.0) -> None:
+        """The job ended; `handed_off_at` (epoch seconds), when its CLI got the request, is
+        kept beside `enqueued_at_ms` for the dispatch benchmark (bench/ttft.py)."""
+        handed_off_ms = f"{handed_off_at * 1000:.3f}" if handed_off_at else ""
         await self._finish_script(
-            keys=[keys.job_record(job.job_id)], args=[job.attempt, self.lifetimes.ended_s()]
+            keys=[keys.job_record(job.job_id)],
+            args=[job.attempt, self.lifetimes.ended_s(), handed_off_ms],
         )
 
     async def cancel(self, job_id: str, *, unqueue: bool = False) -> None:
@@ -277,7 +426,7 @@ class JobQueue:
             worker=worker,
             attempt_id=attempt_id,
             lane="batch" if lane == "batch" else "interactive",
-            enqueued_at_ms=int(enqueued_at_ms or 0),
+            enqueued_at_ms=int(float(enqueued_at_ms or 0)),
         )
 
     async def owner(self, job_id: str) -> dict[str, str] | None:
@@ -303,22 +452,6 @@ class JobQueue:
             worker=raw.get(b"worker", b"").decode(),
             attempt_id=raw[b"attempt_id"].decode(),
         )
-
-    async def _ensure_room(self, lane: Lane, lane_limit: int, *, cost_bytes: int) -> None:
-        waiting = keys.lane_waiting(lane)
-        stale_before_ms = int((time.time() - self.lifetimes.waiting_s(lane)) * 1000)
-        async with self._pool.pipeline(transaction=False) as pipe:
-            pipe.zremrangebyscore(waiting, 0, stale_before_ms)  # heals entries nobody removed
-            pipe.zcard(waiting)
-            pipe.info("memory")
-            _, count, memory = await pipe.execute()
-        if count >= lane_limit:
-            raise Overloaded(f"The {lane} queue is full; try again shortly.", retry_after_s=5)
-        if over_memory_budget(memory, budget_bytes=self._memory_budget_bytes, cost=cost_bytes):
-            raise Overloaded(
-                "The job queue has no room for this request now; try again shortly.",
-                retry_after_s=5,
-            )
 
     async def _advance(self, current: JobRequest, following: JobRequest) -> bool:
         """Compare-and-set the record from `current`'s attempt to `following`'s, and queue

@@ -24,7 +24,7 @@ from worker.cli_command import (
 )
 from worker.cli_config import CliConfig
 from worker.cli_outcome import result_error
-from worker.cli_pool import CliPool
+from worker.cli_pool import CliPool, WarmCli
 from worker.cli_process import CliProcess
 from worker.client_tools import rename_for_client, tools_for_cli
 from worker.run_meter import RunMeter
@@ -56,7 +56,6 @@ async def answer_with_cli(
             workspace = warm.workspace
             cleanup.callback(remove_workspace, workspace)
             process = warm.process
-            logger.info("cli from the ready pool pid=%s", process.pid)
         else:
             workspace = cleanup.enter_context(job_workspace(config.work_root, job_id))
             config.login.install(workspace.config_dir)
@@ -73,7 +72,9 @@ async def answer_with_cli(
         try:
             meter.spawned_at = time.monotonic()
             async with asyncio.timeout(config.timeout_s), process:
+                meter.handed_off_at = time.time()
                 await _configure(process, control_lines(request))
+                logger.info("cli pid=%s (%s) took the request", process.pid, _kind(warm))
                 await _replay_history(process, lines[:-1], meter)
                 await process.write_line(lines[-1].payload)
                 process.close_stdin()  # the CLI exits after its answer only once stdin is closed
@@ -86,6 +87,10 @@ async def answer_with_cli(
         except Exception:
             _log_stderr_tail(process, job_id)
             raise
+
+
+def _kind(warm: WarmCli | None) -> str:
+    return "cold" if warm is None else "from the ready pool"
 
 
 def _log_stderr_tail(process: CliProcess, job_id: str) -> None:

@@ -9,7 +9,9 @@ seq and a reader can ask for "everything after seq N" with XRANGE.
 
 The journal is capped in entries and in bytes: an answer whose events would pass `max_bytes`
 fails (its error chunk still goes out). The first chunk also drops the request from the job's
-record: once the client has been sent anything, no retry can need it (shared/job_queue.py).
+record: once the client has been sent anything, no retry can need it (shared/job_queue.py);
+and it notes this worker's account as the one answering the conversation (`note`,
+shared/conversation.py), long before the client can send its next turn.
 
 One writer per job: each chunk is fenced on the attempt number, atomically in Redis. A
 worker wrongly declared dead, whose job went to another attempt (or was cancelled), has its
@@ -23,16 +25,21 @@ from typing import Any
 from redis.asyncio import Redis
 
 from shared import keys
+from shared.conversation import AccountNote
 from shared.errors import CliFailed, FleetError
 from shared.jobs import Chunk
 
-# KEYS: journal, job record. ARGV: seq, payload, max chunks, ttl, channel, attempt.
+# KEYS: journal, job record[, conversation]. ARGV: seq, payload, max chunks, ttl, channel,
+# attempt[, account, its TTL].
 # Returns 0 when this attempt no longer owns the job. An entry id already taken means an
 # earlier try journaled the chunk and its reply was lost (Redis went away): publish it again.
 _PUBLISH = """
 local r = redis.call('HMGET', KEYS[2], 'attempt', 'status')
 if not r[1] or tonumber(r[1]) ~= tonumber(ARGV[6]) or r[2] == 'cancelled' then return 0 end
-if ARGV[1] == '1' then redis.call('HDEL', KEYS[2], 'payload') end
+if ARGV[1] == '1' then
+  redis.call('HDEL', KEYS[2], 'payload')
+  if KEYS[3] then redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[8]) end
+end
 local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], ARGV[1] .. '-1', 'c', ARGV[2])
 if type(added) == 'table' and added.err and not string.find(added.err, 'equal or smaller') then
   return added
@@ -59,6 +66,7 @@ class ChunkPublisher:
         max_chunks: int,
         running_ttl_s: int | None = None,
         max_bytes: int = 1 << 30,
+        note: AccountNote | None = None,
     ) -> None:
         self._redis = redis
         self._job_id = job_id
@@ -71,6 +79,7 @@ class ChunkPublisher:
         self._max_chunks = max_chunks
         self._max_bytes = max_bytes
         self._bytes = 0
+        self._note = note
         self._script = redis.register_script(_PUBLISH)
         self.seq = 0
         self.ended = False
@@ -102,8 +111,12 @@ class ChunkPublisher:
         payload = chunk.to_json()
         if chunk.kind == "event" and self._bytes + len(payload) > self._max_bytes:
             raise CliFailed(f"The answer exceeded the journal limit of {self._max_bytes} bytes.")
+        note_keys: list[str] = []
+        note_args: list[str | int] = []
+        if self._note is not None and chunk.seq == 1:
+            note_keys, note_args = [self._note.key], [self._note.account, self._note.ttl_s]
         published = await self._script(
-            keys=[self._journal, self._record],
+            keys=[self._journal, self._record, *note_keys],
             args=[
                 chunk.seq,
                 payload,
@@ -112,6 +125,7 @@ class ChunkPublisher:
                 self._ttl_s if chunk.is_terminal else self._running_ttl_s,
                 self._channel,
                 self._attempt,
+                *note_args,
             ],
         )
         if not published:

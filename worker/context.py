@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from shared.batch_store import BatchStore
-from shared.job_queue import JobQueue
+from shared.job_queue import Claim, JobQueue
 from shared.metrics import FleetMetrics
 from shared.settings import Settings
 from worker.batch_feeder import BatchFeeder
@@ -35,6 +35,9 @@ class WorkerState:
     broken_reason: str = ""
     """Why this worker's CLI cannot serve (worker/cli_check.py); it takes no jobs meanwhile."""
     ready_clis: PoolStats = field(default_factory=PoolStats)
+    claims: dict[str, Claim] = field(default_factory=dict)
+    """By arq job id: attempts this worker claimed (worker/fleet_worker.py) whose job function
+    has not taken its claim yet (worker/jobs.py)."""
 
     @property
     def cooling(self) -> bool:

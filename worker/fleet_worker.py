@@ -4,9 +4,11 @@ arq starts queued jobs in score order (interactive before batch, first come firs
 This worker additionally passes over every job while its account cools, its CLI cannot
 serve (`broken`) or it drains, batch jobs beyond its batch slots (the rest are kept for
 interactive work), and attempts that asked to avoid its account. It decides from the arq job
-ids alone (`AttemptId`), without a Redis read per job; before starting any, it reads its
-account's cooldown once, since a replica of the account may have met the limit since the
-last heartbeat. A Redis outage is waited out instead of ending the worker.
+ids alone (`AttemptId`), without a Redis read per job, and claims each with one script
+(`JobQueue.claim`) that also refuses while the account cools, since a replica of the account
+may have met the limit since the last heartbeat. An idle worker claims an attempt announced
+on the wake channel without reading the queue first, unless older work waits. A Redis outage
+is waited out instead of ending the worker.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from typing import Any
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
+from shared.job_queue import JobQueue
 from shared.jobs import AttemptId
 from shared.redis_outage import outlasting_outage
 from shared.vital_tasks import VitalTasks
 from worker.context import WorkerState
-from worker.heartbeat import read_account_cooldown
 from worker.queue_wakeup import QueueWakeup
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ class FleetWorker(Worker):
         vital: VitalTasks,
         batch_slots: int,
         wakeup: QueueWakeup,
+        queue: JobQueue,
         redis_outage_s: float,
         **kwargs: Any,
     ) -> None:
@@ -50,6 +53,7 @@ class FleetWorker(Worker):
         self.vital = vital
         self.batch_slots = batch_slots
         self.wakeup = wakeup
+        self.queue = queue
         self._redis_outage_s = redis_outage_s
 
     async def main(self) -> None:
@@ -59,18 +63,63 @@ class FleetWorker(Worker):
         await super().main()
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        chosen = self.admissible(job_ids)
-        if chosen:
-            await read_account_cooldown(self.pool, self.state)
-            if self.state.cooling:
-                return
+        """arq's `start_jobs`, claiming each attempt with `JobQueue.claim`."""
+        await self._claim_and_start(job_ids, first_only=False)
+
+    async def _start_announced(self) -> bool:
+        """Start the attempts announced since the last look without reading the queue: True
+        if one started and none had older work before it (the queue is read next time)."""
+        announced = [raw for raw in self.wakeup.take_announced() if AttemptId.parse(raw.decode())]
+        if not announced:
+            return False
+        return await self._claim_and_start(announced, first_only=True)
+
+    async def _claim_and_start(self, job_ids: list[bytes], *, first_only: bool) -> bool:
+        """Claim and start the admissible ones; True if one started and, `first_only`, none
+        was behind older work."""
+        started = False
         # One at a time: a batch job counts against the batch slots only once it started
         # here. Counting the jobs arq is about to try would count those running elsewhere
         # (still at the head of the queue), and no worker but one would run batch work.
-        for raw in chosen:
+        for raw in self.admissible(job_ids):
             if raw.startswith(b"b|") and self._running_batch() >= self.batch_slots:
                 continue
-            await super().start_jobs([raw])
+            await self.sem.acquire()
+            if self.job_counter >= self.max_jobs:
+                self.sem.release()
+                return started
+            job_id = raw.decode()
+            claim = await self.queue.claim(
+                job_id,
+                worker_id=self.state.worker_id,
+                account=self.state.account,
+                in_progress_ms=int(self.in_progress_timeout_s * 1000),
+                first_only=first_only,
+            )
+            if claim.outcome == "cooling":
+                self.state.cooling_until = claim.cooling_until
+            if not claim.runs:
+                self.sem.release()
+                if claim.outcome in ("cooling", "behind"):
+                    return False
+                continue  # started elsewhere, or no longer queued
+            self.state.claims[job_id] = claim  # for the job function (worker/jobs.py)
+            self.job_counter += 1
+            task = self.loop.create_task(self.run_job(job_id, claim.score))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
+            started = True
+        return started
+
+    async def run_job(self, job_id: str, score: int) -> None:
+        try:
+            await super().run_job(job_id, score)
+        finally:
+            claim = self.state.claims.pop(job_id, None)
+            attempt = AttemptId.parse(job_id)
+            if claim is not None and claim.outcome == "claimed" and attempt is not None:
+                # arq ended it without running the job function (expired, out of tries).
+                await self.queue.release(attempt, self.state.worker_id)
 
     def admissible(self, job_ids: list[bytes]) -> list[bytes]:
         if self.state.draining or self.state.broken_reason or self.state.cooling:
@@ -99,7 +148,8 @@ class FleetWorker(Worker):
     async def _poll_iteration(self) -> None:
         # arq lets a Redis error end the worker; a fleet worker waits for Redis to return.
         try:
-            await super()._poll_iteration()
+            if not await self._start_announced():
+                await super()._poll_iteration()
         except (RedisError, OSError) as exc:
             logger.warning("redis unavailable (%s); retrying", type(exc).__name__)
             self._forget_finished_tasks()  # arq does it at the end of the iteration we cut

@@ -1,4 +1,5 @@
-"""The arq job function: claim the attempt, answer with the CLI, publish; or try elsewhere.
+"""The arq job function: answer the attempt the worker claimed (worker/fleet_worker.py) with
+the CLI and publish; or try elsewhere.
 
 An attempt that has not sent the client anything yet is retried on another account when
 its account hits its usage limit (the account cools until its reset) or the upstream fails
@@ -14,10 +15,10 @@ import logging
 import time
 from typing import Any
 
-from shared.conversation import remember_account
+from shared.conversation import AccountNote
 from shared.errors import AccountLimitReached, CliFailed, FleetError, Overloaded
 from shared.fleet import FleetSnapshot, all_cooling_error, read_fleet, set_account_cooling
-from shared.jobs import JobRequest
+from shared.jobs import Chunk, JobRequest
 from shared.log import job_id_var, request_id_var
 from shared.redis_outage import OUTAGE_ERRORS, outlasting_outage
 from worker.accounting import book_run
@@ -38,13 +39,15 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
     job = JobRequest.model_validate(payload)
     job_id_var.set(job.job_id)
     request_id_var.set(job.request_id)
-    if not await worker.queue.start(job, worker.state.worker_id):
+    claim = worker.state.claims.pop(ctx["job_id"], None)
+    if claim is None or claim.outcome != "claimed":
         logger.info("attempt %d is stale or cancelled; skipped", job.attempt)
         return
-    if worker.settings.affinity_wait_ms:
-        await remember_account(
-            ctx["redis"], job.request, worker.state.account, ttl_s=worker.settings.affinity_ttl_s
-        )
+    note = (
+        AccountNote.of(job.request, worker.state.account, ttl_s=worker.settings.affinity_ttl_s)
+        if worker.settings.affinity_wait_ms
+        else None
+    )
     publisher = (
         ChunkPublisher(
             ctx["redis"],
@@ -54,14 +57,15 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
             max_chunks=worker.settings.journal_max_chunks,
             max_bytes=worker.settings.journal_max_bytes,
             running_ttl_s=worker.queue.lifetimes.running_s(),
+            note=note,
         )
         if job.batch is None
         else BatchCollector(ctx["redis"], job.job_id)
     )
+    meter = RunMeter()
     try:
-        if not await _resumed_after_crash(publisher):
+        if not await _resumed_after_crash(publisher, claim.last_chunk):
             with worker.state.occupied_slot(batch=job.lane == "batch"):
-                meter = RunMeter()
                 requeued = superseded = False
                 try:
                     requeued = await _answer(job, publisher, worker, ctx, meter)
@@ -89,7 +93,8 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
             limit_s=worker.settings.redis_outage_s,
         )
     await outlasting_outage(
-        lambda: worker.queue.finish(job), limit_s=worker.settings.redis_outage_s
+        lambda: worker.queue.finish(job, handed_off_at=meter.handed_off_at),
+        limit_s=worker.settings.redis_outage_s,
     )
 
 
@@ -216,9 +221,9 @@ async def _left_to_others(
     return await worker.queue.requeue(job, avoid_accounts=job.avoid_accounts) is not None
 
 
-async def _resumed_after_crash(publisher: ChunkPublisher) -> bool:
-    """A re-run of an attempt whose earlier run already streamed must not start a second answer."""
-    previous = await publisher.last_published()
+async def _resumed_after_crash(publisher: ChunkPublisher, previous: Chunk | None) -> bool:
+    """A re-run of an attempt whose earlier run already streamed (`previous`, the last chunk
+    of its journal) must not start a second answer."""
     if previous is None:
         return False
     publisher.seq = previous.seq

@@ -85,11 +85,14 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
     metrics = FleetMetrics()
     metrics_server = MetricsServer(metrics, port=settings.metrics_port)
     wakeup = QueueWakeup(idle_poll_s=settings.worker_poll_delay_s)
+    redis_pool = arq_redis(settings)  # arq's ctx["redis"]
+    queue = JobQueue(
+        redis_pool, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings)
+    )
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         redis = ctx["redis"]
         record_check(state, await check_cli(cli.claude_bin, cli.base_env))
-        queue = JobQueue(redis, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings))
         pool = _ready_cli_pool(settings, cli, state)
         batches = BatchStore(
             redis,
@@ -165,11 +168,12 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         batch_slots=max(0, settings.worker_slots - settings.reserved_interactive_slots),
         functions=[func(run_messages, name=RUN_MESSAGES_JOB, max_tries=settings.job_max_tries)],
         queue_name=settings.queue_name,
-        redis_pool=arq_redis(settings),
+        redis_pool=redis_pool,
         max_jobs=settings.worker_slots,
         job_timeout=settings.job_timeout_s + 30,
         keep_result=0,  # nobody reads arq results; a kept one holds the whole request
         wakeup=wakeup,
+        queue=queue,
         allow_abort_jobs=True,
         job_completion_wait=int(settings.worker_drain_s),
         job_serializer=arq_codec.serialize,

@@ -1,6 +1,7 @@
 """Wakes an idle worker when there is something to do, so it need not poll the queue.
 
-Front ends publish on `keys.queue_wake_channel()` after they queue or cancel an attempt
+Front ends publish on `keys.queue_wake_channel()` after they queue an attempt (its id, which
+an idle worker may claim without reading the queue: worker/fleet_worker.py) or cancel one
 (shared/job_queue.py); the worker's own jobs wake it when they free a slot. Between wakes a
 worker still reads the queue every `idle_poll_s`, which covers a wake lost to a pub/sub
 reconnect and attempts whose time comes later. One subscription per worker process.
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 _RESUBSCRIBE_S = 1.0
 _LISTEN_TIMEOUT_S = 5.0  # a bounded read; an idle subscription just loops
+_MAX_ANNOUNCED = 64  # a burst beyond it is found by reading the queue
 
 
 class QueueWakeup:
@@ -30,10 +32,21 @@ class QueueWakeup:
         self.idle_poll_s = idle_poll_s
         self._event = asyncio.Event()
         self._wake_at = float("inf")
+        self._announced: list[bytes] = []
         self._listener: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         self._event.set()
+
+    def announce(self, message: bytes) -> None:
+        """A wake-up with what it is about (an attempt id, say), kept for `take_announced`."""
+        if len(self._announced) < _MAX_ANNOUNCED:
+            self._announced.append(message)
+        self.wake()
+
+    def take_announced(self) -> list[bytes]:
+        announced, self._announced = self._announced, []
+        return announced
 
     def wake_at(self, epoch_s: float) -> None:
         """Make the next wait end by this time at the latest."""
@@ -78,4 +91,4 @@ class QueueWakeup:
         while True:
             message = await pubsub.get_message(timeout=_LISTEN_TIMEOUT_S)
             if message is not None:
-                self.wake()
+                self.announce(message["data"])

@@ -19,6 +19,8 @@ from shared.ledger import Usage
 @dataclass
 class RunMeter:
     spawned_at: float = field(default_factory=time.monotonic)
+    handed_off_at: float = 0.0
+    """Epoch seconds when the CLI was given the request (its first set-up line)."""
     cli_start_s: float | None = None
     """Spawn to the CLI's first output line."""
     streamed: Usage = field(default_factory=Usage)

@@ -8,18 +8,21 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from api.chunk_hub import ChunkHub
 from ccfleet.embedded_redis import EmbeddedRedis
-from shared.job_queue import JobLifetimes, JobQueue
+from shared.job_queue import Claim, JobLifetimes, JobQueue
+from shared.jobs import AttemptId, JobRequest
 from shared.redis_connection import arq_redis
 from shared.settings import Settings
 from tests.fakes import fake_cli
 from worker.answer import CliConfig
 from worker.context import WorkerContext, WorkerState
+from worker.jobs import run_messages
 
 
 @pytest.fixture
@@ -57,6 +60,24 @@ async def hub(redis: Redis) -> AsyncIterator[ChunkHub]:
 
 
 FakeWorker = Callable[..., WorkerContext]
+
+
+async def claim(queue: JobQueue, job: JobRequest, worker_id: str, account: str = "a") -> Claim:
+    """Claim `job`'s attempt as a worker's poll loop does (worker/fleet_worker.py)."""
+    return await queue.claim(
+        str(AttemptId.of(job)), worker_id=worker_id, account=account, in_progress_ms=60_000
+    )
+
+
+async def run_claimed(ctx: dict[str, Any], job: JobRequest) -> None:
+    """Run `job`'s attempt as a worker does: claimed by its poll loop, then the job function
+    called by arq with the claim in the worker's state."""
+    worker: WorkerContext = ctx["worker"]
+    attempt_id = str(AttemptId.of(job))
+    claimed = await claim(worker.queue, job, worker.state.worker_id, worker.state.account)
+    assert claimed.runs, claimed
+    worker.state.claims[attempt_id] = claimed
+    await run_messages({**ctx, "job_id": attempt_id}, job.model_dump(mode="json"))
 
 
 @pytest.fixture

@@ -21,9 +21,8 @@ from shared.messages import MessagesRequest
 from shared.redis_outage import outlasting_outage
 from tests.conftest import StackFactory
 from tests.fakes import fake_cli
-from tests.integration.conftest import FakeWorker
+from tests.integration.conftest import FakeWorker, run_claimed
 from tests.processes import http_ok, wait_until
-from worker.jobs import run_messages
 
 BOUND_S = 20.0
 
@@ -51,7 +50,7 @@ async def test_a_cli_that_stops_reading_its_input_is_a_500_with_its_stderr_logge
     job = await job_queue.submit(request, request_id="req_1", lane="interactive", lane_limit=10)
     caplog.set_level(logging.INFO)
     async with asyncio.timeout(BOUND_S):
-        await run_messages({"redis": redis, "worker": worker}, job.model_dump(mode="json"))
+        await run_claimed({"redis": redis, "worker": worker}, job)
 
     [chunk] = await journal(redis, job.job_id)
     assert chunk.kind == "error"

@@ -28,6 +28,7 @@ from shared.messages import MessagesRequest
 from shared.settings import Settings
 from tests.conftest import StackFactory
 from tests.fakes import fake_cli
+from tests.integration.conftest import claim
 from tests.processes import http_ok, wait_until
 
 DAY_S = 86_400
@@ -65,7 +66,7 @@ async def test_a_jobs_record_lives_through_its_longest_wait_and_its_run_then_as_
     attempt_key = job_key_prefix + str(AttemptId.of(job))
     assert await redis.ttl(attempt_key) > 2 * DAY_S, "arq keeps the attempt as long"
 
-    assert await queue.start(job, "worker-1")
+    assert (await claim(queue, job, "worker-1")).outcome == "claimed"
     assert 900 < await redis.ttl(record) <= 900 + 60 + 60, "running: its run and its chunks"
     await queue.finish(job)
     assert 0 < await redis.ttl(record) <= 60, "done: kept as long as its chunks"

@@ -22,10 +22,10 @@ from shared.job_queue import JobLifetimes, JobQueue
 from shared.jobs import AttemptId, Chunk, JobRequest
 from shared.messages import MessagesRequest
 from shared.settings import Settings
+from tests.integration.conftest import run_claimed
 from worker.chunk_publisher import ChunkPublisher
 from worker.cli_config import CliConfig
 from worker.context import WorkerContext, WorkerState
-from worker.jobs import run_messages
 
 MESSAGE_START: dict[str, Any] = {
     "type": "message_start",
@@ -88,10 +88,6 @@ async def submitted(ctx: dict[str, Any]) -> JobRequest:
     return await queue.submit(request, request_id="req_test", lane="interactive", lane_limit=10)
 
 
-def job_payload(job: JobRequest) -> dict[str, Any]:
-    return job.model_dump(mode="json")
-
-
 async def earlier_run(redis: Redis, job_id: str, events: list[dict[str, Any]]) -> None:
     publisher = ChunkPublisher(redis, job_id, attempt=1, ttl_s=600, max_chunks=1000)
     for event in events:
@@ -109,7 +105,7 @@ async def test_a_rerun_after_a_partial_answer_ends_the_stream_with_one_error(
     job = await submitted(worker_ctx)
     job_id = job.job_id
     await earlier_run(redis, job_id, EARLIER_RUN)
-    await run_messages(worker_ctx, job_payload(job))
+    await run_claimed(worker_ctx, job)
     chunks = await journal(redis, job_id)
     assert [chunk.data for chunk in chunks[:3]] == EARLIER_RUN
     assert len(chunks) == 4
@@ -126,7 +122,7 @@ async def test_a_rerun_after_a_complete_answer_adds_nothing(
     job_id = job.job_id
     await earlier_run(redis, job_id, EARLIER_RUN + CLOSING)
     before = await journal(redis, job_id)
-    await run_messages(worker_ctx, job_payload(job))
+    await run_claimed(worker_ctx, job)
     assert await journal(redis, job_id) == before
     assert before[-1].event == "message_stop"
 
@@ -142,7 +138,7 @@ async def test_a_rerun_after_an_error_adds_nothing(
         CliFailed("The Claude Code CLI exited (code 1) before answering.")
     )
     before = await journal(redis, job_id)
-    await run_messages(worker_ctx, job_payload(job))
+    await run_claimed(worker_ctx, job)
     assert await journal(redis, job_id) == before
 
 
@@ -152,7 +148,7 @@ async def test_a_first_run_whose_cli_cannot_start_ends_with_an_error_saying_so(
     # The control for the tests above: with an empty journal the (missing) CLI is run.
     job = await submitted(worker_ctx)
     job_id = job.job_id
-    await run_messages(worker_ctx, job_payload(job))
+    await run_claimed(worker_ctx, job)
     [chunk] = await journal(redis, job_id)
     assert (chunk.seq, chunk.kind) == (1, "error")
     assert chunk.data == {
@@ -171,9 +167,9 @@ async def test_a_stale_attempt_is_skipped_and_the_current_one_runs(
     second = await queue.requeue(first, avoid_accounts=["alice"])
     assert second is not None and second.attempt == 2 and second.avoid_accounts == ["alice"]
     assert await queue.requeue(first, avoid_accounts=[]) is None, "attempt 1 is no longer current"
-    await run_messages(worker_ctx, job_payload(first))
+    await run_claimed(worker_ctx, first)
     assert await journal(redis, first.job_id) == [], "the stale attempt ran nothing"
-    await run_messages(worker_ctx, job_payload(second))
+    await run_claimed(worker_ctx, second)
     [chunk] = await journal(redis, first.job_id)
     assert chunk.kind == "error"
     state = await queue.state(first.job_id)
@@ -186,6 +182,6 @@ async def test_a_cancelled_job_is_not_started(redis: Redis, worker_ctx: dict[str
     queue: JobQueue = worker_ctx["worker"].queue
     job = await submitted(worker_ctx)
     await queue.cancel(job.job_id)
-    await run_messages(worker_ctx, job_payload(job))
+    await run_claimed(worker_ctx, job)
     assert await journal(redis, job.job_id) == []
     assert await redis.zcard(keys.lane_waiting("interactive")) == 0

@@ -15,9 +15,8 @@ from shared import keys
 from shared.job_queue import JobQueue
 from shared.jobs import Chunk, JobRequest
 from shared.messages import MessagesRequest
-from tests.integration.conftest import FakeWorker
+from tests.integration.conftest import FakeWorker, claim, run_claimed
 from worker.chunk_publisher import AttemptSuperseded, ChunkPublisher
-from worker.jobs import run_messages
 
 BOUND_S = 20.0
 REQUEST = MessagesRequest.model_validate(
@@ -54,7 +53,7 @@ async def test_two_writers_of_one_job_only_the_current_attempts_chunks_are_journ
     redis: Redis, job_queue: JobQueue
 ) -> None:
     job = await job_queue.submit(REQUEST, request_id="req_1", lane="interactive", lane_limit=10)
-    assert await job_queue.start(job, "worker-declared-dead")
+    assert (await claim(job_queue, job, "worker-declared-dead")).outcome == "claimed"
     stale = writer(redis, job, attempt=1)
     following = await job_queue.requeue(job, avoid_accounts=[])  # a relay gave up on worker 1
     assert following is not None and following.attempt == 2
@@ -75,7 +74,7 @@ async def test_two_writers_of_one_job_only_the_current_attempts_chunks_are_journ
 
 async def test_a_cancelled_jobs_writer_is_refused(redis: Redis, job_queue: JobQueue) -> None:
     job = await job_queue.submit(REQUEST, request_id="req_2", lane="interactive", lane_limit=10)
-    assert await job_queue.start(job, "worker-1")
+    assert (await claim(job_queue, job, "worker-1")).outcome == "claimed"
     publisher = writer(redis, job, attempt=1)
     await publisher.publish_event(text_event("before"))
     await job_queue.cancel(job.job_id)
@@ -90,7 +89,7 @@ async def test_a_superseded_attempt_stops_its_cli_and_publishes_nothing_more(
     pid_file = tmp_path / "cli.pid"
     worker = fake_worker("stream_forever", FAKE_CLI_DRIP_S="0.02", FAKE_CLI_PID_FILE=str(pid_file))
     job = await job_queue.submit(REQUEST, request_id="req_3", lane="interactive", lane_limit=10)
-    run = asyncio.create_task(run_messages({"redis": redis, "worker": worker}, job.model_dump()))
+    run = asyncio.create_task(run_claimed({"redis": redis, "worker": worker}, job))
     async with asyncio.timeout(BOUND_S):
         while len(await journal(redis, job.job_id)) < 5:  # noqa: ASYNC110 - Redis has no wait for it
             await asyncio.sleep(0.02)

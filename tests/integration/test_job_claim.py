@@ -1,0 +1,154 @@
+"""Claiming an attempt: one script does arq's in-progress mark, the account's cooldown check,
+the job record and the journal read (`JobQueue.claim`), and a worker whose arq ends an attempt
+without running it gives the claim back (`JobQueue.release`)."""
+
+from __future__ import annotations
+
+import time
+
+from arq.constants import in_progress_key_prefix, job_key_prefix
+from redis.asyncio import Redis
+
+from ccfleet.embedded_redis import EmbeddedRedis
+from shared import keys
+from shared.fleet import set_account_cooling
+from shared.job_queue import JobQueue
+from shared.jobs import AttemptId, JobRequest
+from shared.messages import MessagesRequest
+from shared.settings import Settings
+from tests.integration.conftest import FakeWorker, claim, run_claimed
+from worker.chunk_publisher import ChunkPublisher
+from worker.main import build_worker
+
+REQUEST = MessagesRequest.model_validate(
+    {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+)
+
+
+async def submitted(queue: JobQueue, request_id: str = "req_1") -> JobRequest:
+    return await queue.submit(REQUEST, request_id=request_id, lane="interactive", lane_limit=10)
+
+
+def in_progress(job: JobRequest) -> str:
+    return in_progress_key_prefix + str(AttemptId.of(job))
+
+
+async def test_a_claim_marks_the_attempt_in_progress_and_the_record_running_once(
+    redis: Redis, job_queue: JobQueue
+) -> None:
+    job = await submitted(job_queue)
+    claimed = await claim(job_queue, job, "worker-1")
+    assert claimed.outcome == "claimed" and claimed.runs
+    assert claimed.score == await redis.zscore("test-queue", str(AttemptId.of(job)))
+    assert claimed.last_chunk is None, "nothing journaled yet"
+    assert await redis.exists(in_progress(job))
+    state = await job_queue.state(job.job_id)
+    assert state is not None and (state.status, state.worker) == ("running", "worker-1")
+    assert await redis.zcard(keys.lane_waiting("interactive")) == 0
+    assert (await claim(job_queue, job, "worker-2")).outcome == "taken"
+
+
+async def test_a_cooling_account_claims_nothing_and_learns_until_when(
+    redis: Redis, job_queue: JobQueue
+) -> None:
+    job = await submitted(job_queue)
+    until = time.time() + 600
+    await set_account_cooling(redis, "a", until_s=until, reason="limit")
+    refused = await claim(job_queue, job, "worker-1", account="a")
+    assert refused.outcome == "cooling" and not refused.runs
+    assert abs(refused.cooling_until - until) < 0.01
+    assert not await redis.exists(in_progress(job))
+    state = await job_queue.state(job.job_id)
+    assert state is not None and state.status == "waiting"
+    assert (await claim(job_queue, job, "worker-2", account="b")).outcome == "claimed"
+
+
+async def test_an_announced_attempt_is_claimed_first_only_when_nothing_older_is_queued(
+    redis: Redis, job_queue: JobQueue
+) -> None:
+    older = await submitted(job_queue, "req_older")
+    newer = await submitted(job_queue, "req_newer")
+    attempt = str(AttemptId.of(newer))
+    first_only = {"worker_id": "w", "account": "a", "in_progress_ms": 60_000, "first_only": True}
+    assert (await job_queue.claim(attempt, **first_only)).outcome == "behind"
+    assert (await claim(job_queue, older, "w")).outcome == "claimed"
+    # A running job stays in arq's queue until it ends: the newer one is still behind it.
+    assert (await job_queue.claim(attempt, **first_only)).outcome == "behind"
+    await job_queue.finish(older)
+    await redis.zrem("test-queue", str(AttemptId.of(older)))  # as arq does when it ends
+    assert (await job_queue.claim(attempt, **first_only)).outcome == "claimed"
+
+
+async def test_a_stale_attempt_runs_to_its_end_but_leaves_the_record_to_the_current_one(
+    job_queue: JobQueue,
+) -> None:
+    first = await submitted(job_queue)
+    second = await job_queue.requeue(first, avoid_accounts=[])
+    assert second is not None
+    stale = await claim(job_queue, first, "worker-1")
+    assert stale.outcome == "stale" and stale.runs, "arq runs it, so arq removes it"
+    state = await job_queue.state(first.job_id)
+    assert state is not None and (state.status, state.worker) == ("waiting", "")
+    assert (await claim(job_queue, second, "worker-2")).outcome == "claimed"
+
+
+async def test_a_claim_returns_the_newest_chunk_an_earlier_run_journaled(
+    redis: Redis, job_queue: JobQueue
+) -> None:
+    job = await submitted(job_queue)
+    publisher = ChunkPublisher(redis, job.job_id, attempt=1, ttl_s=600, max_chunks=100)
+    await publisher.publish_event({"type": "ping"})
+    await publisher.publish_event({"type": "message_stop"})
+    claimed = await claim(job_queue, job, "worker-1")
+    assert claimed.last_chunk is not None
+    assert (claimed.last_chunk.seq, claimed.last_chunk.event) == (2, "message_stop")
+
+
+async def test_a_released_claim_leaves_the_job_waiting_in_its_lane_again(
+    redis: Redis, job_queue: JobQueue
+) -> None:
+    job = await submitted(job_queue)
+    await claim(job_queue, job, "worker-1")
+    await job_queue.release(AttemptId.of(job), "worker-2")  # not its worker: refused
+    state = await job_queue.state(job.job_id)
+    assert state is not None and state.status == "running"
+    await job_queue.release(AttemptId.of(job), "worker-1")
+    state = await job_queue.state(job.job_id)
+    assert state is not None and (state.status, state.worker) == ("waiting", "")
+    assert await redis.zscore(keys.lane_waiting("interactive"), job.job_id) == int(
+        job.enqueued_at_ms
+    )
+
+
+async def test_a_worker_gives_back_the_claim_of_an_attempt_arq_ends_without_running_it(
+    redis: Redis, redis_server: EmbeddedRedis
+) -> None:
+    settings = Settings(redis_url=redis_server.url, queue_name="test-queue")
+    worker = build_worker(settings, {"PATH": "/usr/bin:/bin"})
+    try:
+        job = await submitted(worker.queue)
+        attempt_id = str(AttemptId.of(job))
+        await redis.delete(job_key_prefix + attempt_id)  # its arq job expired meanwhile
+        await worker.start_jobs([attempt_id.encode()])
+        await worker.tasks[attempt_id]  # arq: "job expired", ended without the job function
+        state = await worker.queue.state(job.job_id)
+        assert state is not None and (state.status, state.worker) == ("waiting", "")
+        assert worker.state.claims == {}
+    finally:
+        await worker.pool.aclose()
+
+
+async def test_a_finished_job_keeps_when_it_was_queued_and_handed_to_its_cli(
+    redis: Redis, job_queue: JobQueue, fake_worker: FakeWorker
+) -> None:
+    job = await submitted(job_queue)
+    await run_claimed({"redis": redis, "worker": fake_worker("answer")}, job)
+    record = await redis.hgetall(keys.job_record(job.job_id))
+    enqueued, handed_off = float(record[b"enqueued_at_ms"]), float(record[b"handed_off_at_ms"])
+    assert record[b"status"] == b"done"
+    assert 0 < handed_off - enqueued < 30_000
+    assert enqueued != int(enqueued) or handed_off != int(handed_off), "kept below the ms"
