@@ -138,6 +138,7 @@ def front_end_server(
         port=port,
         log_config=None,
         loop="uvloop",
+        http="httptools",
         timeout_graceful_shutdown=int(settings.drain_timeout_s),
     )
     server = uvicorn.Server(config)

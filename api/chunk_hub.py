@@ -1,8 +1,9 @@
 """One Redis pub/sub connection per front end, fanned out to the relays waiting on jobs.
 
-A relay that falls behind loses live messages (its queue is bounded), never chunks: the
-relay notices the gap in the numbering and reads the journal. The same holds while the
-pub/sub connection is being re-established after a Redis failure.
+A relay that falls behind loses live messages (its queue is bounded and says it overflowed),
+never chunks: the relay notices the gap in the numbering, or the overflow once it runs dry,
+and reads the journal. Messages lost while the pub/sub connection is re-established are
+found by the relay's quiet check (api/job_watch.py).
 """
 
 from __future__ import annotations
@@ -23,20 +24,28 @@ _QUEUE_SIZE = 4096
 _RECONNECT_DELAY_S = 0.5
 
 
+class LiveQueue(asyncio.Queue[bytes]):
+    """One relay's live messages; `overflowed` once one was dropped for want of room."""
+
+    def __init__(self) -> None:
+        super().__init__(maxsize=_QUEUE_SIZE)
+        self.overflowed = False
+
+
 class ChunkHub:
     def __init__(self, redis: Redis) -> None:
         self._pubsub = redis.pubsub(ignore_subscribe_messages=True)
-        self._queues: dict[str, set[asyncio.Queue[bytes]]] = {}
+        self._queues: dict[str, set[LiveQueue]] = {}
         self._has_channels = asyncio.Event()
         # redis-py's PubSub opens its connection on the first (un)subscribe without a lock:
         # calls made at once each open one, and only the last is read. One at a time, then.
         self._subscribing = asyncio.Lock()
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, job_id: str) -> AsyncIterator[asyncio.Queue[bytes]]:
+    async def subscribe(self, job_id: str) -> AsyncIterator[LiveQueue]:
         """Live raw chunks of one job while the block runs."""
         channel = keys.job_channel(job_id)
-        queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=_QUEUE_SIZE)
+        queue = LiveQueue()
         readers = self._queues.setdefault(channel, set())
         readers.add(queue)
         try:
@@ -71,8 +80,10 @@ class ChunkHub:
 
     def _deliver(self, channel: str, data: bytes) -> None:
         for queue in self._queues.get(channel, ()):
-            with contextlib.suppress(asyncio.QueueFull):
+            try:
                 queue.put_nowait(data)
+            except asyncio.QueueFull:
+                queue.overflowed = True
 
     async def close(self) -> None:
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py 5 leaves it untyped

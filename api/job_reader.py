@@ -1,4 +1,10 @@
-"""Reads a job's chunks in order, exactly once each: live from pub/sub, gaps from the journal."""
+"""Reads a job's chunks in order, exactly once each: live from pub/sub, gaps from the journal.
+
+A live message can be lost (the hub's queue for a slow relay overflowed, pub/sub reconnected):
+a gap in the numbering makes the reader read the journal at once, and so does running dry
+after an overflow; a message lost otherwise shows when the job goes quiet, and the relay's
+quiet check (api/job_watch.py) brings the journal's chunks to `absorb`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from types import TracebackType
 
 from redis.asyncio import Redis
 
-from api.chunk_hub import ChunkHub
+from api.chunk_hub import ChunkHub, LiveQueue
 from shared import keys
 from shared.jobs import Chunk
 
@@ -23,7 +29,7 @@ class JobReader:
         self.last_seq = after_seq
         self._pending: deque[Chunk] = deque()
         self._subscription = hub.subscribe(job_id)
-        self._live: asyncio.Queue[bytes] | None = None
+        self._live: LiveQueue | None = None
 
     async def __aenter__(self) -> JobReader:
         self._live = await self._subscription.__aenter__()
@@ -39,20 +45,33 @@ class JobReader:
     ) -> None:
         await self._subscription.__aexit__(exc_type, exc, tb)
 
+    @property
+    def known_seq(self) -> int:
+        """The last chunk read so far, returned or not."""
+        return self._pending[-1].seq if self._pending else self.last_seq
+
     async def next_chunk(self, wait_s: float) -> Chunk | None:
-        """The chunk after the last one returned, or None if none came within `wait_s`."""
+        """The chunk after the last one returned, or None if none came within `wait_s`
+        (with 0: one that has arrived already, if any)."""
         assert self._live is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         while not self._pending:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                await self._catch_up()  # a lost live message must not stall the stream
-                break
-            try:
-                raw = await asyncio.wait_for(self._live.get(), remaining)
-            except TimeoutError:
+            if self._live.overflowed and self._live.empty():
+                self._live.overflowed = False
+                await self._catch_up()
                 continue
+            if not self._live.empty():  # chunks come in bursts: no wait for those queued
+                raw = self._live.get_nowait()
+            else:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    async with asyncio.timeout(remaining):
+                        raw = await self._live.get()
+                except TimeoutError:
+                    continue
             chunk = Chunk.from_json(raw)
             if chunk.seq == self.last_seq + 1:
                 self._pending.append(chunk)
@@ -64,11 +83,15 @@ class JobReader:
         self.last_seq = chunk.seq
         return chunk
 
-    async def _catch_up(self) -> None:
-        known = self._pending[-1].seq if self._pending else self.last_seq
-        entries = await self._redis.xrange(keys.job_journal(self.job_id), min=f"{known + 1}-0")
-        for _entry_id, fields in entries:
-            chunk = Chunk.from_json(fields[b"c"])
-            if chunk.seq == known + 1:
+    def absorb(self, journaled: list[bytes]) -> None:
+        """Chunks read from the journal (raw, in order): those after `known_seq` are kept."""
+        for raw in journaled:
+            chunk = Chunk.from_json(raw)
+            if chunk.seq == self.known_seq + 1:
                 self._pending.append(chunk)
-                known = chunk.seq
+
+    async def _catch_up(self) -> None:
+        entries = await self._redis.xrange(
+            keys.job_journal(self.job_id), min=f"{self.known_seq + 1}-0"
+        )
+        self.absorb([fields[b"c"] for _entry_id, fields in entries])

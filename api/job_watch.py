@@ -4,22 +4,48 @@ A relay asks this whenever its job has been silent for a while (`journal_check_s
 that waited too long, or waits while every account cools or no worker can serve, is
 cancelled with an error; a job whose worker died is handed to another worker if the client
 has been sent nothing yet, else ended with an error. So a client never waits on a job nobody runs.
+
+One script reads all a check needs: the journal past what the relay has (chunks whose live
+message it lost), the job's state and whether its worker beats. A relay of a slow stream
+(a chunk a second, say) checks about once per chunk, so a check must cost one round trip.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from shared import keys
 from shared.errors import CliFailed, FleetError, Overloaded
-from shared.fleet import admission_error, read_fleet, worker_alive
+from shared.fleet import admission_error, read_fleet
 from shared.job_queue import JobQueue, JobState
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+
+# KEYS: journal, record. ARGV: the first journal entry id wanted, the heartbeat key prefix,
+# then the record's fields (JobState.FIELDS, status and worker first).
+_QUIET_READ = """
+local journal = redis.call('XRANGE', KEYS[1], ARGV[1], '+')
+local state = redis.call('HMGET', KEYS[2], unpack(ARGV, 3))
+local alive = 0
+if state[1] == 'running' and state[2] then alive = redis.call('EXISTS', ARGV[2] .. state[2]) end
+local chunks = {}
+for i, entry in ipairs(journal) do chunks[i] = entry[2][2] end
+return {chunks, state, alive}
+"""
+
+
+@dataclass(frozen=True)
+class QuietCheck:
+    journal: list[bytes]
+    """The journaled chunks after the relay's last one (raw)."""
+    lives: bool
+    """False once the job ended: `journal` then holds its last chunks."""
 
 
 class JobWatch:
@@ -27,19 +53,25 @@ class JobWatch:
         self._redis = redis
         self._queue = queue
         self._settings = settings
+        self._quiet_read = redis.register_script(_QUIET_READ)
 
-    async def check(self, job_id: str) -> bool:
-        """Raise if the job cannot answer any more; False if it ended (its last chunks may
-        still be in the journal), True while it lives."""
-        state = await self._queue.state(job_id)
+    async def check(self, job_id: str, *, after_seq: int) -> QuietCheck:
+        """Raise if the job cannot answer any more; else what the journal holds after
+        `after_seq` and whether the job lives."""
+        journal, raw_state, worker_alive = await self._quiet_read(
+            keys=[keys.job_journal(job_id), keys.job_record(job_id)],
+            args=[f"{after_seq + 1}-0", keys.worker_heartbeat(""), *JobState.FIELDS],
+        )
+        state = JobState.parse(raw_state)
         if state is None:
-            return False
+            return QuietCheck(journal, lives=False)
         if state.status == "waiting":
             await self._check_waiting(job_id, state)
-            return True
-        if state.status == "running" and not await worker_alive(self._redis, state.worker):
-            return await self._take_over_from_dead_worker(job_id, state.worker)
-        return state.status == "running"
+            return QuietCheck(journal, lives=True)
+        if state.status == "running" and not worker_alive:
+            lives = await self._take_over_from_dead_worker(job_id, state.worker)
+            return QuietCheck(journal, lives=lives)
+        return QuietCheck(journal, lives=state.status == "running")
 
     async def _check_waiting(self, job_id: str, state: JobState) -> None:
         limit_s = (

@@ -96,27 +96,40 @@ class JobRelay:
 
     async def next_chunk(self) -> Chunk:
         """The next chunk, waiting as long as the job lives; an error chunk raises."""
+        chunk = await self._taken(self._next_chunk)
+        assert chunk is not None  # _next_chunk waits for one
+        return chunk
+
+    async def ready_chunk(self) -> Chunk | None:
+        """The next chunk if it has arrived already, else None: the rest of a burst."""
+        if self.finished:
+            return None
+        return await self._taken(lambda: self.reader.next_chunk(0))
+
+    async def _taken(self, fetch: Callable[[], Awaitable[Chunk | None]]) -> Chunk | None:
         try:
-            chunk = await self._checked_chunk()
+            chunk = await self._fetched(fetch)
         except FleetError as error:
             self._timing.failed(error.status_code)
             raise
-        if chunk.event == "content_block_delta":
+        if chunk is not None and chunk.event == "content_block_delta":
             self._timing.token_arrived()
         return chunk
 
-    async def _checked_chunk(self) -> Chunk:
+    async def _fetched(self, fetch: Callable[[], Awaitable[Chunk | None]]) -> Chunk | None:
         # Before the job has said anything, it may be waiting in the queue, which a Redis
         # restart keeps (AOF): wait the outage out. Once it streams, its worker has lost
         # Redis too and the answer is broken: fail at once.
         outage_s = self._redis_outage_s if self.reader.last_seq == 0 else 0.0
         try:
-            chunk = await outlasting_outage(self._next_chunk, limit_s=outage_s)
+            chunk = await outlasting_outage(fetch, limit_s=outage_s)
         except OUTAGE_ERRORS as exc:
             logger.warning("lost redis while relaying: %r", exc)
             raise Overloaded(
                 "Lost contact with the job queue; please retry.", retry_after_s=1
             ) from exc
+        if chunk is None:
+            return None
         self.finished = chunk.is_terminal
         if self._on_first_chunk is not None:
             self._on_first_chunk()
@@ -132,11 +145,13 @@ class JobRelay:
             chunk = await self.reader.next_chunk(self._check_interval_s)
             if chunk is not None:
                 return chunk
-            if not await self._watch.check(self.reader.job_id):
-                chunk = await self.reader.next_chunk(0)  # the job ended: its last chunks
-                if chunk is None:
-                    raise CliFailed("The worker ended the request without an answer.")
+            quiet = await self._watch.check(self.reader.job_id, after_seq=self.reader.known_seq)
+            self.reader.absorb(quiet.journal)  # chunks whose live message was lost
+            chunk = await self.reader.next_chunk(0)
+            if chunk is not None:
                 return chunk
+            if not quiet.lives:
+                raise CliFailed("The worker ended the request without an answer.")
 
     async def gather_message(self) -> dict[str, Any]:
         builder = MessageBuilder()

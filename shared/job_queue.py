@@ -34,7 +34,7 @@ import math
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 from arq.connections import ArqRedis
 from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix
@@ -176,6 +176,28 @@ class JobState:
     attempt_id: str
     lane: Lane
     enqueued_at_ms: int
+
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "status",
+        "worker",
+        "attempt_id",
+        "lane",
+        "enqueued_at_ms",
+    )
+
+    @classmethod
+    def parse(cls, raw: list[bytes | None]) -> JobState | None:
+        """From the record's FIELDS, as HMGET returns them; None if there is no record."""
+        if raw[0] is None:
+            return None
+        status, worker, attempt_id, lane, enqueued_at_ms = (v.decode() if v else "" for v in raw)
+        return cls(
+            status=cast(JobStatus, status),
+            worker=worker,
+            attempt_id=attempt_id,
+            lane="batch" if lane == "batch" else "interactive",
+            enqueued_at_ms=int(float(enqueued_at_ms or 0)),
+        )
 
 
 ClaimOutcome = Literal["claimed", "stale", "taken", "behind", "cooling"]
@@ -416,18 +438,8 @@ class JobQueue:
             await pipe.execute()
 
     async def state(self, job_id: str) -> JobState | None:
-        fields = ("status", "worker", "attempt_id", "lane", "enqueued_at_ms")
-        raw: list[bytes | None] = await self._pool.hmget(keys.job_record(job_id), list(fields))  # type: ignore[misc]  # redis-py 5 types it sync-or-async
-        if raw[0] is None:
-            return None
-        status, worker, attempt_id, lane, enqueued_at_ms = (v.decode() if v else "" for v in raw)
-        return JobState(
-            status=cast(JobStatus, status),
-            worker=worker,
-            attempt_id=attempt_id,
-            lane="batch" if lane == "batch" else "interactive",
-            enqueued_at_ms=int(float(enqueued_at_ms or 0)),
-        )
+        raw = await self._pool.hmget(keys.job_record(job_id), list(JobState.FIELDS))  # type: ignore[misc]  # redis-py 5 types it sync-or-async
+        return JobState.parse(raw)
 
     async def owner(self, job_id: str) -> dict[str, str] | None:
         """The owner fields `submit` kept with the job (digest, client); None if unknown."""
