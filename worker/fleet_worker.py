@@ -19,6 +19,7 @@ import time
 from signal import Signals
 from typing import Any
 
+from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
@@ -78,10 +79,13 @@ class FleetWorker(Worker):
         """Claim and start the admissible ones; True if one started and, `first_only`, none
         was behind older work."""
         started = False
+        candidates = self.admissible(job_ids)
+        if len(candidates) > 1:
+            candidates = await self._not_in_progress(candidates)
         # One at a time: a batch job counts against the batch slots only once it started
         # here. Counting the jobs arq is about to try would count those running elsewhere
         # (still at the head of the queue), and no worker but one would run batch work.
-        for raw in self.admissible(job_ids):
+        for raw in candidates:
             if raw.startswith(b"b|") and self._running_batch() >= self.batch_slots:
                 continue
             await self.sem.acquire()
@@ -110,6 +114,12 @@ class FleetWorker(Worker):
             self.tasks[job_id] = task
             started = True
         return started
+
+    async def _not_in_progress(self, job_ids: list[bytes]) -> list[bytes]:
+        """Those not started yet, from one read: arq keeps the jobs running anywhere in its
+        queue until they end, and a claim each would be a round trip each."""
+        marks = await self.pool.mget([in_progress_key_prefix + raw.decode() for raw in job_ids])
+        return [raw for raw, mark in zip(job_ids, marks, strict=True) if mark is None]
 
     async def run_job(self, job_id: str, score: int) -> None:
         try:

@@ -152,3 +152,25 @@ async def test_a_finished_job_keeps_when_it_was_queued_and_handed_to_its_cli(
     assert record[b"status"] == b"done"
     assert 0 < handed_off - enqueued < 30_000
     assert enqueued != int(enqueued) or handed_off != int(handed_off), "kept below the ms"
+
+
+async def test_a_worker_passes_over_jobs_running_elsewhere_with_one_read(
+    redis: Redis, redis_server: EmbeddedRedis
+) -> None:
+    # arq keeps running jobs in its queue: a claim for each would cost a round trip each,
+    # at every look at the queue, on every worker.
+    settings = Settings(redis_url=redis_server.url, queue_name="test-queue")
+    worker = build_worker(settings, {"PATH": "/usr/bin:/bin"})
+    try:
+        jobs = []
+        for n in range(20):
+            jobs.append(job := await submitted(worker.queue, f"req_{n}"))
+            assert (await claim(worker.queue, job, "another-worker")).outcome == "claimed"
+        await redis.config_resetstat()
+        await worker.start_jobs([str(AttemptId.of(job)).encode() for job in jobs])
+        stats = await redis.info("commandstats")
+        assert "cmdstat_evalsha" not in stats and "cmdstat_eval" not in stats, stats
+        assert stats["cmdstat_mget"]["calls"] == 1
+        assert worker.tasks == {}
+    finally:
+        await worker.pool.aclose()
