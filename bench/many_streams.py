@@ -4,9 +4,10 @@ CPU per open stream.
 `uv run python bench/many_streams.py [--streams 1000] [--chunks 10] [--interval-s 1.0]`
 
 Starts an embedded Redis and one front end. A load generator in a child process plays the
-workers: a FleetWorker (claiming attempts as workers do) whose job function beats a heartbeat
-and publishes chunks with ChunkPublisher exactly as worker/jobs.py does - a message start, then
-`--chunks` text deltas `--interval-s` apart whose text is the publish time, then the stop events.
+workers: it claims each attempt the front end announces as an idle worker does
+(JobQueue.claim), beats a heartbeat and publishes chunks with ChunkPublisher as worker/jobs.py
+does - a message start, then `--chunks` text deltas `--interval-s` apart whose text is the
+publish time, then the stop events.
 The clients (raw asyncio sockets in this process, to keep their own cost small) open `--streams`
 streaming POST /v1/messages at once and time each delta from its publish time to its arrival.
 Prints delivery p50/p99/max, the front end's RSS per open stream and its CPU while relaying.
@@ -17,37 +18,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import multiprocessing
 import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for tests.*
 
 import orjson
-from arq.worker import func
+from arq.constants import job_key_prefix
 from redis.asyncio import Redis
 
 from bench.idle_worker import cpu_seconds
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
-from shared import arq_codec
+from shared import arq_codec, keys
 from shared.job_queue import JobLifetimes, JobQueue
-from shared.jobs import RUN_MESSAGES_JOB, JobRequest
+from shared.jobs import AttemptId, JobRequest
 from shared.redis_connection import arq_redis
 from shared.settings import Settings
-from shared.vital_tasks import VitalTasks
 from tests.processes import ManagedProcess, http_ok, wait_until
 from worker.chunk_publisher import ChunkPublisher
 from worker.context import WorkerState
-from worker.fleet_worker import FleetWorker
 from worker.heartbeat import beat
-from worker.queue_wakeup import QueueWakeup
 
 BODY = orjson.dumps(
     {
@@ -69,76 +68,73 @@ def rss_mb(pid: int) -> float:
 # --- the load generator (child process) ---------------------------------------------------
 
 
-def generator(redis_url: str, chunks: int, interval_s: float, max_jobs: int, log: str) -> None:
-    sys.stderr = open(log, "w")  # noqa: SIM115  # arq logs the jobs it cancels at exit
-    settings = Settings(redis_url=redis_url)
-    state = WorkerState("bench-generator", "bench", "bench", max_jobs, "bench")
-    redis_pool = arq_redis(settings)
-    queue = JobQueue(
-        redis_pool, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings)
-    )
-    wakeup = QueueWakeup(idle_poll_s=0.02)
+def generator(redis_url: str, chunks: int, interval_s: float, log: str) -> None:
+    sys.stderr = open(log, "w")  # noqa: SIM115
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(play_workers(Settings(redis_url=redis_url), chunks, interval_s))
 
-    async def startup(ctx: dict[str, Any]) -> None:
-        ctx["beat"] = asyncio.create_task(beat_forever(ctx["redis"]))
 
-    async def beat_forever(redis: Redis) -> None:
+async def play_workers(settings: Settings, chunks: int, interval_s: float) -> None:
+    """Claim each attempt the front end announces, as an idle worker does (JobQueue.claim),
+    and answer it; heartbeats keep the claiming "worker" alive for the relays' checks."""
+    state = WorkerState("bench-generator", "bench", "bench", 1, "bench")
+    redis = arq_redis(settings)
+    queue = JobQueue(redis, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings))
+    answers: set[asyncio.Task[None]] = set()
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(keys.queue_wake_channel())
+    beating = asyncio.create_task(beat_forever(redis, state))
+    try:
         while True:
-            await beat(redis, state, ttl_s=10)
-            await asyncio.sleep(1)
-
-    async def shutdown(ctx: dict[str, Any]) -> None:
-        ctx["beat"].cancel()
-
-    async def publish_answer(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
-        job = JobRequest.model_validate(payload)
-        claim = state.claims.pop(ctx["job_id"], None)
-        if claim is None or claim.outcome != "claimed":
-            return
-        publisher = ChunkPublisher(
-            ctx["redis"], job.job_id, attempt=job.attempt, ttl_s=600, max_chunks=1000
-        )
-        message = {"id": "msg_bench", "type": "message", "role": "assistant", "content": [],
-                   "model": job.request.model, "stop_reason": None, "stop_sequence": None,
-                   "usage": {"input_tokens": 1, "output_tokens": 0}}  # fmt: skip
-        await publisher.publish_event({"type": "message_start", "message": message})
-        block = {"type": "text", "text": ""}
-        await publisher.publish_event({"type": "content_block_start", "index": 0,
-                                       "content_block": block})  # fmt: skip
-        # Workers answer out of step with each other: each stream starts at its own phase.
-        await asyncio.sleep(random.uniform(0, interval_s))
-        for _ in range(chunks):
-            await asyncio.sleep(interval_s)
-            delta = {"type": "text_delta", "text": f"{time.time():.6f};"}
-            await publisher.publish_event(
-                {"type": "content_block_delta", "index": 0, "delta": delta}
+            message = await pubsub.get_message(timeout=1.0)
+            if message is None or AttemptId.parse(message["data"].decode()) is None:
+                continue
+            attempt_id = message["data"].decode()
+            claim = await queue.claim(
+                attempt_id, worker_id=state.worker_id, account="bench", in_progress_ms=600_000
             )
-        await publisher.publish_event({"type": "content_block_stop", "index": 0})
-        await publisher.publish_event({"type": "message_delta", "usage": {"output_tokens": 1},
-                                       "delta": {"stop_reason": "end_turn",
-                                                 "stop_sequence": None}})  # fmt: skip
-        await publisher.publish_event({"type": "message_stop"})
-        await queue.finish(job)
+            if claim.outcome == "claimed":
+                task = asyncio.create_task(answer(redis, queue, attempt_id, chunks, interval_s))
+                answers.add(task)
+                task.add_done_callback(answers.discard)
+    finally:
+        beating.cancel()
+        for task in answers:
+            task.cancel()
 
-    worker = FleetWorker(
-        state=state,
-        vital=VitalTasks(on_death=lambda: None),
-        batch_slots=0,
-        wakeup=wakeup,
-        queue=queue,
-        redis_outage_s=10,
-        functions=[func(publish_answer, name=RUN_MESSAGES_JOB, max_tries=1)],
-        queue_name=settings.queue_name,
-        redis_pool=redis_pool,
-        max_jobs=max_jobs,
-        keep_result=0,
-        job_serializer=arq_codec.serialize,
-        job_deserializer=arq_codec.deserialize,
-        on_startup=startup,
-        on_shutdown=shutdown,
-        handle_signals=True,
-    )
-    worker.run()
+
+async def beat_forever(redis: Redis, state: WorkerState) -> None:
+    while True:
+        await beat(redis, state, ttl_s=10)
+        await asyncio.sleep(1)
+
+
+async def answer(
+    redis: Redis, queue: JobQueue, attempt_id: str, chunks: int, interval_s: float
+) -> None:
+    raw = await redis.get(job_key_prefix + attempt_id)
+    job = JobRequest.model_validate(arq_codec.deserialize(raw)["a"][0])
+    publisher = ChunkPublisher(redis, job.job_id, attempt=job.attempt, ttl_s=600, max_chunks=1000)
+    message = {"id": "msg_bench", "type": "message", "role": "assistant", "content": [],
+               "model": job.request.model, "stop_reason": None, "stop_sequence": None,
+               "usage": {"input_tokens": 1, "output_tokens": 0}}  # fmt: skip
+    await publisher.publish_event({"type": "message_start", "message": message})
+    block = {"type": "text", "text": ""}
+    await publisher.publish_event({"type": "content_block_start", "index": 0,
+                                   "content_block": block})  # fmt: skip
+    # Workers answer out of step with each other: each stream starts at its own phase.
+    await asyncio.sleep(random.uniform(0, interval_s))
+    for _ in range(chunks):
+        await asyncio.sleep(interval_s)
+        delta = {"type": "text_delta", "text": f"{time.time():.6f};"}
+        await publisher.publish_event({"type": "content_block_delta", "index": 0, "delta": delta})
+    await publisher.publish_event({"type": "content_block_stop", "index": 0})
+    await publisher.publish_event({"type": "message_delta", "usage": {"output_tokens": 1},
+                                   "delta": {"stop_reason": "end_turn",
+                                             "stop_sequence": None}})  # fmt: skip
+    await publisher.publish_event({"type": "message_stop"})
+    await queue.finish(job)
 
 
 # --- the clients (this process) --------------------------------------------------------------
@@ -216,7 +212,7 @@ def main() -> None:
     api = ManagedProcess(["api", "--port", str(port)], env=env, log_path=root / "api.log")
     load = multiprocessing.get_context("spawn").Process(
         target=generator,
-        args=(redis.url, args.chunks, args.interval_s, args.streams + 10, str(root / "load.log")),
+        args=(redis.url, args.chunks, args.interval_s, str(root / "load.log")),
     )
     try:
         load.start()
