@@ -65,8 +65,11 @@ class TlsProxy:
     async def _stop(self) -> None:
         assert self._server is not None
         self._server.close()
-        for task in asyncio.all_tasks() - {asyncio.current_task()}:
+        connections = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in connections:
             task.cancel()
+        # Ended here, not left to be collected after the loop closed (a warning each then).
+        await asyncio.gather(*connections, return_exceptions=True)
         await self._server.wait_closed()
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
