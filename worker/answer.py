@@ -26,7 +26,7 @@ from worker.cli_config import CliConfig
 from worker.cli_outcome import result_error
 from worker.cli_pool import CliPool, WarmCli
 from worker.cli_process import CliProcess
-from worker.client_tools import rename_for_client, tools_for_cli
+from worker.client_tools import answer_cli_request, rename_for_client, tools_for_cli
 from worker.run_meter import RunMeter
 from worker.stop_sequences import StopSequenceCutter
 from worker.workspace import job_workspace, remove_workspace
@@ -50,7 +50,7 @@ async def answer_with_cli(
     lines = stdin_lines(request)
     tools = tools_for_cli(request)
     shape = spawn_shape(request, bare=uses_api_key(config.base_env))
-    warm = pool.take(shape) if pool is not None and not tools else None
+    warm = pool.take(shape) if pool is not None else None
     with contextlib.ExitStack() as cleanup:
         if warm is not None:
             workspace = warm.workspace
@@ -59,9 +59,8 @@ async def answer_with_cli(
         else:
             workspace = cleanup.enter_context(job_workspace(config.work_root, job_id))
             config.login.install(workspace.config_dir)
-            tools_file = workspace.write_file("tools.json", orjson.dumps(tools)) if tools else None
             process = CliProcess(
-                cli_argv(config.claude_bin, shape, tools_file=tools_file),
+                cli_argv(config.claude_bin, shape),
                 env=cli_environment(config.base_env, workspace.tmp_dir, shape, home=workspace.home),
                 cwd=workspace.cwd,
                 kill_grace_s=config.kill_grace_s,
@@ -73,12 +72,12 @@ async def answer_with_cli(
             meter.spawned_at = time.monotonic()
             async with asyncio.timeout(config.timeout_s), process:
                 meter.handed_off_at = time.time()
-                await _configure(process, control_lines(request))
+                cli = _AnsweringCli(process, tools)
+                await _configure(cli, control_lines(request))
                 logger.info("cli pid=%s (%s) took the request", process.pid, _kind(warm))
-                await _replay_history(process, lines[:-1], meter)
+                await _replay_history(cli, lines[:-1], meter)
                 await process.write_line(lines[-1].payload)
-                process.close_stdin()  # the CLI exits after its answer only once stdin is closed
-                await _relay_answer(process, publisher, cutter, meter)
+                await _relay_answer(cli, publisher, cutter, meter)
                 if cutter.matched is None:
                     await process.wait_exit(config.kill_grace_s)
         except TimeoutError as exc:
@@ -104,36 +103,64 @@ def _log_stderr_tail(process: CliProcess, job_id: str) -> None:
         )
 
 
-async def _configure(process: CliProcess, lines: list[bytes]) -> None:
+class _AnsweringCli:
+    """A CLI's output lines, with the control requests it sends the worker (about the
+    client's tools: worker/client_tools.py) answered as they come. Its stdin stays open for
+    those until the answer's `result`; closing it then lets the CLI exit."""
+
+    def __init__(self, process: CliProcess, tools: list[dict[str, Any]]) -> None:
+        self.process = process
+        self._tools = tools
+
+    async def read_message(self) -> dict[str, Any] | None:
+        while (message := await self.process.read_message()) is not None:
+            if message.get("type") != "control_request":
+                return message
+            await self._answer(message)
+        return None
+
+    async def _answer(self, message: dict[str, Any]) -> None:
+        request_id = message.get("request_id")
+        body = answer_cli_request(message.get("request") or {}, self._tools)
+        response: dict[str, Any] = (
+            {"subtype": "success", "request_id": request_id, "response": body}
+            if body is not None
+            else {"subtype": "error", "request_id": request_id, "error": "Not served here."}
+        )
+        line = {"type": "control_response", "response": response}
+        await self.process.write_line(orjson.dumps(line) + b"\n")
+
+
+async def _configure(cli: _AnsweringCli, lines: list[bytes]) -> None:
     """Control requests, each answered by its `control_response` before the next line."""
     for line in lines:
-        await process.write_line(line)
-        response = await _next_control_response(process)
+        await cli.process.write_line(line)
+        response = await _next_control_response(cli)
         if response.get("subtype") != "success":
             logger.error("cli refused a control request: %s", response.get("error"))
             raise CliFailed("The Claude Code CLI refused its set-up.")
 
 
-async def _next_control_response(process: CliProcess) -> dict[str, Any]:
-    while (message := await process.read_message()) is not None:
+async def _next_control_response(cli: _AnsweringCli) -> dict[str, Any]:
+    while (message := await cli.read_message()) is not None:
         if message.get("type") == "control_response":
             response: dict[str, Any] = message.get("response") or {}
             return response
     raise CliFailed("The Claude Code CLI exited before it was set up.")
 
 
-async def _replay_history(process: CliProcess, lines: list[StdinLine], meter: RunMeter) -> None:
+async def _replay_history(cli: _AnsweringCli, lines: list[StdinLine], meter: RunMeter) -> None:
     """Earlier turns, in order; a user turn must be acknowledged before the next line."""
     for line in lines:
-        await process.write_line(line.payload)
+        await cli.process.write_line(line.payload)
         if line.awaits_ack:
-            result = await _next_result(process, meter)
+            result = await _next_result(cli, meter)
             if result.get("is_error"):
                 raise result_error(result, None, rate_limit=None)
 
 
-async def _next_result(process: CliProcess, meter: RunMeter) -> dict[str, Any]:
-    while (message := await process.read_message()) is not None:
+async def _next_result(cli: _AnsweringCli, meter: RunMeter) -> dict[str, Any]:
+    while (message := await cli.read_message()) is not None:
         meter.observe(message)
         if message.get("type") == "result":
             return message
@@ -147,13 +174,13 @@ _CLOSING_EVENTS = ("content_block_stop", "message_delta", "message_stop")
 
 
 async def _relay_answer(
-    process: CliProcess, publisher: ChunkPublisher, cutter: StopSequenceCutter, meter: RunMeter
+    cli: _AnsweringCli, publisher: ChunkPublisher, cutter: StopSequenceCutter, meter: RunMeter
 ) -> None:
     """Publish the events of the one answer until the CLI's `result` line (or a stop sequence)."""
     error_line: dict[str, Any] | None = None
     rate_limit: dict[str, Any] | None = None
     held: list[dict[str, Any]] = []
-    while (message := await process.read_message()) is not None:
+    while (message := await cli.read_message()) is not None:
         meter.observe(message)
         kind = message.get("type")
         if kind == "stream_event":
@@ -172,6 +199,7 @@ async def _relay_answer(
         elif kind == "rate_limit_event":
             rate_limit = message.get("rate_limit_info")
         elif kind == "result":
+            cli.process.close_stdin()  # nothing more to ask: the CLI exits
             if message.get("is_error") and not _stopped_at_tool_use(message, held):
                 raise result_error(message, error_line, rate_limit=rate_limit)
             for event in held:
@@ -179,7 +207,7 @@ async def _relay_answer(
             if not publisher.ended:
                 raise CliFailed("The Claude Code CLI finished without a complete answer.")
             return
-    code = await process.wait_exit(1.0)
+    code = await cli.process.wait_exit(1.0)
     raise CliFailed(f"The Claude Code CLI exited (code {code}) before answering.")
 
 

@@ -18,10 +18,11 @@ from shared.messages import MessagesRequest
 from worker.account_login import LOGIN_VARIABLES
 from worker.cache_breakpoints import limit_breakpoints
 from worker.client_tools import (
-    defer_hook_settings,
-    mcp_config,
+    initialize_fields,
     rename_for_cli,
+    server_fields,
     tool_choice_instruction,
+    tools_for_cli,
 )
 from worker.slash_text import as_plain_text
 
@@ -104,11 +105,10 @@ def uses_api_key(env: Mapping[str, str]) -> bool:
     return bool(env.get("ANTHROPIC_API_KEY"))
 
 
-def cli_argv(claude_bin: str, shape: SpawnShape, *, tools_file: str | None = None) -> list[str]:
+def cli_argv(claude_bin: str, shape: SpawnShape) -> list[str]:
     """`bare` drops the CLI's own context reminders; the CLI allows it for API keys only.
-    `tools_file` holds the client's tools for the MCP server that shows them to the model.
     No client text goes on argv (any local user can read it there, and Linux caps one
-    argument at 128 KiB): the system prompt goes in over stdin (`control_lines`)."""
+    argument at 128 KiB): the system prompt and tools go in over stdin (`control_lines`)."""
     argv = [
         claude_bin,
         "-p",
@@ -129,19 +129,21 @@ def cli_argv(claude_bin: str, shape: SpawnShape, *, tools_file: str | None = Non
         argv.append("--bare")
     if shape.effort is not None:
         argv += ["--effort", shape.effort]
-    if tools_file is not None:
-        argv += ["--mcp-config", mcp_config(tools_file)]
-        if not shape.bare:
-            argv += ["--settings", defer_hook_settings()]
     return argv
 
 
 def control_lines(request: MessagesRequest) -> list[bytes]:
     """Control requests that set up a started CLI for `request`, each to be answered by a
-    `control_response` before the next line: the system prompt (`initialize`) and the thinking
-    budget. A `set_model` would cost an extra upstream request, so the model is in the
-    environment (`cli_environment`)."""
-    lines = [_control_line("initialize", {"systemPrompt": _system_prompt(request)})]
+    `control_response` before the next line: the system prompt (`initialize`), the client's
+    tools (worker/client_tools.py) and the thinking budget. A `set_model` would cost an extra
+    upstream request, so the model is in the environment (`cli_environment`)."""
+    setup: dict[str, Any] = {"systemPrompt": _system_prompt(request)}
+    tools = tools_for_cli(request)
+    if tools:
+        setup |= initialize_fields()
+    lines = [_control_line("initialize", setup)]
+    if tools:
+        lines.append(_control_line("mcp_set_servers", server_fields()))
     thinking = request.thinking
     if thinking is None or thinking.type != "adaptive":  # adaptive is the CLI's own default
         # Not asked for means none, as on the API; the CLI would think by default.

@@ -1,47 +1,29 @@
 """Client-defined tools: shown to the model through an MCP server, never run by the CLI.
 
+The tool server and its defer hook go to a started CLI over its control channel, so a ready
+CLI takes a request with tools as it takes any other (measured with CLI 2.1.332,
+docs/measured-facts.md §10): `initialize` registers a PreToolUse hook callback and
+`mcp_set_servers` an "SDK" MCP server;
+the CLI then asks the worker (`control_request`s: `mcp_message`, `hook_callback`), and
+`answer_cli_request` answers from worker/tool_server.py and with `defer`.
+
 The CLI names MCP tools `mcp__<server>__<name>`, so names are mapped both ways: prefixed in
 the replayed history, unprefixed in the streamed tool_use blocks the client gets. The CLI is
-stopped before it would call a tool: a PreToolUse hook answers `defer` (non-bare runs), and
-`--max-turns 1` ends bare runs after the model's turn.
+stopped before it would call a tool: the hook answers `defer` (non-bare runs), and
+`--max-turns 1` ends bare runs (which run no hooks) after the model's turn.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-import orjson
-
 from shared.messages import MessagesRequest
-from worker.tool_server import SERVER_NAME
+from worker.tool_server import SERVER_NAME, answer
 
 CLI_TOOL_PREFIX = f"mcp__{SERVER_NAME}__"
 
-_DEFER_HOOK = {
-    "hooks": {
-        "PreToolUse": [
-            {
-                "matcher": f"{CLI_TOOL_PREFIX}.*",
-                "hooks": [
-                    {
-                        "type": "command",
-                        "command": "echo '"
-                        + orjson.dumps(
-                            {
-                                "hookSpecificOutput": {
-                                    "hookEventName": "PreToolUse",
-                                    "permissionDecision": "defer",
-                                }
-                            }
-                        ).decode()
-                        + "'",
-                    }
-                ],
-            }
-        ]
-    }
-}
+_DEFER_CALLBACK = "defer"
+_DEFER = {"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "defer"}}
 
 
 def tools_for_cli(request: MessagesRequest) -> list[dict[str, Any]]:
@@ -67,17 +49,33 @@ def tool_choice_instruction(request: MessagesRequest) -> str | None:
     return None
 
 
-def mcp_config(tools_file: str) -> str:
-    server = {
-        "type": "stdio",
-        "command": sys.executable,
-        "args": ["-m", "worker.tool_server", tools_file],
-    }
-    return orjson.dumps({"mcpServers": {SERVER_NAME: server}}).decode()
+def initialize_fields() -> dict[str, Any]:
+    """What the `initialize` control request adds for a request with tools: the hook."""
+    matcher = {"matcher": f"{CLI_TOOL_PREFIX}.*", "hookCallbackIds": [_DEFER_CALLBACK]}
+    return {"hooks": {"PreToolUse": [matcher]}}
 
 
-def defer_hook_settings() -> str:
-    return orjson.dumps(_DEFER_HOOK).decode()
+def server_fields() -> dict[str, Any]:
+    """The `mcp_set_servers` control request's fields: the tool server, in the worker."""
+    return {"servers": {SERVER_NAME: {"type": "sdk", "name": SERVER_NAME}}}
+
+
+def answer_cli_request(
+    request: dict[str, Any], tools: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The response to a `control_request` the CLI sent (its `request`); None for one this
+    worker does not serve (answered as an error)."""
+    subtype = request.get("subtype")
+    if subtype == "mcp_message" and request.get("server_name") == SERVER_NAME:
+        message = request.get("message") or {}
+        reply = answer(message, tools)
+        # A notification needs no reply, but its control request wants one: acknowledged
+        # as the official SDKs acknowledge it.
+        acknowledged = {"jsonrpc": "2.0", "result": {}, "id": 0}
+        return {"mcp_response": reply if reply is not None else acknowledged}
+    if subtype == "hook_callback" and request.get("callback_id") == _DEFER_CALLBACK:
+        return _DEFER
+    return None
 
 
 def rename_for_cli(messages: list[dict[str, Any]], tool_names: set[str]) -> list[dict[str, Any]]:

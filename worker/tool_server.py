@@ -1,18 +1,18 @@
-"""A stdio MCP server that shows the client's tools to the CLI and never runs them.
+"""The MCP server that shows the client's tools to the CLI and never runs them.
 
-The CLI lists these tools to the model (as `mcp__client__<name>`); when the model calls one,
-the CLI is stopped before the call (PreToolUse hook answering `defer`, or `--max-turns 1`)
-and the client gets the tool_use block to run itself. A `tools/call` that still arrives is
-answered with an error, never executed.
+It lives in the worker: the CLI reaches it over its control channel (an "SDK" MCP server,
+`mcp_message` control requests; worker/client_tools.py), so a CLI started ahead of its
+request can take the tools too. The CLI lists these tools to the model (as
+`mcp__client__<name>`); when the model calls one, the CLI is stopped before the call
+(PreToolUse hook answering `defer`, or `--max-turns 1`) and the client gets the tool_use
+block to run itself. A `tools/call` that still arrives is answered with an error, never
+executed.
 
-Hand-written rather than built on the `mcp` SDK: it answers four methods, and importing the
-SDK would add ~0.4 s to every request's start. Run: `python -m worker.tool_server TOOLS.json`.
+Hand-written rather than built on the `mcp` SDK: it answers four methods.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Any
 
 SERVER_NAME = "client"
@@ -52,19 +52,3 @@ def answer(request: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, An
         error = {"code": -32601, "message": f"Method not found: {method}"}
         return {"jsonrpc": "2.0", "id": request["id"], "error": error}
     return {"jsonrpc": "2.0", "id": request["id"], "result": result}
-
-
-def serve(tools_path: str) -> None:
-    with open(tools_path, encoding="utf-8") as handle:
-        tools: list[dict[str, Any]] = json.load(handle)
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        response = answer(json.loads(line), tools)
-        if response is not None:
-            sys.stdout.write(json.dumps(response) + "\n")
-            sys.stdout.flush()
-
-
-if __name__ == "__main__":
-    serve(sys.argv[1])

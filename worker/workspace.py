@@ -52,15 +52,6 @@ class Workspace:
         """The CLI's CLAUDE_CONFIG_DIR, private to this job."""
         return os.path.join(self.home, ".claude")
 
-    def write_file(self, name: str, content: bytes) -> str:
-        """A file of the job's own (outside the CLI's working directory), readable by this
-        user only: it holds client content. Returns its path."""
-        path = os.path.join(self.base, name)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with open(descriptor, "wb") as handle:
-            handle.write(content)
-        return path
-
 
 def private_directory(path: str) -> str:
     """`path` created if needed, owned by us and mode 0700 (a looser one is tightened)."""

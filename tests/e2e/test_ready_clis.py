@@ -1,5 +1,6 @@
 """Ready CLIs (worker/cli_pool.py) with the real CLI: a request served by a CLI started ahead
-reaches the model exactly as a cold one does, and none is left behind when the worker stops."""
+reaches the model exactly as a cold one does, a request with client tools too, and none is
+left behind when the worker stops."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from anthropic.types import MessageParam
 
 from tests.conftest import Stack, StackFactory
 from tests.e2e.conftest import as_blocks, without_cli_additions
+from tests.fakes.upstream import BlocksReply, ToolUseBlock
 from tests.processes import cli_processes, wait_until
 
 # A model that takes a thinking budget (for the 5.x models the CLI thinks adaptively).
 MODEL = "claude-haiku-4-5"
 
+LOOKUP_INPUT = {"type": "object", "properties": {}}
 HISTORY: list[MessageParam] = [
     {"role": "user", "content": "My name is Ada."},
     {"role": "assistant", "content": "Hello Ada."},
@@ -59,6 +62,22 @@ def test_a_ready_cli_answers_a_multi_turn_request_exactly_and_none_outlives_the_
     cold_sent = stack.upstream.requests[0].body
     assert cold_sent["system"][-1]["text"] == "Cold."
     assert cold_sent["thinking"] == {"type": "disabled"}, "no thinking unless asked, as on the API"
+
+    wait_until(lambda: worker_info(stack)["ready_clis"] == 1, 30, "the pool refilled")
+    # Client tools go in after spawn too (an SDK MCP server and a hook callback).
+    stack.upstream.enqueue(BlocksReply([ToolUseBlock("toolu_1", "mcp__client__lookup", {})]))
+    with_tools = client.messages.create(
+        model=MODEL,
+        max_tokens=900,
+        tools=[{"name": "lookup", "description": "Look it up.", "input_schema": LOOKUP_INPUT}],
+        messages=[{"role": "user", "content": "Look it up."}],
+    )
+    assert [(b.type, getattr(b, "name", "")) for b in with_tools.content] == [
+        ("tool_use", "lookup")
+    ]
+    assert with_tools.stop_reason == "tool_use"
+    assert [t["name"] for t in stack.upstream.requests[-1].body["tools"]] == ["mcp__client__lookup"]
+    wait_until(lambda: worker_info(stack)["ready_hits"] == 2, 10, "the tool request a hit")
 
     wait_until(lambda: worker_info(stack)["ready_clis"] == 1, 30, "the pool refilled")
     assert cli_processes(stack.claude_bin), "a ready CLI is waiting"

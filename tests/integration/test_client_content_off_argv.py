@@ -1,7 +1,7 @@
 """No client content on the CLI's command line: `ps` shows argv to every local user, and Linux
-caps one argument at 128 KiB. The system prompt goes in over stdin (`initialize`), the model in
-the environment, the tools in a private file. The real CLI is run here, against the fake
-upstream."""
+caps one argument at 128 KiB. The system prompt and the tools go in over stdin (`initialize`,
+`mcp_set_servers`), the model in the environment; nothing of the client's is written to disk.
+The real CLI is run here, against the fake upstream."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def cli_argvs_under(claude_bin: str, root: Path) -> list[list[str]]:
 
 
 def private_files_under(root: Path) -> dict[str, int]:
-    """Mode bits of each job directory and of the files the job wrote in it (the tools)."""
+    """Mode bits of each job directory and of the files the job wrote in it."""
     modes = {}
     for job_dir in root.iterdir():
         modes[job_dir.name] = stat.S_IMODE(job_dir.stat().st_mode)
@@ -114,5 +114,5 @@ async def test_a_1_mb_system_prompt_reaches_upstream_intact_and_no_client_text_i
     assert not [arg for arg in argv if marker[:8] in arg]
     assert all(len(arg) < 4096 for arg in argv)
     modes = seen_modes[0]
-    assert modes["tools.json"] == 0o600, modes
+    assert "tools.json" not in modes, "the tools went over stdin"
     assert all(mode in (0o600, 0o700) for mode in modes.values()), modes

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 from shared.messages import MessagesRequest
 from worker.cache_breakpoints import limit_breakpoints
-from worker.client_tools import rename_for_cli, rename_for_client, tools_for_cli
+from worker.client_tools import (
+    answer_cli_request,
+    rename_for_cli,
+    rename_for_client,
+    tools_for_cli,
+)
 
 TOOL = {"name": "lookup", "description": "Look up.", "input_schema": {"type": "object"}}
 
@@ -74,38 +75,39 @@ def test_only_the_last_client_cache_breakpoint_is_kept() -> None:
     assert "cache_control" in messages[0]["content"][0], "the input is not modified"
 
 
-def test_the_tool_server_lists_the_tools_and_refuses_calls(tmp_path: object) -> None:
-    tools_file = f"{tmp_path}/tools.json"
-    with open(tools_file, "w") as handle:
-        json.dump([TOOL], handle)
+def mcp_message(message: dict[str, object]) -> dict[str, object]:
+    return {"subtype": "mcp_message", "server_name": "client", "message": message}
+
+
+def test_the_tool_server_lists_the_tools_and_refuses_calls() -> None:
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18"},
+    }
+    call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "lookup"}}
     requests = [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18"},
-        },
+        initialize,
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
-        {
-            "jsonrpc": "2.0",
-            "id": 3,
-            "method": "tools/call",
-            "params": {"name": "lookup", "arguments": {}},
-        },
+        call,
     ]
-    done = subprocess.run(
-        [sys.executable, "-m", "worker.tool_server", tools_file],
-        input="".join(json.dumps(r) + "\n" for r in requests),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    replies = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [r["id"] for r in replies] == [1, 2, 3]
-    assert replies[0]["result"]["protocolVersion"] == "2025-06-18"
-    assert replies[1]["result"]["tools"] == [
+    replies = [answer_cli_request(mcp_message(r), [TOOL]) for r in requests]
+    responses = [reply["mcp_response"] for reply in replies if reply is not None]
+    assert [r["id"] for r in responses] == [1, 0, 2, 3], "the notification acknowledged"
+    assert responses[0]["result"]["protocolVersion"] == "2025-06-18"
+    assert responses[2]["result"]["tools"] == [
         {"name": "lookup", "description": "Look up.", "inputSchema": {"type": "object"}}
     ]
-    assert replies[2]["result"]["isError"] is True
+    assert responses[3]["result"]["isError"] is True
+
+
+def test_the_cli_is_told_to_defer_a_client_tool_and_nothing_else_is_served() -> None:
+    hook = {"subtype": "hook_callback", "callback_id": "defer", "input": {}}
+    assert answer_cli_request(hook, [TOOL]) == {
+        "hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "defer"}
+    }
+    assert answer_cli_request({"subtype": "can_use_tool", "tool_name": "Bash"}, [TOOL]) is None
+    other_server = {"subtype": "mcp_message", "server_name": "other", "message": {"id": 1}}
+    assert answer_cli_request(other_server, [TOOL]) is None
