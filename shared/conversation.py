@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import orjson
 from redis.asyncio import Redis
@@ -29,15 +30,16 @@ def conversation_key(request: MessagesRequest) -> str:
 
 @dataclass(frozen=True)
 class AccountNote:
-    """`account` serves the conversation under `key` (a Redis key) for `ttl_s` from now."""
+    """`account` serves `request`'s conversation for `ttl_s` from now."""
 
-    key: str
+    request: MessagesRequest
     account: str
     ttl_s: int
 
-    @classmethod
-    def of(cls, request: MessagesRequest, account: str, *, ttl_s: int) -> AccountNote:
-        return cls(keys.conversation_account(conversation_key(request)), account, ttl_s)
+    @cached_property
+    def key(self) -> str:
+        """The Redis key, worked out when first needed: after the CLI has the request."""
+        return keys.conversation_account(conversation_key(self.request))
 
 
 async def preferred_account(redis: Redis, request: MessagesRequest, fleet: FleetSnapshot) -> str:

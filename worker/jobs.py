@@ -44,7 +44,7 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         logger.info("attempt %d is stale or cancelled; skipped", job.attempt)
         return
     note = (
-        AccountNote.of(job.request, worker.state.account, ttl_s=worker.settings.affinity_ttl_s)
+        AccountNote(job.request, worker.state.account, ttl_s=worker.settings.affinity_ttl_s)
         if worker.settings.affinity_wait_ms
         else None
     )
@@ -118,7 +118,7 @@ async def _answer(
 ) -> bool:
     """Answer the job; True if it was re-queued for another attempt instead."""
     wait_ms = int(time.time() * 1000) - job.enqueued_at_ms
-    logger.info("attempt %d started %d ms after submission", job.attempt, wait_ms)
+    # Logged and measured once the CLI has the request: nothing delays the hand-off.
     worker.metrics.queue_wait.labels(lane=job.lane).observe(max(0, wait_ms) / 1000)
     started = time.monotonic()
     try:
@@ -155,7 +155,13 @@ async def _answer(
     except Exception:
         logger.exception("job crashed")
         await _fail(publisher, worker, FleetError("Internal server error"))
-    logger.info("job done in %.2fs, %d chunks", time.monotonic() - started, publisher.seq)
+    logger.info(
+        "attempt %d done in %.2fs (%d ms after submission), %d chunks",
+        job.attempt,
+        time.monotonic() - started,
+        wait_ms,
+        publisher.seq,
+    )
     return False
 
 

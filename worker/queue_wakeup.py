@@ -58,7 +58,8 @@ class QueueWakeup:
         timeout_s = min(self.idle_poll_s, max(0.0, self._wake_at - time.time()))
         self._wake_at = float("inf")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):  # no task per wait, unlike wait_for
+                await self._event.wait()
         self._event.clear()
 
     def start(self, redis: Redis) -> None:
