@@ -5,7 +5,9 @@ without running it gives the claim back (`JobQueue.release`)."""
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 
+import pytest
 from arq.constants import in_progress_key_prefix, job_key_prefix
 from redis.asyncio import Redis
 
@@ -18,6 +20,7 @@ from shared.messages import MessagesRequest
 from shared.settings import Settings
 from tests.integration.conftest import FakeWorker, claim, run_claimed
 from worker.chunk_publisher import ChunkPublisher
+from worker.fleet_worker import FleetWorker
 from worker.main import build_worker
 
 REQUEST = MessagesRequest.model_validate(
@@ -124,22 +127,28 @@ async def test_a_released_claim_leaves_the_job_waiting_in_its_lane_again(
     )
 
 
-async def test_a_worker_gives_back_the_claim_of_an_attempt_arq_ends_without_running_it(
-    redis: Redis, redis_server: EmbeddedRedis
-) -> None:
+@pytest.fixture
+async def worker(redis_server: EmbeddedRedis) -> AsyncIterator[FleetWorker]:
+    """A worker as `ccfleet worker` builds it, not running: a test calls its parts."""
     settings = Settings(redis_url=redis_server.url, queue_name="test-queue")
-    worker = build_worker(settings, {"PATH": "/usr/bin:/bin"})
+    built = build_worker(settings, {"PATH": "/usr/bin:/bin"})
     try:
-        job = await submitted(worker.queue)
-        attempt_id = str(AttemptId.of(job))
-        await redis.delete(job_key_prefix + attempt_id)  # its arq job expired meanwhile
-        await worker.start_jobs([attempt_id.encode()])
-        await worker.tasks[attempt_id]  # arq: "job expired", ended without the job function
-        state = await worker.queue.state(job.job_id)
-        assert state is not None and (state.status, state.worker) == ("waiting", "")
-        assert worker.state.claims == {}
+        yield built
     finally:
-        await worker.pool.aclose()
+        await built.pool.aclose()
+
+
+async def test_a_worker_gives_back_the_claim_of_an_attempt_arq_ends_without_running_it(
+    redis: Redis, worker: FleetWorker
+) -> None:
+    job = await submitted(worker.queue)
+    attempt_id = str(AttemptId.of(job))
+    await redis.delete(job_key_prefix + attempt_id)  # its arq job expired meanwhile
+    await worker.start_jobs([attempt_id.encode()])
+    await worker.tasks[attempt_id]  # arq: "job expired", ended without the job function
+    state = await worker.queue.state(job.job_id)
+    assert state is not None and (state.status, state.worker) == ("waiting", "")
+    assert worker.state.claims == {}
 
 
 async def test_a_finished_job_keeps_when_it_was_queued_and_handed_to_its_cli(
@@ -155,22 +164,17 @@ async def test_a_finished_job_keeps_when_it_was_queued_and_handed_to_its_cli(
 
 
 async def test_a_worker_passes_over_jobs_running_elsewhere_with_one_read(
-    redis: Redis, redis_server: EmbeddedRedis
+    redis: Redis, worker: FleetWorker
 ) -> None:
     # arq keeps running jobs in its queue: a claim for each would cost a round trip each,
     # at every look at the queue, on every worker.
-    settings = Settings(redis_url=redis_server.url, queue_name="test-queue")
-    worker = build_worker(settings, {"PATH": "/usr/bin:/bin"})
-    try:
-        jobs = []
-        for n in range(20):
-            jobs.append(job := await submitted(worker.queue, f"req_{n}"))
-            assert (await claim(worker.queue, job, "another-worker")).outcome == "claimed"
-        await redis.config_resetstat()
-        await worker.start_jobs([str(AttemptId.of(job)).encode() for job in jobs])
-        stats = await redis.info("commandstats")
-        assert "cmdstat_evalsha" not in stats and "cmdstat_eval" not in stats, stats
-        assert stats["cmdstat_mget"]["calls"] == 1
-        assert worker.tasks == {}
-    finally:
-        await worker.pool.aclose()
+    jobs = []
+    for n in range(20):
+        jobs.append(job := await submitted(worker.queue, f"req_{n}"))
+        assert (await claim(worker.queue, job, "another-worker")).outcome == "claimed"
+    await redis.config_resetstat()
+    await worker.start_jobs([str(AttemptId.of(job)).encode() for job in jobs])
+    stats = await redis.info("commandstats")
+    assert "cmdstat_evalsha" not in stats and "cmdstat_eval" not in stats, stats
+    assert stats["cmdstat_mget"]["calls"] == 1
+    assert worker.tasks == {}
