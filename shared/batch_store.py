@@ -279,6 +279,10 @@ class BatchStore:
             entries.append(InflightEntry(int(index), job_id, int(claimed or 0), int(runs or 1)))
         return entries
 
+    async def any_open(self) -> bool:
+        """Is any batch not yet ended? One read, for the idle workers' every tick."""
+        return bool(await self._redis.zcard(keys.batches_open()))
+
     async def open_batch_ids(self) -> list[str]:
         """Batches not yet ended; a batch gone for good (deleted, or its keys expired) is
         forgotten here."""

@@ -4,7 +4,8 @@ Each worker runs one `BatchFeeder` task. It feeds batch requests to the queue (r
 shared/batch_dispatch.py) whenever one of its batch jobs finishes and every `batch_check_s`,
 keeping about one waiting job per free batch slot of the fleet. Every `batch_check_s` one
 worker of the fleet (whichever takes the turn in Redis) also checks the open batches:
-expiry, requests whose worker died or whose job was lost.
+expiry, requests whose worker died or whose job was lost. While no batch is open, a tick is
+one read.
 """
 
 from __future__ import annotations
@@ -43,9 +44,12 @@ class BatchFeeder:
         """Owned by the worker's start-up/shut-down hooks; survives Redis outages."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._settings.batch_check_s)
+                async with asyncio.timeout(self._settings.batch_check_s):
+                    await self._wake.wait()
             self._wake.clear()
             try:
+                if not await self._store.any_open():
+                    continue  # nothing to feed or look after: one read a tick
                 await self._feed()
                 if await self._take_turn():
                     await self._check_open_batches()
