@@ -74,7 +74,8 @@ redis.call('ZADD', KEYS[4], ARGV[12], ARGV[11])
 redis.call('PUBLISH', ARGV[13], ARGV[11])  -- idle workers may claim it straight away
 return 'queued'
 """
-# KEYS: arq's in-progress key, arq's queue, the account, the record, the lane, the journal.
+# KEYS: arq's in-progress key, arq's queue, the account, the record, the lane, the journal,
+# the interactive lane.
 # ARGV: attempt id, now (ms), now (s), in-progress time (ms), first only, attempt number,
 # worker id, job id, the record's running TTL. See `JobQueue.claim`.
 _CLAIM = """
@@ -86,8 +87,11 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return {'taken', ''} end
 local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if not score or tonumber(score) > tonumber(ARGV[2]) then return {'taken', ''} end
 if ARGV[5] == '1' then
-  local older = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. score, 'LIMIT', 0, 1)
+  local mine = redis.call('ZSCORE', KEYS[5], ARGV[8])
+  if not mine then return {'behind', ''} end
+  local older = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. mine, 'LIMIT', 0, 1)
   if #older > 0 then return {'behind', ''} end
+  if KEYS[7] ~= KEYS[5] and redis.call('ZCARD', KEYS[7]) > 0 then return {'behind', ''} end
 end
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[4])
 local r = redis.call('HMGET', KEYS[4], 'attempt', 'status')
@@ -361,8 +365,9 @@ class JobQueue:
         is its job's current attempt, the record says it runs on `worker_id`.
 
         `first_only` (an attempt announced on the wake channel, claimed without reading the
-        queue): refused as `behind` if anything scored before it is queued, even a running
-        job (arq keeps those until they end), so the worker reads the queue instead."""
+        queue): refused as `behind` if an older job waits in its lane, or any interactive
+        job waits before a batch one (the lanes list waiting jobs only; arq's queue also
+        holds running ones), so the worker reads the queue instead."""
         attempt = AttemptId.parse(attempt_id)
         if attempt is None:
             return Claim("taken")
@@ -376,6 +381,7 @@ class JobQueue:
                 keys.job_record(attempt.job_id),
                 keys.lane_waiting(attempt.lane),
                 keys.job_journal(attempt.job_id),
+                keys.lane_waiting("interactive"),
             ],
             args=[
                 attempt_id,

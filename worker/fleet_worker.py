@@ -6,7 +6,7 @@ serve (`broken`) or it drains, batch jobs beyond its batch slots (the rest are k
 interactive work), and attempts that asked to avoid its account. It decides from the arq job
 ids alone (`AttemptId`), without a Redis read per job, and claims each with one script
 (`JobQueue.claim`) that also refuses while the account cools, since a replica of the account
-may have met the limit since the last heartbeat. An idle worker claims an attempt announced
+may have met the limit since the last heartbeat. A woken worker claims the attempt announced
 on the wake channel without reading the queue first, unless older work waits. A Redis outage
 is waited out instead of ending the worker.
 """

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from arq.constants import in_progress_key_prefix, job_key_prefix
@@ -70,20 +71,35 @@ async def test_a_cooling_account_claims_nothing_and_learns_until_when(
     assert (await claim(job_queue, job, "worker-2", account="b")).outcome == "claimed"
 
 
-async def test_an_announced_attempt_is_claimed_first_only_when_nothing_older_is_queued(
-    redis: Redis, job_queue: JobQueue
+FIRST_ONLY: dict[str, Any] = {
+    "worker_id": "w",
+    "account": "a",
+    "in_progress_ms": 60_000,
+    "first_only": True,
+}
+
+
+async def test_an_announced_attempt_is_claimed_first_only_when_no_older_job_waits(
+    job_queue: JobQueue,
 ) -> None:
     older = await submitted(job_queue, "req_older")
     newer = await submitted(job_queue, "req_newer")
     attempt = str(AttemptId.of(newer))
-    first_only = {"worker_id": "w", "account": "a", "in_progress_ms": 60_000, "first_only": True}
-    assert (await job_queue.claim(attempt, **first_only)).outcome == "behind"
+    assert (await job_queue.claim(attempt, **FIRST_ONLY)).outcome == "behind"
+    # Running, the older one is still in arq's queue, but no longer waits ahead of it.
     assert (await claim(job_queue, older, "w")).outcome == "claimed"
-    # A running job stays in arq's queue until it ends: the newer one is still behind it.
-    assert (await job_queue.claim(attempt, **first_only)).outcome == "behind"
-    await job_queue.finish(older)
-    await redis.zrem("test-queue", str(AttemptId.of(older)))  # as arq does when it ends
-    assert (await job_queue.claim(attempt, **first_only)).outcome == "claimed"
+    assert (await job_queue.claim(attempt, **FIRST_ONLY)).outcome == "claimed"
+
+
+async def test_an_announced_batch_attempt_waits_behind_any_waiting_interactive_job(
+    job_queue: JobQueue,
+) -> None:
+    batch = await job_queue.submit(REQUEST, request_id="req_b", lane="batch", lane_limit=10)
+    interactive = await submitted(job_queue, "req_i")  # newer, but its lane goes first
+    attempt = str(AttemptId.of(batch))
+    assert (await job_queue.claim(attempt, **FIRST_ONLY)).outcome == "behind"
+    assert (await claim(job_queue, interactive, "w")).outcome == "claimed"
+    assert (await job_queue.claim(attempt, **FIRST_ONLY)).outcome == "claimed"
 
 
 async def test_a_stale_attempt_runs_to_its_end_but_leaves_the_record_to_the_current_one(
