@@ -1,15 +1,14 @@
 """Ready CLI processes, started ahead of the requests that will use them.
 
 Starting the CLI is most of a request's time to first token (docs/measured-facts.md §1): a
-process started with `--input-format stream-json` waits idle on stdin, and the system prompt
-and thinking budget go in after spawn (`cli_command.control_lines`). What only argv or the
-environment carries (model, output token limit, effort, bare) is a process's `SpawnShape`; the
-pool keeps ready processes for the shapes most asked for lately, at most `max_ready` in all.
-A request of another shape, or with client tools (their MCP server is given at spawn), starts
-its CLI cold. Each ready process serves one request (a second would carry the first one's
-history) and has a private workspace of its own. A process that idles past `idle_s`, or dies
-while waiting, is stopped and replaced; `close` stops them all (and each dies with its worker:
-PR_SET_PDEATHSIG).
+process started with `--input-format stream-json` waits idle on stdin, and the system prompt,
+the client's tools and the thinking budget go in after spawn (`cli_command.control_lines`).
+What only argv or the environment carries (model, output token limit, effort, bare) is a
+process's `SpawnShape`; the pool keeps ready processes for the shapes most asked for lately,
+at most `max_ready` in all. A request of another shape starts its CLI cold. Each ready
+process serves one request (a second would carry the first one's history) and has a private
+workspace of its own. A process that idles past `idle_s`, or dies while waiting, is stopped
+and replaced; `close` stops them all (and each dies with its worker: PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
