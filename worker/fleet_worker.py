@@ -69,11 +69,13 @@ class FleetWorker(Worker):
 
     async def _start_announced(self) -> bool:
         """Start the attempts announced since the last look without reading the queue: True
-        if one started and none had older work before it (the queue is read next time)."""
-        announced = [raw for raw in self.wakeup.take_announced() if AttemptId.parse(raw.decode())]
-        if not announced:
+        if one started and none had older work before it (the queue is read next time).
+        Anything else announced (a cancel) makes it the full look, which aborts jobs too."""
+        announced = self.wakeup.take_announced()
+        attempts = [raw for raw in announced if AttemptId.parse(raw.decode())]
+        if not attempts or len(attempts) < len(announced):
             return False
-        return await self._claim_and_start(announced, first_only=True)
+        return await self._claim_and_start(attempts, first_only=True)
 
     async def _claim_and_start(self, job_ids: list[bytes], *, first_only: bool) -> bool:
         """Claim and start the admissible ones; True if one started and, `first_only`, none

@@ -194,3 +194,20 @@ async def test_a_worker_passes_over_jobs_running_elsewhere_with_one_read(
     assert "cmdstat_evalsha" not in stats and "cmdstat_eval" not in stats, stats
     assert stats["cmdstat_mget"]["calls"] == 1
     assert worker.tasks == {}
+
+
+async def test_a_cancel_announced_with_an_attempt_makes_the_worker_take_the_full_look(
+    worker: FleetWorker,
+) -> None:
+    # The full look (arq's poll iteration) is what aborts cancelled jobs: a cancel must not
+    # wait for the next one behind an attempt started the short way.
+    job = await submitted(worker.queue)
+    attempt_id = str(AttemptId.of(job)).encode()
+    worker.wakeup.announce(attempt_id)
+    worker.wakeup.announce(b"abort")
+    assert not await worker._start_announced()
+    assert worker.tasks == {}, "left to the full look"
+    worker.wakeup.announce(attempt_id)
+    assert await worker._start_announced()
+    assert list(worker.tasks) == [attempt_id.decode()]
+    await worker.tasks[attempt_id.decode()]
