@@ -1,7 +1,8 @@
 """Per-key quotas, exact across any number of front ends: one Lua script admits a request.
 
 Requests per minute and tokens per minute are sliding windows of the last 60 s (sorted sets
-scored by time); tokens are added by the worker when a run reports them (shared/ledger.py),
+scored by time; the script reads Redis's clock, so front ends whose clocks or calls interleave
+still agree); tokens are added by the worker when a run reports them (shared/ledger.py),
 so a minute's tokens count from the moment they are known. Concurrency is a sorted set of the
 requests in flight, each scored by when its lease ends: the front end removes it when the
 reply ends, and a front end that dies leaks nothing past the lease. The monthly budget is the
@@ -24,9 +25,12 @@ from shared.ledger import month_of, next_month_start
 
 WINDOW_MS = 60_000
 
+# ARGV: lease (ms), rpm, tpm, concurrency, monthly budget, request id, next month (ms), window.
 _ADMIT = """
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[9])
+local clock = redis.call('TIME')  -- one clock for every front end
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local lease_end = now + tonumber(ARGV[1])
+local window = tonumber(ARGV[8])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
@@ -58,16 +62,16 @@ if concurrency > 0 and redis.call('ZCARD', KEYS[3]) >= concurrency then
 end
 local budget = tonumber(ARGV[5])
 if budget > 0 and tonumber(redis.call('GET', KEYS[4]) or '0') >= budget then
-  return {'monthly budget', tostring(tonumber(ARGV[8]) - now)}
+  return {'monthly budget', tostring(tonumber(ARGV[7]) - now)}
 end
 if rpm > 0 then
   redis.call('ZADD', KEYS[1], now, ARGV[6])
   redis.call('PEXPIRE', KEYS[1], window)
 end
 if concurrency > 0 then
-  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[6])
+  redis.call('ZADD', KEYS[3], lease_end, ARGV[6])
   local ttl = redis.call('PTTL', KEYS[3])  -- the set lives as long as its longest lease
-  if ttl < 0 or now + ttl < tonumber(ARGV[7]) then redis.call('PEXPIREAT', KEYS[3], ARGV[7]) end
+  if ttl < 0 or now + ttl < lease_end then redis.call('PEXPIREAT', KEYS[3], lease_end) end
 end
 return {'', '0'}
 """
@@ -89,8 +93,7 @@ class Quotas:
 
     async def admit(self, key: ClientKey, request_id: str, *, lease_s: float) -> QuotaLease:
         """Count a request against `key`'s quotas, or raise 429 saying which and how long."""
-        now_s = time.time()
-        now_ms = int(now_s * 1000)
+        now_s = time.time()  # for the month; the script keeps Redis's own time
         month = month_of(now_s)
         limit, wait_ms = await self._admit(
             keys=[
@@ -100,13 +103,12 @@ class Quotas:
                 keys.month_spend("key", key.name, month),
             ],
             args=[
-                now_ms,
+                int(lease_s * 1000),
                 key.rpm or 0,
                 key.tpm or 0,
                 key.concurrency or 0,
                 key.monthly_usd or 0,
                 request_id,
-                now_ms + int(lease_s * 1000),
                 int(next_month_start(now_s) * 1000),
                 WINDOW_MS,
             ],
