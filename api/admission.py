@@ -16,26 +16,26 @@ from dataclasses import dataclass
 from arq.connections import ArqRedis
 from fastapi import Request
 
-from api.chunk_hub import ChunkHub
-from api.detached import DetachedJobs
-from api.job_reader import JobReader
-from api.job_watch import JobWatch
-from api.relay import JobRelay
-from api.request_recorder import request_timing
-from shared.client_keys import ClientKey, KeyStore
-from shared.conversation import preferred_account
+from api.relay.chunk_hub import ChunkHub
+from api.relay.detached import DetachedJobs
+from api.relay.job_reader import JobReader
+from api.relay.job_relay import JobRelay
+from api.relay.job_watch import JobWatch
+from api.telemetry.request_recorder import request_timing
+from shared.access.client_keys import ClientKey, KeyStore
+from shared.access.quotas import QuotaLease, Quotas
 from shared.errors import InvalidRequest, NotFound, PermissionDenied
-from shared.fleet import Lane, admission_error, read_fleet
-from shared.job_queue import JobQueue
-from shared.log import job_id_var, request_id_var
-from shared.messages import MessagesRequest
-from shared.metrics import FleetMetrics
-from shared.quotas import QuotaLease, Quotas
+from shared.fleet.affinity import preferred_account
+from shared.fleet.registry import Lane, admission_error, read_fleet
+from shared.queue.job_queue import JobQueue
 from shared.settings import Settings
+from shared.telemetry.log import job_id_var, request_id_var
+from shared.telemetry.metrics import FleetMetrics
+from shared.wire.messages import MessagesRequest
 
 LANE_HEADER = "x-ccfleet-lane"
 RESUME_WINDOW_HEADER = "x-ccfleet-resume-window"
-_EVENT_ID = re.compile(r"(job_[0-9a-f]{32}):([0-9]{1,9})")  # api/relay.py `to_sse`
+_EVENT_ID = re.compile(r"(job_[0-9a-f]{32}):([0-9]{1,9})")  # api/relay/job_relay.py `to_sse`
 
 
 @dataclass

@@ -12,13 +12,11 @@ from sse_starlette.sse import AppStatus
 
 from api.admission import FrontEnd
 from api.auth import authenticate, require_admin
-from api.chunk_hub import ChunkHub
-from api.detached import DetachedJobs
 from api.errors import install_error_handlers
-from api.job_watch import JobWatch
 from api.middleware import RequestContextMiddleware
-from api.request_metrics import RequestMetricsMiddleware
-from api.request_recorder import RequestRecorderMiddleware
+from api.relay.chunk_hub import ChunkHub
+from api.relay.detached import DetachedJobs
+from api.relay.job_watch import JobWatch
 from api.routes import (
     batches,
     chat,
@@ -31,15 +29,17 @@ from api.routes import (
     models,
     usage,
 )
-from shared.batch_dispatch import BatchDispatch
-from shared.batch_store import BatchStore
-from shared.client_keys import KeyStore
-from shared.job_queue import JobLifetimes, JobQueue
-from shared.metrics import FleetMetrics
-from shared.quotas import Quotas
-from shared.redis_connection import arq_redis
+from api.telemetry.request_metrics import RequestMetricsMiddleware
+from api.telemetry.request_recorder import RequestRecorderMiddleware
+from shared.access.client_keys import KeyStore
+from shared.access.quotas import Quotas
+from shared.batches.dispatch import BatchDispatch
+from shared.batches.store import BatchStore
+from shared.broker.connection import arq_redis
+from shared.process.vital_tasks import VitalTasks
+from shared.queue.job_queue import JobLifetimes, JobQueue
 from shared.settings import Settings
-from shared.vital_tasks import VitalTasks
+from shared.telemetry.metrics import FleetMetrics
 
 
 def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAPI:

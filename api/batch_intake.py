@@ -24,11 +24,11 @@ from pydantic import ValidationError
 
 from api.errors import validation_message
 from api.routes.messages import ensure_answerable
-from shared import batches
-from shared.batch_store import StoredRequest
-from shared.client_keys import ClientKey
+from shared.access.client_keys import ClientKey
+from shared.batches import wire
+from shared.batches.store import StoredRequest
 from shared.errors import FleetError, InvalidRequest, PermissionDenied
-from shared.messages import MessagesRequest
+from shared.wire.messages import MessagesRequest
 
 
 async def read_batch_body(request: Request) -> tuple[list[Any], int]:
@@ -56,9 +56,9 @@ async def read_batch_body(request: Request) -> tuple[list[Any], int]:
 def _check_items(items: list[Any]) -> None:
     if not items:
         raise InvalidRequest("requests: List should have at least 1 item.")
-    if len(items) > batches.MAX_REQUESTS:
+    if len(items) > wire.MAX_REQUESTS:
         raise InvalidRequest(
-            f"requests: a batch holds at most {batches.MAX_REQUESTS} requests, got {len(items)}."
+            f"requests: a batch holds at most {wire.MAX_REQUESTS} requests, got {len(items)}."
         )
     seen: set[str] = set()
     for index, item in enumerate(items):
@@ -69,7 +69,7 @@ def _check_items(items: list[Any]) -> None:
         if extra:
             raise InvalidRequest(f"{where}.{extra[0]}: Extra inputs are not permitted")
         custom_id = item.get("custom_id")
-        if not isinstance(custom_id, str) or not batches.CUSTOM_ID.match(custom_id):
+        if not isinstance(custom_id, str) or not wire.CUSTOM_ID.match(custom_id):
             raise InvalidRequest(
                 f"{where}.custom_id: 1 to 64 characters of letters, digits, `_` and `-`."
             )
@@ -98,7 +98,7 @@ def stored_requests(items: list[Any], rules: RequestRules) -> Iterator[StoredReq
         refused = params_problem(item["params"], rules)
         line = None
         if refused is not None:
-            line = batches.result_line(item["custom_id"], batches.errored(refused.to_error()))
+            line = wire.result_line(item["custom_id"], wire.errored(refused.to_error()))
         yield StoredRequest(index, body, line)
 
 

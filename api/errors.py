@@ -18,12 +18,12 @@ from fastapi.responses import Response
 from sse_starlette import ServerSentEvent
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.disconnect import ClientDisconnected
 from api.openai.errors import is_openai_path, openai_error, openai_status
+from api.relay.disconnect import ClientDisconnected
+from shared.broker.outage import OUTAGE_ERRORS
 from shared.errors import FleetError, InvalidRequest, NotFound, Overloaded, error_class_for
-from shared.json_limits import FIELD_ERROR
-from shared.log import request_id_var
-from shared.redis_outage import OUTAGE_ERRORS
+from shared.telemetry.log import request_id_var
+from shared.wire.json_limits import FIELD_ERROR
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response
 from shared.errors import RequestTooLarge
-from shared.log import request_id_var
+from shared.telemetry.log import request_id_var
 
 REQUEST_ID_STATE = "request_id"
 """Where the request's id is kept in `request.state`, for code that runs outside this

@@ -23,7 +23,7 @@ import struct
 
 import orjson
 
-from shared.messages import (
+from shared.wire.messages import (
     Base64ImageSource,
     Base64PdfSource,
     ContentSource,

@@ -29,8 +29,8 @@ from redis.asyncio import Redis
 
 from bench.gateway_cpu import fake_claude
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
-from shared import keys
-from shared.fleet import set_account_cooling
+from shared.broker import redis_keys
+from shared.fleet.registry import set_account_cooling
 from tests.processes import ManagedProcess, http_ok, wait_until
 
 ACCOUNTS = ("a", "b", "c")
@@ -44,10 +44,10 @@ class Run:
         self.cooled = ""
 
     async def account_of(self, job_id: str) -> str:
-        worker = (await self.redis.hget(keys.job_record(job_id), "worker") or b"").decode()
+        worker = (await self.redis.hget(redis_keys.job_record(job_id), "worker") or b"").decode()
         if worker not in self.workers:
-            for worker_id in await self.redis.zrange(keys.workers_index(), 0, -1):
-                beat = await self.redis.hgetall(keys.worker_heartbeat(worker_id.decode()))
+            for worker_id in await self.redis.zrange(redis_keys.workers_index(), 0, -1):
+                beat = await self.redis.hgetall(redis_keys.worker_heartbeat(worker_id.decode()))
                 self.workers[worker_id.decode()] = beat[b"account"].decode()
         return self.workers.get(worker, "?")
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 import redis as redis_lib
 
 from ccfleet.embedded_redis import EmbeddedRedis
-from shared import keys
+from shared.broker import redis_keys
 from tests.processes import ManagedProcess, wait_until
 
 SETTLE_S = 3.0
@@ -60,7 +60,9 @@ def main() -> None:
     worker = ManagedProcess(["worker"], env=env, log_path=root / "worker.log")
     client = redis_lib.Redis.from_url(server.url)
     try:
-        wait_until(lambda: client.zcard(keys.workers_index()) > 0, 30, "the worker's heartbeat")
+        wait_until(
+            lambda: client.zcard(redis_keys.workers_index()) > 0, 30, "the worker's heartbeat"
+        )
         time.sleep(SETTLE_S)
         cpu_before, commands_before = cpu_seconds(worker.pid), commands_processed(client)
         time.sleep(args.seconds)

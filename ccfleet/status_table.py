@@ -13,9 +13,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from shared.cli_vetting import VETTED_CLI_VERSIONS
-from shared.fleet import FleetSnapshot
-from shared.fleet_view import AccountView, FleetView, WorkerView, fleet_view
+from shared.fleet.cli_vetting import VETTED_CLI_VERSIONS
+from shared.fleet.registry import FleetSnapshot
+from shared.fleet.view import AccountView, FleetView, WorkerView, fleet_view
 
 ERROR_WIDTH = 40
 STATE_STYLES = {"ready": "green", "cooling": "yellow", "draining": "magenta", "broken": "red"}

@@ -140,7 +140,7 @@ class Settings(BaseSettings):
     )
     usage_retention_days: int = Field(default=400, ge=1, description="Ledger days kept.")
 
-    # both: conversation affinity (shared/conversation.py)
+    # both: conversation affinity (shared/fleet/affinity.py)
     affinity_wait_ms: int = Field(
         default=500,
         ge=0,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from shared import keys
+from shared.broker import redis_keys
 
 
 async def running_attempt(redis: Redis, job_id: str, attempt: int = 1) -> None:
     await redis.hset(  # type: ignore[misc]  # redis-py 5 types it sync-or-async
-        keys.job_record(job_id), mapping={"attempt": attempt, "status": "running"}
+        redis_keys.job_record(job_id), mapping={"attempt": attempt, "status": "running"}
     )

@@ -8,7 +8,7 @@
 #
 # CCFLEET_CLAUDE_CODE_VERSION=X runs the suite against CLI version X instead of the pin in
 # pyproject.toml: how an operator vets a CLI upgrade before rolling it out. When it passes,
-# add X to VETTED_CLI_VERSIONS in shared/cli_vetting.py (`/v1/fleet` flags other versions).
+# add X to VETTED_CLI_VERSIONS in shared/fleet/cli_vetting.py (`/v1/fleet` flags other versions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +50,6 @@ if [ "$status" -eq 5 ]; then
 fi
 if [ "$status" -eq 0 ] && [ "$version" != "$pinned" ] && [ "$#" -eq 0 ]; then
   echo "CLI $version passed the whole suite: add \"$version\" to VETTED_CLI_VERSIONS in" \
-    "shared/cli_vetting.py (and move [tool.ccfleet] claude-code-version to roll it out)."
+    "shared/fleet/cli_vetting.py (and move [tool.ccfleet] claude-code-version to roll it out)."
 fi
 exit "$status"

@@ -1,7 +1,7 @@
 """The worker's part in message batches: keep the batch lane fed, and look after batches.
 
 Each worker runs one `BatchFeeder` task. It feeds batch requests to the queue (round-robin,
-shared/batch_dispatch.py) whenever one of its batch jobs finishes and every `batch_check_s`,
+shared/batches/dispatch.py) whenever one of its batch jobs finishes and every `batch_check_s`,
 keeping about one waiting job per free batch slot of the fleet. Every `batch_check_s` one
 worker of the fleet (whichever takes the turn in Redis) also checks the open batches:
 expiry, requests whose worker died or whose job was lost. While no batch is open, a tick is
@@ -17,10 +17,10 @@ import logging
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared import keys
-from shared.batch_dispatch import BatchDispatch
-from shared.batch_store import BatchStore
-from shared.fleet import read_fleet
+from shared.batches.dispatch import BatchDispatch
+from shared.batches.store import BatchStore
+from shared.broker import redis_keys
+from shared.fleet.registry import read_fleet
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,9 @@ class BatchFeeder:
     async def _take_turn(self) -> bool:
         """One worker of the fleet checks the batches per interval."""
         turn_ms = int(self._settings.batch_check_s * 1000)
-        return bool(await self._redis.set(keys.batches_check_turn(), "1", nx=True, px=turn_ms))
+        return bool(
+            await self._redis.set(redis_keys.batches_check_turn(), "1", nx=True, px=turn_ms)
+        )
 
     async def _check_open_batches(self) -> None:
         for batch_id in await self._store.open_batch_ids():

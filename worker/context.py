@@ -7,13 +7,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from shared.batch_store import BatchStore
-from shared.job_queue import Claim, JobQueue
-from shared.metrics import FleetMetrics
+from shared.batches.store import BatchStore
+from shared.queue.job_queue import Claim, JobQueue
 from shared.settings import Settings
+from shared.telemetry.metrics import FleetMetrics
 from worker.batch_feeder import BatchFeeder
-from worker.cli_config import CliConfig
-from worker.cli_pool import CliPool, PoolStats
+from worker.cli.config import CliConfig
+from worker.cli.pool import CliPool, PoolStats
 
 
 @dataclass
@@ -33,11 +33,11 @@ class WorkerState:
     started_at_ms: int = 0
     monthly_usd: float = 0.0  # the account's monthly budget; 0: none
     broken_reason: str = ""
-    """Why this worker's CLI cannot serve (worker/cli_check.py); it takes no jobs meanwhile."""
+    """Why this worker's CLI cannot serve (worker/cli/check.py); it takes no jobs meanwhile."""
     ready_clis: PoolStats = field(default_factory=PoolStats)
     claims: dict[str, Claim] = field(default_factory=dict)
     """By arq job id: attempts this worker claimed (worker/fleet_worker.py) whose job function
-    has not taken its claim yet (worker/jobs.py)."""
+    has not taken its claim yet (worker/job_function.py)."""
 
     @property
     def cooling(self) -> bool:

@@ -23,10 +23,10 @@ from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
-from shared.job_queue import JobQueue
-from shared.jobs import AttemptId
-from shared.redis_outage import outlasting_outage
-from shared.vital_tasks import VitalTasks
+from shared.broker.outage import outlasting_outage
+from shared.process.vital_tasks import VitalTasks
+from shared.queue.job import AttemptId
+from shared.queue.job_queue import JobQueue
 from worker.context import WorkerState
 from worker.queue_wakeup import QueueWakeup
 
@@ -59,7 +59,7 @@ class FleetWorker(Worker):
 
     async def main(self) -> None:
         # arq waits for Redis at start only when it builds its pool itself; ours is built
-        # with bounded waits (shared/redis_connection.py), so wait here.
+        # with bounded waits (shared/broker/connection.py), so wait here.
         await outlasting_outage(self.pool.ping, limit_s=self._redis_outage_s)
         await super().main()
 
@@ -109,7 +109,7 @@ class FleetWorker(Worker):
                 if claim.outcome in ("cooling", "behind"):
                     return False
                 continue  # started elsewhere, or no longer queued
-            self.state.claims[job_id] = claim  # for the job function (worker/jobs.py)
+            self.state.claims[job_id] = claim  # for the job function (worker/job_function.py)
             self.job_counter += 1
             task = self.loop.create_task(self.run_job(job_id, claim.score))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())

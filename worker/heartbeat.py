@@ -9,8 +9,8 @@ import time
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared import keys
-from shared.fleet import account_cooling_until
+from shared.broker import redis_keys
+from shared.fleet.registry import account_cooling_until
 from worker.context import WorkerState
 
 logger = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ async def read_account_cooldown(redis: Redis, state: WorkerState) -> None:
 async def beat(redis: Redis, state: WorkerState, *, ttl_s: float) -> None:
     await read_account_cooldown(redis, state)
     now_ms = int(time.time() * 1000)
-    info_key = keys.worker_heartbeat(state.worker_id)
+    info_key = redis_keys.worker_heartbeat(state.worker_id)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(
             info_key,
@@ -51,9 +51,9 @@ async def beat(redis: Redis, state: WorkerState, *, ttl_s: float) -> None:
             },
         )
         pipe.pexpire(info_key, int(ttl_s * 1000))
-        pipe.zadd(keys.workers_index(), {state.worker_id: now_ms})
+        pipe.zadd(redis_keys.workers_index(), {state.worker_id: now_ms})
         # Forget workers that stopped beating long ago.
-        pipe.zremrangebyscore(keys.workers_index(), 0, now_ms - int(ttl_s * 1000) * 6)
+        pipe.zremrangebyscore(redis_keys.workers_index(), 0, now_ms - int(ttl_s * 1000) * 6)
         await pipe.execute()
 
 
@@ -71,6 +71,6 @@ async def beat_forever(
 
 async def unregister(redis: Redis, state: WorkerState) -> None:
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.delete(keys.worker_heartbeat(state.worker_id))
-        pipe.zrem(keys.workers_index(), state.worker_id)
+        pipe.delete(redis_keys.worker_heartbeat(state.worker_id))
+        pipe.zrem(redis_keys.workers_index(), state.worker_id)
         await pipe.execute()

@@ -16,30 +16,30 @@ import uvloop
 from arq.worker import func
 from redis.exceptions import RedisError
 
-from shared import arq_codec
-from shared.batch_dispatch import BatchDispatch
-from shared.batch_store import BatchStore
-from shared.job_queue import JobLifetimes, JobQueue
-from shared.jobs import RUN_MESSAGES_JOB
-from shared.metrics import FleetMetrics
-from shared.redis_connection import arq_redis
+from shared.batches.dispatch import BatchDispatch
+from shared.batches.store import BatchStore
+from shared.broker.connection import arq_redis
+from shared.process.vital_tasks import VitalTasks
+from shared.queue import arq_codec
+from shared.queue.job import RUN_MESSAGES_JOB
+from shared.queue.job_queue import JobLifetimes, JobQueue
 from shared.settings import Settings
-from shared.vital_tasks import VitalTasks
-from worker.account_login import AccountLogin
-from worker.accounting import check_budget_at_start
+from shared.telemetry.metrics import FleetMetrics
 from worker.batch_feeder import BatchFeeder
-from worker.cli_check import check_cli, check_cli_forever, record_check
-from worker.cli_command import cli_base_environment
-from worker.cli_config import CliConfig
-from worker.cli_pool import CliPool
+from worker.cli.check import check_cli, check_cli_forever, record_check
+from worker.cli.command import cli_base_environment
+from worker.cli.config import CliConfig
+from worker.cli.login import AccountLogin
+from worker.cli.pool import CliPool
+from worker.cli.workspace import WorkerDirectory, remove_dead_workers, sweep_forever
 from worker.context import WorkerContext, WorkerState
 from worker.fleet_worker import FleetWorker
 from worker.heartbeat import beat, beat_forever, unregister
-from worker.jobs import run_messages
+from worker.job_function import run_messages
 from worker.metrics_server import MetricsServer
 from worker.queue_wakeup import QueueWakeup
+from worker.reply.accounting import check_budget_at_start
 from worker.upstream_models import can_list_models, publish_models_forever
-from worker.workspace import WorkerDirectory, remove_dead_workers, sweep_forever
 
 
 def private_cli_environment(

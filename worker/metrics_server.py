@@ -11,7 +11,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
 
-from shared.metrics import FleetMetrics
+from shared.telemetry.metrics import FleetMetrics
 
 _JOIN_TIMEOUT_S = 5.0
 

@@ -1,8 +1,8 @@
 """Wakes an idle worker when there is something to do, so it need not poll the queue.
 
-Front ends publish on `keys.queue_wake_channel()` after they queue an attempt (its id, which
+Front ends publish on `redis_keys.queue_wake_channel()` after they queue an attempt (its id, which
 an idle worker may claim without reading the queue: worker/fleet_worker.py) or cancel one
-(shared/job_queue.py); the worker's own jobs wake it when they free a slot. Between wakes a
+(shared/queue/job_queue.py); the worker's own jobs wake it when they free a slot. Between wakes a
 worker still reads the queue every `idle_poll_s`, which covers a wake lost to a pub/sub
 reconnect and attempts whose time comes later. One subscription per worker process.
 """
@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from shared import keys
+from shared.broker import redis_keys
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class QueueWakeup:
         while True:
             pubsub = redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(keys.queue_wake_channel())
+                await pubsub.subscribe(redis_keys.queue_wake_channel())
                 await self._relay_messages(pubsub)
             except (RedisError, OSError) as exc:
                 logger.warning("queue wake-up subscription lost (%s)", type(exc).__name__)

@@ -3,7 +3,7 @@
 An API-key account can list the models it may use: `GET /v1/models` on the upstream its CLI
 talks to (`ANTHROPIC_BASE_URL`, else the Anthropic API), with the key in `x-api-key`. A worker
 of such an account fetches the list at start and every `CCFLEET_MODELS_REFRESH_S`, and writes
-it to `keys.upstream_models()` with a TTL of three refresh periods, so a list nobody refreshes
+it to `redis_keys.upstream_models()` with a TTL of three refresh periods, so a list nobody refreshes
 any more expires. Front ends serve it (api/routes/models.py); while none is published they
 serve `CCFLEET_MODELS`. Subscription (OAuth) workers publish nothing.
 """
@@ -21,8 +21,8 @@ import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared import keys
-from worker.cli_command import uses_api_key
+from shared.broker import redis_keys
+from worker.cli.command import uses_api_key
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ async def _get_page(client: httpx.AsyncClient, params: dict[str, str]) -> dict[s
 
 async def publish_models(redis: Redis, models: list[dict[str, Any]], *, ttl_s: float) -> None:
     record = {"fetched_at_ms": int(time.time() * 1000), "models": models}
-    await redis.set(keys.upstream_models(), json.dumps(record), px=int(ttl_s * 1000))
+    await redis.set(redis_keys.upstream_models(), json.dumps(record), px=int(ttl_s * 1000))
 
 
 async def refresh_models(

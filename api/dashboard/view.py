@@ -1,10 +1,11 @@
 """What the dashboard shows, assembled from small independent sources.
 
 `assemble_dashboard` reads each source once and puts the answers side by side: the fleet
-(workers, accounts with their month-to-date spend, lanes: shared/fleet.py), how long each
+(workers, accounts with their month-to-date spend, lanes: shared/fleet/registry.py), how long each
 lane's oldest job has waited, the request figures every front end rolls up
-(shared/request_stats.py), and batches in progress (shared/batch_store.py). A source is one
-function of Redis and the time; a new one is a field here and a line in `assemble_dashboard`.
+(shared/telemetry/request_stats.py), and batches in progress (shared/batches/store.py).
+A source is one function of Redis and the time; a new one is a field here and a line in
+`assemble_dashboard`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from __future__ import annotations
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from shared import keys
-from shared.batch_store import BatchStore
-from shared.fleet import LANES, read_fleet
-from shared.fleet_view import AccountView, FleetTotals, WorkerView, fleet_view
-from shared.request_stats import RequestStats, read_request_stats
+from shared.batches.store import BatchStore
+from shared.broker import redis_keys
+from shared.fleet.registry import LANES, read_fleet
+from shared.fleet.view import AccountView, FleetTotals, WorkerView, fleet_view
+from shared.telemetry.request_stats import RequestStats, read_request_stats
 
 
 class LaneRow(BaseModel):
@@ -68,7 +69,7 @@ async def lane_oldest_waits(redis: Redis, *, now_s: float) -> dict[str, float]:
     """Per lane, seconds since its oldest waiting job was queued (lanes are scored by it)."""
     async with redis.pipeline(transaction=False) as pipe:
         for lane in LANES:
-            pipe.zrange(keys.lane_waiting(lane), 0, 0, withscores=True)
+            pipe.zrange(redis_keys.lane_waiting(lane), 0, 0, withscores=True)
         replies = await pipe.execute()
     return {
         lane: max(0.0, now_s - oldest[0][1] / 1000) if oldest else 0.0

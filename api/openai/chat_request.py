@@ -26,9 +26,9 @@ import orjson
 from pydantic import Field, ValidationError, model_validator
 
 from shared.errors import InvalidRequest
-from shared.json_limits import FIELD_ERROR, check_json_limits
-from shared.messages import MessagesRequest
-from shared.strict_model import StrictModel
+from shared.wire.json_limits import FIELD_ERROR, check_json_limits
+from shared.wire.messages import MessagesRequest
+from shared.wire.strict_model import StrictModel
 
 DEFAULT_MAX_TOKENS = 4096
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")

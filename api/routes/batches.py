@@ -17,9 +17,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.batch_intake import RequestRules, read_batch_body, stored_requests
-from shared.batch_dispatch import BatchDispatch
-from shared.batch_store import BatchStore, NewBatch
-from shared.batches import BatchState, new_batch_id
+from shared.batches.dispatch import BatchDispatch
+from shared.batches.store import BatchStore, NewBatch
+from shared.batches.wire import BatchState, new_batch_id
 from shared.errors import InvalidRequest, NotFound, PermissionDenied
 from shared.settings import Settings
 

@@ -18,12 +18,12 @@ from fastapi.responses import JSONResponse, Response
 from sse_starlette import ServerSentEvent
 
 from api.admission import FrontEnd, front_end
-from api.disconnect import until_disconnected
 from api.openai.chat_reply import ChunkTranslator, to_chat_completion
 from api.openai.chat_request import ChatCompletionRequest, to_messages_request
+from api.relay.disconnect import until_disconnected
+from api.relay.streaming import stream_reply
 from api.routes.messages import ensure_answerable
-from api.streaming import stream_reply
-from shared.log import request_id_var
+from shared.telemetry.log import request_id_var
 
 router = APIRouter()
 

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from api.token_estimate import estimate_input_tokens
-from shared.messages import (
+from shared.wire.messages import (
     CacheControl,
     Message,
     OutputConfig,
@@ -25,7 +25,7 @@ from shared.messages import (
     Tool,
     ToolChoice,
 )
-from shared.strict_model import StrictModel
+from shared.wire.strict_model import StrictModel
 
 router = APIRouter()
 

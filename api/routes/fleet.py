@@ -1,6 +1,6 @@
 """GET /v1/fleet: the live workers, their accounts and the lanes' queue depths, as JSON.
 
-Read from Redis on every request (shared.fleet.read_fleet): a worker that stops beating
+Read from Redis on every request (shared.fleet.registry.read_fleet): a worker that stops beating
 drops out within the heartbeat TTL. Redis not answering is a 529 overloaded_error
 (api/errors.py maps a Redis outage so; any other Redis error is a 500).
 """
@@ -13,8 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from api.admission import FrontEnd, front_end
-from shared.fleet import read_fleet
-from shared.fleet_view import FleetView, fleet_view
+from shared.fleet.registry import read_fleet
+from shared.fleet.view import FleetView, fleet_view
 
 router = APIRouter()
 

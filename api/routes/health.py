@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
 from api.admission import FrontEnd, front_end
-from shared.fleet import broken_fleet_error, read_fleet
+from shared.fleet.registry import broken_fleet_error, read_fleet
 
 router = APIRouter()
 

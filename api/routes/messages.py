@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.admission import FrontEnd, front_end
-from api.disconnect import until_disconnected
-from api.relay import ping_event, to_sse
-from api.streaming import stream_reply
+from api.relay.disconnect import until_disconnected
+from api.relay.job_relay import ping_event, to_sse
+from api.relay.streaming import stream_reply
 from shared.errors import InvalidRequest
-from shared.messages import MessagesRequest
+from shared.wire.messages import MessagesRequest
 
 router = APIRouter()
 

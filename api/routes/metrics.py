@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from api.admission import FrontEnd, front_end
-from shared.fleet import read_fleet
-from shared.metrics import CONTENT_TYPE
+from shared.fleet.registry import read_fleet
+from shared.telemetry.metrics import CONTENT_TYPE
 
 router = APIRouter()
 

@@ -29,7 +29,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from api.admission import FrontEnd, front_end
-from shared import keys
+from shared.broker import redis_keys
 from shared.errors import InvalidRequest, NotFound
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ async def served_models(fe: FrontEnd) -> list[ModelEntry]:
 
 
 async def _published_models(fe: FrontEnd) -> list[dict[str, Any]]:
-    raw: bytes | None = await fe.redis.get(keys.upstream_models())
+    raw: bytes | None = await fe.redis.get(redis_keys.upstream_models())
     if raw is None:
         return []
     try:

@@ -1,4 +1,4 @@
-"""GET /v1/usage: the ledger (shared/ledger.py), for admin keys when auth is on.
+"""GET /v1/usage: the ledger (shared/access/ledger.py), for admin keys when auth is on.
 
 `?by=key|account|model` (default key) and `?since=YYYY-MM-DD` (default the first day of this
 month, UTC); the same rows as `ccfleet usage --json`.
@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from api.admission import FrontEnd, front_end
-from shared.ledger import Dimension, read_usage, today_utc
+from shared.access.ledger import Dimension, read_usage, today_utc
 
 router = APIRouter()
 

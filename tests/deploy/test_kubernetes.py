@@ -16,7 +16,7 @@ from redis.connection import parse_url
 
 from api.app import create_app
 from ccfleet.main import app as ccfleet_app
-from shared import keys
+from shared.broker import redis_keys
 from shared.settings import Settings
 from tests.deploy.manifests import (
     K8S,
@@ -163,7 +163,7 @@ def test_batch_workers_scale_to_zero_on_the_batch_lane_with_the_redis_password(
         assert spec["maxReplicaCount"] >= 1
         [trigger] = spec["triggers"]
         metadata = trigger["metadata"]
-        assert metadata["listName"] == keys.lane_waiting("batch")
+        assert metadata["listName"] == redis_keys.lane_waiting("batch")
         # KEDA runs in its own namespace: the Service's full name, its port, the pods' database.
         redis = one(production, "Service", "ccfleet-redis")
         assert metadata["address"] == (

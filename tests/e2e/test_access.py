@@ -29,8 +29,8 @@ from pydantic import SecretStr
 from redis.asyncio import Redis as AsyncRedis
 
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
-from shared.client_keys import KeyLimits, KeyStore
-from shared.ledger import next_month_start
+from shared.access.client_keys import KeyLimits, KeyStore
+from shared.access.ledger import next_month_start
 from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import ErrorReply, FakeUpstream, RecordedRequest, TextReply
 from tests.processes import ManagedProcess, http_ok, wait_until

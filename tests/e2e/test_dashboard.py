@@ -25,10 +25,10 @@ from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from shared.batch_store import BatchStore, NewBatch, StoredRequest
-from shared.batches import errored, new_batch_id, succeeded
-from shared.client_keys import KeyLimits, KeyStore
-from shared.fleet import set_account_cooling
+from shared.access.client_keys import KeyLimits, KeyStore
+from shared.batches.store import BatchStore, NewBatch, StoredRequest
+from shared.batches.wire import errored, new_batch_id, succeeded
+from shared.fleet.registry import set_account_cooling
 from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import MidStreamErrorReply, TextReply
 from tests.processes import http_ok, wait_until

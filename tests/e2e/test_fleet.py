@@ -18,7 +18,7 @@ import pytest
 from redis.asyncio import Redis
 
 from ccfleet.embedded_redis import free_port
-from shared.fleet import set_account_cooling
+from shared.fleet.registry import set_account_cooling
 from tests.conftest import Stack, StackFactory
 from tests.processes import ManagedProcess, wait_until
 

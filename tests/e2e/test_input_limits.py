@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from ccfleet.embedded_redis import EmbeddedRedis
-from shared import keys
+from shared.broker import redis_keys
 from tests.conftest import Stack, StackFactory
 from tests.processes import http_ok, wait_until
 
@@ -61,16 +61,16 @@ def nested(depth: int) -> Any:
     return value
 
 
-def redis_keys(stack: Stack) -> list[bytes]:
+def stored_keys(stack: Stack) -> list[bytes]:
     """Every key but the dashboard's request figures, which count refused requests too."""
-    figures = keys.request_stats(0).removesuffix("0").encode()
+    figures = redis_keys.request_stats(0).removesuffix("0").encode()
     with redis.Redis.from_url(stack.redis.url) as client:
         return sorted(key for key in client.keys("*") if not key.startswith(figures))
 
 
 def lane_count(stack: Stack) -> int:
     with redis.Redis.from_url(stack.redis.url) as client:
-        return int(client.zcard(keys.lane_waiting("interactive")))
+        return int(client.zcard(redis_keys.lane_waiting("interactive")))
 
 
 def tool_use_input(value: Any) -> dict[str, Any]:
@@ -181,14 +181,14 @@ BAD_INPUT: list[tuple[str, bytes, str]] = [
 def test_bad_input_is_a_400_naming_the_field_that_leaves_nothing_in_redis(
     front_end: Stack, case: str, raw: bytes, field: str
 ) -> None:
-    before = redis_keys(front_end)
+    before = stored_keys(front_end)
     response = post_raw(front_end, raw)
     assert response.status_code == 400, (case, response.text)
     body = response.json()
     assert body["error"]["type"] == "invalid_request_error"
     assert body["error"]["message"].startswith(field), body["error"]["message"]
     assert body["request_id"] == response.headers["request-id"]
-    assert redis_keys(front_end) == before
+    assert stored_keys(front_end) == before
     assert lane_count(front_end) == 0
 
 
@@ -275,8 +275,8 @@ def test_a_malformed_last_event_id_is_400_and_an_unknown_one_404(
 def test_a_500_after_a_400_on_one_connection_carries_its_own_request_id(front_end: Stack) -> None:
     with redis.Redis.from_url(front_end.redis.url) as client:
         # A worker heartbeat no worker would write: reading the fleet fails unexpectedly.
-        client.zadd(keys.workers_index(), {"w-broken": int(time.time() * 1000) + 60_000})
-        client.hset(keys.worker_heartbeat("w-broken"), mapping={"id": "w", "slots": "many"})
+        client.zadd(redis_keys.workers_index(), {"w-broken": int(time.time() * 1000) + 60_000})
+        client.hset(redis_keys.worker_heartbeat("w-broken"), mapping={"id": "w", "slots": "many"})
     with httpx.Client(timeout=10) as http:
         first = http.post(f"{front_end.url}/v1/messages", json=request(bogus=1))
         second = http.get(f"{front_end.url}/v1/fleet")
@@ -299,13 +299,13 @@ def test_a_request_that_would_not_fit_the_redis_memory_budget_is_529_and_leaves_
         CCFLEET_INTERACTIVE_MAX_WAIT_S="1",
     )
     wait_until(lambda: http_ok(f"{stack.url}/health"), 30, "the front end")
-    before = redis_keys(stack)
+    before = stored_keys(stack)
     big = request(messages=[{"role": "user", "content": "x" * (3 << 20)}])
     refused = post_raw(stack, orjson.dumps(big))
     assert refused.status_code == 529, refused.text
     assert "no room" in refused.json()["error"]["message"]
     assert refused.headers["retry-after"]
-    assert redis_keys(stack) == before
+    assert stored_keys(stack) == before
     small = post_raw(stack, orjson.dumps(request()))
     assert small.status_code == 529  # admitted, then no worker came within a second
     assert "No worker" in small.json()["error"]["message"], small.text

@@ -211,7 +211,7 @@ def test_a_clients_slash_commands_reach_the_model_as_text_and_run_nothing(
 
 
 def test_a_ready_cli_is_as_isolated_as_a_cold_one(make_stack: StackFactory, tmp_path: Path) -> None:
-    """The same host canaries against a CLI the worker started ahead (worker/cli_pool.py)."""
+    """The same host canaries against a CLI the worker started ahead (worker/cli/pool.py)."""
     host = seed_host(tmp_path / "host")
     stack = make_stack(**host.env(), CCFLEET_PREWARM_CLIS="1")
     client = anthropic.Anthropic(base_url=stack.url, api_key="client-key", max_retries=0)

@@ -24,7 +24,9 @@ from tests.fakes.upstream import (
 from tests.processes import cli_processes, wait_until
 
 HELLO: list[dict[str, object]] = [{"role": "user", "content": "Say hello."}]
-MODEL_TOOL_NAME = "mcp__client__get_weather"  # the name the model sees (worker/client_tools.py)
+MODEL_TOOL_NAME = (
+    "mcp__client__get_weather"  # the name the model sees (worker/tools/client_tools.py)
+)
 WEATHER_TOOL: dict[str, object] = {
     "type": "function",
     "function": {

@@ -1,4 +1,4 @@
-"""Ready CLIs (worker/cli_pool.py) with the real CLI: a request served by a CLI started ahead
+"""Ready CLIs (worker/cli/pool.py) with the real CLI: a request served by a CLI started ahead
 reaches the model exactly as a cold one does, a request with client tools too, and none is
 left behind when the worker stops."""
 

@@ -13,16 +13,16 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from api.chunk_hub import ChunkHub
+from api.relay.chunk_hub import ChunkHub
 from ccfleet.embedded_redis import EmbeddedRedis
-from shared.job_queue import Claim, JobLifetimes, JobQueue
-from shared.jobs import AttemptId, JobRequest
-from shared.redis_connection import arq_redis
+from shared.broker.connection import arq_redis
+from shared.queue.job import AttemptId, JobRequest
+from shared.queue.job_queue import Claim, JobLifetimes, JobQueue
 from shared.settings import Settings
 from tests.fakes import fake_cli
-from worker.answer import CliConfig
 from worker.context import WorkerContext, WorkerState
-from worker.jobs import run_messages
+from worker.job_function import run_messages
+from worker.reply.answer import CliConfig
 
 
 @pytest.fixture

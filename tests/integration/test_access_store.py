@@ -11,11 +11,11 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from ccfleet.embedded_redis import EmbeddedRedis
-from shared import keys
-from shared.client_keys import ClientKey, KeyLimits, KeyStore, KeyStoreError
+from shared.access.client_keys import ClientKey, KeyLimits, KeyStore, KeyStoreError
+from shared.access.ledger import LedgerEntry, Usage, read_usage, record_usage, today_utc
+from shared.access.quotas import Quotas
+from shared.broker import redis_keys
 from shared.errors import RateLimited
-from shared.ledger import LedgerEntry, Usage, read_usage, record_usage, today_utc
-from shared.quotas import Quotas
 
 SERVER_SECRET = SecretStr("s" * 40)
 LEASE_S = 600.0
@@ -244,5 +244,5 @@ async def test_a_shorter_lease_does_not_cut_a_longer_one_short(redis: Redis) -> 
     key = limited(concurrency=2)
     await quotas.admit(key, "req_batch", lease_s=86_400)
     await quotas.admit(key, "req_interactive", lease_s=60)
-    ttl_ms = await redis.pttl(keys.quota_in_flight("alice"))
+    ttl_ms = await redis.pttl(redis_keys.quota_in_flight("alice"))
     assert ttl_ms > 86_000 * 1000

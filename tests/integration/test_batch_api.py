@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from api.app import create_app
 from ccfleet.embedded_redis import EmbeddedRedis
-from shared.client_keys import KeyLimits, KeyStore
+from shared.access.client_keys import KeyLimits, KeyStore
 from shared.settings import Settings
 
 MODEL = "claude-sonnet-4-5"

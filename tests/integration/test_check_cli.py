@@ -1,6 +1,6 @@
 """`ccfleet check-cli`, the workers' startup probe: the real CLI, a missing one, a hanging one.
 
-It runs the check every worker runs at start and every few minutes (worker/cli_check.py):
+It runs the check every worker runs at start and every few minutes (worker/cli/check.py):
 `claude auth status` says whether the CLI is logged in without a model request (measured with
 the pinned CLI: docs/measured-facts.md §8), so the real CLI runs where its answer is checked.
 """

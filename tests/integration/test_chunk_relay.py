@@ -10,18 +10,18 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from api.chunk_hub import ChunkHub
-from api.detached import DetachedJobs
-from api.job_reader import JobReader
-from api.job_watch import JobWatch
-from api.relay import JobRelay
-from shared import keys
+from api.relay.chunk_hub import ChunkHub
+from api.relay.detached import DetachedJobs
+from api.relay.job_reader import JobReader
+from api.relay.job_relay import JobRelay
+from api.relay.job_watch import JobWatch
+from shared.broker import redis_keys
 from shared.errors import Overloaded
-from shared.job_queue import JobQueue
-from shared.jobs import Chunk
+from shared.queue.job import Chunk
+from shared.queue.job_queue import JobQueue
 from shared.settings import Settings
 from tests.records import running_attempt
-from worker.chunk_publisher import ChunkPublisher
+from worker.reply.chunk_publisher import ChunkPublisher
 
 # A reader told to wait this long for a chunk that is already in the journal has missed it;
 # the test's own bound (BOUND_S) then fails it.
@@ -54,7 +54,7 @@ async def write_to_journal_only(redis: Redis, job_id: str, publisher: ChunkPubli
     """The publisher's next chunk, stored as it stores it, with its live message lost."""
     seq = publisher.seq + 1
     chunk = Chunk(seq=seq, kind="event", event="content_block_delta", data=text_event(seq))
-    await redis.xadd(keys.job_journal(job_id), {"c": chunk.to_json()}, id=f"{seq}-1")
+    await redis.xadd(redis_keys.job_journal(job_id), {"c": chunk.to_json()}, id=f"{seq}-1")
     publisher.seq = seq
 
 
@@ -163,8 +163,8 @@ async def test_a_lost_live_chunk_is_read_from_the_journal_when_the_stream_goes_q
     # live worker, so the relay goes on and delivers what only the journal holds.
     job_id = new_job_id()
     publisher = await make_publisher(redis, job_id)
-    await redis.hset(keys.job_record(job_id), "worker", "w-live")  # type: ignore[misc]  # redis-py 5 types it sync-or-async
-    await redis.set(keys.worker_heartbeat("w-live"), "1", ex=60)
+    await redis.hset(redis_keys.job_record(job_id), "worker", "w-live")  # type: ignore[misc]  # redis-py 5 types it sync-or-async
+    await redis.set(redis_keys.worker_heartbeat("w-live"), "1", ex=60)
     settings = Settings(redis_url="redis://unused")
     relay = JobRelay(
         redis,
@@ -196,7 +196,7 @@ async def test_a_reader_that_falls_far_behind_still_gets_every_chunk_exactly_onc
         await publish_events(publisher, 6000)  # more than the hub queues for one reader
         # The hub reads one connection in order: once the marker is delivered, every
         # chunk before it has been queued for the reader or dropped.
-        await redis.publish(keys.job_channel("marker"), b"marker")
+        await redis.publish(redis_keys.job_channel("marker"), b"marker")
         async with asyncio.timeout(BOUND_S):
             assert await marker.get() == b"marker"
         chunks = await read_chunks(reader, 6000)
@@ -231,7 +231,7 @@ async def test_chunks_are_numbered_from_one_and_the_newest_is_known(redis: Redis
     publisher = await make_publisher(redis, job_id)
     assert await publisher.last_published() is None
     await publish_events(publisher, 3)
-    entries = await redis.xrange(keys.job_journal(job_id))
+    entries = await redis.xrange(redis_keys.job_journal(job_id))
     assert [entry_id for entry_id, _ in entries] == [b"1-1", b"2-1", b"3-1"]
     assert_seq(await publisher.last_published(), 3)
     assert not publisher.ended
@@ -241,12 +241,12 @@ async def test_the_journal_gets_its_ttl_with_the_first_chunk(redis: Redis) -> No
     job_id = new_job_id()
     publisher = await make_publisher(redis, job_id, ttl_s=120)
     await publish_events(publisher, 1)
-    assert 0 < await redis.ttl(keys.job_journal(job_id)) <= 120
+    assert 0 < await redis.ttl(redis_keys.job_journal(job_id)) <= 120
 
 
 async def test_the_last_chunk_renews_the_journal_ttl(redis: Redis) -> None:
     job_id = new_job_id()
-    journal = keys.job_journal(job_id)
+    journal = redis_keys.job_journal(job_id)
     publisher = await make_publisher(redis, job_id, ttl_s=120)
     await publish_events(publisher, 5)
     await redis.expire(journal, 10)  # as if the answer had taken most of the TTL
@@ -257,7 +257,7 @@ async def test_the_last_chunk_renews_the_journal_ttl(redis: Redis) -> None:
 
 async def test_an_error_chunk_ends_the_job_and_renews_the_journal_ttl(redis: Redis) -> None:
     job_id = new_job_id()
-    journal = keys.job_journal(job_id)
+    journal = redis_keys.job_journal(job_id)
     publisher = await make_publisher(redis, job_id, ttl_s=120)
     await publish_events(publisher, 2)
     await redis.expire(journal, 10)
@@ -278,7 +278,7 @@ async def test_the_journal_is_capped(redis: Redis) -> None:
     job_id = new_job_id()
     publisher = await make_publisher(redis, job_id, max_chunks=100)
     await publish_events(publisher, 1000)
-    journal = keys.job_journal(job_id)
+    journal = redis_keys.job_journal(job_id)
     # Trimming is approximate: whole stream nodes go, so up to one node more may stay.
     node_entries = int(
         (await redis.config_get("stream-node-max-entries"))["stream-node-max-entries"]
@@ -312,7 +312,7 @@ async def test_relays_subscribing_at_once_on_a_new_hub_all_get_live_chunks(
             *(stack.enter_async_context(hub.subscribe(f"job_{n}")) for n in range(20))
         )
         for n in range(20):
-            await redis.publish(keys.job_channel(f"job_{n}"), f"chunk {n}".encode())
+            await redis.publish(redis_keys.job_channel(f"job_{n}"), f"chunk {n}".encode())
         async with asyncio.timeout(5):
             received = [await queue.get() for queue in queues]
     assert received == [f"chunk {n}".encode() for n in range(20)]

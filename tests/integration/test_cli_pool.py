@@ -1,4 +1,4 @@
-"""The ready-CLI pool (worker/cli_pool.py) with real processes: the fake CLI, which waits on
+"""The ready-CLI pool (worker/cli/pool.py) with real processes: the fake CLI, which waits on
 stdin as a ready `claude -p --input-format stream-json` does."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from shared.messages import MessagesRequest
+from shared.wire.messages import MessagesRequest
 from tests.fakes import fake_cli
-from worker.cli_command import SpawnShape, spawn_shape
-from worker.cli_config import CliConfig
-from worker.cli_pool import CliPool
+from worker.cli.command import SpawnShape, spawn_shape
+from worker.cli.config import CliConfig
+from worker.cli.pool import CliPool
 
 BOUND_S = 20.0  # generous limit for what takes well under a second when it works
 SHAPE = SpawnShape(model="claude-sonnet-4-6", max_tokens=1000, effort=None, bare=False)

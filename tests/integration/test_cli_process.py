@@ -20,18 +20,18 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from shared import keys
+from shared.broker import redis_keys
 from shared.errors import CliFailed, JobTimedOut, Overloaded, RateLimited
-from shared.jobs import Chunk
-from shared.messages import MessagesRequest
+from shared.queue.job import Chunk
+from shared.wire.messages import MessagesRequest
 from tests.fakes import fake_cli
 from tests.fakes.fake_cli import hello_answer, stream_event
 from tests.records import running_attempt
 from tests.waiting import async_wait_until
-from worker.answer import answer_with_cli
-from worker.chunk_publisher import ChunkPublisher
-from worker.cli_config import CliConfig
-from worker.cli_process import CliProcess
+from worker.cli.config import CliConfig
+from worker.cli.process import CliProcess
+from worker.reply.answer import answer_with_cli
+from worker.reply.chunk_publisher import ChunkPublisher
 
 FAKE_CLI = Path(fake_cli.__file__)
 BOUND_S = 20.0  # generous limit for what takes well under a second when it works
@@ -289,7 +289,7 @@ async def publisher(redis: Redis) -> ChunkPublisher:
 
 
 async def journal_events(redis: Redis) -> list[dict[str, Any]]:
-    entries = await redis.xrange(keys.job_journal("job_fake_cli"))
+    entries = await redis.xrange(redis_keys.job_journal("job_fake_cli"))
     chunks = [Chunk.from_json(fields[b"c"]) for _entry_id, fields in entries]
     assert all(chunk.kind == "event" for chunk in chunks)
     return [chunk.data for chunk in chunks]

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from shared.job_queue import JobQueue
-from shared.messages import MessagesRequest
+from shared.queue.job_queue import JobQueue
+from shared.wire.messages import MessagesRequest
 from tests.fakes.upstream import FakeUpstream, RecordedRequest
 from tests.processes import cli_processes
-from worker.answer import answer_with_cli
-from worker.chunk_publisher import ChunkPublisher
-from worker.cli_config import CliConfig
+from worker.cli.config import CliConfig
+from worker.reply.answer import answer_with_cli
+from worker.reply.chunk_publisher import ChunkPublisher
 
 BOUND_S = 60.0
 

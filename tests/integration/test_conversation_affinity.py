@@ -19,8 +19,8 @@ import pytest
 import redis
 import redis.asyncio as aredis
 
-from shared import keys
-from shared.fleet import set_account_cooling
+from shared.broker import redis_keys
+from shared.fleet.registry import set_account_cooling
 from tests.conftest import Stack, StackFactory
 from tests.fakes import fake_cli
 from tests.processes import wait_until
@@ -66,7 +66,7 @@ def turn(stack: Stack, messages: list[dict[str, Any]]) -> str:
                 raise AssertionError(f"the turn failed: {line}")
     client = redis.Redis.from_url(stack.redis.url)
     try:
-        worker = client.hget(keys.job_record(job_id), "worker")
+        worker = client.hget(redis_keys.job_record(job_id), "worker")
     finally:
         client.close()
     assert worker, job_id

@@ -10,14 +10,14 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from api.dashboard.view import assemble_dashboard
 from ccfleet.embedded_redis import EmbeddedRedis
-from shared.batch_store import BatchStore, NewBatch, StoredRequest
-from shared.batches import new_batch_id, succeeded
-from shared.fleet import set_account_cooling
-from shared.job_queue import JobLifetimes, JobQueue
-from shared.ledger import LedgerEntry, Usage, record_usage
-from shared.messages import MessagesRequest
-from shared.request_stats import RequestOutcome, record_request
+from shared.access.ledger import LedgerEntry, Usage, record_usage
+from shared.batches.store import BatchStore, NewBatch, StoredRequest
+from shared.batches.wire import new_batch_id, succeeded
+from shared.fleet.registry import set_account_cooling
+from shared.queue.job_queue import JobLifetimes, JobQueue
 from shared.settings import Settings
+from shared.telemetry.request_stats import RequestOutcome, record_request
+from shared.wire.messages import MessagesRequest
 from worker.context import WorkerState
 from worker.heartbeat import beat
 

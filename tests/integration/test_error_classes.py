@@ -14,11 +14,11 @@ import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from shared import keys
-from shared.job_queue import JobQueue
-from shared.jobs import Chunk
-from shared.messages import MessagesRequest
-from shared.redis_outage import outlasting_outage
+from shared.broker import redis_keys
+from shared.broker.outage import outlasting_outage
+from shared.queue.job import Chunk
+from shared.queue.job_queue import JobQueue
+from shared.wire.messages import MessagesRequest
 from tests.conftest import StackFactory
 from tests.fakes import fake_cli
 from tests.integration.conftest import FakeWorker, run_claimed
@@ -28,7 +28,7 @@ BOUND_S = 20.0
 
 
 async def journal(redis: Redis, job_id: str) -> list[Chunk]:
-    entries = await redis.xrange(keys.job_journal(job_id))
+    entries = await redis.xrange(redis_keys.job_journal(job_id))
     return [Chunk.from_json(fields[b"c"]) for _entry_id, fields in entries]
 
 

@@ -22,7 +22,7 @@ import redis
 from anthropic.types import MessageParam
 
 from ccfleet.embedded_redis import EmbeddedRedis
-from shared import keys
+from shared.broker import redis_keys
 from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import DelayedReply, RecordedRequest, TextReply
 from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until
@@ -204,7 +204,7 @@ def worker_states(url: str) -> list[str]:
 
 def journal_length(stack: Stack, job_id: str) -> int:
     with redis.Redis.from_url(stack.redis.url) as client:
-        return int(client.xlen(keys.job_journal(job_id)))
+        return int(client.xlen(redis_keys.job_journal(job_id)))
 
 
 def no_cli_left(stack: Stack) -> bool:
@@ -315,7 +315,9 @@ def test_a_job_queued_while_no_worker_runs_survives_a_redis_restart(
         with ThreadPoolExecutor(1) as pool:
             reply: Future[str] = pool.submit(ask, stack.url, 60)
             wait_until(
-                lambda: waiting.zcard(keys.lane_waiting("interactive")) == 1, 10, "a queued job"
+                lambda: waiting.zcard(redis_keys.lane_waiting("interactive")) == 1,
+                10,
+                "a queued job",
             )
             stack.redis.stop()
             wait_until(

@@ -13,16 +13,16 @@ from arq.constants import in_progress_key_prefix, job_key_prefix
 from redis.asyncio import Redis
 
 from ccfleet.embedded_redis import EmbeddedRedis
-from shared import keys
-from shared.fleet import set_account_cooling
-from shared.job_queue import JobQueue
-from shared.jobs import AttemptId, JobRequest
-from shared.messages import MessagesRequest
+from shared.broker import redis_keys
+from shared.fleet.registry import set_account_cooling
+from shared.queue.job import AttemptId, JobRequest
+from shared.queue.job_queue import JobQueue
 from shared.settings import Settings
+from shared.wire.messages import MessagesRequest
 from tests.integration.conftest import FakeWorker, claim, run_claimed
-from worker.chunk_publisher import ChunkPublisher
 from worker.fleet_worker import FleetWorker
 from worker.main import build_worker
+from worker.reply.chunk_publisher import ChunkPublisher
 
 REQUEST = MessagesRequest.model_validate(
     {
@@ -52,7 +52,7 @@ async def test_a_claim_marks_the_attempt_in_progress_and_the_record_running_once
     assert await redis.exists(in_progress(job))
     state = await job_queue.state(job.job_id)
     assert state is not None and (state.status, state.worker) == ("running", "worker-1")
-    assert await redis.zcard(keys.lane_waiting("interactive")) == 0
+    assert await redis.zcard(redis_keys.lane_waiting("interactive")) == 0
     assert (await claim(job_queue, job, "worker-2")).outcome == "taken"
 
 
@@ -138,7 +138,7 @@ async def test_a_released_claim_leaves_the_job_waiting_in_its_lane_again(
     await job_queue.release(AttemptId.of(job), "worker-1")
     state = await job_queue.state(job.job_id)
     assert state is not None and (state.status, state.worker) == ("waiting", "")
-    assert await redis.zscore(keys.lane_waiting("interactive"), job.job_id) == int(
+    assert await redis.zscore(redis_keys.lane_waiting("interactive"), job.job_id) == int(
         job.enqueued_at_ms
     )
 
@@ -172,7 +172,7 @@ async def test_a_finished_job_keeps_when_it_was_queued_and_handed_to_its_cli(
 ) -> None:
     job = await submitted(job_queue)
     await run_claimed({"redis": redis, "worker": fake_worker("answer")}, job)
-    record = await redis.hgetall(keys.job_record(job.job_id))
+    record = await redis.hgetall(redis_keys.job_record(job.job_id))
     enqueued, handed_off = float(record[b"enqueued_at_ms"]), float(record[b"handed_off_at_ms"])
     assert record[b"status"] == b"done"
     assert 0 < handed_off - enqueued < 30_000

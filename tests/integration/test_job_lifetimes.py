@@ -1,6 +1,6 @@
 """A job's record lives as long as the job may wait, run and be resumed, not the journal TTL.
 
-The record (`keys.job_record`) names the job's current attempt: without it no worker may
+The record (`redis_keys.job_record`) names the job's current attempt: without it no worker may
 start the job and its relay ends it. Its lifetime follows the job's phase; the journal TTL
 only says how long a finished job's chunks (and record) are kept for resumes.
 """
@@ -21,11 +21,11 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from ccfleet.embedded_redis import EmbeddedRedis
-from shared import keys
-from shared.job_queue import JobLifetimes, JobQueue
-from shared.jobs import AttemptId
-from shared.messages import MessagesRequest
+from shared.broker import redis_keys
+from shared.queue.job import AttemptId
+from shared.queue.job_queue import JobLifetimes, JobQueue
 from shared.settings import Settings
+from shared.wire.messages import MessagesRequest
 from tests.conftest import StackFactory
 from tests.fakes import fake_cli
 from tests.integration.conftest import claim
@@ -61,7 +61,7 @@ async def test_a_jobs_record_lives_through_its_longest_wait_and_its_run_then_as_
     job = await queue.submit(
         MessagesRequest.model_validate(REQUEST), request_id="req_1", lane="batch", lane_limit=10
     )
-    record = keys.job_record(job.job_id)
+    record = redis_keys.job_record(job.job_id)
     assert await redis.ttl(record) > 2 * DAY_S + 900, "waiting: its wait and a run ahead"
     attempt_key = job_key_prefix + str(AttemptId.of(job))
     assert await redis.ttl(attempt_key) > 2 * DAY_S, "arq keeps the attempt as long"
@@ -89,11 +89,11 @@ def test_a_job_that_waits_longer_than_the_journal_ttl_still_runs(
     sender = threading.Thread(target=send)
     sender.start()
     with SyncRedis.from_url(stack.redis.url) as redis:
-        waiting = keys.lane_waiting("interactive")
+        waiting = redis_keys.lane_waiting("interactive")
         wait_until(lambda: redis.zcard(waiting) == 1, 10, "a waiting job")
         (job_id,) = redis.zrange(waiting, 0, -1)
         time.sleep(2.5)  # what is under test: the job waits, with no worker, past the 1 s TTL
-        assert redis.exists(keys.job_record(job_id.decode()))
+        assert redis.exists(redis_keys.job_record(job_id.decode()))
     stack.add_worker(**env)
     sender.join(60)
     assert replies["job"].status_code == 200, replies["job"].text

@@ -13,13 +13,14 @@ from arq.jobs import Job
 from redis.asyncio import Redis
 
 from ccfleet.embedded_redis import EmbeddedRedis
-from shared import arq_codec, keys
+from shared.broker import redis_keys
 from shared.errors import CliFailed, Overloaded
-from shared.job_queue import JobLifetimes, JobQueue
-from shared.jobs import AttemptId, Chunk, JobRequest
-from shared.messages import MessagesRequest
+from shared.queue import arq_codec
+from shared.queue.job import AttemptId, Chunk, JobRequest
+from shared.queue.job_queue import JobLifetimes, JobQueue
+from shared.wire.messages import MessagesRequest
 from tests.records import running_attempt
-from worker.chunk_publisher import ChunkPublisher
+from worker.reply.chunk_publisher import ChunkPublisher
 
 QUEUE = "test-queue"
 LIFETIMES = JobLifetimes(interactive_wait_s=120, batch_wait_s=600, run_s=120, kept_s=600)
@@ -56,7 +57,7 @@ async def test_a_submitted_job_has_its_record_its_lane_entry_and_its_arq_job(
     queue = JobQueue(pool, queue_name=QUEUE, lifetimes=LIFETIMES)
     job = await submit(queue)
     attempt = str(AttemptId.of(job))
-    assert await pool.zscore(keys.lane_waiting("interactive"), job.job_id) is not None
+    assert await pool.zscore(redis_keys.lane_waiting("interactive"), job.job_id) is not None
     assert await pool.zscore(QUEUE, attempt) == job.priority_ms
     arq_job = await Job(attempt, pool, _deserializer=arq_codec.deserialize).info()
     assert arq_job is not None and arq_job.function == "run_messages"
@@ -100,10 +101,10 @@ async def test_the_request_is_dropped_from_the_record_with_the_first_chunk(
 ) -> None:
     queue = JobQueue(pool, queue_name=QUEUE, lifetimes=LIFETIMES)
     job = await submit(queue)
-    assert await redis.hexists(keys.job_record(job.job_id), "payload")
+    assert await redis.hexists(redis_keys.job_record(job.job_id), "payload")
     publisher = ChunkPublisher(redis, job.job_id, attempt=1, ttl_s=600, max_chunks=100)
     await publisher.publish_event({"type": "message_start", "message": {}})
-    assert not await redis.hexists(keys.job_record(job.job_id), "payload")
+    assert not await redis.hexists(redis_keys.job_record(job.job_id), "payload")
     state = await queue.state(job.job_id)
     assert state is not None and state.status == "waiting", "the small fields stay"
 
@@ -112,7 +113,7 @@ async def test_a_cancelled_job_keeps_no_request(pool: ArqRedis, redis: Redis) ->
     queue = JobQueue(pool, queue_name=QUEUE, lifetimes=LIFETIMES)
     job = await submit(queue)
     await queue.cancel(job.job_id)
-    assert not await redis.hexists(keys.job_record(job.job_id), "payload")
+    assert not await redis.hexists(redis_keys.job_record(job.job_id), "payload")
 
 
 def delta(text: str) -> dict[str, Any]:
@@ -133,7 +134,7 @@ async def test_a_journal_is_capped_in_bytes_and_its_error_still_goes_out(redis: 
             await publisher.publish_event(delta("x" * 1000))
     assert publisher.seq < 10
     await publisher.publish_error(caught.value)
-    entries = await redis.xrange(keys.job_journal("job_big"))
+    entries = await redis.xrange(redis_keys.job_journal("job_big"))
     chunks = [Chunk.from_json(fields[b"c"]) for _id, fields in entries]
     assert sum(len(fields[b"c"]) for _id, fields in entries) < 11_000
     assert chunks[-1].kind == "error"

@@ -16,16 +16,16 @@ from arq.connections import RedisSettings, create_pool
 from redis.asyncio import Redis
 
 from ccfleet.embedded_redis import EmbeddedRedis
-from shared import keys
+from shared.broker import redis_keys
 from shared.errors import CliFailed
-from shared.job_queue import JobLifetimes, JobQueue
-from shared.jobs import AttemptId, Chunk, JobRequest
-from shared.messages import MessagesRequest
+from shared.queue.job import AttemptId, Chunk, JobRequest
+from shared.queue.job_queue import JobLifetimes, JobQueue
 from shared.settings import Settings
+from shared.wire.messages import MessagesRequest
 from tests.integration.conftest import run_claimed
-from worker.chunk_publisher import ChunkPublisher
-from worker.cli_config import CliConfig
+from worker.cli.config import CliConfig
 from worker.context import WorkerContext, WorkerState
+from worker.reply.chunk_publisher import ChunkPublisher
 
 MESSAGE_START: dict[str, Any] = {
     "type": "message_start",
@@ -95,7 +95,7 @@ async def earlier_run(redis: Redis, job_id: str, events: list[dict[str, Any]]) -
 
 
 async def journal(redis: Redis, job_id: str) -> list[Chunk]:
-    entries = await redis.xrange(keys.job_journal(job_id))
+    entries = await redis.xrange(redis_keys.job_journal(job_id))
     return [Chunk.from_json(fields[b"c"]) for _entry_id, fields in entries]
 
 
@@ -184,4 +184,4 @@ async def test_a_cancelled_job_is_not_started(redis: Redis, worker_ctx: dict[str
     await queue.cancel(job.job_id)
     await run_claimed(worker_ctx, job)
     assert await journal(redis, job.job_id) == []
-    assert await redis.zcard(keys.lane_waiting("interactive")) == 0
+    assert await redis.zcard(redis_keys.lane_waiting("interactive")) == 0

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from shared import keys
-from shared.job_queue import JobQueue
-from shared.jobs import Chunk, JobRequest
-from shared.messages import MessagesRequest
+from shared.broker import redis_keys
+from shared.queue.job import Chunk, JobRequest
+from shared.queue.job_queue import JobQueue
+from shared.wire.messages import MessagesRequest
 from tests.integration.conftest import FakeWorker, claim, run_claimed
-from worker.chunk_publisher import AttemptSuperseded, ChunkPublisher
+from worker.reply.chunk_publisher import AttemptSuperseded, ChunkPublisher
 
 BOUND_S = 20.0
 REQUEST = MessagesRequest.model_validate(
@@ -45,7 +45,7 @@ def was_reaped(pid: int) -> bool:
 
 
 async def journal(redis: Redis, job_id: str) -> list[Chunk]:
-    entries = await redis.xrange(keys.job_journal(job_id))
+    entries = await redis.xrange(redis_keys.job_journal(job_id))
     return [Chunk.from_json(fields[b"c"]) for _entry_id, fields in entries]
 
 

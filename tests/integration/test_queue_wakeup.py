@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import anthropic
 from redis.asyncio import Redis
 
-from shared import keys
+from shared.broker import redis_keys
 from tests.conftest import StackFactory
 from worker.queue_wakeup import QueueWakeup
 
@@ -26,9 +26,9 @@ async def test_a_publish_on_the_wake_channel_ends_an_idle_wait(redis: Redis) -> 
     try:
         async with asyncio.timeout(10):
             # Redis state, not ours: no event to wait on, so poll until the listener subscribed.
-            while not (await redis.pubsub_numsub(keys.queue_wake_channel()))[0][1]:  # noqa: ASYNC110
+            while not (await redis.pubsub_numsub(redis_keys.queue_wake_channel()))[0][1]:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
-        await redis.publish(keys.queue_wake_channel(), b"queued")
+        await redis.publish(redis_keys.queue_wake_channel(), b"queued")
         await asyncio.wait_for(wakeup.wait(), timeout=10)
     finally:
         await wakeup.stop()

@@ -8,8 +8,8 @@ import pytest
 from redis.asyncio import Redis
 
 from ccfleet.embedded_redis import EmbeddedRedis
-from shared import keys
-from shared.request_stats import (
+from shared.broker import redis_keys
+from shared.telemetry.request_stats import (
     TTL_S,
     RequestOutcome,
     bucket_start,
@@ -65,5 +65,5 @@ async def test_what_one_front_end_records_another_reads_the_same(
 async def test_the_rollup_expires_soon_after_the_longest_window(redis: Redis) -> None:
     now_s = time.time()
     await record_request(redis, RequestOutcome(ended_at_s=now_s, status=200, ttft_ms=10))
-    ttl_s = await redis.ttl(keys.request_stats(bucket_start(now_s)))
+    ttl_s = await redis.ttl(redis_keys.request_stats(bucket_start(now_s)))
     assert 300 < ttl_s <= TTL_S <= 330

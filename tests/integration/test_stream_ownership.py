@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import redis
 
-from shared import keys
+from shared.broker import redis_keys
 from tests.conftest import StackFactory
 from tests.integration.test_fleet_failures import (
     STREAM_TIMEOUT,
@@ -58,9 +58,9 @@ def test_only_the_same_request_resumes_a_stream_and_a_resumer_leaving_cancels_no
 
     with redis.Redis.from_url(stack.redis.url) as client:
         wait_until(
-            lambda: client.hget(keys.job_record(job_id), "status") == b"done", 10, "job done"
+            lambda: client.hget(redis_keys.job_record(job_id), "status") == b"done", 10, "job done"
         )
-        assert not client.hexists(keys.job_record(job_id), "payload"), "request dropped"
+        assert not client.hexists(redis_keys.job_record(job_id), "payload"), "request dropped"
         assert client.keys("arq:result:*") == [], "arq keeps no results"
 
 

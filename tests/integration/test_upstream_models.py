@@ -8,7 +8,7 @@ import json
 import pytest
 from redis.asyncio import Redis
 
-from shared import keys
+from shared.broker import redis_keys
 from tests.fakes.upstream import ErrorReply, FakeUpstream, model_object
 from worker.upstream_models import (
     ModelListUnavailable,
@@ -56,9 +56,9 @@ async def test_a_failed_refresh_leaves_the_last_published_list_in_place(
     upstream.models_error = ErrorReply(529, "overloaded_error", "Overloaded")
     assert not await refresh_models(redis, api_key_env(upstream), ttl_s=3600)
     assert len(upstream.model_list_requests) == 1
-    published = json.loads(await redis.get(keys.upstream_models()) or b"{}")
+    published = json.loads(await redis.get(redis_keys.upstream_models()) or b"{}")
     assert published["models"] == earlier
-    assert 0 < await redis.pttl(keys.upstream_models()) <= 60_000
+    assert 0 < await redis.pttl(redis_keys.upstream_models()) <= 60_000
 
 
 def test_only_api_key_accounts_list_models() -> None:
@@ -71,6 +71,6 @@ async def test_a_refresh_publishes_upstream_models_for_a_few_refresh_periods(
     upstream: FakeUpstream, redis: Redis
 ) -> None:
     assert await refresh_models(redis, api_key_env(upstream), ttl_s=3 * 3600)
-    published = json.loads(await redis.get(keys.upstream_models()) or b"{}")
+    published = json.loads(await redis.get(redis_keys.upstream_models()) or b"{}")
     assert [m["id"] for m in published["models"]] == [m["id"] for m in upstream.models]
-    assert 2 * 3600_000 < await redis.pttl(keys.upstream_models()) <= 3 * 3600_000
+    assert 2 * 3600_000 < await redis.pttl(redis_keys.upstream_models()) <= 3 * 3600_000

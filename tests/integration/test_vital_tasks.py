@@ -10,8 +10,8 @@ import pytest
 
 from api.app import front_end_server
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
+from shared.process.vital_tasks import VitalTasks
 from shared.settings import Settings
-from shared.vital_tasks import VitalTasks
 from tests.fakes import fake_cli
 from worker.main import build_worker
 

@@ -1,4 +1,4 @@
-"""arq jobs as JSON (shared/arq_codec.py)."""
+"""arq jobs as JSON (shared/queue/arq_codec.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from arq.jobs import serialize_job
 from arq.utils import args_to_string
 
-from shared import arq_codec
+from shared.queue import arq_codec
 
 
 def test_arq_logs_a_job_by_its_ids_never_its_request() -> None:

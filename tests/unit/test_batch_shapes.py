@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 
 from api.batch_intake import RequestRules, stored_requests
-from shared.batches import BatchState
-from shared.client_keys import ClientKey
+from shared.access.client_keys import ClientKey
+from shared.batches.wire import BatchState
 
 
 def test_invalid_params_become_an_errored_result_naming_the_field_and_valid_ones_none() -> None:

@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
-from shared.messages import MessagesRequest
-from worker.cli_command import (
+from shared.wire.messages import MessagesRequest
+from worker.cli.command import (
     FORCED_ENV,
     cli_argv,
     cli_base_environment,
@@ -41,7 +41,7 @@ DROPPED = {
     "VIRTUAL_ENV": "/work/main/.venv",
     "NODE_OPTIONS": "--inspect",
     "TMPDIR": "/shared/tmp",
-    # Logins: the worker adds its own account's (worker/account_login.py); each job has a HOME.
+    # Logins: the worker adds its own account's (worker/cli/login.py); each job has a HOME.
     "ANTHROPIC_API_KEY": "sk-ant-api03-secret",
     "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-token",
     "ANTHROPIC_AUTH_TOKEN": "bearer-secret",

@@ -23,7 +23,7 @@ from shared.errors import (
     PermissionDenied,
     RateLimited,
 )
-from worker.cli_outcome import result_error
+from worker.cli.outcome import result_error
 
 GATEWAY_HINT = (
     ". This is a server-side issue, usually temporary — try again in a moment. "

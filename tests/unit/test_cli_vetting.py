@@ -1,11 +1,11 @@
-"""The vetted CLI versions (shared/cli_vetting.py) and the pin in pyproject.toml agree."""
+"""The vetted CLI versions (shared/fleet/cli_vetting.py) and the pin in pyproject.toml agree."""
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
 
-from shared.cli_vetting import VETTED_CLI_VERSIONS, is_vetted
+from shared.fleet.cli_vetting import VETTED_CLI_VERSIONS, is_vetted
 
 PYPROJECT = Path(__file__).parents[2] / "pyproject.toml"
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from shared.messages import MessagesRequest
-from worker.cache_breakpoints import limit_breakpoints
-from worker.client_tools import (
+from shared.wire.messages import MessagesRequest
+from worker.cli.cache_breakpoints import limit_breakpoints
+from worker.tools.client_tools import (
     answer_cli_request,
     rename_for_cli,
     rename_for_client,

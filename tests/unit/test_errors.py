@@ -30,7 +30,7 @@ from shared.errors import (
     error_class_for,
     from_error,
 )
-from shared.messages import MessagesRequest
+from shared.wire.messages import MessagesRequest
 
 
 def all_error_classes() -> list[type[FleetError]]:

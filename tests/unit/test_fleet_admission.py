@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from shared.errors import Overloaded, RateLimited
-from shared.fleet import AccountInfo, FleetSnapshot, WorkerInfo, admission_error
+from shared.fleet.registry import AccountInfo, FleetSnapshot, WorkerInfo, admission_error
 
 MISSING = "The Claude Code CLI claude cannot start: No such file or directory."
 LOGGED_OUT = "The Claude Code CLI is not logged in."

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from pydantic_core import PydanticCustomError
 
-from shared.json_limits import MAX_JSON_DEPTH, check_json_limits
+from shared.wire.json_limits import MAX_JSON_DEPTH, check_json_limits
 
 
 def nested(containers: int) -> Any:

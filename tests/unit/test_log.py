@@ -8,7 +8,7 @@ import sys
 from redis import Redis
 from redis.exceptions import ResponseError
 
-from shared.log import JsonFormatter
+from shared.telemetry.log import JsonFormatter
 
 
 def test_a_failed_redis_pipeline_command_is_logged_without_its_arguments() -> None:

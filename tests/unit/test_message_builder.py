@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from shared.message_builder import MessageBuilder
+from shared.wire.message_builder import MessageBuilder
 
 Event = dict[str, Any]
 

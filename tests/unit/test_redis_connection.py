@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 
-from shared.redis_connection import connection_pool
+from shared.broker.connection import connection_pool
 from shared.settings import Settings
 
 

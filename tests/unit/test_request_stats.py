@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.request_stats import RequestOutcome, bin_middle_ms, percentile_ms, ttft_bin
+from shared.telemetry.request_stats import RequestOutcome, bin_middle_ms, percentile_ms, ttft_bin
 
 
 @pytest.mark.parametrize("ttft_ms", [11.0, 47.3, 100.0, 468.0, 1234.5, 59_000.0, 599_000.0])

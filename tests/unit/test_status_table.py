@@ -9,8 +9,8 @@ import pytest
 from rich.console import Console
 
 from ccfleet.status_table import duration_text, render_fleet, truncated, until_text
-from shared.fleet import AccountInfo, FleetSnapshot, LaneInfo, WorkerInfo
-from shared.fleet_view import fleet_view
+from shared.fleet.registry import AccountInfo, FleetSnapshot, LaneInfo, WorkerInfo
+from shared.fleet.view import fleet_view
 
 NOW_S = datetime(2026, 11, 21, 12, 0, tzinfo=UTC).timestamp()
 

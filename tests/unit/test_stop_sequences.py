@@ -3,8 +3,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from shared.messages import STOP_SEQUENCE_MAX_CHARS, STOP_SEQUENCES_MAX
-from worker.stop_sequences import StopSequenceCutter
+from shared.wire.messages import STOP_SEQUENCE_MAX_CHARS, STOP_SEQUENCES_MAX
+from worker.reply.stop_sequences import StopSequenceCutter
 
 
 def _stream(texts: list[str]) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from api.token_estimate import (
     estimate_input_tokens,
     image_size,
 )
-from shared.messages import Message, TextBlock, Tool, ToolChoiceAny
+from shared.wire.messages import Message, TextBlock, Tool, ToolChoiceAny
 
 
 def messages(*contents: Any) -> list[Message]:

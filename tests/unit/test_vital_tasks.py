@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from shared.vital_tasks import VitalTasks
+from shared.process.vital_tasks import VitalTasks
 
 BOUND_S = 5.0
 

@@ -7,8 +7,8 @@ import os
 import stat
 from pathlib import Path
 
-from worker.account_login import CREDENTIALS_FILE, AccountLogin
-from worker.workspace import WorkerDirectory, job_workspace, remove_dead_workers
+from worker.cli.login import CREDENTIALS_FILE, AccountLogin
+from worker.cli.workspace import WorkerDirectory, job_workspace, remove_dead_workers
 
 
 def mode(path: str | Path) -> int:

@@ -1,0 +1,1 @@
+"""From a job's chunks to the client: the chunk hub, ordered reading, watching, SSE."""

@@ -1,0 +1,171 @@
+"""Turns a job's chunks into what the client gets: an SSE stream or one Message."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from sse_starlette import ServerSentEvent
+
+from api.relay.detached import DetachedJobs
+from api.relay.job_reader import JobReader
+from api.relay.job_watch import JobWatch
+from api.telemetry.request_recorder import RequestTiming
+from shared.broker import redis_keys
+from shared.broker.outage import OUTAGE_ERRORS, outlasting_outage
+from shared.errors import CliFailed, FleetError, Overloaded, from_error
+from shared.queue.job import Chunk
+from shared.queue.job_queue import JobQueue
+from shared.wire.message_builder import MessageBuilder
+
+logger = logging.getLogger(__name__)
+
+
+class JobRelay:
+    """Relays one job to one client: `open` attaches, `close` detaches; a job left unfinished
+    is cancelled at once, or after its resume window if nobody resumes it."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        reader: JobReader,
+        queue: JobQueue,
+        watch: JobWatch,
+        detached: DetachedJobs,
+        *,
+        check_interval_s: float,
+        redis_outage_s: float,
+        resume_window_s: float = 0.0,
+        on_first_chunk: Callable[[], None] | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+        timing: RequestTiming | None = None,
+    ) -> None:
+        self._redis = redis
+        self.reader = reader
+        self._queue = queue
+        self._watch = watch
+        self._detached = detached
+        self._check_interval_s = check_interval_s
+        self._resume_window_s = resume_window_s
+        self._redis_outage_s = redis_outage_s
+        self.finished = False
+        self._on_first_chunk = on_first_chunk
+        self._on_close = on_close  # e.g. the end of a quota lease
+        self._timing = timing or RequestTiming()
+
+    async def open(self) -> JobRelay:
+        readers = redis_keys.job_readers(self.reader.job_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.incr(readers)
+            # Kept while any job may wait or run: a relay may stay attached all that time.
+            pipe.expire(readers, self._queue.lifetimes.waiting_s("batch"))
+            await pipe.execute()
+        await self.reader.__aenter__()
+        return self
+
+    async def close(self) -> None:
+        """Never raises, never waits for Redis: it runs in a stream's `finally`."""
+        try:
+            await self._detach()
+        except OUTAGE_ERRORS:
+            logger.warning(
+                "redis unavailable: job %s is cancelled when it returns", self.reader.job_id
+            )
+            if not self.finished:
+                self._detached.cancel_later(self.reader.job_id, after_s=0, only_if_alone=False)
+        finally:
+            await self.reader.__aexit__(None, None, None)
+
+    async def _detach(self) -> None:
+        job_id = self.reader.job_id
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            with contextlib.suppress(*OUTAGE_ERRORS):  # a lease not ended here expires
+                await on_close()
+        still_reading = await self._redis.decr(redis_keys.job_readers(job_id))
+        if self.finished or still_reading > 0:
+            return  # another client (the first, or one resuming) holds the job: it goes on
+        if self._resume_window_s > 0:
+            self._detached.cancel_later(job_id, after_s=self._resume_window_s)
+        else:
+            await self._queue.cancel(job_id)
+
+    async def next_chunk(self) -> Chunk:
+        """The next chunk, waiting as long as the job lives; an error chunk raises."""
+        chunk = await self._taken(self._next_chunk)
+        assert chunk is not None  # _next_chunk waits for one
+        return chunk
+
+    async def ready_chunk(self) -> Chunk | None:
+        """The next chunk if it has arrived already, else None: the rest of a burst."""
+        if self.finished:
+            return None
+        return await self._taken(lambda: self.reader.next_chunk(0))
+
+    async def _taken(self, fetch: Callable[[], Awaitable[Chunk | None]]) -> Chunk | None:
+        try:
+            chunk = await self._fetched(fetch)
+        except FleetError as error:
+            self._timing.failed(error.status_code)
+            raise
+        if chunk is not None and chunk.event == "content_block_delta":
+            self._timing.token_arrived()
+        return chunk
+
+    async def _fetched(self, fetch: Callable[[], Awaitable[Chunk | None]]) -> Chunk | None:
+        # Before the job has said anything, it may be waiting in the queue, which a Redis
+        # restart keeps (AOF): wait the outage out. Once it streams, its worker has lost
+        # Redis too and the answer is broken: fail at once.
+        outage_s = self._redis_outage_s if self.reader.last_seq == 0 else 0.0
+        try:
+            chunk = await outlasting_outage(fetch, limit_s=outage_s)
+        except OUTAGE_ERRORS as exc:
+            logger.warning("lost redis while relaying: %r", exc)
+            raise Overloaded(
+                "Lost contact with the job queue; please retry.", retry_after_s=1
+            ) from exc
+        if chunk is None:
+            return None
+        self.finished = chunk.is_terminal
+        if self._on_first_chunk is not None:
+            self._on_first_chunk()
+            self._on_first_chunk = None
+        if chunk.kind == "error":
+            raise from_error(
+                chunk.data, retry_after_s=chunk.retry_after_s, should_retry=chunk.should_retry
+            )
+        return chunk
+
+    async def _next_chunk(self) -> Chunk:
+        while True:
+            chunk = await self.reader.next_chunk(self._check_interval_s)
+            if chunk is not None:
+                return chunk
+            quiet = await self._watch.check(self.reader.job_id, after_seq=self.reader.known_seq)
+            self.reader.absorb(quiet.journal)  # chunks whose live message was lost
+            chunk = await self.reader.next_chunk(0)
+            if chunk is not None:
+                return chunk
+            if not quiet.lives:
+                raise CliFailed("The worker ended the request without an answer.")
+
+    async def gather_message(self) -> dict[str, Any]:
+        builder = MessageBuilder()
+        while not self.finished:
+            builder.apply((await self.next_chunk()).data)
+        return builder.message
+
+
+def to_sse(chunk: Chunk, job_id: str) -> ServerSentEvent:
+    """A named event; its id (`<job>:<seq>`) lets a client resume with Last-Event-ID."""
+    return ServerSentEvent(
+        event=chunk.event, data=orjson.dumps(chunk.data).decode(), id=f"{job_id}:{chunk.seq}"
+    )
+
+
+def ping_event() -> ServerSentEvent:
+    return ServerSentEvent(event="ping", data='{"type": "ping"}')

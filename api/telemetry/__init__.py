@@ -1,0 +1,1 @@
+"""Counting the front end's requests: metrics, the shared rollup, response statuses."""

@@ -1,0 +1,82 @@
+"""Adds every Messages and Chat Completions request that ends to the shared rollup
+(shared/telemetry/request_stats.py) behind the dashboard's request rate, TTFT and error rate.
+
+The middleware puts a RequestTiming on the request's state; the job's relay marks the first
+token (the first `content_block_delta`) and an error that ends the reply, even one sent as an
+SSE error event after a 200. When the response is complete, the middleware writes the outcome
+to Redis: after the client has its last byte, so it adds nothing to a reply's latency. A Redis
+that does not answer costs the dashboard a sample, never the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from fastapi import Request
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.telemetry.response_status import StatusNotingSend
+from shared.telemetry.request_stats import RequestOutcome, record_request
+
+logger = logging.getLogger(__name__)
+
+RECORDED_PATHS = frozenset({"/v1/messages", "/v1/chat/completions"})
+RECORD_TIMEOUT_S = 1.0
+
+
+@dataclass
+class RequestTiming:
+    started_at_s: float = field(default_factory=time.monotonic)
+    first_token_at_s: float | None = None
+    error_status: int | None = None
+
+    def token_arrived(self) -> None:
+        if self.first_token_at_s is None:
+            self.first_token_at_s = time.monotonic()
+
+    def failed(self, status: int) -> None:
+        if self.error_status is None:
+            self.error_status = status
+
+    def outcome(self, response_status: int) -> RequestOutcome:
+        ttft_ms = None
+        if self.first_token_at_s is not None:
+            ttft_ms = (self.first_token_at_s - self.started_at_s) * 1000
+        return RequestOutcome(
+            ended_at_s=time.time(), status=self.error_status or response_status, ttft_ms=ttft_ms
+        )
+
+
+def request_timing(request: Request) -> RequestTiming:
+    """The timing the middleware started, or a new one nobody records (paths not recorded)."""
+    timing = getattr(request.state, "timing", None)
+    return timing if isinstance(timing, RequestTiming) else RequestTiming()
+
+
+class RequestRecorderMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in RECORDED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        timing = RequestTiming()
+        scope.setdefault("state", {})["timing"] = timing
+        noting = StatusNotingSend(send)
+        try:
+            await self.app(scope, receive, noting)
+        finally:
+            await self._record(scope, timing.outcome(noting.status))
+
+    async def _record(self, scope: Scope, outcome: RequestOutcome) -> None:
+        redis = scope["app"].state.front_end.redis
+        try:
+            async with asyncio.timeout(RECORD_TIMEOUT_S):
+                await record_request(redis, outcome)
+        except (RedisError, OSError, TimeoutError) as exc:
+            logger.warning("request not added to the dashboard's figures: %s", type(exc).__name__)

@@ -1,0 +1,1 @@
+"""Who may use the fleet and how much: client keys, quotas, the usage ledger."""

@@ -1,0 +1,169 @@
+"""Moves message batches along: feeds their requests to the job queue, watches them, ends them.
+
+Requests are not queued all at once: `feed` keeps only about as many batch jobs waiting as
+the fleet has batch slots, taking them round-robin between batches, so batches progress
+together and a late batch does not wait behind a whole earlier one. Each fed request is a
+batch-lane job (interactive work goes first; reserved interactive slots are never taken),
+retried across accounts like any job.
+
+`check` looks after a batch's requests in flight: a job whose worker died, or that was lost
+(its record expired, or its feeder died before queuing it), runs again as a new job; a
+batch request has no client stream, so that is always safe. It also expires a batch once
+due. Workers call `feed` and `check`; front ends call `cancel` and `expire_if_due`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import orjson
+from redis.asyncio import Redis
+
+from shared.batches.store import BatchStore, InflightEntry
+from shared.batches.wire import BatchState, errored, never_ran
+from shared.broker import redis_keys
+from shared.errors import CliFailed, FleetError, Overloaded
+from shared.fleet.registry import worker_alive
+from shared.queue.job import BatchItem
+from shared.queue.job_queue import JobQueue, new_job_id
+from shared.wire.messages import MessagesRequest
+
+logger = logging.getLogger(__name__)
+
+# A request claimed this long ago whose job has no record was lost on its way to the queue.
+LOST_AFTER_MS = 30_000
+
+
+class BatchDispatch:
+    def __init__(
+        self,
+        redis: Redis,
+        store: BatchStore,
+        queue: JobQueue,
+        *,
+        batch_max_waiting: int,
+        max_runs: int,
+        lost_after_ms: int = LOST_AFTER_MS,
+    ) -> None:
+        self._redis = redis
+        self._store = store
+        self._queue = queue
+        self._batch_max_waiting = batch_max_waiting
+        self._max_runs = max_runs  # of one request whose jobs keep getting lost
+        self._lost_after_ms = lost_after_ms
+
+    async def feed(self, *, waiting_target: int) -> int:
+        """Queue batch requests until `waiting_target` batch jobs wait; how many were queued."""
+        fed = 0
+        while await self._redis.zcard(redis_keys.lane_waiting("batch")) < waiting_target:
+            job_id = new_job_id()
+            taken = await self._store.take_next(job_id)
+            if taken is None:
+                break
+            try:
+                await self._submit(taken.batch_id, taken.index, taken.body, job_id, taken.owner)
+            except Overloaded:
+                logger.info("batch lane full; %s/%d waits", taken.batch_id, taken.index)
+                break  # claimed but not queued: `check` queues it again later
+            fed += 1
+        return fed
+
+    async def check(self, batch_id: str) -> None:
+        """Expire the batch if due, else re-run its lost requests (one checker at a time)."""
+        state = await self.expire_if_due(batch_id)
+        if state is None or state.status == "ended":
+            return
+        for entry in await self._store.inflight(batch_id):
+            await self._check_entry(state, entry)
+
+    async def expire_if_due(self, batch_id: str) -> BatchState | None:
+        """The batch's state, after ending it first if its expiry passed (even while no
+        worker is alive to do it)."""
+        state = await self._store.get(batch_id)
+        if state is None or state.status == "ended" or state.expires_at_ms > time.time() * 1000:
+            return state
+        await self._stop_in_flight(batch_id, await self._store.expire(batch_id), "expired")
+        return await self._store.get(batch_id)
+
+    async def cancel(self, batch_id: str) -> BatchState | None:
+        """Requests not yet running become `canceled`; running ones finish."""
+        await self._store.cancel(batch_id)
+        for entry in await self._store.inflight(batch_id):
+            job = await self._queue.state(entry.job_id)
+            if job is None or job.status == "waiting":
+                await self._stop_job(batch_id, entry, "canceled")
+        return await self._store.get(batch_id)
+
+    async def _check_entry(self, state: BatchState, entry: InflightEntry) -> None:
+        job = await self._queue.state(entry.job_id)
+        now_ms = time.time() * 1000
+        if job is None:
+            if now_ms - entry.claimed_at_ms >= self._lost_after_ms:
+                await self._run_again(state, entry, "its job was lost")
+        elif job.status == "waiting" and state.status == "canceling":
+            await self._stop_job(state.id, entry, "canceled")
+        elif job.status == "running" and not await worker_alive(self._redis, job.worker):
+            if state.status == "canceling":
+                await self._stop_job(state.id, entry, "canceled")
+            else:
+                await self._run_again(state, entry, f"worker {job.worker} died")
+        elif job.status == "cancelled":
+            await self._stop_job(state.id, entry, "canceled")
+        elif job.status == "done":  # finished without a result: its worker failed to write it
+            error = FleetError("The request ended without a result.").to_error()
+            await self._store.record(
+                state.id, entry.index, await self._custom_id(state.id, entry), errored(error)
+            )
+
+    async def _stop_in_flight(self, batch_id: str, stopped: bool, kind: str) -> None:
+        if not stopped:
+            return
+        for entry in await self._store.inflight(batch_id):
+            await self._stop_job(batch_id, entry, kind)
+
+    async def _stop_job(self, batch_id: str, entry: InflightEntry, kind: str) -> None:
+        await self._queue.cancel(entry.job_id, unqueue=True)
+        custom_id = await self._custom_id(batch_id, entry)
+        await self._store.record(batch_id, entry.index, custom_id, never_ran(kind))
+
+    async def _run_again(self, state: BatchState, entry: InflightEntry, why: str) -> None:
+        batch_id = state.id
+        body = await self._store.request_body(batch_id, entry.index)
+        if body is None:
+            return  # its result came meanwhile
+        await self._queue.cancel(entry.job_id, unqueue=True)
+        if entry.runs >= self._max_runs:
+            logger.warning("batch %s request %d failed: %s", batch_id, entry.index, why)
+            error = CliFailed(f"The request was lost {entry.runs} times ({why}).").to_error()
+            custom_id = str(orjson.loads(body)["custom_id"])
+            await self._store.record(batch_id, entry.index, custom_id, errored(error))
+            return
+        logger.warning("batch %s request %d runs again: %s", batch_id, entry.index, why)
+        job_id = new_job_id()
+        await self._store.reassign(batch_id, entry.index, job_id, runs=entry.runs + 1)
+        try:
+            await self._submit(batch_id, entry.index, body, job_id, state.owner)
+        except Overloaded:
+            logger.info("batch lane full; %s/%d waits", batch_id, entry.index)
+            # Not queued: that is no run, and the next check tries again.
+            await self._store.reassign(batch_id, entry.index, job_id, runs=entry.runs)
+
+    async def _submit(
+        self, batch_id: str, index: int, body: bytes, job_id: str, owner: str
+    ) -> None:
+        """Queue one request as a batch-lane job, on its batch owner's key (usage, spend)."""
+        item = orjson.loads(body)
+        await self._queue.submit(
+            MessagesRequest.model_validate(item["params"]),  # valid: checked at creation
+            request_id=f"{batch_id}:{index}",
+            lane="batch",
+            lane_limit=self._batch_max_waiting,
+            job_id=job_id,
+            batch=BatchItem(batch_id=batch_id, index=index, custom_id=item["custom_id"]),
+            client_key=owner or None,
+        )
+
+    async def _custom_id(self, batch_id: str, entry: InflightEntry) -> str:
+        body = await self._store.request_body(batch_id, entry.index)
+        return str(orjson.loads(body)["custom_id"]) if body is not None else ""

@@ -1,0 +1,1 @@
+"""Redis as the fleet's broker: connections, key names, riding out outages."""

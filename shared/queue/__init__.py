@@ -1,0 +1,1 @@
+"""The job queue: jobs, their attempts, and the one adapter to arq."""

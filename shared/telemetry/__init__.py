@@ -1,0 +1,1 @@
+"""What the processes tell operators: logs, Prometheus metrics, request statistics."""

@@ -1,0 +1,17 @@
+"""How this worker runs the CLI, fixed at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from worker.cli.login import AccountLogin
+
+
+@dataclass(frozen=True)
+class CliConfig:
+    claude_bin: str
+    base_env: dict[str, str]  # only the account's credential (worker/main.py)
+    work_root: str  # this worker's own directory (worker/cli/workspace.py)
+    timeout_s: float
+    kill_grace_s: float
+    login: AccountLogin = field(default_factory=AccountLogin)

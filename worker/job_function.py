@@ -1,0 +1,241 @@
+"""The arq job function: answer the attempt the worker claimed (worker/fleet_worker.py) with
+the CLI and publish; or try elsewhere.
+
+An attempt that has not sent the client anything yet is retried on another account when
+its account hits its usage limit (the account cools until its reset) or the upstream fails
+transiently (429 burst, 5xx, 529), up to `job_max_attempts`, keeping its place in line.
+A CLI that fails without a word makes the worker check it at once: one that cannot serve any
+more (gone, logged out) leaves the job to other workers and beats as `broken`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from shared.broker.outage import OUTAGE_ERRORS, outlasting_outage
+from shared.errors import AccountLimitReached, CliFailed, FleetError, Overloaded
+from shared.fleet.affinity import AccountNote
+from shared.fleet.registry import FleetSnapshot, all_cooling_error, read_fleet, set_account_cooling
+from shared.queue.job import Chunk, JobRequest
+from shared.telemetry.log import job_id_var, request_id_var
+from worker.cli.check import check_cli, record_check
+from worker.context import WorkerContext
+from worker.heartbeat import beat
+from worker.reply.accounting import book_run
+from worker.reply.answer import answer_with_cli
+from worker.reply.batch_collector import BatchCollector
+from worker.reply.chunk_publisher import AttemptSuperseded, ChunkPublisher
+from worker.reply.run_meter import RunMeter
+
+logger = logging.getLogger(__name__)
+
+
+async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
+    """Answer one Messages request; every outcome ends the job's chunk stream or re-queues it."""
+    worker: WorkerContext = ctx["worker"]
+    job = JobRequest.model_validate(payload)
+    job_id_var.set(job.job_id)
+    request_id_var.set(job.request_id)
+    claim = worker.state.claims.pop(ctx["job_id"], None)
+    if claim is None or claim.outcome != "claimed":
+        logger.info("attempt %d is stale or cancelled; skipped", job.attempt)
+        return
+    note = (
+        AccountNote(job.request, worker.state.account, ttl_s=worker.settings.affinity_ttl_s)
+        if worker.settings.affinity_wait_ms
+        else None
+    )
+    publisher = (
+        ChunkPublisher(
+            ctx["redis"],
+            job.job_id,
+            attempt=job.attempt,
+            ttl_s=worker.queue.lifetimes.ended_s(),
+            max_chunks=worker.settings.journal_max_chunks,
+            max_bytes=worker.settings.journal_max_bytes,
+            running_ttl_s=worker.queue.lifetimes.running_s(),
+            note=note,
+        )
+        if job.batch is None
+        else BatchCollector(ctx["redis"], job.job_id)
+    )
+    meter = RunMeter()
+    try:
+        if not await _resumed_after_crash(publisher, claim.last_chunk):
+            with worker.state.occupied_slot(batch=job.lane == "batch"):
+                requeued = superseded = False
+                try:
+                    requeued = await _answer(job, publisher, worker, ctx, meter)
+                except AttemptSuperseded:
+                    superseded = True  # the job's last attempt is another one
+                    raise
+                finally:  # a cancelled run (its client left) is booked too
+                    await book_run(
+                        worker,
+                        ctx["redis"],
+                        job,
+                        meter,
+                        final=not (requeued or superseded),
+                        failed=publisher.failed,
+                    )
+                if requeued:
+                    return  # handed to another attempt
+    except AttemptSuperseded:
+        # Declared dead while alive, say: the job is another attempt's now (its CLI is stopped).
+        logger.warning("attempt %d was superseded; its output was refused", job.attempt)
+        return
+    if isinstance(publisher, BatchCollector):
+        await outlasting_outage(
+            lambda: record_batch_result(worker, job, publisher),
+            limit_s=worker.settings.redis_outage_s,
+        )
+    await outlasting_outage(
+        lambda: worker.queue.finish(job, handed_off_at=meter.handed_off_at),
+        limit_s=worker.settings.redis_outage_s,
+    )
+
+
+async def record_batch_result(
+    worker: WorkerContext, job: JobRequest, collector: BatchCollector
+) -> None:
+    """Persist a batch request's result, then let the feeder fill the slot it leaves."""
+    assert job.batch is not None and worker.batches is not None  # a worker built by main.py
+    result = collector.result(job.request_id)
+    await worker.batches.record(job.batch.batch_id, job.batch.index, job.batch.custom_id, result)
+    if worker.feeder is not None:
+        worker.feeder.wake()
+
+
+async def _answer(
+    job: JobRequest,
+    publisher: ChunkPublisher,
+    worker: WorkerContext,
+    ctx: dict[str, Any],
+    meter: RunMeter,
+) -> bool:
+    """Answer the job; True if it was re-queued for another attempt instead."""
+    wait_ms = int(time.time() * 1000) - job.enqueued_at_ms
+    # Logged and measured once the CLI has the request: nothing delays the hand-off.
+    worker.metrics.queue_wait.labels(lane=job.lane).observe(max(0, wait_ms) / 1000)
+    started = time.monotonic()
+    try:
+        await answer_with_cli(
+            job.request, job.job_id, publisher, worker.cli, meter=meter, pool=worker.pool
+        )
+    except AccountLimitReached as limit:
+        await _cool_account(worker, limit, ctx)
+        fleet = await read_fleet(ctx["redis"], heartbeat_ttl_s=worker.settings.heartbeat_ttl_s)
+        if await _retry_elsewhere(job, publisher, worker, fleet, backoff=False):
+            return True
+        await _fail(publisher, worker, all_cooling_error(fleet) or limit)
+    except FleetError as error:
+        if error.transient and await _retry_elsewhere(
+            job,
+            publisher,
+            worker,
+            await read_fleet(ctx["redis"], heartbeat_ttl_s=worker.settings.heartbeat_ttl_s),
+            backoff=True,
+        ):
+            return True
+        if isinstance(error, CliFailed) and await _left_to_others(job, publisher, worker, ctx):
+            return True
+        await _fail(publisher, worker, error)
+    except AttemptSuperseded:
+        raise
+    except OUTAGE_ERRORS as exc:
+        logger.warning("lost redis mid-answer: %r", exc)
+        await _fail(
+            publisher,
+            worker,
+            Overloaded("Lost contact with the job queue; please retry.", retry_after_s=1),
+        )
+    except Exception:
+        logger.exception("job crashed")
+        await _fail(publisher, worker, FleetError("Internal server error"))
+    logger.info(
+        "attempt %d done in %.2fs (%d ms after submission), %d chunks",
+        job.attempt,
+        time.monotonic() - started,
+        wait_ms,
+        publisher.seq,
+    )
+    return False
+
+
+async def _fail(publisher: ChunkPublisher, worker: WorkerContext, error: FleetError) -> None:
+    worker.state.last_error = error.message
+    logger.warning("job failed: %s (%s)", error.error_type, error.message)
+    if not publisher.ended:
+        # Redis may be why the job failed: wait for it, so the client hears of the failure.
+        await outlasting_outage(
+            lambda: publisher.publish_error(error), limit_s=worker.settings.redis_outage_s
+        )
+
+
+async def _cool_account(
+    worker: WorkerContext, limit: AccountLimitReached, ctx: dict[str, Any]
+) -> None:
+    worker.state.cooling_until = limit.resets_at
+    worker.state.last_error = f"usage limit ({limit.reason})"
+    await set_account_cooling(
+        ctx["redis"], worker.state.account, until_s=limit.resets_at, reason=limit.reason
+    )
+    logger.warning(
+        "account %s cools until %.0f (%s)", worker.state.account, limit.resets_at, limit.reason
+    )
+
+
+async def _retry_elsewhere(
+    job: JobRequest,
+    publisher: ChunkPublisher,
+    worker: WorkerContext,
+    snapshot: FleetSnapshot,
+    *,
+    backoff: bool,
+) -> bool:
+    """Re-queue the job for its next attempt, if nothing was sent and attempts remain.
+    A batch request has no client: it may always run again, and waits out account limits."""
+    if (publisher.seq > 0 and job.batch is None) or job.attempt >= worker.settings.job_max_attempts:
+        return False
+    avoid = [*job.avoid_accounts, worker.state.account]
+    others = [a for a in snapshot.available_accounts() if a.name not in avoid]
+    if not others:
+        if not backoff and job.batch is None:
+            return False  # no other account has room: the client hears of the limit
+        avoid = []  # a transient failure may clear up here too; a limit ends at its reset
+    if backoff:
+        await asyncio.sleep(worker.settings.retry_backoff_s * 2 ** (job.attempt - 1))
+    following = await worker.queue.requeue(job, avoid_accounts=avoid)
+    logger.info("re-queued as attempt %s avoiding %s", following and following.attempt, avoid)
+    return following is not None
+
+
+async def _left_to_others(
+    job: JobRequest, publisher: ChunkPublisher, worker: WorkerContext, ctx: dict[str, Any]
+) -> bool:
+    """Check the CLI after it failed; if it cannot serve, re-queue the job (if nothing was sent)
+    and beat as broken now, so relays see at once whether any worker is left."""
+    record_check(worker.state, await check_cli(worker.cli.claude_bin, worker.cli.base_env))
+    if not worker.state.broken_reason:
+        return False
+    await beat(ctx["redis"], worker.state, ttl_s=worker.settings.heartbeat_ttl_s)
+    if (publisher.seq > 0 and job.batch is None) or job.attempt >= worker.settings.job_max_attempts:
+        return False
+    return await worker.queue.requeue(job, avoid_accounts=job.avoid_accounts) is not None
+
+
+async def _resumed_after_crash(publisher: ChunkPublisher, previous: Chunk | None) -> bool:
+    """A re-run of an attempt whose earlier run already streamed (`previous`, the last chunk
+    of its journal) must not start a second answer."""
+    if previous is None:
+        return False
+    publisher.seq = previous.seq
+    publisher.ended = previous.is_terminal
+    if not previous.is_terminal:
+        await publisher.publish_error(
+            CliFailed("The worker answering this request stopped mid-answer; please retry.")
+        )
+    return True

@@ -1,0 +1,218 @@
+"""Answers one Messages request with one CLI run, publishing the raw stream events as chunks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from shared.errors import CliFailed, JobTimedOut
+from shared.wire.messages import MessagesRequest
+from worker.cli.command import (
+    StdinLine,
+    cli_argv,
+    cli_environment,
+    control_lines,
+    spawn_shape,
+    stdin_lines,
+    uses_api_key,
+)
+from worker.cli.config import CliConfig
+from worker.cli.outcome import result_error
+from worker.cli.pool import CliPool, WarmCli
+from worker.cli.process import CliProcess
+from worker.cli.workspace import job_workspace, remove_workspace
+from worker.reply.chunk_publisher import ChunkPublisher
+from worker.reply.run_meter import RunMeter
+from worker.reply.stop_sequences import StopSequenceCutter
+from worker.tools.client_tools import answer_cli_request, rename_for_client, tools_for_cli
+
+logger = logging.getLogger(__name__)
+
+
+async def answer_with_cli(
+    request: MessagesRequest,
+    job_id: str,
+    publisher: ChunkPublisher,
+    config: CliConfig,
+    *,
+    meter: RunMeter | None = None,
+    pool: CliPool | None = None,
+) -> None:
+    """Run the CLI for `request`, a ready one from `pool` when it has one of the request's
+    shape; raises a FleetError when it does not answer completely. `meter` learns what the
+    run used, whether it answers or not."""
+    meter = meter or RunMeter()
+    lines = stdin_lines(request)
+    tools = tools_for_cli(request)
+    shape = spawn_shape(request, bare=uses_api_key(config.base_env))
+    warm = pool.take(shape) if pool is not None else None
+    with contextlib.ExitStack() as cleanup:
+        if warm is not None:
+            workspace = warm.workspace
+            cleanup.callback(remove_workspace, workspace)
+            process = warm.process
+        else:
+            workspace = cleanup.enter_context(job_workspace(config.work_root, job_id))
+            config.login.install(workspace.config_dir)
+            process = CliProcess(
+                cli_argv(config.claude_bin, shape),
+                env=cli_environment(config.base_env, workspace.tmp_dir, shape, home=workspace.home),
+                cwd=workspace.cwd,
+                kill_grace_s=config.kill_grace_s,
+            )
+        # Before the workspace goes: a refreshed credential goes back to the account.
+        cleanup.callback(config.login.collect, workspace.config_dir)
+        cutter = StopSequenceCutter(request.stop_sequences)
+        try:
+            meter.spawned_at = time.monotonic()
+            async with asyncio.timeout(config.timeout_s), process:
+                meter.handed_off_at = time.time()
+                cli = _AnsweringCli(process, tools)
+                await _configure(cli, control_lines(request))
+                logger.info("cli pid=%s (%s) took the request", process.pid, _kind(warm))
+                await _replay_history(cli, lines[:-1], meter)
+                await process.write_line(lines[-1].payload)
+                await _relay_answer(cli, publisher, cutter, meter)
+                if cutter.matched is None:
+                    await process.wait_exit(config.kill_grace_s)
+        except TimeoutError as exc:
+            _log_stderr_tail(process, job_id)
+            raise JobTimedOut(f"The request ran past {config.timeout_s:.0f} s.") from exc
+        except Exception:
+            _log_stderr_tail(process, job_id)
+            raise
+
+
+def _kind(warm: WarmCli | None) -> str:
+    return "cold" if warm is None else "from the ready pool"
+
+
+def _log_stderr_tail(process: CliProcess, job_id: str) -> None:
+    """What the CLI said on stderr before a failure: the operator's first clue."""
+    if process.stderr_tail:
+        logger.warning(
+            "cli of job %s failed (rc=%s); its stderr ends:\n%s",
+            job_id,
+            process.returncode,
+            "\n".join(process.stderr_tail),
+        )
+
+
+class _AnsweringCli:
+    """A CLI's output lines, with the control requests it sends the worker (about the
+    client's tools: worker/tools/client_tools.py) answered as they come. Its stdin stays open for
+    those until the answer's `result`; closing it then lets the CLI exit."""
+
+    def __init__(self, process: CliProcess, tools: list[dict[str, Any]]) -> None:
+        self.process = process
+        self._tools = tools
+
+    async def read_message(self) -> dict[str, Any] | None:
+        while (message := await self.process.read_message()) is not None:
+            if message.get("type") != "control_request":
+                return message
+            await self._answer(message)
+        return None
+
+    async def _answer(self, message: dict[str, Any]) -> None:
+        request_id = message.get("request_id")
+        body = answer_cli_request(message.get("request") or {}, self._tools)
+        response: dict[str, Any] = (
+            {"subtype": "success", "request_id": request_id, "response": body}
+            if body is not None
+            else {"subtype": "error", "request_id": request_id, "error": "Not served here."}
+        )
+        line = {"type": "control_response", "response": response}
+        await self.process.write_line(orjson.dumps(line) + b"\n")
+
+
+async def _configure(cli: _AnsweringCli, lines: list[bytes]) -> None:
+    """Control requests, each answered by its `control_response` before the next line."""
+    for line in lines:
+        await cli.process.write_line(line)
+        response = await _next_control_response(cli)
+        if response.get("subtype") != "success":
+            logger.error("cli refused a control request: %s", response.get("error"))
+            raise CliFailed("The Claude Code CLI refused its set-up.")
+
+
+async def _next_control_response(cli: _AnsweringCli) -> dict[str, Any]:
+    while (message := await cli.read_message()) is not None:
+        if message.get("type") == "control_response":
+            response: dict[str, Any] = message.get("response") or {}
+            return response
+    raise CliFailed("The Claude Code CLI exited before it was set up.")
+
+
+async def _replay_history(cli: _AnsweringCli, lines: list[StdinLine], meter: RunMeter) -> None:
+    """Earlier turns, in order; a user turn must be acknowledged before the next line."""
+    for line in lines:
+        await cli.process.write_line(line.payload)
+        if line.awaits_ack:
+            result = await _next_result(cli, meter)
+            if result.get("is_error"):
+                raise result_error(result, None, rate_limit=None)
+
+
+async def _next_result(cli: _AnsweringCli, meter: RunMeter) -> dict[str, Any]:
+    while (message := await cli.read_message()) is not None:
+        meter.observe(message)
+        if message.get("type") == "result":
+            return message
+    raise CliFailed("The Claude Code CLI exited while replaying the conversation.")
+
+
+# Held back until the answer goes on or the CLI's `result` confirms it: after a mid-stream
+# upstream error the CLI makes up these closing events itself, which would present half an
+# answer as whole. A held content_block_stop is released by the next block's events.
+_CLOSING_EVENTS = ("content_block_stop", "message_delta", "message_stop")
+
+
+async def _relay_answer(
+    cli: _AnsweringCli, publisher: ChunkPublisher, cutter: StopSequenceCutter, meter: RunMeter
+) -> None:
+    """Publish the events of the one answer until the CLI's `result` line (or a stop sequence)."""
+    error_line: dict[str, Any] | None = None
+    rate_limit: dict[str, Any] | None = None
+    held: list[dict[str, Any]] = []
+    while (message := await cli.read_message()) is not None:
+        meter.observe(message)
+        kind = message.get("type")
+        if kind == "stream_event":
+            for event in cutter.feed(rename_for_client(message["event"])):
+                if cutter.matched is None and event.get("type") in _CLOSING_EVENTS:
+                    held.append(event)
+                    continue
+                for earlier in held:  # the answer goes on: held block stops were real
+                    await publisher.publish_event(earlier)
+                held.clear()
+                await publisher.publish_event(event)
+            if cutter.matched is not None:
+                return  # leaving the process block stops the CLI
+        elif kind == "assistant" and message.get("error"):
+            error_line = message
+        elif kind == "rate_limit_event":
+            rate_limit = message.get("rate_limit_info")
+        elif kind == "result":
+            cli.process.close_stdin()  # nothing more to ask: the CLI exits
+            if message.get("is_error") and not _stopped_at_tool_use(message, held):
+                raise result_error(message, error_line, rate_limit=rate_limit)
+            for event in held:
+                await publisher.publish_event(event)
+            if not publisher.ended:
+                raise CliFailed("The Claude Code CLI finished without a complete answer.")
+            return
+    code = await cli.process.wait_exit(1.0)
+    raise CliFailed(f"The Claude Code CLI exited (code {code}) before answering.")
+
+
+def _stopped_at_tool_use(result: dict[str, Any], held: list[dict[str, Any]]) -> bool:
+    """A bare run ends with `error_max_turns` after the model's tool_use: that is the answer."""
+    if result.get("terminal_reason") != "max_turns":
+        return False
+    return any(e.get("delta", {}).get("stop_reason") == "tool_use" for e in held)
