@@ -229,8 +229,8 @@ class MessagesRequest(StrictModel):
     tool_choice: ToolChoice | None = None
     thinking: ThinkingConfig | None = None
     service_tier: Literal["auto", "standard_only"] | None = None
-    # Newer API fields, accepted so current SDKs and Claude Code work; README says which the
-    # CLI can honour (output_config.effort) and which it cannot.
+    # Newer API fields, accepted so current SDKs and Claude Code work; docs/api.md says which
+    # the CLI can honour (output_config.effort) and which it cannot.
     output_config: OutputConfig | None = None
     cache_control: CacheControl | None = None
     container: str | dict[str, Any] | None = None

@@ -24,7 +24,7 @@ def async_client(stack: Stack) -> anthropic.AsyncAnthropic:
 
 
 def without_cli_additions(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Upstream messages less what the CLI adds (README: "What the model sees").
+    """Upstream messages less what the CLI adds (docs/architecture.md: "What the model sees").
 
     For models that take mid-conversation system messages (the 5.x family), the CLI appends a
     `system` message with the environment; clients cannot send that role. The CLI puts

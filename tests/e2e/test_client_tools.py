@@ -145,7 +145,7 @@ def test_max_tokens_and_the_thinking_budget_reach_the_model(
     stack: Stack, client: anthropic.Anthropic
 ) -> None:
     # A model that takes a thinking budget: for the 5.x models the CLI sends adaptive thinking
-    # whatever the budget (README: Every request field).
+    # whatever the budget (docs/architecture.md: Every request field).
     budgeted = "claude-haiku-4-5"
     client.messages.create(
         model=budgeted,

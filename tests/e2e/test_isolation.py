@@ -120,7 +120,7 @@ def upstream_text(stack: Stack) -> str:
 
 def user_texts(messages: list[dict[str, Any]]) -> list[str]:
     """Each user message's text as the model reads it: its text blocks joined, less the CLI's
-    own `<system-reminder>` blocks (README, "What the model sees")."""
+    own `<system-reminder>` blocks (docs/architecture.md, "What the model sees")."""
     texts = []
     for message in messages:
         if message["role"] != "user":

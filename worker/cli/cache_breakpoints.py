@@ -2,7 +2,7 @@
 
 The CLI adds its own: on 2 system blocks and on the last message. So at most one of the
 client's breakpoints in the messages can be kept: the last one, which caches the longest
-prefix. The others are removed (README: request fields).
+prefix. The others are removed (docs/api.md: Request fields).
 """
 
 from __future__ import annotations
