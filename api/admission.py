@@ -26,7 +26,8 @@ from shared.access.client_keys import ClientKey, KeyStore
 from shared.access.quotas import QuotaLease, Quotas
 from shared.errors import InvalidRequest, NotFound, PermissionDenied
 from shared.fleet.affinity import preferred_account
-from shared.fleet.registry import Lane, admission_error, read_fleet
+from shared.fleet.lanes import Lane
+from shared.fleet.registry import admission_error, read_fleet
 from shared.queue.job_queue import JobQueue
 from shared.settings import Settings
 from shared.telemetry.log import job_id_var, request_id_var

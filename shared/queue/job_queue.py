@@ -42,7 +42,7 @@ from arq.jobs import serialize_job
 
 from shared.broker import redis_keys
 from shared.errors import Overloaded
-from shared.fleet.registry import Lane
+from shared.fleet.lanes import Lane
 from shared.queue import arq_codec
 from shared.queue.job import RUN_MESSAGES_JOB, AttemptId, BatchItem, Chunk, JobRequest
 from shared.settings import Settings
