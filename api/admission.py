@@ -26,7 +26,7 @@ from shared.access.client_keys import ClientKey, KeyStore
 from shared.access.quotas import QuotaLease, Quotas
 from shared.errors import InvalidRequest, NotFound, PermissionDenied
 from shared.fleet.affinity import preferred_account
-from shared.fleet.lanes import Lane
+from shared.fleet.lanes import Lane, LanePolicies
 from shared.fleet.registry import admission_error, read_fleet
 from shared.queue.job_queue import JobQueue
 from shared.settings import Settings
@@ -42,6 +42,7 @@ _EVENT_ID = re.compile(r"(job_[0-9a-f]{32}):([0-9]{1,9})")  # api/relay/job_rela
 @dataclass
 class FrontEnd:
     settings: Settings
+    lanes: LanePolicies
     redis: ArqRedis
     hub: ChunkHub
     queue: JobQueue
@@ -65,16 +66,11 @@ class FrontEnd:
             error = admission_error(fleet)
             if error is not None:
                 raise error
-            limit = (
-                self.settings.interactive_max_waiting
-                if lane == "interactive"
-                else self.settings.batch_max_waiting
-            )
             job = await self.queue.submit(
                 body,
                 request_id=request_id,
                 lane=lane,
-                lane_limit=limit,
+                lane_limit=self.lanes[lane].max_waiting,
                 owner=stream_owner(body, request),
                 client_key=key.name if key else None,
                 prefer_account=await preferred_account(self.redis, body, fleet),
@@ -97,13 +93,8 @@ class FrontEnd:
             raise PermissionDenied(f"This API key may not use the {lane} lane.")
         if not key.allows_model(model):
             raise PermissionDenied(f"This API key may not use the model {model!r}.")
-        max_wait_s = (
-            self.settings.interactive_max_wait_s
-            if lane == "interactive"
-            else self.settings.batch_max_wait_s
-        )
         # A lease outlives any request (its wait, its run, a margin) unless its front end dies.
-        lease_s = max_wait_s + self.settings.job_timeout_s + 60
+        lease_s = self.lanes[lane].max_wait_s + self.settings.job_timeout_s + 60
         return await self.quotas.admit(key, request_id, lease_s=lease_s)
 
     def check_limits(self, body: MessagesRequest) -> None:

@@ -18,6 +18,7 @@ from api.telemetry.request_recorder import RequestTiming
 from shared.broker import redis_keys
 from shared.broker.outage import OUTAGE_ERRORS, outlasting_outage
 from shared.errors import CliFailed, FleetError, Overloaded, from_error
+from shared.fleet.lanes import LANES
 from shared.queue.job import Chunk
 from shared.queue.job_queue import JobQueue
 from shared.wire.message_builder import MessageBuilder
@@ -59,10 +60,11 @@ class JobRelay:
 
     async def open(self) -> JobRelay:
         readers = redis_keys.job_readers(self.reader.job_id)
+        longest_s = max(self._queue.lifetimes.waiting_s(lane) for lane in LANES)
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.incr(readers)
             # Kept while any job may wait or run: a relay may stay attached all that time.
-            pipe.expire(readers, self._queue.lifetimes.waiting_s("batch"))
+            pipe.expire(readers, longest_s)
             await pipe.execute()
         await self.reader.__aenter__()
         return self
