@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import time
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
@@ -123,12 +122,12 @@ class FrontEnd:
     async def relay(
         self, job_id: str, request: Request, *, after_seq: int, lease: QuotaLease | None = None
     ) -> JobRelay:
-        started = time.monotonic()
+        timing = request_timing(request)
+        timing.first_token.resumed = after_seq > 0
         lane = getattr(request.state, "lane", "interactive")
 
-        def first_chunk() -> None:
-            elapsed_s = time.monotonic() - started
-            self.metrics.time_to_first_token.labels(lane=lane).observe(elapsed_s)
+        def first_token(ttft_s: float) -> None:
+            self.metrics.time_to_first_token.labels(lane=lane).observe(ttft_s)
 
         release = (lambda: self.quotas.release(lease)) if lease is not None else None
         relay = JobRelay(
@@ -140,9 +139,9 @@ class FrontEnd:
             check_interval_s=self.settings.journal_check_s,
             redis_outage_s=self.settings.redis_outage_s,
             resume_window_s=self._resume_window(request),
-            on_first_chunk=first_chunk if after_seq == 0 else None,  # not for a resumed stream
+            on_first_token=first_token,
             on_close=release,
-            timing=request_timing(request),
+            timing=timing,
         )
         return await relay.open()
 

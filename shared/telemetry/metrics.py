@@ -27,7 +27,7 @@ class FleetMetrics:
         )  # fmt: skip
         self.time_to_first_token = Histogram(
             "ccfleet_time_to_first_token_seconds",
-            "Admission to the first chunk of the answer.",
+            "Request received to the first token relayed (shared/telemetry/first_token.py).",
             ["lane"],
             buckets=_SECONDS,
             registry=r,
