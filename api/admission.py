@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import time
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
@@ -26,7 +25,8 @@ from shared.access.client_keys import ClientKey, KeyStore
 from shared.access.quotas import QuotaLease, Quotas
 from shared.errors import InvalidRequest, NotFound, PermissionDenied
 from shared.fleet.affinity import preferred_account
-from shared.fleet.registry import Lane, admission_error, read_fleet
+from shared.fleet.lanes import Lane, LanePolicies
+from shared.fleet.registry import admission_error, read_fleet
 from shared.queue.job_queue import JobQueue
 from shared.settings import Settings
 from shared.telemetry.log import job_id_var, request_id_var
@@ -41,6 +41,7 @@ _EVENT_ID = re.compile(r"(job_[0-9a-f]{32}):([0-9]{1,9})")  # api/relay/job_rela
 @dataclass
 class FrontEnd:
     settings: Settings
+    lanes: LanePolicies
     redis: ArqRedis
     hub: ChunkHub
     queue: JobQueue
@@ -64,16 +65,11 @@ class FrontEnd:
             error = admission_error(fleet)
             if error is not None:
                 raise error
-            limit = (
-                self.settings.interactive_max_waiting
-                if lane == "interactive"
-                else self.settings.batch_max_waiting
-            )
             job = await self.queue.submit(
                 body,
                 request_id=request_id,
                 lane=lane,
-                lane_limit=limit,
+                lane_limit=self.lanes[lane].max_waiting,
                 owner=stream_owner(body, request),
                 client_key=key.name if key else None,
                 prefer_account=await preferred_account(self.redis, body, fleet),
@@ -96,13 +92,8 @@ class FrontEnd:
             raise PermissionDenied(f"This API key may not use the {lane} lane.")
         if not key.allows_model(model):
             raise PermissionDenied(f"This API key may not use the model {model!r}.")
-        max_wait_s = (
-            self.settings.interactive_max_wait_s
-            if lane == "interactive"
-            else self.settings.batch_max_wait_s
-        )
         # A lease outlives any request (its wait, its run, a margin) unless its front end dies.
-        lease_s = max_wait_s + self.settings.job_timeout_s + 60
+        lease_s = self.lanes[lane].max_wait_s + self.settings.job_timeout_s + 60
         return await self.quotas.admit(key, request_id, lease_s=lease_s)
 
     def check_limits(self, body: MessagesRequest) -> None:
@@ -131,12 +122,12 @@ class FrontEnd:
     async def relay(
         self, job_id: str, request: Request, *, after_seq: int, lease: QuotaLease | None = None
     ) -> JobRelay:
-        started = time.monotonic()
+        timing = request_timing(request)
+        timing.first_token.resumed = after_seq > 0
         lane = getattr(request.state, "lane", "interactive")
 
-        def first_chunk() -> None:
-            elapsed_s = time.monotonic() - started
-            self.metrics.time_to_first_token.labels(lane=lane).observe(elapsed_s)
+        def first_token(ttft_s: float) -> None:
+            self.metrics.time_to_first_token.labels(lane=lane).observe(ttft_s)
 
         release = (lambda: self.quotas.release(lease)) if lease is not None else None
         relay = JobRelay(
@@ -148,9 +139,9 @@ class FrontEnd:
             check_interval_s=self.settings.journal_check_s,
             redis_outage_s=self.settings.redis_outage_s,
             resume_window_s=self._resume_window(request),
-            on_first_chunk=first_chunk if after_seq == 0 else None,  # not for a resumed stream
+            on_first_token=first_token,
             on_close=release,
-            timing=request_timing(request),
+            timing=timing,
         )
         return await relay.open()
 

@@ -36,6 +36,7 @@ from shared.access.quotas import Quotas
 from shared.batches.dispatch import BatchDispatch
 from shared.batches.store import BatchStore
 from shared.broker.connection import arq_redis
+from shared.fleet.lanes import lane_policies
 from shared.process.vital_tasks import VitalTasks
 from shared.queue.job_queue import JobLifetimes, JobQueue
 from shared.settings import Settings
@@ -52,6 +53,7 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = arq_redis(settings)
         hub = ChunkHub(redis)
+        lanes = lane_policies(settings)
         queue = JobQueue(
             redis,
             queue_name=settings.queue_name,
@@ -61,6 +63,7 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
         detached = DetachedJobs(redis, queue, redis_outage_s=settings.redis_outage_s)
         app.state.front_end = FrontEnd(
             settings=settings,
+            lanes=lanes,
             redis=redis,
             hub=hub,
             queue=queue,
@@ -82,7 +85,7 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
                 redis,
                 batch_store,
                 queue,
-                batch_max_waiting=settings.batch_max_waiting,
+                batch_max_waiting=lanes.batch.max_waiting,
                 max_runs=settings.job_max_attempts,
             ),
         )

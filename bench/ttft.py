@@ -4,11 +4,13 @@
 
 Starts a private stack as the tests do (embedded Redis; in-process FakeUpstream answering 44 chars
 in 8-char chunks, no delay; one worker and one front end as child processes; a fake OAuth token),
-then alternates two kinds of run (ccfleet, direct, ccfleet, ...) after one warm-up of each:
+then alternates two kinds of run (ccfleet, direct, ccfleet, ...) after one warm-up of each.
+TTFT is ccfleet's one definition (shared/telemetry/first_token.py: to the first
+`content_block_delta`), timed from the client's side:
 
-- ccfleet: streaming POST /v1/messages (raw SSE): send -> first text_delta (TTFT), -> message_stop.
+- ccfleet: streaming POST /v1/messages (raw SSE): send -> first token (TTFT), -> message_stop.
 - direct: the CLI with the worker's argv, env and stdin (worker.cli.command), fresh cwd + TMPDIR:
-  spawn -> first text_delta stream_event (TTFT), -> `result` line (the worker releases
+  spawn -> first token's stream_event (TTFT), -> `result` line (the worker releases
   message_stop only after `result`, so the totals compare).
 
 "overhead" = ccfleet - direct per pair (i-th run of each kind), then summarised. The upstream runs
@@ -45,6 +47,7 @@ import redis as redis_lib
 
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from shared.broker import redis_keys
+from shared.telemetry.first_token import is_token_event
 from shared.wire.messages import MessagesRequest
 from tests.fakes.upstream import FakeUpstream, RecordedRequest, TextReply
 from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until
@@ -81,14 +84,9 @@ def body(marker: str) -> dict[str, Any]:
     return {"model": MODEL, "max_tokens": 256, "stream": True, "messages": [message]}
 
 
-def is_text_delta(event: dict[str, Any]) -> bool:
-    delta = event.get("delta") or {}
-    return event.get("type") == "content_block_delta" and delta.get("type") == "text_delta"
-
-
 def sample(marker: str, t0: float, first: float | None, end: float | None) -> Sample:
     if first is None or end is None:
-        raise RuntimeError(f"{marker}: stream ended without a text delta or end")
+        raise RuntimeError(f"{marker}: stream ended without a token or end")
     up = arrivals.pop(marker, math.nan)
     ms = 1000.0
     return Sample((first - t0) * ms, (end - t0) * ms, (up - t0) * ms, (first - up) * ms)
@@ -107,7 +105,7 @@ async def via_ccfleet(client: httpx.AsyncClient, url: str) -> Sample:
             if not line.startswith("data:"):
                 continue
             event = json.loads(line[5:])
-            if first is None and is_text_delta(event):
+            if first is None and is_token_event(event.get("type")):
                 first = time.perf_counter()
             if event.get("type") == "message_stop":
                 end = time.perf_counter()
@@ -148,8 +146,8 @@ async def direct(claude_bin: str, base_env: dict[str, str], root: Path) -> Sampl
                 await proc.write_line(line.payload)
             proc.close_stdin()
             while (message := await proc.read_message()) is not None:
-                kind = message.get("type")
-                if first is None and kind == "stream_event" and is_text_delta(message["event"]):
+                kind, event = message.get("type"), message.get("event") or {}
+                if first is None and kind == "stream_event" and is_token_event(event.get("type")):
                     first = time.perf_counter()
                 elif kind == "result":
                     end = time.perf_counter()
@@ -249,8 +247,8 @@ def report(
           f"concurrency={conc}  reply={len(REPLY)} chars in 8-char chunks")  # fmt: skip
     print(f"{'(milliseconds)':<44}{'p50':>9}{'p99':>9}{'mean':>9}")
     for label, values in [
-        ("TTFT  ccfleet (send -> 1st text_delta)", [s.ttft for s in gateway]),
-        ("TTFT  direct CLI (spawn -> 1st text_delta)", [s.ttft for s in cli]),
+        ("TTFT  ccfleet (send -> 1st token)", [s.ttft for s in gateway]),
+        ("TTFT  direct CLI (spawn -> 1st token)", [s.ttft for s in cli]),
         ("TTFT  overhead (ccfleet - direct, paired)", diff("ttft")),
         ("total ccfleet (send -> message_stop)", [s.total for s in gateway]),
         ("total direct CLI (spawn -> result)", [s.total for s in cli]),

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from shared.batches.dispatch import BatchDispatch
 from shared.batches.store import BatchStore
 from shared.broker import redis_keys
+from shared.fleet.lanes import lane_policies
 from shared.fleet.registry import read_fleet
 from shared.settings import Settings
 
@@ -34,6 +35,7 @@ class BatchFeeder:
         self._store = store
         self._dispatch = dispatch
         self._settings = settings
+        self._batch_lane = lane_policies(settings).batch
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -58,10 +60,9 @@ class BatchFeeder:
 
     async def _feed(self) -> None:
         fleet = await read_fleet(self._redis, heartbeat_ttl_s=self._settings.heartbeat_ttl_s)
-        reserved = self._settings.reserved_interactive_slots
         free_accounts = {a.name for a in fleet.available_accounts()}
         batch_slots = sum(
-            max(0, w.slots - reserved)
+            self._batch_lane.slots_on(w.slots)
             for w in fleet.workers
             if w.state == "ready" and w.account in free_accounts
         )

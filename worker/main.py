@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from shared.batches.dispatch import BatchDispatch
 from shared.batches.store import BatchStore
 from shared.broker.connection import arq_redis
+from shared.fleet.lanes import lane_policies
 from shared.process.vital_tasks import VitalTasks
 from shared.queue import arq_codec
 from shared.queue.job import RUN_MESSAGES_JOB
@@ -85,6 +86,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
     metrics = FleetMetrics()
     metrics_server = MetricsServer(metrics, port=settings.metrics_port)
     wakeup = QueueWakeup(idle_poll_s=settings.worker_poll_delay_s)
+    lanes = lane_policies(settings)
     redis_pool = arq_redis(settings)  # arq's ctx["redis"]
     queue = JobQueue(
         redis_pool, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings)
@@ -103,7 +105,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
             redis,
             batches,
             queue,
-            batch_max_waiting=settings.batch_max_waiting,
+            batch_max_waiting=lanes.batch.max_waiting,
             max_runs=settings.job_max_attempts,
         )
         feeder = BatchFeeder(redis, batches, dispatch, settings)
@@ -165,7 +167,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         state=state,
         vital=vital,
         redis_outage_s=settings.redis_outage_s,
-        batch_slots=max(0, settings.worker_slots - settings.reserved_interactive_slots),
+        batch_slots=lanes.batch.slots_on(settings.worker_slots),
         functions=[func(run_messages, name=RUN_MESSAGES_JOB, max_tries=settings.job_max_tries)],
         queue_name=settings.queue_name,
         redis_pool=redis_pool,

@@ -15,7 +15,8 @@ from redis.asyncio import Redis
 
 from shared.batches.store import BatchStore
 from shared.broker import redis_keys
-from shared.fleet.registry import LANES, read_fleet
+from shared.fleet.lanes import LANES
+from shared.fleet.registry import read_fleet
 from shared.fleet.view import AccountView, FleetTotals, WorkerView, fleet_view
 from shared.telemetry.request_stats import RequestStats, read_request_stats
 

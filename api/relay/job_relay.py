@@ -18,6 +18,7 @@ from api.telemetry.request_recorder import RequestTiming
 from shared.broker import redis_keys
 from shared.broker.outage import OUTAGE_ERRORS, outlasting_outage
 from shared.errors import CliFailed, FleetError, Overloaded, from_error
+from shared.fleet.lanes import LANES
 from shared.queue.job import Chunk
 from shared.queue.job_queue import JobQueue
 from shared.wire.message_builder import MessageBuilder
@@ -40,7 +41,7 @@ class JobRelay:
         check_interval_s: float,
         redis_outage_s: float,
         resume_window_s: float = 0.0,
-        on_first_chunk: Callable[[], None] | None = None,
+        on_first_token: Callable[[float], None] | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None,
         timing: RequestTiming | None = None,
     ) -> None:
@@ -53,16 +54,17 @@ class JobRelay:
         self._resume_window_s = resume_window_s
         self._redis_outage_s = redis_outage_s
         self.finished = False
-        self._on_first_chunk = on_first_chunk
+        self._on_first_token = on_first_token  # given the TTFT (s)
         self._on_close = on_close  # e.g. the end of a quota lease
         self._timing = timing or RequestTiming()
 
     async def open(self) -> JobRelay:
         readers = redis_keys.job_readers(self.reader.job_id)
+        longest_s = max(self._queue.lifetimes.waiting_s(lane) for lane in LANES)
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.incr(readers)
             # Kept while any job may wait or run: a relay may stay attached all that time.
-            pipe.expire(readers, self._queue.lifetimes.waiting_s("batch"))
+            pipe.expire(readers, longest_s)
             await pipe.execute()
         await self.reader.__aenter__()
         return self
@@ -112,8 +114,10 @@ class JobRelay:
         except FleetError as error:
             self._timing.failed(error.status_code)
             raise
-        if chunk is not None and chunk.event == "content_block_delta":
-            self._timing.token_arrived()
+        if chunk is not None:
+            ttft_s = self._timing.first_token.relayed(chunk.event)
+            if ttft_s is not None and self._on_first_token is not None:
+                self._on_first_token(ttft_s)
         return chunk
 
     async def _fetched(self, fetch: Callable[[], Awaitable[Chunk | None]]) -> Chunk | None:
@@ -131,9 +135,6 @@ class JobRelay:
         if chunk is None:
             return None
         self.finished = chunk.is_terminal
-        if self._on_first_chunk is not None:
-            self._on_first_chunk()
-            self._on_first_chunk = None
         if chunk.kind == "error":
             raise from_error(
                 chunk.data, retry_after_s=chunk.retry_after_s, should_retry=chunk.should_retry

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 
 from shared.broker import redis_keys
 from shared.errors import CliFailed, FleetError, Overloaded
+from shared.fleet.lanes import lane_policies
 from shared.fleet.registry import admission_error, read_fleet
 from shared.queue.job_queue import JobQueue, JobState
 from shared.settings import Settings
@@ -53,6 +54,7 @@ class JobWatch:
         self._redis = redis
         self._queue = queue
         self._settings = settings
+        self._lanes = lane_policies(settings)
         self._quiet_read = redis.register_script(_QUIET_READ)
 
     async def check(self, job_id: str, *, after_seq: int) -> QuietCheck:
@@ -74,11 +76,7 @@ class JobWatch:
         return QuietCheck(journal, lives=state.status == "running")
 
     async def _check_waiting(self, job_id: str, state: JobState) -> None:
-        limit_s = (
-            self._settings.interactive_max_wait_s
-            if state.lane == "interactive"
-            else self._settings.batch_max_wait_s
-        )
+        limit_s = self._lanes[state.lane].max_wait_s
         error: FleetError | None = None
         if time.time() * 1000 - state.enqueued_at_ms > limit_s * 1000:
             error = Overloaded("No worker was free to take the request in time.", retry_after_s=10)

@@ -3,8 +3,8 @@
 The body is validated like the Anthropic API's (model, messages, system, tools, tool_choice,
 thinking; anything else or anything malformed is a 400 naming the field) and answered with
 `{"input_tokens": N}` without queuing a job. No Claude tokenizer is available offline, so N
-comes from api/token_estimate.py (about 3.5 characters a token, images by their size) and the
-response says so in the header `x-ccfleet-token-count: estimate`.
+comes from shared/wire/token_estimate.py (about 3.5 characters a token, images by their size)
+and the response says so in the header `x-ccfleet-token-count: estimate`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from api.token_estimate import estimate_input_tokens
 from shared.wire.messages import (
     CacheControl,
     Message,
@@ -26,6 +25,7 @@ from shared.wire.messages import (
     ToolChoice,
 )
 from shared.wire.strict_model import StrictModel
+from shared.wire.token_estimate import estimate_input_tokens
 
 router = APIRouter()
 

@@ -1,11 +1,12 @@
 """Adds every Messages and Chat Completions request that ends to the shared rollup
 (shared/telemetry/request_stats.py) behind the dashboard's request rate, TTFT and error rate.
 
-The middleware puts a RequestTiming on the request's state; the job's relay marks the first
-token (the first `content_block_delta`) and an error that ends the reply, even one sent as an
-SSE error event after a 200. When the response is complete, the middleware writes the outcome
-to Redis: after the client has its last byte, so it adds nothing to a reply's latency. A Redis
-that does not answer costs the dashboard a sample, never the request.
+The middleware puts a RequestTiming on the request's state as the request arrives; the job's
+relay stops its clock at the first token (shared/telemetry/first_token.py) and marks an error
+that ends the reply, even one sent as an SSE error event after a 200. When the response is
+complete, the middleware writes the outcome to Redis: after the client has its last byte, so
+it adds nothing to a reply's latency. A Redis that does not answer costs the dashboard a
+sample, never the request.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.telemetry.response_status import StatusNotingSend
+from shared.telemetry.first_token import FirstTokenClock
 from shared.telemetry.request_stats import RequestOutcome, record_request
 
 logger = logging.getLogger(__name__)
@@ -30,22 +32,16 @@ RECORD_TIMEOUT_S = 1.0
 
 @dataclass
 class RequestTiming:
-    started_at_s: float = field(default_factory=time.monotonic)
-    first_token_at_s: float | None = None
+    first_token: FirstTokenClock = field(default_factory=FirstTokenClock)
     error_status: int | None = None
-
-    def token_arrived(self) -> None:
-        if self.first_token_at_s is None:
-            self.first_token_at_s = time.monotonic()
 
     def failed(self, status: int) -> None:
         if self.error_status is None:
             self.error_status = status
 
     def outcome(self, response_status: int) -> RequestOutcome:
-        ttft_ms = None
-        if self.first_token_at_s is not None:
-            ttft_ms = (self.first_token_at_s - self.started_at_s) * 1000
+        ttft_s = self.first_token.ttft_s
+        ttft_ms = ttft_s * 1000 if ttft_s is not None else None
         return RequestOutcome(
             ended_at_s=time.time(), status=self.error_status or response_status, ttft_ms=ttft_ms
         )

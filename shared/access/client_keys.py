@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, SecretStr
 from redis.asyncio import Redis
 
 from shared.broker import redis_keys
-from shared.fleet.registry import LANES, Lane
+from shared.fleet.lanes import LANES, Lane
 
 SECRET_PREFIX = "sk-ccf-"
 MIN_SERVER_SECRET_CHARS = 32

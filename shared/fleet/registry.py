@@ -14,9 +14,8 @@ from redis.asyncio import Redis
 from shared.access.ledger import month_of
 from shared.broker import redis_keys
 from shared.errors import FleetError, Overloaded, RateLimited
+from shared.fleet.lanes import LANES, Lane
 
-Lane = Literal["interactive", "batch"]
-LANES: tuple[Lane, ...] = ("interactive", "batch")
 WorkerStateName = Literal["ready", "cooling", "broken", "draining"]
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, Field
 
-from shared.fleet.registry import Lane
+from shared.fleet.lanes import Lane
 from shared.wire.messages import MessagesRequest
 
 RUN_MESSAGES_JOB = "run_messages"

@@ -11,9 +11,9 @@ lane's longest wait and a run; while it runs, a run; once it ended, as long as i
 (the journal TTL), so a stream can be resumed. Every change of phase sets its TTL anew.
 
 Lanes share one arq queue and are ordered by score: interactive jobs are scored six hours in
-the past (docs/measured-facts.md §5), so every waiting interactive job comes before any batch
-job; within a lane, first come first served. A re-queued attempt keeps its job's score, so it
-goes ahead of newer work.
+the past (their head start, shared/fleet/lanes.py), so every waiting interactive job comes
+before any batch job; within a lane, first come first served. A re-queued attempt keeps its
+job's score, so it goes ahead of newer work.
 
 Submitting is one script (room in the lane and in Redis checked, then record, lane entry and
 arq job written together) and so is re-queueing, so a job is counted in its lane only if its
@@ -42,13 +42,12 @@ from arq.jobs import serialize_job
 
 from shared.broker import redis_keys
 from shared.errors import Overloaded
-from shared.fleet.registry import Lane
+from shared.fleet.lanes import Lane, LanePolicies, lane_policies
 from shared.queue import arq_codec
 from shared.queue.job import RUN_MESSAGES_JOB, AttemptId, BatchItem, Chunk, JobRequest
 from shared.settings import Settings
 from shared.wire.messages import MessagesRequest
 
-INTERACTIVE_HEAD_START_MS = 6 * 3600 * 1000
 _DEFAULT_BUDGET_SHARE = 0.8  # of Redis's maxmemory, when no budget is configured
 
 JobStatus = Literal["waiting", "running", "done", "cancelled"]
@@ -146,8 +145,8 @@ _RUN_MARGIN_S = 60.0
 class JobLifetimes:
     """How long a job may still need its record, by phase (seconds)."""
 
-    interactive_wait_s: float
-    batch_wait_s: float
+    lanes: LanePolicies
+    """Each lane's longest wait for a worker, which a waiting job's record outlives."""
     run_s: float
     kept_s: float
     """After the job ended: as long as its chunks, for resumes."""
@@ -155,15 +154,13 @@ class JobLifetimes:
     @classmethod
     def of(cls, settings: Settings) -> JobLifetimes:
         return cls(
-            interactive_wait_s=settings.interactive_max_wait_s,
-            batch_wait_s=settings.batch_max_wait_s,
+            lanes=lane_policies(settings),
             run_s=settings.job_timeout_s + _RUN_MARGIN_S,
             kept_s=settings.journal_ttl_s,
         )
 
     def waiting_s(self, lane: Lane) -> int:
-        wait_s = self.interactive_wait_s if lane == "interactive" else self.batch_wait_s
-        return math.ceil(wait_s + self.run_s + self.kept_s)
+        return math.ceil(self.lanes[lane].max_wait_s + self.run_s + self.kept_s)
 
     def running_s(self) -> int:
         return math.ceil(self.run_s + self.kept_s)
@@ -275,14 +272,13 @@ class JobQueue:
         (shared/fleet/affinity.py)."""
         now = time.time()
         now_ms = int(now * 1000)
-        head_start = INTERACTIVE_HEAD_START_MS if lane == "interactive" else 0
         job = JobRequest(
             job_id=job_id or new_job_id(),
             request_id=request_id,
             request=request,
             enqueued_at_ms=now_ms,
             lane=lane,
-            priority_ms=now_ms - head_start,
+            priority_ms=now_ms - self.lifetimes.lanes[lane].head_start_ms,
             client_key=client_key,
             prefer_account=prefer_account,
             prefer_until_ms=now_ms + prefer_for_ms if prefer_account else 0,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from shared.fleet.registry import LANES, FleetSnapshot
+from shared.fleet.lanes import LANES
+from shared.fleet.registry import FleetSnapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -26,7 +27,7 @@ class FleetMetrics:
         )  # fmt: skip
         self.time_to_first_token = Histogram(
             "ccfleet_time_to_first_token_seconds",
-            "Admission to the first chunk of the answer.",
+            "Request received to the first token relayed (shared/telemetry/first_token.py).",
             ["lane"],
             buckets=_SECONDS,
             registry=r,

@@ -34,7 +34,7 @@ _BINS = math.ceil(math.log(600_000 / _FIRST_EDGE_MS) / math.log(_GROWTH)) + 1
 @dataclass(frozen=True)
 class RequestOutcome:
     """One request that ended: its HTTP status (an error event mid-stream counts with its
-    own status) and, if a token came, the time from arrival to the first one."""
+    own status) and its time to first token, if it has one (shared/telemetry/first_token.py)."""
 
     ended_at_s: float
     status: int

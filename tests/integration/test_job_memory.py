@@ -15,15 +15,18 @@ from redis.asyncio import Redis
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.broker import redis_keys
 from shared.errors import CliFailed, Overloaded
+from shared.fleet.lanes import lane_policies
 from shared.queue import arq_codec
 from shared.queue.job import AttemptId, Chunk, JobRequest
 from shared.queue.job_queue import JobLifetimes, JobQueue
+from shared.settings import Settings
 from shared.wire.messages import MessagesRequest
 from tests.records import running_attempt
 from worker.reply.chunk_publisher import ChunkPublisher
 
 QUEUE = "test-queue"
-LIFETIMES = JobLifetimes(interactive_wait_s=120, batch_wait_s=600, run_s=120, kept_s=600)
+WAITS = Settings(interactive_max_wait_s=120, batch_max_wait_s=600)
+LIFETIMES = JobLifetimes(lanes=lane_policies(WAITS), run_s=120, kept_s=600)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ import random
 from typing import Any
 
 from shared.wire.messages import STOP_SEQUENCE_MAX_CHARS, STOP_SEQUENCES_MAX
+from shared.wire.token_estimate import text_tokens
 from worker.reply.stop_sequences import StopSequenceCutter
 
 
@@ -47,6 +48,13 @@ def test_a_stop_sequence_split_across_deltas_ends_the_text_before_it() -> None:
     assert [e["type"] for e in out[-3:]] == ["content_block_stop", "message_delta", "message_stop"]
     assert out[-2]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "END"}
     assert out[-2]["usage"]["output_tokens"] >= 1
+
+
+def test_a_cut_answer_reports_ccfleets_one_estimate_of_the_text_it_sent() -> None:
+    cutter = StopSequenceCutter(["END"])
+    out = _run(cutter, _stream(["y" * 70, "END"]))
+    assert _text(out) == "y" * 70
+    assert out[-2]["usage"]["output_tokens"] == text_tokens("y" * 70) == 20
 
 
 def test_a_false_start_is_released_when_the_text_moves_on() -> None:

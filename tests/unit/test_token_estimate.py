@@ -1,4 +1,4 @@
-"""The offline input-token estimate behind POST /v1/messages/count_tokens."""
+"""The offline token estimate: POST /v1/messages/count_tokens, and a cut answer's output."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 
-from api.token_estimate import (
+from shared.wire.messages import Message, TextBlock, Tool, ToolChoiceAny
+from shared.wire.token_estimate import (
     IMAGE_MAX_TOKENS,
     PDF_PAGE_TOKENS,
+    chars_tokens,
     estimate_input_tokens,
     image_size,
+    text_tokens,
 )
-from shared.wire.messages import Message, TextBlock, Tool, ToolChoiceAny
 
 
 def messages(*contents: Any) -> list[Message]:
@@ -48,6 +50,11 @@ def image_block(data: bytes, media_type: str = "image/png") -> dict[str, Any]:
 def tool(name: str, properties: dict[str, Any]) -> Tool:
     schema = {"type": "object", "properties": properties}
     return Tool(name=name, description=f"The {name} tool.", input_schema=schema)
+
+
+def test_text_is_three_and_a_half_characters_a_token_rounded_up() -> None:
+    assert [text_tokens("x" * n) for n in (0, 1, 7, 8, 35)] == [0, 1, 2, 3, 10]
+    assert chars_tokens(3500) == text_tokens("z" * 3500) == 1000
 
 
 def test_the_estimate_never_shrinks_as_the_text_grows() -> None:

@@ -9,19 +9,19 @@ much is held back until the next delta shows whether it is one.
 
 On a match the cutter emits the text before it, closes the block and the message with
 `stop_reason: "stop_sequence"`, and the caller stops the CLI. The usage it reports is the
-upstream's figure so far, raised to an estimate of the text actually sent (~4 chars a token):
-the upstream's final count never comes, as the CLI is stopped.
+upstream's figure so far, raised to ccfleet's estimate of the text actually sent
+(shared/wire/token_estimate.py): the upstream's final count never comes, as the CLI is stopped.
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.wire.token_estimate import chars_tokens
+
 Event = dict[str, Any]
-_CHARS_PER_TOKEN = 4
 
 
 @dataclass
@@ -131,7 +131,7 @@ class StopSequenceCutter:
         return [{"type": "content_block_delta", "index": index, "delta": delta}]
 
     def _closing(self, index: int, stop: str) -> list[Event]:
-        tokens = max(self._output_tokens, math.ceil(self._emitted_chars / _CHARS_PER_TOKEN), 1)
+        tokens = max(self._output_tokens, chars_tokens(self._emitted_chars), 1)
         return [
             {"type": "content_block_stop", "index": index},
             {

@@ -1,4 +1,9 @@
-"""An offline ESTIMATE of a Messages request's input tokens; no Claude tokenizer is available.
+"""ccfleet's one ESTIMATE of tokens, made offline: no Claude tokenizer is available.
+
+Text is 3.5 characters a token (`CHARS_PER_TOKEN`), wherever ccfleet must count tokens itself:
+a request's input tokens for POST /v1/messages/count_tokens (`estimate_input_tokens`), and the
+output tokens of an answer cut at a stop sequence (worker/reply/stop_sequences.py), whose
+upstream count never comes. A Messages request's input counts so:
 
 - text (system, messages, tool names/descriptions/schemas as JSON, tool inputs as JSON,
   plain-text documents): characters / 3.5, rounded up;
@@ -51,7 +56,12 @@ _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 
 
 def text_tokens(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
+    return chars_tokens(len(text))
+
+
+def chars_tokens(chars: int) -> int:
+    """The tokens of `chars` characters of text, rounded up."""
+    return math.ceil(chars / CHARS_PER_TOKEN)
 
 
 def json_tokens(value: object) -> int:
