@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from shared.broker.lua_script import LuaLibrary, LuaScript, LuaScriptError
+
+REPO = Path(__file__).resolve().parents[2]
 
 ECHO = """-- Echo what it was given.
 -- KEYS: first second
@@ -81,3 +85,14 @@ def test_a_name_lua_cannot_use_or_a_repeated_one_is_refused(header: str) -> None
 def test_the_header_ends_at_the_first_line_of_code() -> None:
     script = LuaScript.parse("late.lua", "-- KEYS: a\nreturn 1\n-- ARGV: b\n")
     assert (script.keys, script.args) == (("a",), ())
+
+
+def test_every_lua_file_in_the_code_base_parses() -> None:
+    found = [
+        path
+        for package in ("api", "worker", "shared")
+        for path in sorted((REPO / package).rglob("*.lua"))
+    ]
+    assert found
+    for path in found:
+        LuaScript.parse(path.name, path.read_text())
