@@ -19,7 +19,8 @@ from shared.broker.outage import OUTAGE_ERRORS, outlasting_outage
 from shared.errors import AccountLimitReached, CliFailed, FleetError, Overloaded
 from shared.fleet.affinity import AccountNote
 from shared.fleet.registry import FleetSnapshot, all_cooling_error, read_fleet, set_account_cooling
-from shared.queue.job import Chunk, JobRequest
+from shared.queue.job import JobRequest
+from shared.stream.chunk import Chunk
 from shared.telemetry.log import job_id_var, request_id_var
 from worker.cli.check import check_cli, record_check
 from worker.context import WorkerContext

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from api.relay.chunk_hub import ChunkHub, LiveQueue
 from shared.broker import redis_keys
-from shared.queue.job import Chunk
+from shared.stream.chunk import Chunk
 
 
 class JobReader:

@@ -18,8 +18,8 @@ from api.telemetry.request_recorder import RequestTiming
 from shared.broker import redis_keys
 from shared.broker.outage import OUTAGE_ERRORS, outlasting_outage
 from shared.errors import CliFailed, FleetError, Overloaded, from_error
-from shared.queue.job import Chunk
 from shared.queue.job_queue import JobQueue
+from shared.stream.chunk import Chunk
 from shared.wire.message_builder import MessageBuilder
 
 logger = logging.getLogger(__name__)

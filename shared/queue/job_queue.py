@@ -44,8 +44,9 @@ from shared.broker import redis_keys
 from shared.errors import Overloaded
 from shared.fleet.registry import Lane
 from shared.queue import arq_codec
-from shared.queue.job import RUN_MESSAGES_JOB, AttemptId, BatchItem, Chunk, JobRequest
+from shared.queue.job import RUN_MESSAGES_JOB, AttemptId, BatchItem, JobRequest
 from shared.settings import Settings
+from shared.stream.chunk import Chunk
 from shared.wire.messages import MessagesRequest
 
 INTERACTIVE_HEAD_START_MS = 6 * 3600 * 1000

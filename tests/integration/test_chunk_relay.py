@@ -17,9 +17,9 @@ from api.relay.job_relay import JobRelay
 from api.relay.job_watch import JobWatch
 from shared.broker import redis_keys
 from shared.errors import Overloaded
-from shared.queue.job import Chunk
 from shared.queue.job_queue import JobQueue
 from shared.settings import Settings
+from shared.stream.chunk import Chunk
 from tests.records import running_attempt
 from worker.reply.chunk_publisher import ChunkPublisher
 

@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from shared.broker import redis_keys
 from shared.errors import CliFailed, JobTimedOut, Overloaded, RateLimited
-from shared.queue.job import Chunk
+from shared.stream.chunk import Chunk
 from shared.wire.messages import MessagesRequest
 from tests.fakes import fake_cli
 from tests.fakes.fake_cli import hello_answer, stream_event

@@ -16,8 +16,8 @@ from redis.asyncio import Redis
 
 from shared.broker import redis_keys
 from shared.broker.outage import outlasting_outage
-from shared.queue.job import Chunk
 from shared.queue.job_queue import JobQueue
+from shared.stream.chunk import Chunk
 from shared.wire.messages import MessagesRequest
 from tests.conftest import StackFactory
 from tests.fakes import fake_cli

@@ -16,8 +16,9 @@ from ccfleet.embedded_redis import EmbeddedRedis
 from shared.broker import redis_keys
 from shared.errors import CliFailed, Overloaded
 from shared.queue import arq_codec
-from shared.queue.job import AttemptId, Chunk, JobRequest
+from shared.queue.job import AttemptId, JobRequest
 from shared.queue.job_queue import JobLifetimes, JobQueue
+from shared.stream.chunk import Chunk
 from shared.wire.messages import MessagesRequest
 from tests.records import running_attempt
 from worker.reply.chunk_publisher import ChunkPublisher

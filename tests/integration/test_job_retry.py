@@ -18,9 +18,10 @@ from redis.asyncio import Redis
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.broker import redis_keys
 from shared.errors import CliFailed
-from shared.queue.job import AttemptId, Chunk, JobRequest
+from shared.queue.job import AttemptId, JobRequest
 from shared.queue.job_queue import JobLifetimes, JobQueue
 from shared.settings import Settings
+from shared.stream.chunk import Chunk
 from shared.wire.messages import MessagesRequest
 from tests.integration.conftest import run_claimed
 from worker.cli.config import CliConfig

@@ -12,8 +12,9 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.broker import redis_keys
-from shared.queue.job import Chunk, JobRequest
+from shared.queue.job import JobRequest
 from shared.queue.job_queue import JobQueue
+from shared.stream.chunk import Chunk
 from shared.wire.messages import MessagesRequest
 from tests.integration.conftest import FakeWorker, claim, run_claimed
 from worker.reply.chunk_publisher import AttemptSuperseded, ChunkPublisher

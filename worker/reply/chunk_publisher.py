@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 from shared.broker import redis_keys
 from shared.errors import CliFailed, FleetError
 from shared.fleet.affinity import AccountNote
-from shared.queue.job import Chunk
+from shared.stream.chunk import Chunk
 
 # KEYS: journal, job record[, conversation]. ARGV: seq, payload, max chunks, ttl, channel,
 # attempt[, account, its TTL].
