@@ -10,7 +10,7 @@ A script's file opens with comments declaring what it takes, in order:
 A declaration goes on over the lines after it that start with `--` and two spaces or more; a
 last ARGV name ending in `...` takes any number of values (a sequence). In the script the
 values are fields of two tables, `KEY.journal`, `ARG.seq` (`ARG.fields` a table); the caller
-passes each by name, `await script(redis, journal=..., seq=..., ...)`, and a missing or unknown
+passes each by name, `await script.bind(redis)(journal=..., seq=...)`, and a missing or unknown
 name is a TypeError before anything is sent.
 
 A library (`LuaLibrary`) is a file of local functions; a script using one gets its text in

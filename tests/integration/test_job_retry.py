@@ -21,6 +21,7 @@ from shared.errors import CliFailed
 from shared.queue.job import AttemptId, JobRequest
 from shared.queue.job_queue import JobLifetimes, JobQueue
 from shared.settings import Settings
+from shared.stream import journal
 from shared.stream.chunk import Chunk
 from shared.wire.messages import MessagesRequest
 from tests.integration.conftest import run_claimed
@@ -95,9 +96,8 @@ async def earlier_run(redis: Redis, job_id: str, events: list[dict[str, Any]]) -
         await publisher.publish_event(event)
 
 
-async def journal(redis: Redis, job_id: str) -> list[Chunk]:
-    entries = await redis.xrange(redis_keys.job_journal(job_id))
-    return [Chunk.from_json(fields[b"c"]) for _entry_id, fields in entries]
+async def journaled(redis: Redis, job_id: str) -> list[Chunk]:
+    return [Chunk.from_json(raw) for raw in await journal.read_after(redis, job_id)]
 
 
 async def test_a_rerun_after_a_partial_answer_ends_the_stream_with_one_error(
@@ -107,7 +107,7 @@ async def test_a_rerun_after_a_partial_answer_ends_the_stream_with_one_error(
     job_id = job.job_id
     await earlier_run(redis, job_id, EARLIER_RUN)
     await run_claimed(worker_ctx, job)
-    chunks = await journal(redis, job_id)
+    chunks = await journaled(redis, job_id)
     assert [chunk.data for chunk in chunks[:3]] == EARLIER_RUN
     assert len(chunks) == 4
     error = chunks[3]
@@ -122,9 +122,9 @@ async def test_a_rerun_after_a_complete_answer_adds_nothing(
     job = await submitted(worker_ctx)
     job_id = job.job_id
     await earlier_run(redis, job_id, EARLIER_RUN + CLOSING)
-    before = await journal(redis, job_id)
+    before = await journaled(redis, job_id)
     await run_claimed(worker_ctx, job)
-    assert await journal(redis, job_id) == before
+    assert await journaled(redis, job_id) == before
     assert before[-1].event == "message_stop"
 
 
@@ -138,9 +138,9 @@ async def test_a_rerun_after_an_error_adds_nothing(
     await publisher.publish_error(
         CliFailed("The Claude Code CLI exited (code 1) before answering.")
     )
-    before = await journal(redis, job_id)
+    before = await journaled(redis, job_id)
     await run_claimed(worker_ctx, job)
-    assert await journal(redis, job_id) == before
+    assert await journaled(redis, job_id) == before
 
 
 async def test_a_first_run_whose_cli_cannot_start_ends_with_an_error_saying_so(
@@ -150,7 +150,7 @@ async def test_a_first_run_whose_cli_cannot_start_ends_with_an_error_saying_so(
     job = await submitted(worker_ctx)
     job_id = job.job_id
     await run_claimed(worker_ctx, job)
-    [chunk] = await journal(redis, job_id)
+    [chunk] = await journaled(redis, job_id)
     assert (chunk.seq, chunk.kind) == (1, "error")
     assert chunk.data == {
         "type": "api_error",
@@ -169,9 +169,9 @@ async def test_a_stale_attempt_is_skipped_and_the_current_one_runs(
     assert second is not None and second.attempt == 2 and second.avoid_accounts == ["alice"]
     assert await queue.requeue(first, avoid_accounts=[]) is None, "attempt 1 is no longer current"
     await run_claimed(worker_ctx, first)
-    assert await journal(redis, first.job_id) == [], "the stale attempt ran nothing"
+    assert await journaled(redis, first.job_id) == [], "the stale attempt ran nothing"
     await run_claimed(worker_ctx, second)
-    [chunk] = await journal(redis, first.job_id)
+    [chunk] = await journaled(redis, first.job_id)
     assert chunk.kind == "error"
     state = await queue.state(first.job_id)
     assert state is not None and state.status == "done"
@@ -184,5 +184,5 @@ async def test_a_cancelled_job_is_not_started(redis: Redis, worker_ctx: dict[str
     job = await submitted(worker_ctx)
     await queue.cancel(job.job_id)
     await run_claimed(worker_ctx, job)
-    assert await journal(redis, job.job_id) == []
+    assert await journaled(redis, job.job_id) == []
     assert await redis.zcard(redis_keys.lane_waiting("interactive")) == 0
