@@ -1,5 +1,5 @@
-"""The arq job function: answer the attempt the worker claimed (worker/fleet_worker.py) with
-the CLI and publish; or try elsewhere.
+"""The job function: answer the attempt the worker claimed (worker/fleet_worker.py) with the
+CLI and publish; or try elsewhere.
 
 An attempt that has not sent the client anything yet is retried on another account when
 its account hits its usage limit (the account cools until its reset) or the upstream fails
@@ -23,7 +23,7 @@ from shared.queue.job import JobRequest
 from shared.stream.chunk import Chunk
 from shared.telemetry.log import job_id_var, request_id_var
 from worker.cli.check import check_cli, record_check
-from worker.context import WorkerContext
+from worker.context import JobContext, WorkerContext
 from worker.heartbeat import beat
 from worker.reply.accounting import book_run
 from worker.reply.answer import answer_with_cli
@@ -34,14 +34,13 @@ from worker.reply.run_meter import RunMeter
 logger = logging.getLogger(__name__)
 
 
-async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
+async def run_messages(run: JobContext, payload: dict[str, Any]) -> None:
     """Answer one Messages request; every outcome ends the job's chunk stream or re-queues it."""
-    worker: WorkerContext = ctx["worker"]
+    worker = run.worker
     job = JobRequest.model_validate(payload)
     job_id_var.set(job.job_id)
     request_id_var.set(job.request_id)
-    claim = worker.state.claims.pop(ctx["job_id"], None)
-    if claim is None or claim.outcome != "claimed":
+    if run.claim.outcome != "claimed":
         logger.info("attempt %d is stale or cancelled; skipped", job.attempt)
         return
     note = (
@@ -51,7 +50,7 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
     )
     publisher = (
         ChunkPublisher(
-            ctx["redis"],
+            run.redis,
             job.job_id,
             attempt=job.attempt,
             ttl_s=worker.queue.lifetimes.ended_s(),
@@ -61,22 +60,22 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
             note=note,
         )
         if job.batch is None
-        else BatchCollector(ctx["redis"], job.job_id)
+        else BatchCollector(run.redis, job.job_id)
     )
     meter = RunMeter()
     try:
-        if not await _resumed_after_crash(publisher, claim.last_chunk):
+        if not await _resumed_after_crash(publisher, run.claim.last_chunk):
             with worker.state.occupied_slot(batch=job.lane == "batch"):
                 requeued = superseded = False
                 try:
-                    requeued = await _answer(job, publisher, worker, ctx, meter)
+                    requeued = await _answer(job, publisher, run, meter)
                 except AttemptSuperseded:
                     superseded = True  # the job's last attempt is another one
                     raise
                 finally:  # a cancelled run (its client left) is booked too
                     await book_run(
                         worker,
-                        ctx["redis"],
+                        run.redis,
                         job,
                         meter,
                         final=not (requeued or superseded),
@@ -111,13 +110,10 @@ async def record_batch_result(
 
 
 async def _answer(
-    job: JobRequest,
-    publisher: ChunkPublisher,
-    worker: WorkerContext,
-    ctx: dict[str, Any],
-    meter: RunMeter,
+    job: JobRequest, publisher: ChunkPublisher, run: JobContext, meter: RunMeter
 ) -> bool:
     """Answer the job; True if it was re-queued for another attempt instead."""
+    worker = run.worker
     wait_ms = int(time.time() * 1000) - job.enqueued_at_ms
     # Logged and measured once the CLI has the request: nothing delays the hand-off.
     worker.metrics.queue_wait.labels(lane=job.lane).observe(max(0, wait_ms) / 1000)
@@ -127,8 +123,8 @@ async def _answer(
             job.request, job.job_id, publisher, worker.cli, meter=meter, pool=worker.pool
         )
     except AccountLimitReached as limit:
-        await _cool_account(worker, limit, ctx)
-        fleet = await read_fleet(ctx["redis"], heartbeat_ttl_s=worker.settings.heartbeat_ttl_s)
+        await _cool_account(run, limit)
+        fleet = await read_fleet(run.redis, heartbeat_ttl_s=worker.settings.heartbeat_ttl_s)
         if await _retry_elsewhere(job, publisher, worker, fleet, backoff=False):
             return True
         await _fail(publisher, worker, all_cooling_error(fleet) or limit)
@@ -137,11 +133,11 @@ async def _answer(
             job,
             publisher,
             worker,
-            await read_fleet(ctx["redis"], heartbeat_ttl_s=worker.settings.heartbeat_ttl_s),
+            await read_fleet(run.redis, heartbeat_ttl_s=worker.settings.heartbeat_ttl_s),
             backoff=True,
         ):
             return True
-        if isinstance(error, CliFailed) and await _left_to_others(job, publisher, worker, ctx):
+        if isinstance(error, CliFailed) and await _left_to_others(job, publisher, run):
             return True
         await _fail(publisher, worker, error)
     except AttemptSuperseded:
@@ -176,13 +172,12 @@ async def _fail(publisher: ChunkPublisher, worker: WorkerContext, error: FleetEr
         )
 
 
-async def _cool_account(
-    worker: WorkerContext, limit: AccountLimitReached, ctx: dict[str, Any]
-) -> None:
+async def _cool_account(run: JobContext, limit: AccountLimitReached) -> None:
+    worker = run.worker
     worker.state.cooling_until = limit.resets_at
     worker.state.last_error = f"usage limit ({limit.reason})"
     await set_account_cooling(
-        ctx["redis"], worker.state.account, until_s=limit.resets_at, reason=limit.reason
+        run.redis, worker.state.account, until_s=limit.resets_at, reason=limit.reason
     )
     logger.warning(
         "account %s cools until %.0f (%s)", worker.state.account, limit.resets_at, limit.reason
@@ -214,15 +209,14 @@ async def _retry_elsewhere(
     return following is not None
 
 
-async def _left_to_others(
-    job: JobRequest, publisher: ChunkPublisher, worker: WorkerContext, ctx: dict[str, Any]
-) -> bool:
+async def _left_to_others(job: JobRequest, publisher: ChunkPublisher, run: JobContext) -> bool:
     """Check the CLI after it failed; if it cannot serve, re-queue the job (if nothing was sent)
     and beat as broken now, so relays see at once whether any worker is left."""
+    worker = run.worker
     record_check(worker.state, await check_cli(worker.cli.claude_bin, worker.cli.base_env))
     if not worker.state.broken_reason:
         return False
-    await beat(ctx["redis"], worker.state, ttl_s=worker.settings.heartbeat_ttl_s)
+    await beat(run.redis, worker.state, ttl_s=worker.settings.heartbeat_ttl_s)
     if (publisher.seq > 0 and job.batch is None) or job.attempt >= worker.settings.job_max_attempts:
         return False
     return await worker.queue.requeue(job, avoid_accounts=job.avoid_accounts) is not None

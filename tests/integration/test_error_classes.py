@@ -49,7 +49,7 @@ async def test_a_cli_that_stops_reading_its_input_is_a_500_with_its_stderr_logge
     job = await job_queue.submit(request, request_id="req_1", lane="interactive", lane_limit=10)
     caplog.set_level(logging.INFO)
     async with asyncio.timeout(BOUND_S):
-        await run_claimed({"redis": redis, "worker": worker}, job)
+        await run_claimed(redis, worker, job)
 
     [chunk] = await journaled(redis, job.job_id)
     assert chunk.kind == "error"

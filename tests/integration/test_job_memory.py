@@ -8,14 +8,12 @@ from typing import Any
 
 import pytest
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.constants import job_key_prefix
-from arq.jobs import Job
 from redis.asyncio import Redis
 
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.broker import redis_keys
 from shared.errors import CliFailed, Overloaded
-from shared.queue import arq_codec
+from shared.queue import arq_adapter
 from shared.queue.job import AttemptId, JobRequest
 from shared.queue.job_queue import JobLifetimes, JobQueue
 from shared.stream import journal
@@ -32,8 +30,8 @@ LIFETIMES = JobLifetimes(interactive_wait_s=120, batch_wait_s=600, run_s=120, ke
 async def pool(redis_server: EmbeddedRedis) -> AsyncIterator[ArqRedis]:
     arq_pool = await create_pool(
         RedisSettings.from_dsn(redis_server.url),
-        job_serializer=arq_codec.serialize,
-        job_deserializer=arq_codec.deserialize,
+        job_serializer=arq_adapter.serialize,
+        job_deserializer=arq_adapter.deserialize,
     )
     try:
         yield arq_pool
@@ -61,9 +59,9 @@ async def test_a_submitted_job_has_its_record_its_lane_entry_and_its_arq_job(
     attempt = str(AttemptId.of(job))
     assert await pool.zscore(redis_keys.lane_waiting("interactive"), job.job_id) is not None
     assert await pool.zscore(QUEUE, attempt) == job.priority_ms
-    arq_job = await Job(attempt, pool, _deserializer=arq_codec.deserialize).info()
-    assert arq_job is not None and arq_job.function == "run_messages"
-    assert JobRequest.model_validate(arq_job.args[0]) == job
+    arq_job = await pool.get(arq_adapter.job_key(attempt))
+    assert arq_job is not None
+    assert JobRequest.model_validate(arq_adapter.job_payload(arq_job)) == job
     assert (await queue.record(job.job_id)) is not None
 
 
@@ -72,7 +70,7 @@ async def test_a_requeued_attempt_gets_its_arq_job_in_the_same_step(pool: ArqRed
     first = await submit(queue)
     second = await queue.requeue(first, avoid_accounts=["alice"])
     assert second is not None
-    assert await pool.exists(job_key_prefix + str(AttemptId.of(second)))
+    assert await pool.exists(arq_adapter.job_key(str(AttemptId.of(second))))
     assert await pool.zscore(QUEUE, str(AttemptId.of(second))) == first.priority_ms
 
 

@@ -89,7 +89,7 @@ async def test_a_superseded_attempt_stops_its_cli_and_publishes_nothing_more(
     pid_file = tmp_path / "cli.pid"
     worker = fake_worker("stream_forever", FAKE_CLI_DRIP_S="0.02", FAKE_CLI_PID_FILE=str(pid_file))
     job = await job_queue.submit(REQUEST, request_id="req_3", lane="interactive", lane_limit=10)
-    run = asyncio.create_task(run_claimed({"redis": redis, "worker": worker}, job))
+    run = asyncio.create_task(run_claimed(redis, worker, job))
     async with asyncio.timeout(BOUND_S):
         while len(await journaled(redis, job.job_id)) < 5:  # noqa: ASYNC110 - Redis has no wait for it
             await asyncio.sleep(0.02)
