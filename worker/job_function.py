@@ -20,6 +20,7 @@ from shared.errors import AccountLimitReached, CliFailed, FleetError, Overloaded
 from shared.fleet.affinity import AccountNote
 from shared.fleet.registry import FleetSnapshot, all_cooling_error, read_fleet, set_account_cooling
 from shared.queue.job import JobRequest
+from shared.queue.requeue import Failure, FailureCause, next_attempt
 from shared.stream.chunk import Chunk
 from shared.telemetry.log import job_id_var, request_id_var
 from worker.cli.check import check_cli, record_check
@@ -125,7 +126,7 @@ async def _answer(
     except AccountLimitReached as limit:
         await _cool_account(run, limit)
         fleet = await read_fleet(run.redis, heartbeat_ttl_s=worker.settings.heartbeat_ttl_s)
-        if await _retry_elsewhere(job, publisher, worker, fleet, backoff=False):
+        if await _retry_elsewhere(job, publisher, worker, fleet, cause="account_limit"):
             return True
         await _fail(publisher, worker, all_cooling_error(fleet) or limit)
     except FleetError as error:
@@ -134,7 +135,7 @@ async def _answer(
             publisher,
             worker,
             await read_fleet(run.redis, heartbeat_ttl_s=worker.settings.heartbeat_ttl_s),
-            backoff=True,
+            cause="upstream_failed",
         ):
             return True
         if isinstance(error, CliFailed) and await _left_to_others(job, publisher, run):
@@ -190,20 +191,21 @@ async def _retry_elsewhere(
     worker: WorkerContext,
     snapshot: FleetSnapshot,
     *,
-    backoff: bool,
+    cause: FailureCause,
 ) -> bool:
-    """Re-queue the job for its next attempt, if nothing was sent and attempts remain.
-    A batch request has no client: it may always run again, and waits out account limits."""
-    if (publisher.seq > 0 and job.batch is None) or job.attempt >= worker.settings.job_max_attempts:
+    """Re-queue the job for its next attempt on another account, if it may run again
+    (shared/queue/requeue.py)."""
+    retry = next_attempt(
+        Failure.of(job, cause, sent=publisher.seq > 0, account=worker.state.account),
+        max_attempts=worker.settings.job_max_attempts,
+        free_accounts=[account.name for account in snapshot.available_accounts()],
+        backoff_s=worker.settings.retry_backoff_s,
+    )
+    if retry is None:
         return False
-    avoid = [*job.avoid_accounts, worker.state.account]
-    others = [a for a in snapshot.available_accounts() if a.name not in avoid]
-    if not others:
-        if not backoff and job.batch is None:
-            return False  # no other account has room: the client hears of the limit
-        avoid = []  # a transient failure may clear up here too; a limit ends at its reset
-    if backoff:
-        await asyncio.sleep(worker.settings.retry_backoff_s * 2 ** (job.attempt - 1))
+    if retry.backoff_s > 0:
+        await asyncio.sleep(retry.backoff_s)
+    avoid = retry.avoid_accounts
     following = await worker.queue.requeue(job, avoid_accounts=avoid)
     logger.info("re-queued as attempt %s avoiding %s", following and following.attempt, avoid)
     return following is not None
@@ -217,9 +219,13 @@ async def _left_to_others(job: JobRequest, publisher: ChunkPublisher, run: JobCo
     if not worker.state.broken_reason:
         return False
     await beat(run.redis, worker.state, ttl_s=worker.settings.heartbeat_ttl_s)
-    if (publisher.seq > 0 and job.batch is None) or job.attempt >= worker.settings.job_max_attempts:
+    retry = next_attempt(
+        Failure.of(job, "cli_broken", sent=publisher.seq > 0),
+        max_attempts=worker.settings.job_max_attempts,
+    )
+    if retry is None:
         return False
-    return await worker.queue.requeue(job, avoid_accounts=job.avoid_accounts) is not None
+    return await worker.queue.requeue(job, avoid_accounts=retry.avoid_accounts) is not None
 
 
 async def _resumed_after_crash(publisher: ChunkPublisher, previous: Chunk | None) -> bool:

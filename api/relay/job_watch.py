@@ -23,6 +23,7 @@ from shared.broker.lua_script import LuaScript
 from shared.errors import CliFailed, FleetError, Overloaded
 from shared.fleet.registry import admission_error, read_fleet
 from shared.queue.job_queue import JobQueue, JobState
+from shared.queue.requeue import Failure, next_attempt
 from shared.settings import Settings
 from shared.stream import journal
 
@@ -90,9 +91,13 @@ class JobWatch:
             record = await self._queue.record(job_id)
             if record is None:
                 return False
-            if record.job.attempt < self._settings.job_max_attempts:
+            retry = next_attempt(
+                Failure.of(record.job, "worker_died", sent=False),
+                max_attempts=self._settings.job_max_attempts,
+            )
+            if retry is not None:
                 logger.warning("worker %s died before answering; re-queued", worker)
-                await self._queue.requeue(record.job, avoid_accounts=record.job.avoid_accounts)
+                await self._queue.requeue(record.job, avoid_accounts=retry.avoid_accounts)
                 return True
         logger.warning("worker %s died mid-answer", worker)
         await self._queue.cancel(job_id)
