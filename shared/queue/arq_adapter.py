@@ -115,7 +115,8 @@ def arq_client(pool: ConnectionPool, *, queue_name: str) -> ArqRedis:
 class ArqWorker(Worker):
     """arq's Worker running one job function, `run_attempt`, with the parts of arq's worker
     a subclass needs named and typed. A subclass overrides the hooks (`run_attempt`,
-    `start_queued`, `poll_once`, `slot_freed`, `after_run`) and uses the rest."""
+    `start_queued`, `poll_once`, `slot_freed`, `after_run`, `drain_started`) and uses the
+    rest."""
 
     def __init__(self, *, job_name: str, job_max_tries: int, **kwargs: Any) -> None:
         super().__init__(
