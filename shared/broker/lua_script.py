@@ -63,7 +63,7 @@ class LuaLibrary:
 
 @dataclass(frozen=True)
 class LuaScript:
-    """A script with named KEYS and ARGV; call it with a Redis client and keyword values."""
+    """A script with named KEYS and ARGV: `bind` it to a Redis client, call that by name."""
 
     name: str
     keys: tuple[str, ...]
