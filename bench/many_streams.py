@@ -34,14 +34,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for tests.*
 
 import orjson
-from arq.constants import job_key_prefix
 from redis.asyncio import Redis
 
 from bench.idle_worker import cpu_seconds
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from shared.broker import redis_keys
 from shared.broker.connection import arq_redis
-from shared.queue import arq_codec
+from shared.queue import arq_adapter
 from shared.queue.job import AttemptId, JobRequest
 from shared.queue.job_queue import JobLifetimes, JobQueue
 from shared.settings import Settings
@@ -115,8 +114,8 @@ async def beat_forever(redis: Redis, state: WorkerState) -> None:
 async def answer(
     redis: Redis, queue: JobQueue, attempt_id: str, chunks: int, interval_s: float
 ) -> None:
-    raw = await redis.get(job_key_prefix + attempt_id)
-    job = JobRequest.model_validate(arq_codec.deserialize(raw)["a"][0])
+    raw = await redis.get(arq_adapter.job_key(attempt_id))
+    job = JobRequest.model_validate(arq_adapter.job_payload(raw))
     publisher = ChunkPublisher(redis, job.job_id, attempt=job.attempt, ttl_s=600, max_chunks=1000)
     message = {"id": "msg_bench", "type": "message", "role": "assistant", "content": [],
                "model": job.request.model, "stop_reason": None, "stop_sequence": None,

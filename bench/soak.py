@@ -83,6 +83,7 @@ import redis as redis_sync
 
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from shared.broker import redis_keys
+from shared.stream.journal import raw_chunks
 from tests.fakes.upstream import FakeUpstream, RecordedRequest, TextReply
 from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until
 
@@ -790,8 +791,9 @@ def read_jobs(redis_url: str) -> dict[str, list[JobInfo]]:
                 continue
             job_id = key.rsplit(":", 1)[1]
             journal = []
-            for _entry, fields in client.xrange(redis_keys.job_journal(job_id)):  # type: ignore[union-attr]
-                chunk = json.loads(fields[b"c"])
+            entries = client.xrange(redis_keys.job_journal(job_id))
+            for raw in raw_chunks(entries):  # type: ignore[arg-type]  # sync client: a list
+                chunk = json.loads(raw)
                 journal.append(f"{chunk['seq']} {chunk.get('event') or chunk['kind']}")
             jobs.setdefault(found.group(0), []).append(
                 JobInfo(

@@ -1,4 +1,5 @@
-"""What a worker's jobs share, built once at start-up and kept in the arq ctx."""
+"""What a worker's jobs share, built once at start-up and kept in the arq ctx; and what one
+run of the job function gets."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
 
 from shared.batches.store import BatchStore
 from shared.queue.job_queue import Claim, JobQueue
@@ -35,9 +38,6 @@ class WorkerState:
     broken_reason: str = ""
     """Why this worker's CLI cannot serve (worker/cli/check.py); it takes no jobs meanwhile."""
     ready_clis: PoolStats = field(default_factory=PoolStats)
-    claims: dict[str, Claim] = field(default_factory=dict)
-    """By arq job id: attempts this worker claimed (worker/fleet_worker.py) whose job function
-    has not taken its claim yet (worker/job_function.py)."""
 
     @property
     def cooling(self) -> bool:
@@ -74,3 +74,13 @@ class WorkerContext:
     # the Message Batches API: where a batch job records its result, who feeds the lane
     batches: BatchStore | None = None
     feeder: BatchFeeder | None = None
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What one run of the job function gets (worker/job_function.py), typed: the worker's
+    context, its Redis client, and the claim its poll loop made on the attempt."""
+
+    worker: WorkerContext
+    redis: Redis
+    claim: Claim

@@ -9,6 +9,9 @@ ids alone (`AttemptId`), without a Redis read per job, and claims each with one 
 may have met the limit since the last heartbeat. A woken worker claims the attempt announced
 on the wake channel without reading the queue first, unless older work waits. A Redis outage
 is waited out instead of ending the worker.
+
+It uses arq only through shared/queue/arq_adapter.py's `ArqWorker`. The claim it made on an
+attempt reaches the job function (worker/job_function.py) in the attempt's `JobContext`.
 """
 
 from __future__ import annotations
@@ -16,18 +19,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from signal import Signals
 from typing import Any
 
-from arq.constants import in_progress_key_prefix
-from arq.worker import Worker
 from redis.exceptions import RedisError
 
 from shared.broker.outage import outlasting_outage
 from shared.process.vital_tasks import VitalTasks
-from shared.queue.job import AttemptId
-from shared.queue.job_queue import JobQueue
-from worker.context import WorkerState
+from shared.queue.arq_adapter import ArqWorker
+from shared.queue.job import RUN_MESSAGES_JOB, AttemptId
+from shared.queue.job_queue import Claim, JobQueue
+from worker.context import JobContext, WorkerContext, WorkerState
+from worker.job_function import run_messages
 from worker.queue_wakeup import QueueWakeup
 
 logger = logging.getLogger(__name__)
@@ -35,7 +37,7 @@ logger = logging.getLogger(__name__)
 _REDIS_RETRY_S = 1.0
 
 
-class FleetWorker(Worker):
+class FleetWorker(ArqWorker):
     def __init__(
         self,
         *,
@@ -45,17 +47,22 @@ class FleetWorker(Worker):
         wakeup: QueueWakeup,
         queue: JobQueue,
         redis_outage_s: float,
+        job_max_tries: int,
         **kwargs: Any,
     ) -> None:
         # arq's poll loop sleeps `poll_delay` between iterations; ours waits for a wake-up
         # at the end of each iteration instead (worker/queue_wakeup.py), so arq's is zero.
-        super().__init__(poll_delay=0, **kwargs)
+        super().__init__(
+            job_name=RUN_MESSAGES_JOB, job_max_tries=job_max_tries, poll_delay=0, **kwargs
+        )
         self.state = state
         self.vital = vital
         self.batch_slots = batch_slots
         self.wakeup = wakeup
         self.queue = queue
         self._redis_outage_s = redis_outage_s
+        self._claims: dict[str, Claim] = {}
+        """By arq job id: attempts claimed here whose job function has not taken its claim."""
 
     async def main(self) -> None:
         # arq waits for Redis at start only when it builds its pool itself; ours is built
@@ -63,8 +70,8 @@ class FleetWorker(Worker):
         await outlasting_outage(self.pool.ping, limit_s=self._redis_outage_s)
         await super().main()
 
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """arq's `start_jobs`, claiming each attempt with `JobQueue.claim`."""
+    async def start_queued(self, job_ids: list[bytes]) -> None:
+        """Start the due attempts read from the queue, claiming each with `JobQueue.claim`."""
         await self._claim_and_start(job_ids, first_only=False)
 
     async def _start_announced(self) -> bool:
@@ -83,55 +90,50 @@ class FleetWorker(Worker):
         started = False
         candidates = self.admissible(job_ids)
         if len(candidates) > 1:
-            candidates = await self._not_in_progress(candidates)
+            candidates = await self.not_started(candidates)
         # One at a time: a batch job counts against the batch slots only once it started
         # here. Counting the jobs arq is about to try would count those running elsewhere
         # (still at the head of the queue), and no worker but one would run batch work.
         for raw in candidates:
             if raw.startswith(b"b|") and self._running_batch() >= self.batch_slots:
                 continue
-            await self.sem.acquire()
-            if self.job_counter >= self.max_jobs:
-                self.sem.release()
+            if not await self.take_slot():
                 return started
             job_id = raw.decode()
             claim = await self.queue.claim(
                 job_id,
                 worker_id=self.state.worker_id,
                 account=self.state.account,
-                in_progress_ms=int(self.in_progress_timeout_s * 1000),
+                in_progress_ms=self.in_progress_ms,
                 first_only=first_only,
             )
             if claim.outcome == "cooling":
                 self.state.cooling_until = claim.cooling_until
             if not claim.runs:
-                self.sem.release()
+                self.give_back_slot()
                 if claim.outcome in ("cooling", "behind"):
                     return False
                 continue  # started elsewhere, or no longer queued
-            self.state.claims[job_id] = claim  # for the job function (worker/job_function.py)
-            self.job_counter += 1
-            task = self.loop.create_task(self.run_job(job_id, claim.score))
-            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
-            self.tasks[job_id] = task
+            self._claims[job_id] = claim
+            self.start(job_id, claim.score)
             started = True
         return started
 
-    async def _not_in_progress(self, job_ids: list[bytes]) -> list[bytes]:
-        """Those not started yet, from one read: arq keeps the jobs running anywhere in its
-        queue until they end, and a claim each would be a round trip each."""
-        marks = await self.pool.mget([in_progress_key_prefix + raw.decode() for raw in job_ids])
-        return [raw for raw, mark in zip(job_ids, marks, strict=True) if mark is None]
+    async def run_attempt(self, job_id: str, payload: dict[str, Any]) -> None:
+        """The job function as arq calls it: `run_messages` with its typed context."""
+        claim = self._claims.pop(job_id, None)
+        if claim is None:  # every run starts from a claim (`_claim_and_start`)
+            logger.warning("attempt %s reached the job function unclaimed; skipped", job_id)
+            return
+        worker = self.startup_value("worker", WorkerContext)  # put there by worker/main.py
+        await run_messages(JobContext(worker=worker, redis=self.pool, claim=claim), payload)
 
-    async def run_job(self, job_id: str, score: int) -> None:
-        try:
-            await super().run_job(job_id, score)
-        finally:
-            claim = self.state.claims.pop(job_id, None)
-            attempt = AttemptId.parse(job_id)
-            if claim is not None and claim.outcome == "claimed" and attempt is not None:
-                # arq ended it without running the job function (expired, out of tries).
-                await self.queue.release(attempt, self.state.worker_id)
+    async def after_run(self, job_id: str) -> None:
+        claim = self._claims.pop(job_id, None)
+        attempt = AttemptId.parse(job_id)
+        if claim is not None and claim.outcome == "claimed" and attempt is not None:
+            # arq ended it without running the job function (expired, out of tries).
+            await self.queue.release(attempt, self.state.worker_id)
 
     def admissible(self, job_ids: list[bytes]) -> list[bytes]:
         if self.state.draining or self.state.broken_reason or self.state.cooling:
@@ -153,32 +155,22 @@ class FleetWorker(Worker):
         return chosen
 
     def _running_batch(self) -> int:
-        return sum(
-            1 for job_id, task in self.tasks.items() if job_id.startswith("b|") and not task.done()
-        )
+        return sum(1 for job_id in self.running() if job_id.startswith("b|"))
 
-    async def _poll_iteration(self) -> None:
+    async def poll_once(self) -> None:
         # arq lets a Redis error end the worker; a fleet worker waits for Redis to return.
         try:
             if not await self._start_announced():
-                await super()._poll_iteration()
+                await self.read_queue()
         except (RedisError, OSError) as exc:
             logger.warning("redis unavailable (%s); retrying", type(exc).__name__)
-            self._forget_finished_tasks()  # arq does it at the end of the iteration we cut
+            self.forget_ended()  # arq does it at the end of the look we cut
             await asyncio.sleep(_REDIS_RETRY_S)
             return
         await self.wakeup.wait()
 
-    def _release_sem_dec_counter_on_complete(self) -> None:
-        super()._release_sem_dec_counter_on_complete()
+    def slot_freed(self) -> None:
         self.wakeup.wake()  # a free slot: look for waiting work now
 
-    def _forget_finished_tasks(self) -> None:
-        for job_id, task in list(self.tasks.items()):
-            if task.done():
-                del self.tasks[job_id]
-
-    def handle_sig_wait_for_completion(self, signum: Signals) -> None:
-        """SIGTERM/SIGINT: take no more jobs, let running ones finish (up to the drain time)."""
-        self.state.draining = True
-        super().handle_sig_wait_for_completion(signum)
+    def drain_started(self) -> None:
+        self.state.draining = True  # take no more jobs

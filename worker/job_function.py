@@ -1,5 +1,5 @@
-"""The arq job function: answer the attempt the worker claimed (worker/fleet_worker.py) with
-the CLI and publish; or try elsewhere.
+"""The job function: answer the attempt the worker claimed (worker/fleet_worker.py) with the
+CLI and publish; or try elsewhere.
 
 An attempt that has not sent the client anything yet is retried on another account when
 its account hits its usage limit (the account cools until its reset) or the upstream fails
@@ -19,10 +19,12 @@ from shared.broker.outage import OUTAGE_ERRORS, outlasting_outage
 from shared.errors import AccountLimitReached, CliFailed, FleetError, Overloaded
 from shared.fleet.affinity import AccountNote
 from shared.fleet.registry import FleetSnapshot, all_cooling_error, read_fleet, set_account_cooling
-from shared.queue.job import Chunk, JobRequest
+from shared.queue.job import JobRequest
+from shared.queue.requeue import Failure, FailureCause, next_attempt
+from shared.stream.chunk import Chunk
 from shared.telemetry.log import job_id_var, request_id_var
 from worker.cli.check import check_cli, record_check
-from worker.context import WorkerContext
+from worker.context import JobContext, WorkerContext
 from worker.heartbeat import beat
 from worker.reply.accounting import book_run
 from worker.reply.answer import answer_with_cli
@@ -33,14 +35,13 @@ from worker.reply.run_meter import RunMeter
 logger = logging.getLogger(__name__)
 
 
-async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
+async def run_messages(run: JobContext, payload: dict[str, Any]) -> None:
     """Answer one Messages request; every outcome ends the job's chunk stream or re-queues it."""
-    worker: WorkerContext = ctx["worker"]
+    worker = run.worker
     job = JobRequest.model_validate(payload)
     job_id_var.set(job.job_id)
     request_id_var.set(job.request_id)
-    claim = worker.state.claims.pop(ctx["job_id"], None)
-    if claim is None or claim.outcome != "claimed":
+    if run.claim.outcome != "claimed":
         logger.info("attempt %d is stale or cancelled; skipped", job.attempt)
         return
     note = (
@@ -50,7 +51,7 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
     )
     publisher = (
         ChunkPublisher(
-            ctx["redis"],
+            run.redis,
             job.job_id,
             attempt=job.attempt,
             ttl_s=worker.queue.lifetimes.ended_s(),
@@ -60,22 +61,22 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
             note=note,
         )
         if job.batch is None
-        else BatchCollector(ctx["redis"], job.job_id)
+        else BatchCollector(run.redis, job.job_id)
     )
     meter = RunMeter()
     try:
-        if not await _resumed_after_crash(publisher, claim.last_chunk):
+        if not await _resumed_after_crash(publisher, run.claim.last_chunk):
             with worker.state.occupied_slot(batch=job.lane == "batch"):
                 requeued = superseded = False
                 try:
-                    requeued = await _answer(job, publisher, worker, ctx, meter)
+                    requeued = await _answer(job, publisher, run, meter)
                 except AttemptSuperseded:
                     superseded = True  # the job's last attempt is another one
                     raise
                 finally:  # a cancelled run (its client left) is booked too
                     await book_run(
                         worker,
-                        ctx["redis"],
+                        run.redis,
                         job,
                         meter,
                         final=not (requeued or superseded),
@@ -110,13 +111,10 @@ async def record_batch_result(
 
 
 async def _answer(
-    job: JobRequest,
-    publisher: ChunkPublisher,
-    worker: WorkerContext,
-    ctx: dict[str, Any],
-    meter: RunMeter,
+    job: JobRequest, publisher: ChunkPublisher, run: JobContext, meter: RunMeter
 ) -> bool:
     """Answer the job; True if it was re-queued for another attempt instead."""
+    worker = run.worker
     wait_ms = int(time.time() * 1000) - job.enqueued_at_ms
     # Logged and measured once the CLI has the request: nothing delays the hand-off.
     worker.metrics.queue_wait.labels(lane=job.lane).observe(max(0, wait_ms) / 1000)
@@ -126,9 +124,9 @@ async def _answer(
             job.request, job.job_id, publisher, worker.cli, meter=meter, pool=worker.pool
         )
     except AccountLimitReached as limit:
-        await _cool_account(worker, limit, ctx)
-        fleet = await read_fleet(ctx["redis"], heartbeat_ttl_s=worker.settings.heartbeat_ttl_s)
-        if await _retry_elsewhere(job, publisher, worker, fleet, backoff=False):
+        await _cool_account(run, limit)
+        fleet = await read_fleet(run.redis, heartbeat_ttl_s=worker.settings.heartbeat_ttl_s)
+        if await _retry_elsewhere(job, publisher, worker, fleet, cause="account_limit"):
             return True
         await _fail(publisher, worker, all_cooling_error(fleet) or limit)
     except FleetError as error:
@@ -136,11 +134,11 @@ async def _answer(
             job,
             publisher,
             worker,
-            await read_fleet(ctx["redis"], heartbeat_ttl_s=worker.settings.heartbeat_ttl_s),
-            backoff=True,
+            await read_fleet(run.redis, heartbeat_ttl_s=worker.settings.heartbeat_ttl_s),
+            cause="upstream_failed",
         ):
             return True
-        if isinstance(error, CliFailed) and await _left_to_others(job, publisher, worker, ctx):
+        if isinstance(error, CliFailed) and await _left_to_others(job, publisher, run):
             return True
         await _fail(publisher, worker, error)
     except AttemptSuperseded:
@@ -175,13 +173,12 @@ async def _fail(publisher: ChunkPublisher, worker: WorkerContext, error: FleetEr
         )
 
 
-async def _cool_account(
-    worker: WorkerContext, limit: AccountLimitReached, ctx: dict[str, Any]
-) -> None:
+async def _cool_account(run: JobContext, limit: AccountLimitReached) -> None:
+    worker = run.worker
     worker.state.cooling_until = limit.resets_at
     worker.state.last_error = f"usage limit ({limit.reason})"
     await set_account_cooling(
-        ctx["redis"], worker.state.account, until_s=limit.resets_at, reason=limit.reason
+        run.redis, worker.state.account, until_s=limit.resets_at, reason=limit.reason
     )
     logger.warning(
         "account %s cools until %.0f (%s)", worker.state.account, limit.resets_at, limit.reason
@@ -194,37 +191,41 @@ async def _retry_elsewhere(
     worker: WorkerContext,
     snapshot: FleetSnapshot,
     *,
-    backoff: bool,
+    cause: FailureCause,
 ) -> bool:
-    """Re-queue the job for its next attempt, if nothing was sent and attempts remain.
-    A batch request has no client: it may always run again, and waits out account limits."""
-    if (publisher.seq > 0 and job.batch is None) or job.attempt >= worker.settings.job_max_attempts:
+    """Re-queue the job for its next attempt on another account, if it may run again
+    (shared/queue/requeue.py)."""
+    retry = next_attempt(
+        Failure.of(job, cause, sent=publisher.seq > 0, account=worker.state.account),
+        max_attempts=worker.settings.job_max_attempts,
+        free_accounts=[account.name for account in snapshot.available_accounts()],
+        backoff_s=worker.settings.retry_backoff_s,
+    )
+    if retry is None:
         return False
-    avoid = [*job.avoid_accounts, worker.state.account]
-    others = [a for a in snapshot.available_accounts() if a.name not in avoid]
-    if not others:
-        if not backoff and job.batch is None:
-            return False  # no other account has room: the client hears of the limit
-        avoid = []  # a transient failure may clear up here too; a limit ends at its reset
-    if backoff:
-        await asyncio.sleep(worker.settings.retry_backoff_s * 2 ** (job.attempt - 1))
+    if retry.backoff_s > 0:
+        await asyncio.sleep(retry.backoff_s)
+    avoid = retry.avoid_accounts
     following = await worker.queue.requeue(job, avoid_accounts=avoid)
     logger.info("re-queued as attempt %s avoiding %s", following and following.attempt, avoid)
     return following is not None
 
 
-async def _left_to_others(
-    job: JobRequest, publisher: ChunkPublisher, worker: WorkerContext, ctx: dict[str, Any]
-) -> bool:
+async def _left_to_others(job: JobRequest, publisher: ChunkPublisher, run: JobContext) -> bool:
     """Check the CLI after it failed; if it cannot serve, re-queue the job (if nothing was sent)
     and beat as broken now, so relays see at once whether any worker is left."""
+    worker = run.worker
     record_check(worker.state, await check_cli(worker.cli.claude_bin, worker.cli.base_env))
     if not worker.state.broken_reason:
         return False
-    await beat(ctx["redis"], worker.state, ttl_s=worker.settings.heartbeat_ttl_s)
-    if (publisher.seq > 0 and job.batch is None) or job.attempt >= worker.settings.job_max_attempts:
+    await beat(run.redis, worker.state, ttl_s=worker.settings.heartbeat_ttl_s)
+    retry = next_attempt(
+        Failure.of(job, "cli_broken", sent=publisher.seq > 0),
+        max_attempts=worker.settings.job_max_attempts,
+    )
+    if retry is None:
         return False
-    return await worker.queue.requeue(job, avoid_accounts=job.avoid_accounts) is not None
+    return await worker.queue.requeue(job, avoid_accounts=retry.avoid_accounts) is not None
 
 
 async def _resumed_after_crash(publisher: ChunkPublisher, previous: Chunk | None) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
 import time
 import uuid
@@ -13,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import uvloop
-from arq.worker import func
 from redis.exceptions import RedisError
 
 from shared.batches.dispatch import BatchDispatch
@@ -21,8 +19,6 @@ from shared.batches.store import BatchStore
 from shared.broker.connection import arq_redis
 from shared.fleet.lanes import lane_policies
 from shared.process.vital_tasks import VitalTasks
-from shared.queue import arq_codec
-from shared.queue.job import RUN_MESSAGES_JOB
 from shared.queue.job_queue import JobLifetimes, JobQueue
 from shared.settings import Settings
 from shared.telemetry.metrics import FleetMetrics
@@ -36,7 +32,6 @@ from worker.cli.workspace import WorkerDirectory, remove_dead_workers, sweep_for
 from worker.context import WorkerContext, WorkerState
 from worker.fleet_worker import FleetWorker
 from worker.heartbeat import beat, beat_forever, unregister
-from worker.job_function import run_messages
 from worker.metrics_server import MetricsServer
 from worker.queue_wakeup import QueueWakeup
 from worker.reply.accounting import check_budget_at_start
@@ -162,13 +157,13 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         metrics_server.stop()
 
     # A worker that no longer beats is taken for dead: a dead heartbeat stops it at once.
-    vital = VitalTasks(on_death=lambda: fleet_worker.handle_sig(signal.SIGTERM))
+    vital = VitalTasks(on_death=lambda: fleet_worker.stop_now())
     fleet_worker = FleetWorker(
         state=state,
         vital=vital,
         redis_outage_s=settings.redis_outage_s,
         batch_slots=lanes.batch.slots_on(settings.worker_slots),
-        functions=[func(run_messages, name=RUN_MESSAGES_JOB, max_tries=settings.job_max_tries)],
+        job_max_tries=settings.job_max_tries,
         queue_name=settings.queue_name,
         redis_pool=redis_pool,
         max_jobs=settings.worker_slots,
@@ -178,8 +173,6 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         queue=queue,
         allow_abort_jobs=True,
         job_completion_wait=int(settings.worker_drain_s),
-        job_serializer=arq_codec.serialize,
-        job_deserializer=arq_codec.deserialize,
         on_startup=on_startup,
         on_shutdown=on_shutdown,
     )

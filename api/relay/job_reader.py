@@ -15,8 +15,8 @@ from types import TracebackType
 from redis.asyncio import Redis
 
 from api.relay.chunk_hub import ChunkHub, LiveQueue
-from shared.broker import redis_keys
-from shared.queue.job import Chunk
+from shared.stream import journal
+from shared.stream.chunk import Chunk
 
 
 class JobReader:
@@ -91,7 +91,4 @@ class JobReader:
                 self._pending.append(chunk)
 
     async def _catch_up(self) -> None:
-        entries = await self._redis.xrange(
-            redis_keys.job_journal(self.job_id), min=f"{self.known_seq + 1}-0"
-        )
-        self.absorb([fields[b"c"] for _entry_id, fields in entries])
+        self.absorb(await journal.read_after(self._redis, self.job_id, self.known_seq))

@@ -19,8 +19,8 @@ from shared.broker import redis_keys
 from shared.broker.outage import OUTAGE_ERRORS, outlasting_outage
 from shared.errors import CliFailed, FleetError, Overloaded, from_error
 from shared.fleet.lanes import LANES
-from shared.queue.job import Chunk
 from shared.queue.job_queue import JobQueue
+from shared.stream.chunk import Chunk
 from shared.wire.message_builder import MessageBuilder
 
 logger = logging.getLogger(__name__)

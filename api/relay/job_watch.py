@@ -19,26 +19,19 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from shared.broker import redis_keys
+from shared.broker.lua_script import LuaScript
 from shared.errors import CliFailed, FleetError, Overloaded
 from shared.fleet.lanes import lane_policies
 from shared.fleet.registry import admission_error, read_fleet
 from shared.queue.job_queue import JobQueue, JobState
+from shared.queue.requeue import Failure, next_attempt
 from shared.settings import Settings
+from shared.stream import journal
 
 logger = logging.getLogger(__name__)
 
 
-# KEYS: journal, record. ARGV: the first journal entry id wanted, the heartbeat key prefix,
-# then the record's fields (JobState.FIELDS, status and worker first).
-_QUIET_READ = """
-local journal = redis.call('XRANGE', KEYS[1], ARGV[1], '+')
-local state = redis.call('HMGET', KEYS[2], unpack(ARGV, 3))
-local alive = 0
-if state[1] == 'running' and state[2] then alive = redis.call('EXISTS', ARGV[2] .. state[2]) end
-local chunks = {}
-for i, entry in ipairs(journal) do chunks[i] = entry[2][2] end
-return {chunks, state, alive}
-"""
+_QUIET_READ = LuaScript.beside(__file__, "job_watch.quiet_read.lua", uses=[journal.LUA])
 
 
 @dataclass(frozen=True)
@@ -55,25 +48,28 @@ class JobWatch:
         self._queue = queue
         self._settings = settings
         self._lanes = lane_policies(settings)
-        self._quiet_read = redis.register_script(_QUIET_READ)
+        self._quiet_read = _QUIET_READ.bind(redis)
 
     async def check(self, job_id: str, *, after_seq: int) -> QuietCheck:
         """Raise if the job cannot answer any more; else what the journal holds after
         `after_seq` and whether the job lives."""
-        journal, raw_state, worker_alive = await self._quiet_read(
-            keys=[redis_keys.job_journal(job_id), redis_keys.job_record(job_id)],
-            args=[f"{after_seq + 1}-0", redis_keys.worker_heartbeat(""), *JobState.FIELDS],
+        chunks, raw_state, worker_alive = await self._quiet_read(
+            journal=redis_keys.job_journal(job_id),
+            record=redis_keys.job_record(job_id),
+            after_seq=after_seq,
+            heartbeat_prefix=redis_keys.worker_heartbeat(""),
+            fields=JobState.FIELDS,
         )
         state = JobState.parse(raw_state)
         if state is None:
-            return QuietCheck(journal, lives=False)
+            return QuietCheck(chunks, lives=False)
         if state.status == "waiting":
             await self._check_waiting(job_id, state)
-            return QuietCheck(journal, lives=True)
+            return QuietCheck(chunks, lives=True)
         if state.status == "running" and not worker_alive:
             lives = await self._take_over_from_dead_worker(job_id, state.worker)
-            return QuietCheck(journal, lives=lives)
-        return QuietCheck(journal, lives=state.status == "running")
+            return QuietCheck(chunks, lives=lives)
+        return QuietCheck(chunks, lives=state.status == "running")
 
     async def _check_waiting(self, job_id: str, state: JobState) -> None:
         limit_s = self._lanes[state.lane].max_wait_s
@@ -88,14 +84,18 @@ class JobWatch:
             raise error
 
     async def _take_over_from_dead_worker(self, job_id: str, worker: str) -> bool:
-        if await self._redis.xlen(redis_keys.job_journal(job_id)) == 0:
+        if await journal.count(self._redis, job_id) == 0:
             # Nothing sent, so the record still holds the request: run it again.
             record = await self._queue.record(job_id)
             if record is None:
                 return False
-            if record.job.attempt < self._settings.job_max_attempts:
+            retry = next_attempt(
+                Failure.of(record.job, "worker_died", sent=False),
+                max_attempts=self._settings.job_max_attempts,
+            )
+            if retry is not None:
                 logger.warning("worker %s died before answering; re-queued", worker)
-                await self._queue.requeue(record.job, avoid_accounts=record.job.avoid_accounts)
+                await self._queue.requeue(record.job, avoid_accounts=retry.avoid_accounts)
                 return True
         logger.warning("worker %s died mid-answer", worker)
         await self._queue.cancel(job_id)

@@ -26,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 from api.errors import failure_event
 from api.relay.disconnect import until_disconnected
 from api.relay.job_relay import JobRelay
-from shared.queue.job import Chunk
+from shared.stream.chunk import Chunk
 
 logger = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, SecretStr
 from redis.asyncio import Redis
 
 from shared.broker import redis_keys
+from shared.broker.lua_script import LuaScript
 from shared.fleet.lanes import LANES, Lane
 
 SECRET_PREFIX = "sk-ccf-"
@@ -70,17 +71,8 @@ class ClientKey(KeyLimits):
 
 
 # Both change a record only while the name still points at it (no update revives a revoked key).
-_REPLACE = """
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('SET', KEYS[2], ARGV[3])
-return 1
-"""
-_REVOKE = """
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('SET', KEYS[2], ARGV[3])
-return 1
-"""
+_REPLACE = LuaScript.beside(__file__, "client_keys.replace.lua")
+_REVOKE = LuaScript.beside(__file__, "client_keys.revoke.lua")
 
 
 class KeyStore:
@@ -93,8 +85,8 @@ class KeyStore:
             )
         self._redis = redis
         self._server_secret = raw.encode()
-        self._replace = redis.register_script(_REPLACE)
-        self._revoke = redis.register_script(_REVOKE)
+        self._replace = _REPLACE.bind(redis)
+        self._revoke = _REVOKE.bind(redis)
 
     def digest(self, secret: str) -> str:
         return hmac.new(self._server_secret, secret.encode(), hashlib.sha256).hexdigest()
@@ -141,8 +133,11 @@ class KeyStore:
         limits = KeyLimits.model_validate({**key.limits().model_dump(), **changes})
         updated = key.model_copy(update=limits.model_dump())
         if not await self._replace(
-            keys=[redis_keys.client_key_names(), redis_keys.client_key(key.digest)],
-            args=[name, key.digest, _dump(updated)],
+            names=redis_keys.client_key_names(),
+            record=redis_keys.client_key(key.digest),
+            name=name,
+            digest=key.digest,
+            replacement=_dump(updated),
         ):
             raise KeyStoreError(f"key {name!r} was revoked or replaced meanwhile")
         return updated
@@ -151,8 +146,11 @@ class KeyStore:
         key = await self.get(name)
         revoked = key.model_copy(update={"revoked_at": time.time()})
         if not await self._revoke(
-            keys=[redis_keys.client_key_names(), redis_keys.client_key(key.digest)],
-            args=[name, key.digest, _dump(revoked)],
+            names=redis_keys.client_key_names(),
+            record=redis_keys.client_key(key.digest),
+            name=name,
+            digest=key.digest,
+            revoked=_dump(revoked),
         ):
             raise KeyStoreError(f"key {name!r} was revoked or replaced meanwhile")
         return revoked

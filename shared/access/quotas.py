@@ -20,61 +20,13 @@ from redis.asyncio import Redis
 from shared.access.client_keys import ClientKey
 from shared.access.ledger import month_of, next_month_start
 from shared.broker import redis_keys
+from shared.broker.lua_script import LuaScript
 from shared.errors import RateLimited
 from shared.fleet.registry import SHOULD_NOT_RETRY_AFTER_S
 
 WINDOW_MS = 60_000
 
-# ARGV: lease (ms), rpm, tpm, concurrency, monthly budget, request id, next month (ms), window.
-_ADMIT = """
-local clock = redis.call('TIME')  -- one clock for every front end
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local lease_end = now + tonumber(ARGV[1])
-local window = tonumber(ARGV[8])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-local rpm = tonumber(ARGV[2])
-if rpm > 0 then
-  local n = redis.call('ZCARD', KEYS[1])
-  if n >= rpm then
-    local e = redis.call('ZRANGE', KEYS[1], n - rpm, n - rpm, 'WITHSCORES')
-    return {'requests per minute', tostring(tonumber(e[2]) + window - now)}
-  end
-end
-local tpm = tonumber(ARGV[3])
-if tpm > 0 then
-  local entries = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
-  local total = 0
-  for i = 1, #entries, 2 do total = total + tonumber(string.match(entries[i], ':(%d+)$')) end
-  if total >= tpm then
-    for i = 1, #entries, 2 do
-      total = total - tonumber(string.match(entries[i], ':(%d+)$'))
-      if total < tpm then
-        return {'tokens per minute', tostring(tonumber(entries[i + 1]) + window - now)}
-      end
-    end
-  end
-end
-local concurrency = tonumber(ARGV[4])
-if concurrency > 0 and redis.call('ZCARD', KEYS[3]) >= concurrency then
-  return {'concurrent requests', '1000'}
-end
-local budget = tonumber(ARGV[5])
-if budget > 0 and tonumber(redis.call('GET', KEYS[4]) or '0') >= budget then
-  return {'monthly budget', tostring(tonumber(ARGV[7]) - now)}
-end
-if rpm > 0 then
-  redis.call('ZADD', KEYS[1], now, ARGV[6])
-  redis.call('PEXPIRE', KEYS[1], window)
-end
-if concurrency > 0 then
-  redis.call('ZADD', KEYS[3], lease_end, ARGV[6])
-  local ttl = redis.call('PTTL', KEYS[3])  -- the set lives as long as its longest lease
-  if ttl < 0 or now + ttl < lease_end then redis.call('PEXPIREAT', KEYS[3], lease_end) end
-end
-return {'', '0'}
-"""
+_ADMIT = LuaScript.beside(__file__, "quotas.admit.lua")
 
 
 @dataclass(frozen=True)
@@ -89,29 +41,25 @@ class QuotaLease:
 class Quotas:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._admit = redis.register_script(_ADMIT)
+        self._admit = _ADMIT.bind(redis)
 
     async def admit(self, key: ClientKey, request_id: str, *, lease_s: float) -> QuotaLease:
         """Count a request against `key`'s quotas, or raise 429 saying which and how long."""
         now_s = time.time()  # for the month; the script keeps Redis's own time
         month = month_of(now_s)
         limit, wait_ms = await self._admit(
-            keys=[
-                redis_keys.quota_requests(key.name),
-                redis_keys.quota_tokens(key.name),
-                redis_keys.quota_in_flight(key.name),
-                redis_keys.month_spend("key", key.name, month),
-            ],
-            args=[
-                int(lease_s * 1000),
-                key.rpm or 0,
-                key.tpm or 0,
-                key.concurrency or 0,
-                key.monthly_usd or 0,
-                request_id,
-                int(next_month_start(now_s) * 1000),
-                WINDOW_MS,
-            ],
+            requests=redis_keys.quota_requests(key.name),
+            tokens=redis_keys.quota_tokens(key.name),
+            in_flight=redis_keys.quota_in_flight(key.name),
+            month_spend=redis_keys.month_spend("key", key.name, month),
+            lease_ms=int(lease_s * 1000),
+            rpm=key.rpm or 0,
+            tpm=key.tpm or 0,
+            concurrency=key.concurrency or 0,
+            monthly_budget=key.monthly_usd or 0,
+            request_id=request_id,
+            next_month_ms=int(next_month_start(now_s) * 1000),
+            window_ms=WINDOW_MS,
         )
         if limit:
             wait_s = max(1.0, float(wait_ms) / 1000)

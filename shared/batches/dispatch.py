@@ -27,6 +27,7 @@ from shared.errors import CliFailed, FleetError, Overloaded
 from shared.fleet.registry import worker_alive
 from shared.queue.job import BatchItem
 from shared.queue.job_queue import JobQueue, new_job_id
+from shared.queue.requeue import Failure, FailureCause, next_attempt
 from shared.wire.messages import MessagesRequest
 
 logger = logging.getLogger(__name__)
@@ -100,14 +101,14 @@ class BatchDispatch:
         now_ms = time.time() * 1000
         if job is None:
             if now_ms - entry.claimed_at_ms >= self._lost_after_ms:
-                await self._run_again(state, entry, "its job was lost")
+                await self._run_again(state, entry, "lost", "its job was lost")
         elif job.status == "waiting" and state.status == "canceling":
             await self._stop_job(state.id, entry, "canceled")
         elif job.status == "running" and not await worker_alive(self._redis, job.worker):
             if state.status == "canceling":
                 await self._stop_job(state.id, entry, "canceled")
             else:
-                await self._run_again(state, entry, f"worker {job.worker} died")
+                await self._run_again(state, entry, "worker_died", f"worker {job.worker} died")
         elif job.status == "cancelled":
             await self._stop_job(state.id, entry, "canceled")
         elif job.status == "done":  # finished without a result: its worker failed to write it
@@ -127,13 +128,16 @@ class BatchDispatch:
         custom_id = await self._custom_id(batch_id, entry)
         await self._store.record(batch_id, entry.index, custom_id, never_ran(kind))
 
-    async def _run_again(self, state: BatchState, entry: InflightEntry, why: str) -> None:
+    async def _run_again(
+        self, state: BatchState, entry: InflightEntry, cause: FailureCause, why: str
+    ) -> None:
         batch_id = state.id
         body = await self._store.request_body(batch_id, entry.index)
         if body is None:
             return  # its result came meanwhile
         await self._queue.cancel(entry.job_id, unqueue=True)
-        if entry.runs >= self._max_runs:
+        failure = Failure(cause, attempt=entry.runs, sent=False, batch=True)
+        if next_attempt(failure, max_attempts=self._max_runs) is None:
             logger.warning("batch %s request %d failed: %s", batch_id, entry.index, why)
             error = CliFailed(f"The request was lost {entry.runs} times ({why}).").to_error()
             custom_id = str(orjson.loads(body)["custom_id"])

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 
 from shared.batches.wire import BatchState, never_ran, result_line
 from shared.broker import redis_keys
+from shared.broker.lua_script import LuaLibrary, LuaScript
 from shared.errors import Overloaded
 from shared.queue.job_queue import over_memory_budget
 
@@ -32,90 +33,10 @@ _WRITE_CHUNK = 2000
 # Redis bytes per byte of a create body (bench/batches.py: 203 bytes for a 153-byte request).
 _BYTES_PER_BODY_BYTE = 1.4
 
-# Ends the batch once nothing is left processing; its keys then live `retention` ms more.
-_END_IF_DONE = """
-local function end_if_done(now, retention)
-  local r = redis.call('HMGET', KEYS[1], 'count', 'succeeded', 'errored', 'canceled',
-                       'expired', 'status')
-  if not r[1] or r[6] == 'ended' then return end
-  local left = tonumber(r[1])
-  for i = 2, 5 do left = left - tonumber(r[i] or 0) end
-  if left > 0 then return end
-  redis.call('HSET', KEYS[1], 'status', 'ended', 'ended_at_ms', now)
-  for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], retention) end
-  redis.call('ZREM', KEYS[5], redis.call('HGET', KEYS[1], 'id'))
-end
-local function same_ttl(key)
-  if redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, redis.call('PTTL', KEYS[1])) end
-end
-"""
-
-# KEYS: batch, results, requests, inflight, open batches. ARGV: index, line, type, now, retention.
-_RECORD = (
-    _END_IF_DONE
-    + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
-same_ttl(KEYS[2])
-redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
-redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('HDEL', KEYS[4], ARGV[1])
-end_if_done(ARGV[4], ARGV[5])
-return 1
-"""
-)
-
-# KEYS: batch, results, requests, inflight, open batches. ARGV: now, retention, fill, reason.
-# reason "cancel": only an in-progress batch; "expire": any batch not ended, once due.
-_STOP_WAITING = (
-    _END_IF_DONE
-    + """
-local r = redis.call('HMGET', KEYS[1], 'status', 'awaiting', 'count', 'expires_at_ms', 'fill')
-if not r[1] or r[1] == 'ended' then return 0 end
-if ARGV[4] == 'cancel' and r[1] ~= 'in_progress' then return 0 end
-if ARGV[4] == 'expire' and tonumber(r[4]) > tonumber(ARGV[1]) then return 0 end
-if ARGV[4] == 'cancel' then
-  redis.call('HSET', KEYS[1], 'status', 'canceling', 'cancel_initiated_at_ms', ARGV[1])
-end
-if r[5] == '' then redis.call('HSET', KEYS[1], 'fill', ARGV[3]) end
-redis.call('HINCRBY', KEYS[1], ARGV[3], tonumber(r[2]))
-redis.call('HSET', KEYS[1], 'awaiting', 0, 'next', r[3])
-end_if_done(ARGV[1], ARGV[2])
-return 1
-"""
-)
-
-# KEYS: the active list. ARGV: now, job id and claim time ("<job>|<ms>"), then the key
-# prefix of batches and the suffixes of their results, requests and inflight keys (built by
-# shared/broker/redis_keys.py; a script naming keys it was not given needs one Redis, not a
-# cluster).
-_TAKE_NEXT = """
-local active = KEYS[1]
-for _ = 1, redis.call('LLEN', active) do
-  local id = redis.call('LMOVE', active, active, 'LEFT', 'RIGHT')
-  if not id then return false end
-  local batch = ARGV[3] .. id
-  local r = redis.call('HMGET', batch, 'status', 'next', 'count', 'expires_at_ms')
-  local usable = r[1] == 'in_progress' and tonumber(r[4]) > tonumber(ARGV[1])
-  if usable then
-    local results, requests = batch .. ARGV[4], batch .. ARGV[5]
-    local index, count = tonumber(r[2]), tonumber(r[3])
-    while index < count and redis.call('HEXISTS', results, index) == 1 do index = index + 1 end
-    redis.call('HSET', batch, 'next', math.min(index + 1, count))
-    if index < count then
-      local inflight = batch .. ARGV[6]
-      redis.call('HINCRBY', batch, 'awaiting', -1)
-      redis.call('HSET', inflight, index, ARGV[2])
-      if redis.call('PTTL', inflight) < 0 then
-        redis.call('PEXPIRE', inflight, redis.call('PTTL', batch))
-      end
-      return {id, index, redis.call('HGET', requests, index), redis.call('HGET', batch, 'owner')}
-    end
-  end
-  redis.call('LREM', active, 0, id)
-end
-return false
-"""
+_END_IF_DONE = LuaLibrary.beside(__file__, "store.end_if_done.lua")
+_RECORD = LuaScript.beside(__file__, "store.record.lua", uses=[_END_IF_DONE])
+_STOP_WAITING = LuaScript.beside(__file__, "store.stop_waiting.lua", uses=[_END_IF_DONE])
+_TAKE_NEXT = LuaScript.beside(__file__, "store.take_next.lua")
 
 
 @dataclass(frozen=True)
@@ -156,9 +77,9 @@ class BatchStore:
         self._redis = redis
         self._retention_ms = int(retention_s * 1000)
         self._memory_budget_bytes = memory_budget_bytes
-        self._record = redis.register_script(_RECORD)
-        self._stop_waiting = redis.register_script(_STOP_WAITING)
-        self._take_next = redis.register_script(_TAKE_NEXT)
+        self._record = _RECORD.bind(redis)
+        self._stop_waiting = _STOP_WAITING.bind(redis)
+        self._take_next = _TAKE_NEXT.bind(redis)
 
     # -- creating ----------------------------------------------------------------------
     async def ensure_room(self, body_bytes: int) -> None:
@@ -306,15 +227,13 @@ class BatchStore:
         now_ms = int(time.time() * 1000)
         prefix = redis_keys.batch("")
         taken = await self._take_next(
-            keys=[redis_keys.batches_active()],
-            args=[
-                now_ms,
-                f"{job_id}|{now_ms}",
-                prefix,
-                redis_keys.batch_results("").removeprefix(prefix),
-                redis_keys.batch_requests("").removeprefix(prefix),
-                redis_keys.batch_inflight("").removeprefix(prefix),
-            ],
+            active=redis_keys.batches_active(),
+            now=now_ms,
+            claim=f"{job_id}|{now_ms}",
+            batch_prefix=prefix,
+            results_suffix=redis_keys.batch_results("").removeprefix(prefix),
+            requests_suffix=redis_keys.batch_requests("").removeprefix(prefix),
+            inflight_suffix=redis_keys.batch_inflight("").removeprefix(prefix),
         )
         if not taken:
             return None
@@ -336,14 +255,12 @@ class BatchStore:
     ) -> bool:
         """Persist one request's result; False if it had one already (or the batch is gone)."""
         recorded = await self._record(
-            keys=[*self._keys(batch_id), redis_keys.batches_open()],
-            args=[
-                index,
-                result_line(custom_id, result),
-                str(result["type"]),
-                int(time.time() * 1000),
-                self._retention_ms,
-            ],
+            **self._script_keys(batch_id),
+            index=index,
+            line=result_line(custom_id, result),
+            type=str(result["type"]),
+            now=int(time.time() * 1000),
+            retention=self._retention_ms,
         )
         return bool(recorded)
 
@@ -365,10 +282,24 @@ class BatchStore:
 
     async def _stop(self, batch_id: str, *, fill: str, reason: str) -> bool:
         stopped = await self._stop_waiting(
-            keys=[*self._keys(batch_id), redis_keys.batches_open()],
-            args=[int(time.time() * 1000), self._retention_ms, fill, reason],
+            **self._script_keys(batch_id),
+            now=int(time.time() * 1000),
+            retention=self._retention_ms,
+            fill=fill,
+            reason=reason,
         )
         return bool(stopped)
+
+    @staticmethod
+    def _script_keys(batch_id: str) -> dict[str, str]:
+        """The KEYS of the scripts that may end a batch (store.end_if_done.lua)."""
+        return {
+            "batch": redis_keys.batch(batch_id),
+            "results": redis_keys.batch_results(batch_id),
+            "requests": redis_keys.batch_requests(batch_id),
+            "inflight": redis_keys.batch_inflight(batch_id),
+            "open": redis_keys.batches_open(),
+        }
 
     @staticmethod
     def _keys(batch_id: str) -> list[str]:

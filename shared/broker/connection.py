@@ -33,7 +33,7 @@ from redis.asyncio.connection import (
 )
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.queue import arq_codec
+from shared.queue import arq_adapter
 from shared.settings import Settings
 
 _KEEPALIVE_IDLE_S = 10
@@ -115,11 +115,4 @@ def connection_options(settings: Settings) -> dict[str, Any]:
 
 def arq_redis(settings: Settings) -> ArqRedis:
     """The arq client of a front end or worker (jobs as JSON), connecting lazily."""
-    client = ArqRedis(
-        connection_pool(settings),
-        job_serializer=arq_codec.serialize,
-        job_deserializer=arq_codec.deserialize,
-        default_queue_name=settings.queue_name,
-    )
-    client.auto_close_connection_pool = True  # closed with the client, as from_url does
-    return client
+    return arq_adapter.arq_client(connection_pool(settings), queue_name=settings.queue_name)

@@ -1,1 +1,1 @@
-"""The job queue: jobs, their attempts, and the one adapter to arq."""
+"""The job queue: jobs, their attempts, the re-queue decision, and the one adapter to arq."""

@@ -19,7 +19,7 @@ Submitting is one script (room in the lane and in Redis checked, then record, la
 arq job written together) and so is re-queueing, so a job is counted in its lane only if its
 arq job exists: a request that cannot be queued leaves nothing behind. The arq job is
 written as arq's `enqueue_job` writes it (arq 0.28: `arq:job:<id>` holding `serialize_job`'s
-bytes, scored in the queue's sorted set).
+bytes, scored in the queue's sorted set; shared/queue/arq_adapter.py names arq's keys).
 
 Redis memory: the request (up to 32 MB) lives in the record and in the arq job while the job
 waits. The record's copy is dropped once no retry can need it (the first chunk is published,
@@ -36,105 +36,28 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, cast
 
-from arq.connections import ArqRedis
-from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix
-from arq.jobs import serialize_job
+from redis.asyncio import Redis
 
 from shared.broker import redis_keys
+from shared.broker.lua_script import LuaScript
 from shared.errors import Overloaded
 from shared.fleet.lanes import Lane, LanePolicies, lane_policies
-from shared.queue import arq_codec
-from shared.queue.job import RUN_MESSAGES_JOB, AttemptId, BatchItem, Chunk, JobRequest
+from shared.queue import arq_adapter
+from shared.queue.job import RUN_MESSAGES_JOB, AttemptId, BatchItem, JobRequest
 from shared.settings import Settings
+from shared.stream import journal
+from shared.stream.chunk import Chunk
 from shared.wire.messages import MessagesRequest
 
 _DEFAULT_BUDGET_SHARE = 0.8  # of Redis's maxmemory, when no budget is configured
 
 JobStatus = Literal["waiting", "running", "done", "cancelled"]
 
-# KEYS: lane, record, arq job, arq queue. ARGV: lane limit, drop lane entries scored before,
-# memory budget (0: a share of maxmemory, none without one), that share, the job's bytes,
-# record TTL, lane score, job id, arq job TTL (ms), arq job, attempt id, its score, the wake
-# channel, then the record's fields and values.
-_SUBMIT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, ARGV[2])  -- heals entries nobody removed
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 'lane full' end
-local memory = redis.call('INFO', 'memory')
-local budget = tonumber(ARGV[3])
-if budget == 0 then
-  budget = math.floor(tonumber(string.match(memory, 'maxmemory:(%d+)')) * tonumber(ARGV[4]))
-end
-local used = tonumber(string.match(memory, 'used_memory:(%d+)'))
-if budget > 0 and used + tonumber(ARGV[5]) > budget then return 'no memory' end
-redis.call('HSET', KEYS[2], unpack(ARGV, 14))
-redis.call('EXPIRE', KEYS[2], ARGV[6])
-redis.call('ZADD', KEYS[1], ARGV[7], ARGV[8])
-redis.call('SET', KEYS[3], ARGV[10], 'PX', ARGV[9])  -- arq drops an attempt not started by then
-redis.call('ZADD', KEYS[4], ARGV[12], ARGV[11])
-redis.call('PUBLISH', ARGV[13], ARGV[11])  -- idle workers may claim it straight away
-return 'queued'
-"""
-# KEYS: arq's in-progress key, arq's queue, the account, the record, the lane, the journal,
-# the interactive lane.
-# ARGV: attempt id, now (ms), now (s), in-progress time (ms), first only, attempt number,
-# worker id, job id, the record's running TTL. See `JobQueue.claim`.
-_CLAIM = """
-local cooling_until = redis.call('HGET', KEYS[3], 'cooling_until')
-if cooling_until and tonumber(cooling_until) > tonumber(ARGV[3]) then
-  return {'cooling', cooling_until}
-end
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'taken', ''} end
-local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if not score or tonumber(score) > tonumber(ARGV[2]) then return {'taken', ''} end
-if ARGV[5] == '1' then
-  local mine = redis.call('ZSCORE', KEYS[5], ARGV[8])
-  if not mine then return {'behind', ''} end
-  local older = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. mine, 'LIMIT', 0, 1)
-  if #older > 0 then return {'behind', ''} end
-  if KEYS[7] ~= KEYS[5] and redis.call('ZCARD', KEYS[7]) > 0 then return {'behind', ''} end
-end
-redis.call('SET', KEYS[1], '1', 'PX', ARGV[4])
-local r = redis.call('HMGET', KEYS[4], 'attempt', 'status')
-if not r[1] or tonumber(r[1]) ~= tonumber(ARGV[6]) or (r[2] ~= 'waiting' and r[2] ~= 'running') then
-  return {'stale', score}
-end
-redis.call('HSET', KEYS[4], 'status', 'running', 'worker', ARGV[7], 'started_at_ms', ARGV[2])
-redis.call('EXPIRE', KEYS[4], ARGV[9])
-redis.call('ZREM', KEYS[5], ARGV[8])
-local last = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', 1)
-if #last == 0 then return {'claimed', score} end
-return {'claimed', score, last[1][2][2]}
-"""
-# The record changes below are compare-and-set on the attempt number, atomic in Redis.
-_RELEASE = """
-local r = redis.call('HMGET', KEYS[1], 'attempt', 'status', 'worker', 'enqueued_at_ms')
-if not r[1] or tonumber(r[1]) ~= tonumber(ARGV[1]) or r[2] ~= 'running' then return 0 end
-if r[3] ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'waiting', 'worker', '')
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('ZADD', KEYS[2], math.floor(tonumber(r[4])), ARGV[3])
-return 1
-"""
-_FINISH = """
-local attempt = redis.call('HGET', KEYS[1], 'attempt')
-if not attempt or tonumber(attempt) ~= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'done')
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'handed_off_at_ms', ARGV[3]) end
-redis.call('HDEL', KEYS[1], 'payload')
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
-_ADVANCE = """
-local r = redis.call('HMGET', KEYS[1], 'attempt', 'status')
-if not r[1] or tonumber(r[1]) ~= tonumber(ARGV[1]) or r[2] == 'cancelled' then return 0 end
-redis.call('HSET', KEYS[1], 'attempt', ARGV[2], 'attempt_id', ARGV[3], 'avoid', ARGV[4],
-           'worker', '', 'status', 'waiting')
-redis.call('EXPIRE', KEYS[1], ARGV[10])
-redis.call('ZADD', KEYS[2], ARGV[6], ARGV[5])
-redis.call('SET', KEYS[3], ARGV[7], 'PX', ARGV[8])
-redis.call('ZADD', KEYS[4], ARGV[9], ARGV[3])
-return 1
-"""
+_SUBMIT = LuaScript.beside(__file__, "job_queue.submit.lua")
+_CLAIM = LuaScript.beside(__file__, "job_queue.claim.lua", uses=[journal.LUA])
+_RELEASE = LuaScript.beside(__file__, "job_queue.release.lua")
+_FINISH = LuaScript.beside(__file__, "job_queue.finish.lua")
+_ADVANCE = LuaScript.beside(__file__, "job_queue.advance.lua")
 
 
 _RUN_MARGIN_S = 60.0
@@ -234,7 +157,7 @@ class JobRecord:
 class JobQueue:
     def __init__(
         self,
-        pool: ArqRedis,
+        pool: Redis,
         *,
         queue_name: str,
         lifetimes: JobLifetimes,
@@ -245,11 +168,11 @@ class JobQueue:
         self.lifetimes = lifetimes
         # 0: a share of Redis's own maxmemory, if it has one; else no check.
         self._memory_budget_bytes = memory_budget_bytes
-        self._submit_script = pool.register_script(_SUBMIT)
-        self._claim_script = pool.register_script(_CLAIM)
-        self._release_script = pool.register_script(_RELEASE)
-        self._finish_script = pool.register_script(_FINISH)
-        self._advance_script = pool.register_script(_ADVANCE)
+        self._submit_script = _SUBMIT.bind(pool)
+        self._claim_script = _CLAIM.bind(pool)
+        self._release_script = _RELEASE.bind(pool)
+        self._finish_script = _FINISH.bind(pool)
+        self._advance_script = _ADVANCE.bind(pool)
 
     async def submit(
         self,
@@ -300,28 +223,24 @@ class JobQueue:
         }
         waiting_s = self.lifetimes.waiting_s(lane)
         outcome = await self._submit_script(
-            keys=[
-                redis_keys.lane_waiting(lane),
-                redis_keys.job_record(job.job_id),
-                job_key_prefix + attempt_id,
-                self._queue_name,
-            ],
-            args=[
-                lane_limit,
-                int((now - waiting_s) * 1000),
-                self._memory_budget_bytes,
-                _DEFAULT_BUDGET_SHARE,
-                len(payload) + len(arq_job),
-                waiting_s,
-                job.enqueued_at_ms,
-                job.job_id,
-                waiting_s * 1000,
-                arq_job,
-                attempt_id,
-                job.priority_ms,
-                redis_keys.queue_wake_channel(),
-                *itertools.chain.from_iterable(record.items()),
-            ],
+            lane=redis_keys.lane_waiting(lane),
+            record=redis_keys.job_record(job.job_id),
+            arq_job=arq_adapter.job_key(attempt_id),
+            arq_queue=self._queue_name,
+            lane_limit=lane_limit,
+            stale_before_ms=int((now - waiting_s) * 1000),
+            memory_budget=self._memory_budget_bytes,
+            budget_share=_DEFAULT_BUDGET_SHARE,
+            job_bytes=len(payload) + len(arq_job),
+            record_ttl_s=waiting_s,
+            lane_score=job.enqueued_at_ms,
+            job_id=job.job_id,
+            arq_job_ttl_ms=waiting_s * 1000,
+            serialized_job=arq_job,
+            attempt_id=attempt_id,
+            attempt_score=job.priority_ms,
+            wake_channel=redis_keys.queue_wake_channel(),
+            record_fields=list(itertools.chain.from_iterable(record.items())),
         )
         if outcome == b"lane full":
             raise Overloaded(f"The {lane} queue is full; try again shortly.", retry_after_s=5)
@@ -371,26 +290,22 @@ class JobQueue:
         now_s = time.time()
         now_ms = int(now_s * 1000)
         outcome, score, *last = await self._claim_script(
-            keys=[
-                in_progress_key_prefix + attempt_id,
-                self._queue_name,
-                redis_keys.account_state(account),
-                redis_keys.job_record(attempt.job_id),
-                redis_keys.lane_waiting(attempt.lane),
-                redis_keys.job_journal(attempt.job_id),
-                redis_keys.lane_waiting("interactive"),
-            ],
-            args=[
-                attempt_id,
-                now_ms,
-                now_s,
-                in_progress_ms,
-                int(first_only),
-                attempt.attempt,
-                worker_id,
-                attempt.job_id,
-                self.lifetimes.running_s(),
-            ],
+            arq_in_progress=arq_adapter.in_progress_key(attempt_id),
+            arq_queue=self._queue_name,
+            account=redis_keys.account_state(account),
+            record=redis_keys.job_record(attempt.job_id),
+            lane=redis_keys.lane_waiting(attempt.lane),
+            journal=redis_keys.job_journal(attempt.job_id),
+            interactive_lane=redis_keys.lane_waiting("interactive"),
+            attempt_id=attempt_id,
+            now_ms=now_ms,
+            now_s=now_s,
+            in_progress_ms=in_progress_ms,
+            first_only=int(first_only),
+            attempt=attempt.attempt,
+            worker_id=worker_id,
+            job_id=attempt.job_id,
+            record_ttl_s=self.lifetimes.running_s(),
         )
         outcome = outcome.decode()
         if outcome == "cooling":
@@ -404,13 +319,12 @@ class JobQueue:
         """Undo a claim whose attempt arq ended without running it (its arq job expired, or
         ran out of tries): the job waits again, so a relay ends it once it waited too long."""
         await self._release_script(
-            keys=[redis_keys.job_record(attempt.job_id), redis_keys.lane_waiting(attempt.lane)],
-            args=[
-                attempt.attempt,
-                worker_id,
-                attempt.job_id,
-                self.lifetimes.waiting_s(attempt.lane),
-            ],
+            record=redis_keys.job_record(attempt.job_id),
+            lane=redis_keys.lane_waiting(attempt.lane),
+            attempt=attempt.attempt,
+            worker_id=worker_id,
+            job_id=attempt.job_id,
+            record_ttl_s=self.lifetimes.waiting_s(attempt.lane),
         )
 
     async def finish(self, job: JobRequest, *, handed_off_at: float = 0.0) -> None:
@@ -418,8 +332,10 @@ class JobQueue:
         kept beside `enqueued_at_ms` for the dispatch benchmark (bench/ttft.py)."""
         handed_off_ms = f"{handed_off_at * 1000:.3f}" if handed_off_at else ""
         await self._finish_script(
-            keys=[redis_keys.job_record(job.job_id)],
-            args=[job.attempt, self.lifetimes.ended_s(), handed_off_ms],
+            record=redis_keys.job_record(job.job_id),
+            attempt=job.attempt,
+            record_ttl_s=self.lifetimes.ended_s(),
+            handed_off_at_ms=handed_off_ms,
         )
 
     async def cancel(self, job_id: str, *, unqueue: bool = False) -> None:
@@ -430,7 +346,7 @@ class JobQueue:
         if state is None or state.status in ("done", "cancelled"):
             return
         async with self._pool.pipeline(transaction=True) as pipe:
-            pipe.zadd(abort_jobs_ss, {state.attempt_id: int(time.time() * 1000)})
+            arq_adapter.abort(pipe, state.attempt_id, asked_at_ms=int(time.time() * 1000))
             pipe.hset(redis_keys.job_record(job_id), "status", "cancelled")
             pipe.hdel(redis_keys.job_record(job_id), "payload")
             pipe.expire(redis_keys.job_record(job_id), self.lifetimes.ended_s())
@@ -473,37 +389,28 @@ class JobQueue:
         `following`'s arq job, in one script."""
         attempt_id = str(AttemptId.of(following))
         advanced = await self._advance_script(
-            keys=[
-                redis_keys.job_record(current.job_id),
-                redis_keys.lane_waiting(following.lane),
-                job_key_prefix + attempt_id,
-                self._queue_name,
-            ],
-            args=[
-                current.attempt,
-                following.attempt,
-                attempt_id,
-                ",".join(following.avoid_accounts),
-                following.job_id,
-                following.enqueued_at_ms,
-                self._arq_job(following),
-                self.lifetimes.waiting_s(following.lane) * 1000,
-                following.priority_ms,
-                self.lifetimes.waiting_s(following.lane),
-            ],
+            record=redis_keys.job_record(current.job_id),
+            lane=redis_keys.lane_waiting(following.lane),
+            arq_job=arq_adapter.job_key(attempt_id),
+            arq_queue=self._queue_name,
+            attempt=current.attempt,
+            next_attempt=following.attempt,
+            attempt_id=attempt_id,
+            avoid=",".join(following.avoid_accounts),
+            job_id=following.job_id,
+            lane_score=following.enqueued_at_ms,
+            serialized_job=self._arq_job(following),
+            arq_job_ttl_ms=self.lifetimes.waiting_s(following.lane) * 1000,
+            attempt_score=following.priority_ms,
+            record_ttl_s=self.lifetimes.waiting_s(following.lane),
         )
         return bool(advanced)
 
     def _arq_job(self, job: JobRequest) -> bytes:
         """The attempt's arq job, serialized as `ArqRedis.enqueue_job` would."""
         payload = job.model_dump(mode="json", exclude_unset=True) | _attempt_fields(job)
-        return serialize_job(
-            RUN_MESSAGES_JOB,
-            (payload,),
-            {},
-            None,
-            int(time.time() * 1000),
-            serializer=arq_codec.serialize,
+        return arq_adapter.serialized_job(
+            RUN_MESSAGES_JOB, payload, enqueued_ms=int(time.time() * 1000)
         )
 
 

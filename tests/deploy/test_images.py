@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import tomllib
+import zipfile
 from pathlib import Path
 
 from tests.deploy.manifests import K8S, REPO, Manifest, of_kind, pod_spec
@@ -79,3 +80,26 @@ def test_every_file_the_dockerfile_copies_is_in_the_build_context() -> None:
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     for package in pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]:
         assert package in sources
+
+
+def test_the_wheel_the_image_installs_ships_every_lua_script(tmp_path: Path) -> None:
+    # The image installs the project with `pip install .` (the hatchling wheel): a script
+    # left out would stop every process at import (shared/broker/lua_script.py).
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    packages = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    scripts = {
+        str(path.relative_to(REPO))
+        for package in packages
+        for path in (REPO / package).rglob("*.lua")
+    }
+    assert scripts
+    built = subprocess.run(
+        ["uv", "build", "--wheel", "--out-dir", str(tmp_path), str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert scripts <= set(archive.namelist())

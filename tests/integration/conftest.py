@@ -8,7 +8,6 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -20,7 +19,7 @@ from shared.queue.job import AttemptId, JobRequest
 from shared.queue.job_queue import Claim, JobLifetimes, JobQueue
 from shared.settings import Settings
 from tests.fakes import fake_cli
-from worker.context import WorkerContext, WorkerState
+from worker.context import JobContext, WorkerContext, WorkerState
 from worker.job_function import run_messages
 from worker.reply.answer import CliConfig
 
@@ -69,20 +68,18 @@ async def claim(queue: JobQueue, job: JobRequest, worker_id: str, account: str =
     )
 
 
-async def run_claimed(ctx: dict[str, Any], job: JobRequest) -> None:
+async def run_claimed(redis: Redis, worker: WorkerContext, job: JobRequest) -> None:
     """Run `job`'s attempt as a worker does: claimed by its poll loop, then the job function
-    called by arq with the claim in the worker's state."""
-    worker: WorkerContext = ctx["worker"]
-    attempt_id = str(AttemptId.of(job))
+    called with the claim in its context (worker/fleet_worker.py)."""
     claimed = await claim(worker.queue, job, worker.state.worker_id, worker.state.account)
     assert claimed.runs, claimed
-    worker.state.claims[attempt_id] = claimed
-    await run_messages({**ctx, "job_id": attempt_id}, job.model_dump(mode="json"))
+    run = JobContext(worker=worker, redis=redis, claim=claimed)
+    await run_messages(run, job.model_dump(mode="json"))
 
 
 @pytest.fixture
 def fake_worker(job_queue: JobQueue, tmp_path: Path) -> FakeWorker:
-    """`fake_worker(mode, **env)`: what a worker's jobs get in arq's ctx["worker"], running
+    """`fake_worker(mode, **env)`: what a worker's jobs share (`JobContext.worker`), running
     tests/fakes/fake_cli.py in FAKE_CLI_MODE `mode` as its `claude`."""
     wrapper = fake_cli.install(tmp_path / "claude")
     (tmp_path / "work").mkdir(exist_ok=True)

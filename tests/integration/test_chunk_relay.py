@@ -16,10 +16,12 @@ from api.relay.job_reader import JobReader
 from api.relay.job_relay import JobRelay
 from api.relay.job_watch import JobWatch
 from shared.broker import redis_keys
+from shared.broker.lua_script import LuaScript
 from shared.errors import Overloaded
-from shared.queue.job import Chunk
 from shared.queue.job_queue import JobQueue
 from shared.settings import Settings
+from shared.stream import journal
+from shared.stream.chunk import Chunk
 from tests.records import running_attempt
 from worker.reply.chunk_publisher import ChunkPublisher
 
@@ -50,11 +52,22 @@ async def publish_events(publisher: ChunkPublisher, count: int) -> None:
         await publisher.publish_event(text_event(publisher.seq + 1))
 
 
+# The journal's own append, without the live message that publishing also sends.
+JOURNAL_ONLY = LuaScript.parse(
+    "journal_only.lua",
+    "-- KEYS: journal\n-- ARGV: seq chunk\n"
+    "return journal_append(KEY.journal, ARG.seq, ARG.chunk, 100000)\n",
+    uses=[journal.LUA],
+)
+
+
 async def write_to_journal_only(redis: Redis, job_id: str, publisher: ChunkPublisher) -> None:
     """The publisher's next chunk, stored as it stores it, with its live message lost."""
     seq = publisher.seq + 1
     chunk = Chunk(seq=seq, kind="event", event="content_block_delta", data=text_event(seq))
-    await redis.xadd(redis_keys.job_journal(job_id), {"c": chunk.to_json()}, id=f"{seq}-1")
+    await JOURNAL_ONLY.bind(redis)(
+        journal=redis_keys.job_journal(job_id), seq=seq, chunk=chunk.to_json()
+    )
     publisher.seq = seq
 
 
@@ -231,8 +244,8 @@ async def test_chunks_are_numbered_from_one_and_the_newest_is_known(redis: Redis
     publisher = await make_publisher(redis, job_id)
     assert await publisher.last_published() is None
     await publish_events(publisher, 3)
-    entries = await redis.xrange(redis_keys.job_journal(job_id))
-    assert [entry_id for entry_id, _ in entries] == [b"1-1", b"2-1", b"3-1"]
+    journaled = [Chunk.from_json(raw) for raw in await journal.read_after(redis, job_id)]
+    assert [chunk.seq for chunk in journaled] == [1, 2, 3]
     assert_seq(await publisher.last_published(), 3)
     assert not publisher.ended
 
@@ -246,24 +259,24 @@ async def test_the_journal_gets_its_ttl_with_the_first_chunk(redis: Redis) -> No
 
 async def test_the_last_chunk_renews_the_journal_ttl(redis: Redis) -> None:
     job_id = new_job_id()
-    journal = redis_keys.job_journal(job_id)
+    journal_key = redis_keys.job_journal(job_id)
     publisher = await make_publisher(redis, job_id, ttl_s=120)
     await publish_events(publisher, 5)
-    await redis.expire(journal, 10)  # as if the answer had taken most of the TTL
+    await redis.expire(journal_key, 10)  # as if the answer had taken most of the TTL
     await publisher.publish_event({"type": "message_stop"})
     assert publisher.ended
-    assert 10 < await redis.ttl(journal) <= 120
+    assert 10 < await redis.ttl(journal_key) <= 120
 
 
 async def test_an_error_chunk_ends_the_job_and_renews_the_journal_ttl(redis: Redis) -> None:
     job_id = new_job_id()
-    journal = redis_keys.job_journal(job_id)
+    journal_key = redis_keys.job_journal(job_id)
     publisher = await make_publisher(redis, job_id, ttl_s=120)
     await publish_events(publisher, 2)
-    await redis.expire(journal, 10)
+    await redis.expire(journal_key, 10)
     await publisher.publish_error(Overloaded("Overloaded", retry_after_s=3))
     assert publisher.ended
-    assert 10 < await redis.ttl(journal) <= 120
+    assert 10 < await redis.ttl(journal_key) <= 120
     last = await publisher.last_published()
     assert last is not None
     assert (last.seq, last.kind, last.data, last.retry_after_s) == (
@@ -278,12 +291,11 @@ async def test_the_journal_is_capped(redis: Redis) -> None:
     job_id = new_job_id()
     publisher = await make_publisher(redis, job_id, max_chunks=100)
     await publish_events(publisher, 1000)
-    journal = redis_keys.job_journal(job_id)
     # Trimming is approximate: whole stream nodes go, so up to one node more may stay.
     node_entries = int(
         (await redis.config_get("stream-node-max-entries"))["stream-node-max-entries"]
     )
-    assert 100 <= await redis.xlen(journal) <= 100 + node_entries
+    assert 100 <= await journal.count(redis, job_id) <= 100 + node_entries
     assert_seq(await publisher.last_published(), 1000)
 
 

@@ -20,9 +20,9 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from shared.broker import redis_keys
 from shared.errors import CliFailed, JobTimedOut, Overloaded, RateLimited
-from shared.queue.job import Chunk
+from shared.stream import journal
+from shared.stream.chunk import Chunk
 from shared.wire.messages import MessagesRequest
 from tests.fakes import fake_cli
 from tests.fakes.fake_cli import hello_answer, stream_event
@@ -289,8 +289,7 @@ async def publisher(redis: Redis) -> ChunkPublisher:
 
 
 async def journal_events(redis: Redis) -> list[dict[str, Any]]:
-    entries = await redis.xrange(redis_keys.job_journal("job_fake_cli"))
-    chunks = [Chunk.from_json(fields[b"c"]) for _entry_id, fields in entries]
+    chunks = [Chunk.from_json(raw) for raw in await journal.read_after(redis, "job_fake_cli")]
     assert all(chunk.kind == "event" for chunk in chunks)
     return [chunk.data for chunk in chunks]
 

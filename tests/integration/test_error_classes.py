@@ -14,10 +14,10 @@ import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from shared.broker import redis_keys
 from shared.broker.outage import outlasting_outage
-from shared.queue.job import Chunk
 from shared.queue.job_queue import JobQueue
+from shared.stream import journal
+from shared.stream.chunk import Chunk
 from shared.wire.messages import MessagesRequest
 from tests.conftest import StackFactory
 from tests.fakes import fake_cli
@@ -27,9 +27,8 @@ from tests.processes import http_ok, wait_until
 BOUND_S = 20.0
 
 
-async def journal(redis: Redis, job_id: str) -> list[Chunk]:
-    entries = await redis.xrange(redis_keys.job_journal(job_id))
-    return [Chunk.from_json(fields[b"c"]) for _entry_id, fields in entries]
+async def journaled(redis: Redis, job_id: str) -> list[Chunk]:
+    return [Chunk.from_json(raw) for raw in await journal.read_after(redis, job_id)]
 
 
 async def test_a_cli_that_stops_reading_its_input_is_a_500_with_its_stderr_logged_not_an_outage(
@@ -50,9 +49,9 @@ async def test_a_cli_that_stops_reading_its_input_is_a_500_with_its_stderr_logge
     job = await job_queue.submit(request, request_id="req_1", lane="interactive", lane_limit=10)
     caplog.set_level(logging.INFO)
     async with asyncio.timeout(BOUND_S):
-        await run_claimed({"redis": redis, "worker": worker}, job)
+        await run_claimed(redis, worker, job)
 
-    [chunk] = await journal(redis, job.job_id)
+    [chunk] = await journaled(redis, job.job_id)
     assert chunk.kind == "error"
     assert chunk.data["type"] == "api_error"
     assert "job queue" not in chunk.data["message"]

@@ -9,17 +9,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from arq.constants import in_progress_key_prefix, job_key_prefix
 from redis.asyncio import Redis
 
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.broker import redis_keys
 from shared.fleet.registry import set_account_cooling
+from shared.queue import arq_adapter
 from shared.queue.job import AttemptId, JobRequest
 from shared.queue.job_queue import JobQueue
 from shared.settings import Settings
 from shared.wire.messages import MessagesRequest
 from tests.integration.conftest import FakeWorker, claim, run_claimed
+from tests.waiting import async_wait_until
 from worker.fleet_worker import FleetWorker
 from worker.main import build_worker
 from worker.reply.chunk_publisher import ChunkPublisher
@@ -38,7 +39,7 @@ async def submitted(queue: JobQueue, request_id: str = "req_1") -> JobRequest:
 
 
 def in_progress(job: JobRequest) -> str:
-    return in_progress_key_prefix + str(AttemptId.of(job))
+    return arq_adapter.in_progress_key(str(AttemptId.of(job)))
 
 
 async def test_a_claim_marks_the_attempt_in_progress_and_the_record_running_once(
@@ -159,19 +160,20 @@ async def test_a_worker_gives_back_the_claim_of_an_attempt_arq_ends_without_runn
 ) -> None:
     job = await submitted(worker.queue)
     attempt_id = str(AttemptId.of(job))
-    await redis.delete(job_key_prefix + attempt_id)  # its arq job expired meanwhile
-    await worker.start_jobs([attempt_id.encode()])
-    await worker.tasks[attempt_id]  # arq: "job expired", ended without the job function
+    await redis.delete(arq_adapter.job_key(attempt_id))  # its arq job expired meanwhile
+    await worker.start_queued([attempt_id.encode()])
+    assert worker.running() == [attempt_id]
+    # arq: "job expired", ended without the job function
+    await async_wait_until(lambda: not worker.running(), 10, "arq to end the attempt")
     state = await worker.queue.state(job.job_id)
     assert state is not None and (state.status, state.worker) == ("waiting", "")
-    assert worker.state.claims == {}
 
 
 async def test_a_finished_job_keeps_when_it_was_queued_and_handed_to_its_cli(
     redis: Redis, job_queue: JobQueue, fake_worker: FakeWorker
 ) -> None:
     job = await submitted(job_queue)
-    await run_claimed({"redis": redis, "worker": fake_worker("answer")}, job)
+    await run_claimed(redis, fake_worker("answer"), job)
     record = await redis.hgetall(redis_keys.job_record(job.job_id))
     enqueued, handed_off = float(record[b"enqueued_at_ms"]), float(record[b"handed_off_at_ms"])
     assert record[b"status"] == b"done"
@@ -189,11 +191,11 @@ async def test_a_worker_passes_over_jobs_running_elsewhere_with_one_read(
         jobs.append(job := await submitted(worker.queue, f"req_{n}"))
         assert (await claim(worker.queue, job, "another-worker")).outcome == "claimed"
     await redis.config_resetstat()
-    await worker.start_jobs([str(AttemptId.of(job)).encode() for job in jobs])
+    await worker.start_queued([str(AttemptId.of(job)).encode() for job in jobs])
     stats = await redis.info("commandstats")
     assert "cmdstat_evalsha" not in stats and "cmdstat_eval" not in stats, stats
     assert stats["cmdstat_mget"]["calls"] == 1
-    assert worker.tasks == {}
+    assert worker.running() == []
 
 
 async def test_a_cancel_announced_with_an_attempt_makes_the_worker_take_the_full_look(
@@ -206,8 +208,8 @@ async def test_a_cancel_announced_with_an_attempt_makes_the_worker_take_the_full
     worker.wakeup.announce(attempt_id)
     worker.wakeup.announce(b"abort")
     assert not await worker._start_announced()
-    assert worker.tasks == {}, "left to the full look"
+    assert worker.running() == [], "left to the full look"
     worker.wakeup.announce(attempt_id)
     assert await worker._start_announced()
-    assert list(worker.tasks) == [attempt_id.decode()]
-    await worker.tasks[attempt_id.decode()]
+    assert worker.running() == [attempt_id.decode()]
+    await async_wait_until(lambda: not worker.running(), 10, "the attempt to end")

@@ -16,12 +16,12 @@ from typing import Any
 import httpx
 import pytest
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.constants import job_key_prefix
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.broker import redis_keys
+from shared.queue import arq_adapter
 from shared.queue.job import AttemptId
 from shared.queue.job_queue import JobLifetimes, JobQueue
 from shared.settings import Settings
@@ -63,7 +63,7 @@ async def test_a_jobs_record_lives_through_its_longest_wait_and_its_run_then_as_
     )
     record = redis_keys.job_record(job.job_id)
     assert await redis.ttl(record) > 2 * DAY_S + 900, "waiting: its wait and a run ahead"
-    attempt_key = job_key_prefix + str(AttemptId.of(job))
+    attempt_key = arq_adapter.job_key(str(AttemptId.of(job)))
     assert await redis.ttl(attempt_key) > 2 * DAY_S, "arq keeps the attempt as long"
 
     assert (await claim(queue, job, "worker-1")).outcome == "claimed"

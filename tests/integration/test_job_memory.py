@@ -8,18 +8,18 @@ from typing import Any
 
 import pytest
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.constants import job_key_prefix
-from arq.jobs import Job
 from redis.asyncio import Redis
 
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.broker import redis_keys
 from shared.errors import CliFailed, Overloaded
 from shared.fleet.lanes import lane_policies
-from shared.queue import arq_codec
-from shared.queue.job import AttemptId, Chunk, JobRequest
+from shared.queue import arq_adapter
+from shared.queue.job import AttemptId, JobRequest
 from shared.queue.job_queue import JobLifetimes, JobQueue
 from shared.settings import Settings
+from shared.stream import journal
+from shared.stream.chunk import Chunk
 from shared.wire.messages import MessagesRequest
 from tests.records import running_attempt
 from worker.reply.chunk_publisher import ChunkPublisher
@@ -33,8 +33,8 @@ LIFETIMES = JobLifetimes(lanes=lane_policies(WAITS), run_s=120, kept_s=600)
 async def pool(redis_server: EmbeddedRedis) -> AsyncIterator[ArqRedis]:
     arq_pool = await create_pool(
         RedisSettings.from_dsn(redis_server.url),
-        job_serializer=arq_codec.serialize,
-        job_deserializer=arq_codec.deserialize,
+        job_serializer=arq_adapter.serialize,
+        job_deserializer=arq_adapter.deserialize,
     )
     try:
         yield arq_pool
@@ -62,9 +62,9 @@ async def test_a_submitted_job_has_its_record_its_lane_entry_and_its_arq_job(
     attempt = str(AttemptId.of(job))
     assert await pool.zscore(redis_keys.lane_waiting("interactive"), job.job_id) is not None
     assert await pool.zscore(QUEUE, attempt) == job.priority_ms
-    arq_job = await Job(attempt, pool, _deserializer=arq_codec.deserialize).info()
-    assert arq_job is not None and arq_job.function == "run_messages"
-    assert JobRequest.model_validate(arq_job.args[0]) == job
+    arq_job = await pool.get(arq_adapter.job_key(attempt))
+    assert arq_job is not None
+    assert JobRequest.model_validate(arq_adapter.job_payload(arq_job)) == job
     assert (await queue.record(job.job_id)) is not None
 
 
@@ -73,7 +73,7 @@ async def test_a_requeued_attempt_gets_its_arq_job_in_the_same_step(pool: ArqRed
     first = await submit(queue)
     second = await queue.requeue(first, avoid_accounts=["alice"])
     assert second is not None
-    assert await pool.exists(job_key_prefix + str(AttemptId.of(second)))
+    assert await pool.exists(arq_adapter.job_key(str(AttemptId.of(second))))
     assert await pool.zscore(QUEUE, str(AttemptId.of(second))) == first.priority_ms
 
 
@@ -137,8 +137,8 @@ async def test_a_journal_is_capped_in_bytes_and_its_error_still_goes_out(redis: 
             await publisher.publish_event(delta("x" * 1000))
     assert publisher.seq < 10
     await publisher.publish_error(caught.value)
-    entries = await redis.xrange(redis_keys.job_journal("job_big"))
-    chunks = [Chunk.from_json(fields[b"c"]) for _id, fields in entries]
-    assert sum(len(fields[b"c"]) for _id, fields in entries) < 11_000
+    raw_chunks = await journal.read_after(redis, "job_big")
+    chunks = [Chunk.from_json(raw) for raw in raw_chunks]
+    assert sum(len(raw) for raw in raw_chunks) < 11_000
     assert chunks[-1].kind == "error"
     assert "journal limit" in chunks[-1].data["message"]

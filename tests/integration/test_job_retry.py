@@ -1,7 +1,7 @@
 """arq re-runs a job whose worker died; the re-run must not start a second answer.
 
-`run_messages` is called as arq calls it, with a ctx holding the Redis client and the worker
-context. The CLI is a path that does not exist: running it would end the job with an
+`run_messages` is called as a worker calls it, with the claim its poll loop made. The CLI is
+a path that does not exist: running it would end the job with an
 "Internal server error" chunk instead of the expected one.
 """
 
@@ -18,9 +18,11 @@ from redis.asyncio import Redis
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.broker import redis_keys
 from shared.errors import CliFailed
-from shared.queue.job import AttemptId, Chunk, JobRequest
+from shared.queue.job import AttemptId, JobRequest
 from shared.queue.job_queue import JobLifetimes, JobQueue
 from shared.settings import Settings
+from shared.stream import journal
+from shared.stream.chunk import Chunk
 from shared.wire.messages import MessagesRequest
 from tests.integration.conftest import run_claimed
 from worker.cli.config import CliConfig
@@ -53,9 +55,7 @@ CLOSING: list[dict[str, Any]] = [
 
 
 @pytest.fixture
-async def worker_ctx(
-    redis: Redis, redis_server: EmbeddedRedis, tmp_path: Path
-) -> AsyncIterator[dict[str, Any]]:
+async def worker(redis_server: EmbeddedRedis, tmp_path: Path) -> AsyncIterator[WorkerContext]:
     # One attempt only: a failure ends the job here rather than leave it to other workers.
     settings = Settings(redis_url="redis://unused", journal_ttl_s=600, job_max_attempts=1)
     cli = CliConfig(
@@ -68,14 +68,13 @@ async def worker_ctx(
     state = WorkerState(worker_id="w-test", host="test", account="a", slots=1, cli_version="x")
     pool = await create_pool(RedisSettings.from_dsn(redis_server.url))
     queue = JobQueue(pool, queue_name="test-queue", lifetimes=JobLifetimes.of(settings))
-    worker = WorkerContext(settings=settings, cli=cli, state=state, queue=queue)
     try:
-        yield {"redis": redis, "worker": worker, "job_try": 2}
+        yield WorkerContext(settings=settings, cli=cli, state=state, queue=queue)
     finally:
         await pool.aclose()
 
 
-async def submitted(ctx: dict[str, Any]) -> JobRequest:
+async def submitted(worker: WorkerContext) -> JobRequest:
     """A job queued as a front end queues it (its record says attempt 1 is current)."""
     request = MessagesRequest.model_validate(
         {
@@ -84,8 +83,9 @@ async def submitted(ctx: dict[str, Any]) -> JobRequest:
             "messages": [{"role": "user", "content": "hi"}],
         }
     )
-    queue: JobQueue = ctx["worker"].queue
-    return await queue.submit(request, request_id="req_test", lane="interactive", lane_limit=10)
+    return await worker.queue.submit(
+        request, request_id="req_test", lane="interactive", lane_limit=10
+    )
 
 
 async def earlier_run(redis: Redis, job_id: str, events: list[dict[str, Any]]) -> None:
@@ -94,19 +94,18 @@ async def earlier_run(redis: Redis, job_id: str, events: list[dict[str, Any]]) -
         await publisher.publish_event(event)
 
 
-async def journal(redis: Redis, job_id: str) -> list[Chunk]:
-    entries = await redis.xrange(redis_keys.job_journal(job_id))
-    return [Chunk.from_json(fields[b"c"]) for _entry_id, fields in entries]
+async def journaled(redis: Redis, job_id: str) -> list[Chunk]:
+    return [Chunk.from_json(raw) for raw in await journal.read_after(redis, job_id)]
 
 
 async def test_a_rerun_after_a_partial_answer_ends_the_stream_with_one_error(
-    redis: Redis, worker_ctx: dict[str, Any]
+    redis: Redis, worker: WorkerContext
 ) -> None:
-    job = await submitted(worker_ctx)
+    job = await submitted(worker)
     job_id = job.job_id
     await earlier_run(redis, job_id, EARLIER_RUN)
-    await run_claimed(worker_ctx, job)
-    chunks = await journal(redis, job_id)
+    await run_claimed(redis, worker, job)
+    chunks = await journaled(redis, job_id)
     assert [chunk.data for chunk in chunks[:3]] == EARLIER_RUN
     assert len(chunks) == 4
     error = chunks[3]
@@ -116,61 +115,59 @@ async def test_a_rerun_after_a_partial_answer_ends_the_stream_with_one_error(
 
 
 async def test_a_rerun_after_a_complete_answer_adds_nothing(
-    redis: Redis, worker_ctx: dict[str, Any]
+    redis: Redis, worker: WorkerContext
 ) -> None:
-    job = await submitted(worker_ctx)
+    job = await submitted(worker)
     job_id = job.job_id
     await earlier_run(redis, job_id, EARLIER_RUN + CLOSING)
-    before = await journal(redis, job_id)
-    await run_claimed(worker_ctx, job)
-    assert await journal(redis, job_id) == before
+    before = await journaled(redis, job_id)
+    await run_claimed(redis, worker, job)
+    assert await journaled(redis, job_id) == before
     assert before[-1].event == "message_stop"
 
 
-async def test_a_rerun_after_an_error_adds_nothing(
-    redis: Redis, worker_ctx: dict[str, Any]
-) -> None:
-    job = await submitted(worker_ctx)
+async def test_a_rerun_after_an_error_adds_nothing(redis: Redis, worker: WorkerContext) -> None:
+    job = await submitted(worker)
     job_id = job.job_id
     publisher = ChunkPublisher(redis, job_id, attempt=1, ttl_s=600, max_chunks=1000)
     await publisher.publish_event(MESSAGE_START)
     await publisher.publish_error(
         CliFailed("The Claude Code CLI exited (code 1) before answering.")
     )
-    before = await journal(redis, job_id)
-    await run_claimed(worker_ctx, job)
-    assert await journal(redis, job_id) == before
+    before = await journaled(redis, job_id)
+    await run_claimed(redis, worker, job)
+    assert await journaled(redis, job_id) == before
 
 
 async def test_a_first_run_whose_cli_cannot_start_ends_with_an_error_saying_so(
-    redis: Redis, worker_ctx: dict[str, Any]
+    redis: Redis, worker: WorkerContext
 ) -> None:
     # The control for the tests above: with an empty journal the (missing) CLI is run.
-    job = await submitted(worker_ctx)
+    job = await submitted(worker)
     job_id = job.job_id
-    await run_claimed(worker_ctx, job)
-    [chunk] = await journal(redis, job_id)
+    await run_claimed(redis, worker, job)
+    [chunk] = await journaled(redis, job_id)
     assert (chunk.seq, chunk.kind) == (1, "error")
     assert chunk.data == {
         "type": "api_error",
         "message": "The Claude Code CLI could not be started (No such file or directory).",
     }
-    assert worker_ctx["worker"].state.busy == 0
-    assert "could not be started" in worker_ctx["worker"].state.last_error
+    assert worker.state.busy == 0
+    assert "could not be started" in worker.state.last_error
 
 
 async def test_a_stale_attempt_is_skipped_and_the_current_one_runs(
-    redis: Redis, worker_ctx: dict[str, Any]
+    redis: Redis, worker: WorkerContext
 ) -> None:
-    queue: JobQueue = worker_ctx["worker"].queue
-    first = await submitted(worker_ctx)
+    queue: JobQueue = worker.queue
+    first = await submitted(worker)
     second = await queue.requeue(first, avoid_accounts=["alice"])
     assert second is not None and second.attempt == 2 and second.avoid_accounts == ["alice"]
     assert await queue.requeue(first, avoid_accounts=[]) is None, "attempt 1 is no longer current"
-    await run_claimed(worker_ctx, first)
-    assert await journal(redis, first.job_id) == [], "the stale attempt ran nothing"
-    await run_claimed(worker_ctx, second)
-    [chunk] = await journal(redis, first.job_id)
+    await run_claimed(redis, worker, first)
+    assert await journaled(redis, first.job_id) == [], "the stale attempt ran nothing"
+    await run_claimed(redis, worker, second)
+    [chunk] = await journaled(redis, first.job_id)
     assert chunk.kind == "error"
     state = await queue.state(first.job_id)
     assert state is not None and state.status == "done"
@@ -178,10 +175,10 @@ async def test_a_stale_attempt_is_skipped_and_the_current_one_runs(
     assert await queue.record(first.job_id) is None, "the request is dropped once done"
 
 
-async def test_a_cancelled_job_is_not_started(redis: Redis, worker_ctx: dict[str, Any]) -> None:
-    queue: JobQueue = worker_ctx["worker"].queue
-    job = await submitted(worker_ctx)
+async def test_a_cancelled_job_is_not_started(redis: Redis, worker: WorkerContext) -> None:
+    queue: JobQueue = worker.queue
+    job = await submitted(worker)
     await queue.cancel(job.job_id)
-    await run_claimed(worker_ctx, job)
-    assert await journal(redis, job.job_id) == []
+    await run_claimed(redis, worker, job)
+    assert await journaled(redis, job.job_id) == []
     assert await redis.zcard(redis_keys.lane_waiting("interactive")) == 0

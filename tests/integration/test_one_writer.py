@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from shared.broker import redis_keys
-from shared.queue.job import Chunk, JobRequest
+from shared.queue.job import JobRequest
 from shared.queue.job_queue import JobQueue
+from shared.stream import journal
+from shared.stream.chunk import Chunk
 from shared.wire.messages import MessagesRequest
 from tests.integration.conftest import FakeWorker, claim, run_claimed
 from worker.reply.chunk_publisher import AttemptSuperseded, ChunkPublisher
@@ -44,9 +45,8 @@ def was_reaped(pid: int) -> bool:
     return not Path(f"/proc/{pid}").exists()
 
 
-async def journal(redis: Redis, job_id: str) -> list[Chunk]:
-    entries = await redis.xrange(redis_keys.job_journal(job_id))
-    return [Chunk.from_json(fields[b"c"]) for _entry_id, fields in entries]
+async def journaled(redis: Redis, job_id: str) -> list[Chunk]:
+    return [Chunk.from_json(raw) for raw in await journal.read_after(redis, job_id)]
 
 
 async def test_two_writers_of_one_job_only_the_current_attempts_chunks_are_journaled(
@@ -66,7 +66,7 @@ async def test_two_writers_of_one_job_only_the_current_attempts_chunks_are_journ
     with pytest.raises(AttemptSuperseded):
         await stale.publish_event(text_event("stale 2"))
 
-    chunks = await journal(redis, job.job_id)
+    chunks = await journaled(redis, job.job_id)
     assert [chunk.data["delta"]["text"] for chunk in chunks] == ["current 1", "current 2"]
     assert [chunk.seq for chunk in chunks] == [1, 2]
     assert stale.seq == 0
@@ -80,7 +80,7 @@ async def test_a_cancelled_jobs_writer_is_refused(redis: Redis, job_queue: JobQu
     await job_queue.cancel(job.job_id)
     with pytest.raises(AttemptSuperseded):
         await publisher.publish_event(text_event("after"))
-    assert [c.data["delta"]["text"] for c in await journal(redis, job.job_id)] == ["before"]
+    assert [c.data["delta"]["text"] for c in await journaled(redis, job.job_id)] == ["before"]
 
 
 async def test_a_superseded_attempt_stops_its_cli_and_publishes_nothing_more(
@@ -89,9 +89,9 @@ async def test_a_superseded_attempt_stops_its_cli_and_publishes_nothing_more(
     pid_file = tmp_path / "cli.pid"
     worker = fake_worker("stream_forever", FAKE_CLI_DRIP_S="0.02", FAKE_CLI_PID_FILE=str(pid_file))
     job = await job_queue.submit(REQUEST, request_id="req_3", lane="interactive", lane_limit=10)
-    run = asyncio.create_task(run_claimed({"redis": redis, "worker": worker}, job))
+    run = asyncio.create_task(run_claimed(redis, worker, job))
     async with asyncio.timeout(BOUND_S):
-        while len(await journal(redis, job.job_id)) < 5:  # noqa: ASYNC110 - Redis has no wait for it
+        while len(await journaled(redis, job.job_id)) < 5:  # noqa: ASYNC110 - Redis has no wait for it
             await asyncio.sleep(0.02)
 
     await job_queue.requeue(job, avoid_accounts=[])  # the job is attempt 2's now
@@ -99,7 +99,7 @@ async def test_a_superseded_attempt_stops_its_cli_and_publishes_nothing_more(
         await run  # ends by itself: its next chunk was refused
     cli_pid = int(pid_file.read_text())
     assert was_reaped(cli_pid), "the stale attempt's CLI was stopped and reaped"
-    chunks = await journal(redis, job.job_id)
+    chunks = await journaled(redis, job.job_id)
     assert all(chunk.kind == "event" for chunk in chunks), "no error chunk from the stale attempt"
     record = await job_queue.state(job.job_id)
     assert record is not None and record.status == "waiting", "attempt 2's record is untouched"

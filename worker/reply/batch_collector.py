@@ -12,7 +12,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from shared.batches import wire
-from shared.queue.job import Chunk
+from shared.stream.chunk import Chunk
 from shared.wire.message_builder import MessageBuilder
 from worker.reply.chunk_publisher import ChunkPublisher
 

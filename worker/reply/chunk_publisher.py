@@ -4,8 +4,7 @@ While the job runs the journal lives `running_ttl_s` past each chunk (a quiet ru
 what it sent: a relay counts it to know whether the job may run again); from its last chunk,
 `ttl_s`.
 
-Chunks are numbered from 1. The stream entry id is `<seq>-1`, so the journal is ordered by
-seq and a reader can ask for "everything after seq N" with XRANGE.
+Chunks are numbered from 1 (the journal's format: shared/stream/journal.py).
 
 The journal is capped in entries and in bytes: an answer whose events would pass `max_bytes`
 fails (its error chunk still goes out). The first chunk also drops the request from the job's
@@ -25,29 +24,13 @@ from typing import Any
 from redis.asyncio import Redis
 
 from shared.broker import redis_keys
+from shared.broker.lua_script import LuaScript
 from shared.errors import CliFailed, FleetError
 from shared.fleet.affinity import AccountNote
-from shared.queue.job import Chunk
+from shared.stream import journal
+from shared.stream.chunk import Chunk
 
-# KEYS: journal, job record[, conversation]. ARGV: seq, payload, max chunks, ttl, channel,
-# attempt[, account, its TTL].
-# Returns 0 when this attempt no longer owns the job. An entry id already taken means an
-# earlier try journaled the chunk and its reply was lost (Redis went away): publish it again.
-_PUBLISH = """
-local r = redis.call('HMGET', KEYS[2], 'attempt', 'status')
-if not r[1] or tonumber(r[1]) ~= tonumber(ARGV[6]) or r[2] == 'cancelled' then return 0 end
-if ARGV[1] == '1' then
-  redis.call('HDEL', KEYS[2], 'payload')
-  if KEYS[3] then redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[8]) end
-end
-local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], ARGV[1] .. '-1', 'c', ARGV[2])
-if type(added) == 'table' and added.err and not string.find(added.err, 'equal or smaller') then
-  return added
-end
-redis.call('PUBLISH', ARGV[5], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return 1
-"""
+_PUBLISH = LuaScript.beside(__file__, "chunk_publisher.publish.lua", uses=[journal.LUA])
 
 
 class AttemptSuperseded(Exception):
@@ -80,18 +63,14 @@ class ChunkPublisher:
         self._max_bytes = max_bytes
         self._bytes = 0
         self._note = note
-        self._script = redis.register_script(_PUBLISH)
+        self._script = _PUBLISH.bind(redis)
         self.seq = 0
         self.ended = False
         self.failed = False  # it ended with an error
 
     async def last_published(self) -> Chunk | None:
         """The newest chunk already in the journal (a retried job finds its earlier run's)."""
-        entries = await self._redis.xrevrange(self._journal, count=1)
-        if not entries:
-            return None
-        _entry_id, fields = entries[0]
-        return Chunk.from_json(fields[b"c"])
+        return await journal.read_last(self._redis, self._job_id)
 
     async def publish_event(self, data: dict[str, Any]) -> None:
         await self._publish(Chunk(seq=self.seq + 1, kind="event", event=data["type"], data=data))
@@ -111,22 +90,21 @@ class ChunkPublisher:
         payload = chunk.to_json()
         if chunk.kind == "event" and self._bytes + len(payload) > self._max_bytes:
             raise CliFailed(f"The answer exceeded the journal limit of {self._max_bytes} bytes.")
-        note_keys: list[str] = []
-        note_args: list[str | int] = []
-        if self._note is not None and chunk.seq == 1:
-            note_keys, note_args = [self._note.key], [self._note.account, self._note.ttl_s]
+        note = self._note if chunk.seq == 1 else None
         published = await self._script(
-            keys=[self._journal, self._record, *note_keys],
-            args=[
-                chunk.seq,
-                payload,
-                self._max_chunks,
-                # Never outlived by its job.
-                self._ttl_s if chunk.is_terminal else self._running_ttl_s,
-                self._channel,
-                self._attempt,
-                *note_args,
-            ],
+            journal=self._journal,
+            record=self._record,
+            conversation=note.key if note else "",
+            seq=chunk.seq,
+            chunk=payload,
+            max_chunks=self._max_chunks,
+            ttl_s=self._ttl_s
+            if chunk.is_terminal
+            else self._running_ttl_s,  # never outlived by its job
+            channel=self._channel,
+            attempt=self._attempt,
+            account=note.account if note else "",
+            account_ttl_s=note.ttl_s if note else 0,
         )
         if not published:
             raise AttemptSuperseded(f"attempt {self._attempt} of {self._job_id} was superseded")
