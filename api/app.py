@@ -31,13 +31,8 @@ from api.routes import (
 )
 from api.telemetry.request_metrics import RequestMetricsMiddleware
 from api.telemetry.request_recorder import RequestRecorderMiddleware
-from shared.access.client_keys import KeyStore
-from shared.access.quotas import Quotas
-from shared.batches.dispatch import BatchDispatch
-from shared.batches.store import BatchStore
-from shared.broker.connection import arq_redis
 from shared.process.vital_tasks import VitalTasks
-from shared.queue.job_queue import JobLifetimes, JobQueue
+from shared.services import FleetServices
 from shared.settings import Settings
 from shared.telemetry.metrics import FleetMetrics
 
@@ -50,14 +45,9 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = arq_redis(settings)
+        services = FleetServices.build(settings)
+        redis, queue = services.redis, services.queue
         hub = ChunkHub(redis)
-        queue = JobQueue(
-            redis,
-            queue_name=settings.queue_name,
-            lifetimes=JobLifetimes.of(settings),
-            memory_budget_bytes=settings.redis_memory_budget_bytes,
-        )
         detached = DetachedJobs(redis, queue, redis_outage_s=settings.redis_outage_s)
         app.state.front_end = FrontEnd(
             settings=settings,
@@ -66,25 +56,12 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
             queue=queue,
             watch=JobWatch(redis, queue, settings),
             detached=detached,
-            key_store=KeyStore(redis, settings.auth_secret) if settings.auth_enabled else None,
-            quotas=Quotas(redis),
+            key_store=services.client_keys(),
+            quotas=services.quotas,
             metrics=fleet_metrics,
         )
-        batch_store = BatchStore(
-            redis,
-            retention_s=settings.batch_retention_s,
-            memory_budget_bytes=settings.redis_memory_budget_bytes,
-        )
         app.state.batch_desk = batches.BatchDesk(
-            settings=settings,
-            store=batch_store,
-            dispatch=BatchDispatch(
-                redis,
-                batch_store,
-                queue,
-                batch_max_waiting=settings.batch_max_waiting,
-                max_runs=settings.job_max_attempts,
-            ),
+            settings=settings, store=services.batch_store, dispatch=services.batch_dispatch
         )
         vital.start(hub.run(), name="chunk-hub")
         try:
@@ -93,7 +70,7 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
             await detached.close()
             await vital.stop()
             await hub.close()
-            await redis.aclose()
+            await services.close()
 
     # On SIGTERM, uvicorn stops accepting connections and waits (drain_timeout_s) for the
     # requests in flight; sse-starlette would otherwise cut every stream at once.

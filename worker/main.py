@@ -16,13 +16,10 @@ import uvloop
 from arq.worker import func
 from redis.exceptions import RedisError
 
-from shared.batches.dispatch import BatchDispatch
-from shared.batches.store import BatchStore
-from shared.broker.connection import arq_redis
 from shared.process.vital_tasks import VitalTasks
 from shared.queue import arq_codec
 from shared.queue.job import RUN_MESSAGES_JOB
-from shared.queue.job_queue import JobLifetimes, JobQueue
+from shared.services import FleetServices
 from shared.settings import Settings
 from shared.telemetry.metrics import FleetMetrics
 from worker.batch_feeder import BatchFeeder
@@ -85,36 +82,21 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
     metrics = FleetMetrics()
     metrics_server = MetricsServer(metrics, port=settings.metrics_port)
     wakeup = QueueWakeup(idle_poll_s=settings.worker_poll_delay_s)
-    redis_pool = arq_redis(settings)  # arq's ctx["redis"]
-    queue = JobQueue(
-        redis_pool, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings)
-    )
+    services = FleetServices.build(settings)  # its Redis client is arq's pool, ctx["redis"]
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         redis = ctx["redis"]
         record_check(state, await check_cli(cli.claude_bin, cli.base_env))
         pool = _ready_cli_pool(settings, cli, state)
-        batches = BatchStore(
-            redis,
-            retention_s=settings.batch_retention_s,
-            memory_budget_bytes=settings.redis_memory_budget_bytes,
-        )
-        dispatch = BatchDispatch(
-            redis,
-            batches,
-            queue,
-            batch_max_waiting=settings.batch_max_waiting,
-            max_runs=settings.job_max_attempts,
-        )
-        feeder = BatchFeeder(redis, batches, dispatch, settings)
+        feeder = BatchFeeder(redis, services.batch_store, services.batch_dispatch, settings)
         worker = WorkerContext(
             settings=settings,
             cli=cli,
             state=state,
-            queue=queue,
+            queue=services.queue,
             metrics=metrics,
             pool=pool,
-            batches=batches,
+            batches=services.batch_store,
             feeder=feeder,
         )
         ctx["worker"] = worker
@@ -168,12 +150,12 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         batch_slots=max(0, settings.worker_slots - settings.reserved_interactive_slots),
         functions=[func(run_messages, name=RUN_MESSAGES_JOB, max_tries=settings.job_max_tries)],
         queue_name=settings.queue_name,
-        redis_pool=redis_pool,
+        redis_pool=services.redis,
         max_jobs=settings.worker_slots,
         job_timeout=settings.job_timeout_s + 30,
         keep_result=0,  # nobody reads arq results; a kept one holds the whole request
         wakeup=wakeup,
-        queue=queue,
+        queue=services.queue,
         allow_abort_jobs=True,
         job_completion_wait=int(settings.worker_drain_s),
         job_serializer=arq_codec.serialize,
