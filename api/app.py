@@ -10,13 +10,9 @@ import uvicorn
 from fastapi import Depends, FastAPI
 from sse_starlette.sse import AppStatus
 
-from api.admission import FrontEnd
 from api.auth import authenticate, require_admin
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
-from api.relay.chunk_hub import ChunkHub
-from api.relay.detached import DetachedJobs
-from api.relay.job_watch import JobWatch
 from api.routes import (
     batches,
     chat,
@@ -29,10 +25,10 @@ from api.routes import (
     models,
     usage,
 )
+from api.services import FrontEndServices, services_of
 from api.telemetry.request_metrics import RequestMetricsMiddleware
 from api.telemetry.request_recorder import RequestRecorderMiddleware
 from shared.process.vital_tasks import VitalTasks
-from shared.services import FleetServices
 from shared.settings import Settings
 from shared.telemetry.metrics import FleetMetrics
 
@@ -45,40 +41,24 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = FleetServices.build(settings)
-        redis, queue = services.redis, services.queue
-        hub = ChunkHub(redis)
-        detached = DetachedJobs(redis, queue, redis_outage_s=settings.redis_outage_s)
-        app.state.front_end = FrontEnd(
-            settings=settings,
-            redis=redis,
-            hub=hub,
-            queue=queue,
-            watch=JobWatch(redis, queue, settings),
-            detached=detached,
-            key_store=services.client_keys(),
-            quotas=services.quotas,
-            metrics=fleet_metrics,
-        )
-        app.state.batch_desk = batches.BatchDesk(
-            settings=settings, store=services.batch_store, dispatch=services.batch_dispatch
-        )
-        vital.start(hub.run(), name="chunk-hub")
+        services = FrontEndServices.build(settings, fleet_metrics)
+        services.install(app)
+        relays = services.relays
+        vital.start(relays.hub.run(), name="chunk-hub")
         try:
             yield
         finally:
-            await detached.close()
+            await relays.detached.close()
             await vital.stop()
-            await hub.close()
-            await services.close()
+            await relays.hub.close()
+            await services.fleet.close()
 
     # On SIGTERM, uvicorn stops accepting connections and waits (drain_timeout_s) for the
     # requests in flight; sse-starlette would otherwise cut every stream at once.
     AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]  # untyped in sse-starlette
     app = FastAPI(title="ccfleet", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.vital = vital
     app.add_middleware(RequestMetricsMiddleware, metrics=fleet_metrics)
-    app.add_middleware(RequestRecorderMiddleware)
+    app.add_middleware(RequestRecorderMiddleware, redis=lambda: services_of(app).redis)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
