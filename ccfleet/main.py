@@ -34,7 +34,7 @@ from ccfleet.status_table import render_fleet
 from shared.access.client_keys import MIN_SERVER_SECRET_CHARS
 from shared.fleet.registry import read_fleet
 from shared.process.parent_death import dying_with_parent
-from shared.settings import Settings
+from shared.settings import Settings, UnknownSetting, refuse_unknown_variables
 from shared.telemetry.log import configure_logging
 from worker.cli.check import CliCheck, check_cli
 from worker.main import private_cli_environment, run_worker
@@ -49,6 +49,18 @@ UP_REDIS_URL_FILE = Path.home() / ".cache" / "ccfleet" / "up-redis-url"
 
 _STOP_TIMEOUT_S = 20.0
 _REDIS_TIMEOUT_S = 3.0
+
+
+@app.callback()
+def _every_command() -> None:
+    # Before any command runs: a mistyped CCFLEET_ variable stops it, rather than leaving
+    # that setting at its default unnoticed.
+    try:
+        refuse_unknown_variables(os.environ)
+    except UnknownSetting as exc:
+        for problem in str(exc).splitlines():
+            typer.echo(f"ccfleet: {problem}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command()

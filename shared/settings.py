@@ -2,19 +2,49 @@
 
 Each process builds one Settings object at its entry point and passes it down.
 Nothing else in the code base reads the environment for ccfleet's own configuration.
+
+A CCFLEET_ variable that names no setting is refused when Settings is built (a typo must not
+silently leave the default in force), naming the nearest valid name. The few CCFLEET_
+variables that are not settings are listed in OTHER_VARIABLES, each with its reason.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+ENV_PREFIX = "CCFLEET_"
+
+OTHER_VARIABLES = {
+    "CCFLEET_URL": "`ccfleet batch`: the front end to talk to (ccfleet/batch_cli.py)",
+    "CCFLEET_API_KEY": "`ccfleet batch`: the client key it sends (ccfleet/batch_cli.py)",
+    "CCFLEET_REDIS_PASSWORD": "docker-compose.yml's .env: the password of its Redis",
+    "CCFLEET_BIND_ADDRESS": "docker-compose.yml's .env: where the front ends publish",
+    "CCFLEET_CLAUDE_CODE_VERSION": "tests/run.sh: the CLI version the suite runs against",
+    "CCFLEET_TEST_CLAUDE_BIN": "tests/run.sh and tests/conftest.py: the CLI the tests run",
+    "CCFLEET_TEST_DASHBOARD_SCREENSHOT": "tests/e2e/test_dashboard.py: where to save it",
+}
+"""CCFLEET_ variables that are not settings, yet are set where ccfleet runs: allowed."""
+
+
+class UnknownSetting(ValueError):
+    """A CCFLEET_ environment variable that names no setting; the message says which, and
+    the nearest valid name."""
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CCFLEET_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        """`values` override the environment (tests: Settings(worker_slots=3))."""
+        refuse_unknown_variables(os.environ)
+        super().__init__(**values)
 
     redis_url: str = Field(
         default="",
@@ -215,3 +245,30 @@ class Settings(BaseSettings):
 
     def effective_work_root(self) -> str:
         return self.work_root or str(Path.home() / ".cache" / "ccfleet" / "work")
+
+
+def setting_names() -> list[str]:
+    """The environment variable of every setting, as an operator writes it."""
+    return [ENV_PREFIX + name.upper() for name in Settings.model_fields]
+
+
+def refuse_unknown_variables(environ: Mapping[str, str]) -> None:
+    """UnknownSetting for each CCFLEET_ variable (any case, as pydantic-settings reads them)
+    that is neither a setting nor one of OTHER_VARIABLES."""
+    known = [*setting_names(), *OTHER_VARIABLES]
+    unknown = sorted(
+        name
+        for name in environ
+        if name.upper().startswith(ENV_PREFIX) and name.upper() not in known
+    )
+    if unknown:
+        raise UnknownSetting("\n".join(_unknown_message(name, known) for name in unknown))
+
+
+def _unknown_message(name: str, known: list[str]) -> str:
+    # Compared without the prefix every name shares, which would make any two look alike.
+    suffixes = {k.removeprefix(ENV_PREFIX): k for k in known}
+    nearest = difflib.get_close_matches(name.upper().removeprefix(ENV_PREFIX), suffixes, n=1)
+    if nearest:
+        return f"unknown setting {name}; did you mean {suffixes[nearest[0]]}?"
+    return f"unknown setting {name}; the settings are listed in README.md, Configuration."
