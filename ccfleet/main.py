@@ -30,6 +30,7 @@ from ccfleet.access_commands import keys_app, usage
 from ccfleet.accounts_file import AccountsFileError, load_accounts, worker_environments
 from ccfleet.batch_cli import batch_app
 from ccfleet.embedded_redis import EmbeddedRedis
+from ccfleet.settings_table import settings_table, with_table
 from ccfleet.status_table import render_fleet
 from shared.access.client_keys import MIN_SERVER_SECRET_CHARS
 from shared.fleet.registry import read_fleet
@@ -255,6 +256,19 @@ def _ensure_a_worker_can_serve(claude_bin: str, worker_envs: list[dict[str, str]
             typer.echo(f"  {check.problem}\n  Fix: {check.fix}", err=True)
     if all(check.problem for check in checks):
         raise typer.Exit(1)
+
+
+@app.command("settings-table", hidden=True)
+def settings_table_command(
+    readme: Annotated[
+        Path | None, typer.Option(help="Rewrite this README's copy of the table in place.")
+    ] = None,
+) -> None:
+    """Print the Configuration table of the README, generated from the settings."""
+    if readme is None:
+        typer.echo(settings_table(), nl=False)
+        return
+    readme.write_text(with_table(readme.read_text(), settings_table()))
 
 
 @app.command()
