@@ -66,14 +66,15 @@ def _every_command() -> None:
 
 @app.command()
 def api(
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to bind.")] = 8080,
+    host: Annotated[str | None, typer.Option(help="Address to bind; default CCFLEET_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind; default CCFLEET_PORT.")] = None,
 ) -> None:
     """Run one stateless front end (uvicorn)."""
     settings = Settings()
     configure_logging(settings.log_level)
+    host = host or settings.host
     _check_access(settings, host)
-    server, vital = front_end_server(settings, host=host, port=port)
+    server, vital = front_end_server(settings, host=host, port=port or settings.port)
     server.run()
     if vital.failed is not None:
         raise typer.Exit(1)

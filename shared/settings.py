@@ -141,8 +141,10 @@ class Settings(BaseSettings):
     )
 
     # api
-    host: str = Field(default="127.0.0.1", description="`ccfleet api`: the address to bind")
-    port: int = Field(default=8080, description="`ccfleet api`: the port to bind")
+    host: str = Field(
+        default="127.0.0.1", description="`ccfleet api`: the address to bind (`--host` wins)"
+    )
+    port: int = Field(default=8080, description="`ccfleet api`: the port to bind (`--port` wins)")
     ping_interval_s: float = Field(
         default=10.0, gt=0, description="SSE `ping` events while a stream waits"
     )
