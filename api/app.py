@@ -10,13 +10,9 @@ import uvicorn
 from fastapi import Depends, FastAPI
 from sse_starlette.sse import AppStatus
 
-from api.admission import FrontEnd
 from api.auth import authenticate, require_admin
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
-from api.relay.chunk_hub import ChunkHub
-from api.relay.detached import DetachedJobs
-from api.relay.job_watch import JobWatch
 from api.routes import (
     batches,
     chat,
@@ -29,16 +25,10 @@ from api.routes import (
     models,
     usage,
 )
+from api.services import FrontEndServices, services_of
 from api.telemetry.request_metrics import RequestMetricsMiddleware
 from api.telemetry.request_recorder import RequestRecorderMiddleware
-from shared.access.client_keys import KeyStore
-from shared.access.quotas import Quotas
-from shared.batches.dispatch import BatchDispatch
-from shared.batches.store import BatchStore
-from shared.broker.connection import arq_redis
-from shared.fleet.lanes import lane_policies
 from shared.process.vital_tasks import VitalTasks
-from shared.queue.job_queue import JobLifetimes, JobQueue
 from shared.settings import Settings
 from shared.telemetry.metrics import FleetMetrics
 
@@ -51,60 +41,24 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = arq_redis(settings)
-        hub = ChunkHub(redis)
-        lanes = lane_policies(settings)
-        queue = JobQueue(
-            redis,
-            queue_name=settings.queue_name,
-            lifetimes=JobLifetimes.of(settings),
-            memory_budget_bytes=settings.redis_memory_budget_bytes,
-        )
-        detached = DetachedJobs(redis, queue, redis_outage_s=settings.redis_outage_s)
-        app.state.front_end = FrontEnd(
-            settings=settings,
-            lanes=lanes,
-            redis=redis,
-            hub=hub,
-            queue=queue,
-            watch=JobWatch(redis, queue, settings),
-            detached=detached,
-            key_store=KeyStore(redis, settings.auth_secret) if settings.auth_enabled else None,
-            quotas=Quotas(redis),
-            metrics=fleet_metrics,
-        )
-        batch_store = BatchStore(
-            redis,
-            retention_s=settings.batch_retention_s,
-            memory_budget_bytes=settings.redis_memory_budget_bytes,
-        )
-        app.state.batch_desk = batches.BatchDesk(
-            settings=settings,
-            store=batch_store,
-            dispatch=BatchDispatch(
-                redis,
-                batch_store,
-                queue,
-                batch_max_waiting=lanes.batch.max_waiting,
-                max_runs=settings.job_max_attempts,
-            ),
-        )
-        vital.start(hub.run(), name="chunk-hub")
+        services = FrontEndServices.build(settings, fleet_metrics)
+        services.install(app)
+        relays = services.relays
+        vital.start(relays.hub.run(), name="chunk-hub")
         try:
             yield
         finally:
-            await detached.close()
+            await relays.detached.close()
             await vital.stop()
-            await hub.close()
-            await redis.aclose()
+            await relays.hub.close()
+            await services.fleet.close()
 
     # On SIGTERM, uvicorn stops accepting connections and waits (drain_timeout_s) for the
     # requests in flight; sse-starlette would otherwise cut every stream at once.
     AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]  # untyped in sse-starlette
     app = FastAPI(title="ccfleet", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.vital = vital
     app.add_middleware(RequestMetricsMiddleware, metrics=fleet_metrics)
-    app.add_middleware(RequestRecorderMiddleware)
+    app.add_middleware(RequestRecorderMiddleware, redis=lambda: services_of(app).redis)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,

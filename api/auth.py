@@ -1,17 +1,22 @@
-"""Who is calling: the client key of a request, as FastAPI dependencies api/app.py applies.
+"""Who is calling: the client key of a request, as FastAPI dependencies.
 
-`authenticate` sets `request.state.client_key` to the caller's ClientKey, or None when auth
-is off; a missing, wrong or revoked key is 401 authentication_error (OpenAI's shape on its
-paths, like every error: api/errors.py). `require_admin` also needs the key to be an admin
-key (403 permission_error). Keys are read from Redis on every request, so a revocation
-holds on every front end from the next request on.
+`authenticate` is the caller's ClientKey, or None when auth is off; a missing, wrong or
+revoked key is 401 authentication_error (OpenAI's shape on its paths, like every error:
+api/errors.py). api/app.py applies it to whole routers, and a route that needs the key takes
+it as a `CallerKey` parameter (FastAPI runs the dependency once per request). `require_admin`
+also needs the key to be an admin key (403 permission_error). Keys are read from Redis on
+every request, so a revocation holds on every front end from the next request on.
 """
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
 
-from api.admission import front_end
+from fastapi import Depends, Request
+
+from api.services import Services
+from api.telemetry.request_metrics import request_labels
+from shared.access.client_keys import ClientKey
 from shared.errors import AuthenticationFailed, PermissionDenied
 
 _BEARER = "bearer "
@@ -29,24 +34,25 @@ def presented_secret(request: Request) -> str | None:
     return None
 
 
-async def authenticate(request: Request) -> None:
-    fe = front_end(request)
-    request.state.client_key = None
-    if fe.key_store is None:
-        return
+async def authenticate(request: Request, services: Services) -> ClientKey | None:
+    if services.key_store is None:
+        return None
     secret = presented_secret(request)
     if secret is None:
         raise AuthenticationFailed(
             "This fleet needs an API key: send it as x-api-key or Authorization: Bearer."
         )
-    key = await fe.key_store.find(secret)
+    key = await services.key_store.find(secret)
     if key is None:
         raise AuthenticationFailed("invalid x-api-key")
-    request.state.client_key = key
+    request_labels(request).key = key.name
+    return key
 
 
-async def require_admin(request: Request) -> None:
-    await authenticate(request)
-    key = request.state.client_key
+CallerKey = Annotated[ClientKey | None, Depends(authenticate)]
+"""The caller's client key; None when auth is off."""
+
+
+async def require_admin(request: Request, key: CallerKey) -> None:
     if key is not None and not key.admin:
         raise PermissionDenied(f"{request.url.path} needs an admin key.")

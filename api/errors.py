@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.openai.errors import is_openai_path, openai_error, openai_status
 from api.relay.disconnect import ClientDisconnected
+from api.request_id import kept_request_id
 from shared.broker.outage import OUTAGE_ERRORS
 from shared.errors import FleetError, InvalidRequest, NotFound, Overloaded, error_class_for
 from shared.telemetry.log import request_id_var
@@ -148,7 +149,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # Starlette runs this outside every middleware, where the request-id variable holds
         # whatever the connection's context had (an earlier request's id on a keep-alive
         # connection): take the id this request was given (api/middleware.py).
-        request_id_var.set(getattr(request.state, "request_id", None))
+        request_id_var.set(kept_request_id(request.scope))
         logger.error("unhandled error", exc_info=exc)
         return error_response(FleetError("Internal server error"), request.url.path)
 

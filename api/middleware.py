@@ -7,22 +7,13 @@ the limit is passed). FastAPI would turn an error raised while it reads into a 4
 
 from __future__ import annotations
 
-import secrets
-
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response
+from api.request_id import keep_request_id, new_request_id
 from shared.errors import RequestTooLarge
 from shared.telemetry.log import request_id_var
-
-REQUEST_ID_STATE = "request_id"
-"""Where the request's id is kept in `request.state`, for code that runs outside this
-middleware (Starlette's outermost error layer)."""
-
-
-def new_request_id() -> str:
-    return "req_" + secrets.token_hex(12)
 
 
 class RequestContextMiddleware:
@@ -42,7 +33,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = new_request_id()
-        scope.setdefault("state", {})[REQUEST_ID_STATE] = request_id
+        keep_request_id(scope, request_id)
         token = request_id_var.set(request_id)
         try:
             limit = self.path_max_body_bytes.get(scope["path"], self.max_body_bytes)

@@ -39,10 +39,10 @@ from redis.asyncio import Redis
 from bench.idle_worker import cpu_seconds
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from shared.broker import redis_keys
-from shared.broker.connection import arq_redis
 from shared.queue import arq_adapter
 from shared.queue.job import AttemptId, JobRequest
-from shared.queue.job_queue import JobLifetimes, JobQueue
+from shared.queue.job_queue import JobQueue
+from shared.services import FleetServices
 from shared.settings import Settings
 from tests.processes import ManagedProcess, http_ok, wait_until
 from worker.context import WorkerState
@@ -80,8 +80,8 @@ async def play_workers(settings: Settings, chunks: int, interval_s: float) -> No
     """Claim each attempt the front end announces, as an idle worker does (JobQueue.claim),
     and answer it; heartbeats keep the claiming "worker" alive for the relays' checks."""
     state = WorkerState("bench-generator", "bench", "bench", 1, "bench")
-    redis = arq_redis(settings)
-    queue = JobQueue(redis, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings))
+    services = FleetServices.build(settings)
+    redis, queue = services.redis, services.queue
     answers: set[asyncio.Task[None]] = set()
     pubsub = redis.pubsub(ignore_subscribe_messages=True)
     await pubsub.subscribe(redis_keys.queue_wake_channel())

@@ -30,11 +30,12 @@ from ccfleet.access_commands import keys_app, usage
 from ccfleet.accounts_file import AccountsFileError, load_accounts, worker_environments
 from ccfleet.batch_cli import batch_app
 from ccfleet.embedded_redis import EmbeddedRedis
+from ccfleet.settings_table import settings_table, with_table
 from ccfleet.status_table import render_fleet
 from shared.access.client_keys import MIN_SERVER_SECRET_CHARS
 from shared.fleet.registry import read_fleet
 from shared.process.parent_death import dying_with_parent
-from shared.settings import Settings
+from shared.settings import Settings, UnknownSetting, refuse_unknown_variables
 from shared.telemetry.log import configure_logging
 from worker.cli.check import CliCheck, check_cli
 from worker.main import private_cli_environment, run_worker
@@ -51,16 +52,29 @@ _STOP_TIMEOUT_S = 20.0
 _REDIS_TIMEOUT_S = 3.0
 
 
+@app.callback()
+def _every_command() -> None:
+    # Before any command runs: a mistyped CCFLEET_ variable stops it, rather than leaving
+    # that setting at its default unnoticed.
+    try:
+        refuse_unknown_variables(os.environ)
+    except UnknownSetting as exc:
+        for problem in str(exc).splitlines():
+            typer.echo(f"ccfleet: {problem}", err=True)
+        raise typer.Exit(2) from exc
+
+
 @app.command()
 def api(
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to bind.")] = 8080,
+    host: Annotated[str | None, typer.Option(help="Address to bind; default CCFLEET_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind; default CCFLEET_PORT.")] = None,
 ) -> None:
     """Run one stateless front end (uvicorn)."""
     settings = Settings()
     configure_logging(settings.log_level)
+    host = host or settings.host
     _check_access(settings, host)
-    server, vital = front_end_server(settings, host=host, port=port)
+    server, vital = front_end_server(settings, host=host, port=port or settings.port)
     server.run()
     if vital.failed is not None:
         raise typer.Exit(1)
@@ -243,6 +257,19 @@ def _ensure_a_worker_can_serve(claude_bin: str, worker_envs: list[dict[str, str]
             typer.echo(f"  {check.problem}\n  Fix: {check.fix}", err=True)
     if all(check.problem for check in checks):
         raise typer.Exit(1)
+
+
+@app.command("settings-table", hidden=True)
+def settings_table_command(
+    readme: Annotated[
+        Path | None, typer.Option(help="Rewrite this README's copy of the table in place.")
+    ] = None,
+) -> None:
+    """Print the Configuration table of the README, generated from the settings."""
+    if readme is None:
+        typer.echo(settings_table(), nl=False)
+        return
+    readme.write_text(with_table(readme.read_text(), settings_table()))
 
 
 @app.command()

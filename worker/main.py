@@ -14,12 +14,8 @@ from typing import Any
 import uvloop
 from redis.exceptions import RedisError
 
-from shared.batches.dispatch import BatchDispatch
-from shared.batches.store import BatchStore
-from shared.broker.connection import arq_redis
-from shared.fleet.lanes import lane_policies
 from shared.process.vital_tasks import VitalTasks
-from shared.queue.job_queue import JobLifetimes, JobQueue
+from shared.services import FleetServices
 from shared.settings import Settings
 from shared.telemetry.metrics import FleetMetrics
 from worker.batch_feeder import BatchFeeder
@@ -81,37 +77,21 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
     metrics = FleetMetrics()
     metrics_server = MetricsServer(metrics, port=settings.metrics_port)
     wakeup = QueueWakeup(idle_poll_s=settings.worker_poll_delay_s)
-    lanes = lane_policies(settings)
-    redis_pool = arq_redis(settings)  # arq's ctx["redis"]
-    queue = JobQueue(
-        redis_pool, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings)
-    )
+    services = FleetServices.build(settings)  # its Redis client is arq's pool, ctx["redis"]
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         redis = ctx["redis"]
         record_check(state, await check_cli(cli.claude_bin, cli.base_env))
         pool = _ready_cli_pool(settings, cli, state)
-        batches = BatchStore(
-            redis,
-            retention_s=settings.batch_retention_s,
-            memory_budget_bytes=settings.redis_memory_budget_bytes,
-        )
-        dispatch = BatchDispatch(
-            redis,
-            batches,
-            queue,
-            batch_max_waiting=lanes.batch.max_waiting,
-            max_runs=settings.job_max_attempts,
-        )
-        feeder = BatchFeeder(redis, batches, dispatch, settings)
+        feeder = BatchFeeder(redis, services.batch_store, services.batch_dispatch, settings)
         worker = WorkerContext(
             settings=settings,
             cli=cli,
             state=state,
-            queue=queue,
+            queue=services.queue,
             metrics=metrics,
             pool=pool,
-            batches=batches,
+            batches=services.batch_store,
             feeder=feeder,
         )
         ctx["worker"] = worker
@@ -162,15 +142,15 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         state=state,
         vital=vital,
         redis_outage_s=settings.redis_outage_s,
-        batch_slots=lanes.batch.slots_on(settings.worker_slots),
+        batch_slots=services.lanes.batch.slots_on(settings.worker_slots),
         job_max_tries=settings.job_max_tries,
         queue_name=settings.queue_name,
-        redis_pool=redis_pool,
+        redis_pool=services.redis,
         max_jobs=settings.worker_slots,
         job_timeout=settings.job_timeout_s + 30,
         keep_result=0,  # nobody reads arq results; a kept one holds the whole request
         wakeup=wakeup,
-        queue=queue,
+        queue=services.queue,
         allow_abort_jobs=True,
         job_completion_wait=int(settings.worker_drain_s),
         on_startup=on_startup,

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import ServerSentEvent
 
-from api.admission import FrontEnd, front_end
+from api.admission import start_job
+from api.auth import CallerKey
 from api.openai.chat_reply import ChunkTranslator, to_chat_completion
 from api.openai.chat_request import ChatCompletionRequest, to_messages_request
 from api.relay.disconnect import until_disconnected
 from api.relay.streaming import stream_reply
 from api.routes.messages import ensure_answerable
+from api.services import Services
 from shared.telemetry.log import request_id_var
 
 router = APIRouter()
@@ -32,12 +33,13 @@ router = APIRouter()
 async def create_chat_completion(
     body: ChatCompletionRequest,
     request: Request,
-    fe: Annotated[FrontEnd, Depends(front_end)],
+    services: Services,
+    key: CallerKey,
 ) -> Response:
     messages_request = to_messages_request(body)
     ensure_answerable(messages_request)
     request_id = request_id_var.get() or ""
-    relay = await fe.start_job(messages_request, request)
+    relay = await start_job(services, messages_request, request, key)
     # Not derived from the job id: a job id lets its holder resume the stream.
     completion_id = "chatcmpl-" + secrets.token_hex(16)
     created = int(time.time())
@@ -57,8 +59,8 @@ async def create_chat_completion(
                 ServerSentEvent(data=orjson.dumps(part).decode())
                 for part in translator.feed(chunk.data)
             ],
-            ping_interval_s=fe.settings.ping_interval_s,
-            send_timeout_s=fe.settings.send_timeout_s,
+            ping_interval_s=services.settings.ping_interval_s,
+            send_timeout_s=services.settings.send_timeout_s,
             closing=[ServerSentEvent(data="[DONE]")],
             headers=headers,
         )

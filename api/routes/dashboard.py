@@ -15,16 +15,15 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 from redis.exceptions import RedisError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.admission import FrontEnd, front_end
 from api.dashboard.view import assemble_dashboard
 from api.errors import error_event
+from api.services import Services
 from shared.errors import NotFound, Overloaded
 
 page_router = APIRouter()
@@ -48,17 +47,15 @@ async def dashboard_asset(name: str) -> FileResponse:
 
 
 @events_router.get("/dashboard/events", include_in_schema=False)
-async def dashboard_events(
-    request: Request, fe: Annotated[FrontEnd, Depends(front_end)]
-) -> EventSourceResponse:
-    settings = fe.settings
+async def dashboard_events(request: Request, services: Services) -> EventSourceResponse:
+    settings = services.settings
 
     async def snapshots() -> AsyncIterator[ServerSentEvent]:
         ends_at = time.monotonic() + settings.dashboard_stream_s
         while True:
             try:
                 view = await assemble_dashboard(
-                    fe.redis, heartbeat_ttl_s=settings.heartbeat_ttl_s, now_s=time.time()
+                    services.redis, heartbeat_ttl_s=settings.heartbeat_ttl_s, now_s=time.time()
                 )
             except (RedisError, OSError):
                 unavailable = Overloaded("The fleet's Redis does not answer.", retry_after_s=1)

@@ -8,11 +8,10 @@ drops out within the heartbeat TTL. Redis not answering is a 529 overloaded_erro
 from __future__ import annotations
 
 import time
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from api.admission import FrontEnd, front_end
+from api.services import Services
 from shared.fleet.registry import read_fleet
 from shared.fleet.view import FleetView, fleet_view
 
@@ -20,7 +19,7 @@ router = APIRouter()
 
 
 @router.get("/v1/fleet")
-async def fleet(fe: Annotated[FrontEnd, Depends(front_end)]) -> FleetView:
+async def fleet(services: Services) -> FleetView:
     """Workers (account, slots, load, state, cooldown, CLI version), accounts, lanes, totals."""
-    snapshot = await read_fleet(fe.redis, heartbeat_ttl_s=fe.settings.heartbeat_ttl_s)
+    snapshot = await read_fleet(services.redis, heartbeat_ttl_s=services.settings.heartbeat_ttl_s)
     return fleet_view(snapshot, now_s=time.time())

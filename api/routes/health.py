@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
-from api.admission import FrontEnd, front_end
+from api.services import Services
 from shared.fleet.registry import broken_fleet_error, read_fleet
 
 router = APIRouter()
@@ -21,11 +19,11 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready")
-async def ready(fe: Annotated[FrontEnd, Depends(front_end)]) -> JSONResponse:
+async def ready(services: Services) -> JSONResponse:
     """Redis answers and at least one live worker can serve (its CLI runs and is logged in)."""
     try:
-        await fe.redis.ping()
-        fleet = await read_fleet(fe.redis, heartbeat_ttl_s=fe.settings.heartbeat_ttl_s)
+        await services.redis.ping()
+        fleet = await read_fleet(services.redis, heartbeat_ttl_s=services.settings.heartbeat_ttl_s)
     except (RedisError, OSError):
         return JSONResponse({"status": "unavailable", "redis": False, "workers": 0}, 503)
     workers = len(fleet.workers)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.admission import FrontEnd, front_end
+from api.admission import start_job
+from api.auth import CallerKey
 from api.relay.disconnect import until_disconnected
 from api.relay.job_relay import ping_event, to_sse
 from api.relay.streaming import stream_reply
+from api.resume import resume_job
+from api.services import Services
 from shared.errors import InvalidRequest
 from shared.wire.messages import MessagesRequest
 
@@ -30,22 +31,23 @@ def ensure_answerable(request: MessagesRequest) -> None:
 async def create_message(
     body: MessagesRequest,
     request: Request,
-    fe: Annotated[FrontEnd, Depends(front_end)],
+    services: Services,
+    key: CallerKey,
 ) -> Response:
     ensure_answerable(body)
     last_event_id = request.headers.get("last-event-id")
     if last_event_id and body.stream:
-        relay = await fe.resume_job(last_event_id, body, request)
+        relay = await resume_job(services, last_event_id, body, request, key)
     else:
-        relay = await fe.start_job(body, request)
+        relay = await start_job(services, body, request, key)
     if body.stream:
         job_id = relay.reader.job_id
         return await stream_reply(
             relay,
             request,
             render=lambda chunk: [to_sse(chunk, job_id)],
-            ping_interval_s=fe.settings.ping_interval_s,
-            send_timeout_s=fe.settings.send_timeout_s,
+            ping_interval_s=services.settings.ping_interval_s,
+            send_timeout_s=services.settings.send_timeout_s,
             ping_factory=ping_event,
         )
     try:

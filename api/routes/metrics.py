@@ -5,12 +5,10 @@ Open like /health, for the scraper: it shows key and account names, never a secr
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response
 
-from api.admission import FrontEnd, front_end
+from api.services import Services
 from shared.fleet.registry import read_fleet
 from shared.telemetry.metrics import CONTENT_TYPE
 
@@ -18,7 +16,7 @@ router = APIRouter()
 
 
 @router.get("/metrics")
-async def metrics(fe: Annotated[FrontEnd, Depends(front_end)]) -> Response:
-    snapshot = await read_fleet(fe.redis, heartbeat_ttl_s=fe.settings.heartbeat_ttl_s)
-    fe.metrics.observe_fleet(snapshot)
-    return Response(fe.metrics.exposition(), media_type=CONTENT_TYPE)
+async def metrics(services: Services) -> Response:
+    snapshot = await read_fleet(services.redis, heartbeat_ttl_s=services.settings.heartbeat_ttl_s)
+    services.metrics.observe_fleet(snapshot)
+    return Response(services.metrics.exposition(), media_type=CONTENT_TYPE)

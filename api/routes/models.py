@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
-from api.admission import FrontEnd, front_end
+from api.services import FrontEndServices, Services
 from shared.broker import redis_keys
 from shared.errors import InvalidRequest, NotFound
 
@@ -137,16 +137,16 @@ def wants_anthropic_shape(request: Request) -> bool:
     return "anthropic-version" in request.headers
 
 
-async def served_models(fe: FrontEnd) -> list[ModelEntry]:
+async def served_models(services: FrontEndServices) -> list[ModelEntry]:
     """Upstream's published list, then the configured ids it lacks."""
-    entries = [ModelEntry.from_upstream(m) for m in await _published_models(fe)]
+    entries = [ModelEntry.from_upstream(m) for m in await _published_models(services)]
     listed = {e.id for e in entries}
-    configured = [i for i in dict.fromkeys(fe.settings.models) if i not in listed]
+    configured = [i for i in dict.fromkeys(services.settings.models) if i not in listed]
     return entries + [ModelEntry.for_id(i) for i in configured]
 
 
-async def _published_models(fe: FrontEnd) -> list[dict[str, Any]]:
-    raw: bytes | None = await fe.redis.get(redis_keys.upstream_models())
+async def _published_models(services: FrontEndServices) -> list[dict[str, Any]]:
+    raw: bytes | None = await services.redis.get(redis_keys.upstream_models())
     if raw is None:
         return []
     try:
@@ -160,12 +160,12 @@ async def _published_models(fe: FrontEnd) -> list[dict[str, Any]]:
 @router.get("/v1/models")
 async def list_models(
     request: Request,
-    fe: Annotated[FrontEnd, Depends(front_end)],
+    services: Services,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     before_id: str | None = None,
     after_id: str | None = None,
 ) -> dict[str, Any]:
-    entries = {e.id: e for e in await served_models(fe)}
+    entries = {e.id: e for e in await served_models(services)}
     if not wants_anthropic_shape(request):
         return {"object": "list", "data": [e.openai_shape() for e in entries.values()]}
     selected, has_more = page(list(entries), limit=limit, before_id=before_id, after_id=after_id)
@@ -178,10 +178,8 @@ async def list_models(
 
 
 @router.get("/v1/models/{model_id}")
-async def retrieve_model(
-    model_id: str, request: Request, fe: Annotated[FrontEnd, Depends(front_end)]
-) -> dict[str, Any]:
-    entry = next((e for e in await served_models(fe) if e.id == model_id), None)
+async def retrieve_model(model_id: str, request: Request, services: Services) -> dict[str, Any]:
+    entry = next((e for e in await served_models(services) if e.id == model_id), None)
     if entry is None:
         raise NotFound(f"model: {model_id}")
     return entry.anthropic_shape() if wants_anthropic_shape(request) else entry.openai_shape()

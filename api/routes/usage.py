@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from api.admission import FrontEnd, front_end
+from api.services import Services
 from shared.access.ledger import Dimension, read_usage, today_utc
 
 router = APIRouter()
@@ -19,10 +19,10 @@ router = APIRouter()
 
 @router.get("/v1/usage")
 async def usage(
-    fe: Annotated[FrontEnd, Depends(front_end)],
+    services: Services,
     by: Annotated[Dimension, Query()] = "key",
     since: Annotated[date | None, Query()] = None,
 ) -> dict[str, object]:
     first = since or today_utc().replace(day=1)
-    rows = await read_usage(fe.redis, by=by, since=first)
+    rows = await read_usage(services.redis, by=by, since=first)
     return {"by": by, "since": first.isoformat(), "data": rows}

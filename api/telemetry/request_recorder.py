@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -28,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 RECORDED_PATHS = frozenset({"/v1/messages", "/v1/chat/completions"})
 RECORD_TIMEOUT_S = 1.0
+_TIMING_STATE = "timing"  # in the ASGI scope's state
 
 
 @dataclass
@@ -49,30 +52,31 @@ class RequestTiming:
 
 def request_timing(request: Request) -> RequestTiming:
     """The timing the middleware started, or a new one nobody records (paths not recorded)."""
-    timing = getattr(request.state, "timing", None)
+    timing = request.scope.get("state", {}).get(_TIMING_STATE)
     return timing if isinstance(timing, RequestTiming) else RequestTiming()
 
 
 class RequestRecorderMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, redis: Callable[[], Redis]) -> None:
+        """`redis`: the front end's client, once its lifespan has built it."""
         self.app = app
+        self._redis = redis
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in RECORDED_PATHS:
             await self.app(scope, receive, send)
             return
         timing = RequestTiming()
-        scope.setdefault("state", {})["timing"] = timing
+        scope.setdefault("state", {})[_TIMING_STATE] = timing
         noting = StatusNotingSend(send)
         try:
             await self.app(scope, receive, noting)
         finally:
-            await self._record(scope, timing.outcome(noting.status))
+            await self._record(timing.outcome(noting.status))
 
-    async def _record(self, scope: Scope, outcome: RequestOutcome) -> None:
-        redis = scope["app"].state.front_end.redis
+    async def _record(self, outcome: RequestOutcome) -> None:
         try:
             async with asyncio.timeout(RECORD_TIMEOUT_S):
-                await record_request(redis, outcome)
+                await record_request(self._redis(), outcome)
         except (RedisError, OSError, TimeoutError) as exc:
             logger.warning("request not added to the dashboard's figures: %s", type(exc).__name__)

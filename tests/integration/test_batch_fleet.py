@@ -18,12 +18,14 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
+import redis
 from anthropic.types.messages import MessageBatch
 
 from ccfleet.embedded_redis import EmbeddedRedis
+from shared.broker import redis_keys
 from tests.conftest import Stack, StackFactory
 from tests.fakes import fake_cli
-from tests.processes import wait_until
+from tests.processes import http_ok, wait_until
 
 MODEL = "claude-sonnet-4-5"
 
@@ -45,6 +47,16 @@ def fake_cli_bin(root: Path, delay_s: float) -> str:
     return str(path)
 
 
+def fake_env(tmp_path: Path, *, delay_s: float, **env: Any) -> dict[str, str]:
+    """The environment of a stack whose workers run the fake CLI, with `env` on top."""
+    defaults = {
+        "CCFLEET_CLAUDE_BIN": fake_cli_bin(tmp_path, delay_s),
+        "CCFLEET_BATCH_CHECK_S": "0.2",
+        "CCFLEET_HEARTBEAT_TTL_S": "2",
+    }
+    return {**defaults, **{k: str(v) for k, v in env.items()}}
+
+
 def fake_stack(
     make_stack: StackFactory,
     tmp_path: Path,
@@ -54,13 +66,7 @@ def fake_stack(
     apis: int = 1,
     **env: Any,
 ) -> Stack:
-    defaults = {
-        "CCFLEET_CLAUDE_BIN": fake_cli_bin(tmp_path, delay_s),
-        "CCFLEET_BATCH_CHECK_S": "0.2",
-        "CCFLEET_HEARTBEAT_TTL_S": "2",
-    }
-    overrides = {k: str(v) for k, v in env.items()}
-    return make_stack(workers=workers, apis=apis, **{**defaults, **overrides})
+    return make_stack(workers=workers, apis=apis, **fake_env(tmp_path, delay_s=delay_s, **env))
 
 
 def sdk(url: str) -> anthropic.Anthropic:
@@ -250,3 +256,31 @@ def test_a_batch_runs_in_the_batch_slots_of_every_worker_at_once(
     )
 
     assert counts(wait_batch(client, batch.id, ended)) == {"succeeded": 30}
+
+
+def test_a_worker_holds_a_batch_request_that_would_push_redis_past_the_memory_budget(
+    make_stack: StackFactory, tmp_path: Path, redis_server: EmbeddedRedis
+) -> None:
+    """The budget is the fleet's: what the front end refuses (529), a worker feeding the batch
+    lane must not queue either; the request waits in its batch for room."""
+    with redis.Redis.from_url(redis_server.url) as client:
+        used = int(client.info("memory")["used_memory"])
+    env = fake_env(tmp_path, delay_s=0.2, CCFLEET_REDIS_MEMORY_BUDGET_BYTES=used + (4 << 20))
+    stack = make_stack(workers=0, wait_ready=False, **env)
+    wait_until(lambda: http_ok(f"{stack.url}/health"), 30, "the front end")
+    api = sdk(stack.url)
+    batch = api.messages.batches.create(requests=requests(1))  # room enough for it then
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.set("other-data", b"x" * (8 << 20))  # then Redis fills up past the budget
+    with pytest.raises(anthropic.APIStatusError) as refused:
+        api.messages.create(
+            model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert refused.value.status_code == 529 and "no room" in refused.value.message
+
+    worker = stack.add_worker(**env)
+    wait_until(lambda: f"{batch.id}/0 waits" in worker.log_text(), 30, "the request held")
+
+    assert counts(api.messages.batches.retrieve(batch.id)) == {"processing": 1}
+    with redis.Redis.from_url(redis_server.url) as client:
+        assert client.zcard(redis_keys.lane_waiting("batch")) == 0

@@ -1,0 +1,57 @@
+"""Resuming a stream, and who may: a stream belongs to the request that started it.
+
+A job's record keeps the owner of its stream: a digest of the request body and the name of
+the client key that sent it. Resuming with `Last-Event-ID` needs the same body and key;
+anything else is 404, as for an unknown stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+from fastapi import Request
+
+from api.relay.job_relay import JobRelay
+from api.services import FrontEndServices
+from shared.access.client_keys import ClientKey
+from shared.errors import InvalidRequest, NotFound
+from shared.telemetry.log import job_id_var
+from shared.wire.messages import MessagesRequest
+
+_EVENT_ID = re.compile(r"(job_[0-9a-f]{32}):([0-9]{1,9})")  # api/relay/job_relay.py `to_sse`
+
+
+async def resume_job(
+    services: FrontEndServices,
+    last_event_id: str,
+    body: MessagesRequest,
+    request: Request,
+    key: ClientKey | None,
+) -> JobRelay:
+    """Attach to a running or finished job after the chunk a client saw last; only the
+    request that started the stream may resume it."""
+    match = _EVENT_ID.fullmatch(last_event_id)
+    if match is None:
+        raise InvalidRequest("Last-Event-ID: expected the id of an event of this API.")
+    job_id, seq = match.groups()
+    kept = await services.fleet.queue.owner(job_id)
+    if kept is None or not same_owner(kept, stream_owner(body, key)):
+        raise NotFound(f"Last-Event-ID: no stream {job_id} to resume (it may have expired).")
+    job_id_var.set(job_id)
+    return await services.relays.open(job_id, request, after_seq=int(seq))
+
+
+def stream_owner(body: MessagesRequest, key: ClientKey | None) -> dict[str, str]:
+    """What a resume must match: the request body's digest and the client key's name ("":
+    auth is off, and every caller is the same anonymous client)."""
+    digest = hashlib.sha256(body.model_dump_json(exclude_unset=True).encode()).hexdigest()
+    return {"digest": digest, "client": key.name if key is not None else ""}
+
+
+def same_owner(kept: dict[str, str], asking: dict[str, str]) -> bool:
+    """Same body and same client key (constant-time: the digest is a capability)."""
+    return hmac.compare_digest(kept["digest"], asking["digest"]) and hmac.compare_digest(
+        kept["client"], asking["client"]
+    )

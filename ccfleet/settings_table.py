@@ -1,0 +1,56 @@
+"""The README's Configuration table, generated from Settings (shared/settings.py), which owns
+each setting's name, default and meaning.
+
+`ccfleet settings-table` prints it; `--readme README.md` rewrites the README's copy, the lines
+between START and END. tests/unit/test_settings_table.py fails while the two differ.
+"""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from shared.settings import ENV_PREFIX, Settings
+
+START = "<!-- settings-table:start -->"
+END = "<!-- settings-table:end -->"
+
+
+def settings_table() -> str:
+    """A Markdown table: each setting's variable, default and meaning."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        variable = ENV_PREFIX + name.upper()
+        rows.append(f"| `{variable}` | {shown_default(field.default)} | {field.description} |")
+    return "\n".join(rows) + "\n"
+
+
+def shown_default(value: object) -> str:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return ", ".join(f"`{item}`" for item in value)
+    if value == "":
+        return "empty"
+    return f"`{value}`" if isinstance(value, str) else str(value)
+
+
+def table_in(readme: str) -> str:
+    """The README's copy of the table: the text between its markers."""
+    _before, start, rest = readme.partition(START + "\n")
+    table, end, _after = rest.partition(END)
+    if not start or not end:
+        raise ValueError(f"the README has no {START} … {END} lines around its table")
+    return table
+
+
+def with_table(readme: str, table: str) -> str:
+    """`readme` with `table` in place of its copy."""
+    old = table_in(readme)
+    head, _, tail = readme.partition(START + "\n" + old + END)
+    return head + START + "\n" + table + END + tail

@@ -1,0 +1,67 @@
+"""Settings catch mistakes: a CCFLEET_ variable that names no setting is refused with the
+nearest valid name, while the variables ccfleet sets for itself stay allowed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from shared.settings import (
+    OTHER_VARIABLES,
+    Settings,
+    UnknownSetting,
+    refuse_unknown_variables,
+    setting_names,
+)
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_a_mistyped_setting_is_refused_naming_the_nearest_valid_name() -> None:
+    with pytest.raises(UnknownSetting) as refused:
+        refuse_unknown_variables({"CCFLEET_WORKER_SLOT": "3", "PATH": "/bin"})
+    assert str(refused.value) == (
+        "unknown setting CCFLEET_WORKER_SLOT; did you mean CCFLEET_WORKER_SLOTS?"
+    )
+
+
+def test_every_unknown_variable_is_named_even_in_lowercase_and_without_a_near_name() -> None:
+    with pytest.raises(UnknownSetting) as refused:
+        refuse_unknown_variables({"ccfleet_redis_ur": "redis://x", "CCFLEET_FOO": "1"})
+    assert str(refused.value).splitlines() == [
+        "unknown setting CCFLEET_FOO; the settings are listed in README.md, Configuration.",
+        "unknown setting ccfleet_redis_ur; did you mean CCFLEET_REDIS_URL?",
+    ]
+
+
+def test_every_setting_and_every_variable_ccfleet_sets_for_itself_is_allowed() -> None:
+    environ = {name: "1" for name in [*setting_names(), *OTHER_VARIABLES]}
+    environ["ccfleet_worker_slots"] = "3"  # pydantic-settings reads names in any case
+    refuse_unknown_variables(environ)
+
+
+def test_settings_are_not_built_from_an_environment_with_a_mistake(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CCFLEET_JOB_TIMEOUT", "30")
+    with pytest.raises(UnknownSetting, match="did you mean CCFLEET_JOB_TIMEOUT_S"):
+        Settings()
+
+
+def test_tests_still_build_settings_from_keyword_overrides() -> None:
+    assert Settings(worker_slots=5, redis_url="redis://r:1").worker_slots == 5
+
+
+def test_every_ccfleet_variable_the_deployment_files_set_is_known() -> None:
+    files = [
+        ROOT / "docker-compose.yml",
+        ROOT / ".env.example",
+        ROOT / "tests" / "run.sh",
+        *(ROOT / "k8s").rglob("*.yaml"),
+        *(ROOT / "scripts").iterdir(),
+    ]
+    named = {n for f in files for n in re.findall(r"CCFLEET_[A-Z0-9_]*[A-Z0-9]", f.read_text())}
+    assert len(named) > 10, "the files were read"
+    assert named <= {*setting_names(), *OTHER_VARIABLES}
