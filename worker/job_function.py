@@ -45,8 +45,8 @@ async def run_messages(run: JobContext, payload: dict[str, Any]) -> None:
         logger.info("attempt %d is stale or cancelled; skipped", job.attempt)
         return
     note = (
-        AccountNote(job.request, worker.state.account, ttl_s=worker.settings.affinity_ttl_s)
-        if worker.settings.affinity_wait_ms
+        AccountNote(job.request, worker.state.account, ttl_s=worker.settings.queue.affinity_ttl_s)
+        if worker.settings.queue.affinity_wait_ms
         else None
     )
     publisher = (
@@ -55,8 +55,8 @@ async def run_messages(run: JobContext, payload: dict[str, Any]) -> None:
             job.job_id,
             attempt=job.attempt,
             ttl_s=worker.queue.lifetimes.ended_s(),
-            max_chunks=worker.settings.journal_max_chunks,
-            max_bytes=worker.settings.journal_max_bytes,
+            max_chunks=worker.settings.journal.max_chunks,
+            max_bytes=worker.settings.journal.max_bytes,
             running_ttl_s=worker.queue.lifetimes.running_s(),
             note=note,
         )
@@ -91,11 +91,11 @@ async def run_messages(run: JobContext, payload: dict[str, Any]) -> None:
     if isinstance(publisher, BatchCollector):
         await outlasting_outage(
             lambda: record_batch_result(worker, job, publisher),
-            limit_s=worker.settings.redis_outage_s,
+            limit_s=worker.settings.redis.outage_s,
         )
     await outlasting_outage(
         lambda: worker.queue.finish(job, handed_off_at=meter.handed_off_at),
-        limit_s=worker.settings.redis_outage_s,
+        limit_s=worker.settings.redis.outage_s,
     )
 
 
@@ -125,7 +125,7 @@ async def _answer(
         )
     except AccountLimitReached as limit:
         await _cool_account(run, limit)
-        fleet = await read_fleet(run.redis, heartbeat_ttl_s=worker.settings.heartbeat_ttl_s)
+        fleet = await read_fleet(run.redis, heartbeat_ttl_s=worker.settings.worker.heartbeat_ttl_s)
         if await _retry_elsewhere(job, publisher, worker, fleet, cause="account_limit"):
             return True
         await _fail(publisher, worker, all_cooling_error(fleet) or limit)
@@ -134,7 +134,7 @@ async def _answer(
             job,
             publisher,
             worker,
-            await read_fleet(run.redis, heartbeat_ttl_s=worker.settings.heartbeat_ttl_s),
+            await read_fleet(run.redis, heartbeat_ttl_s=worker.settings.worker.heartbeat_ttl_s),
             cause="upstream_failed",
         ):
             return True
@@ -169,7 +169,7 @@ async def _fail(publisher: ChunkPublisher, worker: WorkerContext, error: FleetEr
     if not publisher.ended:
         # Redis may be why the job failed: wait for it, so the client hears of the failure.
         await outlasting_outage(
-            lambda: publisher.publish_error(error), limit_s=worker.settings.redis_outage_s
+            lambda: publisher.publish_error(error), limit_s=worker.settings.redis.outage_s
         )
 
 
@@ -197,9 +197,9 @@ async def _retry_elsewhere(
     (shared/queue/requeue.py)."""
     retry = next_attempt(
         Failure.of(job, cause, sent=publisher.seq > 0, account=worker.state.account),
-        max_attempts=worker.settings.job_max_attempts,
+        max_attempts=worker.settings.jobs.max_attempts,
         free_accounts=[account.name for account in snapshot.available_accounts()],
-        backoff_s=worker.settings.retry_backoff_s,
+        backoff_s=worker.settings.jobs.retry_backoff_s,
     )
     if retry is None:
         return False
@@ -218,10 +218,10 @@ async def _left_to_others(job: JobRequest, publisher: ChunkPublisher, run: JobCo
     record_check(worker.state, await check_cli(worker.cli.claude_bin, worker.cli.base_env))
     if not worker.state.broken_reason:
         return False
-    await beat(run.redis, worker.state, ttl_s=worker.settings.heartbeat_ttl_s)
+    await beat(run.redis, worker.state, ttl_s=worker.settings.worker.heartbeat_ttl_s)
     retry = next_attempt(
         Failure.of(job, "cli_broken", sent=publisher.seq > 0),
-        max_attempts=worker.settings.job_max_attempts,
+        max_attempts=worker.settings.jobs.max_attempts,
     )
     if retry is None:
         return False

@@ -77,7 +77,9 @@ class JobWatch:
         if time.time() * 1000 - state.enqueued_at_ms > limit_s * 1000:
             error = Overloaded("No worker was free to take the request in time.", retry_after_s=10)
         else:
-            fleet = await read_fleet(self._redis, heartbeat_ttl_s=self._settings.heartbeat_ttl_s)
+            fleet = await read_fleet(
+                self._redis, heartbeat_ttl_s=self._settings.worker.heartbeat_ttl_s
+            )
             error = admission_error(fleet)
         if error is not None:
             await self._queue.cancel(job_id)
@@ -91,7 +93,7 @@ class JobWatch:
                 return False
             retry = next_attempt(
                 Failure.of(record.job, "worker_died", sent=False),
-                max_attempts=self._settings.job_max_attempts,
+                max_attempts=self._settings.jobs.max_attempts,
             )
             if retry is not None:
                 logger.warning("worker %s died before answering; re-queued", worker)

@@ -56,15 +56,15 @@ def lane_policies(settings: Settings) -> LanePolicies:
     by lane."""
     return LanePolicies(
         interactive=LanePolicy(
-            max_waiting=settings.interactive_max_waiting,
-            max_wait_s=settings.interactive_max_wait_s,
+            max_waiting=settings.queue.interactive_max_waiting,
+            max_wait_s=settings.queue.interactive_max_wait_s,
             head_start_ms=INTERACTIVE_HEAD_START_MS,
             reserved_slots=0,
         ),
         batch=LanePolicy(
-            max_waiting=settings.batch_max_waiting,
-            max_wait_s=settings.batch_max_wait_s,
+            max_waiting=settings.queue.batch_max_waiting,
+            max_wait_s=settings.queue.batch_max_wait_s,
             head_start_ms=0,
-            reserved_slots=settings.reserved_interactive_slots,
+            reserved_slots=settings.worker.reserved_interactive_slots,
         ),
     )

@@ -78,8 +78,8 @@ class JobLifetimes:
     def of(cls, settings: Settings) -> JobLifetimes:
         return cls(
             lanes=lane_policies(settings),
-            run_s=settings.job_timeout_s + _RUN_MARGIN_S,
-            kept_s=settings.journal_ttl_s,
+            run_s=settings.jobs.timeout_s + _RUN_MARGIN_S,
+            kept_s=settings.journal.ttl_s,
         )
 
     def waiting_s(self, lane: Lane) -> int:

@@ -59,7 +59,7 @@ async def worker(redis_server: EmbeddedRedis) -> AsyncIterator[Recording]:
     settings = Settings(redis_url=redis_server.url, queue_name="test-queue")
     built = Recording(
         redis_pool=arq_redis(settings),
-        queue_name=settings.queue_name,
+        queue_name=settings.queue.name,
         max_jobs=2,
         keep_result=0,
         poll_delay=0,
@@ -163,7 +163,7 @@ async def test_a_worker_run_hands_its_startup_context_to_the_job_hooks(
         job_name=RUN_MESSAGES_JOB,
         job_max_tries=1,
         redis_pool=arq_redis(settings),
-        queue_name=settings.queue_name,
+        queue_name=settings.queue.name,
         on_startup=on_startup,
         burst=True,
         poll_delay=0,
