@@ -37,14 +37,14 @@ async def start_job(
     request_id = request_id_var.get() or ""
     lease = await _admit_key(services, key, lane, body.model, request_id)
     try:
-        fleet = await read_fleet(services.redis, heartbeat_ttl_s=settings.heartbeat_ttl_s)
+        fleet = await read_fleet(services.redis, heartbeat_ttl_s=settings.worker.heartbeat_ttl_s)
         error = admission_error(fleet)
         if error is not None:
             raise error
         limit = (
-            settings.interactive_max_waiting
+            settings.queue.interactive_max_waiting
             if lane == "interactive"
-            else settings.batch_max_waiting
+            else settings.queue.batch_max_waiting
         )
         job = await services.fleet.queue.submit(
             body,
@@ -54,7 +54,7 @@ async def start_job(
             owner=stream_owner(body, key),
             client_key=key.name if key else None,
             prefer_account=await preferred_account(services.redis, body, fleet),
-            prefer_for_ms=settings.affinity_wait_ms,
+            prefer_for_ms=settings.queue.affinity_wait_ms,
         )
         job_id_var.set(job.job_id)
         quotas = services.fleet.quotas
@@ -80,18 +80,20 @@ async def _admit_key(
         raise PermissionDenied(f"This API key may not use the model {model!r}.")
     settings = services.settings
     max_wait_s = (
-        settings.interactive_max_wait_s if lane == "interactive" else settings.batch_max_wait_s
+        settings.queue.interactive_max_wait_s
+        if lane == "interactive"
+        else settings.queue.batch_max_wait_s
     )
     # A lease outlives any request (its wait, its run, a margin) unless its front end dies.
-    lease_s = max_wait_s + settings.job_timeout_s + 60
+    lease_s = max_wait_s + settings.jobs.timeout_s + 60
     return await services.fleet.quotas.admit(key, request_id, lease_s=lease_s)
 
 
 def check_limits(settings: Settings, body: MessagesRequest) -> None:
     """What the request model cannot bound by itself, as it depends on settings."""
-    if body.max_tokens > settings.max_tokens_limit:
+    if body.max_tokens > settings.api.max_tokens_limit:
         raise InvalidRequest(
-            f"max_tokens: must be at most {settings.max_tokens_limit}, got {body.max_tokens}."
+            f"max_tokens: must be at most {settings.api.max_tokens_limit}, got {body.max_tokens}."
         )
 
 

@@ -61,8 +61,8 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
     app.add_middleware(RequestRecorderMiddleware, redis=lambda: services_of(app).redis)
     app.add_middleware(
         RequestContextMiddleware,
-        max_body_bytes=settings.max_body_bytes,
-        path_max_body_bytes={"/v1/messages/batches": settings.batch_max_body_bytes},
+        max_body_bytes=settings.api.max_body_bytes,
+        path_max_body_bytes={"/v1/messages/batches": settings.batches.max_body_bytes},
     )
     install_error_handlers(app)
     # Access (api/auth.py) is decided here, for whole routers: a client key for the API,
@@ -96,7 +96,7 @@ def front_end_server(
         log_config=None,
         loop="uvloop",
         http="httptools",
-        timeout_graceful_shutdown=int(settings.drain_timeout_s),
+        timeout_graceful_shutdown=int(settings.api.drain_timeout_s),
     )
     server = uvicorn.Server(config)
     return server, vital

@@ -46,7 +46,7 @@ Models = Annotated[
 
 def _run(work: Callable[[Redis], Awaitable[T]]) -> T:
     """Run `work` against Redis; an unusable request or an unreachable Redis ends the command."""
-    url = Settings().effective_redis_url()
+    url = Settings().redis.effective_url()
 
     async def main() -> T:
         redis = Redis.from_url(
@@ -68,7 +68,7 @@ def _run(work: Callable[[Redis], Awaitable[T]]) -> T:
 
 
 def _store(redis: Redis) -> KeyStore:
-    return KeyStore(redis, Settings().auth_secret)
+    return KeyStore(redis, Settings().access.auth_secret)
 
 
 def _problem(exc: Exception) -> str:

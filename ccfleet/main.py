@@ -71,10 +71,10 @@ def api(
 ) -> None:
     """Run one stateless front end (uvicorn)."""
     settings = Settings()
-    configure_logging(settings.log_level)
-    host = host or settings.host
+    configure_logging(settings.log.level)
+    host = host or settings.api.host
     _check_access(settings, host)
-    server, vital = front_end_server(settings, host=host, port=port or settings.port)
+    server, vital = front_end_server(settings, host=host, port=port or settings.api.port)
     server.run()
     if vital.failed is not None:
         raise typer.Exit(1)
@@ -84,7 +84,7 @@ def api(
 def worker() -> None:
     """Run one worker (arq) serving the Claude account of this environment."""
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log.level)
     raise typer.Exit(run_worker(settings))
 
 
@@ -97,7 +97,7 @@ def check_cli_command(
     settings = Settings()
     with tempfile.TemporaryDirectory(prefix="ccfleet-check-") as private_dir:
         env, _ = private_cli_environment(os.environ, private_dir)
-        check = asyncio.run(check_cli(settings.claude_bin, env, timeout_s=timeout))
+        check = asyncio.run(check_cli(settings.cli.claude_bin, env, timeout_s=timeout))
     if check.problem:
         typer.echo(f"{check.problem}\nFix: {check.fix}", err=True)
         raise typer.Exit(1)
@@ -119,16 +119,16 @@ def up(
     end, and one worker using the local `claude` login, or one worker per account of
     --accounts FILE. Ctrl-C stops everything."""
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log.level)
     env = dict(os.environ)
     settings = auth_for_up(settings, host, env)
     _check_access(settings, host)
     worker_envs = [env]
     if accounts is not None:
-        worker_envs = _account_environments(accounts, env, default_slots=settings.worker_slots)
-    _ensure_a_worker_can_serve(settings.claude_bin, worker_envs)
+        worker_envs = _account_environments(accounts, env, default_slots=settings.worker.slots)
+    _ensure_a_worker_can_serve(settings.cli.claude_bin, worker_envs)
     redis_server = None
-    if not settings.redis_url:
+    if not settings.redis.url:
         data_dir = Path(tempfile.gettempdir()) / "ccfleet-up-redis"
         # Loopback only, and a password: anyone who reaches a Redis reads every prompt.
         redis_server = EmbeddedRedis(
@@ -191,14 +191,15 @@ def is_loopback(host: str) -> bool:
 def auth_for_up(settings: Settings, host: str, env: dict[str, str]) -> Settings:
     """`up` without CCFLEET_AUTH: off on loopback (only this machine reaches it), else on;
     written into `env`, which its front end inherits."""
-    if settings.auth is not None:
+    if settings.access.auth is not None:
         return settings
     env["CCFLEET_AUTH"] = "off" if is_loopback(host) else "on"
-    return settings.model_copy(update={"auth": env["CCFLEET_AUTH"]})
+    access = settings.access.model_copy(update={"auth": env["CCFLEET_AUTH"]})
+    return settings.model_copy(update={"access": access})
 
 
 def auth_banner(settings: Settings, host: str) -> str:
-    if settings.auth_enabled:
+    if settings.access.auth_enabled:
         return "auth on: clients need a key (`ccfleet keys create NAME`)"
     where = "loopback only" if is_loopback(host) else f"{host} is NOT loopback"
     return f"auth OFF ({where}): anyone who reaches the port uses the fleet; CCFLEET_AUTH=on"
@@ -207,7 +208,7 @@ def auth_banner(settings: Settings, host: str) -> str:
 def _check_access(settings: Settings, host: str) -> None:
     """Exit 2 when auth is on without a usable server secret; warn loudly when it is off
     on an address other machines reach (only an explicit CCFLEET_AUTH=off gets there)."""
-    if settings.auth_enabled and len(settings.auth_secret) < MIN_SERVER_SECRET_CHARS:
+    if settings.access.auth_enabled and len(settings.access.auth_secret) < MIN_SERVER_SECRET_CHARS:
         typer.echo(
             f"ccfleet: auth is on and needs CCFLEET_AUTH_SECRET, at least "
             f"{MIN_SERVER_SECRET_CHARS} characters (`openssl rand -hex 32`), the same on "
@@ -215,7 +216,7 @@ def _check_access(settings: Settings, host: str) -> None:
             err=True,
         )
         raise typer.Exit(2)
-    if not settings.auth_enabled and not is_loopback(host):
+    if not settings.access.auth_enabled and not is_loopback(host):
         typer.echo(f"ccfleet: WARNING: {auth_banner(settings, host)}", err=True)
 
 
@@ -281,9 +282,11 @@ def status(
 ) -> None:
     """Show the fleet (workers, accounts, queue depths), read from CCFLEET_REDIS_URL."""
     settings = Settings()
-    url = settings.effective_redis_url()
+    url = settings.redis.effective_url()
     try:
-        asyncio.run(_show_fleet(url, settings.heartbeat_ttl_s, watch=watch, interval_s=interval))
+        asyncio.run(
+            _show_fleet(url, settings.worker.heartbeat_ttl_s, watch=watch, interval_s=interval)
+        )
     except (RedisError, OSError, ValueError) as exc:
         typer.echo(f"ccfleet status: cannot read the fleet from {_shown_url(url)}: {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from shared.settings import ENV_PREFIX, Settings
+from shared.settings import setting_fields
 
 START = "<!-- settings-table:start -->"
 END = "<!-- settings-table:end -->"
 
 
 def settings_table() -> str:
-    """A Markdown table: each setting's variable, default and meaning."""
+    """A Markdown table: each setting's variable, default and meaning, group by group."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for name, field in Settings.model_fields.items():
-        variable = ENV_PREFIX + name.upper()
+    for variable, field in setting_fields():
         rows.append(f"| `{variable}` | {shown_default(field.default)} | {field.description} |")
     return "\n".join(rows) + "\n"
 

@@ -40,14 +40,14 @@ class FleetServices:
         redis = arq_redis(settings)
         queue = JobQueue(
             redis,
-            queue_name=settings.queue_name,
+            queue_name=settings.queue.name,
             lifetimes=JobLifetimes.of(settings),
-            memory_budget_bytes=settings.redis_memory_budget_bytes,
+            memory_budget_bytes=settings.redis.memory_budget_bytes,
         )
         batch_store = BatchStore(
             redis,
-            retention_s=settings.batch_retention_s,
-            memory_budget_bytes=settings.redis_memory_budget_bytes,
+            retention_s=settings.batches.retention_s,
+            memory_budget_bytes=settings.redis.memory_budget_bytes,
         )
         return cls(
             settings=settings,
@@ -58,8 +58,8 @@ class FleetServices:
                 redis,
                 batch_store,
                 queue,
-                batch_max_waiting=settings.batch_max_waiting,
-                max_runs=settings.job_max_attempts,
+                batch_max_waiting=settings.queue.batch_max_waiting,
+                max_runs=settings.jobs.max_attempts,
             ),
             quotas=Quotas(redis),
         )
@@ -67,9 +67,9 @@ class FleetServices:
     def client_keys(self) -> KeyStore | None:
         """The client keys a front end checks; None when they are off (CCFLEET_AUTH=off).
         Workers never check a key, so they need no CCFLEET_AUTH_SECRET and do not call this."""
-        if not self.settings.auth_enabled:
+        if not self.settings.access.auth_enabled:
             return None
-        return KeyStore(self.redis, self.settings.auth_secret)
+        return KeyStore(self.redis, self.settings.access.auth_secret)
 
     async def close(self) -> None:
         """Close the Redis client (and its connections); the objects built on it go with it."""

@@ -44,7 +44,7 @@ class BatchFeeder:
         """Owned by the worker's start-up/shut-down hooks; survives Redis outages."""
         while True:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._settings.batch_check_s):
+                async with asyncio.timeout(self._settings.batches.check_s):
                     await self._wake.wait()
             self._wake.clear()
             try:
@@ -57,8 +57,8 @@ class BatchFeeder:
                 logger.warning("batch feeding paused: %s", type(exc).__name__)
 
     async def _feed(self) -> None:
-        fleet = await read_fleet(self._redis, heartbeat_ttl_s=self._settings.heartbeat_ttl_s)
-        reserved = self._settings.reserved_interactive_slots
+        fleet = await read_fleet(self._redis, heartbeat_ttl_s=self._settings.worker.heartbeat_ttl_s)
+        reserved = self._settings.worker.reserved_interactive_slots
         free_accounts = {a.name for a in fleet.available_accounts()}
         batch_slots = sum(
             max(0, w.slots - reserved)
@@ -69,7 +69,7 @@ class BatchFeeder:
 
     async def _take_turn(self) -> bool:
         """One worker of the fleet checks the batches per interval."""
-        turn_ms = int(self._settings.batch_check_s * 1000)
+        turn_ms = int(self._settings.batches.check_s * 1000)
         return bool(
             await self._redis.set(redis_keys.batches_check_turn(), "1", nx=True, px=turn_ms)
         )

@@ -44,8 +44,8 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         logger.info("attempt %d is stale or cancelled; skipped", job.attempt)
         return
     note = (
-        AccountNote(job.request, worker.state.account, ttl_s=worker.settings.affinity_ttl_s)
-        if worker.settings.affinity_wait_ms
+        AccountNote(job.request, worker.state.account, ttl_s=worker.settings.queue.affinity_ttl_s)
+        if worker.settings.queue.affinity_wait_ms
         else None
     )
     publisher = (
@@ -54,8 +54,8 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
             job.job_id,
             attempt=job.attempt,
             ttl_s=worker.queue.lifetimes.ended_s(),
-            max_chunks=worker.settings.journal_max_chunks,
-            max_bytes=worker.settings.journal_max_bytes,
+            max_chunks=worker.settings.journal.max_chunks,
+            max_bytes=worker.settings.journal.max_bytes,
             running_ttl_s=worker.queue.lifetimes.running_s(),
             note=note,
         )
@@ -90,11 +90,11 @@ async def run_messages(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
     if isinstance(publisher, BatchCollector):
         await outlasting_outage(
             lambda: record_batch_result(worker, job, publisher),
-            limit_s=worker.settings.redis_outage_s,
+            limit_s=worker.settings.redis.outage_s,
         )
     await outlasting_outage(
         lambda: worker.queue.finish(job, handed_off_at=meter.handed_off_at),
-        limit_s=worker.settings.redis_outage_s,
+        limit_s=worker.settings.redis.outage_s,
     )
 
 
@@ -127,7 +127,9 @@ async def _answer(
         )
     except AccountLimitReached as limit:
         await _cool_account(worker, limit, ctx)
-        fleet = await read_fleet(ctx["redis"], heartbeat_ttl_s=worker.settings.heartbeat_ttl_s)
+        fleet = await read_fleet(
+            ctx["redis"], heartbeat_ttl_s=worker.settings.worker.heartbeat_ttl_s
+        )
         if await _retry_elsewhere(job, publisher, worker, fleet, backoff=False):
             return True
         await _fail(publisher, worker, all_cooling_error(fleet) or limit)
@@ -136,7 +138,7 @@ async def _answer(
             job,
             publisher,
             worker,
-            await read_fleet(ctx["redis"], heartbeat_ttl_s=worker.settings.heartbeat_ttl_s),
+            await read_fleet(ctx["redis"], heartbeat_ttl_s=worker.settings.worker.heartbeat_ttl_s),
             backoff=True,
         ):
             return True
@@ -171,7 +173,7 @@ async def _fail(publisher: ChunkPublisher, worker: WorkerContext, error: FleetEr
     if not publisher.ended:
         # Redis may be why the job failed: wait for it, so the client hears of the failure.
         await outlasting_outage(
-            lambda: publisher.publish_error(error), limit_s=worker.settings.redis_outage_s
+            lambda: publisher.publish_error(error), limit_s=worker.settings.redis.outage_s
         )
 
 
@@ -198,7 +200,9 @@ async def _retry_elsewhere(
 ) -> bool:
     """Re-queue the job for its next attempt, if nothing was sent and attempts remain.
     A batch request has no client: it may always run again, and waits out account limits."""
-    if (publisher.seq > 0 and job.batch is None) or job.attempt >= worker.settings.job_max_attempts:
+    if (
+        publisher.seq > 0 and job.batch is None
+    ) or job.attempt >= worker.settings.jobs.max_attempts:
         return False
     avoid = [*job.avoid_accounts, worker.state.account]
     others = [a for a in snapshot.available_accounts() if a.name not in avoid]
@@ -207,7 +211,7 @@ async def _retry_elsewhere(
             return False  # no other account has room: the client hears of the limit
         avoid = []  # a transient failure may clear up here too; a limit ends at its reset
     if backoff:
-        await asyncio.sleep(worker.settings.retry_backoff_s * 2 ** (job.attempt - 1))
+        await asyncio.sleep(worker.settings.jobs.retry_backoff_s * 2 ** (job.attempt - 1))
     following = await worker.queue.requeue(job, avoid_accounts=avoid)
     logger.info("re-queued as attempt %s avoiding %s", following and following.attempt, avoid)
     return following is not None
@@ -221,8 +225,10 @@ async def _left_to_others(
     record_check(worker.state, await check_cli(worker.cli.claude_bin, worker.cli.base_env))
     if not worker.state.broken_reason:
         return False
-    await beat(ctx["redis"], worker.state, ttl_s=worker.settings.heartbeat_ttl_s)
-    if (publisher.seq > 0 and job.batch is None) or job.attempt >= worker.settings.job_max_attempts:
+    await beat(ctx["redis"], worker.state, ttl_s=worker.settings.worker.heartbeat_ttl_s)
+    if (
+        publisher.seq > 0 and job.batch is None
+    ) or job.attempt >= worker.settings.jobs.max_attempts:
         return False
     return await worker.queue.requeue(job, avoid_accounts=job.avoid_accounts) is not None
 

@@ -58,30 +58,30 @@ def private_cli_environment(
 def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
     """An arq worker for these settings; `environ` is what the CLI may inherit."""
     worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    work_root = settings.effective_work_root()
+    work_root = settings.worker.effective_work_root()
     remove_dead_workers(work_root)
     own_dir = WorkerDirectory.create(work_root, worker_id)
     base_env, login = private_cli_environment(environ, own_dir.path)
     cli = CliConfig(
-        claude_bin=settings.claude_bin,
+        claude_bin=settings.cli.claude_bin,
         base_env=base_env,
         work_root=own_dir.path,
-        timeout_s=settings.job_timeout_s,
-        kill_grace_s=settings.kill_grace_s,
+        timeout_s=settings.jobs.timeout_s,
+        kill_grace_s=settings.cli.kill_grace_s,
         login=login,
     )
     state = WorkerState(
         worker_id=worker_id,
         host=socket.gethostname(),
-        account=settings.account,
-        slots=settings.worker_slots,
+        account=settings.worker.account,
+        slots=settings.worker.slots,
         cli_version="",
         started_at_ms=int(time.time() * 1000),
-        monthly_usd=settings.account_monthly_usd,
+        monthly_usd=settings.worker.account_monthly_usd,
     )
     metrics = FleetMetrics()
-    metrics_server = MetricsServer(metrics, port=settings.metrics_port)
-    wakeup = QueueWakeup(idle_poll_s=settings.worker_poll_delay_s)
+    metrics_server = MetricsServer(metrics, port=settings.worker.metrics_port)
+    wakeup = QueueWakeup(idle_poll_s=settings.worker.poll_delay_s)
     services = FleetServices.build(settings)  # its Redis client is arq's pool, ctx["redis"]
 
     async def on_startup(ctx: dict[str, Any]) -> None:
@@ -104,31 +104,34 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         await check_budget_at_start(worker, redis)
         if pool is not None:
             ctx["pool_task"] = asyncio.create_task(pool.run(), name="ready-cli-pool")
-        await beat(redis, state, ttl_s=settings.heartbeat_ttl_s)
-        if settings.worker_wake_on_queue:
+        await beat(redis, state, ttl_s=settings.worker.heartbeat_ttl_s)
+        if settings.worker.wake_on_queue:
             wakeup.start(redis)
         vital.start(
             beat_forever(
                 redis,
                 state,
-                interval_s=settings.heartbeat_interval_s,
-                ttl_s=settings.heartbeat_ttl_s,
+                interval_s=settings.worker.heartbeat_interval_s,
+                ttl_s=settings.worker.heartbeat_ttl_s,
             ),
             name="heartbeat",
         )
         vital.start(
             check_cli_forever(
-                cli.claude_bin, cli.base_env, state, interval_s=settings.cli_check_interval_s
+                cli.claude_bin, cli.base_env, state, interval_s=settings.cli.check_interval_s
             ),
             name="cli-check",
         )
         vital.start(feeder.run(), name="batch-feeder")
         vital.start(
-            sweep_forever(work_root, interval_s=settings.work_sweep_interval_s), name="sweeper"
+            sweep_forever(work_root, interval_s=settings.worker.work_sweep_interval_s),
+            name="sweeper",
         )
         if can_list_models(cli.base_env):
             vital.start(
-                publish_models_forever(redis, cli.base_env, refresh_s=settings.models_refresh_s),
+                publish_models_forever(
+                    redis, cli.base_env, refresh_s=settings.worker.models_refresh_s
+                ),
                 name="upstream-models",
             )
 
@@ -146,18 +149,18 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
     fleet_worker = FleetWorker(
         state=state,
         vital=vital,
-        redis_outage_s=settings.redis_outage_s,
-        batch_slots=max(0, settings.worker_slots - settings.reserved_interactive_slots),
-        functions=[func(run_messages, name=RUN_MESSAGES_JOB, max_tries=settings.job_max_tries)],
-        queue_name=settings.queue_name,
+        redis_outage_s=settings.redis.outage_s,
+        batch_slots=max(0, settings.worker.slots - settings.worker.reserved_interactive_slots),
+        functions=[func(run_messages, name=RUN_MESSAGES_JOB, max_tries=settings.jobs.max_tries)],
+        queue_name=settings.queue.name,
         redis_pool=services.redis,
-        max_jobs=settings.worker_slots,
-        job_timeout=settings.job_timeout_s + 30,
+        max_jobs=settings.worker.slots,
+        job_timeout=settings.jobs.timeout_s + 30,
         keep_result=0,  # nobody reads arq results; a kept one holds the whole request
         wakeup=wakeup,
         queue=services.queue,
         allow_abort_jobs=True,
-        job_completion_wait=int(settings.worker_drain_s),
+        job_completion_wait=int(settings.worker.drain_s),
         job_serializer=arq_codec.serialize,
         job_deserializer=arq_codec.deserialize,
         on_startup=on_startup,
@@ -167,13 +170,13 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
 
 
 def _ready_cli_pool(settings: Settings, cli: CliConfig, state: WorkerState) -> CliPool | None:
-    if settings.prewarm_clis == 0:
+    if settings.prewarm.clis == 0:
         return None
     return CliPool(
         cli,
-        max_ready=settings.prewarm_clis,
-        idle_s=settings.prewarm_idle_s,
-        demand_window_s=settings.prewarm_demand_window_s,
+        max_ready=settings.prewarm.clis,
+        idle_s=settings.prewarm.idle_s,
+        demand_window_s=settings.prewarm.demand_window_s,
         stats=state.ready_clis,
     )
 

@@ -75,15 +75,17 @@ class JobWatch:
 
     async def _check_waiting(self, job_id: str, state: JobState) -> None:
         limit_s = (
-            self._settings.interactive_max_wait_s
+            self._settings.queue.interactive_max_wait_s
             if state.lane == "interactive"
-            else self._settings.batch_max_wait_s
+            else self._settings.queue.batch_max_wait_s
         )
         error: FleetError | None = None
         if time.time() * 1000 - state.enqueued_at_ms > limit_s * 1000:
             error = Overloaded("No worker was free to take the request in time.", retry_after_s=10)
         else:
-            fleet = await read_fleet(self._redis, heartbeat_ttl_s=self._settings.heartbeat_ttl_s)
+            fleet = await read_fleet(
+                self._redis, heartbeat_ttl_s=self._settings.worker.heartbeat_ttl_s
+            )
             error = admission_error(fleet)
         if error is not None:
             await self._queue.cancel(job_id)
@@ -95,7 +97,7 @@ class JobWatch:
             record = await self._queue.record(job_id)
             if record is None:
                 return False
-            if record.job.attempt < self._settings.job_max_attempts:
+            if record.job.attempt < self._settings.jobs.max_attempts:
                 logger.warning("worker %s died before answering; re-queued", worker)
                 await self._queue.requeue(record.job, avoid_accounts=record.job.avoid_accounts)
                 return True

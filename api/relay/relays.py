@@ -50,7 +50,7 @@ class JobRelays:
             queue=queue,
             hub=ChunkHub(redis),
             watch=JobWatch(redis, queue, settings),
-            detached=DetachedJobs(redis, queue, redis_outage_s=settings.redis_outage_s),
+            detached=DetachedJobs(redis, queue, redis_outage_s=settings.redis.outage_s),
             metrics=metrics,
         )
 
@@ -77,8 +77,8 @@ class JobRelays:
             self.queue,
             self.watch,
             self.detached,
-            check_interval_s=self.settings.journal_check_s,
-            redis_outage_s=self.settings.redis_outage_s,
+            check_interval_s=self.settings.journal.check_s,
+            redis_outage_s=self.settings.redis.outage_s,
             resume_window_s=self._resume_window(request),
             on_first_chunk=first_chunk if after_seq == 0 else None,  # not for a resumed stream
             on_close=on_close,
@@ -92,4 +92,4 @@ class JobRelays:
             asked = float(raw)
         except ValueError as exc:
             raise InvalidRequest(f"{RESUME_WINDOW_HEADER}: expected seconds, got {raw!r}.") from exc
-        return max(0.0, min(asked, self.settings.resume_window_max_s))
+        return max(0.0, min(asked, self.settings.api.resume_window_max_s))

@@ -33,7 +33,7 @@ def _owner(key: ClientKey | None) -> tuple[str, bool]:
 
 
 def _base_url(request: Request, services: FrontEndServices) -> str:
-    return (services.settings.public_url or str(request.base_url)).rstrip("/")
+    return (services.settings.batches.public_url or str(request.base_url)).rstrip("/")
 
 
 async def _visible(services: FrontEndServices, key: ClientKey | None, batch_id: str) -> BatchState:
@@ -51,13 +51,13 @@ async def create_batch(request: Request, services: Services, key: CallerKey) -> 
         raise PermissionDenied("This API key may not use the batch lane.")
     items, body_bytes = await read_batch_body(request)
     await services.fleet.batch_store.ensure_room(body_bytes)
-    rules = RequestRules(key=key, max_tokens_limit=services.settings.max_tokens_limit)
+    rules = RequestRules(key=key, max_tokens_limit=services.settings.api.max_tokens_limit)
     now_ms = int(time.time() * 1000)
     batch = NewBatch(
         id=new_batch_id(),
         owner=_owner(key)[0],
         created_at_ms=now_ms,
-        expires_at_ms=now_ms + int(services.settings.batch_expiry_s * 1000),
+        expires_at_ms=now_ms + int(services.settings.batches.expiry_s * 1000),
     )
     state = await services.fleet.batch_store.create(batch, stored_requests(items, rules))
     return state.to_api(_base_url(request, services))

@@ -59,8 +59,8 @@ async def create_chat_completion(
                 ServerSentEvent(data=orjson.dumps(part).decode())
                 for part in translator.feed(chunk.data)
             ],
-            ping_interval_s=services.settings.ping_interval_s,
-            send_timeout_s=services.settings.send_timeout_s,
+            ping_interval_s=services.settings.api.ping_interval_s,
+            send_timeout_s=services.settings.api.send_timeout_s,
             closing=[ServerSentEvent(data="[DONE]")],
             headers=headers,
         )

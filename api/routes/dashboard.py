@@ -51,21 +51,23 @@ async def dashboard_events(request: Request, services: Services) -> EventSourceR
     settings = services.settings
 
     async def snapshots() -> AsyncIterator[ServerSentEvent]:
-        ends_at = time.monotonic() + settings.dashboard_stream_s
+        ends_at = time.monotonic() + settings.api.dashboard_stream_s
         while True:
             try:
                 view = await assemble_dashboard(
-                    services.redis, heartbeat_ttl_s=settings.heartbeat_ttl_s, now_s=time.time()
+                    services.redis,
+                    heartbeat_ttl_s=settings.worker.heartbeat_ttl_s,
+                    now_s=time.time(),
                 )
             except (RedisError, OSError):
                 unavailable = Overloaded("The fleet's Redis does not answer.", retry_after_s=1)
                 yield error_event(unavailable, request.url.path)
                 return
             yield ServerSentEvent(event="snapshot", data=view.model_dump_json())
-            if time.monotonic() + settings.dashboard_interval_s > ends_at:
+            if time.monotonic() + settings.api.dashboard_interval_s > ends_at:
                 return
-            await asyncio.sleep(settings.dashboard_interval_s)
+            await asyncio.sleep(settings.api.dashboard_interval_s)
 
     return EventSourceResponse(
-        snapshots(), ping=settings.ping_interval_s, headers={"cache-control": "no-store"}
+        snapshots(), ping=settings.api.ping_interval_s, headers={"cache-control": "no-store"}
     )

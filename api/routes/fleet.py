@@ -21,5 +21,7 @@ router = APIRouter()
 @router.get("/v1/fleet")
 async def fleet(services: Services) -> FleetView:
     """Workers (account, slots, load, state, cooldown, CLI version), accounts, lanes, totals."""
-    snapshot = await read_fleet(services.redis, heartbeat_ttl_s=services.settings.heartbeat_ttl_s)
+    snapshot = await read_fleet(
+        services.redis, heartbeat_ttl_s=services.settings.worker.heartbeat_ttl_s
+    )
     return fleet_view(snapshot, now_s=time.time())

@@ -23,7 +23,9 @@ async def ready(services: Services) -> JSONResponse:
     """Redis answers and at least one live worker can serve (its CLI runs and is logged in)."""
     try:
         await services.redis.ping()
-        fleet = await read_fleet(services.redis, heartbeat_ttl_s=services.settings.heartbeat_ttl_s)
+        fleet = await read_fleet(
+            services.redis, heartbeat_ttl_s=services.settings.worker.heartbeat_ttl_s
+        )
     except (RedisError, OSError):
         return JSONResponse({"status": "unavailable", "redis": False, "workers": 0}, 503)
     workers = len(fleet.workers)

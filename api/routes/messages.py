@@ -46,8 +46,8 @@ async def create_message(
             relay,
             request,
             render=lambda chunk: [to_sse(chunk, job_id)],
-            ping_interval_s=services.settings.ping_interval_s,
-            send_timeout_s=services.settings.send_timeout_s,
+            ping_interval_s=services.settings.api.ping_interval_s,
+            send_timeout_s=services.settings.api.send_timeout_s,
             ping_factory=ping_event,
         )
     try:

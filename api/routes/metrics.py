@@ -17,6 +17,8 @@ router = APIRouter()
 
 @router.get("/metrics")
 async def metrics(services: Services) -> Response:
-    snapshot = await read_fleet(services.redis, heartbeat_ttl_s=services.settings.heartbeat_ttl_s)
+    snapshot = await read_fleet(
+        services.redis, heartbeat_ttl_s=services.settings.worker.heartbeat_ttl_s
+    )
     services.metrics.observe_fleet(snapshot)
     return Response(services.metrics.exposition(), media_type=CONTENT_TYPE)

@@ -141,7 +141,7 @@ async def served_models(services: FrontEndServices) -> list[ModelEntry]:
     """Upstream's published list, then the configured ids it lacks."""
     entries = [ModelEntry.from_upstream(m) for m in await _published_models(services)]
     listed = {e.id for e in entries}
-    configured = [i for i in dict.fromkeys(services.settings.models) if i not in listed]
+    configured = [i for i in dict.fromkeys(services.settings.api.models) if i not in listed]
     return entries + [ModelEntry.for_id(i) for i in configured]
 
 

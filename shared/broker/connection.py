@@ -79,7 +79,7 @@ class _UnixConnection(_CancellableSends, UnixDomainSocketConnection):
 
 def connection_pool(settings: Settings) -> ConnectionPool:
     """Connections to `settings`' Redis URL (redis://, rediss:// or unix://), waits bounded."""
-    options = {**connection_options(settings), **parse_url(settings.effective_redis_url())}
+    options = {**connection_options(settings), **parse_url(settings.redis.effective_url())}
     plain = options.pop("connection_class", Connection)
     if plain is UnixDomainSocketConnection:
         options.pop("socket_keepalive")  # not a TCP socket
@@ -105,11 +105,11 @@ def connection_options(settings: Settings) -> dict[str, Any]:
             socket.TCP_KEEPCNT: _KEEPALIVE_PROBES,
         }
     return {
-        "socket_connect_timeout": settings.redis_connect_timeout_s,
-        "socket_timeout": settings.redis_command_timeout_s,
+        "socket_connect_timeout": settings.redis.connect_timeout_s,
+        "socket_timeout": settings.redis.command_timeout_s,
         "socket_keepalive": True,
         "socket_keepalive_options": keepalive,
-        "health_check_interval": settings.redis_health_check_s,
+        "health_check_interval": settings.redis.health_check_s,
     }
 
 
@@ -119,7 +119,7 @@ def arq_redis(settings: Settings) -> ArqRedis:
         connection_pool(settings),
         job_serializer=arq_codec.serialize,
         job_deserializer=arq_codec.deserialize,
-        default_queue_name=settings.queue_name,
+        default_queue_name=settings.queue.name,
     )
     client.auto_close_connection_pool = True  # closed with the client, as from_url does
     return client

@@ -155,10 +155,10 @@ class JobLifetimes:
     @classmethod
     def of(cls, settings: Settings) -> JobLifetimes:
         return cls(
-            interactive_wait_s=settings.interactive_max_wait_s,
-            batch_wait_s=settings.batch_max_wait_s,
-            run_s=settings.job_timeout_s + _RUN_MARGIN_S,
-            kept_s=settings.journal_ttl_s,
+            interactive_wait_s=settings.queue.interactive_max_wait_s,
+            batch_wait_s=settings.queue.batch_max_wait_s,
+            run_s=settings.jobs.timeout_s + _RUN_MARGIN_S,
+            kept_s=settings.journal.ttl_s,
         )
 
     def waiting_s(self, lane: Lane) -> int:

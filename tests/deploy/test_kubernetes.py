@@ -248,12 +248,12 @@ def test_every_worker_is_started_only_once_check_cli_passes(overlay: list[Manife
 def test_termination_grace_covers_the_drain_times(overlay: list[Manifest]) -> None:
     for worker in _workers(overlay):
         drain_s = float(
-            config_map_value(overlay, worker, "CCFLEET_WORKER_DRAIN_S") or DEFAULTS.worker_drain_s
+            config_map_value(overlay, worker, "CCFLEET_WORKER_DRAIN_S") or DEFAULTS.worker.drain_s
         )
         assert pod_spec(worker)["terminationGracePeriodSeconds"] >= drain_s + 30
     api = _api(overlay)
     drain_s = float(
-        config_map_value(overlay, api, "CCFLEET_DRAIN_TIMEOUT_S") or DEFAULTS.drain_timeout_s
+        config_map_value(overlay, api, "CCFLEET_DRAIN_TIMEOUT_S") or DEFAULTS.api.drain_timeout_s
     )
     pre_stop = only_container(api)["lifecycle"]["preStop"]["exec"]["command"]
     assert pre_stop[0] == "sleep"
@@ -263,10 +263,10 @@ def test_termination_grace_covers_the_drain_times(overlay: list[Manifest]) -> No
 def test_worker_memory_is_sized_for_its_cli_slots(overlay: list[Manifest]) -> None:
     for worker in _workers(overlay):
         slots = int(
-            config_map_value(overlay, worker, "CCFLEET_WORKER_SLOTS") or DEFAULTS.worker_slots
+            config_map_value(overlay, worker, "CCFLEET_WORKER_SLOTS") or DEFAULTS.worker.slots
         )
         ready = int(
-            config_map_value(overlay, worker, "CCFLEET_PREWARM_CLIS") or DEFAULTS.prewarm_clis
+            config_map_value(overlay, worker, "CCFLEET_PREWARM_CLIS") or DEFAULTS.prewarm.clis
         )
         resources = only_container(worker)["resources"]
         request = _bytes(resources["requests"]["memory"])
@@ -468,12 +468,14 @@ def test_the_ingress_relays_sse_unbuffered_with_long_timeouts(production: list[M
     assert notes[prefix + "proxy-buffering"] == "off"
     api = _api(production)
     longest_silence_s = (
-        float(config_map_value(production, api, "CCFLEET_JOB_TIMEOUT_S") or DEFAULTS.job_timeout_s)
-        + DEFAULTS.interactive_max_wait_s
+        float(config_map_value(production, api, "CCFLEET_JOB_TIMEOUT_S") or DEFAULTS.jobs.timeout_s)
+        + DEFAULTS.queue.interactive_max_wait_s
     )
     for timeout in ("proxy-read-timeout", "proxy-send-timeout"):
         assert float(notes[prefix + timeout]) >= longest_silence_s
-    assert _bytes(notes[prefix + "proxy-body-size"].replace("m", "Mi")) >= DEFAULTS.max_body_bytes
+    assert (
+        _bytes(notes[prefix + "proxy-body-size"].replace("m", "Mi")) >= DEFAULTS.api.max_body_bytes
+    )
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     service = one(production, "Service", backend["name"])
     assert backend["port"]["name"] in {port["name"] for port in service["spec"]["ports"]}

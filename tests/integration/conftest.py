@@ -40,7 +40,7 @@ async def job_queue(redis_server: EmbeddedRedis) -> AsyncIterator[JobQueue]:
     settings = Settings(redis_url=redis_server.url, queue_name="test-queue")
     client = arq_redis(settings)
     try:
-        yield JobQueue(client, queue_name=settings.queue_name, lifetimes=JobLifetimes.of(settings))
+        yield JobQueue(client, queue_name=settings.queue.name, lifetimes=JobLifetimes.of(settings))
     finally:
         await client.aclose()
 

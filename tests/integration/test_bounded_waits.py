@@ -88,9 +88,9 @@ def test_a_worker_bounds_every_redis_wait(redis_server: EmbeddedRedis, tmp_path:
     worker = build_worker(settings, {"PATH": "/usr/bin:/bin"})
     options = worker.pool.connection_pool.connection_kwargs
     assert options["socket_timeout"] == 7
-    assert options["socket_connect_timeout"] == settings.redis_connect_timeout_s
+    assert options["socket_connect_timeout"] == settings.redis.connect_timeout_s
     assert options["socket_keepalive"] is True
-    assert options["health_check_interval"] == settings.redis_health_check_s
+    assert options["health_check_interval"] == settings.redis.health_check_s
 
 
 async def test_cancelling_a_task_amid_redis_calls_always_cancels_it(

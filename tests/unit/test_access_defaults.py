@@ -20,29 +20,29 @@ def test_addresses_others_reach_are_not_loopback(host: str) -> None:
 
 
 def test_auth_is_on_unless_turned_off() -> None:
-    assert Settings(auth=None).auth_enabled
-    assert Settings(auth="on").auth_enabled
-    assert not Settings(auth="off").auth_enabled
+    assert Settings(auth=None).access.auth_enabled
+    assert Settings(auth="on").access.auth_enabled
+    assert not Settings(auth="off").access.auth_enabled
 
 
 def test_up_on_loopback_defaults_to_no_keys_and_its_banner_says_so() -> None:
     env: dict[str, str] = {}
     settings = auth_for_up(Settings(auth=None), "127.0.0.1", env)
-    assert env["CCFLEET_AUTH"] == "off" and not settings.auth_enabled
+    assert env["CCFLEET_AUTH"] == "off" and not settings.access.auth_enabled
     assert "auth OFF (loopback only)" in auth_banner(settings, "127.0.0.1")
 
 
 def test_up_on_another_address_defaults_to_keys() -> None:
     env: dict[str, str] = {}
     settings = auth_for_up(Settings(auth=None), "0.0.0.0", env)
-    assert env["CCFLEET_AUTH"] == "on" and settings.auth_enabled
+    assert env["CCFLEET_AUTH"] == "on" and settings.access.auth_enabled
     assert auth_banner(settings, "0.0.0.0").startswith("auth on")
 
 
 def test_up_keeps_what_it_was_told() -> None:
     env: dict[str, str] = {}
     settings = auth_for_up(Settings(auth="on"), "127.0.0.1", env)
-    assert settings.auth_enabled and env == {}
+    assert settings.access.auth_enabled and env == {}
     assert "NOT loopback" in auth_banner(Settings(auth="off"), "0.0.0.0")
 
 

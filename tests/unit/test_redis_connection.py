@@ -24,5 +24,5 @@ def test_each_url_scheme_gets_its_connection_kind_with_a_command_timeout(
     connection = connection_pool(settings).make_connection()
     assert isinstance(connection, kind)
     assert connection.socket_timeout == 7
-    assert connection.socket_connect_timeout == settings.redis_connect_timeout_s
-    assert connection.health_check_interval == settings.redis_health_check_s
+    assert connection.socket_connect_timeout == settings.redis.connect_timeout_s
+    assert connection.health_check_interval == settings.redis.health_check_s

@@ -7,11 +7,13 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from shared.settings import (
     OTHER_VARIABLES,
     Settings,
     UnknownSetting,
+    flat_names,
     refuse_unknown_variables,
     setting_names,
 )
@@ -51,7 +53,7 @@ def test_settings_are_not_built_from_an_environment_with_a_mistake(
 
 
 def test_tests_still_build_settings_from_keyword_overrides() -> None:
-    assert Settings(worker_slots=5, redis_url="redis://r:1").worker_slots == 5
+    assert Settings(worker_slots=5, redis_url="redis://r:1").worker.slots == 5
 
 
 def test_every_ccfleet_variable_the_deployment_files_set_is_known() -> None:
@@ -65,3 +67,32 @@ def test_every_ccfleet_variable_the_deployment_files_set_is_known() -> None:
     named = {n for f in files for n in re.findall(r"CCFLEET_[A-Z0-9_]*[A-Z0-9]", f.read_text())}
     assert len(named) > 10, "the files were read"
     assert named <= {*setting_names(), *OTHER_VARIABLES}
+
+
+def test_settings_are_grouped_and_each_still_reads_its_own_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CCFLEET_WORKER_SLOTS", "7")
+    monkeypatch.setenv("CCFLEET_ACCOUNT", "alice")
+    monkeypatch.setenv("CCFLEET_REDIS_URL", "redis://from-env:6379")
+    monkeypatch.setenv("ccfleet_models", '["m1", "m2"]')
+    settings = Settings(redis_url="redis://override:6379", worker_slots=3)
+    assert (settings.worker.slots, settings.worker.account) == (3, "alice")
+    assert Settings().worker.slots == 7
+    assert settings.redis.url == "redis://override:6379"  # an override beats the environment
+    assert settings.api.models == ["m1", "m2"]
+
+
+def test_a_group_can_be_overridden_as_a_whole_and_bounds_still_hold() -> None:
+    assert Settings(worker={"slots": 3}).worker.slots == 3
+    with pytest.raises(ValidationError, match=r"worker\.slots"):
+        Settings(worker_slots=0)
+
+
+def test_an_override_naming_no_setting_is_refused() -> None:
+    with pytest.raises(ValidationError, match="worker_slot"):
+        Settings(worker_slot=3)
+
+
+def test_no_flat_name_is_also_a_group_name() -> None:
+    assert not set(flat_names()) & set(Settings.model_fields)

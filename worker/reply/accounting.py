@@ -58,7 +58,10 @@ async def book_run(
     )
     try:
         spend = await record_usage(
-            redis, entry, now_s=time.time(), retention_days=worker.settings.usage_retention_days
+            redis,
+            entry,
+            now_s=time.time(),
+            retention_days=worker.settings.access.usage_retention_days,
         )
     except OUTAGE_ERRORS as exc:
         logger.warning("usage not booked, redis unavailable: %r", exc)
