@@ -190,7 +190,7 @@ class JobQueue:
     ) -> JobRequest:
         """Queue a new job; a full lane or a full Redis is 529 overloaded_error.
 
-        `owner` is kept in the record (small fields a resume must match, api/admission.py).
+        `owner` is kept in the record (small fields a resume must match, api/resume.py).
         `prefer_account`'s workers get the job to themselves for `prefer_for_ms`
         (shared/fleet/affinity.py)."""
         now = time.time()

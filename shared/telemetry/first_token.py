@@ -9,7 +9,7 @@ An answer without a content delta (an error, say) has no TTFT, and neither has a
 resumed with Last-Event-ID: its first token went to the request that started it.
 
 It is measured once per request, by a `FirstTokenClock`, and read by the Prometheus histogram
-`ccfleet_time_to_first_token_seconds` (api/admission.py) and by the dashboard's p50 and p99
+`ccfleet_time_to_first_token_seconds` (api/relay/relays.py) and by the dashboard's p50 and p99
 (api/telemetry/request_recorder.py, shared/telemetry/request_stats.py); bench/ttft.py times
 the same two events from the client's side.
 """
