@@ -55,7 +55,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
     worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     work_root = settings.worker.effective_work_root()
     remove_dead_workers(work_root)
-    own_dir = WorkerDirectory.create(work_root, worker_id)
+    own_dir = WorkerDirectory.create(work_root)
     base_env, login = private_cli_environment(environ, own_dir.path)
     cli = CliConfig(
         claude_bin=settings.cli.claude_bin,

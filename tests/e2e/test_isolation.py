@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
+import socket
 import stat
 import threading
 import time
@@ -304,6 +306,14 @@ def _worker_dirs(work_root: Path) -> list[Path]:
     return sorted(p for p in work_root.iterdir() if p.name.startswith("worker-"))
 
 
+def _holds_lock_in(pid: int, worker_dir: Path) -> bool:
+    """Whether process `pid` has its worker directory's lock file open (its names say nothing
+    of the process that owns it)."""
+    lock = str(worker_dir / ".lock")
+    fds = Path(f"/proc/{pid}/fd")
+    return any(os.readlink(fd) == lock for fd in fds.iterdir())
+
+
 def test_a_sigkilled_workers_files_are_removed_by_the_worker_beside_it(
     make_stack: StackFactory, tmp_path: Path
 ) -> None:
@@ -325,9 +335,34 @@ def test_a_sigkilled_workers_files_are_removed_by_the_worker_beside_it(
         assert stack.upstream.wait_for_requests(1, timeout_s=30)
         busy = [d for d in _worker_dirs(work_root) if any(d.glob("job-*"))]
         assert len(busy) == 1, "the running job has its directory"
-        (victim,) = [w for w in stack.workers if f"-{w.pid}-" in busy[0].name]
+        (victim,) = [w for w in stack.workers if _holds_lock_in(w.pid, busy[0])]
         victim.signal(signal.SIGKILL)
         wait_until(lambda: not busy[0].exists(), 20, "the other worker to remove the files")
         assert len(_worker_dirs(work_root)) == 1, "the live worker's own directory stays"
     finally:
         client.join(timeout=30)
+
+
+def test_the_working_directory_the_model_sees_names_neither_the_host_nor_the_worker_pid(
+    stack: Stack,
+) -> None:
+    # The CLI's environment message tells the model its working directory, and a client
+    # can ask the model to repeat it.
+    stack.upstream.enqueue(TextReply(ANSWER))
+    httpx.post(
+        f"{stack.url}/v1/messages",
+        json={"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "Hi"}]},
+        timeout=60,
+    ).raise_for_status()
+    sent = upstream_text(stack)
+    work_root = json.dumps(str(stack.root / "work"))[1:-1]
+    seen = [
+        line.split(work_root, 1)[1].split()[0] for line in sent.split("\\n") if work_root in line
+    ]
+    assert seen, "the CLI names its working directory to the model"
+    (worker,) = stack.workers
+    for shown in seen:
+        words = set(re.split(r"[-_/.]", shown))
+        assert socket.gethostname() not in words, shown
+        assert str(worker.pid) not in words, shown
+    assert f"{socket.gethostname()}-{worker.pid}" not in sent

@@ -2,7 +2,7 @@
 
 ```
 <work root>/                       0700; default ~/.cache/ccfleet/work, never the shared temp dir
-  worker-<worker id>/              0700, flock-ed on .lock while its worker lives; HOME and
+  worker-<random>/                 0700, flock-ed on .lock while its worker lives; HOME and
     .credentials.json                CLAUDE_CONFIG_DIR of start-up checks; holds only the
     job-<job id>-<random>/           credential (config-dir accounts: a copy of it)
       work/                        the CLI's working directory (empty)
@@ -11,6 +11,9 @@
       home/.claude/                CLAUDE_CONFIG_DIR: settings, session-env, projects; at the
                                    start nothing but the credential
 ```
+
+The CLI tells the model its working directory (and so any client who asks the model), so
+no name on that path says which host or process runs it: random hex, and the job's own id.
 
 A job's directory goes with its job. A worker that was killed leaves its directory unlocked
 (the kernel drops a dead process's flock): any worker on the host removes it, at start-up and
@@ -26,6 +29,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -38,6 +42,7 @@ _WORKER_PREFIX = "worker-"
 _NEW_PREFIX = ".new-"  # a worker directory before its lock is held: never swept
 _LOCK_NAME = ".lock"
 _PRIVATE = 0o700
+_NAME_BYTES = 6  # random hex in directory names: unguessable, and no host or pid in them
 
 
 @dataclass(frozen=True)
@@ -72,13 +77,13 @@ class WorkerDirectory:
         self._lock_fd = lock_fd
 
     @classmethod
-    def create(cls, work_root: str, worker_id: str) -> WorkerDirectory:
+    def create(cls, work_root: str) -> WorkerDirectory:
         root = private_directory(work_root)
         # Locked before it gets the name a sweeper looks for.
         staging = tempfile.mkdtemp(prefix=_NEW_PREFIX, dir=root)
         lock_fd = os.open(os.path.join(staging, _LOCK_NAME), os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        path = os.path.join(root, f"{_WORKER_PREFIX}{worker_id}")
+        path = os.path.join(root, f"{_WORKER_PREFIX}{secrets.token_hex(_NAME_BYTES)}")
         os.rename(staging, path)
         return cls(path, lock_fd)
 
@@ -133,7 +138,8 @@ async def sweep_forever(work_root: str, *, interval_s: float) -> None:
 
 def create_workspace(root: str, label: str) -> Workspace:
     """Fresh, empty private directories for one CLI run under `root` (its worker's directory)."""
-    base = tempfile.mkdtemp(prefix=f"job-{label[:16]}-", dir=root)
+    base = os.path.join(root, f"job-{label[:16]}-{secrets.token_hex(_NAME_BYTES)}")
+    os.mkdir(base, _PRIVATE)
     workspace = Workspace(
         cwd=os.path.join(base, "work"),
         tmp_dir=os.path.join(base, "tmp"),
