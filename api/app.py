@@ -66,7 +66,8 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
     )
     install_error_handlers(app)
     # Access (api/auth.py) is decided here, for whole routers: a client key for the API,
-    # an admin key for the fleet's own state; health probes and metrics stay open.
+    # an admin key for the fleet's own state and its metrics (they name keys and accounts);
+    # health probes stay open.
     client = [Depends(authenticate)]
     admin = [Depends(require_admin)]
     app.include_router(count_tokens.router, dependencies=client)
@@ -77,7 +78,7 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
     app.include_router(fleet.router, dependencies=admin)
     app.include_router(usage.router, dependencies=admin)
     app.include_router(health.router)
-    app.include_router(metrics.router)
+    app.include_router(metrics.router, dependencies=admin)
     app.include_router(dashboard.page_router)  # the page and its script hold no data
     app.include_router(dashboard.events_router, dependencies=admin)
     return app

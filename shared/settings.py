@@ -279,6 +279,12 @@ class WorkerSettings(_Group):
         ge=0,
         description="worker: serve `/metrics` on this port (0: not at all)",
     )
+    metrics_host: str = Field(
+        alias="CCFLEET_METRICS_HOST",
+        default="127.0.0.1",
+        description="worker: the address its `/metrics` binds; the metrics name keys and "
+        "accounts, so loopback unless the scraper is elsewhere (`0.0.0.0` in a pod)",
+    )
     account_monthly_usd: float = Field(
         alias="CCFLEET_ACCOUNT_MONTHLY_USD",
         default=0.0,

@@ -75,7 +75,9 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         monthly_usd=settings.worker.account_monthly_usd,
     )
     metrics = FleetMetrics()
-    metrics_server = MetricsServer(metrics, port=settings.worker.metrics_port)
+    metrics_server = MetricsServer(
+        metrics, host=settings.worker.metrics_host, port=settings.worker.metrics_port
+    )
     wakeup = QueueWakeup(idle_poll_s=settings.worker.poll_delay_s)
     services = FleetServices.build(settings)  # its Redis client is arq's pool, ctx["redis"]
 

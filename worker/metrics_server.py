@@ -1,4 +1,5 @@
-"""A worker's /metrics at CCFLEET_METRICS_PORT: prometheus_client's own HTTP server.
+"""A worker's /metrics at CCFLEET_METRICS_HOST:CCFLEET_METRICS_PORT: prometheus_client's own
+HTTP server, without authentication (its address is what keeps it private).
 
 It serves from a thread of its own (prometheus_client's design), started with the worker's
 start-up hook and shut down and joined by its shut-down hook. Port 0: no server.
@@ -17,7 +18,7 @@ _JOIN_TIMEOUT_S = 5.0
 
 
 class MetricsServer:
-    def __init__(self, metrics: FleetMetrics, *, port: int, host: str = "0.0.0.0") -> None:
+    def __init__(self, metrics: FleetMetrics, *, host: str, port: int) -> None:
         self._metrics = metrics
         self._port = port
         self._host = host

@@ -1,6 +1,7 @@
 """GET /metrics: this front end's Prometheus metrics, with the fleet gauges read at the scrape.
 
-Open like /health, for the scraper: it shows key and account names, never a secret.
+It shows key and account names (never a secret), so with auth on it needs an admin key, as
+/v1/fleet does: the scraper presents one (README "Metrics").
 """
 
 from __future__ import annotations

@@ -531,3 +531,12 @@ def test_adding_an_account_is_one_copied_directory(tmp_path: Path, name: str) ->
         if name == "production"
         else set()
     )
+
+
+def test_a_workers_metrics_once_turned_on_are_reachable_at_the_pods_address(
+    overlay: list[Manifest],
+) -> None:
+    # The worker's default is loopback (least information); a scraper reaches a pod's address.
+    assert DEFAULTS.worker.metrics_host == "127.0.0.1"
+    for worker in _workers(overlay):
+        assert env_values(only_container(worker))["CCFLEET_METRICS_HOST"] == "0.0.0.0"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -429,8 +430,10 @@ METRIC_NAMES = {
 }
 
 
-def scrape(url: str) -> tuple[str, dict[str, list[Any]]]:
-    text = httpx.get(url, timeout=10).text
+def scrape(url: str, key: str | None = None) -> tuple[str, dict[str, list[Any]]]:
+    reply = httpx.get(url, headers={"x-api-key": key} if key else {}, timeout=10)
+    assert reply.status_code == 200, reply.text
+    text = reply.text
     families = {family.name: family.samples for family in text_string_to_metric_families(text)}
     return text, families
 
@@ -455,11 +458,11 @@ def test_metrics_are_parseable_everywhere_and_name_keys_never_secrets(
     )
     wait_for_booking(stack, admin_secret, "metered", 1)
     texts = []
-    for url in [*(f"{u}/metrics" for u in stack.api_urls), worker_url]:
-        text, families = scrape(url)
+    for url, key in [*((f"{u}/metrics", admin_secret) for u in stack.api_urls), (worker_url, None)]:
+        text, families = scrape(url, key)
         texts.append(text)
         assert set(families) >= METRIC_NAMES, url
-    _, front = scrape(f"{stack.api_urls[1]}/metrics")
+    _, front = scrape(f"{stack.api_urls[1]}/metrics", admin_secret)
     assert (
         sample(front, "ccfleet_requests_total", route="/v1/messages", status="200", key="metered")
         == 1
@@ -475,6 +478,41 @@ def test_metrics_are_parseable_everywhere_and_name_keys_never_secrets(
     assert sample(worker, "ccfleet_cli_start_seconds_count") >= 1
     assert sample(worker, "ccfleet_queue_wait_seconds_count") >= 1
     assert not any(secret in text or admin_secret in text for text in texts)
+
+
+def test_front_end_metrics_need_an_admin_key_when_auth_is_on(
+    stack: Stack, admin_secret: str
+) -> None:
+    # The metrics name keys and accounts: for the operator's scraper, not for clients.
+    client_secret = create_key(stack, "curious")
+    for url in stack.api_urls:
+        anonymous = httpx.get(f"{url}/metrics", timeout=10)
+        assert anonymous.status_code == 401
+        assert anonymous.json()["error"]["type"] == "authentication_error"
+        as_client = httpx.get(f"{url}/metrics", headers={"x-api-key": client_secret}, timeout=10)
+        assert as_client.status_code == 403
+        assert as_client.json()["error"]["type"] == "permission_error"
+        assert "curious" not in anonymous.text + as_client.text
+        scrape(f"{url}/metrics", admin_secret)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The IPv4 addresses a socket of this host listens on at `port` (from /proc/net/tcp)."""
+    addresses = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, port_hex = local.split(":")
+        if state == "0A" and int(port_hex, 16) == port:  # 0A: LISTEN
+            addresses.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return addresses
+
+
+def test_a_workers_metrics_listen_on_loopback_unless_told_otherwise(
+    stack: Stack, worker_metrics_port: int
+) -> None:
+    # The module's worker sets CCFLEET_METRICS_PORT and not CCFLEET_METRICS_HOST.
+    scrape(f"http://127.0.0.1:{worker_metrics_port}/metrics")
+    assert listening_addresses(worker_metrics_port) == {"127.0.0.1"}
 
 
 def every_value_in(client: redis.Redis) -> bytes:
@@ -515,7 +553,7 @@ def test_no_secret_is_kept_in_redis_logs_or_metrics(stack: Stack, admin_secret: 
     shown = "\n".join(
         [
             *(process.log_text() for process in [*stack.apis, *stack.workers]),
-            *(httpx.get(f"{u}/metrics", timeout=10).text for u in stack.api_urls),
+            *(scrape(f"{u}/metrics", admin_secret)[0] for u in stack.api_urls),
         ]
     )
     for value in (secret, admin_secret, SERVER_SECRET):
