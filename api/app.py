@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 from sse_starlette.sse import AppStatus
 
 from api.auth import authenticate, require_admin
+from api.connection_limits import limited_http_protocol
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
 from api.routes import (
@@ -96,7 +97,11 @@ def front_end_server(
         port=port,
         log_config=None,
         loop="uvloop",
-        http="httptools",
+        # uvicorn's httptools protocol with a header deadline and a connection cap.
+        http=limited_http_protocol(
+            header_timeout_s=settings.api.header_timeout_s,
+            max_connections=settings.api.max_connections,
+        ),
         timeout_graceful_shutdown=int(settings.api.drain_timeout_s),
     )
     server = uvicorn.Server(config)

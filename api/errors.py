@@ -59,6 +59,22 @@ def error_response(error: FleetError, path: str = "") -> Response:
     )
 
 
+SERVER_FULL = 503
+"""A front end at its connection cap (api/connection_limits.py): the status a full server gives,
+with the `overloaded_error` body, which Anthropic's and OpenAI's clients both retry."""
+
+
+def server_full_response(path: str) -> Response:
+    """The answer on a connection beyond the cap; the connection closes after it."""
+    full = Overloaded(
+        "This front end has too many open connections; please retry.", retry_after_s=1
+    )
+    response = error_response(full, path)
+    response.status_code = SERVER_FULL
+    response.headers["connection"] = "close"
+    return response
+
+
 def failure_event(exc: Exception, path: str = "") -> ServerSentEvent:
     """Any failure after the stream started: a FleetError as it is, anything else (its
     traceback logged) as the catch-all's 500. A stream never ends silently cut."""

@@ -361,6 +361,20 @@ class ApiSettings(_Group):
         default=8080,
         description="`ccfleet api`: the port to bind (`--port` wins)",
     )
+    header_timeout_s: float = Field(
+        alias="CCFLEET_HEADER_TIMEOUT_S",
+        default=10.0,
+        gt=0,
+        description="a connection must send a request's headers within this long, or it is "
+        "closed (a slow client cannot hold a front end)",
+    )
+    max_connections: int = Field(
+        alias="CCFLEET_MAX_CONNECTIONS",
+        default=2000,
+        ge=1,
+        description="open connections one front end serves; a request on one beyond gets 503 "
+        "`overloaded_error` (each stream holds one while it lasts)",
+    )
     ping_interval_s: float = Field(
         alias="CCFLEET_PING_INTERVAL_S",
         default=10.0,
