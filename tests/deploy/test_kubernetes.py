@@ -540,3 +540,17 @@ def test_a_workers_metrics_once_turned_on_are_reachable_at_the_pods_address(
     assert DEFAULTS.worker.metrics_host == "127.0.0.1"
     for worker in _workers(overlay):
         assert env_values(only_container(worker))["CCFLEET_METRICS_HOST"] == "0.0.0.0"
+
+
+def test_the_ingress_limits_each_client_address_below_a_front_ends_connection_cap(
+    production: list[Manifest],
+) -> None:
+    [ingress] = of_kind(production, "Ingress")
+    notes = ingress["metadata"]["annotations"]
+    prefix = "nginx.ingress.kubernetes.io/"
+    api = _api(production)
+    cap = int(
+        config_map_value(production, api, "CCFLEET_MAX_CONNECTIONS") or DEFAULTS.api.max_connections
+    )
+    assert 0 < int(notes[prefix + "limit-connections"]) < cap
+    assert float(notes[prefix + "proxy-connect-timeout"]) <= DEFAULTS.api.header_timeout_s
