@@ -1,8 +1,11 @@
-"""Request context: a `request-id` on every response, and the request body size limit.
+"""Request context: a `request-id` on every response; and the request body size limit.
 
-The body is read here, whole, before the app sees it, so a body over the limit is 413
-however it is sent: with a Content-Length (refused before reading) or chunked (refused once
-the limit is passed). FastAPI would turn an error raised while it reads into a 400.
+`RequestContextMiddleware` is the outermost: every answer, also a refusal by the checks
+that follow it (api/app.py lists them), carries the request's id. `BodyLimitMiddleware` is
+the innermost of those checks, so no body is read before the caller's key is (api/auth.py).
+It reads the body here, whole, before the app sees it, so a body over the limit is 413 however it is
+sent: with a Content-Length (refused before reading) or chunked (refused once the limit is
+passed). FastAPI would turn an error raised while it reads into a 400.
 """
 
 from __future__ import annotations
@@ -17,6 +20,23 @@ from shared.telemetry.log import request_id_var
 
 
 class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = new_request_id()
+        keep_request_id(scope, request_id)
+        token = request_id_var.set(request_id)
+        try:
+            await self.app(scope, receive, _with_request_id(send, request_id))
+        finally:
+            request_id_var.reset(token)
+
+
+class BodyLimitMiddleware:
     def __init__(
         self,
         app: ASGIApp,
@@ -32,22 +52,16 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = new_request_id()
-        keep_request_id(scope, request_id)
-        token = request_id_var.set(request_id)
+        limit = self.path_max_body_bytes.get(scope["path"], self.max_body_bytes)
+        declared = _content_length(scope)
         try:
-            limit = self.path_max_body_bytes.get(scope["path"], self.max_body_bytes)
-            declared = _content_length(scope)
-            try:
-                if declared is not None and declared > limit:
-                    raise _too_large_error(limit)
-                replay = await _read_body(receive, limit)
-            except RequestTooLarge as too_large:
-                await error_response(too_large, scope["path"])(scope, receive, send)
-                return
-            await self.app(scope, replay, _with_request_id(send, request_id))
-        finally:
-            request_id_var.reset(token)
+            if declared is not None and declared > limit:
+                raise _too_large_error(limit)
+            replay = await _read_body(receive, limit)
+        except RequestTooLarge as too_large:
+            await error_response(too_large, scope["path"])(scope, receive, send)
+            return
+        await self.app(scope, replay, send)
 
 
 def _too_large_error(limit: int) -> RequestTooLarge:

@@ -14,7 +14,9 @@ import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -187,3 +189,62 @@ def test_a_listing_cursor_off_the_batch_id_pattern_is_404(front_ends: FrontEnds)
         )
         assert reply.status_code == 404, reply.text
         assert error_of(reply)["type"] == "not_found_error"
+
+
+# --- no work before the key ---------------------------------------------------------------
+
+
+def _memory_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+async def _post_unauthenticated(host: str, port: int, body_bytes: int) -> bytes:
+    """Send a POST of `body_bytes` with no key, as fast as the server takes it, until it
+    answers: the status line it answered with."""
+    reader, writer = await asyncio.open_connection(host, port)
+    head = (
+        f"POST /v1/messages/batches HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {body_bytes}\r\n\r\n"
+    )
+    writer.write(head.encode())
+    chunk = b" " * (1 << 20)
+
+    async def send_body() -> None:
+        sent = 0
+        while sent < body_bytes:
+            writer.write(chunk)
+            await writer.drain()
+            sent += len(chunk)
+
+    sending = asyncio.create_task(send_body())
+    try:
+        status_line = await reader.readline()
+    finally:
+        sending.cancel()
+        ended = await asyncio.gather(sending, return_exceptions=True)
+        assert all(e is None or isinstance(e, (asyncio.CancelledError, OSError)) for e in ended)
+        writer.close()
+    return status_line
+
+
+def test_three_unauthenticated_100_mb_batch_bodies_grow_the_front_end_by_at_most_20_mb(
+    front_ends: FrontEnds,
+) -> None:
+    url = front_ends.add(**KEYED_ENV)  # its own process: no earlier peak hides this one
+    api = front_ends.stack.apis[-1]
+    httpx.post(f"{url}/v1/messages/batches", json=INVALID_ONLY_BATCH, timeout=BOUND_S)  # warm
+    before_kb = _memory_kb(api.pid, "VmHWM")
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    assert host is not None and port is not None
+
+    async def three() -> list[bytes]:
+        posts = [_post_unauthenticated(host, port, 100 << 20) for _ in range(3)]
+        return await asyncio.wait_for(asyncio.gather(*posts), timeout=120)
+
+    for status_line in asyncio.run(three()):
+        assert status_line.startswith(b"HTTP/1.1 401"), status_line
+    grown_mb = (_memory_kb(api.pid, "VmHWM") - before_kb) / 1024
+    assert grown_mb <= 20, f"peak RSS grew by {grown_mb:.0f} MB"
