@@ -8,13 +8,15 @@ from collections.abc import AsyncIterator, Callable
 
 import uvicorn
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from sse_starlette.sse import AppStatus
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
 from api.auth import KeyGate, authenticate, require_admin
+from api.browser_guard import BrowserGuard
 from api.errors import install_error_handlers
-from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from api.middleware import JsonBodyMiddleware, RequestContextMiddleware
 from api.routes import (
     batches,
     chat,
@@ -79,16 +81,29 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
     app.include_router(dashboard.page_router)  # the page and its script hold no data
     app.include_router(dashboard.events_router, dependencies=admin)
     # Middleware, the last added outermost: a request passes the checks of the edge in this
-    # order, each before any work the next would do: its id; its key, from the headers
-    # (api/auth.py); only then its body, read under the size limit.
+    # order, each before any work the next would do: its id; its Host and Origin
+    # (api/browser_guard.py), CORS for the origins allowed; its key, from the headers
+    # (api/auth.py); only then its body: JSON, read under the size limit.
     app.add_middleware(RequestMetricsMiddleware, metrics=fleet_metrics)
     app.add_middleware(RequestRecorderMiddleware, redis=lambda: services_of(app).redis)
     app.add_middleware(
-        BodyLimitMiddleware,
+        JsonBodyMiddleware,
         max_body_bytes=settings.api.max_body_bytes,
         path_max_body_bytes={"/v1/messages/batches": settings.batches.max_body_bytes},
     )
     app.add_middleware(KeyGate, is_open=_any_of(open_routes))
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.api.cors_origins,
+        allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=["*"],
+        expose_headers=["request-id", "retry-after", "x-should-retry"],
+    )
+    app.add_middleware(
+        BrowserGuard,
+        allowed_hosts=settings.api.allowed_hosts,
+        cors_origins=settings.api.cors_origins,
+    )
     app.add_middleware(RequestContextMiddleware)
     return app
 

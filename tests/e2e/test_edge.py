@@ -11,6 +11,7 @@ No worker runs: every batch here has only invalid requests, so it ends as it is 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -31,6 +32,12 @@ from tests.processes import http_ok, wait_until
 
 SERVER_SECRET = "edge-test-server-secret-" + "0123456789abcdef" * 2
 KEYED_ENV = {"CCFLEET_AUTH": "on", "CCFLEET_AUTH_SECRET": SERVER_SECRET}
+ALLOWED_ORIGIN = "https://console.example"
+CONFIGURED_ENV = {
+    **KEYED_ENV,
+    "CCFLEET_ALLOWED_HOSTS": json.dumps(["ccfleet-api", "fleet.example"]),
+    "CCFLEET_CORS_ORIGINS": json.dumps([ALLOWED_ORIGIN]),
+}
 # Ends at once, as errored: params without `messages` are invalid.
 INVALID_ONLY_BATCH = {"requests": [{"custom_id": "a", "params": {"model": "claude-sonnet-4-5"}}]}
 JSON = {"content-type": "application/json"}
@@ -68,6 +75,12 @@ def front_ends(
             yield FrontEnds(stack, *stack.api_urls)
         finally:
             stack.stop()
+
+
+@pytest.fixture(scope="module")
+def configured(front_ends: FrontEnds) -> str:
+    """A front end with auth on, allowed hosts and a CORS origin."""
+    return front_ends.add(**CONFIGURED_ENV)
 
 
 async def _new_key(redis_url: str, name: str, **limits: Any) -> str:
@@ -189,6 +202,161 @@ def test_a_listing_cursor_off_the_batch_id_pattern_is_404(front_ends: FrontEnds)
         )
         assert reply.status_code == 404, reply.text
         assert error_of(reply)["type"] == "not_found_error"
+
+
+# --- only JSON ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", None, "application/x-www-form-urlencoded"])
+def test_a_post_that_is_not_application_json_is_415_and_creates_nothing(
+    front_ends: FrontEnds, content_type: str | None
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    url = f"{front_ends.open}/v1/messages/batches"
+    before = httpx.get(url, timeout=BOUND_S).json()["data"]
+    reply = httpx.post(
+        url, content=json.dumps(INVALID_ONLY_BATCH).encode(), headers=headers, timeout=BOUND_S
+    )
+    assert reply.status_code == 415, reply.text
+    assert error_of(reply)["type"] == "invalid_request_error"
+    assert httpx.get(url, timeout=BOUND_S).json()["data"] == before
+
+
+def test_a_post_that_is_not_json_is_415_in_openais_shape_on_its_path(
+    front_ends: FrontEnds,
+) -> None:
+    reply = httpx.post(
+        f"{front_ends.open}/v1/chat/completions",
+        content=b'{"model": "sonnet", "messages": []}',
+        headers={"content-type": "text/plain"},
+        timeout=BOUND_S,
+    )
+    assert reply.status_code == 415, reply.text
+    assert error_of(reply)["type"] == "invalid_request_error"
+    assert "x-request-id" in reply.headers
+
+
+def test_json_with_a_charset_is_json(front_ends: FrontEnds) -> None:
+    reply = httpx.post(
+        f"{front_ends.open}/v1/messages/batches",
+        content=json.dumps(INVALID_ONLY_BATCH).encode(),
+        headers={"content-type": "application/json; charset=utf-8"},
+        timeout=BOUND_S,
+    )
+    assert reply.status_code == 200, reply.text
+
+
+# --- the Host allow-list --------------------------------------------------------------------
+
+
+def test_with_auth_off_a_host_other_than_a_loopback_name_is_refused(
+    front_ends: FrontEnds,
+) -> None:
+    port = urlsplit(front_ends.open).port
+    for path in ("/v1/fleet", "/v1/messages/batches", "/metrics"):
+        reply = httpx.get(
+            f"{front_ends.open}{path}", headers={"host": "rebound.example"}, timeout=BOUND_S
+        )
+        assert reply.status_code == 400, (path, reply.text)
+        assert error_of(reply)["type"] == "invalid_request_error"
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", "localhost"):
+        reply = httpx.get(f"{front_ends.open}/v1/fleet", headers={"host": host}, timeout=BOUND_S)
+        assert reply.status_code == 200, (host, reply.text)
+
+
+def test_probes_answer_whatever_the_host(front_ends: FrontEnds, configured: str) -> None:
+    # The kubelet's httpGet probes send the pod's IP as the Host.
+    for url in (front_ends.open, configured):
+        reply = httpx.get(f"{url}/health", headers={"host": "10.1.2.3:8080"}, timeout=BOUND_S)
+        assert reply.status_code == 200, reply.text
+
+
+def test_with_auth_on_the_allowed_hosts_and_loopback_names_are_served(
+    front_ends: FrontEnds, configured: str
+) -> None:
+    secret = new_key(front_ends, "hosts-check")
+    for host, status in (
+        ("ccfleet-api:8080", 200),
+        ("fleet.example", 200),
+        ("localhost", 200),
+        ("rebound.example", 400),
+    ):
+        reply = httpx.get(
+            f"{configured}/v1/models",
+            headers={"host": host, "x-api-key": secret},
+            timeout=BOUND_S,
+        )
+        assert reply.status_code == status, (host, reply.text)
+
+
+def test_results_url_names_the_allowed_host_the_request_used(front_ends: FrontEnds) -> None:
+    port = urlsplit(front_ends.open).port
+    reply = httpx.post(
+        f"{front_ends.open}/v1/messages/batches",
+        json=INVALID_ONLY_BATCH,
+        headers={"host": f"localhost:{port}"},
+        timeout=BOUND_S,
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["results_url"].startswith(f"http://localhost:{port}/v1/messages/batches/")
+    refused = httpx.post(
+        f"{front_ends.open}/v1/messages/batches",
+        json=INVALID_ONLY_BATCH,
+        headers={"host": "rebound.example"},
+        timeout=BOUND_S,
+    )
+    assert refused.status_code == 400
+    assert "rebound.example" not in refused.text
+
+
+# --- origins -------------------------------------------------------------------------------
+
+
+def test_a_cross_origin_request_is_403_unless_its_origin_is_allowed(
+    front_ends: FrontEnds,
+) -> None:
+    reply = httpx.post(
+        f"{front_ends.open}/v1/messages/batches",
+        json=INVALID_ONLY_BATCH,
+        headers={"origin": "https://evil.example"},
+        timeout=BOUND_S,
+    )
+    assert reply.status_code == 403, reply.text
+    assert error_of(reply)["type"] == "permission_error"
+    same_origin = httpx.get(
+        f"{front_ends.open}/v1/fleet", headers={"origin": front_ends.open}, timeout=BOUND_S
+    )
+    assert same_origin.status_code == 200, same_origin.text
+
+
+def test_an_allowed_origin_gets_cors_headers_and_its_preflight_is_answered(
+    front_ends: FrontEnds, configured: str
+) -> None:
+    secret = new_key(front_ends, "cors-check")
+    preflight = httpx.options(
+        f"{configured}/v1/messages",
+        headers={
+            "origin": ALLOWED_ORIGIN,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "x-api-key, content-type, anthropic-version",
+        },
+        timeout=BOUND_S,
+    )
+    assert preflight.status_code == 200, preflight.text
+    assert preflight.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    reply = httpx.get(
+        f"{configured}/v1/models",
+        headers={"origin": ALLOWED_ORIGIN, "x-api-key": secret},
+        timeout=BOUND_S,
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    refused = httpx.get(
+        f"{configured}/v1/models",
+        headers={"origin": "https://evil.example", "x-api-key": secret},
+        timeout=BOUND_S,
+    )
+    assert refused.status_code == 403, refused.text
 
 
 # --- no work before the key ---------------------------------------------------------------
