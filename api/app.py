@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
 from api.auth import KeyGate, authenticate, require_admin
-from api.browser_guard import BrowserGuard
+from api.browser_guard import BrowserGuard, allowed_hosts
 from api.errors import install_error_handlers
 from api.middleware import JsonBodyMiddleware, RequestContextMiddleware
 from api.routes import (
@@ -101,7 +101,7 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
     )
     app.add_middleware(
         BrowserGuard,
-        allowed_hosts=settings.api.allowed_hosts,
+        allowed_hosts=allowed_hosts(settings),
         cors_origins=settings.api.cors_origins,
     )
     app.add_middleware(RequestContextMiddleware)

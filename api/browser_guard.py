@@ -5,7 +5,8 @@ auth off; two checks keep pages out before any other work:
 
 - the `Host` allow-list: a page that rebinds its own DNS name to 127.0.0.1 reaches the front
   end under that name, which is not on the list (400). Loopback names are always on it;
-  `CCFLEET_ALLOWED_HOSTS` adds the names clients really use (a Service, an ingress), `*` any.
+  `CCFLEET_ALLOWED_HOSTS` adds the names clients really use (a Service, an ingress), `*` any;
+  the host of `CCFLEET_PUBLIC_URL` is on it too (the batches' `results_url` name it).
   Probes (`/health`, `/ready`) answer whatever the Host: the kubelet sends the pod's IP.
 - the `Origin` check: a request a browser sent from another origin is 403, unless
   `CCFLEET_CORS_ORIGINS` names that origin; then Starlette's CORSMiddleware (added after
@@ -25,10 +26,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import error_response
 from shared.errors import FleetError, InvalidRequest, PermissionDenied
+from shared.settings import Settings
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 ANY_HOST = "*"
 PROBE_PATHS = frozenset({"/health", "/ready"})
+
+
+def allowed_hosts(settings: Settings) -> list[str]:
+    """The host names an operator allowed: CCFLEET_ALLOWED_HOSTS and CCFLEET_PUBLIC_URL's."""
+    public_host = urlsplit(settings.batches.public_url).hostname
+    return [*settings.api.allowed_hosts, *([public_host] if public_host else [])]
 
 
 class BrowserGuard:

@@ -376,8 +376,8 @@ class ApiSettings(_Group):
         alias="CCFLEET_ALLOWED_HOSTS",
         default=[],
         description="JSON list of the host names clients reach a front end by, besides "
-        "`localhost`, `127.0.0.1` and `::1` (a Service's, an ingress's); another `Host` is 400. "
-        '`["*"]`: any (then only client keys protect the API)',
+        "`localhost`, `127.0.0.1`, `::1` and CCFLEET_PUBLIC_URL's (a Service's, an ingress's); "
+        'another `Host` is 400. `["*"]`: any (then only client keys protect the API)',
     )
     cors_origins: list[str] = Field(
         alias="CCFLEET_CORS_ORIGINS",

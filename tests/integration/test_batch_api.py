@@ -26,8 +26,13 @@ SECRET = "s" * 32  # the server secret keying client keys' hashes
 
 
 def settings_for(redis_server: EmbeddedRedis, **overrides: Any) -> Settings:
-    """Auth off unless asked: these tests are about batches, not keys."""
-    defaults: dict[str, Any] = {"redis_url": redis_server.url, "auth": "off"}
+    """Auth off unless asked: these tests are about batches, not keys. The clients reach the
+    app as `http://fe`: an allowed host."""
+    defaults: dict[str, Any] = {
+        "redis_url": redis_server.url,
+        "auth": "off",
+        "allowed_hosts": ["fe"],
+    }
     return Settings(**{**defaults, **overrides})
 
 
