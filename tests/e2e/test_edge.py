@@ -26,7 +26,7 @@ from redis.asyncio import Redis as AsyncRedis
 
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.access.client_keys import KeyLimits, KeyStore
-from tests.conftest import Stack
+from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import FakeUpstream
 from tests.processes import http_ok, wait_until
 
@@ -416,3 +416,15 @@ def test_three_unauthenticated_100_mb_batch_bodies_grow_the_front_end_by_at_most
         assert status_line.startswith(b"HTTP/1.1 401"), status_line
     grown_mb = (_memory_kb(api.pid, "VmHWM") - before_kb) / 1024
     assert grown_mb <= 20, f"peak RSS grew by {grown_mb:.0f} MB"
+
+
+def test_a_key_check_during_a_redis_outage_is_529_overloaded_not_a_500(
+    make_stack: StackFactory,
+) -> None:
+    stack = make_stack(workers=0, wait_ready=False, **KEYED_ENV)
+    wait_until(lambda: http_ok(f"{stack.url}/health"), BOUND_S, "the front end")
+    stack.redis.kill()
+    reply = httpx.get(f"{stack.url}/v1/models", headers={"x-api-key": "sk-ccf-x"}, timeout=BOUND_S)
+    assert reply.status_code == 529, reply.text
+    assert error_of(reply)["type"] == "overloaded_error"
+    assert reply.headers["retry-after"] == "1"
