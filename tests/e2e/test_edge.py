@@ -22,10 +22,12 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from pydantic import SecretStr
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis as AsyncRedis
 
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.access.client_keys import KeyLimits, KeyStore
+from shared.broker import redis_keys
 from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import FakeUpstream
 from tests.processes import http_ok, wait_until
@@ -167,6 +169,20 @@ def test_a_key_still_sees_its_own_batches_after_its_limits_change(
         timeout=BOUND_S,
     )
     assert reply.status_code == 200, reply.text
+
+
+def test_a_batch_from_before_key_ids_is_seen_by_admin_keys_only(front_ends: FrontEnds) -> None:
+    secret = new_key(front_ends, "carol")
+    admin = new_key(front_ends, "carol-admin", admin=True)
+    batch = create_batch(front_ends.keyed, secret)
+    client = SyncRedis.from_url(front_ends.stack.redis.url)
+    try:
+        client.hdel(redis_keys.batch(batch["id"]), "owner_id")  # as stored before ids
+    finally:
+        client.close()
+    url = f"{front_ends.keyed}/v1/messages/batches/{batch['id']}"
+    assert httpx.get(url, headers={"x-api-key": secret}, timeout=BOUND_S).status_code == 404
+    assert httpx.get(url, headers={"x-api-key": admin}, timeout=BOUND_S).status_code == 200
 
 
 # --- ids checked against their pattern -----------------------------------------------------
