@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import uvicorn
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from sse_starlette.sse import AppStatus
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
-from api.auth import authenticate, require_admin
+from api.auth import KeyGate, authenticate, require_admin
+from api.browser_guard import BrowserGuard, allowed_hosts
 from api.connection_limits import limited_http_protocol
 from api.errors import install_error_handlers
-from api.middleware import RequestContextMiddleware
+from api.middleware import JsonBodyMiddleware, RequestContextMiddleware
 from api.routes import (
     batches,
     chat,
@@ -58,17 +62,12 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
     # requests in flight; sse-starlette would otherwise cut every stream at once.
     AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]  # untyped in sse-starlette
     app = FastAPI(title="ccfleet", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.add_middleware(RequestMetricsMiddleware, metrics=fleet_metrics)
-    app.add_middleware(RequestRecorderMiddleware, redis=lambda: services_of(app).redis)
-    app.add_middleware(
-        RequestContextMiddleware,
-        max_body_bytes=settings.api.max_body_bytes,
-        path_max_body_bytes={"/v1/messages/batches": settings.batches.max_body_bytes},
-    )
     install_error_handlers(app)
     # Access (api/auth.py) is decided here, for whole routers: a client key for the API,
     # an admin key for the fleet's own state and its metrics (they name keys and accounts);
-    # health probes stay open.
+    # health probes, the dashboard's page and the OpenAPI document (FastAPI's own route) stay
+    # open.
+    open_routes = [*app.routes, *health.router.routes, *dashboard.page_router.routes]
     client = [Depends(authenticate)]
     admin = [Depends(require_admin)]
     app.include_router(count_tokens.router, dependencies=client)
@@ -82,7 +81,42 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
     app.include_router(metrics.router, dependencies=admin)
     app.include_router(dashboard.page_router)  # the page and its script hold no data
     app.include_router(dashboard.events_router, dependencies=admin)
+    # Middleware, the last added outermost: a request passes the checks of the edge in this
+    # order, each before any work the next would do: its id; its Host and Origin
+    # (api/browser_guard.py), CORS for the origins allowed; its key, from the headers
+    # (api/auth.py); only then its body: JSON, read under the size limit.
+    app.add_middleware(RequestMetricsMiddleware, metrics=fleet_metrics)
+    app.add_middleware(RequestRecorderMiddleware, redis=lambda: services_of(app).redis)
+    app.add_middleware(
+        JsonBodyMiddleware,
+        max_body_bytes=settings.api.max_body_bytes,
+        path_max_body_bytes={"/v1/messages/batches": settings.batches.max_body_bytes},
+    )
+    app.add_middleware(KeyGate, is_open=_any_of(open_routes))
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.api.cors_origins,
+        allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=["*"],
+        expose_headers=["request-id", "retry-after", "x-should-retry"],
+    )
+    app.add_middleware(
+        BrowserGuard,
+        allowed_hosts=allowed_hosts(settings),
+        cors_origins=settings.api.cors_origins,
+    )
+    app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def _any_of(routes: list[BaseRoute]) -> Callable[[Scope], bool]:
+    """Whether a request is for one of these routes (any method: a wrong one is a 405)."""
+    open_routes = tuple(routes)
+
+    def is_open(scope: Scope) -> bool:
+        return any(route.matches(scope)[0] is not Match.NONE for route in open_routes)
+
+    return is_open
 
 
 def front_end_server(

@@ -75,6 +75,23 @@ def server_full_response(path: str) -> Response:
     return response
 
 
+def refusal_response(exc: Exception, path: str) -> Response:
+    """The answer to `exc` raised in one of our middlewares, before the app's handlers
+    (below) could see it: what they would answer. Anything but a FleetError or a Redis outage
+    is raised again, for the catch-all."""
+    if isinstance(exc, FleetError):
+        return error_response(exc, path)
+    if isinstance(exc, OUTAGE_ERRORS):
+        return error_response(_outage(exc), path)
+    raise exc
+
+
+def _outage(exc: Exception) -> Overloaded:
+    # Only an outage is worth a retry; any other RedisError is a 500 (on_unexpected).
+    logger.warning("redis unavailable: %s", type(exc).__name__)
+    return Overloaded("The job queue is unavailable; please retry.", retry_after_s=1)
+
+
 def failure_event(exc: Exception, path: str = "") -> ServerSentEvent:
     """Any failure after the stream started: a FleetError as it is, anything else (its
     traceback logged) as the catch-all's 500. A stream never ends silently cut."""
@@ -156,10 +173,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody reads it
 
     async def on_redis_outage(request: Request, exc: Exception) -> Response:
-        # Only an outage is worth a retry; any other RedisError is a 500 (on_unexpected).
-        logger.warning("redis unavailable: %s", type(exc).__name__)
-        unavailable = Overloaded("The job queue is unavailable; please retry.", retry_after_s=1)
-        return error_response(unavailable, request.url.path)
+        return error_response(_outage(exc), request.url.path)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         # Starlette runs this outside every middleware, where the request-id variable holds

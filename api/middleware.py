@@ -1,22 +1,44 @@
-"""Request context: a `request-id` on every response, and the request body size limit.
+"""Request context: a `request-id` on every response; and what a request body may be.
 
-The body is read here, whole, before the app sees it, so a body over the limit is 413
-however it is sent: with a Content-Length (refused before reading) or chunked (refused once
-the limit is passed). FastAPI would turn an error raised while it reads into a 400.
+`RequestContextMiddleware` is the outermost: every answer, also a refusal by the checks
+that follow it (api/app.py lists them), carries the request's id. `JsonBodyMiddleware` is
+the innermost of those checks, so no body is read before the caller's key is (api/auth.py).
+A body is JSON: a POST whose Content-Type is not `application/json` is 415 (a web page's
+form or `text/plain` body, which a browser sends cross-site without asking). It reads the
+body here, whole, before the app sees it, so a body over the limit is 413 however it is
+sent: with a Content-Length (refused before reading) or chunked (refused once the limit is
+passed). FastAPI would turn an error raised while it reads into a 400.
 """
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response
 from api.request_id import keep_request_id, new_request_id
-from shared.errors import RequestTooLarge
+from shared.errors import RequestTooLarge, UnsupportedMediaType
 from shared.telemetry.log import request_id_var
 
 
 class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = new_request_id()
+        keep_request_id(scope, request_id)
+        token = request_id_var.set(request_id)
+        try:
+            await self.app(scope, receive, _with_request_id(send, request_id))
+        finally:
+            request_id_var.reset(token)
+
+
+class JsonBodyMiddleware:
     def __init__(
         self,
         app: ASGIApp,
@@ -32,22 +54,26 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = new_request_id()
-        keep_request_id(scope, request_id)
-        token = request_id_var.set(request_id)
+        limit = self.path_max_body_bytes.get(scope["path"], self.max_body_bytes)
+        declared = _content_length(scope)
         try:
-            limit = self.path_max_body_bytes.get(scope["path"], self.max_body_bytes)
-            declared = _content_length(scope)
-            try:
-                if declared is not None and declared > limit:
-                    raise _too_large_error(limit)
-                replay = await _read_body(receive, limit)
-            except RequestTooLarge as too_large:
-                await error_response(too_large, scope["path"])(scope, receive, send)
-                return
-            await self.app(scope, replay, _with_request_id(send, request_id))
-        finally:
-            request_id_var.reset(token)
+            if scope["method"] in _WITH_BODY and not _is_json(scope):
+                raise UnsupportedMediaType("Content-Type: expected application/json.")
+            if declared is not None and declared > limit:
+                raise _too_large_error(limit)
+            replay = await _read_body(receive, limit)
+        except (UnsupportedMediaType, RequestTooLarge) as refused:
+            await error_response(refused, scope["path"])(scope, receive, send)
+            return
+        await self.app(scope, replay, send)
+
+
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _is_json(scope: Scope) -> bool:
+    media_type = Headers(scope=scope).get("content-type", "").partition(";")[0]
+    return media_type.strip().lower() == "application/json"
 
 
 def _too_large_error(limit: int) -> RequestTooLarge:

@@ -1,8 +1,9 @@
 """Resuming a stream, and who may: a stream belongs to the request that started it.
 
-A job's record keeps the owner of its stream: a digest of the request body and the name of
-the client key that sent it. Resuming with `Last-Event-ID` needs the same body and key;
-anything else is 404, as for an unknown stream.
+A job's record keeps the owner of its stream: a digest of the request body and the id of
+the client key that sent it (immutable: a new key under a revoked key's name is another
+owner). Resuming with `Last-Event-ID` needs the same body and key; anything else is 404, as
+for an unknown stream.
 """
 
 from __future__ import annotations
@@ -44,10 +45,10 @@ async def resume_job(
 
 
 def stream_owner(body: MessagesRequest, key: ClientKey | None) -> dict[str, str]:
-    """What a resume must match: the request body's digest and the client key's name ("":
+    """What a resume must match: the request body's digest and the client key's id ("":
     auth is off, and every caller is the same anonymous client)."""
     digest = hashlib.sha256(body.model_dump_json(exclude_unset=True).encode()).hexdigest()
-    return {"digest": digest, "client": key.name if key is not None else ""}
+    return {"digest": digest, "client": key.id if key is not None else ""}
 
 
 def same_owner(kept: dict[str, str], asking: dict[str, str]) -> bool:

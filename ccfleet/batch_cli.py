@@ -208,7 +208,13 @@ def results(
 def cancel(batch_id: str, url: Url = "http://127.0.0.1:8080", api_key: Key = "") -> None:
     """Cancel a batch: waiting requests become canceled, running ones finish."""
     with _client(url, api_key) as client:
-        batch = _request(client, "POST", f"/v1/messages/batches/{batch_id}/cancel")
+        # No body, but a POST is JSON or 415 (the front end refuses what web pages send).
+        batch = _request(
+            client,
+            "POST",
+            f"/v1/messages/batches/{batch_id}/cancel",
+            headers={"content-type": "application/json"},
+        )
     _print_batch(batch)
 
 

@@ -43,6 +43,12 @@ class InvalidRequest(FleetError):
     error_type = "invalid_request_error"
 
 
+class UnsupportedMediaType(InvalidRequest):
+    """A body that is not `application/json` (a web page's form, `text/plain`)."""
+
+    status_code = 415
+
+
 class AuthenticationFailed(FleetError):
     status_code = 401
     error_type = "authentication_error"

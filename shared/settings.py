@@ -392,6 +392,19 @@ class ApiSettings(_Group):
         ge=1,
         description="largest `max_tokens` accepted (400 beyond)",
     )
+    allowed_hosts: list[str] = Field(
+        alias="CCFLEET_ALLOWED_HOSTS",
+        default=[],
+        description="JSON list of the host names clients reach a front end by, besides "
+        "`localhost`, `127.0.0.1`, `::1` and CCFLEET_PUBLIC_URL's (a Service's, an ingress's); "
+        'another `Host` is 400. `["*"]`: any (then only client keys protect the API)',
+    )
+    cors_origins: list[str] = Field(
+        alias="CCFLEET_CORS_ORIGINS",
+        default=[],
+        description="JSON list of the origins (`https://app.example`) whose web pages may call "
+        "the API; a request with another `Origin` (not the front end's own) is 403",
+    )
     resume_window_max_s: float = Field(
         alias="CCFLEET_RESUME_WINDOW_MAX_S",
         default=60.0,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.errors import FleetError
+from shared.errors import FleetError, UnsupportedMediaType
 
 OPENAI_PATH_PREFIX = "/v1/chat/"
 
@@ -33,6 +33,8 @@ def is_openai_path(path: str) -> bool:
 
 def openai_status(error: FleetError) -> int:
     status, _, _ = _OPENAI_ERRORS.get(error.error_type, (500, "server_error", None))
+    if isinstance(error, UnsupportedMediaType):
+        return error.status_code  # an invalid request, but one HTTP names on its own (415)
     return status
 
 

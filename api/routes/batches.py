@@ -1,8 +1,10 @@
 """The Message Batches API: /v1/messages/batches (create, list), /{id} (read, delete),
 /{id}/cancel, /{id}/results (JSONL).
 
-A batch belongs to the client key that created it (`CallerKey`, api/auth.py): other keys get
-404, admin keys see every batch. With auth off every client sees every batch.
+A batch belongs to the client key that created it (`CallerKey`, api/auth.py), by the key's
+immutable id: other keys get 404 (also a new key under a revoked key's name), admin keys see
+every batch. With auth off every client sees every batch. A batch id off its pattern is 404
+before Redis hears of it (it would name another of the batch's keys).
 """
 
 from __future__ import annotations
@@ -19,17 +21,23 @@ from api.batch_intake import RequestRules, read_batch_body, stored_requests
 from api.services import FrontEndServices, Services
 from shared.access.client_keys import ClientKey
 from shared.batches.store import NewBatch
-from shared.batches.wire import BatchState, new_batch_id
+from shared.batches.wire import BATCH_ID, BatchState, new_batch_id
 from shared.errors import InvalidRequest, NotFound, PermissionDenied
 
 router = APIRouter()
 
 
-def _owner(key: ClientKey | None) -> tuple[str, bool]:
-    """The client key's name ("" when auth is off) and whether it sees every batch."""
-    if key is None:
-        return "", True
-    return key.name, key.admin
+def _owner_id(key: ClientKey | None) -> str | None:
+    """The id whose batches the caller sees; None: every batch (auth off, or an admin key)."""
+    if key is None or key.admin:
+        return None
+    return key.id
+
+
+def _checked_id(batch_id: str) -> str:
+    if not BATCH_ID.fullmatch(batch_id):
+        raise NotFound(f"message batch {batch_id!r} not found.")
+    return batch_id
 
 
 def _base_url(request: Request, services: FrontEndServices) -> str:
@@ -38,9 +46,9 @@ def _base_url(request: Request, services: FrontEndServices) -> str:
 
 async def _visible(services: FrontEndServices, key: ClientKey | None, batch_id: str) -> BatchState:
     """The batch, expired first if due; 404 if absent or not the caller's."""
-    state = await services.fleet.batch_dispatch.expire_if_due(batch_id)
-    owner, sees_all = _owner(key)
-    if state is None or not (sees_all or state.owner == owner):
+    state = await services.fleet.batch_dispatch.expire_if_due(_checked_id(batch_id))
+    owner_id = _owner_id(key)
+    if state is None or not (owner_id is None or state.owner_id == owner_id):
         raise NotFound(f"message batch {batch_id!r} not found.")
     return state
 
@@ -55,7 +63,8 @@ async def create_batch(request: Request, services: Services, key: CallerKey) -> 
     now_ms = int(time.time() * 1000)
     batch = NewBatch(
         id=new_batch_id(),
-        owner=_owner(key)[0],
+        owner=key.name if key is not None else "",
+        owner_id=key.id if key is not None else "",
         created_at_ms=now_ms,
         expires_at_ms=now_ms + int(services.settings.batches.expiry_s * 1000),
     )
@@ -74,9 +83,11 @@ async def list_batches(
 ) -> dict[str, Any]:
     if before_id is not None and after_id is not None:
         raise InvalidRequest("before_id and after_id cannot be used together.")
-    owner, sees_all = _owner(key)
     found, more = await services.fleet.batch_store.page(
-        owner=None if sees_all else owner, before_id=before_id, after_id=after_id, limit=limit
+        owner_id=_owner_id(key),
+        before_id=None if before_id is None else _checked_id(before_id),
+        after_id=None if after_id is None else _checked_id(after_id),
+        limit=limit,
     )
     now_ms = time.time() * 1000
     for position, state in enumerate(found):

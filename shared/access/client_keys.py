@@ -7,6 +7,11 @@ record: the Redis key looked up is an HMAC output, so how long the lookup takes 
 attacker nothing about any secret; the digests are then compared in constant time.
 `redis_keys.client_key_names` maps each live key's name to its digest; revoking removes the name
 and marks the record revoked, so the very next lookup on any front end fails.
+
+What a key owns (its batches, its streams) is recorded under its `id`, never its name: a name
+is free again once its key is revoked, and a new key under that name owns nothing of the old
+one's. The id is drawn at creation and never changes; a key stored before ids existed gets one
+derived from its digest (as immutable, and distinct for each key).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 from fnmatch import fnmatchcase
 
 import orjson
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from redis.asyncio import Redis
 
 from shared.broker import redis_keys
@@ -28,6 +33,16 @@ from shared.fleet.lanes import LANES, Lane
 SECRET_PREFIX = "sk-ccf-"
 MIN_SERVER_SECRET_CHARS = 32
 KEY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+KEY_ID_PATTERN = r"^key_[0-9a-f]{24}$"
+
+
+def new_key_id() -> str:
+    return "key_" + secrets.token_hex(12)
+
+
+def legacy_key_id(digest: str) -> str:
+    """The id of a key stored before keys had ids: stable, as its digest never changes."""
+    return "key_" + hashlib.sha256(b"ccfleet key id\0" + digest.encode()).hexdigest()[:24]
 
 
 class KeyStoreError(ValueError):
@@ -51,10 +66,21 @@ class KeyLimits(BaseModel):
 class ClientKey(KeyLimits):
     """A key's record as stored (never its secret)."""
 
+    id: str = Field(default="", pattern=KEY_ID_PATTERN)
+    """What the key's batches and streams are recorded under; never changes. Left out (a
+    record stored before ids): derived from the digest."""
     name: str = Field(pattern=KEY_NAME_PATTERN)
     digest: str
     created_at: float
     revoked_at: float = 0.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _id_of_a_key_stored_before_ids(cls, values: object) -> object:
+        digest = values.get("digest") if isinstance(values, dict) else None
+        if isinstance(values, dict) and "id" not in values and isinstance(digest, str):
+            return {**values, "id": legacy_key_id(digest)}
+        return values
 
     @property
     def revoked(self) -> bool:
@@ -106,7 +132,13 @@ class KeyStore:
         """A new key and its secret, which exists nowhere else once the caller shows it."""
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
         digest = self.digest(secret)
-        key = ClientKey(name=name, digest=digest, created_at=time.time(), **limits.model_dump())
+        key = ClientKey(
+            id=new_key_id(),
+            name=name,
+            digest=digest,
+            created_at=time.time(),
+            **limits.model_dump(),
+        )
         if not await self._redis.hsetnx(redis_keys.client_key_names(), name, digest):  # type: ignore[misc]  # redis-py 5 types it sync-or-async
             raise KeyStoreError(f"a key named {name!r} exists; revoke it first")
         await self._redis.set(redis_keys.client_key(digest), _dump(key))

@@ -42,9 +42,10 @@ _TAKE_NEXT = LuaScript.beside(__file__, "store.take_next.lua")
 @dataclass(frozen=True)
 class NewBatch:
     id: str
-    owner: str
+    owner: str  # the client key's name (usage and spend are booked by name)
     created_at_ms: int
     expires_at_ms: int
+    owner_id: str = ""  # the client key's id: who may see the batch ("" with auth off)
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class BatchStore:
         fields: dict[str, str | int] = {
             "id": batch.id,
             "owner": batch.owner,
+            "owner_id": batch.owner_id,
             "status": "in_progress" if awaiting else "ended",
             "count": count,
             "awaiting": awaiting,
@@ -147,10 +149,10 @@ class BatchStore:
         return BatchState.from_hash(raw) if raw else None
 
     async def page(
-        self, *, owner: str | None, before_id: str | None, after_id: str | None, limit: int
+        self, *, owner_id: str | None, before_id: str | None, after_id: str | None, limit: int
     ) -> tuple[list[BatchState], bool]:
         """Newest first: batches older than `after_id`, or newer than `before_id`.
-        `owner` None: every batch (auth off, or an admin key)."""
+        `owner_id` None: every batch (auth off, or an admin key)."""
         index = redis_keys.batches_index()
         if before_id is not None:
             rank = await self._redis.zrevrank(index, before_id)
@@ -169,7 +171,7 @@ class BatchStore:
             if state is None:
                 await self._redis.zrem(index, raw_id)  # its retention ran out
                 continue
-            if owner is not None and state.owner != owner:
+            if owner_id is not None and state.owner_id != owner_id:
                 continue
             if len(found) == limit:
                 more = True

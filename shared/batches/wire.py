@@ -23,6 +23,7 @@ RESULT_TYPES: tuple[ResultType, ...] = ("succeeded", "errored", "canceled", "exp
 
 MAX_REQUESTS = 100_000
 CUSTOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+BATCH_ID = re.compile(r"msgbatch_[0-9a-f]{28}")  # new_batch_id; use with fullmatch
 
 
 def new_batch_id() -> str:
@@ -42,7 +43,8 @@ class BatchState:
     """The fields of a batch's hash (times in epoch ms; 0: not yet)."""
 
     id: str
-    owner: str  # the client key's name; "" when auth is off
+    owner: str  # the client key's name, for its usage and spend; "" when auth is off
+    owner_id: str  # the client key's id, who may see the batch; "" when auth is off
     status: BatchStatus
     count: int
     counts: dict[ResultType, int]
@@ -61,6 +63,7 @@ class BatchState:
         return cls(
             id=text["id"],
             owner=text.get("owner", ""),
+            owner_id=text.get("owner_id", ""),
             status=status,
             count=int(text["count"]),
             counts={kind: int(text.get(kind, 0)) for kind in RESULT_TYPES},

@@ -6,6 +6,7 @@ import asyncio
 import time
 from datetime import timedelta
 
+import orjson
 import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
@@ -87,6 +88,32 @@ async def test_a_name_is_taken_until_its_key_is_revoked(store: KeyStore) -> None
     assert await store.find(first) is None
     found = await store.find(second)
     assert found is not None and found.admin
+
+
+async def test_a_key_keeps_its_id_through_updates_and_a_new_key_under_its_name_has_another(
+    store: KeyStore,
+) -> None:
+    first, _ = await store.create("alice", KeyLimits())
+    assert (await store.update("alice", {"rpm": 3})).id == first.id
+    await store.revoke("alice")
+    second, secret = await store.create("alice", KeyLimits())
+    found = await store.find(secret)
+    assert found is not None and found.id == second.id != first.id
+
+
+async def test_a_key_stored_before_ids_existed_has_a_stable_id_of_its_own(
+    store: KeyStore, redis: Redis
+) -> None:
+    ids = []
+    for name in ("old-a", "old-b"):
+        key, secret = await store.create(name, KeyLimits())
+        record = key.model_dump(exclude={"id"})  # as written before keys had ids
+        await redis.set(redis_keys.client_key(key.digest), orjson.dumps(record))
+        found, again = await store.find(secret), await store.find(secret)
+        assert found is not None and again is not None
+        assert found.id == again.id != key.id
+        ids.append(found.id)
+    assert ids[0] != ids[1]
 
 
 async def test_an_update_changes_only_the_limits_given(store: KeyStore) -> None:

@@ -26,8 +26,13 @@ SECRET = "s" * 32  # the server secret keying client keys' hashes
 
 
 def settings_for(redis_server: EmbeddedRedis, **overrides: Any) -> Settings:
-    """Auth off unless asked: these tests are about batches, not keys."""
-    defaults: dict[str, Any] = {"redis_url": redis_server.url, "auth": "off"}
+    """Auth off unless asked: these tests are about batches, not keys. The clients reach the
+    app as `http://fe`: an allowed host."""
+    defaults: dict[str, Any] = {
+        "redis_url": redis_server.url,
+        "auth": "off",
+        "allowed_hosts": ["fe"],
+    }
     return Settings(**{**defaults, **overrides})
 
 
@@ -67,8 +72,10 @@ async def test_batches_list_newest_first_in_pages_both_ways(
     assert [b.id for b in first.data] == newest_first[:2]
     assert first.has_more
     assert (first.first_id, first.last_id) == (newest_first[0], newest_first[1])
+    assert first.last_id is not None
     second = await client.messages.batches.list(limit=2, after_id=first.last_id)
     assert [b.id for b in second.data] == newest_first[2:4]
+    assert second.last_id is not None
     last = await client.messages.batches.list(limit=2, after_id=second.last_id)
     assert [b.id for b in last.data] == newest_first[4:]
     assert not last.has_more

@@ -26,6 +26,7 @@ from shared.errors import (
     PermissionDenied,
     RateLimited,
     RequestTooLarge,
+    UnsupportedMediaType,
     UpstreamTimeout,
     error_class_for,
     from_error,
@@ -93,7 +94,13 @@ def test_unknown_type_and_status_map_to_the_root() -> None:
     assert error_class_for() is FleetError
 
 
-@pytest.mark.parametrize("cls", all_error_classes(), ids=lambda cls: cls.__name__)
+# Refused by the front end before any job exists (api/middleware.py): never sent across Redis.
+EDGE_ONLY = {UnsupportedMediaType}
+
+
+@pytest.mark.parametrize(
+    "cls", [c for c in all_error_classes() if c not in EDGE_ONLY], ids=lambda cls: cls.__name__
+)
 def test_every_error_survives_the_trip_through_redis(cls: type[FleetError]) -> None:
     if cls is AccountLimitReached:
         original: FleetError = AccountLimitReached(
