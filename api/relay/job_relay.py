@@ -85,16 +85,18 @@ class JobRelay:
     async def _detach(self) -> None:
         job_id = self.reader.job_id
         on_close, self._on_close = self._on_close, None
+        still_reading = await self._redis.decr(redis_keys.job_readers(job_id))
+        if not self.finished and still_reading <= 0 and self._resume_window_s > 0:
+            # The job goes on without a client: its lease (a quota's concurrency) lasts until
+            # the job ends (its worker ends it), or until it is cancelled unresumed.
+            self._detached.cancel_later(job_id, after_s=self._resume_window_s, then=on_close)
+            return
         if on_close is not None:
             with contextlib.suppress(*OUTAGE_ERRORS):  # a lease not ended here expires
                 await on_close()
-        still_reading = await self._redis.decr(redis_keys.job_readers(job_id))
         if self.finished or still_reading > 0:
             return  # another client (the first, or one resuming) holds the job: it goes on
-        if self._resume_window_s > 0:
-            self._detached.cancel_later(job_id, after_s=self._resume_window_s)
-        else:
-            await self._queue.cancel(job_id)
+        await self._queue.cancel(job_id)
 
     async def next_chunk(self) -> Chunk:
         """The next chunk, waiting as long as the job lives; an error chunk raises."""

@@ -1,0 +1,243 @@
+"""One admission for every path: a client key's quotas hold on a resumed stream, on a client
+that leaves inside its resume window, and on each request of a batch; tokens per minute are
+a reservation (estimated input plus max_tokens) settled to the real usage.
+
+One stack for the module: Redis, one front end with auth on, one worker (2 slots, one of them
+interactive only) running the fake CLI (tests/fakes/fake_cli.py): these tests are about
+admission, not the CLI. The fake answers "Hello" at a cost of 1 USD, or, while a test sets
+its mode to `stream_forever`, streams until its job is cancelled. Each test uses keys of its
+own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import pytest
+import redis
+from pydantic import SecretStr
+from redis.asyncio import Redis as AsyncRedis
+
+from ccfleet.embedded_redis import EmbeddedRedis
+from shared.access.client_keys import KeyLimits, KeyStore
+from shared.access.ledger import month_of
+from shared.broker import redis_keys
+from tests.conftest import Stack
+from tests.fakes import fake_cli
+from tests.fakes.upstream import FakeUpstream
+from tests.processes import wait_until
+
+SERVER_SECRET = "test-server-secret-" + "0123456789abcdef" * 2
+ACCESS_ENV = {
+    "CCFLEET_AUTH": "on",
+    "CCFLEET_AUTH_SECRET": SERVER_SECRET,
+    "CCFLEET_BATCH_CHECK_S": "0.2",
+    "CCFLEET_HEARTBEAT_TTL_S": "2",
+}
+MODEL = "claude-sonnet-4-5"
+HELLO = [{"role": "user", "content": "Say hello."}]
+COST_USD = 1.0  # what each fake answer costs
+
+
+class FakeCli:
+    """The worker's `claude`: the fake CLI, in the mode written in a file (read per run)."""
+
+    def __init__(self, root: Path) -> None:
+        self.mode_file = root / "cli-mode"
+        self.mode_file.write_text("answer")
+        output = root / "cli-output.jsonl"
+        lines = fake_cli.hello_answer()
+        lines[-1] = {**lines[-1], "total_cost_usd": COST_USD}
+        output.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        me = f"{shlex.quote(sys.executable)} {shlex.quote(fake_cli.__file__)}"
+        self.path = root / "claude"
+        self.path.write_text(
+            "#!/bin/sh\n"
+            'case "$1" in --version|auth) FAKE_CLI_MODE=answer exec ' + me + ' "$@";; esac\n'
+            f'FAKE_CLI_MODE="$(cat {shlex.quote(str(self.mode_file))})" '
+            f'FAKE_CLI_OUTPUT={shlex.quote(str(output))} exec {me} "$@"\n'
+        )
+        self.path.chmod(0o755)
+
+    def set_mode(self, mode: str) -> None:
+        self.mode_file.write_text(mode)
+
+
+@pytest.fixture(scope="module")
+def module_cli(tmp_path_factory: pytest.TempPathFactory) -> FakeCli:
+    return FakeCli(tmp_path_factory.mktemp("cli"))
+
+
+@pytest.fixture
+def cli(module_cli: FakeCli) -> Iterator[FakeCli]:
+    """The module's fake CLI, answering again after each test."""
+    yield module_cli
+    module_cli.set_mode("answer")
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, session_upstream: FakeUpstream, module_cli: FakeCli
+) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("admission")
+    (root / "claude-config").mkdir()
+    with EmbeddedRedis(root / "redis") as server:
+        stack = Stack(
+            redis=server, upstream=session_upstream, claude_bin=str(module_cli.path), root=root
+        )
+        try:
+            stack.add_worker(**ACCESS_ENV)
+            stack.add_api(**ACCESS_ENV)
+            stack.wait_ready()
+            yield stack
+        finally:
+            stack.stop()
+
+
+def create_key(stack: Stack, name: str, **limits: Any) -> str:
+    async def create() -> str:
+        client = AsyncRedis.from_url(stack.redis.url)
+        try:
+            _, secret = await KeyStore(client, SecretStr(SERVER_SECRET)).create(
+                name, KeyLimits(**limits)
+            )
+        finally:
+            await client.aclose()
+        return secret
+
+    return asyncio.run(create())
+
+
+def message(max_tokens: int = 64, **extra: Any) -> dict[str, Any]:
+    return {"model": MODEL, "max_tokens": max_tokens, "messages": HELLO, **extra}
+
+
+def post(stack: Stack, secret: str, body: dict[str, Any], **headers: str) -> httpx.Response:
+    return httpx.post(
+        f"{stack.url}/v1/messages", json=body, headers={"x-api-key": secret, **headers}, timeout=30
+    )
+
+
+def first_delta_id(stack: Stack, secret: str, body: dict[str, Any], **headers: str) -> str:
+    """Open a stream, read it up to its first text delta, leave; the id of that event."""
+    with httpx.stream(
+        "POST",
+        f"{stack.url}/v1/messages",
+        json={**body, "stream": True},
+        headers={"x-api-key": secret, **headers},
+        timeout=30,
+    ) as reply:
+        assert reply.status_code == 200, reply.read()
+        event_id = ""
+        for line in reply.iter_lines():
+            if line.startswith("id:"):
+                event_id = line.removeprefix("id:").strip()
+            if line.startswith("data:") and '"content_block_delta"' in line:
+                return event_id
+    raise AssertionError("the stream ended before its first delta")
+
+
+# The casts below: redis-py 5 types each command's reply as sync-or-async.
+def in_flight(stack: Stack, key: str) -> int:
+    client = redis.Redis.from_url(stack.redis.url)
+    try:
+        return cast(int, client.zcard(redis_keys.quota_in_flight(key)))
+    finally:
+        client.close()
+
+
+def reserved(stack: Stack, key: str) -> list[str]:
+    client = redis.Redis.from_url(stack.redis.url)
+    try:
+        members = cast(list[bytes], client.zrange(redis_keys.quota_tokens(key), 0, -1))
+    finally:
+        client.close()
+    return [m.decode() for m in members if m.startswith(b"reserved:")]
+
+
+def month_spend(stack: Stack, key: str) -> float:
+    client = redis.Redis.from_url(stack.redis.url)
+    try:
+        spent = cast(
+            bytes | None, client.get(redis_keys.month_spend("key", key, month_of(time.time())))
+        )
+    finally:
+        client.close()
+    return float(spent or 0)
+
+
+def limit_message(reply: httpx.Response) -> str:
+    assert reply.status_code == 429, reply.text
+    assert reply.json()["error"]["type"] == "rate_limit_error"
+    return str(reply.json()["error"]["message"])
+
+
+def test_a_client_leaving_inside_its_resume_window_keeps_its_concurrency_lease_until_the_job_ends(
+    stack: Stack, cli: FakeCli
+) -> None:
+    secret = create_key(stack, "one-detached", concurrency=1)
+    cli.set_mode("stream_forever")
+    body = message()
+    event_id = first_delta_id(stack, secret, body, **{"x-ccfleet-resume-window": "60"})
+
+    refused = post(stack, secret, {**body, "stream": True}, **{"x-ccfleet-resume-window": "60"})
+    assert "concurrent requests" in limit_message(refused)
+
+    # Resuming starts no job: the lease it holds is enough. Leaving without a window ends it.
+    with httpx.stream(
+        "POST",
+        f"{stack.url}/v1/messages",
+        json={**body, "stream": True},
+        headers={"x-api-key": secret, "last-event-id": event_id},
+        timeout=30,
+    ) as resumed:
+        assert resumed.status_code == 200
+    wait_until(lambda: in_flight(stack, "one-detached") == 0, 20, "the cancelled job's lease ended")
+    cli.set_mode("answer")
+    assert post(stack, secret, body).status_code == 200
+
+
+def test_a_request_that_cannot_fit_its_tokens_per_minute_is_refused_with_retry_after(
+    stack: Stack,
+) -> None:
+    secret = create_key(stack, "tpm-one", tpm=1)
+    refused = post(stack, secret, message(max_tokens=128_000))
+    assert "tokens per minute" in limit_message(refused)
+    assert float(refused.headers["retry-after"]) > 0
+
+
+def test_a_tokens_reservation_settles_to_the_real_usage_when_its_job_ends(stack: Stack) -> None:
+    secret = create_key(stack, "tpm-3000", tpm=3000)
+    body = message(max_tokens=2000)  # reserves about 2010 of 3000 tokens
+    for _ in range(3):  # each used a few tokens only: three fit in the minute
+        assert post(stack, secret, body).status_code == 200
+        wait_until(lambda: not reserved(stack, "tpm-3000"), 20, "the reservation settled")
+
+
+def test_a_second_request_is_refused_while_the_first_holds_its_tokens_reservation(
+    stack: Stack, cli: FakeCli
+) -> None:
+    secret = create_key(stack, "tpm-held", tpm=3000)
+    cli.set_mode("stream_forever")
+    body = message(max_tokens=2000)
+    first_delta_id(stack, secret, body, **{"x-ccfleet-resume-window": "2"})
+    refused = post(stack, secret, body)
+    assert "tokens per minute" in limit_message(refused)
+    assert float(refused.headers["retry-after"]) > 0
+
+
+def test_a_resumed_stream_passes_the_keys_requests_per_minute(stack: Stack, cli: FakeCli) -> None:
+    secret = create_key(stack, "rpm-resume", rpm=1)
+    cli.set_mode("stream_forever")
+    body = message()
+    event_id = first_delta_id(stack, secret, body, **{"x-ccfleet-resume-window": "2"})
+    refused = post(stack, secret, {**body, "stream": True}, **{"last-event-id": event_id})
+    assert "requests per minute" in limit_message(refused)
