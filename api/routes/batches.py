@@ -49,6 +49,8 @@ async def _visible(services: FrontEndServices, key: ClientKey | None, batch_id: 
 async def create_batch(request: Request, services: Services, key: CallerKey) -> dict[str, Any]:
     if key is not None and not key.allows_lane("batch"):
         raise PermissionDenied("This API key may not use the batch lane.")
+    if key is not None:  # a spent budget refuses at once; rpm, tpm and concurrency wait
+        await services.fleet.quotas.check_budget(key)
     items, body_bytes = await read_batch_body(request)
     await services.fleet.batch_store.ensure_room(body_bytes)
     rules = RequestRules(key=key, max_tokens_limit=services.settings.api.max_tokens_limit)

@@ -241,3 +241,72 @@ def test_a_resumed_stream_passes_the_keys_requests_per_minute(stack: Stack, cli:
     event_id = first_delta_id(stack, secret, body, **{"x-ccfleet-resume-window": "2"})
     refused = post(stack, secret, {**body, "stream": True}, **{"last-event-id": event_id})
     assert "requests per minute" in limit_message(refused)
+
+
+def batch_of(count: int, prefix: str) -> dict[str, Any]:
+    return {"requests": [{"custom_id": f"{prefix}{i}", "params": message()} for i in range(count)]}
+
+
+def create_batch(stack: Stack, secret: str, count: int, prefix: str) -> httpx.Response:
+    return httpx.post(
+        f"{stack.url}/v1/messages/batches",
+        json=batch_of(count, prefix),
+        headers={"x-api-key": secret},
+        timeout=30,
+    )
+
+
+def batch_counts(stack: Stack, secret: str, batch_id: str) -> dict[str, int]:
+    reply = httpx.get(
+        f"{stack.url}/v1/messages/batches/{batch_id}", headers={"x-api-key": secret}, timeout=10
+    )
+    assert reply.status_code == 200, reply.text
+    counts: dict[str, int] = reply.json()["request_counts"]
+    return counts
+
+
+def test_batch_requests_wait_for_their_keys_requests_per_minute(stack: Stack) -> None:
+    secret = create_key(stack, "rpm-two-batch", rpm=2)
+    assert post(stack, secret, message()).status_code == 200  # one of two spent
+    created = create_batch(stack, secret, 3, "w")
+    assert created.status_code == 200, created.text
+    batch_id = created.json()["id"]
+    wait_until(lambda: batch_counts(stack, secret, batch_id)["succeeded"] == 1, 20, "one ran")
+    time.sleep(2)  # ten feeder ticks: the other two would have run by now
+    counts = batch_counts(stack, secret, batch_id)
+    httpx.post(
+        f"{stack.url}/v1/messages/batches/{batch_id}/cancel",
+        headers={"x-api-key": secret},
+        timeout=10,
+    )  # the lane is free for the other tests' batches
+    assert counts["succeeded"] == 1 and counts["processing"] == 2, counts
+
+
+def test_creating_a_batch_with_a_spent_monthly_budget_is_refused_at_once(stack: Stack) -> None:
+    secret = create_key(stack, "spent-batch", monthly_usd=0.5)
+    assert post(stack, secret, message()).status_code == 200
+    wait_until(lambda: month_spend(stack, "spent-batch") >= 0.5, 20, "the spend booked")
+    assert "monthly budget" in limit_message(post(stack, secret, message()))
+    assert "monthly budget" in limit_message(create_batch(stack, secret, 4, "b"))
+
+
+def test_batch_requests_after_the_monthly_budget_is_spent_end_errored_saying_so(
+    stack: Stack,
+) -> None:
+    secret = create_key(stack, "budget-batch", monthly_usd=0.5)
+    created = create_batch(stack, secret, 4, "e")
+    assert created.status_code == 200, created.text
+    batch_id = created.json()["id"]
+    wait_until(
+        lambda: batch_counts(stack, secret, batch_id)["processing"] == 0, 30, "the batch ended"
+    )
+    results = httpx.get(
+        f"{stack.url}/v1/messages/batches/{batch_id}/results",
+        headers={"x-api-key": secret},
+        timeout=10,
+    )
+    lines = [json.loads(line)["result"] for line in results.text.splitlines()]
+    errored = [r for r in lines if r["type"] == "errored"]
+    # The one that ran first spent the budget; at most the one queued meanwhile ran too.
+    assert len(lines) == 4 and len(errored) >= 2, lines
+    assert all("monthly budget" in r["error"]["error"]["message"] for r in errored), errored
