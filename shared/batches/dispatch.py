@@ -100,6 +100,31 @@ class BatchDispatch:
             fed += 1
         return fed
 
+    async def refuse_waiting(self, error: FleetError, *, at_most: int = 1000) -> int:
+        """End up to `at_most` requests not yet running as `errored` with `error` (every
+        account has spent its budget): those queued but waiting, then those not yet fed."""
+        ended = 0
+        for batch_id in await self._store.open_batch_ids():
+            for entry in await self._store.inflight(batch_id):
+                job = await self._queue.state(entry.job_id)
+                if job is not None and job.status == "waiting" and ended < at_most:
+                    await self._queue.cancel(entry.job_id, unqueue=True)
+                    custom_id = await self._custom_id(batch_id, entry)
+                    await self._store.record(
+                        batch_id, entry.index, custom_id, errored(error.to_error())
+                    )
+                    ended += 1
+        while ended < at_most:
+            taken = await self._store.take_next(new_job_id())
+            if taken is None:
+                break
+            custom_id = str(orjson.loads(taken.body)["custom_id"])
+            await self._store.record(
+                taken.batch_id, taken.index, custom_id, errored(error.to_error())
+            )
+            ended += 1
+        return ended
+
     async def _admitted(self, taken: TakenRequest) -> Verdict:
         """Admit a claimed request on its batch's key: it runs, waits, or ends `errored`."""
         if self._admission is None or not taken.owner:

@@ -310,3 +310,38 @@ def test_batch_requests_after_the_monthly_budget_is_spent_end_errored_saying_so(
     # The one that ran first spent the budget; at most the one queued meanwhile ran too.
     assert len(lines) == 4 and len(errored) >= 2, lines
     assert all("monthly budget" in r["error"]["error"]["message"] for r in errored), errored
+
+
+@pytest.fixture
+def spent_fleet(
+    tmp_path: Path, session_upstream: FakeUpstream, module_cli: FakeCli
+) -> Iterator[Stack]:
+    """A fleet (auth off) whose one account has a budget of 0.5 USD: its first answer spends it."""
+    (tmp_path / "claude-config").mkdir()
+    with EmbeddedRedis(tmp_path / "redis") as server:
+        stack = Stack(
+            redis=server, upstream=session_upstream, claude_bin=str(module_cli.path), root=tmp_path
+        )
+        env = {**ACCESS_ENV, "CCFLEET_AUTH": "off", "CCFLEET_ACCOUNT_MONTHLY_USD": "0.5"}
+        try:
+            stack.add_worker(**env)
+            stack.add_api(**env)
+            stack.wait_ready()
+            yield stack
+        finally:
+            stack.stop()
+
+
+def test_once_every_account_spent_its_budget_waiting_batch_requests_end_errored_saying_so(
+    spent_fleet: Stack,
+) -> None:
+    stack = spent_fleet
+    created = create_batch(stack, "", 4, "a")
+    assert created.status_code == 200, created.text
+    batch_id = created.json()["id"]
+    wait_until(lambda: batch_counts(stack, "", batch_id)["processing"] == 0, 30, "the batch ended")
+    counts = batch_counts(stack, "", batch_id)
+    # The first spent the account's budget (at most the one queued meanwhile ran too); the
+    # others could not run before the month turns.
+    assert counts["succeeded"] <= 2 and counts["errored"] == 4 - counts["succeeded"], counts
+    assert "monthly budget" in limit_message(create_batch(stack, "", 1, "b"))

@@ -17,7 +17,7 @@ import time
 from redis.asyncio import Redis
 
 from shared.access.ledger import NO_KEY, LedgerEntry, month_spend, next_month_start, record_usage
-from shared.access.quotas import Quotas
+from shared.access.quotas import BUDGET_LIMIT, Quotas
 from shared.broker.outage import OUTAGE_ERRORS
 from shared.fleet.registry import set_account_cooling
 from shared.queue.job import JobRequest
@@ -26,7 +26,7 @@ from worker.reply.run_meter import RunMeter
 
 logger = logging.getLogger(__name__)
 
-BUDGET_REASON = "monthly budget"
+BUDGET_REASON = BUDGET_LIMIT  # batch dispatch reads it (shared/access/admission.py)
 
 
 async def book_run(
