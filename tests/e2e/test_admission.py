@@ -214,6 +214,20 @@ def test_a_request_that_cannot_fit_its_tokens_per_minute_is_refused_with_retry_a
     assert float(refused.headers["retry-after"]) > 0
 
 
+def test_the_openai_route_reserves_tokens_per_minute_the_same_way(stack: Stack) -> None:
+    secret = create_key(stack, "tpm-one-openai", tpm=1)
+    refused = httpx.post(
+        f"{stack.url}/v1/chat/completions",
+        json={"model": MODEL, "max_tokens": 128_000, "messages": HELLO},
+        headers={"authorization": f"Bearer {secret}"},
+        timeout=30,
+    )
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert "tokens per minute" in refused.json()["error"]["message"]
+    assert float(refused.headers["retry-after"]) > 0
+
+
 def test_a_tokens_reservation_settles_to_the_real_usage_when_its_job_ends(stack: Stack) -> None:
     secret = create_key(stack, "tpm-3000", tpm=3000)
     body = message(max_tokens=2000)  # reserves about 2010 of 3000 tokens
