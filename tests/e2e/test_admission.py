@@ -205,6 +205,49 @@ def test_a_client_leaving_inside_its_resume_window_keeps_its_concurrency_lease_u
     assert post(stack, secret, body).status_code == 200
 
 
+def readers(stack: Stack, job_id: str) -> int:
+    client = redis.Redis.from_url(stack.redis.url)
+    try:
+        return int(cast(bytes | None, client.get(redis_keys.job_readers(job_id))) or 0)
+    finally:
+        client.close()
+
+
+def test_a_lease_stays_with_a_job_that_a_resumed_stream_still_reads_when_the_first_leaves(
+    stack: Stack, cli: FakeCli
+) -> None:
+    secret = create_key(stack, "one-resumed", concurrency=1)
+    cli.set_mode("stream_forever")
+    body = {**message(), "stream": True}
+    url = f"{stack.url}/v1/messages"
+    with httpx.Client(timeout=30) as client:
+        first = client.send(
+            client.build_request("POST", url, json=body, headers={"x-api-key": secret}),
+            stream=True,
+        )
+        lines = first.iter_lines()
+        event_id = next(line for line in lines if line.startswith("id:")).removeprefix("id:")
+        event_id = event_id.strip()
+        resumed = client.send(
+            client.build_request(
+                "POST", url, json=body, headers={"x-api-key": secret, "last-event-id": event_id}
+            ),
+            stream=True,
+        )
+        assert resumed.status_code == 200
+        job_id = event_id.split(":")[0]
+        first.close()
+        wait_until(lambda: readers(stack, job_id) == 1, 20, "the first client's relay closed")
+
+        with client.stream("POST", url, json=body, headers={"x-api-key": secret}) as third:
+            assert third.status_code == 429, "a second job was admitted"  # it would never end
+            third.read()
+            assert "concurrent requests" in limit_message(third)
+
+        resumed.close()  # no window: the job is cancelled, and its lease ends with it
+    wait_until(lambda: in_flight(stack, "one-resumed") == 0, 20, "the cancelled job's lease ended")
+
+
 def test_a_request_that_cannot_fit_its_tokens_per_minute_is_refused_with_retry_after(
     stack: Stack,
 ) -> None:
