@@ -38,6 +38,10 @@ class BudgetSpent(RateLimited):
     """The key spent its monthly budget: nothing it sends runs until the month turns."""
 
 
+class TooManyTokens(RateLimited):
+    """The request alone reserves more than the key's tokens per minute: it never fits."""
+
+
 @dataclass(frozen=True)
 class QuotaLease:
     """A request admitted under a key's quotas; `release` when its reply ends."""
@@ -84,7 +88,7 @@ class Quotas:
             reserve=tokens,
         )
         if limit and int(wait_ms) < 0:
-            raise RateLimited(
+            raise TooManyTokens(
                 f"This request reserves {tokens} tokens (its estimated input plus max_tokens), "
                 f"more than this API key's limit of {key.tpm} tokens per minute.",
                 retry_after_s=WINDOW_MS / 1000,

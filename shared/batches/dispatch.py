@@ -9,8 +9,9 @@ retried across accounts like any job.
 Each request is admitted when it is fed, as any request is (shared/access/admission.py), on
 the key that created its batch: over requests or tokens per minute or concurrent requests,
 it waits (given back to its batch, fed again at a later tick: the batch lane is the low one,
-nothing fails for it); with the key's monthly budget spent, or the key revoked or no longer
-allowed the model, it ends as an `errored` result that says so.
+nothing fails for it); with the key's monthly budget spent, the key revoked or no longer
+allowed the model, or the request alone reserving more than the key's tokens per minute, it
+ends as an `errored` result that says so.
 
 `check` looks after a batch's requests in flight: a job whose worker died, or that was lost
 (its record expired, or its feeder died before queuing it), runs again as a new job; a
@@ -30,7 +31,7 @@ from redis.asyncio import Redis
 
 from shared.access import admission
 from shared.access.client_keys import key_named
-from shared.access.quotas import BudgetSpent, Quotas
+from shared.access.quotas import BudgetSpent, Quotas, TooManyTokens
 from shared.batches.store import BatchStore, InflightEntry, TakenRequest
 from shared.batches.wire import BatchState, errored, never_ran
 from shared.broker import redis_keys
@@ -143,7 +144,7 @@ class BatchDispatch:
                 request_id=_request_id(taken.batch_id, taken.index),
                 lease_s=self._admission.lease_s,
             )
-        except (BudgetSpent, PermissionDenied) as refused:
+        except (BudgetSpent, TooManyTokens, PermissionDenied) as refused:
             logger.info("batch %s request %d refused", taken.batch_id, taken.index)
             custom_id = str(item["custom_id"])
             await self._store.record(

@@ -339,6 +339,38 @@ def test_batch_requests_wait_for_their_keys_requests_per_minute(stack: Stack) ->
     assert counts["succeeded"] == 1 and counts["processing"] == 2, counts
 
 
+def test_a_batch_request_that_alone_exceeds_its_keys_tokens_per_minute_ends_errored(
+    stack: Stack,
+) -> None:
+    secret = create_key(stack, "tpm-batch", tpm=1000)
+    requests = [
+        {"custom_id": "small", "params": message(max_tokens=64)},
+        {"custom_id": "huge", "params": message(max_tokens=128_000)},
+    ]
+    created = httpx.post(
+        f"{stack.url}/v1/messages/batches",
+        json={"requests": requests},
+        headers={"x-api-key": secret},
+        timeout=30,
+    )
+    assert created.status_code == 200, created.text
+    batch_id = created.json()["id"]
+    wait_until(
+        lambda: batch_counts(stack, secret, batch_id)["processing"] == 0, 30, "the batch ended"
+    )
+    results = httpx.get(
+        f"{stack.url}/v1/messages/batches/{batch_id}/results",
+        headers={"x-api-key": secret},
+        timeout=10,
+    )
+    by_id = {
+        line["custom_id"]: line["result"] for line in map(json.loads, results.text.splitlines())
+    }
+    assert by_id["small"]["type"] == "succeeded"
+    assert by_id["huge"]["type"] == "errored"
+    assert "tokens per minute" in by_id["huge"]["error"]["error"]["message"]
+
+
 def test_creating_a_batch_with_a_spent_monthly_budget_is_refused_at_once(stack: Stack) -> None:
     secret = create_key(stack, "spent-batch", monthly_usd=0.5)
     assert post(stack, secret, message()).status_code == 200
