@@ -62,7 +62,8 @@ async def start_job(
             job.job_id, request, after_seq=0, lane=lane, on_close=release
         )
     except BaseException:
-        if lease is not None:  # nothing was queued: no worker will end the lease
+        if lease is not None:  # refused or failed here: no worker may ever end what it holds
+            # (ending twice is harmless, should its job have been queued after all)
             await services.fleet.quotas.end(lease.key_name, lease.request_id)
         raise
 
