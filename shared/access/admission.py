@@ -15,8 +15,8 @@ from __future__ import annotations
 import time
 
 from shared.access.client_keys import ClientKey
-from shared.access.quotas import BUDGET_LIMIT, BudgetSpent, QuotaLease, Quotas
-from shared.errors import PermissionDenied
+from shared.access.quotas import BUDGET_LIMIT, QuotaLease, Quotas
+from shared.errors import BudgetSpent, PermissionDenied
 from shared.fleet.lanes import Lane, LanePolicy
 from shared.fleet.registry import FleetSnapshot
 from shared.settings import Settings

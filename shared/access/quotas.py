@@ -24,7 +24,7 @@ from shared.access.client_keys import ClientKey
 from shared.access.ledger import month_of, next_month_start
 from shared.broker import redis_keys
 from shared.broker.lua_script import LuaScript
-from shared.errors import RateLimited
+from shared.errors import BudgetSpent, RateLimited, TooManyTokens
 from shared.fleet.registry import SHOULD_NOT_RETRY_AFTER_S
 
 WINDOW_MS = 60_000
@@ -32,14 +32,6 @@ WINDOW_MS = 60_000
 _ADMIT = LuaScript.beside(__file__, "quotas.admit.lua")
 _END = LuaScript.beside(__file__, "quotas.end.lua")
 BUDGET_LIMIT = "monthly budget"
-
-
-class BudgetSpent(RateLimited):
-    """The key spent its monthly budget: nothing it sends runs until the month turns."""
-
-
-class TooManyTokens(RateLimited):
-    """The request alone reserves more than the key's tokens per minute: it never fits."""
 
 
 @dataclass(frozen=True)

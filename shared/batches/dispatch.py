@@ -31,11 +31,19 @@ from redis.asyncio import Redis
 
 from shared.access import admission
 from shared.access.client_keys import key_named
-from shared.access.quotas import BudgetSpent, Quotas, TooManyTokens
+from shared.access.quotas import Quotas
 from shared.batches.store import BatchStore, InflightEntry, TakenRequest
 from shared.batches.wire import BatchState, errored, never_ran
 from shared.broker import redis_keys
-from shared.errors import CliFailed, FleetError, Overloaded, PermissionDenied, RateLimited
+from shared.errors import (
+    BudgetSpent,
+    CliFailed,
+    FleetError,
+    Overloaded,
+    PermissionDenied,
+    RateLimited,
+    TooManyTokens,
+)
 from shared.fleet.registry import worker_alive
 from shared.queue.job import BatchItem
 from shared.queue.job_queue import JobQueue, new_job_id
