@@ -2,8 +2,10 @@
 
 A request names its lane (`x-ccfleet-lane`, interactive by default). It is refused before
 anything is queued when it asks for more than the settings allow (400), when its client key
-may not use that lane or model (403) or is over one of its quotas (429), and when the fleet
-cannot serve (529); otherwise its job is queued and a relay attached to it (api/relay/).
+may not use that lane or model (403) or is over one of its quotas (429: the one check every
+path makes, shared/access/admission.py), and when the fleet cannot serve (529); otherwise its
+job is queued and a relay attached to it (api/relay/). The job's concurrency lease lasts until
+the job ends: its worker ends it, or the relay when the client leaves and the job is cancelled.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from api.relay.job_relay import JobRelay
 from api.resume import stream_owner
 from api.services import FrontEndServices
 from api.telemetry.request_metrics import request_labels
+from shared.access import admission
 from shared.access.client_keys import ClientKey
 from shared.access.quotas import QuotaLease
-from shared.errors import InvalidRequest, PermissionDenied
+from shared.errors import InvalidRequest
 from shared.fleet.affinity import preferred_account
 from shared.fleet.lanes import Lane
 from shared.fleet.registry import admission_error, read_fleet
@@ -36,7 +39,7 @@ async def start_job(
     lane = lane_of(request)
     request_labels(request).lane = lane
     request_id = request_id_var.get() or ""
-    lease = await _admit_key(services, key, lane, body.model, request_id)
+    lease = await _admit_key(services, key, lane, body, request_id)
     try:
         fleet = await read_fleet(services.redis, heartbeat_ttl_s=settings.worker.heartbeat_ttl_s)
         error = admission_error(fleet)
@@ -59,25 +62,48 @@ async def start_job(
             job.job_id, request, after_seq=0, lane=lane, on_close=release
         )
     except BaseException:
-        if lease is not None:
-            await services.fleet.quotas.release(lease)
+        if lease is not None:  # refused or failed here: no worker may ever end what it holds
+            # (ending twice is harmless, should its job have been queued after all)
+            await services.fleet.quotas.end(lease.key_name, lease.request_id)
         raise
 
 
 async def _admit_key(
-    services: FrontEndServices, key: ClientKey | None, lane: Lane, model: str, request_id: str
+    services: FrontEndServices,
+    key: ClientKey | None,
+    lane: Lane,
+    body: MessagesRequest,
+    request_id: str,
 ) -> QuotaLease | None:
-    """403 for a lane or model the key may not use; 429 over one of its quotas."""
     if key is None:
         return None
-    if not key.allows_lane(lane):
-        raise PermissionDenied(f"This API key may not use the {lane} lane.")
-    if not key.allows_model(model):
-        raise PermissionDenied(f"This API key may not use the model {model!r}.")
-    settings = services.settings
-    # A lease outlives any request (its wait, its run, a margin) unless its front end dies.
-    lease_s = services.fleet.lanes[lane].max_wait_s + settings.jobs.timeout_s + 60
-    return await services.fleet.quotas.admit(key, request_id, lease_s=lease_s)
+    return await admission.admit(
+        services.fleet.quotas,
+        key,
+        body,
+        lane=lane,
+        request_id=request_id,
+        lease_s=admission.lease_s(services.fleet.lanes[lane], services.settings),
+    )
+
+
+async def admit_resume(
+    services: FrontEndServices, key: ClientKey | None, body: MessagesRequest, request: Request
+) -> None:
+    """A resume starts no job, but passes the same checks (lane, model, rpm, a full tokens
+    window, the budget); its job holds the concurrency lease and the tokens reservation."""
+    if key is None:
+        return
+    lane = lane_of(request)
+    await admission.admit(
+        services.fleet.quotas,
+        key,
+        body,
+        lane=lane,
+        request_id=request_id_var.get() or "",
+        lease_s=admission.lease_s(services.fleet.lanes[lane], services.settings),
+        new_job=False,
+    )
 
 
 def check_limits(settings: Settings, body: MessagesRequest) -> None:

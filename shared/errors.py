@@ -88,6 +88,15 @@ class AccountLimitReached(RateLimited):
         self.reason = reason
 
 
+class BudgetSpent(RateLimited):
+    """A client key (or every account) spent its monthly budget: nothing runs until the month
+    turns, so a batch request ends `errored` rather than waiting."""
+
+
+class TooManyTokens(RateLimited):
+    """The request alone reserves more than its key's tokens per minute: it never fits."""
+
+
 class UpstreamTimeout(FleetError):
     status_code = 504
     error_type = "timeout_error"

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 from arq.connections import ArqRedis
 
+from shared.access.admission import lease_s
 from shared.access.client_keys import KeyStore
 from shared.access.quotas import Quotas
-from shared.batches.dispatch import BatchDispatch
+from shared.batches.dispatch import BatchAdmission, BatchDispatch
 from shared.batches.store import BatchStore
 from shared.broker.connection import arq_redis
 from shared.fleet.lanes import LanePolicies, lane_policies
@@ -52,6 +53,7 @@ class FleetServices:
             retention_s=settings.batches.retention_s,
             memory_budget_bytes=settings.redis.memory_budget_bytes,
         )
+        quotas = Quotas(redis)
         return cls(
             settings=settings,
             lanes=lanes,
@@ -64,8 +66,9 @@ class FleetServices:
                 queue,
                 batch_max_waiting=lanes.batch.max_waiting,
                 max_runs=settings.jobs.max_attempts,
+                admission=BatchAdmission(quotas, lease_s=lease_s(lanes.batch, settings)),
             ),
-            quotas=Quotas(redis),
+            quotas=quotas,
         )
 
     def client_keys(self) -> KeyStore | None:

@@ -2,7 +2,8 @@
 
 Each worker runs one `BatchFeeder` task. It feeds batch requests to the queue (round-robin,
 shared/batches/dispatch.py) whenever one of its batch jobs finishes and every `batch_check_s`,
-keeping about one waiting job per free batch slot of the fleet. Every `batch_check_s` one
+keeping about one waiting job per free batch slot of the fleet; once every account has spent
+its monthly budget, it ends the waiting requests `errored` instead. Every `batch_check_s` one
 worker of the fleet (whichever takes the turn in Redis) also checks the open batches:
 expiry, requests whose worker died or whose job was lost. While no batch is open, a tick is
 one read.
@@ -17,6 +18,7 @@ import logging
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared.access.admission import accounts_budget_spent
 from shared.batches.dispatch import BatchDispatch
 from shared.batches.store import BatchStore
 from shared.broker import redis_keys
@@ -60,6 +62,10 @@ class BatchFeeder:
 
     async def _feed(self) -> None:
         fleet = await read_fleet(self._redis, heartbeat_ttl_s=self._settings.worker.heartbeat_ttl_s)
+        spent = accounts_budget_spent(fleet)
+        if spent is not None:  # nothing could run before the month turns: say so now
+            await self._dispatch.refuse_waiting(spent)
+            return
         free_accounts = {a.name for a in fleet.available_accounts()}
         batch_slots = sum(
             self._batch_lane.slots_on(w.slots)

@@ -78,22 +78,29 @@ class JobRelay:
                 "redis unavailable: job %s is cancelled when it returns", self.reader.job_id
             )
             if not self.finished:
-                self._detached.cancel_later(self.reader.job_id, after_s=0, only_if_alone=False)
+                self._detached.cancel_later(
+                    self.reader.job_id, after_s=0, only_if_alone=False, then=self._on_close
+                )
         finally:
             await self.reader.__aexit__(None, None, None)
 
     async def _detach(self) -> None:
         job_id = self.reader.job_id
-        on_close, self._on_close = self._on_close, None
+        still_reading = await self._redis.decr(redis_keys.job_readers(job_id))
+        on_close, self._on_close = self._on_close, None  # kept for `close` if Redis failed
+        if not self.finished and still_reading > 0:
+            # Another client (the first, or one resuming) holds the job: it goes on, and its
+            # lease (a quota's concurrency) with it, until its worker ends both.
+            return
+        if not self.finished and self._resume_window_s > 0:
+            # The job goes on without a client: its lease lasts until the job ends (its
+            # worker ends it), or until it is cancelled unresumed.
+            self._detached.cancel_later(job_id, after_s=self._resume_window_s, then=on_close)
+            return
         if on_close is not None:
             with contextlib.suppress(*OUTAGE_ERRORS):  # a lease not ended here expires
                 await on_close()
-        still_reading = await self._redis.decr(redis_keys.job_readers(job_id))
-        if self.finished or still_reading > 0:
-            return  # another client (the first, or one resuming) holds the job: it goes on
-        if self._resume_window_s > 0:
-            self._detached.cancel_later(job_id, after_s=self._resume_window_s)
-        else:
+        if not self.finished:
             await self._queue.cancel(job_id)
 
     async def next_chunk(self) -> Chunk:

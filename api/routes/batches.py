@@ -19,10 +19,12 @@ from fastapi.responses import StreamingResponse
 from api.auth import CallerKey
 from api.batch_intake import RequestRules, read_batch_body, stored_requests
 from api.services import FrontEndServices, Services
+from shared.access.admission import accounts_budget_spent
 from shared.access.client_keys import ClientKey
 from shared.batches.store import NewBatch
 from shared.batches.wire import BATCH_ID, BatchState, new_batch_id
 from shared.errors import InvalidRequest, NotFound, PermissionDenied
+from shared.fleet.registry import read_fleet
 
 router = APIRouter()
 
@@ -53,10 +55,20 @@ async def _visible(services: FrontEndServices, key: ClientKey | None, batch_id: 
     return state
 
 
+async def _refuse_if_accounts_spent(services: FrontEndServices) -> None:
+    heartbeat_ttl_s = services.settings.worker.heartbeat_ttl_s
+    spent = accounts_budget_spent(await read_fleet(services.redis, heartbeat_ttl_s=heartbeat_ttl_s))
+    if spent is not None:
+        raise spent
+
+
 @router.post("/v1/messages/batches")
 async def create_batch(request: Request, services: Services, key: CallerKey) -> dict[str, Any]:
     if key is not None and not key.allows_lane("batch"):
         raise PermissionDenied("This API key may not use the batch lane.")
+    if key is not None:  # a spent budget refuses at once; rpm, tpm and concurrency wait
+        await services.fleet.quotas.check_budget(key)
+    await _refuse_if_accounts_spent(services)
     items, body_bytes = await read_batch_body(request)
     await services.fleet.batch_store.ensure_room(body_bytes)
     rules = RequestRules(key=key, max_tokens_limit=services.settings.api.max_tokens_limit)

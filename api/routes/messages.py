@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.admission import start_job
+from api.admission import admit_resume, start_job
 from api.auth import CallerKey
 from api.relay.disconnect import until_disconnected
 from api.relay.job_relay import ping_event, to_sse
@@ -37,6 +37,7 @@ async def create_message(
     ensure_answerable(body)
     last_event_id = request.headers.get("last-event-id")
     if last_event_id and body.stream:
+        await admit_resume(services, key, body, request)
         relay = await resume_job(services, last_event_id, body, request, key)
     else:
         relay = await start_job(services, body, request, key)

@@ -145,11 +145,10 @@ class KeyStore:
         return key, secret
 
     async def get(self, name: str) -> ClientKey:
-        digest = await self._redis.hget(redis_keys.client_key_names(), name)  # type: ignore[misc]  # as above
-        raw = await self._redis.get(redis_keys.client_key(digest.decode())) if digest else None
-        if raw is None:
+        key = await key_named(self._redis, name)
+        if key is None:
             raise KeyStoreError(f"no key named {name!r}")
-        return ClientKey.model_validate_json(raw)
+        return key
 
     async def list(self) -> list[ClientKey]:
         names: dict[bytes, bytes] = await self._redis.hgetall(redis_keys.client_key_names())  # type: ignore[misc]  # as above
@@ -186,6 +185,14 @@ class KeyStore:
         ):
             raise KeyStoreError(f"key {name!r} was revoked or replaced meanwhile")
         return revoked
+
+
+async def key_named(redis: Redis, name: str) -> ClientKey | None:
+    """The record of the key named `name`, revoked or not; None if there is none. Needs no
+    server secret: a worker reads the key a batch was created with to admit its requests."""
+    digest = await redis.hget(redis_keys.client_key_names(), name)  # type: ignore[misc]  # redis-py 5 types it sync-or-async
+    raw = await redis.get(redis_keys.client_key(digest.decode())) if digest else None
+    return ClientKey.model_validate_json(raw) if raw is not None else None
 
 
 def _dump(key: ClientKey) -> bytes:

@@ -1,6 +1,9 @@
--- Admit a request under a key's quotas, or say which one it is over and for how long (ms).
+-- Admit a request under a key's quotas, or say which one it is over and for how long (ms;
+-- -1: never, the request alone reserves more tokens than the limit).
+-- A new job reserves `tokens` (its estimated input plus max_tokens) in the tokens window, as
+-- the member `reserved:<request_id>:<tokens>`; the worker swaps it for the real usage.
 -- KEYS: requests tokens in_flight month_spend
--- ARGV: lease_ms rpm tpm concurrency monthly_budget request_id next_month_ms window_ms
+-- ARGV: lease_ms rpm tpm concurrency monthly_budget request_id next_month_ms window_ms reserve
 local clock = redis.call('TIME')  -- one clock for every front end
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local lease_end = now + tonumber(ARG.lease_ms)
@@ -17,14 +20,18 @@ if rpm > 0 then
   end
 end
 local tpm = tonumber(ARG.tpm)
+local tokens = tonumber(ARG.reserve)
 if tpm > 0 then
+  -- A request reserving nothing (a resume) still needs one token of room.
+  local need = math.max(tokens, 1)
+  if need > tpm then return {'tokens per minute', '-1'} end
   local entries = redis.call('ZRANGE', KEY.tokens, 0, -1, 'WITHSCORES')
   local total = 0
   for i = 1, #entries, 2 do total = total + tonumber(string.match(entries[i], ':(%d+)$')) end
-  if total >= tpm then
+  if total + need > tpm then
     for i = 1, #entries, 2 do
       total = total - tonumber(string.match(entries[i], ':(%d+)$'))
-      if total < tpm then
+      if total + need <= tpm then
         return {'tokens per minute', tostring(tonumber(entries[i + 1]) + window - now)}
       end
     end
@@ -41,6 +48,10 @@ end
 if rpm > 0 then
   redis.call('ZADD', KEY.requests, now, ARG.request_id)
   redis.call('PEXPIRE', KEY.requests, window)
+end
+if tpm > 0 and tokens > 0 then
+  redis.call('ZADD', KEY.tokens, now, 'reserved:' .. ARG.request_id .. ':' .. tokens)
+  redis.call('PEXPIRE', KEY.tokens, window)
 end
 if concurrency > 0 then
   redis.call('ZADD', KEY.in_flight, lease_end, ARG.request_id)

@@ -6,6 +6,13 @@ together and a late batch does not wait behind a whole earlier one. Each fed req
 batch-lane job (interactive work goes first; reserved interactive slots are never taken),
 retried across accounts like any job.
 
+Each request is admitted when it is fed, as any request is (shared/access/admission.py), on
+the key that created its batch: over requests or tokens per minute or concurrent requests,
+it waits (given back to its batch, fed again at a later tick: the batch lane is the low one,
+nothing fails for it); with the key's monthly budget spent, the key revoked or no longer
+allowed the model, or the request alone reserving more than the key's tokens per minute, it
+ends as an `errored` result that says so.
+
 `check` looks after a batch's requests in flight: a job whose worker died, or that was lost
 (its record expired, or its feeder died before queuing it), runs again as a new job; a
 batch request has no client stream, so that is always safe. It also expires a batch once
@@ -16,14 +23,27 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
+from typing import Literal
 
 import orjson
 from redis.asyncio import Redis
 
-from shared.batches.store import BatchStore, InflightEntry
+from shared.access import admission
+from shared.access.client_keys import key_named
+from shared.access.quotas import Quotas
+from shared.batches.store import BatchStore, InflightEntry, TakenRequest
 from shared.batches.wire import BatchState, errored, never_ran
 from shared.broker import redis_keys
-from shared.errors import CliFailed, FleetError, Overloaded
+from shared.errors import (
+    BudgetSpent,
+    CliFailed,
+    FleetError,
+    Overloaded,
+    PermissionDenied,
+    RateLimited,
+    TooManyTokens,
+)
 from shared.fleet.registry import worker_alive
 from shared.queue.job import BatchItem
 from shared.queue.job_queue import JobQueue, new_job_id
@@ -36,6 +56,17 @@ logger = logging.getLogger(__name__)
 LOST_AFTER_MS = 30_000
 
 
+Verdict = Literal["run", "wait", "ended"]
+
+
+@dataclass(frozen=True)
+class BatchAdmission:
+    """How batch requests are admitted: the key quotas, and how long a lease lasts."""
+
+    quotas: Quotas
+    lease_s: float
+
+
 class BatchDispatch:
     def __init__(
         self,
@@ -45,11 +76,13 @@ class BatchDispatch:
         *,
         batch_max_waiting: int,
         max_runs: int,
+        admission: BatchAdmission | None = None,
         lost_after_ms: int = LOST_AFTER_MS,
     ) -> None:
         self._redis = redis
         self._store = store
         self._queue = queue
+        self._admission = admission  # None: requests run unadmitted (tests of the lane alone)
         self._batch_max_waiting = batch_max_waiting
         self._max_runs = max_runs  # of one request whose jobs keep getting lost
         self._lost_after_ms = lost_after_ms
@@ -62,6 +95,12 @@ class BatchDispatch:
             taken = await self._store.take_next(job_id)
             if taken is None:
                 break
+            verdict = await self._admitted(taken)
+            if verdict == "wait":
+                await self._store.unclaim(taken.batch_id, taken.index)
+                break  # its key has no room yet: the next tick tries again
+            if verdict == "ended":
+                continue
             try:
                 await self._submit(taken.batch_id, taken.index, taken.body, job_id, taken.owner)
             except Overloaded:
@@ -69,6 +108,60 @@ class BatchDispatch:
                 break  # claimed but not queued: `check` queues it again later
             fed += 1
         return fed
+
+    async def refuse_waiting(self, error: FleetError, *, at_most: int = 1000) -> int:
+        """End up to `at_most` requests not yet running as `errored` with `error` (every
+        account has spent its budget): those queued but waiting, then those not yet fed."""
+        ended = 0
+        for batch_id in await self._store.open_batch_ids():
+            for entry in await self._store.inflight(batch_id):
+                job = await self._queue.state(entry.job_id)
+                if job is not None and job.status == "waiting" and ended < at_most:
+                    await self._queue.cancel(entry.job_id, unqueue=True)
+                    custom_id = await self._custom_id(batch_id, entry)
+                    await self._store.record(
+                        batch_id, entry.index, custom_id, errored(error.to_error())
+                    )
+                    ended += 1
+        while ended < at_most:
+            taken = await self._store.take_next(new_job_id())
+            if taken is None:
+                break
+            custom_id = str(orjson.loads(taken.body)["custom_id"])
+            await self._store.record(
+                taken.batch_id, taken.index, custom_id, errored(error.to_error())
+            )
+            ended += 1
+        return ended
+
+    async def _admitted(self, taken: TakenRequest) -> Verdict:
+        """Admit a claimed request on its batch's key: it runs, waits, or ends `errored`."""
+        if self._admission is None or not taken.owner:
+            return "run"  # auth off: no key, no quotas
+        item = orjson.loads(taken.body)
+        body = MessagesRequest.model_validate(item["params"])  # valid: checked at creation
+        key = await key_named(self._redis, taken.owner)
+        try:
+            if key is None or key.revoked:
+                raise PermissionDenied("The API key that created this batch was revoked.")
+            await admission.admit(
+                self._admission.quotas,
+                key,
+                body,
+                lane="batch",
+                request_id=_request_id(taken.batch_id, taken.index),
+                lease_s=self._admission.lease_s,
+            )
+        except (BudgetSpent, TooManyTokens, PermissionDenied) as refused:
+            logger.info("batch %s request %d refused", taken.batch_id, taken.index)
+            custom_id = str(item["custom_id"])
+            await self._store.record(
+                taken.batch_id, taken.index, custom_id, errored(refused.to_error())
+            )
+            return "ended"
+        except RateLimited:
+            return "wait"
+        return "run"
 
     async def check(self, batch_id: str) -> None:
         """Expire the batch if due, else re-run its lost requests (one checker at a time)."""
@@ -125,6 +218,10 @@ class BatchDispatch:
 
     async def _stop_job(self, batch_id: str, entry: InflightEntry, kind: str) -> None:
         await self._queue.cancel(entry.job_id, unqueue=True)
+        state = await self._store.get(batch_id)
+        if self._admission is not None and state is not None and state.owner:
+            # A job stopped before it ran has no worker to end its quota lease.
+            await self._admission.quotas.end(state.owner, _request_id(batch_id, entry.index))
         custom_id = await self._custom_id(batch_id, entry)
         await self._store.record(batch_id, entry.index, custom_id, never_ran(kind))
 
@@ -160,7 +257,7 @@ class BatchDispatch:
         item = orjson.loads(body)
         await self._queue.submit(
             MessagesRequest.model_validate(item["params"]),  # valid: checked at creation
-            request_id=f"{batch_id}:{index}",
+            request_id=_request_id(batch_id, index),
             lane="batch",
             lane_limit=self._batch_max_waiting,
             job_id=job_id,
@@ -171,3 +268,8 @@ class BatchDispatch:
     async def _custom_id(self, batch_id: str, entry: InflightEntry) -> str:
         body = await self._store.request_body(batch_id, entry.index)
         return str(orjson.loads(body)["custom_id"]) if body is not None else ""
+
+
+def _request_id(batch_id: str, index: int) -> str:
+    """A batch request's id: its job's `request_id`, and what its quota lease is counted as."""
+    return f"{batch_id}:{index}"

@@ -37,6 +37,7 @@ _END_IF_DONE = LuaLibrary.beside(__file__, "store.end_if_done.lua")
 _RECORD = LuaScript.beside(__file__, "store.record.lua", uses=[_END_IF_DONE])
 _STOP_WAITING = LuaScript.beside(__file__, "store.stop_waiting.lua", uses=[_END_IF_DONE])
 _TAKE_NEXT = LuaScript.beside(__file__, "store.take_next.lua")
+_UNCLAIM = LuaScript.beside(__file__, "store.unclaim.lua")
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class BatchStore:
         self._record = _RECORD.bind(redis)
         self._stop_waiting = _STOP_WAITING.bind(redis)
         self._take_next = _TAKE_NEXT.bind(redis)
+        self._unclaim = _UNCLAIM.bind(redis)
 
     # -- creating ----------------------------------------------------------------------
     async def ensure_room(self, body_bytes: int) -> None:
@@ -241,6 +243,19 @@ class BatchStore:
             return None
         batch_id, index, body, owner = taken
         return TakenRequest(batch_id.decode(), int(index), body, (owner or b"").decode())
+
+    async def unclaim(self, batch_id: str, index: int) -> bool:
+        """Give back a request `take_next` claimed but that was not queued: the next take of
+        its batch takes it again. False if the batch stopped or it has a result meanwhile."""
+        given_back = await self._unclaim(
+            batch=redis_keys.batch(batch_id),
+            results=redis_keys.batch_results(batch_id),
+            inflight=redis_keys.batch_inflight(batch_id),
+            active=redis_keys.batches_active(),
+            id=batch_id,
+            index=index,
+        )
+        return bool(given_back)
 
     async def reassign(self, batch_id: str, index: int, job_id: str, *, runs: int) -> None:
         """The request's job was lost: it runs as `job_id` now, its `runs`-th job."""

@@ -14,11 +14,16 @@ for _ = 1, redis.call('LLEN', active) do
   local usable = r[1] == 'in_progress' and tonumber(r[4]) > tonumber(ARG.now)
   if usable then
     local results, requests = batch .. ARG.results_suffix, batch .. ARG.requests_suffix
+    local inflight = batch .. ARG.inflight_suffix
     local index, count = tonumber(r[2]), tonumber(r[3])
-    while index < count and redis.call('HEXISTS', results, index) == 1 do index = index + 1 end
+    -- Skip requests with a result, and those in flight (`next` may point back at a request
+    -- that its key's quotas made wait: store.unclaim.lua).
+    while index < count and (redis.call('HEXISTS', results, index) == 1
+        or redis.call('HEXISTS', inflight, index) == 1) do
+      index = index + 1
+    end
     redis.call('HSET', batch, 'next', math.min(index + 1, count))
     if index < count then
-      local inflight = batch .. ARG.inflight_suffix
       redis.call('HINCRBY', batch, 'awaiting', -1)
       redis.call('HSET', inflight, index, ARG.claim)
       if redis.call('PTTL', inflight) < 0 then

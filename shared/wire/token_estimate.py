@@ -25,6 +25,7 @@ import binascii
 import math
 import re
 import struct
+from collections.abc import Sequence
 
 import orjson
 
@@ -71,7 +72,7 @@ def json_tokens(value: object) -> int:
 def estimate_input_tokens(
     *,
     messages: list[Message],
-    system: str | list[TextBlock] | None = None,
+    system: str | Sequence[TextBlock] | None = None,
     tools: list[Tool] | None = None,
     tool_choice: ToolChoice | None = None,
 ) -> int:

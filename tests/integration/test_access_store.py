@@ -209,6 +209,30 @@ async def test_tokens_per_minute_count_the_tokens_booked_and_say_when_there_is_r
     assert refused.value.retry_after_s is not None and 55 <= refused.value.retry_after_s <= 60
 
 
+async def test_a_tokens_reservation_fits_exactly_the_limit_and_ends_with_its_job(
+    redis: Redis,
+) -> None:
+    quotas = Quotas(redis)
+    key = limited(tpm=100)
+    await quotas.admit(key, "req_1", lease_s=LEASE_S, tokens=60)
+    with pytest.raises(RateLimited, match="tokens per minute") as refused:
+        await quotas.admit(key, "req_2", lease_s=LEASE_S, tokens=41)  # 60 + 41 > 100
+    assert refused.value.retry_after_s is not None and 55 <= refused.value.retry_after_s <= 60
+    await quotas.admit(key, "req_3", lease_s=LEASE_S, tokens=40)  # 60 + 40: exactly the limit
+
+    await quotas.end("alice", "req_1")  # its job ended; the ledger books what it used
+    await book(redis, "alice", Usage(input_tokens=5, output_tokens=5))
+    await quotas.admit(key, "req_4", lease_s=LEASE_S, tokens=50)  # 40 + 10 + 50
+
+
+async def test_a_request_reserving_more_than_the_limit_is_told_not_to_retry(
+    redis: Redis,
+) -> None:
+    with pytest.raises(RateLimited, match="more than this API key's limit") as refused:
+        await Quotas(redis).admit(limited(tpm=1), "req_1", lease_s=LEASE_S, tokens=128_000)
+    assert refused.value.should_retry is False and refused.value.retry_after_s == 60
+
+
 async def test_a_monthly_budget_refuses_until_the_month_turns_and_says_not_to_retry(
     redis: Redis,
 ) -> None:

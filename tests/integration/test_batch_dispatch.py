@@ -107,3 +107,25 @@ async def test_a_batch_request_runs_on_the_key_that_created_the_batch(pool: ArqR
     assert record.job.client_key == "alice"  # usage and spend go to the batch's key
     assert record.job.lane == "batch"
     assert record.job.batch is not None and record.job.batch.custom_id == "only"
+
+
+async def test_a_request_given_back_is_taken_again_first_and_those_in_flight_are_skipped(
+    pool: ArqRedis,
+) -> None:
+    store = BatchStore(pool, retention_s=60)
+    bodies = [orjson.dumps({"custom_id": f"r{i}", "params": PARAMS}) for i in range(3)]
+    await store.create(
+        NewBatch(id="msgbatch_t", owner="", created_at_ms=1, expires_at_ms=2**42),
+        [StoredRequest(i, body) for i, body in enumerate(bodies)],
+    )
+    first, second = await store.take_next("job_a"), await store.take_next("job_b")
+    assert first is not None and second is not None
+
+    assert await store.unclaim("msgbatch_t", first.index)  # its key's quotas made it wait
+
+    again, third = await store.take_next("job_c"), await store.take_next("job_d")
+    assert again is not None and third is not None
+    assert (again.index, third.index) == (first.index, 2)
+    assert await store.take_next("job_e") is None
+    state = await store.get("msgbatch_t")
+    assert state is not None and state.processing == 3

@@ -1,5 +1,9 @@
 """Books each CLI run: the ledger, the key's quotas, the metrics, the account's budget.
 
+A job's last run also ends its quotas' hold: its concurrency lease ends (a client that left
+inside its resume window left the lease with the job) and its tokens reservation gives way to
+the usage the ledger books.
+
 An account with a monthly budget (`CCFLEET_ACCOUNT_MONTHLY_USD`, `monthly_usd` in the accounts
 file) cools once its month-to-date spend reaches it, until the month turns (UTC), as it
 would for a usage limit: its workers take no more jobs and others answer.
@@ -13,6 +17,7 @@ import time
 from redis.asyncio import Redis
 
 from shared.access.ledger import NO_KEY, LedgerEntry, month_spend, next_month_start, record_usage
+from shared.access.quotas import BUDGET_LIMIT, Quotas
 from shared.broker.outage import OUTAGE_ERRORS
 from shared.fleet.registry import set_account_cooling
 from shared.queue.job import JobRequest
@@ -21,7 +26,7 @@ from worker.reply.run_meter import RunMeter
 
 logger = logging.getLogger(__name__)
 
-BUDGET_REASON = "monthly budget"
+BUDGET_REASON = BUDGET_LIMIT  # batch dispatch reads it (shared/access/admission.py)
 
 
 async def book_run(
@@ -63,6 +68,8 @@ async def book_run(
             now_s=time.time(),
             retention_days=worker.settings.access.usage_retention_days,
         )
+        if final and job.client_key is not None:
+            await Quotas(redis).end(job.client_key, job.request_id)
     except OUTAGE_ERRORS as exc:
         logger.warning("usage not booked, redis unavailable: %r", exc)
         return
