@@ -142,7 +142,7 @@ class BatchDispatch:
         body = MessagesRequest.model_validate(item["params"])  # valid: checked at creation
         key = await key_named(self._redis, taken.owner)
         try:
-            if key is None or key.revoked:
+            if key is None or key.revoked or (taken.owner_id and key.id != taken.owner_id):
                 raise PermissionDenied("The API key that created this batch was revoked.")
             await admission.admit(
                 self._admission.quotas,

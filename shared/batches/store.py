@@ -63,7 +63,8 @@ class TakenRequest:
     batch_id: str
     index: int
     body: bytes
-    owner: str
+    owner: str  # the key's name, which usage is booked under
+    owner_id: str  # the key's immutable id: a new key of the same name is not the owner
 
 
 @dataclass(frozen=True)
@@ -241,8 +242,10 @@ class BatchStore:
         )
         if not taken:
             return None
-        batch_id, index, body, owner = taken
-        return TakenRequest(batch_id.decode(), int(index), body, (owner or b"").decode())
+        batch_id, index, body, owner, owner_id = taken
+        return TakenRequest(
+            batch_id.decode(), int(index), body, (owner or b"").decode(), (owner_id or b"").decode()
+        )
 
     async def unclaim(self, batch_id: str, index: int) -> bool:
         """Give back a request `take_next` claimed but that was not queued: the next take of

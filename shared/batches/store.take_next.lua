@@ -1,6 +1,6 @@
 -- Take the next request to run, round-robin between batches: rotate the active list, take the
 -- next request of the batch at its head, note it in flight as `claim` ("<job>|<ms>").
--- Answers {batch id, index, request, owner}, or nil when no batch has one left.
+-- Answers {batch id, index, request, owner, owner id}, or nil when no batch has one left.
 -- The batches' own keys are built from a prefix and suffixes (shared/broker/redis_keys.py):
 -- a script naming keys it was not given needs one Redis, not a cluster.
 -- KEYS: active
@@ -29,7 +29,8 @@ for _ = 1, redis.call('LLEN', active) do
       if redis.call('PTTL', inflight) < 0 then
         redis.call('PEXPIRE', inflight, redis.call('PTTL', batch))
       end
-      return {id, index, redis.call('HGET', requests, index), redis.call('HGET', batch, 'owner')}
+      local owner = redis.call('HMGET', batch, 'owner', 'owner_id')
+      return {id, index, redis.call('HGET', requests, index), owner[1], owner[2]}
     end
   end
   redis.call('LREM', active, 0, id)

@@ -371,6 +371,41 @@ def test_a_batch_request_that_alone_exceeds_its_keys_tokens_per_minute_ends_erro
     assert "tokens per minute" in by_id["huge"]["error"]["error"]["message"]
 
 
+def revoke_and_recreate(stack: Stack, name: str, **limits: Any) -> str:
+    """`ccfleet keys revoke NAME` then `keys create NAME`: a new key under the old name."""
+
+    async def run() -> str:
+        client = AsyncRedis.from_url(stack.redis.url)
+        try:
+            store = KeyStore(client, SecretStr(SERVER_SECRET))
+            await store.revoke(name)
+            _, secret = await store.create(name, KeyLimits(**limits))
+        finally:
+            await client.aclose()
+        return secret
+
+    return asyncio.run(run())
+
+
+def test_waiting_batch_requests_of_a_revoked_key_end_errored_though_its_name_lives_on(
+    stack: Stack,
+) -> None:
+    secret = create_key(stack, "reborn", rpm=1)
+    assert post(stack, secret, message()).status_code == 200  # its one request a minute spent
+    created = create_batch(stack, secret, 2, "r")
+    assert created.status_code == 200, created.text
+    batch_id = created.json()["id"]
+    new_secret = revoke_and_recreate(stack, "reborn", rpm=1)
+    admin = create_key(stack, "reborn-admin", admin=True)
+    # Waiting on the name's minute, they would run under the new key once it passed.
+    wait_until(lambda: batch_counts(stack, admin, batch_id)["processing"] == 0, 30, "they ended")
+    assert batch_counts(stack, admin, batch_id)["errored"] == 2
+    listed = httpx.get(
+        f"{stack.url}/v1/messages/batches", headers={"x-api-key": new_secret}, timeout=10
+    )
+    assert batch_id not in [batch["id"] for batch in listed.json()["data"]]
+
+
 def test_creating_a_batch_with_a_spent_monthly_budget_is_refused_at_once(stack: Stack) -> None:
     secret = create_key(stack, "spent-batch", monthly_usd=0.5)
     assert post(stack, secret, message()).status_code == 200
