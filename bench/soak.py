@@ -73,6 +73,7 @@ import tomllib
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -580,7 +581,7 @@ class Fleet:
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
         for url in self.urls:
-            wait_until(lambda url=url: http_ok(f"{url}/ready"), timeout_s, f"{url}/ready")
+            wait_until(partial(http_ok, f"{url}/ready"), timeout_s, f"{url}/ready")
 
     def stop(self) -> None:
         """SIGTERM everything at once (workers are idle by now), then wait for each."""
@@ -787,14 +788,14 @@ def read_jobs(redis_url: str) -> dict[str, list[JobInfo]]:
             key = raw_key.decode()
             if key.count(":") != 2:
                 continue
-            record: dict[bytes, bytes] = client.hgetall(key)  # type: ignore[assignment]
+            record: dict[bytes, bytes] = client.hgetall(key)  # type: ignore[assignment]  # redis-py 5 types replies sync-or-async
             payload = record.get(b"payload", b"").decode(errors="replace")
             found = MARKER_RE.search(payload)
             if not found:
                 continue
             job_id = key.rsplit(":", 1)[1]
             journal = []
-            for _entry, fields in client.xrange(redis_keys.job_journal(job_id)):  # type: ignore[union-attr]
+            for _entry, fields in client.xrange(redis_keys.job_journal(job_id)):  # type: ignore[union-attr]  # redis-py 5 types replies sync-or-async
                 chunk = json.loads(fields[b"c"])
                 journal.append(f"{chunk['seq']} {chunk.get('event') or chunk['kind']}")
             jobs.setdefault(found.group(0), []).append(

@@ -7,6 +7,7 @@ import shutil
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -127,7 +128,7 @@ class Stack:
 
     def wait_ready(self, timeout_s: float = 30.0) -> None:
         for url in self.api_urls:
-            wait_until(lambda url=url: http_ok(f"{url}/ready"), timeout_s, f"{url}/ready")
+            wait_until(partial(http_ok, f"{url}/ready"), timeout_s, f"{url}/ready")
 
     def stop(self) -> None:
         for process in [*self.apis, *self.workers]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anthropic
@@ -65,7 +66,7 @@ def _without_reminder(block: dict[str, Any]) -> dict[str, Any]:
     return block
 
 
-def as_blocks(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def as_blocks(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The client's messages with string content written as one text block."""
     return [
         {

@@ -24,7 +24,9 @@ import httpx
 import openai
 import pytest
 import redis
+from anthropic.types import MessageParam
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from pydantic import SecretStr
 from redis.asyncio import Redis as AsyncRedis
 
@@ -34,21 +36,28 @@ from shared.access.ledger import next_month_start
 from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import ErrorReply, FakeUpstream, RecordedRequest, TextReply
 from tests.processes import ManagedProcess, http_ok, wait_until
+from tests.sdk_replies import error_body
 
 SERVER_SECRET = "test-server-secret-" + "0123456789abcdef" * 2
 ACCESS_ENV = {"CCFLEET_AUTH": "on", "CCFLEET_AUTH_SECRET": SERVER_SECRET}
 MODEL = "claude-sonnet-4-5"
-HELLO = [{"role": "user", "content": "Say hello."}]
+HELLO: list[MessageParam] = [{"role": "user", "content": "Say hello."}]
 # What the fake upstream bills for one answer, and what the CLI 2.1.328 prices it at for
 # claude-sonnet-4-5 (3 / 15 / 0.30 / 3.75 USD per million input / output / cache-read /
 # cache-write tokens; measured: its result's total_cost_usd).
-BILLED = {"input_tokens": 1000, "output_tokens": 500, "cache_read_tokens": 2000,
+BILLED: dict[str, int] = {"input_tokens": 1000, "output_tokens": 500, "cache_read_tokens": 2000,
           "cache_write_tokens": 300}  # fmt: skip
 BILLED_USD = 0.012225
 
 
 def billed_reply() -> TextReply:
-    return TextReply("Hello.", **BILLED)
+    return TextReply(
+        "Hello.",
+        input_tokens=BILLED["input_tokens"],
+        output_tokens=BILLED["output_tokens"],
+        cache_read_tokens=BILLED["cache_read_tokens"],
+        cache_write_tokens=BILLED["cache_write_tokens"],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +215,7 @@ def test_a_missing_or_wrong_key_is_401_in_each_apis_own_shape(stack: Stack) -> N
     for url in stack.api_urls:
         with pytest.raises(anthropic.AuthenticationError) as wrong:
             anthropic_client(url, "sk-ccf-wrong").models.list()
-        assert wrong.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
+        assert error_body(wrong.value)["error"]["type"] == "authentication_error"
         with pytest.raises(openai.AuthenticationError):
             openai_client(url, "sk-ccf-wrong").chat.completions.create(model=MODEL, messages=[])
     missing = httpx.post(f"{stack.url}/v1/messages", json={}, timeout=10)
@@ -223,7 +232,7 @@ def test_a_lane_or_model_the_key_may_not_use_is_403_permission_error(stack: Stac
     client = anthropic_client(stack.url, secret)
     with pytest.raises(anthropic.PermissionDeniedError) as model_refused:
         client.messages.create(model=MODEL, max_tokens=64, messages=HELLO)
-    assert model_refused.value.body["error"]["type"] == "permission_error"  # type: ignore[index]
+    assert error_body(model_refused.value)["error"]["type"] == "permission_error"
     with pytest.raises(anthropic.PermissionDeniedError, match="batch lane"):
         client.messages.create(
             model="claude-haiku-4-5",
@@ -343,7 +352,7 @@ def test_tokens_per_minute_count_what_the_upstream_billed(
         openai_client(stack.url, secret).chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "hi"}]
         )
-    assert openai_refused.value.body["code"] == "rate_limit_exceeded"  # type: ignore[index]
+    assert error_body(openai_refused.value)["code"] == "rate_limit_exceeded"
 
 
 def test_a_monthly_budget_refuses_the_key_until_the_month_turns(
@@ -429,13 +438,13 @@ METRIC_NAMES = {
 }
 
 
-def scrape(url: str) -> tuple[str, dict[str, list[Any]]]:
+def scrape(url: str) -> tuple[str, dict[str, list[Sample]]]:
     text = httpx.get(url, timeout=10).text
     families = {family.name: family.samples for family in text_string_to_metric_families(text)}
     return text, families
 
 
-def sample(families: dict[str, list[Any]], name: str, **labels: str) -> float:
+def sample(families: dict[str, list[Sample]], name: str, **labels: str) -> float:
     return sum(
         s.value
         for samples in families.values()
@@ -480,19 +489,19 @@ def every_value_in(client: redis.Redis) -> bytes:
     """Every key name and value Redis holds, as one blob to search."""
     parts: list[bytes] = []
     for name in client.scan_iter():
-        kind = client.type(name).decode()
+        kind = client.type(name).decode()  # type: ignore[union-attr]  # redis-py 5 types replies sync-or-async
         parts.append(name)
         if kind == "string":
-            parts.append(client.get(name) or b"")
+            parts.append(client.get(name) or b"")  # type: ignore[arg-type]  # redis-py 5 types replies sync-or-async
         elif kind == "hash":
-            for field, value in client.hgetall(name).items():
+            for field, value in client.hgetall(name).items():  # type: ignore[union-attr]  # redis-py 5 types replies sync-or-async
                 parts += [field, value]
         elif kind in ("set", "zset"):
-            parts += list(client.smembers(name) if kind == "set" else client.zrange(name, 0, -1))
+            parts += list(client.smembers(name) if kind == "set" else client.zrange(name, 0, -1))  # type: ignore[arg-type]  # redis-py 5 types replies sync-or-async
         elif kind == "list":
-            parts += client.lrange(name, 0, -1)
+            parts += client.lrange(name, 0, -1)  # type: ignore[arg-type]  # redis-py 5 types replies sync-or-async
         elif kind == "stream":
-            parts += [repr(entry).encode() for entry in client.xrange(name)]
+            parts += [repr(entry).encode() for entry in client.xrange(name)]  # type: ignore[union-attr]  # redis-py 5 types replies sync-or-async
     return b"\n".join(parts)
 
 

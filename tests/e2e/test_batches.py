@@ -8,6 +8,7 @@ from typing import Any
 
 import anthropic
 import pytest
+from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
 from anthropic.types.messages import MessageBatch
 
 from tests.conftest import StackFactory
@@ -20,17 +21,20 @@ from tests.fakes.upstream import (
     subscription_limit_reply,
 )
 from tests.processes import http_ok, wait_until
+from tests.sdk_replies import text_of
 
 MODEL = "claude-sonnet-4-5"
 
 
-def params(text: str, **extra: Any) -> dict[str, Any]:
-    return {
+def params(text: str, stop_sequences: list[str] | None = None) -> MessageCreateParamsNonStreaming:
+    request: MessageCreateParamsNonStreaming = {
         "model": MODEL,
         "max_tokens": 100,
         "messages": [{"role": "user", "content": text}],
-        **extra,
     }
+    if stop_sequences is not None:
+        request["stop_sequences"] = stop_sequences
+    return request
 
 
 def wait_ended(client: anthropic.Anthropic, batch_id: str, timeout_s: float = 60) -> MessageBatch:
@@ -61,10 +65,10 @@ def test_a_batch_created_with_the_sdk_ends_with_succeeded_and_errored_results(
 
     batch = client.messages.batches.create(
         requests=[
-            {"custom_id": "plain", "params": params("Say something.")},  # type: ignore[typeddict-item]  # plain dicts, as a user writes them
-            {"custom_id": "stop", "params": params("STOPPY", stop_sequences=["STOP"])},  # type: ignore[typeddict-item]
-            {"custom_id": "upstream-error", "params": params("MISSING")},  # type: ignore[typeddict-item]
-            {"custom_id": "invalid", "params": {"model": MODEL, "messages": []}},  # type: ignore[typeddict-item]
+            {"custom_id": "plain", "params": params("Say something.")},
+            {"custom_id": "stop", "params": params("STOPPY", stop_sequences=["STOP"])},
+            {"custom_id": "upstream-error", "params": params("MISSING")},
+            {"custom_id": "invalid", "params": {"model": MODEL, "messages": []}},  # type: ignore[typeddict-item]  # no max_tokens: the refusal is the point
         ]
     )
 
@@ -87,12 +91,12 @@ def test_a_batch_created_with_the_sdk_ends_with_succeeded_and_errored_results(
     assert set(results) == {"plain", "stop", "upstream-error", "invalid"}
     plain = results["plain"]
     assert plain.type == "succeeded"
-    assert plain.message.content[0].text == "plain answer"  # type: ignore[union-attr]
+    assert text_of(plain.message) == "plain answer"
     stop = results["stop"]
     assert stop.type == "succeeded"
     assert stop.message.stop_reason == "stop_sequence"
     assert stop.message.stop_sequence == "STOP"
-    assert stop.message.content[0].text == "one two "  # type: ignore[union-attr]
+    assert text_of(stop.message) == "one two "
     upstream_error = results["upstream-error"]
     assert upstream_error.type == "errored"
     assert upstream_error.error.error.type == "not_found_error"
@@ -106,7 +110,7 @@ def test_batch_requests_run_again_after_transient_and_mid_answer_failures_and_ac
     make_stack: StackFactory,
 ) -> None:
     stack = make_stack(CCFLEET_WORKER_SLOTS="3")
-    first_failures = {
+    first_failures: dict[str, Reply] = {
         "FLAKY": ErrorReply(529, "overloaded_error", "Overloaded"),
         "MIDWAY": MidStreamErrorReply(),
         "LIMITED": subscription_limit_reply(time.time() + 3),
@@ -123,7 +127,7 @@ def test_batch_requests_run_again_after_transient_and_mid_answer_failures_and_ac
     client = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
     batch = client.messages.batches.create(
         requests=[
-            {"custom_id": marker.lower(), "params": params(marker)}  # type: ignore[typeddict-item]  # plain dicts, as a user writes them
+            {"custom_id": marker.lower(), "params": params(marker)}
             for marker in list(first_failures)
         ]
     )
@@ -134,7 +138,7 @@ def test_batch_requests_run_again_after_transient_and_mid_answer_failures_and_ac
     assert ended.request_counts.succeeded == 3, ended.request_counts
     for result in client.messages.batches.results(batch.id):
         assert result.result.type == "succeeded"
-        assert result.result.message.content[0].text == "fine now"  # type: ignore[union-attr]
+        assert text_of(result.result.message) == "fine now"
 
 
 MALFORMED: list[tuple[dict[str, Any], str]] = [

@@ -18,7 +18,7 @@ from tests.processes import cli_processes, wait_until
 # A model that takes a thinking budget (for the 5.x models the CLI thinks adaptively).
 MODEL = "claude-haiku-4-5"
 
-LOOKUP_INPUT = {"type": "object", "properties": {}}
+LOOKUP_INPUT: dict[str, object] = {"type": "object", "properties": {}}
 HISTORY: list[MessageParam] = [
     {"role": "user", "content": "My name is Ada."},
     {"role": "assistant", "content": "Hello Ada."},
@@ -58,7 +58,7 @@ def test_a_ready_cli_answers_a_multi_turn_request_exactly_and_none_outlives_the_
     assert sent["model"] == MODEL and sent["max_tokens"] == 900
     assert sent["system"][-1]["text"] == "You remember names."
     assert sent["thinking"] == {"type": "enabled", "budget_tokens": 1024, "display": "updates"}
-    assert without_cli_additions(sent["messages"]) == as_blocks(list(HISTORY))  # type: ignore[arg-type]  # TypedDicts are dicts
+    assert without_cli_additions(sent["messages"]) == as_blocks(HISTORY)
     cold_sent = stack.upstream.requests[0].body
     assert cold_sent["system"][-1]["text"] == "Cold."
     assert cold_sent["thinking"] == {"type": "disabled"}, "no thinking unless asked, as on the API"

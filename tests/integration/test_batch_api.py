@@ -18,6 +18,7 @@ from api.app import create_app
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.access.client_keys import KeyLimits, KeyStore
 from shared.settings import Settings
+from tests.sdk_replies import error_body
 
 MODEL = "claude-sonnet-4-5"
 
@@ -67,8 +68,10 @@ async def test_batches_list_newest_first_in_pages_both_ways(
     assert [b.id for b in first.data] == newest_first[:2]
     assert first.has_more
     assert (first.first_id, first.last_id) == (newest_first[0], newest_first[1])
+    assert first.last_id is not None
     second = await client.messages.batches.list(limit=2, after_id=first.last_id)
     assert [b.id for b in second.data] == newest_first[2:4]
+    assert second.last_id is not None
     last = await client.messages.batches.list(limit=2, after_id=second.last_id)
     assert [b.id for b in last.data] == newest_first[4:]
     assert not last.has_more
@@ -207,7 +210,7 @@ async def test_a_batch_body_over_its_limit_is_413_while_messages_keep_their_own_
         with pytest.raises(anthropic.APIStatusError) as refused:
             await client.messages.batches.create(requests=[valid(f"r{i}")[0] for i in range(40)])
         assert refused.value.status_code == 413
-        assert refused.value.body["error"]["type"] == "request_too_large"  # type: ignore[index]  # the error JSON
+        assert error_body(refused.value)["error"]["type"] == "request_too_large"
 
 
 async def test_a_batch_that_would_pass_the_redis_memory_budget_is_529_and_nothing_is_kept(
@@ -222,5 +225,5 @@ async def test_a_batch_that_would_pass_the_redis_memory_budget_is_529_and_nothin
         with pytest.raises(anthropic.APIStatusError) as refused:
             await client.messages.batches.create(requests=valid())
         assert refused.value.status_code == 529
-        assert refused.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]  # the error JSON
+        assert error_body(refused.value)["error"]["type"] == "overloaded_error"
         assert (await client.messages.batches.list()).data == []

@@ -24,6 +24,7 @@ from ccfleet.embedded_redis import EmbeddedRedis
 from tests.conftest import Stack, StackFactory
 from tests.fakes import fake_cli
 from tests.processes import wait_until
+from tests.sdk_replies import text_of
 
 MODEL = "claude-sonnet-4-5"
 
@@ -196,7 +197,7 @@ def test_interactive_requests_are_answered_while_a_batch_fills_the_batch_slots(
         answer = client.messages.create(
             model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "now"}]
         )
-        assert answer.content[0].text == "Hello"  # type: ignore[union-attr]
+        assert text_of(answer) == "Hello"
         assert max_busy_batch(stack) <= 1  # the reserved slot stays interactive
 
     assert client.messages.batches.retrieve(batch.id).request_counts.processing > 0

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from shared.broker import redis_keys
 from tests.conftest import StackFactory
+from tests.sdk_replies import text_of
 from worker.queue_wakeup import QueueWakeup
 
 MODEL = "claude-sonnet-4-5"
@@ -25,8 +26,8 @@ async def test_a_publish_on_the_wake_channel_ends_an_idle_wait(redis: Redis) -> 
     wakeup.start(redis)
     try:
         async with asyncio.timeout(10):
-            # Redis state, not ours: no event to wait on, so poll until the listener subscribed.
-            while not (await redis.pubsub_numsub(redis_keys.queue_wake_channel()))[0][1]:  # noqa: ASYNC110
+            # Poll until the listener subscribed.
+            while not (await redis.pubsub_numsub(redis_keys.queue_wake_channel()))[0][1]:  # noqa: ASYNC110  # Redis state, not ours: no event to wait on
                 await asyncio.sleep(0.01)
         await redis.publish(redis_keys.queue_wake_channel(), b"queued")
         await asyncio.wait_for(wakeup.wait(), timeout=10)
@@ -45,7 +46,7 @@ def test_a_queued_job_and_a_freed_slot_wake_a_worker_that_polls_once_a_minute(
         message = client.messages.create(
             model=MODEL, max_tokens=50, messages=[{"role": "user", "content": f"Request {n}."}]
         )
-        return message.content[0].text  # type: ignore[union-attr]  # a text answer
+        return text_of(message)
 
     with ThreadPoolExecutor(2) as pool:
         answers = list(pool.map(ask, [1, 2]))
