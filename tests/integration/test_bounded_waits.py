@@ -88,14 +88,22 @@ def test_a_redis_partition_ends_a_waiting_request_with_a_529_instead_of_hanging(
     assert reply.json()["error"]["type"] == "overloaded_error"
 
 
-def test_a_worker_bounds_every_redis_wait(redis_server: EmbeddedRedis, tmp_path: Path) -> None:
+async def test_a_worker_bounds_every_redis_wait(
+    redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    # Async so that arq takes the test's loop, which is closed at its end: arq puts its
+    # signal handlers on the loop it finds, and a loop of its own, never closed, would be
+    # collected later in whatever thread, failing there to remove them.
     settings = Settings(redis_url=redis_server.url, redis_command_timeout_s=7)
     worker = build_worker(settings, {"PATH": "/usr/bin:/bin"})
-    options = worker.pool.connection_pool.connection_kwargs
-    assert options["socket_timeout"] == 7
-    assert options["socket_connect_timeout"] == settings.redis_connect_timeout_s
-    assert options["socket_keepalive"] is True
-    assert options["health_check_interval"] == settings.redis_health_check_s
+    try:
+        options = worker.pool.connection_pool.connection_kwargs
+        assert options["socket_timeout"] == 7
+        assert options["socket_connect_timeout"] == settings.redis_connect_timeout_s
+        assert options["socket_keepalive"] is True
+        assert options["health_check_interval"] == settings.redis_health_check_s
+    finally:
+        await worker.pool.aclose()
 
 
 async def test_cancelling_a_task_amid_redis_calls_always_cancels_it(
