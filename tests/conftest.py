@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tomllib
@@ -16,6 +17,7 @@ from sse_starlette.sse import AppStatus
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from tests.fakes.upstream import FakeUpstream
 from tests.processes import ManagedProcess, http_ok, wait_until
+from tests.sdk import SdkClients
 
 
 def _pinned_cli() -> str | None:
@@ -171,3 +173,10 @@ def make_stack(
 def stack(make_stack: StackFactory) -> Stack:
     """One front end and one worker with the real CLI, against the fake upstream."""
     return make_stack()
+
+
+@pytest.fixture
+def sdk_clients() -> Iterator[SdkClients]:
+    """SDK clients for the test, closed when it ends."""
+    with contextlib.ExitStack() as exit_stack:
+        yield SdkClients(exit_stack)

@@ -36,7 +36,7 @@ from shared.access.ledger import next_month_start
 from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import ErrorReply, FakeUpstream, RecordedRequest, TextReply
 from tests.processes import ManagedProcess, http_ok, wait_until
-from tests.sdk_replies import error_body
+from tests.sdk import SdkClients, error_body
 
 SERVER_SECRET = "test-server-secret-" + "0123456789abcdef" * 2
 ACCESS_ENV = {"CCFLEET_AUTH": "on", "CCFLEET_AUTH_SECRET": SERVER_SECRET}
@@ -123,14 +123,6 @@ def admin_secret(access_stack: Stack) -> str:
     return create_key(access_stack, "ops", admin=True)
 
 
-def anthropic_client(url: str, secret: str | None) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=url, api_key=secret, max_retries=0)
-
-
-def openai_client(url: str, secret: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key=secret, max_retries=0)
-
-
 def usage_rows(stack: Stack, admin: str, by: str = "key") -> dict[str, dict[str, Any]]:
     reply = httpx.get(
         f"{stack.url}/v1/usage", params={"by": by}, headers={"x-api-key": admin}, timeout=10
@@ -172,13 +164,14 @@ def test_keys_create_prints_the_secret_alone_on_the_last_line_and_list_never_sho
 
 def test_a_key_works_as_x_api_key_with_anthropic_and_as_bearer_with_openai(
     stack: Stack,
+    sdk_clients: SdkClients,
 ) -> None:
     secret = create_key(stack, "both-sdks")
-    message = anthropic_client(stack.api_urls[0], secret).messages.create(
+    message = sdk_clients.anthropic_client(stack.api_urls[0], secret).messages.create(
         model=MODEL, max_tokens=64, messages=HELLO
     )
     assert message.content[0].type == "text"
-    completion = openai_client(stack.api_urls[1], secret).chat.completions.create(
+    completion = sdk_clients.openai_client(stack.api_urls[1], secret).chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "Say hello."}]
     )
     assert completion.choices[0].message.content
@@ -211,13 +204,17 @@ def test_claude_code_as_a_client_sends_its_auth_token_as_a_bearer_key(
     wait_for_booking(stack, admin_secret, "claude-code", 1)
 
 
-def test_a_missing_or_wrong_key_is_401_in_each_apis_own_shape(stack: Stack) -> None:
+def test_a_missing_or_wrong_key_is_401_in_each_apis_own_shape(
+    stack: Stack, sdk_clients: SdkClients
+) -> None:
     for url in stack.api_urls:
         with pytest.raises(anthropic.AuthenticationError) as wrong:
-            anthropic_client(url, "sk-ccf-wrong").models.list()
+            sdk_clients.anthropic_client(url, "sk-ccf-wrong").models.list()
         assert error_body(wrong.value)["error"]["type"] == "authentication_error"
         with pytest.raises(openai.AuthenticationError):
-            openai_client(url, "sk-ccf-wrong").chat.completions.create(model=MODEL, messages=[])
+            sdk_clients.openai_client(url, "sk-ccf-wrong").chat.completions.create(
+                model=MODEL, messages=[]
+            )
     missing = httpx.post(f"{stack.url}/v1/messages", json={}, timeout=10)
     assert missing.status_code == 401
     assert missing.json()["error"]["type"] == "authentication_error"
@@ -227,9 +224,11 @@ def test_a_missing_or_wrong_key_is_401_in_each_apis_own_shape(stack: Stack) -> N
     assert "type" not in openai_missing.json()  # OpenAI's shape, not Anthropic's
 
 
-def test_a_lane_or_model_the_key_may_not_use_is_403_permission_error(stack: Stack) -> None:
+def test_a_lane_or_model_the_key_may_not_use_is_403_permission_error(
+    stack: Stack, sdk_clients: SdkClients
+) -> None:
     secret = create_key(stack, "haiku-only", lanes=["interactive"], models=["claude-haiku-*"])
-    client = anthropic_client(stack.url, secret)
+    client = sdk_clients.anthropic_client(stack.url, secret)
     with pytest.raises(anthropic.PermissionDeniedError) as model_refused:
         client.messages.create(model=MODEL, max_tokens=64, messages=HELLO)
     assert error_body(model_refused.value)["error"]["type"] == "permission_error"
@@ -241,7 +240,7 @@ def test_a_lane_or_model_the_key_may_not_use_is_403_permission_error(stack: Stac
             extra_headers={"x-ccfleet-lane": "batch"},
         )
     with pytest.raises(openai.PermissionDeniedError):
-        openai_client(stack.api_urls[1], secret).chat.completions.create(
+        sdk_clients.openai_client(stack.api_urls[1], secret).chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "hi"}]
         )
     assert stack.upstream.requests == []
@@ -249,15 +248,16 @@ def test_a_lane_or_model_the_key_may_not_use_is_403_permission_error(stack: Stac
 
 def test_a_revoked_key_is_refused_by_every_front_end_from_the_next_request_on(
     stack: Stack,
+    sdk_clients: SdkClients,
 ) -> None:
     secret = create_key(stack, "leaving")
     for url in stack.api_urls:
-        assert anthropic_client(url, secret).models.list().data
+        assert sdk_clients.anthropic_client(url, secret).models.list().data
     revoked = ccfleet(stack, "keys", "revoke", "leaving")
     assert revoked.returncode == 0, revoked.stderr
     for url in stack.api_urls:  # no wait at all: the very next request
         with pytest.raises(anthropic.AuthenticationError):
-            anthropic_client(url, secret).models.list()
+            sdk_clients.anthropic_client(url, secret).models.list()
 
 
 def test_fleet_and_usage_need_an_admin_key(stack: Stack, admin_secret: str) -> None:
@@ -299,7 +299,7 @@ async def test_requests_per_minute_hold_exactly_across_two_front_ends(stack: Sta
 
 
 def test_concurrent_requests_count_on_every_front_end_until_the_reply_ends(
-    stack: Stack, upstream: FakeUpstream, admin_secret: str
+    stack: Stack, upstream: FakeUpstream, admin_secret: str, sdk_clients: SdkClients
 ) -> None:
     secret = create_key(stack, "one-at-a-time", concurrency=1)
     upstream.enqueue(TextReply("slow " * 200, delay_s=0.2, chunk_chars=4))
@@ -312,7 +312,7 @@ def test_concurrent_requests_count_on_every_front_end_until_the_reply_ends(
         lines = streaming.iter_lines()
         assert next(line for line in lines if "content_block_delta" in line)
         with pytest.raises(anthropic.RateLimitError, match="concurrent requests"):
-            anthropic_client(stack.api_urls[1], secret).messages.create(
+            sdk_clients.anthropic_client(stack.api_urls[1], secret).messages.create(
                 model=MODEL, max_tokens=64, messages=HELLO
             )
     # The stream was left: its lease ends with its relay, and the key has room again.
@@ -321,7 +321,7 @@ def test_concurrent_requests_count_on_every_front_end_until_the_reply_ends(
     def room_again() -> bool:
         try:
             answered.append(
-                anthropic_client(stack.api_urls[1], secret).messages.create(
+                sdk_clients.anthropic_client(stack.api_urls[1], secret).messages.create(
                     model=MODEL, max_tokens=64, messages=HELLO
                 )
             )
@@ -337,33 +337,37 @@ def test_concurrent_requests_count_on_every_front_end_until_the_reply_ends(
 
 
 def test_tokens_per_minute_count_what_the_upstream_billed(
-    stack: Stack, upstream: FakeUpstream, admin_secret: str
+    stack: Stack, upstream: FakeUpstream, admin_secret: str, sdk_clients: SdkClients
 ) -> None:
     secret = create_key(stack, "tpm-1000", tpm=1000)
     upstream.enqueue(billed_reply())  # 1000 input + 500 output: over the minute's 1000
-    anthropic_client(stack.url, secret).messages.create(model=MODEL, max_tokens=64, messages=HELLO)
+    sdk_clients.anthropic_client(stack.url, secret).messages.create(
+        model=MODEL, max_tokens=64, messages=HELLO
+    )
     wait_for_booking(stack, admin_secret, "tpm-1000", 1)
     with pytest.raises(anthropic.RateLimitError, match="tokens per minute") as refused:
-        anthropic_client(stack.api_urls[1], secret).messages.create(
+        sdk_clients.anthropic_client(stack.api_urls[1], secret).messages.create(
             model=MODEL, max_tokens=64, messages=HELLO
         )
     assert 1 <= int(refused.value.response.headers["retry-after"]) <= 60
     with pytest.raises(openai.RateLimitError) as openai_refused:
-        openai_client(stack.url, secret).chat.completions.create(
+        sdk_clients.openai_client(stack.url, secret).chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "hi"}]
         )
     assert error_body(openai_refused.value)["code"] == "rate_limit_exceeded"
 
 
 def test_a_monthly_budget_refuses_the_key_until_the_month_turns(
-    stack: Stack, upstream: FakeUpstream, admin_secret: str
+    stack: Stack, upstream: FakeUpstream, admin_secret: str, sdk_clients: SdkClients
 ) -> None:
     secret = create_key(stack, "budget-1c", monthly_usd=0.01)
     upstream.enqueue(billed_reply())
-    anthropic_client(stack.url, secret).messages.create(model=MODEL, max_tokens=64, messages=HELLO)
+    sdk_clients.anthropic_client(stack.url, secret).messages.create(
+        model=MODEL, max_tokens=64, messages=HELLO
+    )
     wait_for_booking(stack, admin_secret, "budget-1c", 1)
     with pytest.raises(anthropic.RateLimitError, match="monthly budget") as refused:
-        anthropic_client(stack.api_urls[1], secret).messages.create(
+        sdk_clients.anthropic_client(stack.api_urls[1], secret).messages.create(
             model=MODEL, max_tokens=64, messages=HELLO
         )
     headers = refused.value.response.headers
@@ -375,7 +379,7 @@ def test_a_monthly_budget_refuses_the_key_until_the_month_turns(
 
 
 def test_the_ledger_books_what_the_upstream_billed_per_key_model_and_account(
-    stack: Stack, upstream: FakeUpstream, admin_secret: str
+    stack: Stack, upstream: FakeUpstream, admin_secret: str, sdk_clients: SdkClients
 ) -> None:
     def reply(request: RecordedRequest) -> ErrorReply | TextReply:
         if "Fail please." in str(request.body.get("messages")):
@@ -385,14 +389,14 @@ def test_the_ledger_books_what_the_upstream_billed_per_key_model_and_account(
     upstream.set_responder(reply)
     fleet_before = account_spend(stack, admin_secret)
     secret = create_key(stack, "ledger")
-    anthropic_client(stack.api_urls[0], secret).messages.create(
+    sdk_clients.anthropic_client(stack.api_urls[0], secret).messages.create(
         model=MODEL, max_tokens=64, messages=HELLO
     )
-    openai_client(stack.api_urls[1], secret).chat.completions.create(
+    sdk_clients.openai_client(stack.api_urls[1], secret).chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "Say hello."}]
     )
     with pytest.raises(anthropic.BadRequestError):
-        anthropic_client(stack.url, secret).messages.create(
+        sdk_clients.anthropic_client(stack.url, secret).messages.create(
             model=MODEL, max_tokens=64, messages=[{"role": "user", "content": "Fail please."}]
         )
     row = wait_for_booking(stack, admin_secret, "ledger", 3)
@@ -454,12 +458,16 @@ def sample(families: dict[str, list[Sample]], name: str, **labels: str) -> float
 
 
 def test_metrics_are_parseable_everywhere_and_name_keys_never_secrets(
-    stack: Stack, upstream: FakeUpstream, admin_secret: str, worker_metrics_port: int
+    stack: Stack,
+    upstream: FakeUpstream,
+    admin_secret: str,
+    worker_metrics_port: int,
+    sdk_clients: SdkClients,
 ) -> None:
     worker_url = f"http://127.0.0.1:{worker_metrics_port}/metrics"
     secret = create_key(stack, "metered")
     upstream.enqueue(billed_reply())
-    anthropic_client(stack.api_urls[1], secret).messages.create(
+    sdk_clients.anthropic_client(stack.api_urls[1], secret).messages.create(
         model=MODEL, max_tokens=64, messages=HELLO
     )
     wait_for_booking(stack, admin_secret, "metered", 1)
@@ -505,15 +513,17 @@ def every_value_in(client: redis.Redis) -> bytes:
     return b"\n".join(parts)
 
 
-def test_no_secret_is_kept_in_redis_logs_or_metrics(stack: Stack, admin_secret: str) -> None:
+def test_no_secret_is_kept_in_redis_logs_or_metrics(
+    stack: Stack, admin_secret: str, sdk_clients: SdkClients
+) -> None:
     secret = create_key(stack, "careful")
-    anthropic_client(stack.api_urls[0], secret).messages.create(
+    sdk_clients.anthropic_client(stack.api_urls[0], secret).messages.create(
         model=MODEL, max_tokens=64, messages=HELLO
     )
     for url in stack.api_urls:
-        openai_client(url, secret).models.list()
+        sdk_clients.openai_client(url, secret).models.list()
         with pytest.raises(anthropic.AuthenticationError):
-            anthropic_client(url, secret + "-wrong").models.list()
+            sdk_clients.anthropic_client(url, secret + "-wrong").models.list()
     client = redis.Redis.from_url(stack.redis.url)
     try:
         stored = every_value_in(client)
@@ -535,12 +545,12 @@ def test_no_secret_is_kept_in_redis_logs_or_metrics(stack: Stack, admin_secret: 
 
 
 def test_an_account_over_its_monthly_budget_cools_until_the_month_turns_and_another_answers(
-    make_stack: StackFactory, upstream: FakeUpstream
+    make_stack: StackFactory, upstream: FakeUpstream, sdk_clients: SdkClients
 ) -> None:
     fleet_stack = make_stack(workers=0, wait_ready=False)
     fleet_stack.add_worker(CCFLEET_ACCOUNT="thrifty", CCFLEET_ACCOUNT_MONTHLY_USD="0.01")
     fleet_stack.wait_ready()
-    client = anthropic_client(fleet_stack.url, "unused")  # auth is off in this stack
+    client = sdk_clients.anthropic_client(fleet_stack.url, "unused")  # auth is off in this stack
     upstream.enqueue(billed_reply())
     client.messages.create(model=MODEL, max_tokens=64, messages=HELLO)
 

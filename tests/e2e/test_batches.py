@@ -21,7 +21,7 @@ from tests.fakes.upstream import (
     subscription_limit_reply,
 )
 from tests.processes import http_ok, wait_until
-from tests.sdk_replies import text_of
+from tests.sdk import SdkClients, text_of
 
 MODEL = "claude-sonnet-4-5"
 
@@ -58,10 +58,11 @@ def reply_by_prompt(recorded: RecordedRequest) -> Reply | None:
 
 def test_a_batch_created_with_the_sdk_ends_with_succeeded_and_errored_results(
     make_stack: StackFactory,
+    sdk_clients: SdkClients,
 ) -> None:
     stack = make_stack(CCFLEET_WORKER_SLOTS="3")
     stack.upstream.set_responder(reply_by_prompt)
-    client = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
+    client = sdk_clients.anthropic_client(stack.url, "k")
 
     batch = client.messages.batches.create(
         requests=[
@@ -108,6 +109,7 @@ def test_a_batch_created_with_the_sdk_ends_with_succeeded_and_errored_results(
 
 def test_batch_requests_run_again_after_transient_and_mid_answer_failures_and_account_limits(
     make_stack: StackFactory,
+    sdk_clients: SdkClients,
 ) -> None:
     stack = make_stack(CCFLEET_WORKER_SLOTS="3")
     first_failures: dict[str, Reply] = {
@@ -124,7 +126,7 @@ def test_batch_requests_run_again_after_transient_and_mid_answer_failures_and_ac
         return TextReply("fine now")
 
     stack.upstream.set_responder(fail_once)
-    client = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
+    client = sdk_clients.anthropic_client(stack.url, "k")
     batch = client.messages.batches.create(
         requests=[
             {"custom_id": marker.lower(), "params": params(marker)}
@@ -153,10 +155,11 @@ MALFORMED: list[tuple[dict[str, Any], str]] = [
 
 def test_a_malformed_batch_is_refused_whole_with_400_and_nothing_is_created(
     make_stack: StackFactory,
+    sdk_clients: SdkClients,
 ) -> None:
     stack = make_stack(workers=0, wait_ready=False)
     wait_until(lambda: http_ok(f"{stack.url}/health"), 30, f"{stack.url}/health")
-    client = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
+    client = sdk_clients.anthropic_client(stack.url, "k")
     for body, complaint in MALFORMED:
         with pytest.raises(anthropic.BadRequestError) as refused:
             client.messages.batches.create(**body)

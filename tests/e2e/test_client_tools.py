@@ -14,7 +14,7 @@ from anthropic.types import CacheControlEphemeralParam, Message, ToolChoiceParam
 from tests.conftest import Stack
 from tests.e2e.conftest import MODEL, without_cli_additions
 from tests.fakes.upstream import BlocksReply, TextBlock, TextReply, ToolUseBlock
-from tests.sdk_replies import text_of
+from tests.sdk import text_of
 
 WEATHER: ToolParam = {
     "name": "get_weather",

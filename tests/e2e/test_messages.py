@@ -21,7 +21,7 @@ from tests.fakes.upstream import (
     TextReply,
     ThinkingBlock,
 )
-from tests.sdk_replies import text_of
+from tests.sdk import text_of
 
 HELLO: list[MessageParam] = [{"role": "user", "content": "Say hello."}]
 

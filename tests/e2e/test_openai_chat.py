@@ -30,6 +30,7 @@ from tests.fakes.upstream import (
     ToolUseBlock,
 )
 from tests.processes import cli_processes, wait_until
+from tests.sdk import SdkClients
 
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello."}]
 MODEL_TOOL_NAME = (
@@ -50,8 +51,8 @@ WEATHER_TOOL: ChatCompletionFunctionToolParam = {
 
 
 @pytest.fixture
-def oai(stack: Stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{stack.url}/v1", api_key="client-key", max_retries=0)
+def oai(stack: Stack, sdk_clients: SdkClients) -> openai.OpenAI:
+    return sdk_clients.openai_client(stack.url)
 
 
 def test_a_non_streaming_completion_carries_the_text_finish_reason_and_usage(

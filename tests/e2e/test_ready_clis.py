@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import anthropic
 import httpx
 from anthropic.types import MessageParam
 
@@ -14,6 +13,7 @@ from tests.conftest import Stack, StackFactory
 from tests.e2e.conftest import as_blocks, without_cli_additions
 from tests.fakes.upstream import BlocksReply, ToolUseBlock
 from tests.processes import cli_processes, wait_until
+from tests.sdk import SdkClients
 
 # A model that takes a thinking budget (for the 5.x models the CLI thinks adaptively).
 MODEL = "claude-haiku-4-5"
@@ -34,9 +34,10 @@ def worker_info(stack: Stack) -> dict[str, Any]:
 
 def test_a_ready_cli_answers_a_multi_turn_request_exactly_and_none_outlives_the_worker(
     make_stack: StackFactory,
+    sdk_clients: SdkClients,
 ) -> None:
     stack = make_stack(CCFLEET_PREWARM_CLIS="1")
-    client = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
+    client = sdk_clients.anthropic_client(stack.url, "k")
     cold = client.messages.create(
         model=MODEL, max_tokens=900, system="Cold.", messages=[{"role": "user", "content": "hi"}]
     )

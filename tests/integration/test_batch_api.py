@@ -18,7 +18,7 @@ from api.app import create_app
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.access.client_keys import KeyLimits, KeyStore
 from shared.settings import Settings
-from tests.sdk_replies import error_body
+from tests.sdk import error_body
 
 MODEL = "claude-sonnet-4-5"
 

@@ -24,7 +24,7 @@ from ccfleet.embedded_redis import EmbeddedRedis
 from tests.conftest import Stack, StackFactory
 from tests.fakes import fake_cli
 from tests.processes import wait_until
-from tests.sdk_replies import text_of
+from tests.sdk import SdkClients, text_of
 
 MODEL = "claude-sonnet-4-5"
 
@@ -62,10 +62,6 @@ def fake_stack(
     }
     overrides = {k: str(v) for k, v in env.items()}
     return make_stack(workers=workers, apis=apis, **{**defaults, **overrides})
-
-
-def sdk(url: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=url, api_key="k", max_retries=0)
 
 
 def requests(count: int, prefix: str = "r") -> list[Any]:
@@ -109,14 +105,16 @@ def counts(batch: MessageBatch) -> dict[str, int]:
 
 
 def test_canceling_mid_way_from_another_front_end_ends_the_batch_with_every_result(
-    make_stack: StackFactory, tmp_path: Path
+    make_stack: StackFactory, tmp_path: Path, sdk_clients: SdkClients
 ) -> None:
     stack = fake_stack(make_stack, tmp_path, delay_s=0.3, apis=2, CCFLEET_WORKER_SLOTS=3)
-    client = sdk(stack.url)
+    client = sdk_clients.anthropic_client(stack.url, "k")
     batch = client.messages.batches.create(requests=requests(30))
     wait_batch(client, batch.id, lambda b: b.request_counts.succeeded >= 2)
 
-    canceling = sdk(stack.api_urls[1]).messages.batches.cancel(batch.id)
+    canceling = sdk_clients.anthropic_client(stack.api_urls[1], "k").messages.batches.cancel(
+        batch.id
+    )
 
     assert canceling.processing_status in ("canceling", "ended")
     assert canceling.cancel_initiated_at is not None
@@ -128,10 +126,10 @@ def test_canceling_mid_way_from_another_front_end_ends_the_batch_with_every_resu
 
 
 def test_a_batch_unfinished_at_its_expiry_ends_with_the_rest_expired(
-    make_stack: StackFactory, tmp_path: Path
+    make_stack: StackFactory, tmp_path: Path, sdk_clients: SdkClients
 ) -> None:
     stack = fake_stack(make_stack, tmp_path, delay_s=0.5, CCFLEET_BATCH_EXPIRY_S=3)
-    client = sdk(stack.url)
+    client = sdk_clients.anthropic_client(stack.url, "k")
     batch = client.messages.batches.create(requests=requests(30))
 
     done = wait_batch(client, batch.id, ended)
@@ -142,13 +140,15 @@ def test_a_batch_unfinished_at_its_expiry_ends_with_the_rest_expired(
 
 
 def test_a_front_end_killed_mid_batch_loses_nothing(
-    make_stack: StackFactory, tmp_path: Path
+    make_stack: StackFactory, tmp_path: Path, sdk_clients: SdkClients
 ) -> None:
     stack = fake_stack(make_stack, tmp_path, delay_s=0.2, apis=2)
-    batch = sdk(stack.api_urls[0]).messages.batches.create(requests=requests(8))
+    batch = sdk_clients.anthropic_client(stack.api_urls[0], "k").messages.batches.create(
+        requests=requests(8)
+    )
     stack.apis[0].signal(signal.SIGKILL)
 
-    client = sdk(stack.api_urls[1])
+    client = sdk_clients.anthropic_client(stack.api_urls[1], "k")
     done = wait_batch(client, batch.id, ended)
 
     assert counts(done) == {"succeeded": 8}
@@ -156,10 +156,10 @@ def test_a_front_end_killed_mid_batch_loses_nothing(
 
 
 def test_requests_whose_worker_was_killed_run_again_on_another_worker(
-    make_stack: StackFactory, tmp_path: Path
+    make_stack: StackFactory, tmp_path: Path, sdk_clients: SdkClients
 ) -> None:
     stack = fake_stack(make_stack, tmp_path, delay_s=1.5, workers=2)
-    client = sdk(stack.url)
+    client = sdk_clients.anthropic_client(stack.url, "k")
     batch = client.messages.batches.create(requests=requests(6))
     busy = wait_for_busy_batch_worker(stack)
     victim = next(w for w in stack.workers if f"-{w.pid}-" in busy)
@@ -171,9 +171,11 @@ def test_requests_whose_worker_was_killed_run_again_on_another_worker(
     assert result_types(client, batch.id) == Counter(succeeded=6)
 
 
-def test_a_batch_survives_a_redis_restart(make_stack: StackFactory, tmp_path: Path) -> None:
+def test_a_batch_survives_a_redis_restart(
+    make_stack: StackFactory, tmp_path: Path, sdk_clients: SdkClients
+) -> None:
     stack = fake_stack(make_stack, tmp_path, delay_s=0.3)
-    client = sdk(stack.url)
+    client = sdk_clients.anthropic_client(stack.url, "k")
     batch = client.messages.batches.create(requests=requests(6))
     wait_batch(client, batch.id, lambda b: b.request_counts.succeeded >= 1)
 
@@ -186,10 +188,10 @@ def test_a_batch_survives_a_redis_restart(make_stack: StackFactory, tmp_path: Pa
 
 
 def test_interactive_requests_are_answered_while_a_batch_fills_the_batch_slots(
-    make_stack: StackFactory, tmp_path: Path
+    make_stack: StackFactory, tmp_path: Path, sdk_clients: SdkClients
 ) -> None:
     stack = fake_stack(make_stack, tmp_path, delay_s=0.5, CCFLEET_WORKER_SLOTS=2)
-    client = sdk(stack.url)
+    client = sdk_clients.anthropic_client(stack.url, "k")
     batch = client.messages.batches.create(requests=requests(10))
     wait_for_busy_batch_worker(stack)
 
@@ -204,9 +206,11 @@ def test_interactive_requests_are_answered_while_a_batch_fills_the_batch_slots(
     assert counts(wait_batch(client, batch.id, ended)) == {"succeeded": 10}
 
 
-def test_two_batches_progress_together(make_stack: StackFactory, tmp_path: Path) -> None:
+def test_two_batches_progress_together(
+    make_stack: StackFactory, tmp_path: Path, sdk_clients: SdkClients
+) -> None:
     stack = fake_stack(make_stack, tmp_path, delay_s=0.2, CCFLEET_WORKER_SLOTS=2)
-    client = sdk(stack.url)
+    client = sdk_clients.anthropic_client(stack.url, "k")
     first = client.messages.batches.create(requests=requests(12, "a"))
     second = client.messages.batches.create(requests=requests(4, "b"))
 
@@ -238,10 +242,10 @@ def wait_for_busy_batch_worker(stack: Stack) -> str:
 
 
 def test_a_batch_runs_in_the_batch_slots_of_every_worker_at_once(
-    make_stack: StackFactory, tmp_path: Path
+    make_stack: StackFactory, tmp_path: Path, sdk_clients: SdkClients
 ) -> None:
     stack = fake_stack(make_stack, tmp_path, delay_s=0.5, workers=3)
-    client = sdk(stack.url)
+    client = sdk_clients.anthropic_client(stack.url, "k")
     batch = client.messages.batches.create(requests=requests(30))
 
     wait_until(

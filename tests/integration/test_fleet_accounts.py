@@ -25,7 +25,7 @@ from tests.fakes.upstream import (
     subscription_limit_reply,
 )
 from tests.processes import http_ok, wait_until
-from tests.sdk_replies import text_of
+from tests.sdk import SdkClients, text_of
 
 MODEL = "claude-sonnet-5-5"
 HELLO: list[MessageParam] = [{"role": "user", "content": "Say hello."}]
@@ -82,12 +82,9 @@ def worker_states(stack: Stack, account_name: str) -> list[str]:
     return [w["state"] for w in fleet(stack)["workers"] if w["account"] == account_name]
 
 
-def client(stack: Stack) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
-
-
 def test_an_account_at_its_limit_cools_until_the_reset_and_its_job_moves_to_another(
     make_stack: StackFactory,
+    sdk_clients: SdkClients,
 ) -> None:
     resets_at = time.time() + 3600
     # alice is woken by the queue, bob reads it every 3 s: alice takes the first job.
@@ -99,7 +96,9 @@ def test_an_account_at_its_limit_cools_until_the_reset_and_its_job_moves_to_anot
         return TextReply("Bob answers.")
 
     stack.upstream.set_responder(answer)
-    message = client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+    message = sdk_clients.anthropic_client(stack.url, "k").messages.create(
+        model=MODEL, max_tokens=50, messages=HELLO
+    )
     assert text_of(message) == "Bob answers."
     assert [token_of(r) for r in stack.upstream.requests] == ["token-alice", "token-bob"]
 
@@ -108,13 +107,16 @@ def test_an_account_at_its_limit_cools_until_the_reset_and_its_job_moves_to_anot
     assert abs(alice["cooling_until"] - int(resets_at)) < 2
     assert alice["reason"] == "five_hour"
     for _ in range(2):
-        client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+        sdk_clients.anthropic_client(stack.url, "k").messages.create(
+            model=MODEL, max_tokens=50, messages=HELLO
+        )
     tokens = [token_of(r) for r in stack.upstream.requests]
     assert tokens.count("token-alice") == 1, "a cooling account takes no more jobs"
 
 
 def test_when_every_account_cools_clients_get_429_until_the_earliest_reset(
     make_stack: StackFactory,
+    sdk_clients: SdkClients,
 ) -> None:
     now = time.time()
     resets = {"token-alice": now + 7200, "token-bob": now + 3 * 3600}
@@ -124,7 +126,9 @@ def test_when_every_account_cools_clients_get_429_until_the_earliest_reset(
     )
 
     with pytest.raises(anthropic.RateLimitError) as caught:
-        client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+        sdk_clients.anthropic_client(stack.url, "k").messages.create(
+            model=MODEL, max_tokens=50, messages=HELLO
+        )
     error = caught.value
     retry_after = int(error.response.headers["retry-after"])
     assert 7100 < retry_after <= 7200, "the earliest reset, alice's"
@@ -143,6 +147,7 @@ def test_when_every_account_cools_clients_get_429_until_the_earliest_reset(
 
 def test_a_transient_upstream_error_is_retried_on_another_account(
     make_stack: StackFactory,
+    sdk_clients: SdkClients,
 ) -> None:
     stack = accounts_stack(make_stack, ("alice", {}), ("bob", SLOW_TO_PICK_UP))
 
@@ -152,17 +157,21 @@ def test_a_transient_upstream_error_is_retried_on_another_account(
         return TextReply("Recovered.")
 
     stack.upstream.set_responder(answer)
-    message = client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+    message = sdk_clients.anthropic_client(stack.url, "k").messages.create(
+        model=MODEL, max_tokens=50, messages=HELLO
+    )
     assert text_of(message) == "Recovered."
     assert [token_of(r) for r in stack.upstream.requests] == ["token-alice", "token-bob"]
     assert account(stack, "alice")["cooling"] is False, "a 529 does not cool an account"
 
 
-def test_retries_are_bounded(make_stack: StackFactory) -> None:
+def test_retries_are_bounded(make_stack: StackFactory, sdk_clients: SdkClients) -> None:
     stack = make_stack(CCFLEET_JOB_MAX_ATTEMPTS="3", CCFLEET_RETRY_BACKOFF_S="0.05")
     stack.upstream.set_responder(lambda _request: ErrorReply(500, "api_error", "boom"))
     with pytest.raises(anthropic.InternalServerError):
-        client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+        sdk_clients.anthropic_client(stack.url, "k").messages.create(
+            model=MODEL, max_tokens=50, messages=HELLO
+        )
     assert len(stack.upstream.requests) == 3
 
 
@@ -287,6 +296,7 @@ def test_a_full_lane_and_a_long_wait_are_529_with_retry_after(make_stack: StackF
 
 def test_every_worker_of_a_cooling_account_stops_taking_jobs_and_only_one_request_hits_the_limit(
     make_stack: StackFactory,
+    sdk_clients: SdkClients,
 ) -> None:
     resets_at = time.time() + 3600
     # Three replicas of alice are woken by the queue, bob reads it every 3 s: alice's
@@ -300,7 +310,9 @@ def test_every_worker_of_a_cooling_account_stops_taking_jobs_and_only_one_reques
 
     stack.upstream.set_responder(answer)
     for _ in range(3):
-        message = client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+        message = sdk_clients.anthropic_client(stack.url, "k").messages.create(
+            model=MODEL, max_tokens=50, messages=HELLO
+        )
         assert text_of(message) == "Bob answers."
     tokens = [token_of(r) for r in stack.upstream.requests]
     assert tokens.count("token-alice") == 1, "one request into the limit, not one per replica"
@@ -314,6 +326,8 @@ def test_every_worker_of_a_cooling_account_stops_taking_jobs_and_only_one_reques
     stack.add_worker(CCFLEET_ACCOUNT="alice", CLAUDE_CODE_OAUTH_TOKEN="token-alice")
     wait_until(lambda: len(fleet(stack)["workers"]) == 5, 20, "the new replica beating")
     assert worker_states(stack, "alice") == ["cooling"] * 4
-    message = client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+    message = sdk_clients.anthropic_client(stack.url, "k").messages.create(
+        model=MODEL, max_tokens=50, messages=HELLO
+    )
     assert text_of(message) == "Bob answers."
     assert [token_of(r) for r in stack.upstream.requests].count("token-alice") == 1

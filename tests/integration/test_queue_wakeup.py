@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
-import anthropic
 from redis.asyncio import Redis
 
 from shared.broker import redis_keys
 from tests.conftest import StackFactory
-from tests.sdk_replies import text_of
+from tests.sdk import SdkClients, text_of
 from worker.queue_wakeup import QueueWakeup
 
 MODEL = "claude-sonnet-4-5"
@@ -37,10 +36,11 @@ async def test_a_publish_on_the_wake_channel_ends_an_idle_wait(redis: Redis) -> 
 
 def test_a_queued_job_and_a_freed_slot_wake_a_worker_that_polls_once_a_minute(
     make_stack: StackFactory,
+    sdk_clients: SdkClients,
 ) -> None:
     # One slot: the second request waits in the queue until the first one frees the slot.
     stack = make_stack(CCFLEET_WORKER_SLOTS="1", **ONCE_A_MINUTE)
-    client = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0, timeout=30)
+    client = sdk_clients.anthropic_client(stack.url, "k", timeout_s=30)
 
     def ask(n: int) -> str:
         message = client.messages.create(
