@@ -51,8 +51,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._app_within_limits = self.app
         self._header_deadline: asyncio.TimerHandle | None = None
 
-    # Ignored: uvicorn's own signature narrows asyncio.Protocol's BaseTransport the same way.
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn's own signature narrows BaseTransport so
         super().connection_made(transport)
         self._start_header_deadline()
 

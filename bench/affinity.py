@@ -44,10 +44,11 @@ class Run:
         self.cooled = ""
 
     async def account_of(self, job_id: str) -> str:
-        worker = (await self.redis.hget(redis_keys.job_record(job_id), "worker") or b"").decode()
+        raw: bytes | None = await self.redis.hget(redis_keys.job_record(job_id), "worker")  # type: ignore[misc]  # redis-py 5 types replies sync-or-async
+        worker = (raw or b"").decode()
         if worker not in self.workers:
             for worker_id in await self.redis.zrange(redis_keys.workers_index(), 0, -1):
-                beat = await self.redis.hgetall(redis_keys.worker_heartbeat(worker_id.decode()))
+                beat = await self.redis.hgetall(redis_keys.worker_heartbeat(worker_id.decode()))  # type: ignore[misc]  # redis-py 5 types replies sync-or-async
                 self.workers[worker_id.decode()] = beat[b"account"].decode()
         return self.workers.get(worker, "?")
 

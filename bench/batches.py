@@ -112,7 +112,7 @@ def measure_create(stack: BenchStack, count: int) -> None:
     api, url = stack.api()
     redis = redis_lib.Redis.from_url(stack.redis.url)
     redis.flushall()
-    before = int(redis.info("memory")["used_memory"])
+    before = int(redis.info("memory")["used_memory"])  # type: ignore[index]  # redis-py 5 types replies sync-or-async
     body = batch_body(count, "c")
     started = time.perf_counter()
     response = httpx.post(
@@ -123,7 +123,7 @@ def measure_create(stack: BenchStack, count: int) -> None:
     )
     took = time.perf_counter() - started
     response.raise_for_status()
-    grown = int(redis.info("memory")["used_memory"]) - before
+    grown = int(redis.info("memory")["used_memory"]) - before  # type: ignore[index]  # redis-py 5 types replies sync-or-async
     print(
         f"create {count:>7} requests ({len(body) / 1e6:6.1f} MB body): {took:6.2f} s, "
         f"front end peak RSS {peak_rss_mb(api.pid):6.1f} MB, "

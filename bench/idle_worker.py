@@ -37,7 +37,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def commands_processed(client: redis_lib.Redis) -> int:
-    return int(client.info("stats")["total_commands_processed"])
+    return int(client.info("stats")["total_commands_processed"])  # type: ignore[index]  # redis-py 5 types replies sync-or-async
 
 
 def main() -> None:
@@ -61,7 +61,9 @@ def main() -> None:
     client = redis_lib.Redis.from_url(server.url)
     try:
         wait_until(
-            lambda: client.zcard(redis_keys.workers_index()) > 0, 30, "the worker's heartbeat"
+            lambda: client.zcard(redis_keys.workers_index()) > 0,  # type: ignore[operator]  # redis-py 5 types replies sync-or-async
+            30,
+            "the worker's heartbeat",
         )
         time.sleep(SETTLE_S)
         cpu_before, commands_before = cpu_seconds(worker.pid), commands_processed(client)

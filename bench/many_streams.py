@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for tests.*
 
@@ -70,7 +71,7 @@ def rss_mb(pid: int) -> float:
 
 
 def generator(redis_url: str, chunks: int, interval_s: float, log: str) -> None:
-    sys.stderr = open(log, "w")  # noqa: SIM115
+    sys.stderr = open(log, "w")  # noqa: SIM115  # open for the process's whole life
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(play_workers(Settings(redis_url=redis_url), chunks, interval_s))
@@ -117,9 +118,11 @@ async def answer(
     raw = await redis.get(arq_adapter.job_key(attempt_id))
     job = JobRequest.model_validate(arq_adapter.job_payload(raw))
     publisher = ChunkPublisher(redis, job.job_id, attempt=job.attempt, ttl_s=600, max_chunks=1000)
-    message = {"id": "msg_bench", "type": "message", "role": "assistant", "content": [],
-               "model": job.request.model, "stop_reason": None, "stop_sequence": None,
-               "usage": {"input_tokens": 1, "output_tokens": 0}}  # fmt: skip
+    message: dict[str, Any] = {
+        "id": "msg_bench", "type": "message", "role": "assistant", "content": [],
+        "model": job.request.model, "stop_reason": None, "stop_sequence": None,
+        "usage": {"input_tokens": 1, "output_tokens": 0},
+    }  # fmt: skip
     await publisher.publish_event({"type": "message_start", "message": message})
     block = {"type": "text", "text": ""}
     await publisher.publish_event({"type": "content_block_start", "index": 0,

@@ -73,6 +73,7 @@ import tomllib
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +248,10 @@ class SseStream:
         except ValueError:
             self.seq_problems.append(f"unparseable data in {event!r}")
             return
+        self._take(event, payload)
+
+    def _take(self, event: str, payload: JsonDict) -> None:
+        """What one (parsed) Messages stream event adds to the reply."""
         if event == "message_start":
             self.starts += 1
         elif event == "content_block_delta":
@@ -577,7 +582,7 @@ class Fleet:
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
         for url in self.urls:
-            wait_until(lambda url=url: http_ok(f"{url}/ready"), timeout_s, f"{url}/ready")
+            wait_until(partial(http_ok, f"{url}/ready"), timeout_s, f"{url}/ready")
 
     def stop(self) -> None:
         """SIGTERM everything at once (workers are idle by now), then wait for each."""
@@ -784,7 +789,7 @@ def read_jobs(redis_url: str) -> dict[str, list[JobInfo]]:
             key = raw_key.decode()
             if key.count(":") != 2:
                 continue
-            record: dict[bytes, bytes] = client.hgetall(key)  # type: ignore[assignment]
+            record: dict[bytes, bytes] = client.hgetall(key)  # type: ignore[assignment]  # redis-py 5 types replies sync-or-async
             payload = record.get(b"payload", b"").decode(errors="replace")
             found = MARKER_RE.search(payload)
             if not found:
@@ -847,22 +852,12 @@ def print_summary(
         m for r in upstream.requests if r.disconnected and (m := marker_of(r)) is not None
     )
     retried = {m: n for m, n in per_marker.items() if n > 1}
-    streams = sum(r.plan.stream for r in results)
     bar_ok = all(counts[k] == 0 for k in BAR_BREAKERS) and not orphans
 
     print()
-    print(
-        f"ccfleet soak: {len(results)} requests ({streams} streaming, "
-        f"{len(results) - streams} non-streaming), {APIS} front ends, {WORKERS} workers x "
-        f"{WORKER_SLOTS} slots, concurrency {args.concurrency}, seed {args.seed}, "
-        f"nproc {os.cpu_count()}"
-    )
-    rows: list[tuple[str, str]] = [("sent", str(sum(r.outcome != "not_sent" for r in results)))]
-    for key, label in OUTCOMES.items():
-        if key in ("cut_off", "not_sent") and not counts[key]:
-            continue
-        rows.append((label, str(counts[key])))
-    rows += [
+    print(_headline(args, results))
+    rows = [
+        *_outcome_rows(results, counts),
         ("orphan CLI processes (after stop + grace)", str(len(orphans))),
         ("chaos: worker kills (SIGKILL + replace)", str(chaos.worker_kills)),
         ("chaos: Redis restarts (same port + AOF)", str(chaos.redis_restarts)),
@@ -877,43 +872,98 @@ def print_summary(
         ("info: job workspaces left in work root", str(leftover_workspaces)),
         ("wall time", f"{wall_s:.1f} s"),
     ]
+    _print_table(rows)
+    verdict = "PASS" if bar_ok else "FAIL"
+    print(f'bar "0 lost, 0 duplicated, 0 hung, 0 orphans" (and 0 mismatched): {verdict}')
+
+    _print_errors(results, chaos.t0)
+    if args.verbose:
+        _print_each_request(results, chaos.t0)
+    _print_retries(results, retried, disconnected)
+    _print_dropped_ran_on(results, ledger)
+    _print_process_trouble(chaos, orphans)
+    _print_bar_breakers(results, jobs, fleet, per_marker, disconnected)
+    print("\nchaos timeline (s since start):", *chaos.timeline, sep="\n  ")
+    print(
+        f"\nbar: {verdict}  (lost {counts['lost']}, duplicated {counts['duplicated']}, "
+        f"hung {counts['hung']}, mismatched {counts['mismatched']}, "
+        f"orphans {len(orphans)})"
+    )
+    return bar_ok
+
+
+def _headline(args: argparse.Namespace, results: list[Result]) -> str:
+    streams = sum(r.plan.stream for r in results)
+    return (
+        f"ccfleet soak: {len(results)} requests ({streams} streaming, "
+        f"{len(results) - streams} non-streaming), {APIS} front ends, {WORKERS} workers x "
+        f"{WORKER_SLOTS} slots, concurrency {args.concurrency}, seed {args.seed}, "
+        f"nproc {os.cpu_count()}"
+    )
+
+
+def _outcome_rows(results: list[Result], counts: Counter[str]) -> list[tuple[str, str]]:
+    """The request classes' rows; cut off and not sent only when there were such requests."""
+    rows: list[tuple[str, str]] = [("sent", str(sum(r.outcome != "not_sent" for r in results)))]
+    for key, label in OUTCOMES.items():
+        if key in ("cut_off", "not_sent") and not counts[key]:
+            continue
+        rows.append((label, str(counts[key])))
+    return rows
+
+
+def _print_table(rows: list[tuple[str, str]]) -> None:
     width = max(len(label) for label, _ in rows) + 2
     print("-" * (width + 8))
     for label, value in rows:
         print(f"{label:<{width}}{value:>8}")
     print("-" * (width + 8))
-    verdict = "PASS" if bar_ok else "FAIL"
-    print(f'bar "0 lost, 0 duplicated, 0 hung, 0 orphans" (and 0 mismatched): {verdict}')
 
+
+def _print_errors(results: list[Result], t0: float) -> None:
+    """The proper errors by type and message, with when those requests ended."""
     errors: dict[str, list[Result]] = {}
     for r in results:
         if r.outcome == "failed":
             errors.setdefault(f"{r.error_type}: {r.error_message}", []).append(r)
-    if errors:
-        print("\nproper errors seen (count, when those requests ended: s since start):")
-        for text, failed in sorted(errors.items(), key=lambda item: -len(item[1])):
-            ends = sorted((r.finished or chaos.t0) - chaos.t0 for r in failed)
-            queued = sum(1 for r in failed if r.job_ids)
-            print(
-                f"  {len(failed):3d} x {text}  [{ends[0]:.1f}-{ends[-1]:.1f} s; "
-                f"{queued} had been queued as a job]"
-            )
-    if args.verbose:
-        print("\nevery request (start/end: s since start):")
-        for r in results:
-            start = (r.started or chaos.t0) - chaos.t0
-            end = (r.finished or chaos.t0) - chaos.t0
-            print(
-                f"  {r.plan.index:3d} {'stream' if r.plan.stream else 'json  '} "
-                f"api{r.plan.api} {start:6.1f} {end:6.1f} {r.outcome:<10} "
-                f"{sorted(r.job_ids) or ''} {r.detail[:150]}"
-            )
-    if retried:
-        print("\nupstream retries (marker: upstream requests, of them disconnected):")
-        by_marker = {r.plan.marker: r for r in results}
-        for marker, n in sorted(retried.items()):
-            outcome = by_marker[marker].outcome if marker in by_marker else "?"
-            print(f"  {marker}: {n}, {disconnected[marker]} disconnected -> {outcome}")
+    if not errors:
+        return
+    print("\nproper errors seen (count, when those requests ended: s since start):")
+    for text, failed in sorted(errors.items(), key=lambda item: -len(item[1])):
+        ends = sorted((r.finished or t0) - t0 for r in failed)
+        queued = sum(1 for r in failed if r.job_ids)
+        print(
+            f"  {len(failed):3d} x {text}  [{ends[0]:.1f}-{ends[-1]:.1f} s; "
+            f"{queued} had been queued as a job]"
+        )
+
+
+def _print_each_request(results: list[Result], t0: float) -> None:
+    print("\nevery request (start/end: s since start):")
+    for r in results:
+        start = (r.started or t0) - t0
+        end = (r.finished or t0) - t0
+        print(
+            f"  {r.plan.index:3d} {'stream' if r.plan.stream else 'json  '} "
+            f"api{r.plan.api} {start:6.1f} {end:6.1f} {r.outcome:<10} "
+            f"{sorted(r.job_ids) or ''} {r.detail[:150]}"
+        )
+
+
+def _print_retries(
+    results: list[Result], retried: dict[str, int], disconnected: Counter[str]
+) -> None:
+    if not retried:
+        return
+    print("\nupstream retries (marker: upstream requests, of them disconnected):")
+    by_marker = {r.plan.marker: r for r in results}
+    for marker, n in sorted(retried.items()):
+        outcome = by_marker[marker].outcome if marker in by_marker else "?"
+        print(f"  {marker}: {n}, {disconnected[marker]} disconnected -> {outcome}")
+
+
+def _print_dropped_ran_on(results: list[Result], ledger: UpstreamLedger) -> None:
+    """Dropped requests whose job still reached the upstream well after the drop."""
     dropped_ran_on = [
         r.plan.marker
         for r in results
@@ -926,6 +976,9 @@ def print_summary(
             f"\nnote: dropped requests whose job still reached the upstream >2 s after the "
             f"drop (cancel did not stop them): {dropped_ran_on}"
         )
+
+
+def _print_process_trouble(chaos: ChaosLog, orphans: list[int]) -> None:
     if chaos.unexpected_exits:
         print("\nunexpected process exits:", *chaos.unexpected_exits, sep="\n  ")
     if chaos.cli_outlived_kill:
@@ -933,40 +986,43 @@ def print_summary(
     if orphans:
         print(f"\norphan CLI pids (killed now): {orphans}")
 
+
+def _print_bar_breakers(
+    results: list[Result],
+    jobs: dict[str, list[JobInfo]],
+    fleet: Fleet,
+    per_marker: Counter[str],
+    disconnected: Counter[str],
+) -> None:
+    """Each request that broke the bar: its jobs, their journals and its log lines."""
     bad = [r for r in results if r.outcome in BAR_BREAKERS]
-    if bad:
-        print("\nrequests that broke the bar:")
-        files = fleet.log_files()
-        for r in bad:
-            job_infos = jobs.get(r.plan.marker, [])
-            job_ids = sorted(r.job_ids | {j.job_id for j in job_infos})
-            took = (r.finished or 0) - (r.started or 0)
+    if not bad:
+        return
+    print("\nrequests that broke the bar:")
+    files = fleet.log_files()
+    for r in bad:
+        job_infos = jobs.get(r.plan.marker, [])
+        job_ids = sorted(r.job_ids | {j.job_id for j in job_infos})
+        took = (r.finished or 0) - (r.started or 0)
+        print(
+            f"- request {r.plan.index} {r.outcome.upper()} "
+            f"({'stream' if r.plan.stream else 'json'}, api{r.plan.api}, "
+            f"upstream delay {r.plan.delay_s:.1f} s, took {took:.1f} s, "
+            f"status {r.status}, request-id {r.request_id}, jobs {job_ids or '?'})"
+        )
+        print(f"  {r.detail}")
+        print(
+            f"  upstream requests for {r.plan.marker}: {per_marker[r.plan.marker]} "
+            f"({disconnected[r.plan.marker]} disconnected)"
+        )
+        for info in job_infos:
             print(
-                f"- request {r.plan.index} {r.outcome.upper()} "
-                f"({'stream' if r.plan.stream else 'json'}, api{r.plan.api}, "
-                f"upstream delay {r.plan.delay_s:.1f} s, took {took:.1f} s, "
-                f"status {r.status}, request-id {r.request_id}, jobs {job_ids or '?'})"
+                f"  job {info.job_id}: status={info.status} attempt={info.attempt} "
+                f"worker={info.worker or '-'} journal=[{', '.join(info.journal)}]"
             )
-            print(f"  {r.detail}")
-            print(
-                f"  upstream requests for {r.plan.marker}: {per_marker[r.plan.marker]} "
-                f"({disconnected[r.plan.marker]} disconnected)"
-            )
-            for info in job_infos:
-                print(
-                    f"  job {info.job_id}: status={info.status} attempt={info.attempt} "
-                    f"worker={info.worker or '-'} journal=[{', '.join(info.journal)}]"
-                )
-            needles = [*job_ids, *([r.request_id] if r.request_id else [])]
-            lines = log_lines(files, needles) if needles else []
-            print(*(lines or ["    (no log lines found)"]), sep="\n")
-    print("\nchaos timeline (s since start):", *chaos.timeline, sep="\n  ")
-    print(
-        f"\nbar: {verdict}  (lost {counts['lost']}, duplicated {counts['duplicated']}, "
-        f"hung {counts['hung']}, mismatched {counts['mismatched']}, "
-        f"orphans {len(orphans)})"
-    )
-    return bar_ok
+        needles = [*job_ids, *([r.request_id] if r.request_id else [])]
+        lines = log_lines(files, needles) if needles else []
+        print(*(lines or ["    (no log lines found)"]), sep="\n")
 
 
 def seconds_range(raw: str) -> tuple[float, float]:
@@ -993,7 +1049,8 @@ def default_claude_bin() -> str:
     return shutil.which("claude") or "claude"
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    """The command line, checked; `--claude-bin` made absolute."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--seconds", type=float, default=240.0, help="bound on the whole run")
@@ -1023,6 +1080,20 @@ def main() -> None:
         parser.error(f"--chaos: unknown kinds {sorted(unknown)}; use kill, redis, drop")
     if not 0 < args.chaos_min <= args.chaos_max:
         parser.error("--chaos-min must be > 0 and <= --chaos-max")
+    return args
+
+
+def kill_our_clis(claude_bin: str, upstream_url: str) -> list[int]:
+    """SIGKILL the CLIs of this run still alive; their pids."""
+    pids = our_clis(claude_bin, upstream_url)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return pids
+
+
+def main() -> None:
+    args = parse_args()
     for signum in (signal.SIGINT, signal.SIGTERM):  # both clean up as Ctrl-C does
         signal.signal(signum, signal.default_int_handler)
 
@@ -1060,10 +1131,7 @@ def main() -> None:
             result.job_ids |= {info.job_id for info in jobs.get(result.plan.marker, [])}
         fleet.stop()
         time.sleep(ORPHAN_GRACE_S)
-        orphans = our_clis(args.claude_bin, upstream.url)
-        for pid in orphans:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        orphans = kill_our_clis(args.claude_bin, upstream.url)
         leftovers = sum(1 for _ in (root / "work").iterdir())
         ok = print_summary(
             args, results, chaos, orphans, upstream, ledger, jobs, fleet, wall_s, leftovers
@@ -1081,9 +1149,7 @@ def main() -> None:
     finally:
         with contextlib.suppress(KeyboardInterrupt):
             fleet.stop()
-            for pid in our_clis(args.claude_bin, upstream.url):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            kill_our_clis(args.claude_bin, upstream.url)
             upstream.stop()
             redis.stop()
         if keep:

@@ -122,7 +122,7 @@ def dispatch_ms(redis_url: str, samples: list[Sample]) -> list[float]:
     try:
         figures = []
         for s in samples:
-            record = client.hgetall(redis_keys.job_record(s.job_id))
+            record: dict[bytes, bytes] = client.hgetall(redis_keys.job_record(s.job_id))  # type: ignore[assignment]  # redis-py 5 types replies sync-or-async
             if b"handed_off_at_ms" in record:
                 submitted = float(record[b"enqueued_at_ms"])
                 figures.append(float(record[b"handed_off_at_ms"]) - submitted)
@@ -217,8 +217,8 @@ def ready_cli_report(redis_url: str, claude_bin: str, worker_pid: int) -> str:
     """Hit rate from the worker's heartbeat; memory of the CLIs it keeps ready (RSS, idle)."""
     client = redis_lib.Redis.from_url(redis_url)
     try:
-        (worker_id,) = client.zrange(redis_keys.workers_index(), 0, -1)
-        beat = client.hgetall(redis_keys.worker_heartbeat(worker_id.decode()))
+        (worker_id,) = client.zrange(redis_keys.workers_index(), 0, -1)  # type: ignore[misc]  # redis-py 5 types replies sync-or-async
+        beat: dict[bytes, bytes] = client.hgetall(redis_keys.worker_heartbeat(worker_id.decode()))  # type: ignore[assignment]  # redis-py 5 types replies sync-or-async
     finally:
         client.close()
     hits, misses = int(beat[b"ready_hits"]), int(beat[b"ready_misses"])

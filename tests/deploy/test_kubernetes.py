@@ -344,7 +344,7 @@ def test_every_redis_url_carries_the_password_from_the_secret(overlay: list[Mani
         assert env["REDIS_PASSWORD"] == {
             "secretKeyRef": {"name": "ccfleet-redis", "key": "password"}
         }
-    parsed = parse_url(REDIS_URL.replace("$(REDIS_PASSWORD)", "s3cret"))
+    parsed = parse_url(REDIS_URL.replace("$(REDIS_PASSWORD)", "s3cret"))  # type: ignore[no-untyped-call]  # redis-py 5 leaves it untyped
     redis = one(overlay, "Service", "ccfleet-redis")
     assert (parsed["password"], parsed["host"], parsed["port"]) == (
         "s3cret",
@@ -394,9 +394,8 @@ def _policies_for(manifests: list[Manifest], labels: dict[str, str]) -> list[dic
 
 
 def _in_namespace(peer: dict[str, Any], namespace: str) -> bool:
-    return peer.get("namespaceSelector", {}).get("matchLabels") == {
-        "kubernetes.io/metadata.name": namespace
-    }
+    labels: dict[str, str] | None = peer.get("namespaceSelector", {}).get("matchLabels")
+    return labels == {"kubernetes.io/metadata.name": namespace}
 
 
 def test_every_pod_starts_from_a_default_deny(overlay: list[Manifest]) -> None:

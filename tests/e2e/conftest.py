@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import anthropic
 import pytest
 
 from tests.conftest import Stack
+from tests.sdk import SdkClients
 
 MODEL = "claude-sonnet-5-5"
 
 
 @pytest.fixture
-def client(stack: Stack) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=stack.url, api_key="client-key", max_retries=0)
+def client(stack: Stack, sdk_clients: SdkClients) -> anthropic.Anthropic:
+    return sdk_clients.anthropic_client(stack.url)
 
 
 @pytest.fixture
-def async_client(stack: Stack) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=stack.url, api_key="client-key", max_retries=0)
+async def async_client(stack: Stack) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    url, key = stack.url, "client-key"
+    async with anthropic.AsyncAnthropic(base_url=url, api_key=key, max_retries=0) as client:
+        yield client
 
 
 def without_cli_additions(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -65,7 +69,7 @@ def _without_reminder(block: dict[str, Any]) -> dict[str, Any]:
     return block
 
 
-def as_blocks(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def as_blocks(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The client's messages with string content written as one text block."""
     return [
         {

@@ -25,7 +25,9 @@ import httpx
 import openai
 import pytest
 import redis
+from anthropic.types import MessageParam
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from pydantic import SecretStr
 from redis.asyncio import Redis as AsyncRedis
 
@@ -35,21 +37,28 @@ from shared.access.ledger import next_month_start
 from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import ErrorReply, FakeUpstream, RecordedRequest, TextReply
 from tests.processes import ManagedProcess, http_ok, wait_until
+from tests.sdk import SdkClients, error_body
 
 SERVER_SECRET = "test-server-secret-" + "0123456789abcdef" * 2
 ACCESS_ENV = {"CCFLEET_AUTH": "on", "CCFLEET_AUTH_SECRET": SERVER_SECRET}
 MODEL = "claude-sonnet-4-5"
-HELLO = [{"role": "user", "content": "Say hello."}]
+HELLO: list[MessageParam] = [{"role": "user", "content": "Say hello."}]
 # What the fake upstream bills for one answer, and what the CLI 2.1.328 prices it at for
 # claude-sonnet-4-5 (3 / 15 / 0.30 / 3.75 USD per million input / output / cache-read /
 # cache-write tokens; measured: its result's total_cost_usd).
-BILLED = {"input_tokens": 1000, "output_tokens": 500, "cache_read_tokens": 2000,
+BILLED: dict[str, int] = {"input_tokens": 1000, "output_tokens": 500, "cache_read_tokens": 2000,
           "cache_write_tokens": 300}  # fmt: skip
 BILLED_USD = 0.012225
 
 
 def billed_reply() -> TextReply:
-    return TextReply("Hello.", **BILLED)
+    return TextReply(
+        "Hello.",
+        input_tokens=BILLED["input_tokens"],
+        output_tokens=BILLED["output_tokens"],
+        cache_read_tokens=BILLED["cache_read_tokens"],
+        cache_write_tokens=BILLED["cache_write_tokens"],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -115,14 +124,6 @@ def admin_secret(access_stack: Stack) -> str:
     return create_key(access_stack, "ops", admin=True)
 
 
-def anthropic_client(url: str, secret: str | None) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=url, api_key=secret, max_retries=0)
-
-
-def openai_client(url: str, secret: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key=secret, max_retries=0)
-
-
 def usage_rows(stack: Stack, admin: str, by: str = "key") -> dict[str, dict[str, Any]]:
     reply = httpx.get(
         f"{stack.url}/v1/usage", params={"by": by}, headers={"x-api-key": admin}, timeout=10
@@ -164,13 +165,14 @@ def test_keys_create_prints_the_secret_alone_on_the_last_line_and_list_never_sho
 
 def test_a_key_works_as_x_api_key_with_anthropic_and_as_bearer_with_openai(
     stack: Stack,
+    sdk_clients: SdkClients,
 ) -> None:
     secret = create_key(stack, "both-sdks")
-    message = anthropic_client(stack.api_urls[0], secret).messages.create(
+    message = sdk_clients.anthropic_client(stack.api_urls[0], secret).messages.create(
         model=MODEL, max_tokens=64, messages=HELLO
     )
     assert message.content[0].type == "text"
-    completion = openai_client(stack.api_urls[1], secret).chat.completions.create(
+    completion = sdk_clients.openai_client(stack.api_urls[1], secret).chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "Say hello."}]
     )
     assert completion.choices[0].message.content
@@ -203,13 +205,17 @@ def test_claude_code_as_a_client_sends_its_auth_token_as_a_bearer_key(
     wait_for_booking(stack, admin_secret, "claude-code", 1)
 
 
-def test_a_missing_or_wrong_key_is_401_in_each_apis_own_shape(stack: Stack) -> None:
+def test_a_missing_or_wrong_key_is_401_in_each_apis_own_shape(
+    stack: Stack, sdk_clients: SdkClients
+) -> None:
     for url in stack.api_urls:
         with pytest.raises(anthropic.AuthenticationError) as wrong:
-            anthropic_client(url, "sk-ccf-wrong").models.list()
-        assert wrong.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
+            sdk_clients.anthropic_client(url, "sk-ccf-wrong").models.list()
+        assert error_body(wrong.value)["error"]["type"] == "authentication_error"
         with pytest.raises(openai.AuthenticationError):
-            openai_client(url, "sk-ccf-wrong").chat.completions.create(model=MODEL, messages=[])
+            sdk_clients.openai_client(url, "sk-ccf-wrong").chat.completions.create(
+                model=MODEL, messages=[]
+            )
     missing = httpx.post(f"{stack.url}/v1/messages", json={}, timeout=10)
     assert missing.status_code == 401
     assert missing.json()["error"]["type"] == "authentication_error"
@@ -219,12 +225,14 @@ def test_a_missing_or_wrong_key_is_401_in_each_apis_own_shape(stack: Stack) -> N
     assert "type" not in openai_missing.json()  # OpenAI's shape, not Anthropic's
 
 
-def test_a_lane_or_model_the_key_may_not_use_is_403_permission_error(stack: Stack) -> None:
+def test_a_lane_or_model_the_key_may_not_use_is_403_permission_error(
+    stack: Stack, sdk_clients: SdkClients
+) -> None:
     secret = create_key(stack, "haiku-only", lanes=["interactive"], models=["claude-haiku-*"])
-    client = anthropic_client(stack.url, secret)
+    client = sdk_clients.anthropic_client(stack.url, secret)
     with pytest.raises(anthropic.PermissionDeniedError) as model_refused:
         client.messages.create(model=MODEL, max_tokens=64, messages=HELLO)
-    assert model_refused.value.body["error"]["type"] == "permission_error"  # type: ignore[index]
+    assert error_body(model_refused.value)["error"]["type"] == "permission_error"
     with pytest.raises(anthropic.PermissionDeniedError, match="batch lane"):
         client.messages.create(
             model="claude-haiku-4-5",
@@ -233,7 +241,7 @@ def test_a_lane_or_model_the_key_may_not_use_is_403_permission_error(stack: Stac
             extra_headers={"x-ccfleet-lane": "batch"},
         )
     with pytest.raises(openai.PermissionDeniedError):
-        openai_client(stack.api_urls[1], secret).chat.completions.create(
+        sdk_clients.openai_client(stack.api_urls[1], secret).chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "hi"}]
         )
     assert stack.upstream.requests == []
@@ -241,15 +249,16 @@ def test_a_lane_or_model_the_key_may_not_use_is_403_permission_error(stack: Stac
 
 def test_a_revoked_key_is_refused_by_every_front_end_from_the_next_request_on(
     stack: Stack,
+    sdk_clients: SdkClients,
 ) -> None:
     secret = create_key(stack, "leaving")
     for url in stack.api_urls:
-        assert anthropic_client(url, secret).models.list().data
+        assert sdk_clients.anthropic_client(url, secret).models.list().data
     revoked = ccfleet(stack, "keys", "revoke", "leaving")
     assert revoked.returncode == 0, revoked.stderr
     for url in stack.api_urls:  # no wait at all: the very next request
         with pytest.raises(anthropic.AuthenticationError):
-            anthropic_client(url, secret).models.list()
+            sdk_clients.anthropic_client(url, secret).models.list()
 
 
 def test_fleet_and_usage_need_an_admin_key(stack: Stack, admin_secret: str) -> None:
@@ -291,7 +300,7 @@ async def test_requests_per_minute_hold_exactly_across_two_front_ends(stack: Sta
 
 
 def test_concurrent_requests_count_on_every_front_end_until_the_reply_ends(
-    stack: Stack, upstream: FakeUpstream, admin_secret: str
+    stack: Stack, upstream: FakeUpstream, admin_secret: str, sdk_clients: SdkClients
 ) -> None:
     secret = create_key(stack, "one-at-a-time", concurrency=1)
     upstream.enqueue(TextReply("slow " * 200, delay_s=0.2, chunk_chars=4))
@@ -304,7 +313,7 @@ def test_concurrent_requests_count_on_every_front_end_until_the_reply_ends(
         lines = streaming.iter_lines()
         assert next(line for line in lines if "content_block_delta" in line)
         with pytest.raises(anthropic.RateLimitError, match="concurrent requests"):
-            anthropic_client(stack.api_urls[1], secret).messages.create(
+            sdk_clients.anthropic_client(stack.api_urls[1], secret).messages.create(
                 model=MODEL, max_tokens=64, messages=HELLO
             )
     # The stream was left: its lease ends with its relay, and the key has room again.
@@ -313,7 +322,7 @@ def test_concurrent_requests_count_on_every_front_end_until_the_reply_ends(
     def room_again() -> bool:
         try:
             answered.append(
-                anthropic_client(stack.api_urls[1], secret).messages.create(
+                sdk_clients.anthropic_client(stack.api_urls[1], secret).messages.create(
                     model=MODEL, max_tokens=64, messages=HELLO
                 )
             )
@@ -329,33 +338,37 @@ def test_concurrent_requests_count_on_every_front_end_until_the_reply_ends(
 
 
 def test_tokens_per_minute_count_what_the_upstream_billed(
-    stack: Stack, upstream: FakeUpstream, admin_secret: str
+    stack: Stack, upstream: FakeUpstream, admin_secret: str, sdk_clients: SdkClients
 ) -> None:
     secret = create_key(stack, "tpm-1000", tpm=1000)
     upstream.enqueue(billed_reply())  # 1000 input + 500 output: over the minute's 1000
-    anthropic_client(stack.url, secret).messages.create(model=MODEL, max_tokens=64, messages=HELLO)
+    sdk_clients.anthropic_client(stack.url, secret).messages.create(
+        model=MODEL, max_tokens=64, messages=HELLO
+    )
     wait_for_booking(stack, admin_secret, "tpm-1000", 1)
     with pytest.raises(anthropic.RateLimitError, match="tokens per minute") as refused:
-        anthropic_client(stack.api_urls[1], secret).messages.create(
+        sdk_clients.anthropic_client(stack.api_urls[1], secret).messages.create(
             model=MODEL, max_tokens=64, messages=HELLO
         )
     assert 1 <= int(refused.value.response.headers["retry-after"]) <= 60
     with pytest.raises(openai.RateLimitError) as openai_refused:
-        openai_client(stack.url, secret).chat.completions.create(
+        sdk_clients.openai_client(stack.url, secret).chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "hi"}]
         )
-    assert openai_refused.value.body["code"] == "rate_limit_exceeded"  # type: ignore[index]
+    assert error_body(openai_refused.value)["code"] == "rate_limit_exceeded"
 
 
 def test_a_monthly_budget_refuses_the_key_until_the_month_turns(
-    stack: Stack, upstream: FakeUpstream, admin_secret: str
+    stack: Stack, upstream: FakeUpstream, admin_secret: str, sdk_clients: SdkClients
 ) -> None:
     secret = create_key(stack, "budget-1c", monthly_usd=0.01)
     upstream.enqueue(billed_reply())
-    anthropic_client(stack.url, secret).messages.create(model=MODEL, max_tokens=64, messages=HELLO)
+    sdk_clients.anthropic_client(stack.url, secret).messages.create(
+        model=MODEL, max_tokens=64, messages=HELLO
+    )
     wait_for_booking(stack, admin_secret, "budget-1c", 1)
     with pytest.raises(anthropic.RateLimitError, match="monthly budget") as refused:
-        anthropic_client(stack.api_urls[1], secret).messages.create(
+        sdk_clients.anthropic_client(stack.api_urls[1], secret).messages.create(
             model=MODEL, max_tokens=64, messages=HELLO
         )
     headers = refused.value.response.headers
@@ -367,7 +380,7 @@ def test_a_monthly_budget_refuses_the_key_until_the_month_turns(
 
 
 def test_the_ledger_books_what_the_upstream_billed_per_key_model_and_account(
-    stack: Stack, upstream: FakeUpstream, admin_secret: str
+    stack: Stack, upstream: FakeUpstream, admin_secret: str, sdk_clients: SdkClients
 ) -> None:
     def reply(request: RecordedRequest) -> ErrorReply | TextReply:
         if "Fail please." in str(request.body.get("messages")):
@@ -377,14 +390,14 @@ def test_the_ledger_books_what_the_upstream_billed_per_key_model_and_account(
     upstream.set_responder(reply)
     fleet_before = account_spend(stack, admin_secret)
     secret = create_key(stack, "ledger")
-    anthropic_client(stack.api_urls[0], secret).messages.create(
+    sdk_clients.anthropic_client(stack.api_urls[0], secret).messages.create(
         model=MODEL, max_tokens=64, messages=HELLO
     )
-    openai_client(stack.api_urls[1], secret).chat.completions.create(
+    sdk_clients.openai_client(stack.api_urls[1], secret).chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "Say hello."}]
     )
     with pytest.raises(anthropic.BadRequestError):
-        anthropic_client(stack.url, secret).messages.create(
+        sdk_clients.anthropic_client(stack.url, secret).messages.create(
             model=MODEL, max_tokens=64, messages=[{"role": "user", "content": "Fail please."}]
         )
     row = wait_for_booking(stack, admin_secret, "ledger", 3)
@@ -430,7 +443,7 @@ METRIC_NAMES = {
 }
 
 
-def scrape(url: str, key: str | None = None) -> tuple[str, dict[str, list[Any]]]:
+def scrape(url: str, key: str | None = None) -> tuple[str, dict[str, list[Sample]]]:
     reply = httpx.get(url, headers={"x-api-key": key} if key else {}, timeout=10)
     assert reply.status_code == 200, reply.text
     text = reply.text
@@ -438,7 +451,7 @@ def scrape(url: str, key: str | None = None) -> tuple[str, dict[str, list[Any]]]
     return text, families
 
 
-def sample(families: dict[str, list[Any]], name: str, **labels: str) -> float:
+def sample(families: dict[str, list[Sample]], name: str, **labels: str) -> float:
     return sum(
         s.value
         for samples in families.values()
@@ -448,12 +461,16 @@ def sample(families: dict[str, list[Any]], name: str, **labels: str) -> float:
 
 
 def test_metrics_are_parseable_everywhere_and_name_keys_never_secrets(
-    stack: Stack, upstream: FakeUpstream, admin_secret: str, worker_metrics_port: int
+    stack: Stack,
+    upstream: FakeUpstream,
+    admin_secret: str,
+    worker_metrics_port: int,
+    sdk_clients: SdkClients,
 ) -> None:
     worker_url = f"http://127.0.0.1:{worker_metrics_port}/metrics"
     secret = create_key(stack, "metered")
     upstream.enqueue(billed_reply())
-    anthropic_client(stack.api_urls[1], secret).messages.create(
+    sdk_clients.anthropic_client(stack.api_urls[1], secret).messages.create(
         model=MODEL, max_tokens=64, messages=HELLO
     )
     wait_for_booking(stack, admin_secret, "metered", 1)
@@ -519,31 +536,33 @@ def every_value_in(client: redis.Redis) -> bytes:
     """Every key name and value Redis holds, as one blob to search."""
     parts: list[bytes] = []
     for name in client.scan_iter():
-        kind = client.type(name).decode()
+        kind = client.type(name).decode()  # type: ignore[union-attr]  # redis-py 5 types replies sync-or-async
         parts.append(name)
         if kind == "string":
-            parts.append(client.get(name) or b"")
+            parts.append(client.get(name) or b"")  # type: ignore[arg-type]  # redis-py 5 types replies sync-or-async
         elif kind == "hash":
-            for field, value in client.hgetall(name).items():
+            for field, value in client.hgetall(name).items():  # type: ignore[union-attr]  # redis-py 5 types replies sync-or-async
                 parts += [field, value]
         elif kind in ("set", "zset"):
-            parts += list(client.smembers(name) if kind == "set" else client.zrange(name, 0, -1))
+            parts += list(client.smembers(name) if kind == "set" else client.zrange(name, 0, -1))  # type: ignore[arg-type]  # redis-py 5 types replies sync-or-async
         elif kind == "list":
-            parts += client.lrange(name, 0, -1)
+            parts += client.lrange(name, 0, -1)  # type: ignore[arg-type]  # redis-py 5 types replies sync-or-async
         elif kind == "stream":
-            parts += [repr(entry).encode() for entry in client.xrange(name)]
+            parts += [repr(entry).encode() for entry in client.xrange(name)]  # type: ignore[union-attr]  # redis-py 5 types replies sync-or-async
     return b"\n".join(parts)
 
 
-def test_no_secret_is_kept_in_redis_logs_or_metrics(stack: Stack, admin_secret: str) -> None:
+def test_no_secret_is_kept_in_redis_logs_or_metrics(
+    stack: Stack, admin_secret: str, sdk_clients: SdkClients
+) -> None:
     secret = create_key(stack, "careful")
-    anthropic_client(stack.api_urls[0], secret).messages.create(
+    sdk_clients.anthropic_client(stack.api_urls[0], secret).messages.create(
         model=MODEL, max_tokens=64, messages=HELLO
     )
     for url in stack.api_urls:
-        openai_client(url, secret).models.list()
+        sdk_clients.openai_client(url, secret).models.list()
         with pytest.raises(anthropic.AuthenticationError):
-            anthropic_client(url, secret + "-wrong").models.list()
+            sdk_clients.anthropic_client(url, secret + "-wrong").models.list()
     client = redis.Redis.from_url(stack.redis.url)
     try:
         stored = every_value_in(client)
@@ -565,12 +584,12 @@ def test_no_secret_is_kept_in_redis_logs_or_metrics(stack: Stack, admin_secret: 
 
 
 def test_an_account_over_its_monthly_budget_cools_until_the_month_turns_and_another_answers(
-    make_stack: StackFactory, upstream: FakeUpstream
+    make_stack: StackFactory, upstream: FakeUpstream, sdk_clients: SdkClients
 ) -> None:
     fleet_stack = make_stack(workers=0, wait_ready=False)
     fleet_stack.add_worker(CCFLEET_ACCOUNT="thrifty", CCFLEET_ACCOUNT_MONTHLY_USD="0.01")
     fleet_stack.wait_ready()
-    client = anthropic_client(fleet_stack.url, "unused")  # auth is off in this stack
+    client = sdk_clients.anthropic_client(fleet_stack.url, "unused")  # auth is off in this stack
     upstream.enqueue(billed_reply())
     client.messages.create(model=MODEL, max_tokens=64, messages=HELLO)
 

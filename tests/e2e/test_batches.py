@@ -8,6 +8,7 @@ from typing import Any
 
 import anthropic
 import pytest
+from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
 from anthropic.types.messages import MessageBatch
 
 from tests.conftest import StackFactory
@@ -20,17 +21,20 @@ from tests.fakes.upstream import (
     subscription_limit_reply,
 )
 from tests.processes import http_ok, wait_until
+from tests.sdk import SdkClients, text_of
 
 MODEL = "claude-sonnet-4-5"
 
 
-def params(text: str, **extra: Any) -> dict[str, Any]:
-    return {
+def params(text: str, stop_sequences: list[str] | None = None) -> MessageCreateParamsNonStreaming:
+    request: MessageCreateParamsNonStreaming = {
         "model": MODEL,
         "max_tokens": 100,
         "messages": [{"role": "user", "content": text}],
-        **extra,
     }
+    if stop_sequences is not None:
+        request["stop_sequences"] = stop_sequences
+    return request
 
 
 def wait_ended(client: anthropic.Anthropic, batch_id: str, timeout_s: float = 60) -> MessageBatch:
@@ -54,17 +58,18 @@ def reply_by_prompt(recorded: RecordedRequest) -> Reply | None:
 
 def test_a_batch_created_with_the_sdk_ends_with_succeeded_and_errored_results(
     make_stack: StackFactory,
+    sdk_clients: SdkClients,
 ) -> None:
     stack = make_stack(CCFLEET_WORKER_SLOTS="3")
     stack.upstream.set_responder(reply_by_prompt)
-    client = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
+    client = sdk_clients.anthropic_client(stack.url, "k")
 
     batch = client.messages.batches.create(
         requests=[
-            {"custom_id": "plain", "params": params("Say something.")},  # type: ignore[typeddict-item]  # plain dicts, as a user writes them
-            {"custom_id": "stop", "params": params("STOPPY", stop_sequences=["STOP"])},  # type: ignore[typeddict-item]
-            {"custom_id": "upstream-error", "params": params("MISSING")},  # type: ignore[typeddict-item]
-            {"custom_id": "invalid", "params": {"model": MODEL, "messages": []}},  # type: ignore[typeddict-item]
+            {"custom_id": "plain", "params": params("Say something.")},
+            {"custom_id": "stop", "params": params("STOPPY", stop_sequences=["STOP"])},
+            {"custom_id": "upstream-error", "params": params("MISSING")},
+            {"custom_id": "invalid", "params": {"model": MODEL, "messages": []}},  # type: ignore[typeddict-item]  # no max_tokens: the refusal is the point
         ]
     )
 
@@ -87,12 +92,12 @@ def test_a_batch_created_with_the_sdk_ends_with_succeeded_and_errored_results(
     assert set(results) == {"plain", "stop", "upstream-error", "invalid"}
     plain = results["plain"]
     assert plain.type == "succeeded"
-    assert plain.message.content[0].text == "plain answer"  # type: ignore[union-attr]
+    assert text_of(plain.message) == "plain answer"
     stop = results["stop"]
     assert stop.type == "succeeded"
     assert stop.message.stop_reason == "stop_sequence"
     assert stop.message.stop_sequence == "STOP"
-    assert stop.message.content[0].text == "one two "  # type: ignore[union-attr]
+    assert text_of(stop.message) == "one two "
     upstream_error = results["upstream-error"]
     assert upstream_error.type == "errored"
     assert upstream_error.error.error.type == "not_found_error"
@@ -104,9 +109,10 @@ def test_a_batch_created_with_the_sdk_ends_with_succeeded_and_errored_results(
 
 def test_batch_requests_run_again_after_transient_and_mid_answer_failures_and_account_limits(
     make_stack: StackFactory,
+    sdk_clients: SdkClients,
 ) -> None:
     stack = make_stack(CCFLEET_WORKER_SLOTS="3")
-    first_failures = {
+    first_failures: dict[str, Reply] = {
         "FLAKY": ErrorReply(529, "overloaded_error", "Overloaded"),
         "MIDWAY": MidStreamErrorReply(),
         "LIMITED": subscription_limit_reply(time.time() + 3),
@@ -120,10 +126,10 @@ def test_batch_requests_run_again_after_transient_and_mid_answer_failures_and_ac
         return TextReply("fine now")
 
     stack.upstream.set_responder(fail_once)
-    client = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
+    client = sdk_clients.anthropic_client(stack.url, "k")
     batch = client.messages.batches.create(
         requests=[
-            {"custom_id": marker.lower(), "params": params(marker)}  # type: ignore[typeddict-item]  # plain dicts, as a user writes them
+            {"custom_id": marker.lower(), "params": params(marker)}
             for marker in list(first_failures)
         ]
     )
@@ -134,7 +140,7 @@ def test_batch_requests_run_again_after_transient_and_mid_answer_failures_and_ac
     assert ended.request_counts.succeeded == 3, ended.request_counts
     for result in client.messages.batches.results(batch.id):
         assert result.result.type == "succeeded"
-        assert result.result.message.content[0].text == "fine now"  # type: ignore[union-attr]
+        assert text_of(result.result.message) == "fine now"
 
 
 MALFORMED: list[tuple[dict[str, Any], str]] = [
@@ -149,10 +155,11 @@ MALFORMED: list[tuple[dict[str, Any], str]] = [
 
 def test_a_malformed_batch_is_refused_whole_with_400_and_nothing_is_created(
     make_stack: StackFactory,
+    sdk_clients: SdkClients,
 ) -> None:
     stack = make_stack(workers=0, wait_ready=False)
     wait_until(lambda: http_ok(f"{stack.url}/health"), 30, f"{stack.url}/health")
-    client = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
+    client = sdk_clients.anthropic_client(stack.url, "k")
     for body, complaint in MALFORMED:
         with pytest.raises(anthropic.BadRequestError) as refused:
             client.messages.batches.create(**body)

@@ -9,12 +9,14 @@ from typing import Any
 
 import anthropic
 import pytest
+from anthropic.types import CacheControlEphemeralParam, Message, ToolChoiceParam, ToolParam
 
 from tests.conftest import Stack
 from tests.e2e.conftest import MODEL, without_cli_additions
 from tests.fakes.upstream import BlocksReply, TextBlock, TextReply, ToolUseBlock
+from tests.sdk import text_of
 
-WEATHER = {
+WEATHER: ToolParam = {
     "name": "get_weather",
     "description": "Get the current weather for a city.",
     "input_schema": {
@@ -23,14 +25,14 @@ WEATHER = {
         "required": ["city"],
     },
 }
-CLOCK = {
+CLOCK: ToolParam = {
     "name": "get_time",
     "description": "Current time.",
     "input_schema": {"type": "object", "properties": {}},
 }
 
 
-def _tool_round(client: anthropic.Anthropic, messages: list[Any], *, stream: bool) -> Any:
+def _tool_round(client: anthropic.Anthropic, messages: list[Any], *, stream: bool) -> Message:
     kwargs: dict[str, Any] = {
         "model": MODEL,
         "max_tokens": 500,
@@ -40,7 +42,8 @@ def _tool_round(client: anthropic.Anthropic, messages: list[Any], *, stream: boo
     if stream:
         with client.messages.stream(**kwargs) as events:
             return events.get_final_message()
-    return client.messages.create(**kwargs)
+    whole: Message = client.messages.create(**kwargs)
+    return whole
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
@@ -103,7 +106,7 @@ def test_a_two_round_tool_loop_runs_exactly(
     ]
     third = _tool_round(client, messages, stream=stream)
     assert third.stop_reason == "end_turn"
-    assert third.content[0].text == "Paris is 18C at noon; Rome is 25C."
+    assert text_of(third) == "Paris is 18C at noon; Rome is 25C."
 
     requests = stack.upstream.requests
     assert len(requests) == 3, "the CLI never ran a tool or asked the model again by itself"
@@ -134,7 +137,7 @@ def test_stop_sequences_end_the_text_before_the_match(
         streamed_text = "".join(stream.text_stream)
         streamed = stream.get_final_message()
     for message in (whole, streamed):
-        assert message.content[0].text == "Counting: one, two,"
+        assert text_of(message) == "Counting: one, two,"
         assert message.stop_reason == "stop_sequence"
         assert message.stop_sequence == " STOP"
         assert message.usage.output_tokens > 0
@@ -178,7 +181,7 @@ def _breakpoints(body: dict[str, Any]) -> int:
 def test_fields_the_cli_cannot_take_are_accepted_and_breakpoints_stay_within_four(
     stack: Stack, client: anthropic.Anthropic
 ) -> None:
-    cached = {"type": "ephemeral"}
+    cached: CacheControlEphemeralParam = {"type": "ephemeral"}
     message = client.messages.create(
         model="claude-sonnet-5-5",  # the CLI sends an effort only for models that take one
         max_tokens=100,
@@ -200,7 +203,7 @@ def test_fields_the_cli_cannot_take_are_accepted_and_breakpoints_stay_within_fou
             {"role": "user", "content": [{"type": "text", "text": "c", "cache_control": cached}]},
         ],
     )
-    assert message.content[0].text == "Hello from the fake upstream."
+    assert text_of(message) == "Hello from the fake upstream."
     sent = stack.upstream.requests[0].body
     assert _breakpoints(sent) <= 4
     assert sent["output_config"]["effort"] == "high"
@@ -212,13 +215,13 @@ def test_fields_the_cli_cannot_take_are_accepted_and_breakpoints_stay_within_fou
     ids=["none", "any", "tool"],
 )
 def test_tool_choice_is_honoured_as_far_as_the_cli_allows(
-    stack: Stack, client: anthropic.Anthropic, tool_choice: dict[str, Any]
+    stack: Stack, client: anthropic.Anthropic, tool_choice: ToolChoiceParam
 ) -> None:
     client.messages.create(
         model=MODEL,
         max_tokens=100,
         tools=[WEATHER],
-        tool_choice=tool_choice,  # type: ignore[arg-type]
+        tool_choice=tool_choice,
         messages=[{"role": "user", "content": "Weather in Oslo?"}],
     )
     sent = stack.upstream.requests[0].body

@@ -21,6 +21,7 @@ from pathlib import Path
 import anthropic
 import httpx
 import pytest
+from anthropic.types import MessageParam
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 from pydantic import SecretStr
 from redis.asyncio import Redis
@@ -193,7 +194,7 @@ async def requests_through(url: str, stack: Stack) -> None:
     billed = TextReply("Hello.", input_tokens=1000, output_tokens=500)  # about $0.01
     stack.upstream.enqueue(billed, MidStreamErrorReply())
     client = anthropic.AsyncAnthropic(base_url=url, api_key="unused", max_retries=0)
-    message = {"role": "user", "content": "Hi"}
+    message: MessageParam = {"role": "user", "content": "Hi"}
     answer = await client.messages.create(model=MODEL, max_tokens=50, messages=[message])
     assert answer.content[0].type == "text"
     with pytest.raises(anthropic.APIStatusError):

@@ -6,12 +6,13 @@ import anthropic
 import httpx
 import orjson
 import pytest
+from anthropic.types import MessageParam
 
 from tests.conftest import Stack
 from tests.e2e.conftest import MODEL
 from tests.fakes.upstream import ErrorReply, MidStreamErrorReply, RecordedRequest
 
-HELLO = [{"role": "user", "content": "Say hello."}]
+HELLO: list[MessageParam] = [{"role": "user", "content": "Say hello."}]
 
 
 @pytest.mark.parametrize(

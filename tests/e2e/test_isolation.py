@@ -22,15 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import httpx
-import openai
 import pytest
 
 from tests.conftest import Stack, StackFactory
 from tests.e2e.conftest import MODEL
 from tests.fakes.upstream import BlocksReply, HangReply, TextReply, ToolUseBlock
 from tests.processes import wait_until
+from tests.sdk import SdkClients
 
 CANARY = "CANARY-4d1e"
 ANSWER = "Plain text came back."
@@ -150,12 +149,13 @@ def stack_with_seeded_host(make_stack: StackFactory, tmp_path: Path) -> tuple[St
 
 def test_a_worker_ignores_every_customisation_of_its_host_and_keeps_its_tool_bridge(
     stack_with_seeded_host: tuple[Stack, SeededHost],
+    sdk_clients: SdkClients,
 ) -> None:
     stack, host = stack_with_seeded_host
     stack.upstream.enqueue(
         BlocksReply([ToolUseBlock("toolu_01", "mcp__client__get_weather", {"city": "Oslo"})])
     )
-    client = anthropic.Anthropic(base_url=stack.url, api_key="client-key", max_retries=0)
+    client = sdk_clients.anthropic_client(stack.url)
 
     reply = client.messages.create(
         model=MODEL,
@@ -185,10 +185,11 @@ def test_a_worker_ignores_every_customisation_of_its_host_and_keeps_its_tool_bri
 
 def test_a_clients_slash_commands_reach_the_model_as_text_and_run_nothing(
     stack_with_seeded_host: tuple[Stack, SeededHost],
+    sdk_clients: SdkClients,
 ) -> None:
     stack, host = stack_with_seeded_host
     stack.upstream.enqueue(TextReply(ANSWER))
-    client = anthropic.Anthropic(base_url=stack.url, api_key="client-key", max_retries=0)
+    client = sdk_clients.anthropic_client(stack.url)
     messages: list[Any] = [
         {"role": "user", "content": "/secretskill"},
         {"role": "assistant", "content": "Noted."},
@@ -212,11 +213,13 @@ def test_a_clients_slash_commands_reach_the_model_as_text_and_run_nothing(
     assert host.heap_snapshots() == []
 
 
-def test_a_ready_cli_is_as_isolated_as_a_cold_one(make_stack: StackFactory, tmp_path: Path) -> None:
+def test_a_ready_cli_is_as_isolated_as_a_cold_one(
+    make_stack: StackFactory, tmp_path: Path, sdk_clients: SdkClients
+) -> None:
     """The same host canaries against a CLI the worker started ahead (worker/cli/pool.py)."""
     host = seed_host(tmp_path / "host")
     stack = make_stack(**host.env(), CCFLEET_PREWARM_CLIS="1")
-    client = anthropic.Anthropic(base_url=stack.url, api_key="client-key", max_retries=0)
+    client = sdk_clients.anthropic_client(stack.url)
     hello: list[Any] = [{"role": "user", "content": "hello"}]
     client.messages.create(model=MODEL, max_tokens=200, messages=hello)  # cold; asks for one
 
@@ -247,7 +250,7 @@ def test_a_ready_cli_is_as_isolated_as_a_cold_one(make_stack: StackFactory, tmp_
 
 
 def test_a_config_dir_worker_lends_the_cli_its_credential_alone_and_openai_slash_text_passes(
-    make_stack: StackFactory, tmp_path: Path
+    make_stack: StackFactory, tmp_path: Path, sdk_clients: SdkClients
 ) -> None:
     host = seed_host(tmp_path / "host")
     account = host.home / ".claude"  # the host's own login, with all its customisation
@@ -263,7 +266,7 @@ def test_a_config_dir_worker_lends_the_cli_its_credential_alone_and_openai_slash
     before = sorted(p.name for p in account.iterdir())
     stack = make_stack(**host.env(), CLAUDE_CODE_OAUTH_TOKEN="")
     stack.upstream.enqueue(TextReply(ANSWER))
-    oai = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="client-key", max_retries=0)
+    oai = sdk_clients.openai_client(stack.url)
 
     completion = oai.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "/heapdump now"}]
@@ -280,12 +283,12 @@ def test_a_config_dir_worker_lends_the_cli_its_credential_alone_and_openai_slash
 
 
 def test_an_api_key_worker_runs_no_slash_command_either(
-    make_stack: StackFactory, tmp_path: Path
+    make_stack: StackFactory, tmp_path: Path, sdk_clients: SdkClients
 ) -> None:
     host = seed_host(tmp_path / "host")
     stack = make_stack(**host.env(), ANTHROPIC_API_KEY="sk-ant-api03-fake-test-key")
     stack.upstream.enqueue(TextReply(ANSWER))
-    client = anthropic.Anthropic(base_url=stack.url, api_key="client-key", max_retries=0)
+    client = sdk_clients.anthropic_client(stack.url)
     messages: list[Any] = [
         {"role": "user", "content": [{"type": "text", "text": "/secretcmd"}]},
         {"role": "assistant", "content": "Noted."},

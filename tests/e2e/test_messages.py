@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import struct
 import zlib
+from collections.abc import Iterable
 
 import anthropic
 import httpx
 import orjson
+from anthropic.types import ImageBlockParam, MessageParam
 
 from tests.conftest import Stack
 from tests.e2e.conftest import MODEL, as_blocks, without_cli_additions
@@ -19,8 +21,9 @@ from tests.fakes.upstream import (
     TextReply,
     ThinkingBlock,
 )
+from tests.sdk import text_of
 
-HELLO = [{"role": "user", "content": "Say hello."}]
+HELLO: list[MessageParam] = [{"role": "user", "content": "Say hello."}]
 
 
 def test_a_non_streaming_reply_is_the_upstream_message(
@@ -33,7 +36,7 @@ def test_a_non_streaming_reply_is_the_upstream_message(
     assert message.type == "message" and message.role == "assistant"
     assert message.model == MODEL
     assert [block.type for block in message.content] == ["text"]
-    assert message.content[0].text == "Hello there, world."
+    assert text_of(message) == "Hello there, world."
     assert message.stop_reason == "end_turn"
     assert message.usage.input_tokens == 21
     assert message.usage.output_tokens == 7
@@ -57,7 +60,7 @@ def test_a_stream_has_the_api_event_sequence_and_real_usage(
         "message_stop",
     ]
     assert deltas == 6
-    assert final.content[0].text == "One two three four five six."
+    assert text_of(final) == "One two three four five six."
     assert final.usage.output_tokens > 0 and final.usage.input_tokens == 12
 
 
@@ -84,7 +87,7 @@ async def test_the_async_client_streams_and_gathers(
         text = "".join([chunk async for chunk in stream.text_stream])
     message = await async_client.messages.create(model=MODEL, max_tokens=50, messages=HELLO)
     assert text == "async stream"
-    assert message.content[0].text == "async whole"
+    assert text_of(message) == "async whole"
 
 
 def test_the_system_prompt_and_model_reach_the_upstream(
@@ -107,7 +110,7 @@ def test_the_system_prompt_and_model_reach_the_upstream(
 def test_a_five_turn_conversation_reaches_the_model_as_five_exact_messages(
     stack: Stack, client: anthropic.Anthropic
 ) -> None:
-    conversation = [
+    conversation: list[MessageParam] = [
         {"role": "user", "content": "What is 2+2?"},
         {
             "role": "assistant",
@@ -128,11 +131,13 @@ def test_a_five_turn_conversation_reaches_the_model_as_five_exact_messages(
 
 
 def test_an_image_block_arrives_intact(stack: Stack, client: anthropic.Anthropic) -> None:
-    image = {
+    image: ImageBlockParam = {
         "type": "image",
         "source": {"type": "base64", "media_type": "image/png", "data": _png_base64()},
     }
-    messages = [{"role": "user", "content": [image, {"type": "text", "text": "What is this?"}]}]
+    messages: list[MessageParam] = [
+        {"role": "user", "content": [image, {"type": "text", "text": "What is this?"}]}
+    ]
     client.messages.create(model=MODEL, max_tokens=50, messages=messages)
     sent = stack.upstream.requests[0].body["messages"][0]["content"]
     assert image in sent
@@ -160,7 +165,7 @@ def test_thinking_blocks_pass_through_streamed_and_whole(
     assert text.type == "text" and text.text == "The answer."
 
 
-def _sse_frames(chunks: object) -> list[tuple[str, str]]:
+def _sse_frames(chunks: Iterable[str]) -> list[tuple[str, str]]:
     text = "".join(chunks)
     frames = []
     for block in text.replace("\r\n", "\n").split("\n\n"):

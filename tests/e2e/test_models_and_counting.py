@@ -13,6 +13,7 @@ from tests.conftest import Stack, StackFactory
 from tests.e2e.conftest import MODEL
 from tests.fakes.upstream import model_object
 from tests.processes import http_ok, wait_until
+from tests.sdk import SdkClients
 
 API_KEY = "sk-ant-api03-fleet-key"
 
@@ -29,8 +30,8 @@ DEFAULT_IDS = [
 
 
 @pytest.fixture
-def openai_client(stack: Stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{stack.url}/v1", api_key="client-key", max_retries=0)
+def openai_client(stack: Stack, sdk_clients: SdkClients) -> openai.OpenAI:
+    return sdk_clients.openai_client(stack.url)
 
 
 def test_the_anthropic_sdk_lists_and_retrieves_the_default_models(
@@ -86,9 +87,11 @@ def test_an_unknown_model_is_not_found_in_both_sdks(
         openai_client.models.retrieve("claude-nonexistent-9")
 
 
-def test_the_model_list_comes_from_ccfleet_models(make_stack: StackFactory) -> None:
+def test_the_model_list_comes_from_ccfleet_models(
+    make_stack: StackFactory, sdk_clients: SdkClients
+) -> None:
     stack = make_stack(CCFLEET_MODELS='["claude-haiku-5-5-20261007", "sonnet"]')
-    client = anthropic.Anthropic(base_url=stack.url, api_key="client-key", max_retries=0)
+    client = sdk_clients.anthropic_client(stack.url)
     models = list(client.models.list())
     assert [m.id for m in models] == ["claude-haiku-5-5-20261007", "sonnet"]
     assert models[0].display_name == "Claude Haiku 5.5"
@@ -99,6 +102,7 @@ def test_the_model_list_comes_from_ccfleet_models(make_stack: StackFactory) -> N
 
 def test_an_api_key_worker_publishes_upstream_models_which_the_front_ends_serve(
     make_stack: StackFactory,
+    sdk_clients: SdkClients,
 ) -> None:
     stack = make_stack(
         workers=0,
@@ -109,7 +113,7 @@ def test_an_api_key_worker_publishes_upstream_models_which_the_front_ends_serve(
         model_object("claude-opus-5-5", "Claude Opus 5.5", "2026-09-22T00:00:00Z"),
         model_object("claude-mythos-5-2", "Claude Mythos 5.2", "2026-11-09T00:00:00Z"),
     ]
-    client = anthropic.Anthropic(base_url=stack.url, api_key="client-key", max_retries=0)
+    client = sdk_clients.anthropic_client(stack.url)
     wait_until(lambda: http_ok(f"{stack.url}/health"), 30, "the front end")
     assert [m.id for m in client.models.list()] == ["claude-opus-5-5", "opus"], "nothing published"
 
@@ -123,9 +127,7 @@ def test_an_api_key_worker_publishes_upstream_models_which_the_front_ends_serve(
         "Claude Mythos 5.2",
         datetime(2026, 11, 9, tzinfo=UTC),
     )
-    openai_ids = [
-        m.id for m in openai.OpenAI(base_url=f"{stack.url}/v1", api_key="k").models.list()
-    ]
+    openai_ids = [m.id for m in sdk_clients.openai_client(stack.url, "k").models.list()]
     assert openai_ids == ["claude-opus-5-5", "claude-mythos-5-2", "opus"]
     asked = stack.upstream.model_list_requests
     assert asked and {r.headers["x-api-key"] for r in asked} == {API_KEY}

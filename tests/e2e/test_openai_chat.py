@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
 import httpx
 import openai
 import pytest
+from openai.types.chat import (
+    ChatCompletionAssistantMessageParam,
+    ChatCompletionContentPartParam,
+    ChatCompletionFunctionToolParam,
+    ChatCompletionMessageParam,
+    ChatCompletionUserMessageParam,
+)
 
 from tests.conftest import Stack
 from tests.e2e.conftest import MODEL, as_blocks, without_cli_additions
@@ -22,12 +30,13 @@ from tests.fakes.upstream import (
     ToolUseBlock,
 )
 from tests.processes import cli_processes, wait_until
+from tests.sdk import SdkClients
 
-HELLO: list[dict[str, object]] = [{"role": "user", "content": "Say hello."}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello."}]
 MODEL_TOOL_NAME = (
     "mcp__client__get_weather"  # the name the model sees (worker/tools/client_tools.py)
 )
-WEATHER_TOOL: dict[str, object] = {
+WEATHER_TOOL: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -42,8 +51,8 @@ WEATHER_TOOL: dict[str, object] = {
 
 
 @pytest.fixture
-def oai(stack: Stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{stack.url}/v1", api_key="client-key", max_retries=0)
+def oai(stack: Stack, sdk_clients: SdkClients) -> openai.OpenAI:
+    return sdk_clients.openai_client(stack.url)
 
 
 def test_a_non_streaming_completion_carries_the_text_finish_reason_and_usage(
@@ -109,7 +118,7 @@ def test_the_raw_stream_is_unnamed_data_lines_ending_in_done(stack: Stack) -> No
 
 
 def test_the_system_prompt_and_history_reach_the_upstream(stack: Stack, oai: openai.OpenAI) -> None:
-    history = [
+    history: list[ChatCompletionMessageParam] = [
         {"role": "user", "content": "What is 2+2?"},
         {"role": "assistant", "content": "4."},
         {"role": "user", "content": [{"type": "text", "text": "And times 3?"}]},
@@ -134,7 +143,7 @@ def test_the_system_prompt_and_history_reach_the_upstream(stack: Stack, oai: ope
 
 def test_an_image_data_url_arrives_as_an_image_block(stack: Stack, oai: openai.OpenAI) -> None:
     png = _png_base64()
-    content = [
+    content: list[ChatCompletionContentPartParam] = [
         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}},
         {"type": "text", "text": "What is this?"},
     ]
@@ -217,7 +226,7 @@ def test_a_client_going_away_kills_the_cli(stack: Stack, stream: bool) -> None:
 def test_invalid_input_is_a_bad_request_naming_the_field(
     stack: Stack, oai: openai.OpenAI, fields: dict[str, object], field: str
 ) -> None:
-    body: dict[str, object] = {"model": MODEL, "messages": HELLO, **fields}
+    body: dict[str, Any] = {"model": MODEL, "messages": HELLO, **fields}  # JSON, invalid on purpose
     with pytest.raises(openai.BadRequestError) as caught:
         oai.chat.completions.create(**body)
     error = caught.value.body  # the SDK's view of the body: its `error` object
@@ -236,7 +245,7 @@ def test_an_unknown_path_under_chat_is_a_404_in_openais_shape(stack: Stack) -> N
 def test_a_tool_call_round_trip(stack: Stack, oai: openai.OpenAI) -> None:
     call = ToolUseBlock("toolu_01", MODEL_TOOL_NAME, {"city": "Paris"})
     stack.upstream.enqueue(BlocksReply([TextBlock("Let me check."), call]))
-    question = {"role": "user", "content": "Weather in Paris?"}
+    question: ChatCompletionUserMessageParam = {"role": "user", "content": "Weather in Paris?"}
     completion = oai.chat.completions.create(model=MODEL, messages=[question], tools=[WEATHER_TOOL])
     [choice] = completion.choices
     assert choice.finish_reason == "tool_calls"
@@ -254,7 +263,8 @@ def test_a_tool_call_round_trip(stack: Stack, oai: openai.OpenAI) -> None:
         tools=[WEATHER_TOOL],
         messages=[
             question,
-            choice.message.model_dump(exclude_none=True),
+            # The reply as clients send it back: the SDK's model, dumped.
+            cast(ChatCompletionAssistantMessageParam, choice.message.model_dump(exclude_none=True)),
             {"role": "tool", "tool_call_id": "toolu_01", "content": "18C and sunny"},
         ],
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import anthropic
 import httpx
 from anthropic.types import MessageParam
 
@@ -14,11 +13,12 @@ from tests.conftest import Stack, StackFactory
 from tests.e2e.conftest import as_blocks, without_cli_additions
 from tests.fakes.upstream import BlocksReply, ToolUseBlock
 from tests.processes import cli_processes, wait_until
+from tests.sdk import SdkClients
 
 # A model that takes a thinking budget (for the 5.x models the CLI thinks adaptively).
 MODEL = "claude-haiku-4-5"
 
-LOOKUP_INPUT = {"type": "object", "properties": {}}
+LOOKUP_INPUT: dict[str, object] = {"type": "object", "properties": {}}
 HISTORY: list[MessageParam] = [
     {"role": "user", "content": "My name is Ada."},
     {"role": "assistant", "content": "Hello Ada."},
@@ -34,9 +34,10 @@ def worker_info(stack: Stack) -> dict[str, Any]:
 
 def test_a_ready_cli_answers_a_multi_turn_request_exactly_and_none_outlives_the_worker(
     make_stack: StackFactory,
+    sdk_clients: SdkClients,
 ) -> None:
     stack = make_stack(CCFLEET_PREWARM_CLIS="1")
-    client = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
+    client = sdk_clients.anthropic_client(stack.url, "k")
     cold = client.messages.create(
         model=MODEL, max_tokens=900, system="Cold.", messages=[{"role": "user", "content": "hi"}]
     )
@@ -58,7 +59,7 @@ def test_a_ready_cli_answers_a_multi_turn_request_exactly_and_none_outlives_the_
     assert sent["model"] == MODEL and sent["max_tokens"] == 900
     assert sent["system"][-1]["text"] == "You remember names."
     assert sent["thinking"] == {"type": "enabled", "budget_tokens": 1024, "display": "updates"}
-    assert without_cli_additions(sent["messages"]) == as_blocks(list(HISTORY))  # type: ignore[arg-type]  # TypedDicts are dicts
+    assert without_cli_additions(sent["messages"]) == as_blocks(HISTORY)
     cold_sent = stack.upstream.requests[0].body
     assert cold_sent["system"][-1]["text"] == "Cold."
     assert cold_sent["thinking"] == {"type": "disabled"}, "no thinking unless asked, as on the API"

@@ -207,7 +207,11 @@ def stream_forever() -> int:
     for raw in sys.stdin:
         line = json.loads(raw) if raw.strip() else {}
         if line.get("type") == "control_request":
-            response = {"subtype": "success", "request_id": line.get("request_id"), "response": {}}
+            response: dict[str, Any] = {
+                "subtype": "success",
+                "request_id": line.get("request_id"),
+                "response": {},
+            }
             emit({"type": "control_response", "response": response})
         elif line.get("type") == "user" and line.get("shouldQuery") is not False:
             break

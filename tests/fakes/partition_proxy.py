@@ -53,8 +53,8 @@ class PartitionProxy:
         cut = False
         while not self._stopping.is_set():
             if self._partitioned.is_set() and not cut:
-                for sock in self._peers:
-                    self._selector.unregister(sock)
+                for peer in self._peers:
+                    self._selector.unregister(peer)
                 cut = True
             for key, _events in self._selector.select(timeout=0.05):
                 sock = key.fileobj

@@ -19,9 +19,9 @@ from shared.queue.job import AttemptId, JobRequest
 from shared.queue.job_queue import Claim, JobLifetimes, JobQueue
 from shared.settings import Settings
 from tests.fakes import fake_cli
+from worker.cli.config import CliConfig
 from worker.context import JobContext, WorkerContext, WorkerState
 from worker.job_function import run_messages
-from worker.reply.answer import CliConfig
 
 
 @pytest.fixture

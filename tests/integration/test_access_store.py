@@ -36,10 +36,10 @@ async def every_value_in(redis: Redis) -> bytes:
         if kind == "string":
             parts.append(await redis.get(name) or b"")
         elif kind == "hash":
-            for field, value in (await redis.hgetall(name)).items():  # type: ignore[misc]
+            for field, value in (await redis.hgetall(name)).items():  # type: ignore[misc]  # redis-py 5 types it sync-or-async
                 parts += [field, value]
         elif kind == "set":
-            parts += list(await redis.smembers(name))  # type: ignore[misc]
+            parts += list(await redis.smembers(name))  # type: ignore[misc]  # redis-py 5 types it sync-or-async
         elif kind == "zset":
             parts += await redis.zrange(name, 0, -1)
     return b"\n".join(parts)
@@ -139,7 +139,7 @@ def test_lanes_and_model_patterns_decide_what_a_key_may_use() -> None:
 
 
 def limited(**limits: object) -> ClientKey:
-    return ClientKey(name="alice", digest="d", created_at=0, **limits)  # type: ignore[arg-type]
+    return ClientKey.model_validate({"name": "alice", "digest": "d", "created_at": 0, **limits})
 
 
 async def test_requests_per_minute_admit_exactly_the_limit_from_two_clients_at_once(

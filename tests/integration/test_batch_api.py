@@ -18,6 +18,7 @@ from api.app import create_app
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.access.client_keys import KeyLimits, KeyStore
 from shared.settings import Settings
+from tests.sdk import error_body
 
 MODEL = "claude-sonnet-4-5"
 
@@ -214,7 +215,7 @@ async def test_a_batch_body_over_its_limit_is_413_while_messages_keep_their_own_
         with pytest.raises(anthropic.APIStatusError) as refused:
             await client.messages.batches.create(requests=[valid(f"r{i}")[0] for i in range(40)])
         assert refused.value.status_code == 413
-        assert refused.value.body["error"]["type"] == "request_too_large"  # type: ignore[index]  # the error JSON
+        assert error_body(refused.value)["error"]["type"] == "request_too_large"
 
 
 async def test_a_batch_that_would_pass_the_redis_memory_budget_is_529_and_nothing_is_kept(
@@ -229,5 +230,5 @@ async def test_a_batch_that_would_pass_the_redis_memory_budget_is_529_and_nothin
         with pytest.raises(anthropic.APIStatusError) as refused:
             await client.messages.batches.create(requests=valid())
         assert refused.value.status_code == 529
-        assert refused.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]  # the error JSON
+        assert error_body(refused.value)["error"]["type"] == "overloaded_error"
         assert (await client.messages.batches.list()).data == []

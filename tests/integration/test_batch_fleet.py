@@ -26,6 +26,7 @@ from shared.broker import redis_keys
 from tests.conftest import Stack, StackFactory
 from tests.fakes import fake_cli
 from tests.processes import http_ok, wait_until
+from tests.sdk import SdkClients, text_of
 
 MODEL = "claude-sonnet-4-5"
 
@@ -69,10 +70,6 @@ def fake_stack(
     return make_stack(workers=workers, apis=apis, **fake_env(tmp_path, delay_s=delay_s, **env))
 
 
-def sdk(url: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=url, api_key="k", max_retries=0)
-
-
 def requests(count: int, prefix: str = "r") -> list[Any]:
     return [
         {
@@ -114,14 +111,16 @@ def counts(batch: MessageBatch) -> dict[str, int]:
 
 
 def test_canceling_mid_way_from_another_front_end_ends_the_batch_with_every_result(
-    make_stack: StackFactory, tmp_path: Path
+    make_stack: StackFactory, tmp_path: Path, sdk_clients: SdkClients
 ) -> None:
     stack = fake_stack(make_stack, tmp_path, delay_s=0.3, apis=2, CCFLEET_WORKER_SLOTS=3)
-    client = sdk(stack.url)
+    client = sdk_clients.anthropic_client(stack.url, "k")
     batch = client.messages.batches.create(requests=requests(30))
     wait_batch(client, batch.id, lambda b: b.request_counts.succeeded >= 2)
 
-    canceling = sdk(stack.api_urls[1]).messages.batches.cancel(batch.id)
+    canceling = sdk_clients.anthropic_client(stack.api_urls[1], "k").messages.batches.cancel(
+        batch.id
+    )
 
     assert canceling.processing_status in ("canceling", "ended")
     assert canceling.cancel_initiated_at is not None
@@ -133,10 +132,10 @@ def test_canceling_mid_way_from_another_front_end_ends_the_batch_with_every_resu
 
 
 def test_a_batch_unfinished_at_its_expiry_ends_with_the_rest_expired(
-    make_stack: StackFactory, tmp_path: Path
+    make_stack: StackFactory, tmp_path: Path, sdk_clients: SdkClients
 ) -> None:
     stack = fake_stack(make_stack, tmp_path, delay_s=0.5, CCFLEET_BATCH_EXPIRY_S=3)
-    client = sdk(stack.url)
+    client = sdk_clients.anthropic_client(stack.url, "k")
     batch = client.messages.batches.create(requests=requests(30))
 
     done = wait_batch(client, batch.id, ended)
@@ -147,13 +146,15 @@ def test_a_batch_unfinished_at_its_expiry_ends_with_the_rest_expired(
 
 
 def test_a_front_end_killed_mid_batch_loses_nothing(
-    make_stack: StackFactory, tmp_path: Path
+    make_stack: StackFactory, tmp_path: Path, sdk_clients: SdkClients
 ) -> None:
     stack = fake_stack(make_stack, tmp_path, delay_s=0.2, apis=2)
-    batch = sdk(stack.api_urls[0]).messages.batches.create(requests=requests(8))
+    batch = sdk_clients.anthropic_client(stack.api_urls[0], "k").messages.batches.create(
+        requests=requests(8)
+    )
     stack.apis[0].signal(signal.SIGKILL)
 
-    client = sdk(stack.api_urls[1])
+    client = sdk_clients.anthropic_client(stack.api_urls[1], "k")
     done = wait_batch(client, batch.id, ended)
 
     assert counts(done) == {"succeeded": 8}
@@ -161,10 +162,10 @@ def test_a_front_end_killed_mid_batch_loses_nothing(
 
 
 def test_requests_whose_worker_was_killed_run_again_on_another_worker(
-    make_stack: StackFactory, tmp_path: Path
+    make_stack: StackFactory, tmp_path: Path, sdk_clients: SdkClients
 ) -> None:
     stack = fake_stack(make_stack, tmp_path, delay_s=1.5, workers=2)
-    client = sdk(stack.url)
+    client = sdk_clients.anthropic_client(stack.url, "k")
     batch = client.messages.batches.create(requests=requests(6))
     busy = wait_for_busy_batch_worker(stack)
     victim = next(w for w in stack.workers if f"-{w.pid}-" in busy)
@@ -176,9 +177,11 @@ def test_requests_whose_worker_was_killed_run_again_on_another_worker(
     assert result_types(client, batch.id) == Counter(succeeded=6)
 
 
-def test_a_batch_survives_a_redis_restart(make_stack: StackFactory, tmp_path: Path) -> None:
+def test_a_batch_survives_a_redis_restart(
+    make_stack: StackFactory, tmp_path: Path, sdk_clients: SdkClients
+) -> None:
     stack = fake_stack(make_stack, tmp_path, delay_s=0.3)
-    client = sdk(stack.url)
+    client = sdk_clients.anthropic_client(stack.url, "k")
     batch = client.messages.batches.create(requests=requests(6))
     wait_batch(client, batch.id, lambda b: b.request_counts.succeeded >= 1)
 
@@ -191,10 +194,10 @@ def test_a_batch_survives_a_redis_restart(make_stack: StackFactory, tmp_path: Pa
 
 
 def test_interactive_requests_are_answered_while_a_batch_fills_the_batch_slots(
-    make_stack: StackFactory, tmp_path: Path
+    make_stack: StackFactory, tmp_path: Path, sdk_clients: SdkClients
 ) -> None:
     stack = fake_stack(make_stack, tmp_path, delay_s=0.5, CCFLEET_WORKER_SLOTS=2)
-    client = sdk(stack.url)
+    client = sdk_clients.anthropic_client(stack.url, "k")
     batch = client.messages.batches.create(requests=requests(10))
     wait_for_busy_batch_worker(stack)
 
@@ -202,16 +205,18 @@ def test_interactive_requests_are_answered_while_a_batch_fills_the_batch_slots(
         answer = client.messages.create(
             model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "now"}]
         )
-        assert answer.content[0].text == "Hello"  # type: ignore[union-attr]
+        assert text_of(answer) == "Hello"
         assert max_busy_batch(stack) <= 1  # the reserved slot stays interactive
 
     assert client.messages.batches.retrieve(batch.id).request_counts.processing > 0
     assert counts(wait_batch(client, batch.id, ended)) == {"succeeded": 10}
 
 
-def test_two_batches_progress_together(make_stack: StackFactory, tmp_path: Path) -> None:
+def test_two_batches_progress_together(
+    make_stack: StackFactory, tmp_path: Path, sdk_clients: SdkClients
+) -> None:
     stack = fake_stack(make_stack, tmp_path, delay_s=0.2, CCFLEET_WORKER_SLOTS=2)
-    client = sdk(stack.url)
+    client = sdk_clients.anthropic_client(stack.url, "k")
     first = client.messages.batches.create(requests=requests(12, "a"))
     second = client.messages.batches.create(requests=requests(4, "b"))
 
@@ -243,10 +248,10 @@ def wait_for_busy_batch_worker(stack: Stack) -> str:
 
 
 def test_a_batch_runs_in_the_batch_slots_of_every_worker_at_once(
-    make_stack: StackFactory, tmp_path: Path
+    make_stack: StackFactory, tmp_path: Path, sdk_clients: SdkClients
 ) -> None:
     stack = fake_stack(make_stack, tmp_path, delay_s=0.5, workers=3)
-    client = sdk(stack.url)
+    client = sdk_clients.anthropic_client(stack.url, "k")
     batch = client.messages.batches.create(requests=requests(30))
 
     wait_until(
@@ -259,7 +264,7 @@ def test_a_batch_runs_in_the_batch_slots_of_every_worker_at_once(
 
 
 def test_a_worker_holds_a_batch_request_that_would_push_redis_past_the_memory_budget(
-    make_stack: StackFactory, tmp_path: Path, redis_server: EmbeddedRedis
+    make_stack: StackFactory, tmp_path: Path, redis_server: EmbeddedRedis, sdk_clients: SdkClients
 ) -> None:
     """The budget is the fleet's: what the front end refuses (529), a worker feeding the batch
     lane must not queue either; the request waits in its batch for room."""
@@ -268,7 +273,7 @@ def test_a_worker_holds_a_batch_request_that_would_push_redis_past_the_memory_bu
     env = fake_env(tmp_path, delay_s=0.2, CCFLEET_REDIS_MEMORY_BUDGET_BYTES=used + (4 << 20))
     stack = make_stack(workers=0, wait_ready=False, **env)
     wait_until(lambda: http_ok(f"{stack.url}/health"), 30, "the front end")
-    api = sdk(stack.url)
+    api = sdk_clients.anthropic_client(stack.url, "k")
     batch = api.messages.batches.create(requests=requests(1))  # room enough for it then
     with redis.Redis.from_url(redis_server.url) as client:
         client.set("other-data", b"x" * (8 << 20))  # then Redis fills up past the budget

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,10 @@ def is_running(pid: int) -> bool:
     except OSError:
         return False
     return stat_line.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def has_ended(pid: int) -> bool:
+    return not is_running(pid)
 
 
 def test_a_redis_partition_ends_a_waiting_request_with_a_529_instead_of_hanging(
@@ -83,14 +88,22 @@ def test_a_redis_partition_ends_a_waiting_request_with_a_529_instead_of_hanging(
     assert reply.json()["error"]["type"] == "overloaded_error"
 
 
-def test_a_worker_bounds_every_redis_wait(redis_server: EmbeddedRedis, tmp_path: Path) -> None:
+async def test_a_worker_bounds_every_redis_wait(
+    redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    # Async so that arq takes the test's loop, which is closed at its end: arq puts its
+    # signal handlers on the loop it finds, and a loop of its own, never closed, would be
+    # collected later in whatever thread, failing there to remove them.
     settings = Settings(redis_url=redis_server.url, redis_command_timeout_s=7)
     worker = build_worker(settings, {"PATH": "/usr/bin:/bin"})
-    options = worker.pool.connection_pool.connection_kwargs
-    assert options["socket_timeout"] == 7
-    assert options["socket_connect_timeout"] == settings.redis.connect_timeout_s
-    assert options["socket_keepalive"] is True
-    assert options["health_check_interval"] == settings.redis.health_check_s
+    try:
+        options = worker.pool.connection_pool.connection_kwargs
+        assert options["socket_timeout"] == 7
+        assert options["socket_connect_timeout"] == settings.redis.connect_timeout_s
+        assert options["socket_keepalive"] is True
+        assert options["health_check_interval"] == settings.redis.health_check_s
+    finally:
+        await worker.pool.aclose()
 
 
 async def test_cancelling_a_task_amid_redis_calls_always_cancels_it(
@@ -152,7 +165,8 @@ def test_a_stream_client_that_reads_nothing_is_dropped_and_its_job_cancelled(
         wait_until(lambda: not is_running(cli_pid), BOUND_S, "the job's CLI to be stopped")
     direct = SyncRedis.from_url(stack.redis.url)
     try:
-        assert direct.hget(redis_keys.job_record(job_id), "status") == b"cancelled"
+        status: bytes | None = direct.hget(redis_keys.job_record(job_id), "status")  # type: ignore[assignment]  # redis-py 5 types replies as str, sync-or-async
+        assert status == b"cancelled"
     finally:
         direct.close()
     assert "the client read nothing for 1 s; stream dropped" in stack.apis[0].log_text()
@@ -196,7 +210,7 @@ def test_ccfleet_up_killed_with_sigkill_leaves_no_redis_server_or_child_running(
         up.kill()
         up.wait()
         for pid in children:
-            wait_until(lambda pid=pid: not is_running(pid), BOUND_S, f"child {pid} of up to end")
+            wait_until(partial(has_ended, pid), BOUND_S, f"child {pid} of up to end")
     finally:
         for pid in children:  # only what this test started, should the test fail
             with contextlib.suppress(ProcessLookupError):

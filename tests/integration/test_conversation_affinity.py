@@ -66,11 +66,11 @@ def turn(stack: Stack, messages: list[dict[str, Any]]) -> str:
                 raise AssertionError(f"the turn failed: {line}")
     client = redis.Redis.from_url(stack.redis.url)
     try:
-        worker = client.hget(redis_keys.job_record(job_id), "worker")
+        worker: bytes | None = client.hget(redis_keys.job_record(job_id), "worker")  # type: ignore[assignment]  # redis-py 5 types replies as str, sync-or-async
     finally:
         client.close()
     assert worker, job_id
-    accounts = {w["id"]: w["account"] for w in fleet(stack)["workers"]}
+    accounts: dict[str, str] = {w["id"]: w["account"] for w in fleet(stack)["workers"]}
     return accounts[worker.decode()]
 
 

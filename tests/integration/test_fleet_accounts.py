@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 from typing import Any
 
 import anthropic
 import httpx
 import pytest
+from anthropic.types import MessageParam
 
 from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import (
@@ -23,9 +25,10 @@ from tests.fakes.upstream import (
     subscription_limit_reply,
 )
 from tests.processes import http_ok, wait_until
+from tests.sdk import SdkClients, text_of
 
 MODEL = "claude-sonnet-5-5"
-HELLO = [{"role": "user", "content": "Say hello."}]
+HELLO: list[MessageParam] = [{"role": "user", "content": "Say hello."}]
 # A worker that is not woken by the queue and reads it every 3 s: others take work first.
 SLOW_TO_PICK_UP = {"CCFLEET_WORKER_WAKE_ON_QUEUE": "false", "CCFLEET_WORKER_POLL_DELAY_S": "3"}
 
@@ -53,15 +56,22 @@ def waiting(stack: Stack, lane: str | None = None) -> int:
     return sum(x["waiting"] for x in fleet(stack)["lanes"] if lane in (None, x["name"]))
 
 
+def waiting_is(stack: Stack, count: int) -> bool:
+    return waiting(stack) == count
+
+
 def wait_for_heartbeats(stack: Stack, count: int) -> None:
     """Until the stack's one worker has beaten `count` more times."""
     for _ in range(count):
         (worker,) = fleet(stack)["workers"]
-        wait_until(
-            lambda last=worker["beat_at_ms"]: fleet(stack)["workers"][0]["beat_at_ms"] > last,
-            30,
-            "a heartbeat",
-        )
+        wait_until(partial(beaten_since, stack, worker["beat_at_ms"]), 30, "a heartbeat")
+
+
+def beaten_since(stack: Stack, beat_at_ms: int) -> bool:
+    """The stack's one worker has beaten after `beat_at_ms`."""
+    (worker,) = fleet(stack)["workers"]
+    last: int = worker["beat_at_ms"]
+    return last > beat_at_ms
 
 
 def account(stack: Stack, name: str) -> dict[str, Any]:
@@ -72,12 +82,9 @@ def worker_states(stack: Stack, account_name: str) -> list[str]:
     return [w["state"] for w in fleet(stack)["workers"] if w["account"] == account_name]
 
 
-def client(stack: Stack) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
-
-
 def test_an_account_at_its_limit_cools_until_the_reset_and_its_job_moves_to_another(
     make_stack: StackFactory,
+    sdk_clients: SdkClients,
 ) -> None:
     resets_at = time.time() + 3600
     # alice is woken by the queue, bob reads it every 3 s: alice takes the first job.
@@ -89,8 +96,10 @@ def test_an_account_at_its_limit_cools_until_the_reset_and_its_job_moves_to_anot
         return TextReply("Bob answers.")
 
     stack.upstream.set_responder(answer)
-    message = client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
-    assert message.content[0].text == "Bob answers."  # type: ignore[union-attr]
+    message = sdk_clients.anthropic_client(stack.url, "k").messages.create(
+        model=MODEL, max_tokens=50, messages=HELLO
+    )
+    assert text_of(message) == "Bob answers."
     assert [token_of(r) for r in stack.upstream.requests] == ["token-alice", "token-bob"]
 
     alice = account(stack, "alice")
@@ -98,13 +107,16 @@ def test_an_account_at_its_limit_cools_until_the_reset_and_its_job_moves_to_anot
     assert abs(alice["cooling_until"] - int(resets_at)) < 2
     assert alice["reason"] == "five_hour"
     for _ in range(2):
-        client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+        sdk_clients.anthropic_client(stack.url, "k").messages.create(
+            model=MODEL, max_tokens=50, messages=HELLO
+        )
     tokens = [token_of(r) for r in stack.upstream.requests]
     assert tokens.count("token-alice") == 1, "a cooling account takes no more jobs"
 
 
 def test_when_every_account_cools_clients_get_429_until_the_earliest_reset(
     make_stack: StackFactory,
+    sdk_clients: SdkClients,
 ) -> None:
     now = time.time()
     resets = {"token-alice": now + 7200, "token-bob": now + 3 * 3600}
@@ -114,7 +126,9 @@ def test_when_every_account_cools_clients_get_429_until_the_earliest_reset(
     )
 
     with pytest.raises(anthropic.RateLimitError) as caught:
-        client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+        sdk_clients.anthropic_client(stack.url, "k").messages.create(
+            model=MODEL, max_tokens=50, messages=HELLO
+        )
     error = caught.value
     retry_after = int(error.response.headers["retry-after"])
     assert 7100 < retry_after <= 7200, "the earliest reset, alice's"
@@ -133,6 +147,7 @@ def test_when_every_account_cools_clients_get_429_until_the_earliest_reset(
 
 def test_a_transient_upstream_error_is_retried_on_another_account(
     make_stack: StackFactory,
+    sdk_clients: SdkClients,
 ) -> None:
     stack = accounts_stack(make_stack, ("alice", {}), ("bob", SLOW_TO_PICK_UP))
 
@@ -142,17 +157,21 @@ def test_a_transient_upstream_error_is_retried_on_another_account(
         return TextReply("Recovered.")
 
     stack.upstream.set_responder(answer)
-    message = client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
-    assert message.content[0].text == "Recovered."  # type: ignore[union-attr]
+    message = sdk_clients.anthropic_client(stack.url, "k").messages.create(
+        model=MODEL, max_tokens=50, messages=HELLO
+    )
+    assert text_of(message) == "Recovered."
     assert [token_of(r) for r in stack.upstream.requests] == ["token-alice", "token-bob"]
     assert account(stack, "alice")["cooling"] is False, "a 529 does not cool an account"
 
 
-def test_retries_are_bounded(make_stack: StackFactory) -> None:
+def test_retries_are_bounded(make_stack: StackFactory, sdk_clients: SdkClients) -> None:
     stack = make_stack(CCFLEET_JOB_MAX_ATTEMPTS="3", CCFLEET_RETRY_BACKOFF_S="0.05")
     stack.upstream.set_responder(lambda _request: ErrorReply(500, "api_error", "boom"))
     with pytest.raises(anthropic.InternalServerError):
-        client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+        sdk_clients.anthropic_client(stack.url, "k").messages.create(
+            model=MODEL, max_tokens=50, messages=HELLO
+        )
     assert len(stack.upstream.requests) == 3
 
 
@@ -181,7 +200,7 @@ def _user_text(request: RecordedRequest) -> str:
     # family), the CLI appends one with the environment after it.
     last = next(m for m in reversed(request.body["messages"]) if m["role"] == "user")
     content = last["content"]
-    texts = (
+    texts: list[str] = (
         [b["text"] for b in content if b.get("type") == "text"]
         if isinstance(content, list)
         else [content]
@@ -207,7 +226,7 @@ def test_waiting_interactive_work_goes_before_batch_work_and_each_lane_is_first_
         assert stack.upstream.wait_for_requests(1, 30)
         for queued, (marker, lane) in enumerate(arrivals, start=1):
             threads.append(_send_in_thread(stack, marker, lane, results))
-            wait_until(lambda n=queued: waiting(stack) == n, 30, f"{marker} to queue")  # in order
+            wait_until(partial(waiting_is, stack, queued), 30, f"{marker} to queue")  # in order
     finally:
         all_queued.set()
     for thread in threads:
@@ -277,6 +296,7 @@ def test_a_full_lane_and_a_long_wait_are_529_with_retry_after(make_stack: StackF
 
 def test_every_worker_of_a_cooling_account_stops_taking_jobs_and_only_one_request_hits_the_limit(
     make_stack: StackFactory,
+    sdk_clients: SdkClients,
 ) -> None:
     resets_at = time.time() + 3600
     # Three replicas of alice are woken by the queue, bob reads it every 3 s: alice's
@@ -290,8 +310,10 @@ def test_every_worker_of_a_cooling_account_stops_taking_jobs_and_only_one_reques
 
     stack.upstream.set_responder(answer)
     for _ in range(3):
-        message = client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
-        assert message.content[0].text == "Bob answers."  # type: ignore[union-attr]
+        message = sdk_clients.anthropic_client(stack.url, "k").messages.create(
+            model=MODEL, max_tokens=50, messages=HELLO
+        )
+        assert text_of(message) == "Bob answers."
     tokens = [token_of(r) for r in stack.upstream.requests]
     assert tokens.count("token-alice") == 1, "one request into the limit, not one per replica"
     wait_until(
@@ -304,6 +326,8 @@ def test_every_worker_of_a_cooling_account_stops_taking_jobs_and_only_one_reques
     stack.add_worker(CCFLEET_ACCOUNT="alice", CLAUDE_CODE_OAUTH_TOKEN="token-alice")
     wait_until(lambda: len(fleet(stack)["workers"]) == 5, 20, "the new replica beating")
     assert worker_states(stack, "alice") == ["cooling"] * 4
-    message = client(stack).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
-    assert message.content[0].text == "Bob answers."  # type: ignore[union-attr]
+    message = sdk_clients.anthropic_client(stack.url, "k").messages.create(
+        model=MODEL, max_tokens=50, messages=HELLO
+    )
+    assert text_of(message) == "Bob answers."
     assert [token_of(r) for r in stack.upstream.requests].count("token-alice") == 1

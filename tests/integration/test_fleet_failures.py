@@ -154,7 +154,8 @@ def sdk(url: str, timeout_s: float = 30.0) -> anthropic.Anthropic:
 
 def ask(url: str, timeout_s: float = 30.0) -> str:
     """A non-streaming request through the SDK; the reply's text."""
-    message = sdk(url, timeout_s).messages.create(model=MODEL, max_tokens=100, messages=HELLO)
+    with sdk(url, timeout_s) as client:  # closed here: a dropped client's socket warns later
+        message = client.messages.create(model=MODEL, max_tokens=100, messages=HELLO)
     return "".join(block.text for block in message.content if block.type == "text")
 
 

@@ -174,7 +174,7 @@ async def test_a_finished_job_keeps_when_it_was_queued_and_handed_to_its_cli(
 ) -> None:
     job = await submitted(job_queue)
     await run_claimed(redis, fake_worker("answer"), job)
-    record = await redis.hgetall(redis_keys.job_record(job.job_id))
+    record = await redis.hgetall(redis_keys.job_record(job.job_id))  # type: ignore[misc]  # redis-py 5 types it sync-or-async
     enqueued, handed_off = float(record[b"enqueued_at_ms"]), float(record[b"handed_off_at_ms"])
     assert record[b"status"] == b"done"
     assert 0 < handed_off - enqueued < 30_000

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
-import anthropic
 from redis.asyncio import Redis
 
 from shared.broker import redis_keys
 from tests.conftest import StackFactory
+from tests.sdk import SdkClients, text_of
 from worker.queue_wakeup import QueueWakeup
 
 MODEL = "claude-sonnet-4-5"
@@ -25,8 +25,8 @@ async def test_a_publish_on_the_wake_channel_ends_an_idle_wait(redis: Redis) -> 
     wakeup.start(redis)
     try:
         async with asyncio.timeout(10):
-            # Redis state, not ours: no event to wait on, so poll until the listener subscribed.
-            while not (await redis.pubsub_numsub(redis_keys.queue_wake_channel()))[0][1]:  # noqa: ASYNC110
+            # Poll until the listener subscribed.
+            while not (await redis.pubsub_numsub(redis_keys.queue_wake_channel()))[0][1]:  # noqa: ASYNC110  # Redis state, not ours: no event to wait on
                 await asyncio.sleep(0.01)
         await redis.publish(redis_keys.queue_wake_channel(), b"queued")
         await asyncio.wait_for(wakeup.wait(), timeout=10)
@@ -36,16 +36,17 @@ async def test_a_publish_on_the_wake_channel_ends_an_idle_wait(redis: Redis) -> 
 
 def test_a_queued_job_and_a_freed_slot_wake_a_worker_that_polls_once_a_minute(
     make_stack: StackFactory,
+    sdk_clients: SdkClients,
 ) -> None:
     # One slot: the second request waits in the queue until the first one frees the slot.
     stack = make_stack(CCFLEET_WORKER_SLOTS="1", **ONCE_A_MINUTE)
-    client = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0, timeout=30)
+    client = sdk_clients.anthropic_client(stack.url, "k", timeout_s=30)
 
     def ask(n: int) -> str:
         message = client.messages.create(
             model=MODEL, max_tokens=50, messages=[{"role": "user", "content": f"Request {n}."}]
         )
-        return message.content[0].text  # type: ignore[union-attr]  # a text answer
+        return text_of(message)
 
     with ThreadPoolExecutor(2) as pool:
         answers = list(pool.map(ask, [1, 2]))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from shared.wire.messages import MessagesRequest
 from worker.cli.cache_breakpoints import limit_breakpoints
 from worker.tools.client_tools import (
@@ -9,7 +11,11 @@ from worker.tools.client_tools import (
     tools_for_cli,
 )
 
-TOOL = {"name": "lookup", "description": "Look up.", "input_schema": {"type": "object"}}
+TOOL: dict[str, Any] = {
+    "name": "lookup",
+    "description": "Look up.",
+    "input_schema": {"type": "object"},
+}
 
 
 def _request(**fields: object) -> MessagesRequest:
@@ -64,7 +70,7 @@ def test_tool_choice_none_hides_tools_unless_the_history_uses_them() -> None:
 
 def test_only_the_last_client_cache_breakpoint_is_kept() -> None:
     mark = {"type": "ephemeral"}
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "user", "content": [{"type": "text", "text": "a", "cache_control": mark}]},
         {"role": "assistant", "content": "b"},
         {"role": "user", "content": [{"type": "text", "text": "c", "cache_control": mark}]},
@@ -87,7 +93,7 @@ def test_the_tool_server_lists_the_tools_and_refuses_calls() -> None:
         "params": {"protocolVersion": "2025-06-18"},
     }
     call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "lookup"}}
-    requests = [
+    requests: list[dict[str, object]] = [
         initialize,
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},

@@ -14,7 +14,7 @@ from shared.telemetry.log import JsonFormatter
 def test_a_failed_redis_pipeline_command_is_logged_without_its_arguments() -> None:
     error = ResponseError("OOM command not allowed when used memory > 'maxmemory'.")
     pipeline = Redis().pipeline()  # never connects: only redis-py's own error annotation
-    pipeline.annotate_exception(
+    pipeline.annotate_exception(  # type: ignore[no-untyped-call]  # redis-py 5 leaves it untyped
         error, 1, ("HSET", "ccfleet:job:job_1", "payload", '{"messages":"MY SECRET PROMPT"}')
     )
     try:

@@ -289,7 +289,7 @@ def test_tool_use_becomes_tool_calls_with_json_arguments() -> None:
     [("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "length"), (None, "stop")],
 )
 def test_stop_reasons_map_to_finish_reasons(stop_reason: str | None, finish: str) -> None:
-    message = {"model": "m", "content": [], "stop_reason": stop_reason, "usage": {}}
+    message: dict[str, Any] = {"model": "m", "content": [], "stop_reason": stop_reason, "usage": {}}
     choice = to_chat_completion(message, completion_id="c", created=0)["choices"][0]
     assert choice["finish_reason"] == finish
     assert choice["message"]["content"] == ""
@@ -297,7 +297,7 @@ def test_stop_reasons_map_to_finish_reasons(stop_reason: str | None, finish: str
 
 def test_a_stream_translates_to_role_content_tool_calls_finish_and_usage() -> None:
     translator = ChunkTranslator(completion_id="c", created=1, model="asked", include_usage=True)
-    events = [
+    events: list[dict[str, Any]] = [
         {"type": "message_start", "message": {"model": "m", "usage": {"input_tokens": 9}}},
         {"type": "ping"},
         _block_start(0, {"type": "thinking", "thinking": "", "signature": ""}),

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.asyncio.connection import (
+    AbstractConnection,
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
 
 from shared.broker.connection import connection_pool
 from shared.settings import Settings
@@ -18,10 +23,10 @@ from shared.settings import Settings
     ],
 )
 def test_each_url_scheme_gets_its_connection_kind_with_a_command_timeout(
-    url: str, kind: type
+    url: str, kind: type[AbstractConnection]
 ) -> None:
     settings = Settings(redis_url=url, redis_command_timeout_s=7)
-    connection = connection_pool(settings).make_connection()
+    connection = connection_pool(settings).make_connection()  # type: ignore[no-untyped-call]  # redis-py 5 leaves it untyped
     assert isinstance(connection, kind)
     assert connection.socket_timeout == 7
     assert connection.socket_connect_timeout == settings.redis.connect_timeout_s

@@ -184,14 +184,7 @@ async def _relay_answer(
         meter.observe(message)
         kind = message.get("type")
         if kind == "stream_event":
-            for event in cutter.feed(rename_for_client(message["event"])):
-                if cutter.matched is None and event.get("type") in _CLOSING_EVENTS:
-                    held.append(event)
-                    continue
-                for earlier in held:  # the answer goes on: held block stops were real
-                    await publisher.publish_event(earlier)
-                held.clear()
-                await publisher.publish_event(event)
+            await _publish_stream_event(message["event"], publisher, cutter, held)
             if cutter.matched is not None:
                 return  # leaving the process block stops the CLI
         elif kind == "assistant" and message.get("error"):
@@ -200,15 +193,43 @@ async def _relay_answer(
             rate_limit = message.get("rate_limit_info")
         elif kind == "result":
             cli.process.close_stdin()  # nothing more to ask: the CLI exits
-            if message.get("is_error") and not _stopped_at_tool_use(message, held):
-                raise result_error(message, error_line, rate_limit=rate_limit)
-            for event in held:
-                await publisher.publish_event(event)
-            if not publisher.ended:
-                raise CliFailed("The Claude Code CLI finished without a complete answer.")
+            await _publish_ending(message, publisher, held, error_line, rate_limit)
             return
     code = await cli.process.wait_exit(1.0)
     raise CliFailed(f"The Claude Code CLI exited (code {code}) before answering.")
+
+
+async def _publish_stream_event(
+    raw: dict[str, Any],
+    publisher: ChunkPublisher,
+    cutter: StopSequenceCutter,
+    held: list[dict[str, Any]],
+) -> None:
+    """One upstream event, cut at a stop sequence; closing events wait in `held`."""
+    for event in cutter.feed(rename_for_client(raw)):
+        if cutter.matched is None and event.get("type") in _CLOSING_EVENTS:
+            held.append(event)
+            continue
+        for earlier in held:  # the answer goes on: held block stops were real
+            await publisher.publish_event(earlier)
+        held.clear()
+        await publisher.publish_event(event)
+
+
+async def _publish_ending(
+    result: dict[str, Any],
+    publisher: ChunkPublisher,
+    held: list[dict[str, Any]],
+    error_line: dict[str, Any] | None,
+    rate_limit: dict[str, Any] | None,
+) -> None:
+    """The held closing events once `result` confirms the answer; its error otherwise."""
+    if result.get("is_error") and not _stopped_at_tool_use(result, held):
+        raise result_error(result, error_line, rate_limit=rate_limit)
+    for event in held:
+        await publisher.publish_event(event)
+    if not publisher.ended:
+        raise CliFailed("The Claude Code CLI finished without a complete answer.")
 
 
 def _stopped_at_tool_use(result: dict[str, Any], held: list[dict[str, Any]]) -> bool:
