@@ -84,6 +84,8 @@ _UNION_MEMBER = re.compile(
     r"^(str|int|float|bool|none|dict\[.*|list\[.*|tagged-union\[.*|function-.*)$"
 )
 _SCALAR_MEMBERS = frozenset({"str", "int", "float", "bool", "none"})
+# Where FastAPI found a field: the field's name says enough.
+_REQUEST_PARTS = frozenset({"body", "query", "path", "header", "cookie"})
 
 
 def validation_message(exc: RequestValidationError) -> str:
@@ -104,8 +106,9 @@ def validation_message(exc: RequestValidationError) -> str:
             continue
         location = [
             str(part)
-            for part in problem.get("loc", ())
-            if part != "body" and not (isinstance(part, str) and _UNION_MEMBER.match(part))
+            for index, part in enumerate(problem.get("loc", ()))
+            if not (index == 0 and part in _REQUEST_PARTS)
+            and not (isinstance(part, str) and _UNION_MEMBER.match(part))
         ]
         field = ".".join(location) or "body"
         problems.append(f"{field}: {problem.get('msg', 'invalid value')}")
@@ -134,6 +137,7 @@ def install_error_handlers(app: FastAPI) -> None:
         error = cls(str(exc.detail)) if cls is not FleetError else InvalidRequest(str(exc.detail))
         response = error_response(error, path)
         response.status_code = exc.status_code
+        response.headers.update(exc.headers or {})  # a 405's `Allow`
         return response
 
     async def on_client_gone(_request: Request, _exc: Exception) -> Response:
