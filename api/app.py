@@ -13,6 +13,7 @@ from sse_starlette.sse import AppStatus
 from api.auth import authenticate, require_admin
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
+from api.openapi import install_openapi
 from api.routes import (
     batches,
     chat,
@@ -67,19 +68,24 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
     install_error_handlers(app)
     # Access (api/auth.py) is decided here, for whole routers: a client key for the API,
     # an admin key for the fleet's own state; health probes and metrics stay open.
-    client = [Depends(authenticate)]
-    admin = [Depends(require_admin)]
-    app.include_router(count_tokens.router, dependencies=client)
-    app.include_router(messages.router, dependencies=client)
-    app.include_router(batches.router, dependencies=client)
-    app.include_router(chat.router, dependencies=client)
-    app.include_router(models.router, dependencies=client)
-    app.include_router(fleet.router, dependencies=admin)
-    app.include_router(usage.router, dependencies=admin)
+    client_routers = [
+        count_tokens.router,
+        messages.router,
+        batches.router,
+        chat.router,
+        models.router,
+    ]
+    admin_routers = [fleet.router, usage.router]
+    for router in client_routers:
+        app.include_router(router, dependencies=[Depends(authenticate)])
+    for router in admin_routers:
+        app.include_router(router, dependencies=[Depends(require_admin)])
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(dashboard.page_router)  # the page and its script hold no data
-    app.include_router(dashboard.events_router, dependencies=admin)
+    app.include_router(dashboard.events_router, dependencies=[Depends(require_admin)])
+    keyed = [*client_routers, *admin_routers]
+    install_openapi(app, auth_enabled=settings.access.auth_enabled, keyed=keyed)
     return app
 
 

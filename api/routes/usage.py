@@ -27,7 +27,12 @@ async def usage(
     services: Services,
     by: Annotated[Dimension, Query()] = "key",
     since: Annotated[
-        str | None, Query(pattern=_DATE_PATTERN, description="first day, YYYY-MM-DD (UTC)")
+        str | None,
+        Query(
+            pattern=_DATE_PATTERN,
+            description="first day, YYYY-MM-DD (UTC)",
+            json_schema_extra={"format": "date"},
+        ),
     ] = None,
 ) -> dict[str, object]:
     first = _calendar_date(since) if since else today_utc().replace(day=1)
