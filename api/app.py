@@ -18,6 +18,7 @@ from api.browser_guard import BrowserGuard, allowed_hosts
 from api.connection_limits import limited_http_protocol
 from api.errors import install_error_handlers
 from api.middleware import JsonBodyMiddleware, RequestContextMiddleware
+from api.openapi import install_openapi
 from api.routes import (
     batches,
     chat,
@@ -68,19 +69,23 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
     # health probes, the dashboard's page and the OpenAPI document (FastAPI's own route) stay
     # open.
     open_routes = [*app.routes, *health.router.routes, *dashboard.page_router.routes]
-    client = [Depends(authenticate)]
-    admin = [Depends(require_admin)]
-    app.include_router(count_tokens.router, dependencies=client)
-    app.include_router(messages.router, dependencies=client)
-    app.include_router(batches.router, dependencies=client)
-    app.include_router(chat.router, dependencies=client)
-    app.include_router(models.router, dependencies=client)
-    app.include_router(fleet.router, dependencies=admin)
-    app.include_router(usage.router, dependencies=admin)
+    client_routers = [
+        count_tokens.router,
+        messages.router,
+        batches.router,
+        chat.router,
+        models.router,
+    ]
+    admin_routers = [fleet.router, usage.router, metrics.router]
+    for router in client_routers:
+        app.include_router(router, dependencies=[Depends(authenticate)])
+    for router in admin_routers:
+        app.include_router(router, dependencies=[Depends(require_admin)])
     app.include_router(health.router)
-    app.include_router(metrics.router, dependencies=admin)
     app.include_router(dashboard.page_router)  # the page and its script hold no data
-    app.include_router(dashboard.events_router, dependencies=admin)
+    app.include_router(dashboard.events_router, dependencies=[Depends(require_admin)])
+    keyed = [*client_routers, *admin_routers]
+    install_openapi(app, auth_enabled=settings.access.auth_enabled, keyed=keyed)
     # Middleware, the last added outermost: a request passes the checks of the edge in this
     # order, each before any work the next would do: its id; its Host and Origin
     # (api/browser_guard.py), CORS for the origins allowed; its key, from the headers

@@ -21,6 +21,7 @@ import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
 
 from api.errors import validation_message
 from api.routes.messages import ensure_answerable
@@ -28,6 +29,7 @@ from shared.access.client_keys import ClientKey
 from shared.batches import wire
 from shared.batches.store import StoredRequest
 from shared.errors import FleetError, InvalidRequest, PermissionDenied
+from shared.wire.json_limits import check_json_limits
 from shared.wire.messages import MessagesRequest
 
 
@@ -69,7 +71,7 @@ def _check_items(items: list[Any]) -> None:
         if extra:
             raise InvalidRequest(f"{where}.{extra[0]}: Extra inputs are not permitted")
         custom_id = item.get("custom_id")
-        if not isinstance(custom_id, str) or not wire.CUSTOM_ID.match(custom_id):
+        if not isinstance(custom_id, str) or not wire.CUSTOM_ID.fullmatch(custom_id):
             raise InvalidRequest(
                 f"{where}.custom_id: 1 to 64 characters of letters, digits, `_` and `-`."
             )
@@ -78,6 +80,20 @@ def _check_items(items: list[Any]) -> None:
                 f"{where}.custom_id: {custom_id!r} is used twice; custom_id must be unique."
             )
         seen.add(custom_id)
+        _check_storable(item["params"], f"{where}.params")
+
+
+def _check_storable(params: dict[str, Any], where: str) -> None:
+    """Refuse the batch if a request's params could not be written back as JSON: the store
+    writes each request before its params are validated (`stored_requests`)."""
+    try:
+        check_json_limits(params)
+    except PydanticCustomError as exc:
+        context = exc.context or {}
+        field = str(context.get("field", "body"))
+        named = where if field == "body" else f"{where}.{field}"
+        problem = context.get("problem", "cannot be stored as JSON")
+        raise InvalidRequest(f"{named}: {problem}") from exc
 
 
 @dataclass(frozen=True)

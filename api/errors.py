@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from sse_starlette import ServerSentEvent
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api.openai.errors import is_openai_path, openai_error, openai_status
 from api.relay.disconnect import ClientDisconnected
@@ -116,7 +117,10 @@ def error_event(error: FleetError, path: str = "") -> ServerSentEvent:
 _UNION_MEMBER = re.compile(
     r"^(str|int|float|bool|none|dict\[.*|list\[.*|tagged-union\[.*|function-.*)$"
 )
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 _SCALAR_MEMBERS = frozenset({"str", "int", "float", "bool", "none"})
+# Where FastAPI found a field: the field's name says enough.
+_REQUEST_PARTS = frozenset({"body", "query", "path", "header", "cookie"})
 
 
 def validation_message(exc: RequestValidationError) -> str:
@@ -137,8 +141,9 @@ def validation_message(exc: RequestValidationError) -> str:
             continue
         location = [
             str(part)
-            for part in problem.get("loc", ())
-            if part != "body" and not (isinstance(part, str) and _UNION_MEMBER.match(part))
+            for index, part in enumerate(problem.get("loc", ()))
+            if not (index == 0 and part in _REQUEST_PARTS)
+            and not (isinstance(part, str) and _UNION_MEMBER.match(part))
         ]
         field = ".".join(location) or "body"
         problems.append(f"{field}: {problem.get('msg', 'invalid value')}")
@@ -147,6 +152,18 @@ def validation_message(exc: RequestValidationError) -> str:
 
 def _scalar_member(location: Sequence[object]) -> bool:
     return bool(location) and location[-1] in _SCALAR_MEMBERS
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on this path: Starlette's 405 names only the first
+    matching route's, and the batch routes share paths across routers' methods."""
+    routes = request.app.routes
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -167,6 +184,9 @@ def install_error_handlers(app: FastAPI) -> None:
         error = cls(str(exc.detail)) if cls is not FleetError else InvalidRequest(str(exc.detail))
         response = error_response(error, path)
         response.status_code = exc.status_code
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["allow"] = ", ".join(allowed_methods(request))
         return response
 
     async def on_client_gone(_request: Request, _exc: Exception) -> Response:

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.access.client_keys import ClientKey, KeyLimits, KeyStore, KeyStoreError
-from shared.access.ledger import COUNTERS, Dimension, read_usage, today_utc
+from shared.access.ledger import COUNTERS, Dimension, first_day_kept, read_usage, today_utc
 from shared.settings import Settings
 
 keys_app = typer.Typer(no_args_is_help=True, help="Client keys: who may use the fleet.")
@@ -202,6 +202,7 @@ def usage(
     except ValueError as exc:
         typer.echo("ccfleet usage: --since must be YYYY-MM-DD", err=True)
         raise typer.Exit(2) from exc
+    first = max(first, first_day_kept(Settings().access.usage_retention_days))
 
     async def work(redis: Redis) -> list[dict[str, object]]:
         return await read_usage(redis, by=by, since=first)

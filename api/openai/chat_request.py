@@ -26,9 +26,9 @@ import orjson
 from pydantic import Field, ValidationError, model_validator
 
 from shared.errors import InvalidRequest
-from shared.wire.json_limits import FIELD_ERROR, check_json_limits
+from shared.wire.json_limits import FIELD_ERROR
 from shared.wire.messages import MessagesRequest
-from shared.wire.strict_model import StrictModel
+from shared.wire.strict_model import RequestBody, StrictModel
 
 DEFAULT_MAX_TOKENS = 4096
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
@@ -126,7 +126,7 @@ class ResponseFormat(StrictModel):
     type: Literal["text"]
 
 
-class ChatCompletionRequest(StrictModel):
+class ChatCompletionRequest(RequestBody):
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(default=None, ge=1)
@@ -148,12 +148,6 @@ class ChatCompletionRequest(StrictModel):
     response_format: ResponseFormat | None = None
     store: bool | None = None
     logprobs: Literal[False] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _travels_as_json(cls, data: Any) -> Any:
-        check_json_limits(data)
-        return data
 
     @property
     def include_usage(self) -> bool:

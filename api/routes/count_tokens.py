@@ -24,7 +24,7 @@ from shared.wire.messages import (
     Tool,
     ToolChoice,
 )
-from shared.wire.strict_model import StrictModel
+from shared.wire.strict_model import RequestBody
 from shared.wire.token_estimate import estimate_input_tokens
 
 router = APIRouter()
@@ -32,7 +32,7 @@ router = APIRouter()
 ESTIMATE_HEADER = "x-ccfleet-token-count"
 
 
-class CountTokensRequest(StrictModel):
+class CountTokensRequest(RequestBody):
     model: str = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
     system: str | list[TextBlock] | None = None

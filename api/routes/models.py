@@ -166,9 +166,11 @@ async def list_models(
     after_id: str | None = None,
 ) -> dict[str, Any]:
     entries = {e.id: e for e in await served_models(services)}
+    # The cursors are checked in both shapes: OpenAI's list has no pages, yet a request the
+    # document calls malformed must not pass there either.
+    selected, has_more = page(list(entries), limit=limit, before_id=before_id, after_id=after_id)
     if not wants_anthropic_shape(request):
         return {"object": "list", "data": [e.openai_shape() for e in entries.values()]}
-    selected, has_more = page(list(entries), limit=limit, before_id=before_id, after_id=after_id)
     return {
         "data": [entries[i].anthropic_shape() for i in selected],
         "has_more": has_more,

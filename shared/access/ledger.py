@@ -162,3 +162,9 @@ async def read_usage(
 
 def today_utc() -> date:
     return datetime.fromtimestamp(time.time(), UTC).date()
+
+
+def first_day_kept(retention_days: int) -> date:
+    """The oldest day the ledger may still hold: a day's rows expire `retention_days` after
+    its last write (`record_usage`)."""
+    return today_utc() - timedelta(days=retention_days)

@@ -22,7 +22,7 @@ ResultType = Literal["succeeded", "errored", "canceled", "expired"]
 RESULT_TYPES: tuple[ResultType, ...] = ("succeeded", "errored", "canceled", "expired")
 
 MAX_REQUESTS = 100_000
-CUSTOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CUSTOM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # with fullmatch: `$` would take "a\n"
 BATCH_ID = re.compile(r"msgbatch_[0-9a-f]{28}")  # new_batch_id; use with fullmatch
 
 

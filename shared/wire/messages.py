@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from shared.wire.json_limits import check_json_limits, field_error
-from shared.wire.strict_model import StrictModel
+from shared.wire.json_limits import field_error
+from shared.wire.strict_model import RequestBody, StrictModel
 
 STOP_SEQUENCES_MAX = 64
 STOP_SEQUENCE_MAX_CHARS = 256
@@ -214,7 +214,7 @@ class OutputConfig(StrictModel):
     format: dict[str, Any] | None = None
 
 
-class MessagesRequest(StrictModel):
+class MessagesRequest(RequestBody):
     model: NoNulText = Field(min_length=1, max_length=256)
     messages: list[Message] = Field(min_length=1)
     max_tokens: int = Field(ge=1)  # and at most CCFLEET_MAX_TOKENS_LIMIT, checked on admission
@@ -240,12 +240,6 @@ class MessagesRequest(StrictModel):
     speed: Literal["standard", "fast"] | None = None
     user_profile_id: str | None = None
     workspace_id: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _travels_as_json(cls, data: Any) -> Any:
-        check_json_limits(data)
-        return data
 
     @model_validator(mode="after")
     def _tool_choice_names_a_tool(self) -> Self:

@@ -126,7 +126,7 @@ def image_tokens(block: ImageBlock) -> int:
 
 def image_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) from a PNG, GIF or JPEG header, else None."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR" and len(data) >= 24:
         width, height = struct.unpack(">II", data[16:24])
         return int(width), int(height)
     if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:

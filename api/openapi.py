@@ -1,0 +1,191 @@
+"""The served OpenAPI document, made to say what the server really does.
+
+FastAPI's default declares a 422 `HTTPValidationError` that is never sent (api/errors.py turns
+validation errors into 400s) and nothing else that can go wrong. This rewrites each operation's
+error responses from the rules the routes follow: every error in the Anthropic shape (OpenAI's
+on its paths, api/openai/errors.py); 400 where a body or parameter is read, 413 and 415 where a
+body is, 404 where an id is looked up, 401/403/429 where a client key is needed, 529 wherever
+Redis is used. Streams declare `text/event-stream`, batch creation its body (the route reads it
+raw, api/batch_intake.py), and, when auth is on, the key's two spellings as security schemes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+
+from api.openai.errors import is_openai_path
+from shared.batches import wire
+
+_STREAMING_PATHS = frozenset({"/v1/messages", "/v1/chat/completions"})
+_BATCH_CREATE = "/v1/messages/batches"
+_ERROR_DESCRIPTIONS = {
+    "400": "invalid_request_error: the body, a parameter or a header is malformed",
+    "401": "authentication_error: no valid client key",
+    "403": "permission_error: the key may not do this (admin routes, a model not allowed)",
+    "404": "not_found_error: no such id (or it belongs to another key)",
+    "413": "request_too_large: the body is over the size limit",
+    "415": "invalid_request_error: the body is not application/json",
+    "429": "rate_limit_error: a quota or budget is spent (with retry-after)",
+    "500": "api_error: an unexpected failure (logged)",
+    "529": "overloaded_error: no worker free in time, or the queue is unavailable",
+}
+_ANTHROPIC_ERROR: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "error"],
+    "properties": {
+        "type": {"const": "error"},
+        "error": {
+            "type": "object",
+            "required": ["type", "message"],
+            "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+        },
+        "request_id": {"type": ["string", "null"]},
+    },
+}
+_OPENAI_ERROR: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+# Routes whose answers are not errors of the API: readiness, Prometheus' text.
+_OWN_ANSWERS: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/ready"): {
+        "503": {
+            "description": "not ready: Redis unreachable or no worker",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+    ("GET", "/metrics"): {
+        "200": {
+            "description": "Prometheus text exposition",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+}
+_SECURITY_SCHEMES = {
+    "x-api-key": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+    "bearer": {"type": "http", "scheme": "bearer"},
+}
+
+
+def install_openapi(app: FastAPI, *, auth_enabled: bool, keyed: list[APIRouter]) -> None:
+    """Serve the rewritten document at /openapi.json (built once, on first request); `keyed`
+    are the routers that need a client (or admin) key."""
+    keyed_paths = {
+        route.path for router in keyed for route in router.routes if isinstance(route, APIRoute)
+    }
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            app.openapi_schema = truthful(document, keyed_paths, auth_enabled=auth_enabled)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
+
+
+def truthful(
+    document: dict[str, Any], keyed_paths: set[str], *, auth_enabled: bool
+) -> dict[str, Any]:
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    schemas["Error"] = _ANTHROPIC_ERROR
+    schemas["OpenAIError"] = _OPENAI_ERROR
+    schemas["BatchCreateRequest"] = _batch_create_schema()
+    if auth_enabled:
+        components["securitySchemes"] = _SECURITY_SCHEMES
+    for path, operations in document["paths"].items():
+        keyed = auth_enabled and path in keyed_paths
+        for method, operation in operations.items():
+            _describe(operation, path, method.upper(), keyed=keyed)
+    return document
+
+
+def _describe(operation: dict[str, Any], path: str, method: str, *, keyed: bool) -> None:
+    if method == "POST" and path == _BATCH_CREATE:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/BatchCreateRequest"}}
+            },
+        }
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    responses.pop("422", None)
+    if path in _STREAMING_PATHS:
+        responses["200"].setdefault("content", {})["text/event-stream"] = {
+            "schema": {"type": "string"}
+        }
+    for status, answer in _OWN_ANSWERS.get((method, path), {}).items():
+        responses[status] = answer
+    reference = "OpenAIError" if is_openai_path(path) else "Error"
+    for status in _error_statuses(operation, path, method, keyed=keyed):
+        responses[status] = {
+            "description": _ERROR_DESCRIPTIONS[status],
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{reference}"}}
+            },
+        }
+    if keyed:
+        operation["security"] = [{"x-api-key": []}, {"bearer": []}]
+
+
+def _error_statuses(operation: dict[str, Any], path: str, method: str, *, keyed: bool) -> list[str]:
+    statuses = ["500"]
+    if "requestBody" in operation or operation.get("parameters") or method == "POST":
+        statuses.append("400")
+    if method == "POST":
+        statuses += ["413", "415"]
+    if "{" in path:
+        statuses.append("404")
+    if keyed:
+        statuses += ["401", "403", "429"]
+    if path.startswith("/v1/"):
+        statuses.append("529")
+    return sorted(set(statuses))
+
+
+def _batch_create_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["requests"],
+        "additionalProperties": False,
+        "properties": {
+            "requests": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": wire.MAX_REQUESTS,
+                "items": {
+                    "type": "object",
+                    "required": ["custom_id", "params"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "custom_id": {"type": "string", "pattern": f"^{wire.CUSTOM_ID.pattern}$"},
+                        # Not MessagesRequest: invalid params do not refuse the batch, they
+                        # become that request's `errored` result (api/batch_intake.py).
+                        "params": {
+                            "type": "object",
+                            "description": "a /v1/messages body (MessagesRequest); invalid "
+                            "params make an `errored` result",
+                        },
+                    },
+                },
+            }
+        },
+    }
