@@ -106,7 +106,7 @@ def install_fix() -> str:
 
 def pinned_cli_version() -> str:
     """The CLI version ccfleet is pinned to, where its pyproject.toml is at hand (a checkout)."""
-    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
     try:
         version = tomllib.loads(pyproject.read_text())["tool"]["ccfleet"]["claude-code-version"]
     except (OSError, ValueError, KeyError):
