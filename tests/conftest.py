@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tomllib
@@ -14,7 +15,7 @@ from sse_starlette.sse import AppStatus
 
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from tests.fakes.upstream import FakeUpstream
-from tests.processes import ManagedProcess, http_ok, wait_until
+from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until
 
 
 def _pinned_cli() -> str | None:
@@ -81,7 +82,9 @@ class Stack:
     def env(self, **overrides: str) -> dict[str, str]:
         env = {
             "PATH": os.environ["PATH"],
-            "HOME": os.environ.get("HOME", "/root"),
+            # Its own HOME: `ccfleet up` keeps its Redis URL in ~/.cache/ccfleet, and tests
+            # running at the same time must not share (or delete) each other's.
+            "HOME": str(self.root / "home"),
             "LANG": "C.UTF-8",
             "CCFLEET_REDIS_URL": self.redis.url,
             "CCFLEET_CLAUDE_BIN": self.claude_bin,
@@ -129,6 +132,19 @@ class Stack:
         for url in self.api_urls:
             wait_until(lambda url=url: http_ok(f"{url}/ready"), timeout_s, f"{url}/ready")
 
+    def clis(self) -> list[int]:
+        """Pids of this stack's CLI processes, orphans included. Other tests (in pytest-xdist's
+        other processes, or other sessions on the machine) run the same binary at the same time:
+        this stack's CLIs are told apart by their HOME, under the stack's work root."""
+        marker = f"HOME={self.root / 'work'}/".encode()
+        pids = []
+        for pid in cli_processes(self.claude_bin):
+            with contextlib.suppress(OSError):
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                if any(entry.startswith(marker) for entry in environ):
+                    pids.append(pid)
+        return pids
+
     def stop(self) -> None:
         for process in [*self.apis, *self.workers]:
             process.stop()
@@ -151,6 +167,7 @@ def make_stack(
 
     def build(workers: int = 1, apis: int = 1, wait_ready: bool = True, **env: str) -> Stack:
         (tmp_path / "claude-config").mkdir(exist_ok=True)
+        (tmp_path / "home").mkdir(exist_ok=True)
         stack = Stack(redis=redis_server, upstream=upstream, claude_bin=claude_bin, root=tmp_path)
         stacks.append(stack)
         for _ in range(workers):

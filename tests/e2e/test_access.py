@@ -573,7 +573,7 @@ def test_up_on_loopback_serves_without_keys_and_its_banner_says_so(
     (tmp_path / "claude-config").mkdir()
     env = {
         "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", "/root"),
+        "HOME": str(tmp_path),  # up's Redis URL file, apart from other tests' `ccfleet up`
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",  # the banner reaches the log at once
         "CCFLEET_CLAUDE_BIN": claude_bin,

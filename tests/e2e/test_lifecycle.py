@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import Stack, StackFactory
 from tests.e2e.conftest import MODEL
 from tests.fakes.upstream import HangReply
-from tests.processes import cli_processes, http_ok, wait_until
+from tests.processes import http_ok, wait_until
 
 HELLO = [{"role": "user", "content": "Say hello."}]
 
@@ -36,7 +36,7 @@ def _raw_post(base_url: str, path: str, body: dict[str, Any]) -> Iterator[socket
 
 
 def _cli_gone_and_upstream_closed(stack: Stack) -> bool:
-    return not cli_processes(stack.claude_bin) and stack.upstream.disconnects >= 1
+    return not stack.clis() and stack.upstream.disconnects >= 1
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["streaming", "non-streaming"])
@@ -52,7 +52,7 @@ def test_a_client_disconnect_kills_the_cli_within_a_second(stack: Stack, stream:
         with _raw_post(stack.url, "/v1/messages", body):
             wait_until(lambda: stack.upstream.requests, 30, "the CLI to reach the upstream")
     assert stack.upstream.requests, "the CLI had reached the upstream"
-    assert cli_processes(stack.claude_bin) or stack.upstream.disconnects
+    assert stack.clis() or stack.upstream.disconnects
     closed_at = time.monotonic()
     wait_until(lambda: _cli_gone_and_upstream_closed(stack), 10, "the CLI to be killed")
     print(f"CLI gone {time.monotonic() - closed_at:.3f}s after the client left")
