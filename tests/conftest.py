@@ -78,6 +78,10 @@ class Stack:
     apis: list[ManagedProcess] = field(default_factory=list)
     workers: list[ManagedProcess] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        for private in ("claude-config", "home"):  # CLAUDE_CONFIG_DIR and HOME in env()
+            (self.root / private).mkdir(exist_ok=True)
+
     @property
     def url(self) -> str:
         return self.api_urls[0]
@@ -175,8 +179,6 @@ def make_stack(
     stacks: list[Stack] = []
 
     def build(workers: int = 1, apis: int = 1, wait_ready: bool = True, **env: str) -> Stack:
-        (tmp_path / "claude-config").mkdir(exist_ok=True)
-        (tmp_path / "home").mkdir(exist_ok=True)
         stack = Stack(redis=redis_server, upstream=upstream, claude_bin=claude_bin, root=tmp_path)
         stacks.append(stack)
         for _ in range(workers):

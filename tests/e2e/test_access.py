@@ -35,6 +35,9 @@ from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import ErrorReply, FakeUpstream, RecordedRequest, TextReply
 from tests.processes import ManagedProcess, http_ok, wait_until
 
+# The module's tests share one stack (access_stack): under pytest-xdist, one process runs them.
+pytestmark = pytest.mark.xdist_group("access_stack")
+
 SERVER_SECRET = "test-server-secret-" + "0123456789abcdef" * 2
 ACCESS_ENV = {"CCFLEET_AUTH": "on", "CCFLEET_AUTH_SECRET": SERVER_SECRET}
 MODEL = "claude-sonnet-4-5"
