@@ -40,7 +40,7 @@ async def redis_clients(redis_server: EmbeddedRedis) -> AsyncIterator[Callable[[
     made: list[Redis] = []
 
     def connect() -> Redis:
-        client = Redis.from_url(redis_server.url)
+        client: Redis = Redis.from_url(redis_server.url)
         made.append(client)
         return client
 
