@@ -16,7 +16,7 @@ from sse_starlette.sse import AppStatus
 
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from tests.fakes.upstream import FakeUpstream
-from tests.processes import ManagedProcess, http_ok, wait_until
+from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until
 from tests.sdk import SdkClients
 
 
@@ -40,8 +40,11 @@ def claude_bin() -> str:
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    with EmbeddedRedis(tmp_path / "redis") as server:
+    server = EmbeddedRedis(tmp_path / "redis").start()
+    try:
         yield server
+    finally:
+        server.kill()  # its data ends with the test: no clean shutdown to wait for (~0.1 s)
 
 
 @pytest.fixture(scope="session")
@@ -77,6 +80,10 @@ class Stack:
     apis: list[ManagedProcess] = field(default_factory=list)
     workers: list[ManagedProcess] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        for private in ("claude-config", "home"):  # CLAUDE_CONFIG_DIR and HOME in env()
+            (self.root / private).mkdir(exist_ok=True)
+
     @property
     def url(self) -> str:
         return self.api_urls[0]
@@ -84,13 +91,18 @@ class Stack:
     def env(self, **overrides: str) -> dict[str, str]:
         env = {
             "PATH": os.environ["PATH"],
-            "HOME": os.environ.get("HOME", "/root"),
+            # Its own HOME: `ccfleet up` keeps its Redis URL in ~/.cache/ccfleet, and tests
+            # running at the same time must not share (or delete) each other's.
+            "HOME": str(self.root / "home"),
             "LANG": "C.UTF-8",
             "CCFLEET_REDIS_URL": self.redis.url,
             "CCFLEET_CLAUDE_BIN": self.claude_bin,
             "CCFLEET_WORKER_SLOTS": "2",
             "CCFLEET_PING_INTERVAL_S": "1",
             "CCFLEET_HEARTBEAT_INTERVAL_S": "0.5",
+            # A job whose upstream keeps failing is tried job_max_attempts times; the default
+            # backoff (0.5, 1, 2 s) would add 3.5 s to each such test and is not under test.
+            "CCFLEET_RETRY_BACKOFF_S": "0.05",
             # Many tests prove a kill path by finding no CLI process left; ready CLIs would
             # be there by design. Tests of ready CLIs (and of both paths) turn them on.
             "CCFLEET_PREWARM_CLIS": "0",
@@ -132,8 +144,24 @@ class Stack:
         for url in self.api_urls:
             wait_until(partial(http_ok, f"{url}/ready"), timeout_s, f"{url}/ready")
 
+    def clis(self) -> list[int]:
+        """Pids of this stack's CLI processes, orphans included. Other tests (in pytest-xdist's
+        other processes, or other sessions on the machine) run the same binary at the same time:
+        this stack's CLIs are told apart by their HOME, under the stack's work root."""
+        marker = f"HOME={self.root / 'work'}/".encode()
+        pids = []
+        for pid in cli_processes(self.claude_bin):
+            with contextlib.suppress(OSError):
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                if any(entry.startswith(marker) for entry in environ):
+                    pids.append(pid)
+        return pids
+
     def stop(self) -> None:
-        for process in [*self.apis, *self.workers]:
+        processes = [*self.apis, *self.workers]
+        for process in processes:  # all told at once: they stop side by side, not in turn
+            process.terminate()
+        for process in processes:
             process.stop()
 
     def logs(self) -> str:
@@ -153,7 +181,6 @@ def make_stack(
     stacks: list[Stack] = []
 
     def build(workers: int = 1, apis: int = 1, wait_ready: bool = True, **env: str) -> Stack:
-        (tmp_path / "claude-config").mkdir(exist_ok=True)
         stack = Stack(redis=redis_server, upstream=upstream, claude_bin=claude_bin, root=tmp_path)
         stacks.append(stack)
         for _ in range(workers):

@@ -1,13 +1,19 @@
-"""Test-side process helpers: run a ccfleet role as a real child process, find CLI processes."""
+"""Test-side process helpers: run a ccfleet role as a real child process, find CLI processes,
+reach a front end over HTTP."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -20,6 +26,7 @@ class ManagedProcess:
     def __init__(self, args: list[str], *, env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
         self._log = log_path.open("ab")
+        self._terminated = False
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ccfleet", *args],
             env=env,
@@ -36,9 +43,15 @@ class ManagedProcess:
         with contextlib.suppress(ProcessLookupError):
             self.proc.send_signal(signum)
 
+    def terminate(self) -> None:
+        """SIGTERM, once: a second one could cut a graceful stop short."""
+        if not self._terminated:
+            self._terminated = True
+            self.signal(signal.SIGTERM)
+
     def stop(self, timeout_s: float = 15.0) -> None:
         if self.proc.poll() is None:
-            self.signal(signal.SIGTERM)
+            self.terminate()
             try:
                 self.proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
@@ -57,6 +70,21 @@ def http_ok(url: str) -> bool:
         return httpx.get(url, timeout=1.0).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+@contextlib.contextmanager
+def held_post(base_url: str, path: str, body: dict[str, Any]) -> Iterator[socket.socket]:
+    """A POST whose connection stays open until the block ends, whatever the server does;
+    leaving the block is the client going away."""
+    url = urlsplit(base_url)
+    payload = json.dumps(body).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall(head.encode() + payload)
+        yield sock
 
 
 def cli_processes(claude_bin: str) -> list[int]:

@@ -9,7 +9,12 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests.deploy.manifests import K8S, REPO, Manifest, of_kind, pod_spec
+
+# One process builds the overlays (the session fixture built_overlays) for both modules.
+pytestmark = pytest.mark.xdist_group("kustomize")
 
 DOCKERFILE = (K8S / "Dockerfile").read_text()
 INSTALL_SCRIPT = "scripts/install-claude-code.sh"

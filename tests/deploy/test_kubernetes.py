@@ -32,6 +32,9 @@ from tests.deploy.manifests import (
     workloads,
 )
 
+# One process builds the overlays (the session fixture built_overlays) for both modules.
+pytestmark = pytest.mark.xdist_group("kustomize")
+
 DEFAULTS = Settings()
 MIB = 1024 * 1024
 # docs/measured-facts.md §1: a CLI run peaks near 190 MB; an idle worker process held ~60 MB.

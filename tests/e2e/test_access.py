@@ -39,6 +39,9 @@ from tests.fakes.upstream import ErrorReply, FakeUpstream, RecordedRequest, Text
 from tests.processes import ManagedProcess, http_ok, wait_until
 from tests.sdk import SdkClients, error_body
 
+# The module's tests share one stack (access_stack): under pytest-xdist, one process runs them.
+pytestmark = pytest.mark.xdist_group("access_stack")
+
 SERVER_SECRET = "test-server-secret-" + "0123456789abcdef" * 2
 ACCESS_ENV = {"CCFLEET_AUTH": "on", "CCFLEET_AUTH_SECRET": SERVER_SECRET}
 MODEL = "claude-sonnet-4-5"
@@ -631,7 +634,7 @@ def test_up_on_loopback_serves_without_keys_and_its_banner_says_so(
     (tmp_path / "claude-config").mkdir()
     env = {
         "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", "/root"),
+        "HOME": str(tmp_path),  # up's Redis URL file, apart from other tests' `ccfleet up`
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",  # the banner reaches the log at once
         "CCFLEET_CLAUDE_BIN": claude_bin,

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import socket
 import time
-from collections.abc import Iterator
-from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -16,27 +10,13 @@ import pytest
 from tests.conftest import Stack, StackFactory
 from tests.e2e.conftest import MODEL
 from tests.fakes.upstream import HangReply
-from tests.processes import cli_processes, http_ok, wait_until
+from tests.processes import held_post, http_ok, wait_until
 
 HELLO = [{"role": "user", "content": "Say hello."}]
 
 
-@contextlib.contextmanager
-def _raw_post(base_url: str, path: str, body: dict[str, Any]) -> Iterator[socket.socket]:
-    """A POST whose connection stays open until the block ends, whatever the server does."""
-    url = urlsplit(base_url)
-    payload = json.dumps(body).encode()
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
-    )
-    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
-        sock.sendall(head.encode() + payload)
-        yield sock
-
-
 def _cli_gone_and_upstream_closed(stack: Stack) -> bool:
-    return not cli_processes(stack.claude_bin) and stack.upstream.disconnects >= 1
+    return not stack.clis() and stack.upstream.disconnects >= 1
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["streaming", "non-streaming"])
@@ -48,11 +28,12 @@ def test_a_client_disconnect_kills_the_cli_within_a_second(stack: Stack, stream:
             for line in response.iter_lines():
                 if line == "event: message_start":
                     break
+            assert stack.clis(), "the CLI runs while its client is there"
     else:  # no byte comes before the answer: leave once the CLI has reached the upstream
-        with _raw_post(stack.url, "/v1/messages", body):
+        with held_post(stack.url, "/v1/messages", body):
             wait_until(lambda: stack.upstream.requests, 30, "the CLI to reach the upstream")
+            assert stack.clis(), "the CLI runs while its client is there"
     assert stack.upstream.requests, "the CLI had reached the upstream"
-    assert cli_processes(stack.claude_bin) or stack.upstream.disconnects
     closed_at = time.monotonic()
     wait_until(lambda: _cli_gone_and_upstream_closed(stack), 10, "the CLI to be killed")
     print(f"CLI gone {time.monotonic() - closed_at:.3f}s after the client left")

@@ -29,7 +29,7 @@ from tests.fakes.upstream import (
     ThinkingBlock,
     ToolUseBlock,
 )
-from tests.processes import cli_processes, wait_until
+from tests.processes import wait_until
 from tests.sdk import SdkClients
 
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello."}]
@@ -208,7 +208,7 @@ def test_a_client_going_away_kills_the_cli(stack: Stack, stream: bool) -> None:
             httpx.post(url, json=body, timeout=httpx.Timeout(3.0))
     assert stack.upstream.requests, "the CLI had reached the upstream"
     wait_until(
-        lambda: not cli_processes(stack.claude_bin) and stack.upstream.disconnects >= 1,
+        lambda: not stack.clis() and stack.upstream.disconnects >= 1,
         10,
         "the CLI to be killed",
     )

@@ -12,7 +12,7 @@ from anthropic.types import MessageParam
 from tests.conftest import Stack, StackFactory
 from tests.e2e.conftest import as_blocks, without_cli_additions
 from tests.fakes.upstream import BlocksReply, ToolUseBlock
-from tests.processes import cli_processes, wait_until
+from tests.processes import wait_until
 from tests.sdk import SdkClients
 
 # A model that takes a thinking budget (for the 5.x models the CLI thinks adaptively).
@@ -81,6 +81,6 @@ def test_a_ready_cli_answers_a_multi_turn_request_exactly_and_none_outlives_the_
     wait_until(lambda: worker_info(stack)["ready_hits"] == 2, 10, "the tool request a hit")
 
     wait_until(lambda: worker_info(stack)["ready_clis"] == 1, 30, "the pool refilled")
-    assert cli_processes(stack.claude_bin), "a ready CLI is waiting"
+    assert stack.clis(), "a ready CLI is waiting"
     stack.workers[0].stop()
-    wait_until(lambda: not cli_processes(stack.claude_bin), 10, "no CLI left after the worker")
+    wait_until(lambda: not stack.clis(), 10, "no CLI left after the worker")

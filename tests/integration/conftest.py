@@ -34,6 +34,21 @@ async def redis(redis_server: EmbeddedRedis) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
+async def redis_clients(redis_server: EmbeddedRedis) -> AsyncIterator[Callable[[], Redis]]:
+    """`redis_clients()`: one more client of the server, as another front end holds one."""
+    made: list[Redis] = []
+
+    def connect() -> Redis:
+        client: Redis = Redis.from_url(redis_server.url)
+        made.append(client)
+        return client
+
+    yield connect
+    for client in made:
+        await client.aclose()
+
+
+@pytest.fixture
 async def job_queue(redis_server: EmbeddedRedis) -> AsyncIterator[JobQueue]:
     """The job queue as a front end builds it (its own arq client)."""
     settings = Settings(redis_url=redis_server.url, queue_name="test-queue")

@@ -183,7 +183,7 @@ def test_ccfleet_up_killed_with_sigkill_leaves_no_redis_server_or_child_running(
     port = free_port()
     env = {
         "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", "/root"),
+        "HOME": str(tmp_path),  # up's Redis URL file, apart from other tests' `ccfleet up`
         "TMPDIR": str(tmp_path),  # the embedded Redis's directory
         "CCFLEET_CLAUDE_BIN": str(fake_cli.install(tmp_path / "claude")),
         "CCFLEET_WORK_ROOT": str(tmp_path),

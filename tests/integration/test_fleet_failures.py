@@ -25,7 +25,7 @@ from ccfleet.embedded_redis import EmbeddedRedis
 from shared.broker import redis_keys
 from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import DelayedReply, RecordedRequest, TextReply
-from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until
+from tests.processes import ManagedProcess, http_ok, wait_until
 
 MODEL = "claude-sonnet-5-5"
 HELLO: list[MessageParam] = [{"role": "user", "content": "Say hello."}]
@@ -169,26 +169,13 @@ def parent_pid(pid: int) -> int:
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 
-def stack_clis(stack: Stack) -> list[int]:
-    """This stack's CLI processes, orphans included: other test sessions may share the
-    machine and the binary, so they are told apart by their HOME, under the stack's work root."""
-    marker = f"HOME={stack.root / 'work'}/".encode()
-    pids = []
-    for pid in cli_processes(stack.claude_bin):
-        with contextlib.suppress(OSError):
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            if any(entry.startswith(marker) for entry in environ):
-                pids.append(pid)
-    return pids
-
-
 def worker_running_the_cli(stack: Stack) -> ManagedProcess:
     """The one worker process that is the parent of a running CLI."""
     found: list[ManagedProcess] = []
 
     def one_found() -> bool:
         parents = set()
-        for pid in stack_clis(stack):
+        for pid in stack.clis():
             with contextlib.suppress(OSError):
                 parents.add(parent_pid(pid))
         found[:] = [w for w in stack.workers if w.pid in parents]
@@ -209,7 +196,7 @@ def journal_length(stack: Stack, job_id: str) -> int:
 
 
 def no_cli_left(stack: Stack) -> bool:
-    return not stack_clis(stack)
+    return not stack.clis()
 
 
 # -- a worker dies ----------------------------------------------------------------------------

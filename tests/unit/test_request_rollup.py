@@ -1,13 +1,13 @@
-"""Request rate, TTFT and error rate rolled up in real Redis, as every front end reads them."""
+"""Request rate, TTFT and error rate rolled up in Redis, as every front end reads them."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 from redis.asyncio import Redis
 
-from ccfleet.embedded_redis import EmbeddedRedis
 from shared.broker import redis_keys
 from shared.telemetry.request_stats import (
     TTL_S,
@@ -47,18 +47,15 @@ async def test_requests_older_than_a_window_are_left_out_of_it(redis: Redis) -> 
 
 
 async def test_what_one_front_end_records_another_reads_the_same(
-    redis: Redis, redis_server: EmbeddedRedis
+    redis: Redis, redis_clients: Callable[[], Redis]
 ) -> None:
     now_s = time.time()
-    other = Redis.from_url(redis_server.url)
-    try:
-        await record_request(other, RequestOutcome(ended_at_s=now_s, status=200, ttft_ms=480))
-        await record_request(redis, RequestOutcome(ended_at_s=now_s, status=200, ttft_ms=480))
-        assert await read_request_stats(redis, now_s=now_s) == await read_request_stats(
-            other, now_s=now_s
-        )
-    finally:
-        await other.aclose()
+    other = redis_clients()
+    await record_request(other, RequestOutcome(ended_at_s=now_s, status=200, ttft_ms=480))
+    await record_request(redis, RequestOutcome(ended_at_s=now_s, status=200, ttft_ms=480))
+    assert await read_request_stats(redis, now_s=now_s) == await read_request_stats(
+        other, now_s=now_s
+    )
     assert (await read_request_stats(redis, now_s=now_s))[0].requests == 2
 
 

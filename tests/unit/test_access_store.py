@@ -1,9 +1,10 @@
-"""Client keys, quotas and the ledger against a real Redis, without front ends or the CLI."""
+"""Client keys, quotas and the ledger in Redis, without front ends or the CLI."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import orjson
@@ -11,7 +12,6 @@ import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from ccfleet.embedded_redis import EmbeddedRedis
 from shared.access.client_keys import ClientKey, KeyLimits, KeyStore, KeyStoreError
 from shared.access.ledger import LedgerEntry, Usage, read_usage, record_usage, today_utc
 from shared.access.quotas import Quotas
@@ -143,24 +143,19 @@ def limited(**limits: object) -> ClientKey:
 
 
 async def test_requests_per_minute_admit_exactly_the_limit_from_two_clients_at_once(
-    redis_server: EmbeddedRedis,
+    redis_clients: Callable[[], Redis],
 ) -> None:
-    clients = [Redis.from_url(redis_server.url) for _ in range(2)]
-    try:
-        quotas = [Quotas(client) for client in clients]
-        key = limited(rpm=5)
+    quotas = [Quotas(redis_clients()) for _ in range(2)]
+    key = limited(rpm=5)
 
-        async def attempt(i: int) -> float | None:
-            try:
-                await quotas[i % 2].admit(key, f"req_{i}", lease_s=LEASE_S)
-            except RateLimited as limit:
-                return limit.retry_after_s
-            return None
+    async def attempt(i: int) -> float | None:
+        try:
+            await quotas[i % 2].admit(key, f"req_{i}", lease_s=LEASE_S)
+        except RateLimited as limit:
+            return limit.retry_after_s
+        return None
 
-        outcomes = await asyncio.gather(*(attempt(i) for i in range(20)))
-    finally:
-        for client in clients:
-            await client.aclose()
+    outcomes = await asyncio.gather(*(attempt(i) for i in range(20)))
     refused = [wait for wait in outcomes if wait is not None]
     assert len(refused) == 15
     assert all(1 <= wait <= 60 for wait in refused)
