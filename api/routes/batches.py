@@ -42,6 +42,14 @@ def _checked_id(batch_id: str) -> str:
     return batch_id
 
 
+def _checked_cursor(name: str, batch_id: str | None) -> str | None:
+    """A listing cursor is a batch id: off its pattern it is a bad parameter (400), checked
+    before Redis hears of it."""
+    if batch_id is not None and not BATCH_ID.fullmatch(batch_id):
+        raise InvalidRequest(f"{name}: expected a message batch id, got {batch_id!r}.")
+    return batch_id
+
+
 def _base_url(request: Request, services: FrontEndServices) -> str:
     return (services.settings.batches.public_url or str(request.base_url)).rstrip("/")
 
@@ -97,8 +105,8 @@ async def list_batches(
         raise InvalidRequest("before_id and after_id cannot be used together.")
     found, more = await services.fleet.batch_store.page(
         owner_id=_owner_id(key),
-        before_id=None if before_id is None else _checked_id(before_id),
-        after_id=None if after_id is None else _checked_id(after_id),
+        before_id=_checked_cursor("before_id", before_id),
+        after_id=_checked_cursor("after_id", after_id),
         limit=limit,
     )
     now_ms = time.time() * 1000

@@ -28,12 +28,10 @@ import redis
 from anthropic.types import MessageParam
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
-from pydantic import SecretStr
-from redis.asyncio import Redis as AsyncRedis
 
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
-from shared.access.client_keys import KeyLimits, KeyStore
 from shared.access.ledger import next_month_start
+from tests import client_keys
 from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import ErrorReply, FakeUpstream, RecordedRequest, TextReply
 from tests.processes import ManagedProcess, http_ok, wait_until
@@ -108,14 +106,7 @@ def ccfleet(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def new_key(stack: Stack, name: str, **limits: Any) -> str:
-    """A key made as `ccfleet keys create` makes it, without starting a process for it."""
-    client = AsyncRedis.from_url(stack.redis.url)
-    try:
-        store = KeyStore(client, SecretStr(SERVER_SECRET))
-        _, secret = await store.create(name, KeyLimits(**limits))
-    finally:
-        await client.aclose()
-    return secret
+    return await client_keys.create_key(stack.redis.url, SERVER_SECRET, name, **limits)
 
 
 def create_key(stack: Stack, name: str, **limits: Any) -> str:

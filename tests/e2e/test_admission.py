@@ -23,13 +23,11 @@ from typing import Any, cast
 import httpx
 import pytest
 import redis
-from pydantic import SecretStr
-from redis.asyncio import Redis as AsyncRedis
 
 from ccfleet.embedded_redis import EmbeddedRedis
-from shared.access.client_keys import KeyLimits, KeyStore
 from shared.access.ledger import month_of
 from shared.broker import redis_keys
+from tests import client_keys
 from tests.conftest import Stack
 from tests.fakes import fake_cli
 from tests.fakes.upstream import FakeUpstream
@@ -103,17 +101,7 @@ def stack(
 
 
 def create_key(stack: Stack, name: str, **limits: Any) -> str:
-    async def create() -> str:
-        client = AsyncRedis.from_url(stack.redis.url)
-        try:
-            _, secret = await KeyStore(client, SecretStr(SERVER_SECRET)).create(
-                name, KeyLimits(**limits)
-            )
-        finally:
-            await client.aclose()
-        return secret
-
-    return asyncio.run(create())
+    return asyncio.run(client_keys.create_key(stack.redis.url, SERVER_SECRET, name, **limits))
 
 
 def message(max_tokens: int = 64, **extra: Any) -> dict[str, Any]:
@@ -373,18 +361,8 @@ def test_a_batch_request_that_alone_exceeds_its_keys_tokens_per_minute_ends_erro
 
 def revoke_and_recreate(stack: Stack, name: str, **limits: Any) -> str:
     """`ccfleet keys revoke NAME` then `keys create NAME`: a new key under the old name."""
-
-    async def run() -> str:
-        client = AsyncRedis.from_url(stack.redis.url)
-        try:
-            store = KeyStore(client, SecretStr(SERVER_SECRET))
-            await store.revoke(name)
-            _, secret = await store.create(name, KeyLimits(**limits))
-        finally:
-            await client.aclose()
-        return secret
-
-    return asyncio.run(run())
+    asyncio.run(client_keys.revoke_key(stack.redis.url, SERVER_SECRET, name))
+    return create_key(stack, name, **limits)
 
 
 def test_waiting_batch_requests_of_a_revoked_key_end_errored_though_its_name_lives_on(
