@@ -31,6 +31,8 @@ _ERROR_DESCRIPTIONS = {
     "415": "invalid_request_error: the body is not application/json",
     "429": "rate_limit_error: a quota or budget is spent (with retry-after)",
     "500": "api_error: an unexpected failure (logged)",
+    "503": "overloaded: the front end is at its connection cap (CCFLEET_MAX_CONNECTIONS); on the "
+    "OpenAI routes also what Anthropic's 529 is",
     "529": "overloaded_error: no worker free in time, or the queue is unavailable",
 }
 _ANTHROPIC_ERROR: dict[str, Any] = {
@@ -135,13 +137,16 @@ def _describe(operation: dict[str, Any], path: str, method: str, *, keyed: bool)
     for status, answer in _OWN_ANSWERS.get((method, path), {}).items():
         responses[status] = answer
     reference = "OpenAIError" if is_openai_path(path) else "Error"
+    error_schema = {"$ref": f"#/components/schemas/{reference}"}
     for status in _error_statuses(operation, path, method, keyed=keyed):
-        responses[status] = {
-            "description": _ERROR_DESCRIPTIONS[status],
-            "content": {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{reference}"}}
+        # A route's own answer for a status (/ready's 503) is not replaced.
+        responses.setdefault(
+            status,
+            {
+                "description": _ERROR_DESCRIPTIONS[status],
+                "content": {"application/json": {"schema": error_schema}},
             },
-        }
+        )
     if keyed:
         operation["security"] = [{"x-api-key": []}, {"bearer": []}]
 
@@ -156,8 +161,9 @@ def _error_statuses(operation: dict[str, Any], path: str, method: str, *, keyed:
         statuses.append("404")
     if keyed:
         statuses += ["401", "403", "429"]
-    if path.startswith("/v1/"):
-        statuses.append("529")
+    statuses.append("503")  # the connection cap (api/connection_limits.py), on every route
+    if path.startswith("/v1/") and not is_openai_path(path):
+        statuses.append("529")  # OpenAI's shape says 503 for it (api/openai/errors.py)
     return sorted(set(statuses))
 
 

@@ -32,10 +32,10 @@ expected-statuses = ["2XX", "3XX", "4XX", "503", "529"]
 # after_id exclude each other, integers must fit 64 bits. A schema-violating request that is
 # accepted (the other direction) still fails the run.
 EXCLUDED_CHECKS = "positive_data_acceptance"
-# Measured on the 2 shared cores: about 10 cases a second (the Messages schema is large to
-# generate from), so 20 examples per operation (~300 cases per auth mode) keep each run
-# near 30 s; `--max-examples 150` sends 1,800 cases without a failure in ~190 s.
-EXAMPLES_PER_OPERATION = "20"
+# Measured on this 2-core machine, quiet: 60 examples per operation sent 724 cases with auth
+# off and 863 with auth on, in 46 s for both; 120 sent about twice that in 78 s. 100 gives the
+# few thousand cases in all that the issue asks for, each auth mode on its own xdist process.
+EXAMPLES_PER_OPERATION = "100"
 
 
 async def new_admin_key(stack: Stack) -> str:
@@ -113,4 +113,4 @@ def test_no_input_reaches_a_500_and_every_answer_is_one_the_document_declares(
     counts = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
     assert counts is not None, run.stdout[-4_000:]
     generated, passed = int(counts[1]), int(counts[2])
-    assert generated == passed >= 150, run.stdout[-4_000:]  # it did send the requests
+    assert generated == passed >= 1_000, run.stdout[-4_000:]  # it did send the requests
