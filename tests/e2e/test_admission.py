@@ -310,6 +310,19 @@ def batch_counts(stack: Stack, secret: str, batch_id: str) -> dict[str, int]:
     return counts
 
 
+def ended_results(stack: Stack, secret: str, batch_id: str) -> list[dict[str, Any]]:
+    """The batch's result lines, once nothing of it is processing."""
+    wait_until(
+        lambda: batch_counts(stack, secret, batch_id)["processing"] == 0, 30, "the batch ended"
+    )
+    results = httpx.get(
+        f"{stack.url}/v1/messages/batches/{batch_id}/results",
+        headers={"x-api-key": secret},
+        timeout=10,
+    )
+    return [json.loads(line) for line in results.text.splitlines()]
+
+
 def test_batch_requests_wait_for_their_keys_requests_per_minute(stack: Stack) -> None:
     secret = create_key(stack, "rpm-two-batch", rpm=2)
     assert post(stack, secret, message()).status_code == 200  # one of two spent
@@ -343,17 +356,7 @@ def test_a_batch_request_that_alone_exceeds_its_keys_tokens_per_minute_ends_erro
     )
     assert created.status_code == 200, created.text
     batch_id = created.json()["id"]
-    wait_until(
-        lambda: batch_counts(stack, secret, batch_id)["processing"] == 0, 30, "the batch ended"
-    )
-    results = httpx.get(
-        f"{stack.url}/v1/messages/batches/{batch_id}/results",
-        headers={"x-api-key": secret},
-        timeout=10,
-    )
-    by_id = {
-        line["custom_id"]: line["result"] for line in map(json.loads, results.text.splitlines())
-    }
+    by_id = {line["custom_id"]: line["result"] for line in ended_results(stack, secret, batch_id)}
     assert by_id["small"]["type"] == "succeeded"
     assert by_id["huge"]["type"] == "errored"
     assert "tokens per minute" in by_id["huge"]["error"]["error"]["message"]
@@ -399,15 +402,7 @@ def test_batch_requests_after_the_monthly_budget_is_spent_end_errored_saying_so(
     created = create_batch(stack, secret, 4, "e")
     assert created.status_code == 200, created.text
     batch_id = created.json()["id"]
-    wait_until(
-        lambda: batch_counts(stack, secret, batch_id)["processing"] == 0, 30, "the batch ended"
-    )
-    results = httpx.get(
-        f"{stack.url}/v1/messages/batches/{batch_id}/results",
-        headers={"x-api-key": secret},
-        timeout=10,
-    )
-    lines = [json.loads(line)["result"] for line in results.text.splitlines()]
+    lines = [line["result"] for line in ended_results(stack, secret, batch_id)]
     errored = [r for r in lines if r["type"] == "errored"]
     # The one that ran first spent the budget; at most the one queued meanwhile ran too.
     assert len(lines) == 4 and len(errored) >= 2, lines
