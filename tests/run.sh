@@ -7,7 +7,7 @@
 #   between runs (scripts/install-claude-code.sh), and Debian's chromium for the dashboard's
 #   browser test. Extra arguments go to pytest.
 #
-# Without arguments (as CI runs it) the whole suite runs in 3 pytest-xdist processes, each with
+# Without arguments (as CI runs it) the whole suite runs in 2 pytest-xdist processes, each with
 # its own fake upstream and a Redis per test. Arguments run as pytest alone would, in one
 # process, unless they add `-n N`: `bash tests/run.sh tests/unit` runs the unit tier (no Redis
 # server, no CLI) in seconds, less than starting three processes would take.
@@ -65,11 +65,11 @@ if [ "${#failed[@]}" -gt 0 ]; then
   exit 1
 fi
 
-# 3 processes: on 2 cores as quick as 2 when the machine is busy, ~10 % quicker when it is not
-# (much of a test is waiting on a CLI, a heartbeat or a stack starting); 4 were slower.
+# 2 processes, one a core: 3 were ~10 % quicker on a quiet machine, but one full run in four
+# then timed out starting a stack (30 s for /ready) or missed a CLI, from the load; 4 were slower.
 processes=0
 if [ "$#" -eq 0 ]; then
-  processes=3
+  processes=2
 fi
 set +e
 uv run pytest -n "$processes" "$@"
