@@ -269,15 +269,16 @@ def _ensure_a_worker_can_serve(claude_bin: str, worker_envs: list[dict[str, str]
 
 @app.command("settings-table", hidden=True)
 def settings_table_command(
-    readme: Annotated[
-        Path | None, typer.Option(help="Rewrite this README's copy of the table in place.")
+    into: Annotated[
+        Path | None,
+        typer.Option(help="Rewrite this document's copy of the table (docs/configuration.md)."),
     ] = None,
 ) -> None:
-    """Print the Configuration table of the README, generated from the settings."""
-    if readme is None:
+    """Print the Configuration table (docs/configuration.md), generated from the settings."""
+    if into is None:
         typer.echo(settings_table(), nl=False)
         return
-    readme.write_text(with_table(readme.read_text(), settings_table()))
+    into.write_text(with_table(into.read_text(), settings_table()))
 
 
 @app.command()

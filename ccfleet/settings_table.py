@@ -1,8 +1,8 @@
-"""The README's Configuration table, generated from Settings (shared/settings.py), which owns
-each setting's name, default and meaning.
+"""The Configuration table (docs/configuration.md), generated from Settings (shared/settings.py),
+which owns each setting's name, default and meaning.
 
-`ccfleet settings-table` prints it; `--readme README.md` rewrites the README's copy, the lines
-between START and END. tests/unit/test_settings_table.py fails while the two differ.
+`ccfleet settings-table` prints it; `--into docs/configuration.md` rewrites that file's copy, the
+lines between START and END. tests/unit/test_settings_table.py fails while the two differ.
 """
 
 from __future__ import annotations
@@ -39,17 +39,17 @@ def shown_default(value: object) -> str:
     return f"`{value}`" if isinstance(value, str) else str(value)
 
 
-def table_in(readme: str) -> str:
-    """The README's copy of the table: the text between its markers."""
-    _before, start, rest = readme.partition(START + "\n")
+def table_in(document: str) -> str:
+    """A document's copy of the table: the text between its markers."""
+    _before, start, rest = document.partition(START + "\n")
     table, end, _after = rest.partition(END)
     if not start or not end:
-        raise ValueError(f"the README has no {START} … {END} lines around its table")
+        raise ValueError(f"the document has no {START} … {END} lines around its table")
     return table
 
 
-def with_table(readme: str, table: str) -> str:
-    """`readme` with `table` in place of its copy."""
-    old = table_in(readme)
-    head, _, tail = readme.partition(START + "\n" + old + END)
+def with_table(document: str, table: str) -> str:
+    """`document` with `table` in place of its copy."""
+    old = table_in(document)
+    head, _, tail = document.partition(START + "\n" + old + END)
     return head + START + "\n" + table + END + tail

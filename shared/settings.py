@@ -93,7 +93,7 @@ class RedisSettings(_Group):
         ge=0,
         description="a request or batch whose copies would push Redis's `used_memory` past "
         "this is 529 before it is queued; 0: 80 % of Redis's `maxmemory`, no check if Redis "
-        "has none (Sizing Redis)",
+        "has none ([Sizing Redis](operations.md#sizing-redis))",
     )
 
     def effective_url(self) -> str:
@@ -614,4 +614,4 @@ def _unknown_message(name: str, known: list[str]) -> str:
     nearest = difflib.get_close_matches(name.upper().removeprefix(ENV_PREFIX), suffixes, n=1)
     if nearest:
         return f"unknown setting {name}; did you mean {suffixes[nearest[0]]}?"
-    return f"unknown setting {name}; the settings are listed in README.md, Configuration."
+    return f"unknown setting {name}; the settings are listed in docs/configuration.md."

@@ -33,7 +33,7 @@ def test_every_unknown_variable_is_named_even_in_lowercase_and_without_a_near_na
     with pytest.raises(UnknownSetting) as refused:
         refuse_unknown_variables({"ccfleet_redis_ur": "redis://x", "CCFLEET_FOO": "1"})
     assert str(refused.value).splitlines() == [
-        "unknown setting CCFLEET_FOO; the settings are listed in README.md, Configuration.",
+        "unknown setting CCFLEET_FOO; the settings are listed in docs/configuration.md.",
         "unknown setting ccfleet_redis_ur; did you mean CCFLEET_REDIS_URL?",
     ]
 

@@ -1,6 +1,6 @@
-"""The README's Configuration table is the one Settings generates: a setting added, renamed or
-redescribed in shared/settings.py fails here until `uv run python -m ccfleet settings-table
---readme README.md` rewrites the README's copy."""
+"""The Configuration table (docs/configuration.md) is the one Settings generates: a setting added,
+renamed or redescribed in shared/settings.py fails here until `uv run ccfleet settings-table
+--into docs/configuration.md` rewrites its copy."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pydantic import SecretStr
 from ccfleet.settings_table import END, START, settings_table, shown_default, table_in, with_table
 from shared.settings import setting_fields, setting_names
 
-README = Path(__file__).parents[2] / "README.md"
+CONFIGURATION = Path(__file__).parents[2] / "docs" / "configuration.md"
 
 
-def test_the_readme_table_is_the_one_settings_generate() -> None:
-    assert table_in(README.read_text()) == settings_table()
+def test_the_documented_table_is_the_one_settings_generate() -> None:
+    assert table_in(CONFIGURATION.read_text()) == settings_table()
 
 
 def test_the_table_has_a_row_for_every_setting_and_each_says_what_it_does() -> None:
@@ -35,8 +35,9 @@ def test_defaults_read_as_an_operator_writes_them() -> None:
 
 
 def test_rewriting_replaces_only_the_text_between_the_markers() -> None:
-    readme = f"# Title\n\nbefore\n{START}\n| old |\n{END}\nafter\n"
-    assert with_table(readme, "| new |\n") == f"# Title\n\nbefore\n{START}\n| new |\n{END}\nafter\n"
+    document = f"# Title\n\nbefore\n{START}\n| old |\n{END}\nafter\n"
+    rewritten = f"# Title\n\nbefore\n{START}\n| new |\n{END}\nafter\n"
+    assert with_table(document, "| new |\n") == rewritten
 
 
 def test_a_readme_without_the_markers_is_refused() -> None:
