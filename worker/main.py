@@ -73,6 +73,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         cli_version="",
         started_at_ms=int(time.time() * 1000),
         monthly_usd=settings.worker.account_monthly_usd,
+        priority=settings.worker.account_priority,
     )
     metrics = FleetMetrics()
     metrics_server = MetricsServer(
