@@ -1,0 +1,90 @@
+"""Headroom per account and the account policy, with the real CLI on OAuth logins and the
+fake upstream's unified rate-limit headers (tests/fakes/upstream.py's AccountUsage).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+from typing import Any
+
+import httpx
+from anthropic.types import MessageParam
+
+from tests.conftest import Stack, StackFactory
+from tests.fakes.upstream import AccountUsage, RecordedRequest, TextReply
+from tests.integration.test_fleet_accounts import accounts_stack, fleet, token_of
+from tests.sdk import SdkClients, text_of
+from tests.waiting import wait_until
+
+MODEL = "claude-sonnet-5-5"
+FILL_FIRST = {"CCFLEET_ACCOUNT_POLICY": "fill-first"}
+
+
+def account_view(stack: Stack, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(a for a in fleet(stack)["accounts"] if a["name"] == name)
+    return found
+
+
+def used_is(stack: Stack, name: str, expected: float) -> bool:
+    return abs(float(account_view(stack, name)["utilization"]) - expected) < 1e-6
+
+
+def naming_the_account(request: RecordedRequest) -> TextReply:
+    return TextReply(f"From {token_of(request).removeprefix('token-')}.")
+
+
+class Conversation:
+    """A client's conversation: each turn sends the whole history, as the SDKs' users do."""
+
+    def __init__(self, stack: Stack, sdk_clients: SdkClients, opening: str) -> None:
+        self.client = sdk_clients.anthropic_client(stack.url, "k")
+        self.history: list[MessageParam] = []
+        self.opening = opening
+
+    def turn(self) -> str:
+        """Send the next turn; the name of the account that answered it."""
+        self.history.append({"role": "user", "content": f"{self.opening} {len(self.history)}"})
+        message = self.client.messages.create(model=MODEL, max_tokens=50, messages=self.history)
+        text = text_of(message)
+        self.history.append({"role": "assistant", "content": text})
+        return text.removeprefix("From ").removesuffix(".")
+
+
+def test_accounts_fill_in_drain_order_and_a_conversation_hops_once_past_the_threshold(
+    make_stack: StackFactory, sdk_clients: SdkClients
+) -> None:
+    """fill-first: alice (priority 1) serves until her 5-hour window passes 0.9, then bob
+    (priority 2); the conversation begun on alice moves to bob and stays there. Each account's
+    windows, as the CLI's rate_limit_event reported them, show in /v1/fleet and /metrics."""
+    stack = accounts_stack(
+        make_stack,
+        ("alice", {**FILL_FIRST, "CCFLEET_ACCOUNT_PRIORITY": "1"}),
+        ("bob", {**FILL_FIRST, "CCFLEET_ACCOUNT_PRIORITY": "2"}),
+    )
+    stack.upstream.usage["token-alice"] = AccountUsage(five_hour=0.85, rise_per_request=0.1)
+    stack.upstream.usage["token-bob"] = AccountUsage(five_hour=0.2)
+    stack.upstream.set_responder(naming_the_account)
+    chat = Conversation(stack, sdk_clients, "Tell me more.")
+
+    assert chat.turn() == "alice", "first in the drain order"
+    wait_until(partial(used_is, stack, "alice", 0.85), 10, "alice's windows recorded")
+    alice = account_view(stack, "alice")
+    windows = {w["name"]: w for w in alice["windows"]}
+    assert windows["five_hour"]["utilization"] == 0.85
+    reset_s = stack.upstream.usage["token-alice"].five_hour_reset_s
+    assert windows["five_hour"]["resets_at"] == int(reset_s)
+    assert windows["seven_day"]["status"] == "allowed"
+    assert alice["priority"] == 1
+
+    assert chat.turn() == "alice", "under the threshold: the conversation stays"
+    wait_until(partial(used_is, stack, "alice", 0.95), 10, "alice past the threshold")
+    assert chat.turn() == "bob", "past it: one hop"
+    assert chat.turn() == "bob", "and it sticks"
+    assert Conversation(stack, sdk_clients, "Something new.").turn() == "bob"
+    assert stack.upstream.rejections == 0
+
+    metrics = httpx.get(f"{stack.url}/metrics", timeout=5).text
+    assert re.search(
+        r'ccfleet_account_utilization\{account="alice",window="five_hour"\} 0\.95', metrics
+    )
