@@ -16,8 +16,9 @@ import time
 from typing import Any
 
 from shared.broker.outage import OUTAGE_ERRORS, outlasting_outage
-from shared.errors import AccountLimitReached, CliFailed, FleetError, Overloaded
+from shared.errors import AccountLimitReached, CliFailed, FleetError, Overloaded, UpstreamSilent
 from shared.fleet.affinity import AccountNote
+from shared.fleet.headroom import mark_slow
 from shared.fleet.registry import FleetSnapshot, all_cooling_error, read_fleet, set_account_cooling
 from shared.queue.job import JobRequest
 from shared.queue.requeue import Failure, FailureCause, next_attempt
@@ -123,12 +124,9 @@ async def _answer(
         await answer_with_cli(
             job.request, job.job_id, publisher, worker.cli, meter=meter, pool=worker.pool
         )
-    except AccountLimitReached as limit:
-        await _cool_account(run, limit)
-        fleet = await read_fleet(run.redis, heartbeat_ttl_s=worker.settings.worker.heartbeat_ttl_s)
-        if await _retry_elsewhere(job, publisher, worker, fleet, cause="account_limit"):
+    except (AccountLimitReached, UpstreamSilent) as error:
+        if await _move_off_account(job, publisher, run, error):
             return True
-        await _fail(publisher, worker, all_cooling_error(fleet) or limit)
     except FleetError as error:
         if error.transient and await _retry_elsewhere(
             job,
@@ -183,6 +181,30 @@ async def _cool_account(run: JobContext, limit: AccountLimitReached) -> None:
     logger.warning(
         "account %s cools until %.0f (%s)", worker.state.account, limit.resets_at, limit.reason
     )
+
+
+async def _move_off_account(
+    job: JobRequest,
+    publisher: ChunkPublisher,
+    run: JobContext,
+    error: AccountLimitReached | UpstreamSilent,
+) -> bool:
+    """The account cannot answer now: at its limit it cools until the reset; silent past the
+    first-byte timeout it shows as slow. True if the job was re-queued for another account;
+    else its client is told."""
+    worker = run.worker
+    limit = error if isinstance(error, AccountLimitReached) else None
+    if limit is not None:
+        await _cool_account(run, limit)
+    else:
+        logger.warning("account %s: the upstream sent nothing in time", worker.state.account)
+        await mark_slow(run.redis, worker.state.account, now_s=time.time())
+    fleet = await read_fleet(run.redis, heartbeat_ttl_s=worker.settings.worker.heartbeat_ttl_s)
+    cause: FailureCause = "account_limit" if limit is not None else "upstream_silent"
+    if await _retry_elsewhere(job, publisher, worker, fleet, cause=cause):
+        return True
+    await _fail(publisher, worker, (limit and all_cooling_error(fleet)) or error)
+    return False
 
 
 async def _retry_elsewhere(

@@ -63,6 +63,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         work_root=own_dir.path,
         timeout_s=settings.jobs.timeout_s,
         kill_grace_s=settings.cli.kill_grace_s,
+        first_byte_timeout_s=settings.jobs.first_byte_timeout_s,
         login=login,
     )
     state = WorkerState(

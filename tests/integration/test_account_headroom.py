@@ -12,7 +12,14 @@ import httpx
 from anthropic.types import MessageParam
 
 from tests.conftest import Stack, StackFactory
-from tests.fakes.upstream import AccountUsage, RecordedRequest, TextReply
+from tests.fakes.upstream import (
+    AccountUsage,
+    DelayedReply,
+    HangReply,
+    RecordedRequest,
+    Reply,
+    TextReply,
+)
 from tests.integration.test_fleet_accounts import accounts_stack, fleet, token_of
 from tests.sdk import SdkClients, text_of
 from tests.waiting import wait_until
@@ -38,7 +45,7 @@ class Conversation:
     """A client's conversation: each turn sends the whole history, as the SDKs' users do."""
 
     def __init__(self, stack: Stack, sdk_clients: SdkClients, opening: str) -> None:
-        self.client = sdk_clients.anthropic_client(stack.url, "k")
+        self.client = sdk_clients.anthropic_client(stack.url, "k", timeout_s=30)
         self.history: list[MessageParam] = []
         self.opening = opening
 
@@ -88,3 +95,38 @@ def test_accounts_fill_in_drain_order_and_a_conversation_hops_once_past_the_thre
     assert re.search(
         r'ccfleet_account_utilization\{account="alice",window="five_hour"\} 0\.95', metrics
     )
+
+
+def test_a_silent_upstream_is_abandoned_after_the_first_byte_timeout_and_another_account_answers(
+    make_stack: StackFactory, sdk_clients: SdkClients
+) -> None:
+    """alice's upstream first streams slowly (kept: it had sent a byte), then says nothing at
+    all: after CCFLEET_FIRST_BYTE_TIMEOUT_S the attempt is abandoned, bob answers, and alice
+    shows as slow and gets no new conversation."""
+    quick = {**FILL_FIRST, "CCFLEET_FIRST_BYTE_TIMEOUT_S": "2"}
+    stack = accounts_stack(
+        make_stack,
+        ("alice", {**quick, "CCFLEET_ACCOUNT_PRIORITY": "1"}),
+        ("bob", {**quick, "CCFLEET_ACCOUNT_PRIORITY": "2"}),
+    )
+    alice_replies: list[Reply] = [
+        HangReply(seconds=4, text="From alice."),  # message_start at once, the rest in 4 s
+        DelayedReply(seconds=60, then=TextReply("Too late.")),  # nothing for a minute
+    ]
+
+    def answer(request: RecordedRequest) -> Reply:
+        if token_of(request) == "token-alice":
+            return alice_replies.pop(0)
+        return naming_the_account(request)
+
+    stack.upstream.set_responder(answer)
+    assert Conversation(stack, sdk_clients, "Slow but sure.").turn() == "alice"
+    assert [token_of(r) for r in stack.upstream.requests] == ["token-alice"]
+    assert account_view(stack, "alice")["slow"] is False
+
+    assert Conversation(stack, sdk_clients, "Anyone there?").turn() == "bob"
+    tokens = [token_of(r) for r in stack.upstream.requests]
+    assert tokens == ["token-alice", "token-alice", "token-bob"]
+    alice = account_view(stack, "alice")
+    assert (alice["slow"], alice["first_byte_timeouts"]) == (True, 1)
+    assert Conversation(stack, sdk_clients, "And now?").turn() == "bob"
