@@ -17,6 +17,7 @@ from typing import Any
 
 from shared.broker.outage import OUTAGE_ERRORS, outlasting_outage
 from shared.errors import AccountLimitReached, CliFailed, FleetError, Overloaded, UpstreamSilent
+from shared.fleet.account_policy import choose_account
 from shared.fleet.affinity import AccountNote
 from shared.fleet.headroom import mark_slow
 from shared.fleet.registry import FleetSnapshot, all_cooling_error, read_fleet, set_account_cooling
@@ -216,7 +217,7 @@ async def _retry_elsewhere(
     cause: FailureCause,
 ) -> bool:
     """Re-queue the job for its next attempt on another account, if it may run again
-    (shared/queue/requeue.py)."""
+    (shared/queue/requeue.py); the account policy names the one with the most room."""
     retry = next_attempt(
         Failure.of(job, cause, sent=publisher.seq > 0, account=worker.state.account),
         max_attempts=worker.settings.jobs.max_attempts,
@@ -228,7 +229,18 @@ async def _retry_elsewhere(
     if retry.backoff_s > 0:
         await asyncio.sleep(retry.backoff_s)
     avoid = retry.avoid_accounts
-    following = await worker.queue.requeue(job, avoid_accounts=avoid)
+    queue = worker.settings.queue
+    prefer = choose_account(
+        snapshot,
+        policy=queue.account_policy,
+        threshold=queue.headroom_threshold,
+        conversation_account="",
+        now_s=time.time(),
+        avoid=avoid,
+    )
+    following = await worker.queue.requeue(
+        job, avoid_accounts=avoid, prefer_account=prefer, prefer_for_ms=queue.affinity_wait_ms
+    )
     logger.info("re-queued as attempt %s avoiding %s", following and following.attempt, avoid)
     return following is not None
 

@@ -16,10 +16,14 @@ now (a ready worker with a free slot, not cooling):
 - When every account is past the threshold, the one with the most headroom: the threshold
   orders the accounts, it never refuses a request.
 - When no account can take the job now, none is named and whichever worker frees first takes it.
+
+A job re-run after a limit or an upstream failure on one account (shared/queue/requeue.py) is
+named an account the same way, among those it does not avoid.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Literal
 
 from shared.fleet.registry import AccountInfo, FleetSnapshot
@@ -34,9 +38,10 @@ def choose_account(
     threshold: float,
     conversation_account: str,
     now_s: float,
+    avoid: Collection[str] = (),
 ) -> str:
     """The account the job should go to, or '' when none can take it now."""
-    ready = {a.name for a in fleet.available_accounts()}
+    ready = {a.name for a in fleet.available_accounts()} - set(avoid)
     open_accounts = [a for a in fleet.accounts if a.name in ready and a.busy < a.slots]
     with_room = [a for a in open_accounts if _has_room(a, threshold, now_s)]
     if conversation_account in {a.name for a in with_room}:

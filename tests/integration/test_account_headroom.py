@@ -4,14 +4,20 @@ fake upstream's unified rate-limit headers (tests/fakes/upstream.py's AccountUsa
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
 from anthropic.types import MessageParam
+from redis.asyncio import Redis
 
+from shared.fleet.headroom import UsageWindow, record_windows
 from tests.conftest import Stack, StackFactory
+from tests.fakes import fake_cli
 from tests.fakes.upstream import (
     AccountUsage,
     DelayedReply,
@@ -20,7 +26,13 @@ from tests.fakes.upstream import (
     Reply,
     TextReply,
 )
-from tests.integration.test_fleet_accounts import accounts_stack, fleet, token_of
+from tests.integration.test_fleet_accounts import (
+    SLOW_TO_PICK_UP,
+    account,
+    accounts_stack,
+    fleet,
+    token_of,
+)
 from tests.sdk import SdkClients, text_of
 from tests.waiting import wait_until
 
@@ -130,3 +142,39 @@ def test_a_silent_upstream_is_abandoned_after_the_first_byte_timeout_and_another
     alice = account_view(stack, "alice")
     assert (alice["slow"], alice["first_byte_timeouts"]) == (True, 1)
     assert Conversation(stack, sdk_clients, "And now?").turn() == "bob"
+
+
+async def record_usage(redis_url: str, name: str, utilization: float) -> None:
+    """`name`'s 5-hour window as its workers record it from a rate_limit_event."""
+    redis = Redis.from_url(redis_url)
+    window = UsageWindow(
+        name="five_hour", utilization=utilization, resets_at=time.time() + 3600, status="allowed"
+    )
+    await record_windows(redis, name, [window])
+    await redis.aclose()
+
+
+def test_a_job_refused_for_an_account_limit_runs_once_more_on_the_account_with_most_room(
+    make_stack: StackFactory, sdk_clients: SdkClients, tmp_path: Path
+) -> None:
+    """alice (first in the drain order) is at her limit: the upstream refuses her request with
+    429 and the unified `rejected` headers. She cools, and the job runs again on carol, who has
+    room, rather than on bob, who is past the threshold and would take it first (carol reads
+    the queue only every 3 s). The fake CLI asks the fake upstream and prints what the real
+    CLI prints for it (a rate_limit_event, an error result)."""
+    claude = str(fake_cli.install(tmp_path / "claude-upstream", FAKE_CLI_MODE="upstream"))
+    common = {**FILL_FIRST, "CCFLEET_CLAUDE_BIN": claude, "CCFLEET_AFFINITY_WAIT_MS": "6000"}
+    stack = accounts_stack(
+        make_stack,
+        ("alice", {**common, "CCFLEET_ACCOUNT_PRIORITY": "1"}),
+        ("bob", {**common, "CCFLEET_ACCOUNT_PRIORITY": "2"}),
+        ("carol", {**common, **SLOW_TO_PICK_UP, "CCFLEET_ACCOUNT_PRIORITY": "3"}),
+    )
+    stack.upstream.usage["token-alice"] = AccountUsage(five_hour=1.0)
+    stack.upstream.set_responder(naming_the_account)
+    asyncio.run(record_usage(stack.redis.url, "bob", 0.95))
+
+    assert Conversation(stack, sdk_clients, "Who has room?").turn() == "carol"
+    assert [token_of(r) for r in stack.upstream.requests] == ["token-alice", "token-carol"]
+    assert stack.upstream.rejections == 1
+    assert account(stack, "alice")["cooling"] is True

@@ -94,3 +94,12 @@ def test_an_api_key_account_s_headroom_is_its_monthly_budget() -> None:
 def test_a_window_that_has_reset_counts_as_unused() -> None:
     past = UsageWindow(name="five_hour", utilization=0.99, resets_at=NOW_S - 1, status="allowed")
     assert account("a", 0.0, headroom=Headroom(windows=[past])).utilization(NOW_S) == 0.0
+
+
+def test_a_retry_is_named_the_best_account_among_those_it_does_not_avoid() -> None:
+    snapshot = fleet(account("a", 0.1, priority=1), account("b", 0.95), account("c", 0.3))
+    named = choose_account(
+        snapshot, policy="fill-first", threshold=0.9, conversation_account="", now_s=NOW_S,
+        avoid=["a"],
+    )  # fmt: skip
+    assert named == "c"
