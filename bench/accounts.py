@@ -167,8 +167,9 @@ def report(policy: str, outcomes: list[Outcome]) -> None:
     print(f"  {policy}:")
     print(f"    client errors: {spread_text([o.errors for o in outcomes])}")
     print(f"    upstream rejections: {spread_text([o.rejections for o in outcomes])}")
-    print(f"    c untouched until a passed the threshold: {drained} of {len(outcomes)} runs")
-    print(f"    answered by b before a passed it: {spread_text([o.spilled for o in outcomes])}")
+    if policy == "fill-first":
+        print(f"    c untouched until a passed the threshold: {drained} of {len(outcomes)} runs")
+        print(f"    answered by b before a passed it: {spread_text([o.spilled for o in outcomes])}")
     print(f"    final utilisation spread: {spread_text([round(o.spread, 3) for o in outcomes])}")
     last = outcomes[-1].final
     print("    last run's final utilisation: " + ", ".join(f"{n} {u:.2f}" for n, u in last.items()))

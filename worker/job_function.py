@@ -2,8 +2,10 @@
 CLI and publish; or try elsewhere.
 
 An attempt that has not sent the client anything yet is retried on another account when
-its account hits its usage limit (the account cools until its reset) or the upstream fails
-transiently (429 burst, 5xx, 529), up to `job_max_attempts`, keeping its place in line.
+its account hits its usage limit (the account cools until its reset), its upstream sends
+nothing within the first-byte timeout (the account shows as slow) or fails transiently (429
+burst, 5xx, 529), up to `job_max_attempts`, keeping its place in line; the account policy
+names the account with most room for the retry (shared/fleet/account_policy.py).
 A CLI that fails without a word makes the worker check it at once: one that cannot serve any
 more (gone, logged out) leaves the job to other workers and beats as `broken`.
 """
