@@ -10,6 +10,8 @@ the job ends: its worker ends it, or the relay when the client leaves and the jo
 
 from __future__ import annotations
 
+import time
+
 from fastapi import Request
 
 from api.relay.job_relay import JobRelay
@@ -20,7 +22,8 @@ from shared.access import admission
 from shared.access.client_keys import ClientKey
 from shared.access.quotas import QuotaLease
 from shared.errors import InvalidRequest
-from shared.fleet.affinity import preferred_account
+from shared.fleet.account_policy import choose_account
+from shared.fleet.affinity import noted_account
 from shared.fleet.lanes import Lane
 from shared.fleet.registry import admission_error, read_fleet
 from shared.settings import Settings
@@ -52,7 +55,13 @@ async def start_job(
             lane_limit=services.fleet.lanes[lane].max_waiting,
             owner=stream_owner(body, key),
             client_key=key.name if key else None,
-            prefer_account=await preferred_account(services.redis, body, fleet),
+            prefer_account=choose_account(
+                fleet,
+                policy=settings.queue.account_policy,
+                threshold=settings.queue.headroom_threshold,
+                conversation_account=await noted_account(services.redis, body),
+                now_s=time.time(),
+            ),
             prefer_for_ms=settings.queue.affinity_wait_ms,
         )
         job_id_var.set(job.job_id)

@@ -6,6 +6,7 @@ name = "alice"                       # label, [a-z0-9_-]+
 oauth_token_env = "ALICE_TOKEN"      # or oauth_token, api_key, api_key_env, config_dir
 slots = 2                            # optional, default CCFLEET_WORKER_SLOTS
 monthly_usd = 50                     # optional: cool the account once it spent this month
+priority = 1                         # optional: place in fill-first's drain order, lower first
 ```
 
 Each account gives exactly one credential. A worker's environment is `ccfleet up`'s own with
@@ -53,6 +54,7 @@ class AccountEntry(BaseModel):
     config_dir: str | None = Field(default=None, min_length=1)
     slots: int | None = Field(default=None, ge=1)
     monthly_usd: float | None = Field(default=None, gt=0)
+    priority: int | None = None
 
     @model_validator(mode="after")
     def _exactly_one_credential(self) -> Self:
@@ -93,6 +95,7 @@ class WorkerAccount:
     login_value: SecretStr
     monthly_usd: float | None = None
     source_variable: str | None = None  # the `*_env` variable the login was read from
+    priority: int | None = None  # its place in fill-first's drain order
 
     def environment(
         self, base: Mapping[str, str], *, dropped: Collection[str] = ()
@@ -104,6 +107,8 @@ class WorkerAccount:
         env["CCFLEET_WORKER_SLOTS"] = str(self.slots)
         if self.monthly_usd is not None:
             env["CCFLEET_ACCOUNT_MONTHLY_USD"] = str(self.monthly_usd)
+        if self.priority is not None:
+            env["CCFLEET_ACCOUNT_PRIORITY"] = str(self.priority)
         env[self.login_variable] = self.login_value.get_secret_value()
         return env
 
@@ -153,7 +158,7 @@ def _resolve(
     def account(variable: str, value: str, source: str | None = None) -> WorkerAccount:
         slots = entry.slots or default_slots
         return WorkerAccount(
-            entry.name, slots, variable, SecretStr(value), entry.monthly_usd, source
+            entry.name, slots, variable, SecretStr(value), entry.monthly_usd, source, entry.priority
         )
 
     if entry.oauth_token is not None:

@@ -95,17 +95,20 @@ def _unvetted_line(view: FleetView) -> Text:
 
 def _accounts_table(view: FleetView, now_s: float, tz: tzinfo | None) -> Table:
     table = Table(title="Accounts", title_justify="left", expand=False)
-    for column in ("account", "workers", "busy", "state", "month $", "cooling until", "reason"):
-        table.add_column(column, no_wrap=column != "reason")
+    columns = ("account", "prio", "workers", "busy", "state", "used", "month $", "cooling until")
+    for column in (*columns, "reason"):
+        table.add_column(column, no_wrap=column not in ("used", "reason"))
     ready = {w.account for w in view.workers if w.state == "ready"}
     serving = {w.account for w in view.workers if w.state != "broken"}
     for a in view.accounts:
         state = _account_state(a, ready) if a.name in serving else "broken"
         table.add_row(
             Text(a.name),
+            Text(str(a.priority)),
             Text(str(a.workers)),
             Text(f"{a.busy}/{a.slots}"),
             Text(state, style=STATE_STYLES.get(state, "red")),
+            Text(headroom_text(a, now_s, tz)),
             Text(spend_text(a)),
             Text(until_text(a.cooling_until, now_s, tz)),
             Text(truncated(a.reason, ERROR_WIDTH)),
@@ -117,6 +120,18 @@ def spend_text(account: AccountView) -> str:
     """`12.34` spent this month, or `12.34 / 50.00` against a budget."""
     spent = f"{account.month_usd:.2f}"
     return f"{spent} / {account.monthly_usd:.2f}" if account.monthly_usd else spent
+
+
+def headroom_text(account: AccountView, now_s: float, tz: tzinfo | None) -> str:
+    """Each usage window's share used and its reset (`five_hour 87% until 14:05 (in 2h13m)`),
+    and `slow` after a first-byte timeout."""
+    parts = [
+        f"{w.name} {w.utilization:.0%} until {until_text(w.resets_at, now_s, tz)}"
+        for w in account.windows
+    ]
+    if account.slow:
+        parts.append("slow")
+    return " · ".join(parts)
 
 
 def _account_state(account: AccountView, ready_accounts: set[str]) -> str:

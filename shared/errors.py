@@ -102,6 +102,11 @@ class UpstreamTimeout(FleetError):
     error_type = "timeout_error"
 
 
+class UpstreamSilent(UpstreamTimeout):
+    """The account's upstream sent nothing within the first-byte timeout after the CLI's
+    request: the attempt is abandoned, the job tried on another account."""
+
+
 class Overloaded(FleetError):
     """Queue full, no worker alive, or the upstream said it is overloaded."""
 

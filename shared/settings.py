@@ -146,6 +146,21 @@ class QueueSettings(_Group):
         ge=1,
         description="how long a conversation's account is remembered",
     )
+    account_policy: Literal["fill-first", "most-headroom"] = Field(
+        alias="CCFLEET_ACCOUNT_POLICY",
+        default="most-headroom",
+        description="front end: which account a new conversation goes to; `fill-first` drains "
+        "accounts in `CCFLEET_ACCOUNT_PRIORITY` order, `most-headroom` takes the least used "
+        "(shared/fleet/account_policy.py)",
+    )
+    headroom_threshold: float = Field(
+        alias="CCFLEET_HEADROOM_THRESHOLD",
+        default=0.9,
+        gt=0,
+        le=1,
+        description="front end: an account whose window is used past this takes no new "
+        "conversations while another has room",
+    )
 
 
 class JobSettings(_Group):
@@ -171,6 +186,13 @@ class JobSettings(_Group):
         default=0.5,
         ge=0,
         description="first backoff before retrying a transient error",
+    )
+    first_byte_timeout_s: float = Field(
+        alias="CCFLEET_FIRST_BYTE_TIMEOUT_S",
+        default=60.0,
+        gt=0,
+        description="upstream silent this long after the CLI's request: the attempt is "
+        "abandoned and the job re-runs on another account (if nothing was streamed)",
     )
 
 
@@ -290,6 +312,11 @@ class WorkerSettings(_Group):
         default=0.0,
         ge=0,
         description="worker: its account cools once its month's spend reaches this (0: no budget)",
+    )
+    account_priority: int = Field(
+        alias="CCFLEET_ACCOUNT_PRIORITY",
+        default=0,
+        description="worker: its account's place in the drain order of `fill-first` (lower first)",
     )
     models_refresh_s: float = Field(
         alias="CCFLEET_MODELS_REFRESH_S",

@@ -35,6 +35,7 @@ class WorkerState:
     last_error: str = ""
     started_at_ms: int = 0
     monthly_usd: float = 0.0  # the account's monthly budget; 0: none
+    priority: int = 0  # the account's place in the drain order (lower first)
     broken_reason: str = ""
     """Why this worker's CLI cannot serve (worker/cli/check.py); it takes no jobs meanwhile."""
     ready_clis: PoolStats = field(default_factory=PoolStats)

@@ -44,6 +44,7 @@ async def beat(redis: Redis, state: WorkerState, *, ttl_s: float) -> None:
                 "broken_reason": state.broken_reason,
                 "started_at_ms": state.started_at_ms,
                 "monthly_usd": state.monthly_usd,
+                "priority": state.priority,
                 "ready_clis": state.ready_clis.ready,
                 "ready_hits": state.ready_clis.hits,
                 "ready_misses": state.ready_clis.misses,

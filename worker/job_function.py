@@ -2,8 +2,10 @@
 CLI and publish; or try elsewhere.
 
 An attempt that has not sent the client anything yet is retried on another account when
-its account hits its usage limit (the account cools until its reset) or the upstream fails
-transiently (429 burst, 5xx, 529), up to `job_max_attempts`, keeping its place in line.
+its account hits its usage limit (the account cools until its reset), its upstream sends
+nothing within the first-byte timeout (the account shows as slow) or fails transiently (429
+burst, 5xx, 529), up to `job_max_attempts`, keeping its place in line; the account policy
+names the account with most room for the retry (shared/fleet/account_policy.py).
 A CLI that fails without a word makes the worker check it at once: one that cannot serve any
 more (gone, logged out) leaves the job to other workers and beats as `broken`.
 """
@@ -16,8 +18,10 @@ import time
 from typing import Any
 
 from shared.broker.outage import OUTAGE_ERRORS, outlasting_outage
-from shared.errors import AccountLimitReached, CliFailed, FleetError, Overloaded
+from shared.errors import AccountLimitReached, CliFailed, FleetError, Overloaded, UpstreamSilent
+from shared.fleet.account_policy import choose_account
 from shared.fleet.affinity import AccountNote
+from shared.fleet.headroom import mark_slow
 from shared.fleet.registry import FleetSnapshot, all_cooling_error, read_fleet, set_account_cooling
 from shared.queue.job import JobRequest
 from shared.queue.requeue import Failure, FailureCause, next_attempt
@@ -123,12 +127,9 @@ async def _answer(
         await answer_with_cli(
             job.request, job.job_id, publisher, worker.cli, meter=meter, pool=worker.pool
         )
-    except AccountLimitReached as limit:
-        await _cool_account(run, limit)
-        fleet = await read_fleet(run.redis, heartbeat_ttl_s=worker.settings.worker.heartbeat_ttl_s)
-        if await _retry_elsewhere(job, publisher, worker, fleet, cause="account_limit"):
+    except (AccountLimitReached, UpstreamSilent) as error:
+        if await _move_off_account(job, publisher, run, error):
             return True
-        await _fail(publisher, worker, all_cooling_error(fleet) or limit)
     except FleetError as error:
         if error.transient and await _retry_elsewhere(
             job,
@@ -185,6 +186,30 @@ async def _cool_account(run: JobContext, limit: AccountLimitReached) -> None:
     )
 
 
+async def _move_off_account(
+    job: JobRequest,
+    publisher: ChunkPublisher,
+    run: JobContext,
+    error: AccountLimitReached | UpstreamSilent,
+) -> bool:
+    """The account cannot answer now: at its limit it cools until the reset; silent past the
+    first-byte timeout it shows as slow. True if the job was re-queued for another account;
+    else its client is told."""
+    worker = run.worker
+    limit = error if isinstance(error, AccountLimitReached) else None
+    if limit is not None:
+        await _cool_account(run, limit)
+    else:
+        logger.warning("account %s: the upstream sent nothing in time", worker.state.account)
+        await mark_slow(run.redis, worker.state.account, now_s=time.time())
+    fleet = await read_fleet(run.redis, heartbeat_ttl_s=worker.settings.worker.heartbeat_ttl_s)
+    cause: FailureCause = "account_limit" if limit is not None else "upstream_silent"
+    if await _retry_elsewhere(job, publisher, worker, fleet, cause=cause):
+        return True
+    await _fail(publisher, worker, (limit and all_cooling_error(fleet)) or error)
+    return False
+
+
 async def _retry_elsewhere(
     job: JobRequest,
     publisher: ChunkPublisher,
@@ -194,7 +219,7 @@ async def _retry_elsewhere(
     cause: FailureCause,
 ) -> bool:
     """Re-queue the job for its next attempt on another account, if it may run again
-    (shared/queue/requeue.py)."""
+    (shared/queue/requeue.py); the account policy names the one with the most room."""
     retry = next_attempt(
         Failure.of(job, cause, sent=publisher.seq > 0, account=worker.state.account),
         max_attempts=worker.settings.jobs.max_attempts,
@@ -206,7 +231,18 @@ async def _retry_elsewhere(
     if retry.backoff_s > 0:
         await asyncio.sleep(retry.backoff_s)
     avoid = retry.avoid_accounts
-    following = await worker.queue.requeue(job, avoid_accounts=avoid)
+    queue = worker.settings.queue
+    prefer = choose_account(
+        snapshot,
+        policy=queue.account_policy,
+        threshold=queue.headroom_threshold,
+        conversation_account="",
+        now_s=time.time(),
+        avoid=avoid,
+    )
+    following = await worker.queue.requeue(
+        job, avoid_accounts=avoid, prefer_account=prefer, prefer_for_ms=queue.affinity_wait_ms
+    )
     logger.info("re-queued as attempt %s avoiding %s", following and following.attempt, avoid)
     return following is not None
 

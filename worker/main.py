@@ -63,6 +63,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         work_root=own_dir.path,
         timeout_s=settings.jobs.timeout_s,
         kill_grace_s=settings.cli.kill_grace_s,
+        first_byte_timeout_s=settings.jobs.first_byte_timeout_s,
         login=login,
     )
     state = WorkerState(
@@ -73,6 +74,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         cli_version="",
         started_at_ms=int(time.time() * 1000),
         monthly_usd=settings.worker.account_monthly_usd,
+        priority=settings.worker.account_priority,
     )
     metrics = FleetMetrics()
     metrics_server = MetricsServer(

@@ -30,6 +30,12 @@ def account_state(account: str) -> str:
     return f"{PREFIX}:account:{account}"
 
 
+def account_headroom(account: str) -> str:
+    """Hash of an account's usage windows as the upstream last reported them (JSON by
+    `window:<name>`) and its first-byte timeouts (shared/fleet/headroom.py)."""
+    return f"{PREFIX}:account:{account}:headroom"
+
+
 def lane_waiting(lane: str) -> str:
     """Sorted set of the lane's jobs waiting for a worker, scored by enqueue time (epoch ms)."""
     return f"{PREFIX}:lane:{lane}:waiting"

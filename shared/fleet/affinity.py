@@ -3,9 +3,10 @@
 The turns of one conversation share their system prompt and first message, so those name it.
 The worker answering a turn records its account under that key with the turn's first chunk
 (`AccountNote`, worker/reply/chunk_publisher.py), long before the client can send the next; the
-front end asks for that account for the next turn if it has room (`preferred_account`). A
-preference is only a head start for that account's workers (`CCFLEET_AFFINITY_WAIT_MS`): any
-worker may take the turn after it, so a busy or cooling account never strands a conversation.
+front end asks for that account for the next turn (`noted_account`) while it has room
+(shared/fleet/account_policy.py). A preference is only a head start for that account's workers
+(`CCFLEET_AFFINITY_WAIT_MS`): any worker may take the turn after it, so a busy or cooling
+account never strands a conversation.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import orjson
 from redis.asyncio import Redis
 
 from shared.broker import redis_keys
-from shared.fleet.registry import FleetSnapshot
 from shared.wire.messages import MessagesRequest
 
 
@@ -42,13 +42,7 @@ class AccountNote:
         return redis_keys.conversation_account(conversation_key(self.request))
 
 
-async def preferred_account(redis: Redis, request: MessagesRequest, fleet: FleetSnapshot) -> str:
-    """The account of the conversation's earlier turns if it can take this one now, else ''."""
+async def noted_account(redis: Redis, request: MessagesRequest) -> str:
+    """The account that served the conversation's latest turn, or ''."""
     raw: bytes | None = await redis.get(redis_keys.conversation_account(conversation_key(request)))
-    if raw is None:
-        return ""
-    name = raw.decode()
-    for account in fleet.accounts:
-        if account.name == name and not account.cooling and account.busy < account.slots:
-            return name
-    return ""
+    return raw.decode() if raw is not None else ""

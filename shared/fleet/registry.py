@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from shared.access.ledger import month_of
 from shared.broker import redis_keys
 from shared.errors import FleetError, Overloaded, RateLimited
+from shared.fleet.headroom import Headroom, parse_headroom
 from shared.fleet.lanes import LANES, Lane
 
 WorkerStateName = Literal["ready", "cooling", "broken", "draining"]
@@ -37,6 +38,7 @@ class WorkerInfo(BaseModel):
     started_at_ms: int = 0
     beat_at_ms: int = 0
     monthly_usd: float = 0.0  # its account's monthly budget (USD); 0: none
+    priority: int = 0  # its account's place in the drain order (lower first)
     ready_clis: int = 0  # CLIs started ahead and waiting for a request
     ready_hits: int = 0  # requests served by a ready CLI since the worker started
     ready_misses: int = 0  # requests that started their CLI cold
@@ -51,10 +53,20 @@ class AccountInfo(BaseModel):
     cooling_reason: str = ""
     month_usd: float = 0.0  # spent this month (UTC), as the CLI reported it
     monthly_usd: float = 0.0  # budget; 0: none
+    priority: int = 0  # place in the drain order (lower first): its workers' lowest
+    headroom: Headroom = Headroom()
 
     @property
     def cooling(self) -> bool:
         return self.cooling_until > time.time()
+
+    def utilization(self, now_s: float) -> float:
+        """How much of its tightest window the account has used (0..1): its usage windows
+        as last reported, or for an account without any (API keys) its month's budget."""
+        windows = self.headroom.live_windows(now_s)
+        if windows:
+            return max(w.utilization for w in windows)
+        return self.month_usd / self.monthly_usd if self.monthly_usd else 0.0
 
 
 class LaneInfo(BaseModel):
@@ -112,10 +124,13 @@ async def _accounts(redis: Redis, workers: list[WorkerInfo]) -> list[AccountInfo
             pipe.hgetall(redis_keys.account_state(name))
         for name in names:
             pipe.get(redis_keys.month_spend("account", name, month))
+        for name in names:
+            pipe.hgetall(redis_keys.account_headroom(name))
         replies = await pipe.execute()
-    states, spends = replies[: len(names)], replies[len(names) :]
+    count = len(names)
+    states, spends, headrooms = replies[:count], replies[count : 2 * count], replies[2 * count :]
     accounts = []
-    for name, state, spend in zip(names, states, spends, strict=True):
+    for name, state, spend, headroom in zip(names, states, spends, headrooms, strict=True):
         own = [w for w in workers if w.account == name]
         accounts.append(
             AccountInfo(
@@ -127,6 +142,8 @@ async def _accounts(redis: Redis, workers: list[WorkerInfo]) -> list[AccountInfo
                 cooling_reason=state.get(b"reason", b"").decode(),
                 month_usd=float(spend or 0),
                 monthly_usd=max(w.monthly_usd for w in own),
+                priority=min(w.priority for w in own),
+                headroom=parse_headroom(headroom),
             )
         )
     return accounts

@@ -11,6 +11,7 @@ from collections.abc import Collection
 from pydantic import BaseModel
 
 from shared.fleet.cli_vetting import VETTED_CLI_VERSIONS, is_vetted
+from shared.fleet.headroom import UsageWindow
 from shared.fleet.registry import FleetSnapshot, LaneInfo, WorkerInfo
 
 
@@ -32,6 +33,16 @@ class AccountView(BaseModel):
     """Spent this month (UTC) as the CLI reported it (total_cost_usd)."""
     monthly_usd: float
     """The account's monthly budget; 0: none."""
+    priority: int
+    """Its place in the drain order of `fill-first` (lower first)."""
+    utilization: float
+    """How much of its tightest window it has used (0..1); an API-key account: of its budget."""
+    windows: list[UsageWindow]
+    """Its usage windows as the upstream last reported them (those not yet reset)."""
+    slow: bool
+    """Its upstream sent nothing within the first-byte timeout lately."""
+    first_byte_timeouts: int
+    """Attempts abandoned on it for a silent upstream (the last eight days)."""
 
 
 class FleetTotals(BaseModel):
@@ -70,6 +81,11 @@ def fleet_view(
             reason=a.cooling_reason if a.cooling_until > now_s else "",
             month_usd=round(a.month_usd, 6),
             monthly_usd=a.monthly_usd,
+            priority=a.priority,
+            utilization=round(a.utilization(now_s), 4),
+            windows=a.headroom.live_windows(now_s),
+            slow=a.headroom.slow(now_s),
+            first_byte_timeouts=a.headroom.first_byte_timeouts,
         )
         for a in snapshot.accounts
     ]

@@ -251,14 +251,23 @@ class JobQueue:
             )
         return job
 
-    async def requeue(self, job: JobRequest, *, avoid_accounts: list[str]) -> JobRequest | None:
-        """Queue the next attempt of `job`, unless another attempt has taken over already."""
+    async def requeue(
+        self,
+        job: JobRequest,
+        *,
+        avoid_accounts: list[str],
+        prefer_account: str = "",
+        prefer_for_ms: int = 0,
+    ) -> JobRequest | None:
+        """Queue the next attempt of `job`, unless another attempt has taken over already;
+        `prefer_account`'s workers get a head start of `prefer_for_ms` (else none has one)."""
+        now_ms = int(time.time() * 1000)
         following = job.model_copy(
             update={
                 "attempt": job.attempt + 1,
                 "avoid_accounts": sorted(set(avoid_accounts)),
-                "prefer_account": "",  # a retry goes to whichever account can take it
-                "prefer_until_ms": 0,
+                "prefer_account": prefer_account,
+                "prefer_until_ms": now_ms + prefer_for_ms if prefer_account else 0,
             }
         )
         if not await self._advance(job, following):

@@ -9,10 +9,11 @@ whose worker died (shared/batches/dispatch.py):
 - A client's stream cannot start over: once it was sent a chunk, the job fails. A batch
   request has no client stream, so it may always run again.
 - No job runs more than `max_attempts` times (attempts, or a batch request's runs).
-- After an account's limit or an upstream failure the next attempt avoids the accounts
-  tried so far, if another account is free. If none is, a transient failure may clear up
-  anywhere (all are tried again); a limit ends only at its reset, which a batch request
-  waits out while a client is told of it instead.
+- After an account's limit, an upstream failure or an upstream that stayed silent past the
+  first-byte timeout, the next attempt avoids the accounts tried so far, if another account
+  is free. If none is, a transient failure may clear up anywhere (all are tried again); a
+  limit ends only at its reset and a silent upstream is not waited on twice, so a client
+  is told of either instead (a batch request waits them out).
 - After an upstream failure the next attempt waits first, twice as long each attempt.
 - Otherwise (a CLI that cannot serve, a dead worker, a lost job) the job runs again with
   the accounts it avoided already.
@@ -26,7 +27,11 @@ from typing import Literal
 
 from shared.queue.job import JobRequest
 
-FailureCause = Literal["account_limit", "upstream_failed", "cli_broken", "worker_died", "lost"]
+FailureCause = Literal[
+    "account_limit", "upstream_failed", "upstream_silent", "cli_broken", "worker_died", "lost"
+]
+_ACCOUNT_FAILURES = ("account_limit", "upstream_failed", "upstream_silent")
+"""Failures of the account's upstream: the next attempt tries another account."""
 
 
 @dataclass(frozen=True)
@@ -79,13 +84,13 @@ def next_attempt(
         return None
     if failure.attempt >= max_attempts:
         return None
-    if failure.cause not in ("account_limit", "upstream_failed"):
+    if failure.cause not in _ACCOUNT_FAILURES:
         return Requeue(list(failure.avoid_accounts))
-    limit = failure.cause == "account_limit"
+    hop_only = failure.cause != "upstream_failed"  # waiting on the same account will not help
     avoid = [*failure.avoid_accounts, failure.account]
     if not [name for name in free_accounts if name not in avoid]:
-        if limit and not failure.batch:
-            return None  # the client hears of the limit
+        if hop_only and not failure.batch:
+            return None  # the client hears of the limit or the silence
         avoid = []
-    wait_s = 0.0 if limit else backoff_s * 2 ** (failure.attempt - 1)
+    wait_s = 0.0 if hop_only else backoff_s * 2 ** (failure.attempt - 1)
     return Requeue(avoid, backoff_s=wait_s)

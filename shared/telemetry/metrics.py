@@ -8,6 +8,8 @@ queue waits, CLI start times, tokens and cost. Keys are labelled by name, never 
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from shared.fleet.lanes import LANES
@@ -59,6 +61,18 @@ class FleetMetrics:
         self.account_cooling = Gauge(
             "ccfleet_account_cooling", "1 while an account cools.", ["account"], registry=r
         )
+        self.account_utilization = Gauge(
+            "ccfleet_account_utilization",
+            "Share of a usage window an account has used (0..1), as the upstream last said.",
+            ["account", "window"],
+            registry=r,
+        )
+        self.account_first_byte_timeouts = Gauge(
+            "ccfleet_account_first_byte_timeouts",
+            "Attempts abandoned because the account's upstream sent nothing in time.",
+            ["account"],
+            registry=r,
+        )
         self.cli_start = Histogram(
             "ccfleet_cli_start_seconds",
             "CLI spawn to its first output line.",
@@ -76,8 +90,16 @@ class FleetMetrics:
             count = sum(1 for w in snapshot.workers if w.state == state)
             self.workers.labels(state=state).set(count)
         self.account_cooling.clear()
+        self.account_utilization.clear()
+        self.account_first_byte_timeouts.clear()
+        now_s = time.time()
         for account in snapshot.accounts:
             self.account_cooling.labels(account=account.name).set(int(account.cooling))
+            for window in account.headroom.live_windows(now_s):
+                labels = {"account": account.name, "window": window.name}
+                self.account_utilization.labels(**labels).set(window.utilization)
+            timeouts = account.headroom.first_byte_timeouts
+            self.account_first_byte_timeouts.labels(account=account.name).set(timeouts)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

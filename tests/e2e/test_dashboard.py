@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 from shared.access.client_keys import KeyLimits, KeyStore
 from shared.batches.store import BatchStore, NewBatch, StoredRequest
 from shared.batches.wire import errored, new_batch_id, succeeded
+from shared.fleet.headroom import UsageWindow, mark_slow, record_windows
 from shared.fleet.registry import set_account_cooling
 from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import MidStreamErrorReply, TextReply
@@ -163,6 +164,20 @@ async def test_the_dashboard_follows_the_fleet_live_without_reloading(
             await expect(page.locator('[data-account="second"] .spend')).to_have_text(
                 "$0.00 of $50.00"
             )
+
+            # Each usage window as a worker records it from the CLI's rate_limit_event.
+            five_hour = UsageWindow(
+                name="five_hour", utilization=0.87, resets_at=time.time() + 7200, status="allowed"
+            )
+            await record_windows(redis, "second", [five_hour])
+            await mark_slow(redis, "second", now_s=time.time())
+            window = page.locator('[data-account="second"] .window[data-window="five_hour"]')
+            await expect(window).to_contain_text("87 %", timeout=LIVE_S * 1000)
+            await expect(window).to_contain_text("resets")
+            await expect(window.locator('[role="progressbar"]')).to_have_attribute(
+                "aria-valuenow", "87"
+            )
+            await expect(page.locator('[data-account="second"] .slow')).to_have_text("slow")
 
             await set_account_cooling(redis, "second", until_s=time.time() + 1800, reason="limit")
             await expect(page.locator('[data-account="second"] .state')).to_contain_text(

@@ -19,6 +19,11 @@ FAKE_CLI_MODE
                     sleep; SIGTERM ends only the parent.
     long_line       Print one stream_event line whose text delta is FAKE_CLI_LINE_BYTES long
                     (default 2 MiB), then a success `result`, then exit.
+    upstream        Like answer, but the querying user line is sent (non-streaming) to the
+                    fake upstream at ANTHROPIC_BASE_URL with the login the worker gave it, and
+                    its reply printed as the real CLI prints it: a `rate_limit_event` from the
+                    unified rate-limit headers (OAuth logins only, as measured), the text as
+                    stream events, or an error `result` with the HTTP status.
     stream_forever  Read stdin up to the querying user line (control requests answered as in
                     `answer`), start an answer, then print a text delta of
                     FAKE_CLI_LINE_BYTES (default 1) every FAKE_CLI_DRIP_S (default 0.05)
@@ -42,6 +47,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -110,6 +117,68 @@ def scripted_output() -> list[dict[str, Any]]:
         return [json.loads(line) for line in lines if line.strip()]
 
 
+def text_answer(text: str) -> list[dict[str, Any]]:
+    """`hello_answer`'s events, saying `text`."""
+    events = hello_answer()
+    start, block, _hel, _lo, *closing, _result = events
+    delta = {"type": "text_delta", "text": text}
+    middle = stream_event({"type": "content_block_delta", "index": 0, "delta": delta})
+    return [start, block, middle, *closing, success_result(text)]
+
+
+def rate_limit_event(headers: Any) -> dict[str, Any] | None:
+    """What the real CLI prints (OAuth logins) for the upstream's unified rate-limit headers."""
+    prefix = "anthropic-ratelimit-unified"
+    status = headers.get(f"{prefix}-status")
+    if status is None or not os.environ.get("CLAUDE_CODE_OAUTH_TOKEN"):
+        return None
+    windows = {
+        name: {
+            "utilization": float(headers[f"{prefix}-{short}-utilization"]),
+            "resetsAt": int(headers[f"{prefix}-{short}-reset"]),
+            "status": headers[f"{prefix}-{short}-status"],
+        }
+        for short, name in (("5h", "five_hour"), ("7d", "seven_day"))
+        if headers.get(f"{prefix}-{short}-utilization") is not None
+    }
+    info = {
+        "status": status,
+        "resetsAt": int(headers[f"{prefix}-reset"]),
+        "rateLimitType": headers.get(f"{prefix}-representative-claim"),
+        "isUsingOverage": False,
+        "unifiedWindows": windows,
+    }
+    return {"type": "rate_limit_event", "rate_limit_info": info, "session_id": "s"}
+
+
+def ask_upstream(line: dict[str, Any]) -> list[dict[str, Any]]:
+    """Send the user line to the fake upstream; what the CLI prints about its reply."""
+    token = os.environ.get("CLAUDE_CODE_OAUTH_TOKEN")
+    api_key = os.environ.get("ANTHROPIC_API_KEY", "")
+    login = {"authorization": f"Bearer {token}"} if token else {"x-api-key": api_key}
+    body = {
+        "model": os.environ.get("ANTHROPIC_MODEL", "claude-fake"),
+        "max_tokens": int(os.environ.get("CLAUDE_CODE_MAX_OUTPUT_TOKENS", "50")),
+        "messages": [line["message"]],
+    }
+    request = urllib.request.Request(
+        f"{os.environ['ANTHROPIC_BASE_URL']}/v1/messages",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json", **login},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            reply, status, headers = json.loads(response.read()), 200, response.headers
+    except urllib.error.HTTPError as error:
+        reply, status, headers = {}, error.code, error.headers
+    printed = [event] if (event := rate_limit_event(headers)) is not None else []
+    if status != 200:
+        failed = {**success_result(f"API Error: {status}"), "is_error": True}
+        failed.update(subtype="error_during_execution", api_error_status=status)
+        return [*printed, failed]
+    return [*printed, *text_answer(reply["content"][0]["text"])]
+
+
 def answer() -> int:
     emit({"type": "system", "subtype": "init", "session_id": "s"})
     for raw in sys.stdin:
@@ -126,7 +195,8 @@ def answer() -> int:
             emit(success_result(""))
             continue
         time.sleep(float(os.environ.get("FAKE_CLI_DELAY_S", "0")))
-        for message in scripted_output():
+        upstream = os.environ.get("FAKE_CLI_MODE") == "upstream"
+        for message in ask_upstream(line) if upstream else scripted_output():
             emit(message)
         break
     return int(os.environ.get("FAKE_CLI_EXIT_CODE", "0"))
@@ -256,7 +326,7 @@ def main() -> int:
         return 0
     if mode == "answer" and sys.argv[1:3] == ["auth", "status"]:
         return auth_status()
-    if mode == "answer":
+    if mode in ("answer", "upstream"):
         return answer()
     if mode in ("sleep", "ignore_sigterm"):
         return sleep(ignore_sigterm=mode == "ignore_sigterm")

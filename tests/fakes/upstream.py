@@ -10,6 +10,10 @@ sync and async tests can both use it::
         ...  # run the CLI with ANTHROPIC_BASE_URL=upstream.url
         assert upstream.requests[0].body["model"] == "claude-sonnet-5-5"
 
+Each account's utilisation (:attr:`FakeUpstream.usage`, keyed by the token the CLI sends) goes
+out on every reply as Anthropic's unified rate-limit headers (:class:`AccountUsage`), and can
+rise with each request; an account at 100 % is refused with 429 ``rejected``.
+
 ``GET /v1/models`` lists :attr:`FakeUpstream.models` (set it to script another list), paged
 with ``limit`` and ``after_id`` as the API does; those requests are recorded apart, in
 :attr:`FakeUpstream.model_list_requests`, so ``requests`` holds what the CLI sent.
@@ -134,6 +138,57 @@ def subscription_limit_reply(resets_at: float) -> ErrorReply:
             "anthropic-ratelimit-unified-representative-claim": "five_hour",
         },
     )
+
+
+def unified_status(utilization: float) -> str:
+    """A window's status as the upstream states it: a warning past 80 %, refused at 100 %."""
+    if utilization >= 1.0:
+        return "rejected"
+    return "allowed_warning" if utilization >= WARNING_UTILIZATION else "allowed"
+
+
+WARNING_UTILIZATION = 0.8
+
+
+@dataclass
+class AccountUsage:
+    """One account's subscription windows as the upstream reports them on every reply (the
+    `anthropic-ratelimit-unified-*` headers, docs/measured-facts.md): `five_hour` and
+    `seven_day` utilisation (0..1), each rising by `rise_per_request` after every request."""
+
+    five_hour: float = 0.0
+    seven_day: float = 0.0
+    rise_per_request: float = 0.0
+    five_hour_reset_s: float = field(default_factory=lambda: time.time() + 3600)
+    seven_day_reset_s: float = field(default_factory=lambda: time.time() + 7 * 86400)
+
+    @property
+    def rejected(self) -> bool:
+        return max(self.five_hour, self.seven_day) >= 1.0
+
+    def headers(self) -> dict[str, str]:
+        windows = {
+            "5h": (self.five_hour, self.five_hour_reset_s),
+            "7d": (self.seven_day, self.seven_day_reset_s),
+        }
+        tightest = "5h" if self.five_hour >= self.seven_day else "7d"
+        headers = {
+            "anthropic-ratelimit-unified-status": unified_status(windows[tightest][0]),
+            "anthropic-ratelimit-unified-reset": str(int(windows[tightest][1])),
+            "anthropic-ratelimit-unified-representative-claim": (
+                "five_hour" if tightest == "5h" else "seven_day"
+            ),
+        }
+        for name, (utilization, reset_s) in windows.items():
+            prefix = f"anthropic-ratelimit-unified-{name}"
+            headers[f"{prefix}-status"] = unified_status(utilization)
+            headers[f"{prefix}-utilization"] = f"{utilization:.4f}"
+            headers[f"{prefix}-reset"] = str(int(reset_s))
+        return headers
+
+    def spend(self) -> None:
+        self.five_hour = round(self.five_hour + self.rise_per_request, 6)
+        self.seven_day = round(self.seven_day + self.rise_per_request / 4, 6)
 
 
 @dataclass
@@ -303,6 +358,9 @@ class FakeUpstream:
         self.models: list[JsonDict] = list(DEFAULT_MODELS)
         self.model_list_requests: list[RecordedRequest] = []
         self.models_error: ErrorReply | None = None  # set: GET /v1/models fails with it
+        self.usage: dict[str, AccountUsage] = {}
+        """By the token a request carries (bearer or x-api-key): its account's windows."""
+        self.rejections = 0  # requests refused because their account was at 100 %
         self._replies: deque[Reply] = deque()
         self._responder: Responder | None = None
         self._cond = threading.Condition()
@@ -355,6 +413,8 @@ class FakeUpstream:
             self.models = list(DEFAULT_MODELS)
             self.model_list_requests.clear()
             self.models_error = None
+            self.usage.clear()
+            self.rejections = 0
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> FakeUpstream:
@@ -452,16 +512,35 @@ class FakeUpstream:
         }
         return JSONResponse(body, headers={"request-id": _request_id()})
 
+    def _account_headers(self, recorded: RecordedRequest) -> tuple[dict[str, str], bool]:
+        """The unified headers of the request's account (then its usage rises), and whether
+        it is refused for being at its limit."""
+        headers = recorded.headers
+        token = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
+        with self._cond:
+            usage = self.usage.get(token)
+            if usage is None:
+                return {}, False
+            sent, rejected = usage.headers(), usage.rejected
+            if rejected:
+                self.rejections += 1
+            else:
+                usage.spend()
+            return sent, rejected
+
     async def _messages(self, request: Request) -> Response:
         recorded = await self._record(request)
+        account_headers, rejected = self._account_headers(recorded)
         reply = self._next_reply(recorded)
+        if rejected:
+            reply = ErrorReply(429, "rate_limit_error", "You have reached your usage limit.")
         model = str(recorded.body.get("model", "claude-fake"))
-        headers = {"request-id": _request_id()}
+        headers = {"request-id": _request_id(), **account_headers}
         if isinstance(reply, DelayedReply):
             await self._hang(reply.seconds, recorded, request)
             reply = reply.then
         if isinstance(reply, ErrorReply):
-            return self._error(reply)
+            return self._error(reply, account_headers)
         if isinstance(reply, TextReply):
             reply = reply.as_blocks()
         if not recorded.body.get("stream"):
@@ -476,9 +555,9 @@ class FakeUpstream:
             self._stream(reply, model, recorded), headers=headers, media_type="text/event-stream"
         )
 
-    def _error(self, reply: ErrorReply) -> Response:
+    def _error(self, reply: ErrorReply, extra: dict[str, str] | None = None) -> Response:
         body = _error_body(reply.error_type, reply.message)
-        headers = {"request-id": body["request_id"], **reply.headers}
+        headers = {"request-id": body["request_id"], **(extra or {}), **reply.headers}
         return JSONResponse(body, reply.status, headers=headers)
 
     async def _hang(

@@ -210,3 +210,19 @@ def test_a_monthly_budget_reaches_its_workers_environment() -> None:
     assert "monthly_usd" in error_of(
         f'[[account]]\nname = "a"\noauth_token = "{SECRET}"\nmonthly_usd = 0'
     )
+
+
+def test_an_account_s_priority_reaches_its_worker_as_its_place_in_the_drain_order() -> None:
+    text = f"""
+        [[account]]
+        name = "team"
+        oauth_token = "{SECRET}"
+        priority = 1
+
+        [[account]]
+        name = "personal"
+        oauth_token = "{SECRET}-2"
+    """
+    team, personal = worker_environments(parse(text), {})
+    assert team["CCFLEET_ACCOUNT_PRIORITY"] == "1"
+    assert "CCFLEET_ACCOUNT_PRIORITY" not in personal, "unset: the worker's default"

@@ -52,6 +52,16 @@ def test_an_upstream_failure_with_no_other_free_account_may_run_anywhere_again()
     assert decided == Requeue([], backoff_s=1.0)
 
 
+def test_a_silent_upstream_moves_the_job_to_another_free_account_at_once() -> None:
+    decided = next_attempt(failed("upstream_silent"), max_attempts=MAX, free_accounts=["a", "b"],
+                           backoff_s=2.0)  # fmt: skip
+    assert decided == Requeue(["a"], backoff_s=0.0)
+
+
+def test_a_silent_upstream_with_no_other_free_account_fails_an_interactive_job() -> None:
+    assert next_attempt(failed("upstream_silent"), max_attempts=MAX, free_accounts=["a"]) is None
+
+
 @pytest.mark.parametrize("cause", ["cli_broken", "worker_died", "lost"])
 def test_a_broken_cli_a_dead_worker_or_a_lost_job_runs_again_avoiding_what_it_avoided(
     cause: FailureCause,
@@ -61,7 +71,8 @@ def test_a_broken_cli_a_dead_worker_or_a_lost_job_runs_again_avoiding_what_it_av
 
 
 @pytest.mark.parametrize(
-    "cause", ["account_limit", "upstream_failed", "cli_broken", "worker_died", "lost"]
+    "cause",
+    ["account_limit", "upstream_failed", "upstream_silent", "cli_broken", "worker_died", "lost"],
 )
 def test_a_client_sent_anything_is_never_given_a_second_answer(cause: FailureCause) -> None:
     decided = next_attempt(failed(cause, sent=True), max_attempts=MAX, free_accounts=["b"])

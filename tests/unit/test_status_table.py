@@ -9,6 +9,7 @@ import pytest
 from rich.console import Console
 
 from ccfleet.status_table import duration_text, render_fleet, truncated, until_text
+from shared.fleet.headroom import Headroom, UsageWindow
 from shared.fleet.registry import AccountInfo, FleetSnapshot, LaneInfo, WorkerInfo
 from shared.fleet.view import fleet_view
 
@@ -217,3 +218,20 @@ def test_the_fleet_view_marks_each_worker_cli_as_vetted_or_not() -> None:
     view = fleet_view(fleet, now_s=NOW_S, vetted_cli_versions={"2.1.328"})
     assert {w.id: w.cli_vetted for w in view.workers} == {"w-1": True, "w-2": False, "w-3": False}
     assert view.totals.unvetted_cli_workers == 2
+
+
+def test_an_account_shows_each_usage_window_with_its_reset_and_its_drain_order() -> None:
+    windows = [
+        UsageWindow(name="five_hour", utilization=0.87, resets_at=NOW_S + 7980, status="allowed"),
+        UsageWindow(name="seven_day", utilization=0.42, resets_at=NOW_S - 1, status="allowed"),
+    ]
+    alice = AccountInfo(
+        name="alice", workers=1, slots=2, busy=0, priority=3, headroom=Headroom(windows=windows)
+    )
+    text = rendered(snapshot([worker("w-1", "alice")], [alice]))
+    row = row_of(text, "alice", table="Accounts")
+    assert "five_hour 87% until 14:13 (in 2h13m)" in row
+    assert "│ 3 " in row
+    assert "seven_day" not in text, "a window that has reset is not shown"
+    view = fleet_view(snapshot([worker("w-1", "alice")], [alice]), now_s=NOW_S)
+    assert view.accounts[0].utilization == 0.87

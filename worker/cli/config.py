@@ -14,4 +14,5 @@ class CliConfig:
     work_root: str  # this worker's own directory (worker/cli/workspace.py)
     timeout_s: float
     kill_grace_s: float
+    first_byte_timeout_s: float = 60.0  # upstream silent this long: the attempt is abandoned
     login: AccountLogin = field(default_factory=AccountLogin)

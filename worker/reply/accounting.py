@@ -1,4 +1,5 @@
-"""Books each CLI run: the ledger, the key's quotas, the metrics, the account's budget.
+"""Books each CLI run: the ledger, the key's quotas, the metrics, the account's budget and
+its usage windows (shared/fleet/headroom.py).
 
 A job's last run also ends its quotas' hold: its concurrency lease ends (a client that left
 inside its resume window left the lease with the job) and its tokens reservation gives way to
@@ -19,6 +20,7 @@ from redis.asyncio import Redis
 from shared.access.ledger import NO_KEY, LedgerEntry, month_spend, next_month_start, record_usage
 from shared.access.quotas import BUDGET_LIMIT, Quotas
 from shared.broker.outage import OUTAGE_ERRORS
+from shared.fleet.headroom import record_windows
 from shared.fleet.registry import set_account_cooling
 from shared.queue.job import JobRequest
 from worker.context import WorkerContext
@@ -70,6 +72,7 @@ async def book_run(
         )
         if final and job.client_key is not None:
             await Quotas(redis).end(job.client_key, job.request_id)
+        await record_windows(redis, worker.state.account, meter.windows)
     except OUTAGE_ERRORS as exc:
         logger.warning("usage not booked, redis unavailable: %r", exc)
         return

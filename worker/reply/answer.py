@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from shared.errors import CliFailed, JobTimedOut
+from shared.errors import CliFailed, JobTimedOut, UpstreamSilent
 from shared.wire.messages import MessagesRequest
 from worker.cli.command import (
     StdinLine,
@@ -77,7 +77,7 @@ async def answer_with_cli(
                 logger.info("cli pid=%s (%s) took the request", process.pid, _kind(warm))
                 await _replay_history(cli, lines[:-1], meter)
                 await process.write_line(lines[-1].payload)
-                await _relay_answer(cli, publisher, cutter, meter)
+                await _relay_answer_in_time(cli, publisher, cutter, meter, config)
                 if cutter.matched is None:
                     await process.wait_exit(config.kill_grace_s)
         except TimeoutError as exc:
@@ -111,13 +111,21 @@ class _AnsweringCli:
     def __init__(self, process: CliProcess, tools: list[dict[str, Any]]) -> None:
         self.process = process
         self._tools = tools
+        self.first_byte: asyncio.Timeout | None = None
+        """Running while the upstream has not answered the request; ended by its first sign."""
 
     async def read_message(self) -> dict[str, Any] | None:
         while (message := await self.process.read_message()) is not None:
             if message.get("type") != "control_request":
+                self._heard(message)
                 return message
             await self._answer(message)
         return None
+
+    def _heard(self, message: dict[str, Any]) -> None:
+        if self.first_byte is not None and message.get("type") in _UPSTREAM_SIGNS:
+            self.first_byte.reschedule(None)
+            self.first_byte = None
 
     async def _answer(self, message: dict[str, Any]) -> None:
         request_id = message.get("request_id")
@@ -165,6 +173,30 @@ async def _next_result(cli: _AnsweringCli, meter: RunMeter) -> dict[str, Any]:
         if message.get("type") == "result":
             return message
     raise CliFailed("The Claude Code CLI exited while replaying the conversation.")
+
+
+# What the CLI prints only once the upstream answered its request: the response's headers
+# (`rate_limit_event`, OAuth logins), its events, or the run's end.
+_UPSTREAM_SIGNS = ("stream_event", "rate_limit_event", "assistant", "result")
+
+
+async def _relay_answer_in_time(
+    cli: _AnsweringCli,
+    publisher: ChunkPublisher,
+    cutter: StopSequenceCutter,
+    meter: RunMeter,
+    config: CliConfig,
+) -> None:
+    """`_relay_answer`, abandoned with UpstreamSilent when the CLI hears nothing from the
+    upstream within the first-byte timeout after the request (leaving stops the CLI)."""
+    cli.first_byte = deadline = asyncio.timeout(config.first_byte_timeout_s)
+    try:
+        async with deadline:
+            await _relay_answer(cli, publisher, cutter, meter)
+    except TimeoutError as exc:
+        raise UpstreamSilent(
+            f"The upstream sent nothing within {config.first_byte_timeout_s:g} s."
+        ) from exc
 
 
 # Held back until the answer goes on or the CLI's `result` confirms it: after a mid-stream

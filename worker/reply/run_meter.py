@@ -4,7 +4,8 @@ The run's `result` line carries the upstream's usage and `total_cost_usd`, the c
 prices with its own table (measured with CLI 2.1.328: claude-sonnet-4-5 at 3 / 15 / 0.30 /
 3.75 USD per million input / output / cache-read / cache-write tokens). A run stopped before
 its `result` (a stop sequence, a cancellation) is metered from its stream events, without a
-cost.
+cost. Its `rate_limit_event` (OAuth logins) tells how much of each usage window the account
+has used (shared/fleet/headroom.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.access.ledger import Usage
+from shared.fleet.headroom import UsageWindow, windows_of
 
 
 @dataclass
@@ -25,6 +27,8 @@ class RunMeter:
     """Spawn to the CLI's first output line."""
     streamed: Usage = field(default_factory=Usage)
     reported: Usage | None = None
+    windows: list[UsageWindow] = field(default_factory=list)
+    """The account's usage windows as the run's last `rate_limit_event` reported them."""
 
     @property
     def usage(self) -> Usage:
@@ -39,6 +43,8 @@ class RunMeter:
         elif kind == "result" and message.get("num_turns") != 0:  # 0: a replayed turn's ack
             self.reported = _usage(message.get("usage") or {})
             self.reported.cost_usd = float(message.get("total_cost_usd") or 0.0)
+        elif kind == "rate_limit_event":
+            self.windows = windows_of(message.get("rate_limit_info") or {}) or self.windows
 
     def _observe_event(self, event: dict[str, Any]) -> None:
         if event.get("type") == "message_start":

@@ -39,6 +39,30 @@
       `${done} / ${total}`);
   }
 
+  function shareBar(share) {
+    const percent = Math.max(0, Math.min(100, 100 * share));
+    const fill = el("span");
+    fill.style.width = `${percent.toFixed(1)}%`;
+    return el("span", { class: "meter" },
+      el("span", { class: "bar", role: "progressbar", "aria-valuenow": percent.toFixed(0),
+        "aria-valuemax": "100" }, fill),
+      `${percent.toFixed(0)} %`);
+  }
+
+  // Each usage window of an account: a bar of its share used and when it resets; `slow`
+  // after its upstream sent nothing within the first-byte timeout.
+  function headroom(account, nowS) {
+    const parts = account.windows.map((w) => el("div", { class: "window", "data-window": w.name,
+      title: w.status },
+      `${w.name} `, shareBar(w.utilization),
+      ` resets ${clock(w.resets_at)} (in ${duration(w.resets_at - nowS)})`));
+    if (account.slow) {
+      parts.push(el("span", { class: "badge slow",
+        title: `${account.first_byte_timeouts} attempts abandoned for a silent upstream` }, "slow"));
+    }
+    return parts.length ? parts : ["–"];
+  }
+
   // ---- formatting ----
   function duration(seconds) {
     const s = Math.max(0, Math.round(seconds));
@@ -108,9 +132,10 @@
         ? el("span", { class: "badge state cooling", title: a.reason },
           `cooling until ${clock(a.cooling_until)} (in ${duration(a.cooling_until - nowS)})`)
         : el("span", { class: "badge state ready" }, "ready")),
+      el("td", { class: "headroom" }, ...headroom(a, nowS)),
       el("td", { class: "num spend" }, money(a.month_usd),
         a.monthly_usd ? ` of ${money(a.monthly_usd)}` : ""))),
-      "no account", 5);
+      "no account", 6);
 
     fillBody("lanes", view.lanes.map((l) => el("tr", { "data-lane": l.name },
       el("td", {}, l.name),

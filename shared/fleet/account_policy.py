@@ -1,0 +1,58 @@
+"""Which account a new request should go to: the operator's account policy over each
+account's headroom (shared/fleet/headroom.py).
+
+The front end names one account for each job (its workers get a head start on it, as for
+conversation affinity: shared/fleet/affinity.py), chosen among the accounts that can take it
+now (a ready worker with a free slot, not cooling):
+
+- A conversation stays on the account of its earlier turns while that account is under the
+  threshold (`CCFLEET_HEADROOM_THRESHOLD`). Past it, the turn goes where the policy says; the
+  worker answering it notes its account for the turns after, so the conversation hops once
+  and sticks.
+- Accounts under the threshold (and not slow to answer lately) come first: `fill-first`
+  takes the first of them in the drain order (`CCFLEET_ACCOUNT_PRIORITY`, lower first), so
+  later accounts are untouched until the earlier ones pass the threshold; `most-headroom`
+  takes the one that has used least of its tightest window.
+- When every account is past the threshold, the one with the most headroom: the threshold
+  orders the accounts, it never refuses a request.
+- When no account can take the job now, none is named and whichever worker frees first takes it.
+
+A job re-run after a limit or an upstream failure on one account (shared/queue/requeue.py) is
+named an account the same way, among those it does not avoid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Literal
+
+from shared.fleet.registry import AccountInfo, FleetSnapshot
+
+AccountPolicy = Literal["fill-first", "most-headroom"]
+
+
+def choose_account(
+    fleet: FleetSnapshot,
+    *,
+    policy: AccountPolicy,
+    threshold: float,
+    conversation_account: str,
+    now_s: float,
+    avoid: Collection[str] = (),
+) -> str:
+    """The account the job should go to, or '' when none can take it now."""
+    ready = {a.name for a in fleet.available_accounts()} - set(avoid)
+    open_accounts = [a for a in fleet.accounts if a.name in ready and a.busy < a.slots]
+    with_room = [a for a in open_accounts if _has_room(a, threshold, now_s)]
+    if conversation_account in {a.name for a in with_room}:
+        return conversation_account
+    if with_room and policy == "fill-first":
+        return min(with_room, key=lambda a: (a.priority, a.utilization(now_s), a.name)).name
+    candidates = with_room or open_accounts
+    if not candidates:
+        return ""
+    return min(candidates, key=lambda a: (a.utilization(now_s), a.priority, a.name)).name
+
+
+def _has_room(account: AccountInfo, threshold: float, now_s: float) -> bool:
+    return account.utilization(now_s) < threshold and not account.headroom.slow(now_s)
