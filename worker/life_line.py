@@ -2,10 +2,10 @@
 
 shared/fleet/liveness.py states the rule readers apply. This side holds the line: subscribe to
 the worker's own channel, confirm on a plain connection that the subscription is seen there,
-and only then name the server (its run_id) in `WorkerState.life_run_id`, which the next
-heartbeat writes. While the line is down the field is empty, so nobody counts on it; it is
-opened again at once (a lost line is most often Redis restarting, and the sooner it is held
-again, the sooner a dead worker is found again in seconds).
+and only then name the server (its run_id) in `WorkerState.life_run_id` and beat at once, so
+the heartbeat names the line from then on. While the line is down the field is empty, and the
+next beat writes it so: nobody counts on the line. A lost line is opened again at once: while
+Redis stays up, a worker whose line is cut looks dead until it holds the line again.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from shared.broker import redis_keys
 from worker.context import WorkerState
+from worker.heartbeat import beat
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +30,10 @@ _LISTEN_TIMEOUT_S = 30.0
 
 
 class LifeLine:
-    def __init__(self, redis: Redis, state: WorkerState) -> None:
+    def __init__(self, redis: Redis, state: WorkerState, *, heartbeat_ttl_s: float) -> None:
         self._redis = redis
         self._state = state
+        self._heartbeat_ttl_s = heartbeat_ttl_s
         self._channel = redis_keys.worker_life_channel(state.worker_id)
 
     async def hold_forever(self) -> None:
@@ -43,10 +45,13 @@ class LifeLine:
             except (RedisError, OSError) as exc:
                 logger.warning("life line lost (%s)", type(exc).__name__)
             finally:
+                was_held = bool(self._state.life_run_id)
                 self._state.life_run_id = ""
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py 5 leaves it untyped
-            await asyncio.sleep(_REOPEN_S)
+            # A line cut while Redis stays up (a killed connection) makes this worker look
+            # dead until it is held again, so the first try is at once.
+            await asyncio.sleep(0 if was_held else _REOPEN_S)
 
     async def _hold(self, pubsub: PubSub) -> None:
         await pubsub.subscribe(self._channel)
@@ -66,3 +71,5 @@ class LifeLine:
             pipe.pubsub_numsub(self._channel)
             server, [(_channel, subscribers)] = await pipe.execute()
         self._state.life_run_id = server["run_id"] if subscribers > 0 else ""
+        if self._state.life_run_id:
+            await beat(self._redis, self._state, ttl_s=self._heartbeat_ttl_s)

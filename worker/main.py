@@ -114,7 +114,8 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
             ),
             name="heartbeat",
         )
-        vital.start(LifeLine(redis, state).hold_forever(), name="life-line")
+        life_line = LifeLine(redis, state, heartbeat_ttl_s=settings.worker.heartbeat_ttl_s)
+        vital.start(life_line.hold_forever(), name="life-line")
         vital.start(
             check_cli_forever(
                 cli.claude_bin, cli.base_env, state, interval_s=settings.cli.check_interval_s

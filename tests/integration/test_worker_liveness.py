@@ -18,7 +18,6 @@ from redis.asyncio import Redis
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.broker import redis_keys
 from shared.fleet.liveness import LIFE_RUN_ID_FIELD, live_worker_ids, worker_alive
-from tests.waiting import async_wait_until
 from worker.context import WorkerState
 from worker.heartbeat import beat
 from worker.life_line import LifeLine
@@ -34,16 +33,30 @@ def worker_state(worker_id: str = "w-1") -> WorkerState:
 @contextlib.asynccontextmanager
 async def life_line(redis: Redis, state: WorkerState) -> AsyncIterator[asyncio.Task[None]]:
     """The worker's life line, held by a task of the test until the block ends (or the test
-    cancels it), once the line is confirmed and a heartbeat names it."""
-    task = asyncio.create_task(LifeLine(redis, state).hold_forever(), name="test-life-line")
+    cancels it), once the line is held (its heartbeat, written then, names it)."""
+    line = LifeLine(redis, state, heartbeat_ttl_s=TTL_S)
+    task = asyncio.create_task(line.hold_forever(), name="test-life-line")
     try:
-        await async_wait_until(lambda: state.life_run_id, 10, "the life line to be held")
-        await beat(redis, state, ttl_s=TTL_S)
+        await line_named(redis, state.worker_id)
         yield task
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def line_named(redis: Redis, worker_id: str, *, but_not: str = "") -> str:
+    """Once the worker's heartbeat names a server its life line is held on (other than
+    `but_not`): that server's run_id."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        named: bytes | None = await redis.hget(  # type: ignore[misc]  # redis-py 5 types it sync-or-async
+            redis_keys.worker_heartbeat(worker_id), LIFE_RUN_ID_FIELD
+        )
+        if named and named.decode() != but_not:
+            return named.decode()
+        assert asyncio.get_running_loop().time() < deadline, "no heartbeat names a life line"
+        await asyncio.sleep(0.05)
 
 
 async def run_id(redis: Redis) -> str:
@@ -54,7 +67,7 @@ async def run_id(redis: Redis) -> str:
 async def test_a_worker_lives_while_it_beats_and_holds_its_life_line(redis: Redis) -> None:
     state = worker_state()
     async with life_line(redis, state):
-        assert state.life_run_id == await run_id(redis)
+        assert await line_named(redis, "w-1") == await run_id(redis)
         assert await worker_alive(redis, "w-1")
         assert await live_worker_ids(redis, heartbeat_ttl_s=TTL_S) == ["w-1"]
 
@@ -73,6 +86,19 @@ async def test_a_worker_whose_life_line_closed_is_dead_while_its_heartbeat_lives
         assert await live_worker_ids(redis, heartbeat_ttl_s=TTL_S) == ["w-2"]
 
 
+async def test_a_life_line_cut_while_redis_stays_up_is_held_again(redis: Redis) -> None:
+    state = worker_state()
+    async with life_line(redis, state):
+        (line,) = await redis.client_list(_type="pubsub")
+        assert await redis.client_kill_filter(_id=line["id"]) == 1
+        deadline = asyncio.get_running_loop().time() + 10
+        while [c["id"] for c in await redis.client_list(_type="pubsub")] in ([], [line["id"]]):
+            assert asyncio.get_running_loop().time() < deadline, "the line was not held again"
+            await asyncio.sleep(0.05)
+        assert await line_named(redis, "w-1") == await run_id(redis)
+        assert await worker_alive(redis, "w-1")
+
+
 async def test_a_worker_does_not_look_dead_when_a_redis_restart_cut_its_life_line(
     tmp_path: Path,
 ) -> None:
@@ -87,10 +113,7 @@ async def test_a_worker_does_not_look_dead_when_a_redis_restart_cut_its_life_lin
                 async with Redis.from_url(server.url) as redis:
                     assert await run_id(redis) != held_on
                     assert await worker_alive(redis, "w-1"), "a line counts only where held"
-                    await async_wait_until(
-                        lambda: state.life_run_id not in ("", held_on), 10, "the line held again"
-                    )
-                    await beat(worker_redis, state, ttl_s=TTL_S)
+                    assert await line_named(redis, "w-1", but_not=held_on) == await run_id(redis)
                     assert await worker_alive(redis, "w-1")
             async with Redis.from_url(server.url) as redis:
                 assert not await worker_alive(redis, "w-1"), "held again, the line counts again"
