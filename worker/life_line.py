@@ -43,7 +43,9 @@ class LifeLine:
             try:
                 await self._hold(pubsub)
             except (RedisError, OSError) as exc:
-                logger.warning("life line lost (%s)", type(exc).__name__)
+                # Once per loss, not at every try while Redis stays away.
+                level = logging.WARNING if self._state.life_run_id else logging.DEBUG
+                logger.log(level, "life line lost (%s)", type(exc).__name__)
             finally:
                 was_held = bool(self._state.life_run_id)
                 self._state.life_run_id = ""
