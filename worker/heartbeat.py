@@ -1,4 +1,5 @@
-"""The worker's heartbeat: its registration in Redis, refreshed until it stops."""
+"""The worker's heartbeat: its registration in Redis, refreshed until it stops. It names the
+server the worker's life line is held on (worker/life_line.py, shared/fleet/liveness.py)."""
 
 from __future__ import annotations
 

@@ -34,7 +34,8 @@ _ALIVE = LuaScript.beside(__file__, "liveness.alive.lua", uses=[LUA])
 _LIVE = LuaScript.beside(__file__, "liveness.live.lua", uses=[LUA])
 
 LIFE_RUN_ID_FIELD = "life_run_id"
-"""The heartbeat's field naming the server (its run_id) on which the life line is held."""
+"""The heartbeat's field naming the server (its run_id) on which the life line is held
+(liveness.lua reads it by this name)."""
 
 
 def prefixes() -> dict[str, str]:
