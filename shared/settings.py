@@ -292,8 +292,9 @@ class WorkerSettings(_Group):
         alias="CCFLEET_HEARTBEAT_TTL_S",
         default=10.0,
         gt=0,
-        description="a worker whose heartbeat is older counts as gone; `/ready` needs one "
-        "younger than this",
+        description="a worker whose heartbeat is older counts as gone (one whose process "
+        "died, at once: its life line); `/ready` needs one younger than this. Keep it longer "
+        "than `CCFLEET_REDIS_OUTAGE_S` plus the interval",
     )
     metrics_port: int = Field(
         alias="CCFLEET_METRICS_PORT",

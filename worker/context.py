@@ -39,6 +39,9 @@ class WorkerState:
     broken_reason: str = ""
     """Why this worker's CLI cannot serve (worker/cli/check.py); it takes no jobs meanwhile."""
     ready_clis: PoolStats = field(default_factory=PoolStats)
+    life_run_id: str = ""
+    """The Redis server (its run_id) this worker's life line is held on; empty while it is
+    not (worker/life_line.py)."""
 
     @property
     def cooling(self) -> bool:

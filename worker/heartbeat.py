@@ -1,4 +1,5 @@
-"""The worker's heartbeat: its registration in Redis, refreshed until it stops."""
+"""The worker's heartbeat: its registration in Redis, refreshed until it stops. It names the
+server the worker's life line is held on (worker/life_line.py, shared/fleet/liveness.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.broker import redis_keys
+from shared.fleet.liveness import LIFE_RUN_ID_FIELD
 from shared.fleet.registry import account_cooling_until
 from worker.context import WorkerState
 
@@ -49,6 +51,7 @@ async def beat(redis: Redis, state: WorkerState, *, ttl_s: float) -> None:
                 "ready_hits": state.ready_clis.hits,
                 "ready_misses": state.ready_clis.misses,
                 "beat_at_ms": now_ms,
+                LIFE_RUN_ID_FIELD: state.life_run_id,
             },
         )
         pipe.pexpire(info_key, int(ttl_s * 1000))

@@ -28,6 +28,7 @@ from worker.cli.workspace import WorkerDirectory, remove_dead_workers, sweep_for
 from worker.context import WorkerContext, WorkerState
 from worker.fleet_worker import FleetWorker
 from worker.heartbeat import beat, beat_forever, unregister
+from worker.life_line import LifeLine
 from worker.metrics_server import MetricsServer
 from worker.queue_wakeup import QueueWakeup
 from worker.reply.accounting import check_budget_at_start
@@ -115,6 +116,8 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
             ),
             name="heartbeat",
         )
+        life_line = LifeLine(redis, state, heartbeat_ttl_s=settings.worker.heartbeat_ttl_s)
+        vital.start(life_line.hold_forever(), name="life-line")
         vital.start(
             check_cli_forever(
                 cli.claude_bin, cli.base_env, state, interval_s=settings.cli.check_interval_s

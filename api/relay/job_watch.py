@@ -6,8 +6,9 @@ cancelled with an error; a job whose worker died is handed to another worker if 
 has been sent nothing yet, else ended with an error. So a client never waits on a job nobody runs.
 
 One script reads all a check needs: the journal past what the relay has (chunks whose live
-message it lost), the job's state and whether its worker beats. A relay of a slow stream
-(a chunk a second, say) checks about once per chunk, so a check must cost one round trip.
+message it lost), the job's state and whether its worker lives (shared/fleet/liveness.py: a
+killed worker is found at the first check after it died). A relay of a slow stream (a chunk
+a second, say) checks about once per chunk, so a check must cost one round trip.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from redis.asyncio import Redis
 from shared.broker import redis_keys
 from shared.broker.lua_script import LuaScript
 from shared.errors import CliFailed, FleetError, Overloaded
+from shared.fleet import liveness
 from shared.fleet.lanes import lane_policies
 from shared.fleet.registry import admission_error, read_fleet
 from shared.queue.job_queue import JobQueue, JobState
@@ -31,7 +33,9 @@ from shared.stream import journal
 logger = logging.getLogger(__name__)
 
 
-_QUIET_READ = LuaScript.beside(__file__, "job_watch.quiet_read.lua", uses=[journal.LUA])
+_QUIET_READ = LuaScript.beside(
+    __file__, "job_watch.quiet_read.lua", uses=[journal.LUA, liveness.LUA]
+)
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,8 @@ class JobWatch:
             journal=redis_keys.job_journal(job_id),
             record=redis_keys.job_record(job_id),
             after_seq=after_seq,
-            heartbeat_prefix=redis_keys.worker_heartbeat(""),
             fields=JobState.FIELDS,
+            **liveness.prefixes(),
         )
         state = JobState.parse(raw_state)
         if state is None:

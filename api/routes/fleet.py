@@ -1,7 +1,8 @@
 """GET /v1/fleet: the live workers, their accounts and the lanes' queue depths, as JSON.
 
-Read from Redis on every request (shared.fleet.registry.read_fleet): a worker that stops beating
-drops out within the heartbeat TTL. Redis not answering is a 529 overloaded_error
+Read from Redis on every request (shared.fleet.registry.read_fleet): a worker whose process died
+drops out at once, one that stops beating within the heartbeat TTL (shared/fleet/liveness.py).
+Redis not answering is a 529 overloaded_error
 (api/errors.py maps a Redis outage so; any other Redis error is a 500).
 """
 

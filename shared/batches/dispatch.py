@@ -44,7 +44,7 @@ from shared.errors import (
     RateLimited,
     TooManyTokens,
 )
-from shared.fleet.registry import worker_alive
+from shared.fleet.liveness import worker_alive
 from shared.queue.job import BatchItem
 from shared.queue.job_queue import JobQueue, new_job_id
 from shared.queue.requeue import Failure, FailureCause, next_attempt

@@ -20,6 +20,11 @@ def worker_heartbeat(worker_id: str) -> str:
     return f"{PREFIX}:worker:{worker_id}"
 
 
+def worker_life_channel(worker_id: str) -> str:
+    """Pub/sub channel only its worker subscribes to: no subscriber once the worker died."""
+    return f"{PREFIX}:life:{worker_id}"
+
+
 def workers_index() -> str:
     """Sorted set of worker ids scored by their last heartbeat (epoch ms)."""
     return f"{PREFIX}:workers"

@@ -1,4 +1,5 @@
-"""The fleet as Redis knows it: live workers (their heartbeats), accounts, lanes.
+"""The fleet as Redis knows it: live workers (their heartbeats, shared/fleet/liveness.py),
+accounts, lanes.
 
 Workers write this state; front ends, `GET /v1/fleet` and `ccfleet status` read it.
 """
@@ -16,6 +17,7 @@ from shared.broker import redis_keys
 from shared.errors import FleetError, Overloaded, RateLimited
 from shared.fleet.headroom import Headroom, parse_headroom
 from shared.fleet.lanes import LANES, Lane
+from shared.fleet.liveness import live_worker_ids
 
 WorkerStateName = Literal["ready", "cooling", "broken", "draining"]
 
@@ -90,16 +92,11 @@ class FleetSnapshot(BaseModel):
         return min(resets) if resets else None
 
 
-async def worker_alive(redis: Redis, worker_id: str) -> bool:
-    return bool(await redis.exists(redis_keys.worker_heartbeat(worker_id)))
-
-
 async def read_fleet(redis: Redis, *, heartbeat_ttl_s: float) -> FleetSnapshot:
-    oldest_ms = int((time.time() - heartbeat_ttl_s) * 1000)
-    worker_ids = await redis.zrangebyscore(redis_keys.workers_index(), oldest_ms, "+inf")
+    worker_ids = await live_worker_ids(redis, heartbeat_ttl_s=heartbeat_ttl_s)
     async with redis.pipeline(transaction=False) as pipe:
         for worker_id in worker_ids:
-            pipe.hgetall(redis_keys.worker_heartbeat(worker_id.decode()))
+            pipe.hgetall(redis_keys.worker_heartbeat(worker_id))
         for lane in LANES:
             pipe.zcard(redis_keys.lane_waiting(lane))
         replies = await pipe.execute()

@@ -23,6 +23,8 @@ from shared.settings import Settings
 from shared.stream import journal
 from shared.stream.chunk import Chunk
 from tests.records import running_attempt
+from worker.context import WorkerState
+from worker.heartbeat import beat
 from worker.reply.chunk_publisher import ChunkPublisher
 
 # A reader told to wait this long for a chunk that is already in the journal has missed it;
@@ -177,7 +179,8 @@ async def test_a_lost_live_chunk_is_read_from_the_journal_when_the_stream_goes_q
     job_id = new_job_id()
     publisher = await make_publisher(redis, job_id)
     await redis.hset(redis_keys.job_record(job_id), "worker", "w-live")  # type: ignore[misc]  # redis-py 5 types it sync-or-async
-    await redis.set(redis_keys.worker_heartbeat("w-live"), "1", ex=60)
+    live = WorkerState(worker_id="w-live", host="test", account="a", slots=1, cli_version="x")
+    await beat(redis, live, ttl_s=60)
     settings = Settings(redis_url="redis://unused")
     relay = JobRelay(
         redis,
