@@ -1,0 +1,287 @@
+"""POST /v1/responses with the official openai SDK, through the real stack and CLI.
+
+One stack for the module (one front end, one worker with the real CLI against the fake
+upstream, which records what the model saw); each test scripts its own replies.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from openai.types.responses import ResponseInputParam, ToolParam
+
+from ccfleet.embedded_redis import EmbeddedRedis
+from tests.conftest import Stack
+from tests.e2e.conftest import MODEL, without_cli_additions
+from tests.fakes.upstream import (
+    BlocksReply,
+    ErrorReply,
+    FakeUpstream,
+    MidStreamErrorReply,
+    TextBlock,
+    TextReply,
+    ThinkingBlock,
+    ToolUseBlock,
+)
+from tests.sdk import SdkClients
+
+pytestmark = pytest.mark.xdist_group("responses_stack")
+
+CLI_TOOL = "mcp__client__"  # what the model's tool names start with (worker/tools/client_tools.py)
+WEATHER: ToolParam = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+    "strict": True,
+}
+# As Codex sends them: a namespace of function tools, and a hosted tool ccfleet cannot run.
+AGENTS_NAMESPACE: dict[str, Any] = {
+    "type": "namespace",
+    "name": "agents",
+    "description": "Sub-agents.",
+    "tools": [
+        {
+            "type": "function",
+            "name": "close_agent",
+            "description": "Close an agent.",
+            "strict": False,
+            "parameters": {
+                "type": "object",
+                "properties": {"target": {"type": "string"}},
+                "required": ["target"],
+            },
+        }
+    ],
+}
+WEB_SEARCH: dict[str, Any] = {"type": "web_search", "external_web_access": False}
+
+
+@pytest.fixture(scope="module")
+def responses_stack(
+    tmp_path_factory: pytest.TempPathFactory, session_upstream: FakeUpstream, claude_bin: str
+) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("responses")
+    with EmbeddedRedis(root / "redis") as server:
+        stack = Stack(redis=server, upstream=session_upstream, claude_bin=claude_bin, root=root)
+        try:
+            # A refused request is not tried on other accounts: one upstream error is enough.
+            stack.add_worker(CCFLEET_JOB_MAX_ATTEMPTS="1")
+            stack.add_api(CCFLEET_JOB_MAX_ATTEMPTS="1")
+            stack.wait_ready()
+            yield stack
+        finally:
+            stack.stop()
+
+
+@pytest.fixture
+def stack(responses_stack: Stack, upstream: FakeUpstream) -> Stack:
+    """The module's stack, with the fake upstream's script emptied."""
+    return responses_stack
+
+
+@pytest.fixture
+def oai(stack: Stack, sdk_clients: SdkClients) -> openai.OpenAI:
+    return sdk_clients.openai_client(stack.url)
+
+
+def test_a_response_carries_the_text_status_and_usage(stack: Stack, oai: openai.OpenAI) -> None:
+    stack.upstream.enqueue(TextReply("Hello there.", input_tokens=21, output_tokens=7))
+    raw = oai.responses.with_raw_response.create(model=MODEL, input="Say hello.")
+    response = raw.parse()
+    assert raw.headers["x-request-id"].startswith("req_")
+    assert response.id.startswith("resp_")
+    assert response.object == "response"
+    assert response.status == "completed"
+    assert response.model == MODEL
+    assert response.output_text == "Hello there."
+    [message] = response.output
+    assert message.type == "message" and message.role == "assistant"
+    assert response.usage is not None
+    assert response.usage.output_tokens == 7
+    assert response.usage.input_tokens >= 21  # plus what the CLI's cache reports
+    assert response.usage.total_tokens == response.usage.input_tokens + 7
+
+
+def test_instructions_and_developer_messages_are_the_system_prompt_and_turns_stay_turns(
+    stack: Stack, oai: openai.OpenAI
+) -> None:
+    conversation: ResponseInputParam = [
+        {"role": "developer", "content": [{"type": "input_text", "text": "Be brief."}]},
+        {"role": "user", "content": "<environment_context>cwd</environment_context>"},
+        {"role": "user", "content": [{"type": "input_text", "text": "What is 2+2?"}]},
+        {
+            "type": "message",
+            "role": "assistant",
+            "id": "msg_earlier",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": "4.", "annotations": []}],
+        },
+        {"role": "user", "content": "And times 3?"},
+    ]
+    oai.responses.create(model=MODEL, instructions="You are a pirate.", input=conversation)
+    sent = stack.upstream.requests[0].body
+    assert sent["system"][-1]["text"] == "You are a pirate.\n\nBe brief."
+    assert without_cli_additions(sent["messages"]) == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "<environment_context>cwd</environment_context>"},
+                {"type": "text", "text": "What is 2+2?"},
+            ],
+        },
+        {"role": "assistant", "content": [{"type": "text", "text": "4."}]},
+        {"role": "user", "content": [{"type": "text", "text": "And times 3?"}]},
+    ]
+
+
+def test_a_function_tool_round_trip_names_namespaced_tools_back_and_hides_hosted_ones(
+    stack: Stack, oai: openai.OpenAI
+) -> None:
+    call = ToolUseBlock("toolu_01", f"{CLI_TOOL}agents__close_agent", {"target": "a1"})
+    stack.upstream.enqueue(BlocksReply([TextBlock("Closing it."), call]))
+    tools: list[Any] = [WEATHER, AGENTS_NAMESPACE, WEB_SEARCH]
+    first = oai.responses.create(model=MODEL, input="Close agent a1.", tools=tools)
+    offered = [tool["name"] for tool in stack.upstream.requests[0].body["tools"]]
+    assert f"{CLI_TOOL}get_weather" in offered
+    assert f"{CLI_TOOL}agents__close_agent" in offered
+    assert not any("web_search" in name for name in offered)
+    assert first.status == "completed"
+    message, function_call = first.output
+    assert message.type == "message" and first.output_text == "Closing it."
+    assert function_call.type == "function_call"
+    assert (function_call.name, function_call.namespace) == ("close_agent", "agents")
+    assert function_call.call_id == "toolu_01"
+    assert json.loads(function_call.arguments) == {"target": "a1"}
+
+    stack.upstream.reset()
+    stack.upstream.enqueue(TextReply("Closed."))
+    history: list[Any] = [
+        {"role": "user", "content": "Close agent a1."},
+        *[item.model_dump(exclude_none=True) for item in first.output],
+        {"type": "function_call_output", "call_id": "toolu_01", "output": "closed"},
+    ]
+    follow_up = oai.responses.create(model=MODEL, input=history, tools=tools)
+    assert follow_up.output_text == "Closed."
+    sent = without_cli_additions(stack.upstream.requests[-1].body["messages"])
+    uses = [b for b in sent[1]["content"] if b["type"] == "tool_use"]
+    assert [(u["id"], u["name"]) for u in uses] == [("toolu_01", f"{CLI_TOOL}agents__close_agent")]
+    results = [b for b in sent[2]["content"] if b["type"] == "tool_result"]
+    assert [r["tool_use_id"] for r in results] == ["toolu_01"]
+    assert "closed" in json.dumps(results[0]["content"])
+
+
+def test_a_stream_passes_the_sdks_strict_checks_and_reasoning_round_trips(
+    stack: Stack, oai: openai.OpenAI
+) -> None:
+    thinking = ThinkingBlock("Two and two make four.", signature="sig_42")
+    stack.upstream.enqueue(BlocksReply([thinking, TextBlock("Four, matey.")], chunk_chars=4))
+    with oai.responses.stream(
+        model=MODEL,
+        input="What is 2+2?",
+        reasoning={"effort": "low", "summary": "auto"},
+        include=["reasoning.encrypted_content"],
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds = [event.type for event in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-1] == "response.completed"
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    assert "response.reasoning_summary_text.delta" in kinds
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert "".join(deltas) == "Four, matey." and len(deltas) > 1
+    assert final.output_text == "Four, matey."
+    reasoning = final.output[0]
+    assert reasoning.type == "reasoning"
+    assert [part.text for part in reasoning.summary] == ["Two and two make four."]
+    assert reasoning.encrypted_content
+
+    stack.upstream.reset()
+    history: list[Any] = [
+        {"role": "user", "content": "What is 2+2?"},
+        *[item.model_dump(exclude_none=True) for item in final.output],
+        {"role": "user", "content": "Sure?"},
+    ]
+    oai.responses.create(model=MODEL, input=history)
+    sent = without_cli_additions(stack.upstream.requests[0].body["messages"])
+    assert sent[1]["content"][0] == {
+        "type": "thinking",
+        "thinking": "Two and two make four.",
+        "signature": "sig_42",
+    }
+
+
+def test_a_streamed_function_call_arrives_as_argument_deltas(
+    stack: Stack, oai: openai.OpenAI
+) -> None:
+    call = ToolUseBlock("toolu_02", f"{CLI_TOOL}get_weather", {"city": "Rome"})
+    stack.upstream.enqueue(BlocksReply([call], chunk_chars=4))
+    with oai.responses.stream(model=MODEL, input="Weather in Rome?", tools=[WEATHER]) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    deltas = [e.delta for e in events if e.type == "response.function_call_arguments.delta"]
+    assert json.loads("".join(deltas)) == {"city": "Rome"}
+    [call_item] = final.output
+    assert call_item.type == "function_call" and call_item.name == "get_weather"
+    assert json.loads(call_item.arguments) == {"city": "Rome"}
+
+
+def test_an_upstream_429_is_a_rate_limit_error_in_openais_shape(
+    stack: Stack, oai: openai.OpenAI
+) -> None:
+    stack.upstream.set_responder(lambda _r: ErrorReply(429, "rate_limit_error", "upstream says no"))
+    with pytest.raises(openai.RateLimitError) as caught:
+        oai.responses.create(model=MODEL, input="Hi")
+    assert caught.value.response.json() == {
+        "error": {
+            "message": "upstream says no",
+            "type": "requests",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
+    }
+
+
+def test_a_mid_stream_error_ends_the_stream_with_response_failed(stack: Stack) -> None:
+    stack.upstream.enqueue(MidStreamErrorReply("Partial answer that ", "overloaded_error"))
+    body = {"model": MODEL, "input": "Hi", "stream": True}
+    with httpx.stream("POST", f"{stack.url}/v1/responses", json=body, timeout=60) as response:
+        assert response.status_code == 200
+        data = [json.loads(line[6:]) for line in response.iter_lines() if line[:6] == "data: "]
+    assert [event["sequence_number"] for event in data] == list(range(len(data)))
+    last = data[-1]
+    assert last["type"] == "response.failed"
+    assert last["response"]["status"] == "failed"
+    assert last["response"]["error"]["message"]
+    assert not any(event["type"] == "response.completed" for event in data)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"input": [{"type": "message", "role": "tool", "content": "x"}]}, "input.0"),
+        ({"max_output_tokens": 0}, "max_output_tokens"),
+        ({"bogus": 1}, "bogus"),
+    ],
+)
+def test_invalid_input_is_a_bad_request_in_openais_shape_naming_the_field(
+    stack: Stack, fields: dict[str, Any], field: str
+) -> None:
+    body = {"model": MODEL, "input": "Hi", **fields}
+    response = httpx.post(f"{stack.url}/v1/responses", json=body, timeout=10)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"].startswith(field)
+    assert stack.upstream.requests == []
