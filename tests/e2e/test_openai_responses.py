@@ -1,13 +1,12 @@
 """POST /v1/responses with the official openai SDK, through the real stack and CLI.
 
-One stack for the module (one front end, one worker with the real CLI against the fake
-upstream, which records what the model saw); each test scripts its own replies.
+The stack is tests/e2e/conftest.py's `responses_stack` (the fake upstream behind it records
+what the model saw); each test scripts its own replies.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,7 +14,6 @@ import openai
 import pytest
 from openai.types.responses import ResponseInputParam, ToolParam
 
-from ccfleet.embedded_redis import EmbeddedRedis
 from tests.conftest import Stack
 from tests.e2e.conftest import MODEL, without_cli_additions
 from tests.fakes.upstream import (
@@ -65,23 +63,6 @@ AGENTS_NAMESPACE: dict[str, Any] = {
     ],
 }
 WEB_SEARCH: dict[str, Any] = {"type": "web_search", "external_web_access": False}
-
-
-@pytest.fixture(scope="module")
-def responses_stack(
-    tmp_path_factory: pytest.TempPathFactory, session_upstream: FakeUpstream, claude_bin: str
-) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("responses")
-    with EmbeddedRedis(root / "redis") as server:
-        stack = Stack(redis=server, upstream=session_upstream, claude_bin=claude_bin, root=root)
-        try:
-            # A refused request is not tried on other accounts: one upstream error is enough.
-            stack.add_worker(CCFLEET_JOB_MAX_ATTEMPTS="1")
-            stack.add_api(CCFLEET_JOB_MAX_ATTEMPTS="1")
-            stack.wait_ready()
-            yield stack
-        finally:
-            stack.stop()
 
 
 @pytest.fixture
