@@ -3,7 +3,8 @@
 Errors before the first chunk are plain HTTP errors (api/errors.py turns them into a
 response); after it, each route's error event ends the stream. The routes differ only in how a
 chunk becomes SSE events (`render`), what closes a stream (`closing`), how pings look, and
-how an error after the start reads (`render_failure`; by default api/errors.py's error event).
+how an error after the start reads (`render_failure`; by default api/errors.py's error event),
+and what is done once the stream has ended, however it ended (`on_end`).
 
 A client that reads nothing for `send_timeout_s` (its socket buffers full, each send blocked)
 is dropped: the stream closes as on a disconnect, which cancels its job.
@@ -15,7 +16,7 @@ the per-send cost of the ASGI stack is paid once per burst, not once per event.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 import anyio
 from fastapi import Request
@@ -57,6 +58,7 @@ async def stream_reply(
     closing: Iterable[ServerSentEvent] = (),
     headers: dict[str, str] | None = None,
     render_failure: FailureRenderer | None = None,
+    on_end: Callable[[], Awaitable[None]] | None = None,
 ) -> Response:
     """The relay's chunks as an SSE response; the relay is closed whatever happens."""
     try:
@@ -86,7 +88,7 @@ async def stream_reply(
                 yield event
         finally:
             with anyio.CancelScope(shield=True):
-                await relay.close()
+                await _end(relay, on_end)
 
     return _BoundedEventSource(
         events(),
@@ -95,6 +97,12 @@ async def stream_reply(
         headers=headers,
         send_timeout=send_timeout_s,
     )
+
+
+async def _end(relay: JobRelay, on_end: Callable[[], Awaitable[None]] | None) -> None:
+    await relay.close()
+    if on_end is not None:
+        await on_end()
 
 
 async def _rest_of_burst(relay: JobRelay, first: Chunk) -> tuple[list[Chunk], Exception | None]:

@@ -1,40 +1,65 @@
-"""POST /v1/responses: OpenAI's Responses API over the same jobs as /v1/messages.
+"""/v1/responses: OpenAI's Responses API over the same jobs as /v1/messages.
 
-The request becomes an Anthropic MessagesRequest (api/responses/translation.py), is admitted,
-queued and relayed exactly as /v1/messages is (one admission: api/admission.py), and the job's
-events are translated back (api/responses/events.py): streamed as named SSE events, each with
-its `sequence_number` and an id `<job>:<chunk>` (a stream is resumed as /v1/messages streams
-are: the same request again with `Last-Event-ID`), or gathered into one `response` object.
-Errors come out in OpenAI's shape (api/errors.py keys that off the path); after the stream
-started, as `response.failed`.
+`POST` turns the request into an Anthropic MessagesRequest (api/responses/translation.py,
+after the stored conversation of `previous_response_id`), admits, queues and relays it exactly
+as /v1/messages does (one admission: api/admission.py), and translates the job's events back
+(api/responses/events.py): streamed as named SSE events, each with its `sequence_number` and
+an id `<job>:<chunk>` (a stream is resumed as /v1/messages streams are: the same request again
+with `Last-Event-ID`), or gathered into one `response` object. With `store` (the default) the
+response is kept (api/responses/store.py) for `GET`, `DELETE`, `input_items` and later
+`previous_response_id`s; `background: true` queues it and answers at once
+(api/responses/background.py). Errors come out in OpenAI's shape (api/errors.py keys that off
+the path); after a stream started, as `response.failed`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import ServerSentEvent
 
-from api.admission import admit_resume, start_job
+from api.admission import admit_resume, lane_of, queue_job, start_job
 from api.auth import CallerKey
 from api.openai.errors import openai_error
 from api.relay.disconnect import until_disconnected
 from api.relay.job_relay import JobRelay
 from api.relay.streaming import stream_reply
+from api.responses import background
 from api.responses.events import ResponseTranslator, new_id, response_object
-from api.responses.request import ResponsesRequest
+from api.responses.request import InputItem, ResponsesRequest
+from api.responses.store import ResponseStore, StoredResponse, dumped_items
 from api.responses.translation import ToolNames, to_messages_request
 from api.resume import resume_job
 from api.routes.messages import ensure_answerable
-from api.services import Services
-from shared.errors import FleetError
+from api.services import FrontEndServices, Services
+from shared.access.client_keys import ClientKey
+from shared.broker.outage import OUTAGE_ERRORS
+from shared.errors import FleetError, InvalidRequest
 from shared.stream.chunk import Chunk
 from shared.telemetry.log import request_id_var
+from shared.wire.messages import MessagesRequest
 
+logger = logging.getLogger(__name__)
 router = APIRouter()
+
+Json = dict[str, Any]
+
+
+def _store(services: FrontEndServices) -> ResponseStore:
+    return ResponseStore(services.redis, ttl_s=services.settings.api.responses_ttl_s)
+
+
+def _owner(key: ClientKey | None) -> str:
+    return key.id if key is not None else ""
+
+
+def _headers() -> dict[str, str]:
+    return {"x-request-id": request_id_var.get() or ""}
 
 
 @router.post("/v1/responses")
@@ -44,29 +69,80 @@ async def create_response(
     services: Services,
     key: CallerKey,
 ) -> Response:
-    messages_request = to_messages_request(body)
+    history: list[InputItem] = []
+    if body.previous_response_id:
+        previous = await _store(services).load(body.previous_response_id, _owner(key))
+        history = previous.conversation()
+    messages_request = to_messages_request(body, history)
     ensure_answerable(messages_request)
-    last_event_id = request.headers.get("last-event-id")
-    if last_event_id and body.stream:
-        await admit_resume(services, key, messages_request, request)
-        relay = await resume_job(
-            services, last_event_id, messages_request, request, key, from_start=True
-        )
-    else:
-        relay = await start_job(services, messages_request, request, key)
-    translator = ResponseTranslator(
-        response_object(body, new_id("resp")),
-        ToolNames.of(body),
-        encrypted_reasoning=body.wants_encrypted_reasoning,
+    stored = StoredResponse(
+        response=response_object(body, new_id("resp")),
+        owner=_owner(key),
+        request=body.model_dump(mode="json", by_alias=True, exclude_unset=True),
+        history=dumped_items(history),
+        input=dumped_items(body.input_items()),
     )
-    headers = {"x-request-id": request_id_var.get() or ""}
+    if body.background:
+        return await _queued(services, body, messages_request, request, key, stored)
+    relay = await _relay(services, body, messages_request, request, key)
+    translator = ResponseTranslator(
+        stored.response, ToolNames.of(body), encrypted_reasoning=body.wants_encrypted_reasoning
+    )
+
+    async def store_when_done() -> None:
+        if body.store is not False and translator.done:
+            await _save(services, stored)
+
     if body.stream:
-        return await _streamed(services, relay, request, translator, last_event_id, headers)
+        return await _streamed(services, relay, request, translator, store_when_done)
     try:
         await until_disconnected(request, _gathered(relay, translator))
     finally:
         await relay.close()
-    return JSONResponse(translator.response, headers=headers)
+    await store_when_done()
+    return JSONResponse(translator.response, headers=_headers())
+
+
+async def _relay(
+    services: FrontEndServices,
+    body: ResponsesRequest,
+    messages_request: MessagesRequest,
+    request: Request,
+    key: ClientKey | None,
+) -> JobRelay:
+    last_event_id = request.headers.get("last-event-id")
+    if not (last_event_id and body.stream):
+        return await start_job(services, messages_request, request, key)
+    await admit_resume(services, key, messages_request, request)
+    # The whole job again, from its first chunk: the translator must see what the client saw
+    # to give what follows the ids and sequence numbers the client expects.
+    return await resume_job(
+        services, last_event_id, messages_request, request, key, from_start=True
+    )
+
+
+async def _queued(
+    services: FrontEndServices,
+    body: ResponsesRequest,
+    messages_request: MessagesRequest,
+    request: Request,
+    key: ClientKey | None,
+    stored: StoredResponse,
+) -> Response:
+    if body.store is False or body.stream:
+        raise InvalidRequest("background: needs `store` and cannot stream.")
+    lane = lane_of(request, default="batch")
+    stored.job_id, _lease = await queue_job(services, messages_request, request, key, lane=lane)
+    stored.response["status"] = "queued"
+    await _store(services).save(stored)
+    return JSONResponse(stored.response, headers=_headers())
+
+
+async def _save(services: FrontEndServices, stored: StoredResponse) -> None:
+    try:
+        await _store(services).save(stored)
+    except OUTAGE_ERRORS:
+        logger.warning("redis unavailable: response %s answered, not stored", stored.id)
 
 
 async def _gathered(relay: JobRelay, translator: ResponseTranslator) -> None:
@@ -75,18 +151,15 @@ async def _gathered(relay: JobRelay, translator: ResponseTranslator) -> None:
 
 
 async def _streamed(
-    services: Services,
+    services: FrontEndServices,
     relay: JobRelay,
     request: Request,
     translator: ResponseTranslator,
-    last_event_id: str | None,
-    headers: dict[str, str],
+    on_end: Callable[[], Awaitable[None]],
 ) -> Response:
     job_id = relay.reader.job_id
-    # A resumed stream replays the job from its start through the translator (its item ids
-    # and sequence numbers must be the ones the client saw) and sends what follows the
-    # chunk the client saw last.
-    seen_seq = int(last_event_id.rpartition(":")[2]) if last_event_id else 0
+    last_event_id = request.headers.get("last-event-id") or ":0"
+    seen_seq = int(last_event_id.rpartition(":")[2])  # checked by resume_job
 
     def render(chunk: Chunk) -> Iterable[ServerSentEvent]:
         events = translator.feed(chunk.data)
@@ -102,11 +175,60 @@ async def _streamed(
         request,
         render=render,
         render_failure=render_failure,
+        on_end=on_end,
         ping_interval_s=services.settings.api.ping_interval_s,
         send_timeout_s=services.settings.api.send_timeout_s,
-        headers=headers,
+        headers=_headers(),
     )
 
 
-def _sse(event: dict[str, object], event_id: str | None = None) -> ServerSentEvent:
+def _sse(event: Json, event_id: str | None = None) -> ServerSentEvent:
     return ServerSentEvent(event=str(event["type"]), data=orjson.dumps(event).decode(), id=event_id)
+
+
+@router.get("/v1/responses/{response_id}")
+async def get_response(response_id: str, services: Services, key: CallerKey) -> Response:
+    store = _store(services)
+    stored = await store.load(response_id, _owner(key))
+    return JSONResponse(await background.current(services, store, stored), headers=_headers())
+
+
+@router.delete("/v1/responses/{response_id}")
+async def delete_response(response_id: str, services: Services, key: CallerKey) -> Response:
+    await _store(services).delete(response_id, _owner(key))
+    deleted = {"id": response_id, "object": "response", "deleted": True}
+    return JSONResponse(deleted, headers=_headers())
+
+
+@router.post("/v1/responses/{response_id}/cancel")
+async def cancel_response(response_id: str, services: Services, key: CallerKey) -> Response:
+    store = _store(services)
+    stored = await store.load(response_id, _owner(key))
+    return JSONResponse(await background.cancel(services, store, stored), headers=_headers())
+
+
+@router.get("/v1/responses/{response_id}/input_items")
+async def list_input_items(
+    response_id: str,
+    services: Services,
+    key: CallerKey,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Literal["asc", "desc"] = "desc",
+    after: str | None = None,
+) -> Response:
+    stored = await _store(services).load(response_id, _owner(key))
+    items = stored.input if order == "asc" else stored.input[::-1]
+    ids = [item["id"] for item in items]
+    if after is not None:
+        if after not in ids:
+            raise InvalidRequest(f"after: no input item '{after}' in this response.")
+        items = items[ids.index(after) + 1 :]
+    page = items[:limit]
+    listing = {
+        "object": "list",
+        "data": page,
+        "first_id": page[0]["id"] if page else None,
+        "last_id": page[-1]["id"] if page else None,
+        "has_more": len(items) > limit,
+    }
+    return JSONResponse(listing, headers=_headers())

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Stack
-from tests.e2e.conftest import MODEL, without_cli_additions
+from tests.e2e.conftest import MODEL, ResponsesKeys, without_cli_additions
 from tests.fakes.upstream import BlocksReply, FakeUpstream, TextReply, ToolUseBlock
 
 pytestmark = pytest.mark.xdist_group("responses_stack")
@@ -74,7 +74,7 @@ def stack(responses_stack: Stack, upstream: FakeUpstream) -> Stack:
 
 
 def codex_exec(
-    stack: Stack, codex_bin: str, home: Path, prompt: str
+    stack: Stack, codex_bin: str, home: Path, prompt: str, key: str
 ) -> subprocess.CompletedProcess[str]:
     """`codex exec PROMPT` in an empty directory, stdin closed (else it waits for more)."""
     (home / "codex").mkdir(parents=True, exist_ok=True)
@@ -84,7 +84,7 @@ def codex_exec(
         "PATH": os.environ["PATH"],
         "HOME": str(home),
         "CODEX_HOME": str(home / "codex"),
-        "CCFLEET_API_KEY": "client-key",
+        "CCFLEET_API_KEY": key,  # a client key, as any client of the fleet has
     }
     return subprocess.run(
         [codex_bin, "exec", "--skip-git-repo-check", prompt],
@@ -99,10 +99,10 @@ def codex_exec(
 
 
 def test_codex_answers_a_prompt_through_ccfleet(
-    stack: Stack, codex_bin: str, tmp_path: Path
+    stack: Stack, codex_bin: str, tmp_path: Path, responses_keys: ResponsesKeys
 ) -> None:
     stack.upstream.enqueue(TextReply("Hello from the fleet."))
-    done = codex_exec(stack, codex_bin, tmp_path, "Say hello.")
+    done = codex_exec(stack, codex_bin, tmp_path, "Say hello.", responses_keys.mine)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Hello from the fleet." in done.stdout
     [request] = stack.upstream.requests
@@ -114,14 +114,14 @@ def test_codex_answers_a_prompt_through_ccfleet(
 
 
 def test_codex_runs_its_shell_tool_and_sends_the_output_back(
-    stack: Stack, codex_bin: str, tmp_path: Path
+    stack: Stack, codex_bin: str, tmp_path: Path, responses_keys: ResponsesKeys
 ) -> None:
     command = {"cmd": "echo tool-ran-$((6*7))"}
     stack.upstream.enqueue(
         BlocksReply([ToolUseBlock("toolu_codex1", "mcp__client__exec_command", command)]),
         TextReply("The command printed tool-ran-42."),
     )
-    done = codex_exec(stack, codex_bin, tmp_path, "Run the echo.")
+    done = codex_exec(stack, codex_bin, tmp_path, "Run the echo.", responses_keys.mine)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "The command printed tool-ran-42." in done.stdout
     assert len(stack.upstream.requests) == 2

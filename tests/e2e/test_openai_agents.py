@@ -17,7 +17,7 @@ import pytest
 from agents import Agent, OpenAIResponsesModel, RunConfig, Runner, function_tool
 
 from tests.conftest import Stack
-from tests.e2e.conftest import MODEL, without_cli_additions
+from tests.e2e.conftest import MODEL, ResponsesKeys, without_cli_additions
 from tests.fakes.upstream import BlocksReply, FakeUpstream, TextReply, ToolUseBlock
 
 pytestmark = pytest.mark.xdist_group("responses_stack")
@@ -52,9 +52,13 @@ def default_loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 @pytest.fixture
-def client(stack: Stack, default_loop: asyncio.AbstractEventLoop) -> Iterator[openai.AsyncOpenAI]:
+def client(
+    stack: Stack, default_loop: asyncio.AbstractEventLoop, responses_keys: ResponsesKeys
+) -> Iterator[openai.AsyncOpenAI]:
     """A client whose connections live on the default loop, closed on it."""
-    client = openai.AsyncOpenAI(base_url=f"{stack.url}/v1", api_key="client-key", max_retries=0)
+    client = openai.AsyncOpenAI(
+        base_url=f"{stack.url}/v1", api_key=responses_keys.mine, max_retries=0
+    )
     yield client
     default_loop.run_until_complete(client.close())
 
@@ -89,10 +93,12 @@ def test_run_sync_calls_the_tool_and_answers(stack: Stack, client: openai.AsyncO
     assert_the_tool_output_reached_the_model(stack)
 
 
-async def test_run_streamed_calls_the_tool_and_streams_the_answer(stack: Stack) -> None:
+async def test_run_streamed_calls_the_tool_and_streams_the_answer(
+    stack: Stack, responses_keys: ResponsesKeys
+) -> None:
     script_two_turns(stack)
     async with openai.AsyncOpenAI(
-        base_url=f"{stack.url}/v1", api_key="client-key", max_retries=0
+        base_url=f"{stack.url}/v1", api_key=responses_keys.mine, max_retries=0
     ) as client:
         result = Runner.run_streamed(
             weather_agent(client), "Weather in Paris?", run_config=NO_TRACING

@@ -15,11 +15,12 @@ import pytest
 from openai.types.responses import ResponseInputParam, ToolParam
 
 from tests.conftest import Stack
-from tests.e2e.conftest import MODEL, without_cli_additions
+from tests.e2e.conftest import MODEL, ResponsesKeys, without_cli_additions
 from tests.fakes.upstream import (
     BlocksReply,
     ErrorReply,
     FakeUpstream,
+    HangReply,
     MidStreamErrorReply,
     TextBlock,
     TextReply,
@@ -27,6 +28,7 @@ from tests.fakes.upstream import (
     ToolUseBlock,
 )
 from tests.sdk import SdkClients
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.xdist_group("responses_stack")
 
@@ -72,8 +74,14 @@ def stack(responses_stack: Stack, upstream: FakeUpstream) -> Stack:
 
 
 @pytest.fixture
-def oai(stack: Stack, sdk_clients: SdkClients) -> openai.OpenAI:
-    return sdk_clients.openai_client(stack.url)
+def oai(stack: Stack, sdk_clients: SdkClients, responses_keys: ResponsesKeys) -> openai.OpenAI:
+    return sdk_clients.openai_client(stack.url, key=responses_keys.mine)
+
+
+@pytest.fixture
+def auth(responses_keys: ResponsesKeys) -> dict[str, str]:
+    """The headers of a plain HTTP request with the tests' key."""
+    return {"authorization": f"Bearer {responses_keys.mine}"}
 
 
 def test_a_response_carries_the_text_status_and_usage(stack: Stack, oai: openai.OpenAI) -> None:
@@ -187,6 +195,7 @@ def test_a_stream_passes_the_sdks_strict_checks_and_reasoning_round_trips(
     assert reasoning.type == "reasoning"
     assert [part.text for part in reasoning.summary] == ["Two and two make four."]
     assert reasoning.encrypted_content
+    assert oai.responses.retrieve(final.id).output_text == "Four, matey."  # stored at its end
 
     stack.upstream.reset()
     history: list[Any] = [
@@ -203,14 +212,18 @@ def test_a_stream_passes_the_sdks_strict_checks_and_reasoning_round_trips(
     }
 
 
-def test_a_streamed_function_call_arrives_as_argument_deltas(
+def test_a_streamed_function_call_arrives_as_argument_deltas_and_store_false_keeps_nothing(
     stack: Stack, oai: openai.OpenAI
 ) -> None:
     call = ToolUseBlock("toolu_02", f"{CLI_TOOL}get_weather", {"city": "Rome"})
     stack.upstream.enqueue(BlocksReply([call], chunk_chars=4))
-    with oai.responses.stream(model=MODEL, input="Weather in Rome?", tools=[WEATHER]) as stream:
+    with oai.responses.stream(
+        model=MODEL, input="Weather in Rome?", tools=[WEATHER], store=False
+    ) as stream:
         events = list(stream)
         final = stream.get_final_response()
+    with pytest.raises(openai.NotFoundError):
+        oai.responses.retrieve(final.id)
     deltas = [e.delta for e in events if e.type == "response.function_call_arguments.delta"]
     assert json.loads("".join(deltas)) == {"city": "Rome"}
     [call_item] = final.output
@@ -234,10 +247,13 @@ def test_an_upstream_429_is_a_rate_limit_error_in_openais_shape(
     }
 
 
-def test_a_mid_stream_error_ends_the_stream_with_response_failed(stack: Stack) -> None:
+def test_a_mid_stream_error_ends_the_stream_with_response_failed(
+    stack: Stack, auth: dict[str, str]
+) -> None:
     stack.upstream.enqueue(MidStreamErrorReply("Partial answer that ", "overloaded_error"))
     body = {"model": MODEL, "input": "Hi", "stream": True}
-    with httpx.stream("POST", f"{stack.url}/v1/responses", json=body, timeout=60) as response:
+    url = f"{stack.url}/v1/responses"
+    with httpx.stream("POST", url, json=body, headers=auth, timeout=60) as response:
         assert response.status_code == 200
         data = [json.loads(line[6:]) for line in response.iter_lines() if line[:6] == "data: "]
     assert [event["sequence_number"] for event in data] == list(range(len(data)))
@@ -257,12 +273,89 @@ def test_a_mid_stream_error_ends_the_stream_with_response_failed(stack: Stack) -
     ],
 )
 def test_invalid_input_is_a_bad_request_in_openais_shape_naming_the_field(
-    stack: Stack, fields: dict[str, Any], field: str
+    stack: Stack, auth: dict[str, str], fields: dict[str, Any], field: str
 ) -> None:
     body = {"model": MODEL, "input": "Hi", **fields}
-    response = httpx.post(f"{stack.url}/v1/responses", json=body, timeout=10)
+    response = httpx.post(f"{stack.url}/v1/responses", json=body, headers=auth, timeout=10)
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error"
     assert error["message"].startswith(field)
     assert stack.upstream.requests == []
+
+
+def test_a_stored_response_is_read_continued_and_deleted_by_its_own_key_only(
+    stack: Stack, oai: openai.OpenAI, sdk_clients: SdkClients, responses_keys: ResponsesKeys
+) -> None:
+    stack.upstream.enqueue(TextReply("Four."))
+    first = oai.responses.create(model=MODEL, input="What is 2+2?", instructions="Be brief.")
+    assert oai.responses.retrieve(first.id).output_text == "Four."
+    [item] = oai.responses.input_items.list(first.id).data
+    assert item.type == "message" and item.id
+    other = sdk_clients.openai_client(stack.url, key=responses_keys.other)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.retrieve(first.id)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.create(model=MODEL, input="And?", previous_response_id=first.id)
+
+    stack.upstream.reset()
+    stack.upstream.enqueue(TextReply("Twelve."))
+    second = oai.responses.create(
+        model=MODEL, input="Times 3?", previous_response_id=first.id, instructions="Be brief."
+    )
+    assert second.output_text == "Twelve." and second.previous_response_id == first.id
+    [sent] = stack.upstream.requests
+    assert without_cli_additions(sent.body["messages"]) == [
+        {"role": "user", "content": [{"type": "text", "text": "What is 2+2?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Four."}]},
+        {"role": "user", "content": [{"type": "text", "text": "Times 3?"}]},
+    ]
+    oai.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        oai.responses.retrieve(first.id)
+
+
+def test_a_background_response_is_polled_to_its_end_and_another_cancelled(
+    stack: Stack, oai: openai.OpenAI
+) -> None:
+    stack.upstream.enqueue(TextReply("Done in the background."))
+    queued = oai.responses.create(model=MODEL, input="Work on it.", background=True)
+    assert queued.status in ("queued", "in_progress")
+    wait_until(lambda: oai.responses.retrieve(queued.id).status == "completed", 60, "the job's end")
+    assert oai.responses.retrieve(queued.id).output_text == "Done in the background."
+
+    stack.upstream.enqueue(HangReply(60))
+    hanging = oai.responses.create(model=MODEL, input="Take your time.", background=True)
+    assert stack.upstream.wait_for_requests(2, timeout_s=30), "the CLI reached the upstream"
+    assert oai.responses.cancel(hanging.id).status == "cancelled"
+    wait_until(lambda: not stack.clis(), 15, "the CLI to be killed")
+    assert oai.responses.retrieve(hanging.id).status == "cancelled"
+
+
+def test_a_stream_is_resumed_with_last_event_id_without_gaps_or_repeats(
+    stack: Stack, auth: dict[str, str]
+) -> None:
+    text = "One two three four five six seven."
+    stack.upstream.enqueue(TextReply(text, chunk_chars=3, delay_s=0.1))
+    body = {"model": MODEL, "input": "Count.", "stream": True}
+    url = f"{stack.url}/v1/responses"
+    first: list[dict[str, Any]] = []
+    headers = {**auth, "x-ccfleet-resume-window": "30"}
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=60) as response:
+        last_id = ""
+        for line in response.iter_lines():
+            if line.startswith("id: "):
+                last_id = line[4:]
+            elif line.startswith("data: "):
+                first.append(json.loads(line[6:]))
+            if sum(event["type"] == "response.output_text.delta" for event in first) >= 3:
+                break
+    resume = {**headers, "last-event-id": last_id}
+    with httpx.stream("POST", url, json=body, headers=resume, timeout=60) as response:
+        assert response.status_code == 200
+        rest = [json.loads(line[6:]) for line in response.iter_lines() if line[:6] == "data: "]
+    events = first + rest
+    assert [event["sequence_number"] for event in events] == list(range(len(events)))
+    deltas = [e["delta"] for e in events if e["type"] == "response.output_text.delta"]
+    assert "".join(deltas) == text
+    assert events[-1]["type"] == "response.completed"
