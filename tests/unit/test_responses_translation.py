@@ -112,7 +112,7 @@ def test_a_response_cut_by_the_output_limit_is_incomplete() -> None:
     translator = ResponseTranslator(
         response_object(request, "resp_1"), ToolNames.of(request), encrypted_reasoning=False
     )
-    events = [
+    events: list[dict[str, Any]] = [
         {"type": "message_start", "message": {"usage": {"input_tokens": 5}}},
         {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
         {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "ab"}},
