@@ -15,7 +15,7 @@ item: it keeps those, not the deltas.
 
 from __future__ import annotations
 
-import secrets
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,9 +28,11 @@ from api.responses.translation import ToolNames, encode_thinking
 Json = dict[str, Any]
 
 
-def new_id(prefix: str) -> str:
-    """A random id (never a job id: a job id lets its holder resume the stream)."""
-    return f"{prefix}_{secrets.token_hex(16)}"
+def response_id_for(job_id: str) -> str:
+    """The id of the response a job answers: the same whenever its stream is replayed (a
+    resume, a background poll), and no way back to the job id (which lets its holder resume
+    the stream)."""
+    return "resp_" + hashlib.sha256(f"response:{job_id}".encode()).hexdigest()[:32]
 
 
 def response_object(request: ResponsesRequest, response_id: str) -> Json:
@@ -113,6 +115,11 @@ class ResponseTranslator:
     def done(self) -> bool:
         return bool(self.response["status"] != "in_progress")
 
+    def _item_id(self, prefix: str, output_index: int) -> str:
+        """An output item's id, the same whenever the job is replayed."""
+        named = f"{self.response['id']}:{output_index}".encode()
+        return f"{prefix}_{hashlib.sha256(named).hexdigest()[:32]}"
+
     def feed(self, event: Json) -> list[Json]:
         kind = event.get("type")
         if kind == "message_start":
@@ -152,7 +159,7 @@ class ResponseTranslator:
         index = len(self.response["output"])
         if kind == "text":
             item = {
-                "id": new_id("msg"),
+                "id": self._item_id("msg", index),
                 "type": "message",
                 "status": "in_progress",
                 "role": "assistant",
@@ -166,7 +173,7 @@ class ResponseTranslator:
                 else []
             )
         if kind in ("thinking", "redacted_thinking"):
-            item = {"id": new_id("rs"), "type": "reasoning", "summary": []}
+            item = {"id": self._item_id("rs", index), "type": "reasoning", "summary": []}
             self._open = _OpenItem(index, item, block=dict(block))
             if kind == "redacted_thinking":
                 return [self._added()]
@@ -174,7 +181,7 @@ class ResponseTranslator:
         if kind == "tool_use":
             name, namespace = self._names.client_name(block["name"])
             item = {
-                "id": new_id("fc"),
+                "id": self._item_id("fc", index),
                 "type": "function_call",
                 "status": "in_progress",
                 "call_id": block["id"],

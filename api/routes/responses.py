@@ -30,7 +30,7 @@ from api.relay.disconnect import until_disconnected
 from api.relay.job_relay import JobRelay
 from api.relay.streaming import stream_reply
 from api.responses import background
-from api.responses.events import ResponseTranslator, new_id, response_object
+from api.responses.events import ResponseTranslator, response_id_for, response_object
 from api.responses.request import InputItem, ResponsesRequest
 from api.responses.store import ResponseStore, StoredResponse, dumped_items
 from api.responses.translation import ToolNames, to_messages_request
@@ -76,7 +76,7 @@ async def create_response(
     messages_request = to_messages_request(body, history)
     ensure_answerable(messages_request)
     stored = StoredResponse(
-        response=response_object(body, new_id("resp")),
+        response={},  # its id is its job's (events.py's response_id_for)
         owner=_owner(key),
         request=body.model_dump(mode="json", by_alias=True, exclude_unset=True),
         history=dumped_items(history),
@@ -85,6 +85,7 @@ async def create_response(
     if body.background:
         return await _queued(services, body, messages_request, request, key, stored)
     relay = await _relay(services, body, messages_request, request, key)
+    stored.response = response_object(body, response_id_for(relay.reader.job_id))
     translator = ResponseTranslator(
         stored.response, ToolNames.of(body), encrypted_reasoning=body.wants_encrypted_reasoning
     )
@@ -133,6 +134,7 @@ async def _queued(
         raise InvalidRequest("background: needs `store` and cannot stream.")
     lane = lane_of(request, default="batch")
     stored.job_id, _lease = await queue_job(services, messages_request, request, key, lane=lane)
+    stored.response = response_object(body, response_id_for(stored.job_id))
     stored.response["status"] = "queued"
     await _store(services).save(stored)
     return JSONResponse(stored.response, headers=_headers())

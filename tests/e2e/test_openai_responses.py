@@ -359,3 +359,7 @@ def test_a_stream_is_resumed_with_last_event_id_without_gaps_or_repeats(
     deltas = [e["delta"] for e in events if e["type"] == "response.output_text.delta"]
     assert "".join(deltas) == text
     assert events[-1]["type"] == "response.completed"
+    # The response and its message keep their ids across the resume.
+    assert len({e["response"]["id"] for e in events if "response" in e}) == 1
+    assert len({e["item_id"] for e in events if "item_id" in e}) == 1
+    assert events[-1]["response"]["output"][0]["id"] == first[2]["item"]["id"]
