@@ -6,7 +6,8 @@
 through the same translator a stream uses (events.py) and, once the job has ended, stores the
 final response, which then outlives the journal. So a background response must be fetched
 within `CCFLEET_JOURNAL_TTL_S` of its end; after that, and until `CCFLEET_RESPONSES_TTL_S`, a
-response never fetched reads `failed`. `cancel` aborts the job (its worker kills the CLI).
+response never fetched reads `failed`. `cancel` ends the job's quota lease and aborts the job
+(its worker kills the CLI), as a relay does when its client leaves.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from api.responses.request import ResponsesRequest
 from api.responses.store import ResponseStore, StoredResponse
 from api.responses.translation import ToolNames
 from api.services import FrontEndServices
+from shared.access.quotas import QuotaLease
 from shared.errors import FleetError, InvalidRequest, from_error
 from shared.stream import journal
 from shared.stream.chunk import Chunk
@@ -56,6 +58,8 @@ async def cancel(services: FrontEndServices, store: ResponseStore, stored: Store
     response = await current(services, store, stored)
     if response["status"] not in PENDING:
         return response
+    if stored.lease is not None:  # as a relay does when its client leaves (job_relay.py)
+        await services.fleet.quotas.release(QuotaLease(**stored.lease))
     await services.fleet.queue.cancel(stored.job_id, unqueue=True)
     response["status"] = "cancelled"
     stored.response = response

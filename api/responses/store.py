@@ -50,6 +50,7 @@ class StoredResponse:
     history: list[Json] = field(default_factory=list)
     input: list[Json] = field(default_factory=list)
     job_id: str = ""  # a background response's job
+    lease: dict[str, Any] | None = None  # its quota lease (shared/access/quotas.py), if any
 
     @property
     def id(self) -> str:
@@ -75,6 +76,7 @@ class ResponseStore:
             "history": stored.history,
             "input": stored.input,
             "job_id": stored.job_id,
+            "lease": stored.lease,
         }
         await self._redis.set(
             redis_keys.stored_response(stored.id), orjson.dumps(record), ex=self._ttl_s

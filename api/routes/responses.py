@@ -14,6 +14,7 @@ the path); after a stream started, as `response.failed`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any, Literal
@@ -133,7 +134,8 @@ async def _queued(
     if body.store is False or body.stream:
         raise InvalidRequest("background: needs `store` and cannot stream.")
     lane = lane_of(request, default="batch")
-    stored.job_id, _lease = await queue_job(services, messages_request, request, key, lane=lane)
+    stored.job_id, lease = await queue_job(services, messages_request, request, key, lane=lane)
+    stored.lease = dataclasses.asdict(lease) if lease is not None else None
     stored.response = response_object(body, response_id_for(stored.job_id))
     stored.response["status"] = "queued"
     await _store(services).save(stored)

@@ -6,6 +6,7 @@ what the model saw); each test scripts its own replies.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -14,8 +15,9 @@ import openai
 import pytest
 from openai.types.responses import ResponseInputParam, ToolParam
 
+from tests import client_keys
 from tests.conftest import Stack
-from tests.e2e.conftest import MODEL, ResponsesKeys, without_cli_additions
+from tests.e2e.conftest import MODEL, RESPONSES_AUTH_ENV, ResponsesKeys, without_cli_additions
 from tests.fakes.upstream import (
     BlocksReply,
     ErrorReply,
@@ -363,3 +365,25 @@ def test_a_stream_is_resumed_with_last_event_id_without_gaps_or_repeats(
     assert len({e["response"]["id"] for e in events if "response" in e}) == 1
     assert len({e["item_id"] for e in events if "item_id" in e}) == 1
     assert events[-1]["response"]["output"][0]["id"] == first[2]["item"]["id"]
+
+
+def test_cancelling_a_waiting_background_response_ends_its_concurrency_lease(
+    stack: Stack, sdk_clients: SdkClients, responses_keys: ResponsesKeys
+) -> None:
+    secret = RESPONSES_AUTH_ENV["CCFLEET_AUTH_SECRET"]
+    one_at_a_time = asyncio.run(
+        client_keys.create_key(stack.redis.url, secret, "one-at-a-time", concurrency=1)
+    )
+    hog = sdk_clients.openai_client(stack.url, key=responses_keys.mine)
+    limited = sdk_clients.openai_client(stack.url, key=one_at_a_time)
+    stack.upstream.enqueue(HangReply(60), TextReply("Admitted."))
+    # The worker's one batch slot (the other is kept for interactive work) is taken...
+    running = hog.responses.create(model=MODEL, input="Take your time.", background=True)
+    assert stack.upstream.wait_for_requests(1, timeout_s=30), "the CLI reached the upstream"
+    # ...so this one waits, holding its key's only concurrency lease, until it is cancelled.
+    waiting = limited.responses.create(model=MODEL, input="Wait.", background=True)
+    assert limited.responses.retrieve(waiting.id).status == "queued"
+    assert limited.responses.cancel(waiting.id).status == "cancelled"
+    assert limited.responses.create(model=MODEL, input="Again.").output_text == "Admitted."
+    hog.responses.cancel(running.id)
+    wait_until(lambda: not stack.clis(), 15, "the CLI to be killed")
