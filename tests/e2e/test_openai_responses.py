@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import httpx
 import openai
 import pytest
 from openai.types.responses import ResponseInputParam, ToolParam
+from redis.asyncio import Redis
 
+from shared.telemetry.request_stats import read_request_stats
 from tests import client_keys
 from tests.conftest import Stack
 from tests.e2e.conftest import MODEL, RESPONSES_AUTH_ENV, ResponsesKeys, without_cli_additions
@@ -387,3 +390,20 @@ def test_cancelling_a_waiting_background_response_ends_its_concurrency_lease(
     assert limited.responses.create(model=MODEL, input="Again.").output_text == "Admitted."
     hog.responses.cancel(running.id)
     wait_until(lambda: not stack.clis(), 15, "the CLI to be killed")
+
+
+def ttft_samples(stack: Stack) -> int:
+    """How many requests of the last minutes the dashboard's figures have a TTFT for."""
+
+    async def read() -> int:
+        async with Redis.from_url(stack.redis.url) as redis:
+            stats = await read_request_stats(redis, now_s=time.time())
+        return max(window.ttft_samples for window in stats)
+
+    return asyncio.run(read())
+
+
+def test_a_response_counts_in_the_dashboards_figures(stack: Stack, oai: openai.OpenAI) -> None:
+    before = ttft_samples(stack)
+    oai.responses.create(model=MODEL, input="Hi")
+    wait_until(lambda: ttft_samples(stack) == before + 1, 10, "the request to be recorded")
