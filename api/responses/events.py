@@ -251,30 +251,12 @@ class ResponseTranslator:
         return self._item_event(kind, summary_index=0, part=part)
 
     def _stop(self) -> list[Json]:
-        current, self._open = self._open, None
+        """The open item's done events; it joins the response's output."""
+        current = self._open
         if current is None:
             return []
-        self._open = current  # for the events below
-        text = "".join(current.text)
         item = current.item
-        kind = item["type"]
-        if kind == "message":
-            events = [
-                self._item_event(
-                    "response.output_text.done", content_index=0, text=text, logprobs=[]
-                )
-            ]
-            events.append(self._part_event("response.content_part.done", text))
-            item["content"] = [events[-1]["part"]]
-        elif kind == "reasoning":
-            events = self._reasoning_done(current, text)
-        else:
-            events = [
-                self._item_event(
-                    "response.function_call_arguments.done", arguments=text, name=item["name"]
-                )
-            ]
-            item["arguments"] = text
+        events = self._content_done(current, "".join(current.text))
         if "status" in item:
             item["status"] = "completed"
         self.response["output"].append(item)
@@ -283,6 +265,24 @@ class ResponseTranslator:
         )
         self._open = None
         return events
+
+    def _content_done(self, current: _OpenItem, text: str) -> list[Json]:
+        item = current.item
+        if item["type"] == "reasoning":
+            return self._reasoning_done(current, text)
+        if item["type"] == "function_call":
+            item["arguments"] = text
+            return [
+                self._item_event(
+                    "response.function_call_arguments.done", arguments=text, name=item["name"]
+                )
+            ]
+        done = self._item_event(
+            "response.output_text.done", content_index=0, text=text, logprobs=[]
+        )
+        part = self._part_event("response.content_part.done", text)
+        item["content"] = [part["part"]]
+        return [done, part]
 
     def _reasoning_done(self, current: _OpenItem, text: str) -> list[Json]:
         item = current.item
