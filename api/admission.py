@@ -37,9 +37,30 @@ async def start_job(
     services: FrontEndServices, body: MessagesRequest, request: Request, key: ClientKey | None
 ) -> JobRelay:
     """Admit and queue a request from `key` (None: auth is off), and attach a relay to its job."""
+    lane = lane_of(request)
+    job_id, lease = await queue_job(services, body, request, key, lane=lane)
+    quotas = services.fleet.quotas
+    release = (lambda: quotas.release(lease)) if lease is not None else None
+    try:
+        return await services.relays.open(job_id, request, after_seq=0, lane=lane, on_close=release)
+    except BaseException:
+        if lease is not None:  # see queue_job
+            await quotas.end(lease.key_name, lease.request_id)
+        raise
+
+
+async def queue_job(
+    services: FrontEndServices,
+    body: MessagesRequest,
+    request: Request,
+    key: ClientKey | None,
+    *,
+    lane: Lane,
+) -> tuple[str, QuotaLease | None]:
+    """Admit and queue a request on `lane`, with no client attached (a background response
+    polls its job); its concurrency lease, if any, lasts until its worker ends the job."""
     settings = services.settings
     check_limits(settings, body)
-    lane = lane_of(request)
     request_labels(request).lane = lane
     request_id = request_id_var.get() or ""
     lease = await _admit_key(services, key, lane, body, request_id)
@@ -65,11 +86,7 @@ async def start_job(
             prefer_for_ms=settings.queue.affinity_wait_ms,
         )
         job_id_var.set(job.job_id)
-        quotas = services.fleet.quotas
-        release = (lambda: quotas.release(lease)) if lease is not None else None
-        return await services.relays.open(
-            job.job_id, request, after_seq=0, lane=lane, on_close=release
-        )
+        return job.job_id, lease
     except BaseException:
         if lease is not None:  # refused or failed here: no worker may ever end what it holds
             # (ending twice is harmless, should its job have been queued after all)
@@ -123,8 +140,8 @@ def check_limits(settings: Settings, body: MessagesRequest) -> None:
         )
 
 
-def lane_of(request: Request) -> Lane:
-    lane = request.headers.get(LANE_HEADER, "interactive")
+def lane_of(request: Request, default: Lane = "interactive") -> Lane:
+    lane = request.headers.get(LANE_HEADER, default)
     if lane not in ("interactive", "batch"):
         raise InvalidRequest(f"{LANE_HEADER}: expected `interactive` or `batch`, got {lane!r}.")
     return "batch" if lane == "batch" else "interactive"

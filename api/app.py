@@ -29,6 +29,7 @@ from api.routes import (
     messages,
     metrics,
     models,
+    responses,
     usage,
 )
 from api.services import FrontEndServices, services_of
@@ -74,6 +75,7 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
         messages.router,
         batches.router,
         chat.router,
+        responses.router,
         models.router,
     ]
     admin_routers = [fleet.router, usage.router, metrics.router]

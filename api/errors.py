@@ -1,6 +1,7 @@
 """The only place where exceptions become error responses or SSE error events.
 
-Errors come out in the Anthropic shape, except on the OpenAI-compatible paths (`/v1/chat/...`),
+Errors come out in the Anthropic shape, except on the OpenAI-compatible paths (`/v1/chat/...`,
+`/v1/responses...`),
 where `error_payload` gives OpenAI's shape (api/openai/errors.py); it is keyed off the path.
 """
 
@@ -94,12 +95,18 @@ def _outage(exc: Exception) -> Overloaded:
 
 
 def failure_event(exc: Exception, path: str = "") -> ServerSentEvent:
-    """Any failure after the stream started: a FleetError as it is, anything else (its
-    traceback logged) as the catch-all's 500. A stream never ends silently cut."""
+    """Any failure after the stream started (`mid_stream_error`). A stream never ends
+    silently cut."""
+    return error_event(mid_stream_error(exc), path)
+
+
+def mid_stream_error(exc: Exception) -> FleetError:
+    """A failure after the stream started: a FleetError as it is, anything else (its
+    traceback logged) as the catch-all's 500."""
     if isinstance(exc, FleetError):
-        return error_event(exc, path)
+        return exc
     logger.error("unhandled error mid-stream", exc_info=exc)
-    return error_event(FleetError("Internal server error"), path)
+    return FleetError("Internal server error")
 
 
 def error_event(error: FleetError, path: str = "") -> ServerSentEvent:

@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 from api.openai.errors import is_openai_path
 from shared.batches import wire
 
-_STREAMING_PATHS = frozenset({"/v1/messages", "/v1/chat/completions"})
+_STREAMING_PATHS = frozenset({"/v1/messages", "/v1/chat/completions", "/v1/responses"})
 _BATCH_CREATE = "/v1/messages/batches"
 _ERROR_DESCRIPTIONS = {
     "400": "invalid_request_error: the body, a parameter or a header is malformed",

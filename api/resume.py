@@ -30,9 +30,12 @@ async def resume_job(
     body: MessagesRequest,
     request: Request,
     key: ClientKey | None,
+    *,
+    from_start: bool = False,
 ) -> JobRelay:
-    """Attach to a running or finished job after the chunk a client saw last; only the
-    request that started the stream may resume it."""
+    """Attach to a running or finished job after the chunk a client saw last (`from_start`:
+    from its first chunk, for a route that must replay what the client saw to translate what
+    follows); only the request that started the stream may resume it."""
     match = _EVENT_ID.fullmatch(last_event_id)
     if match is None:
         raise InvalidRequest("Last-Event-ID: expected the id of an event of this API.")
@@ -41,7 +44,7 @@ async def resume_job(
     if kept is None or not same_owner(kept, stream_owner(body, key)):
         raise NotFound(f"Last-Event-ID: no stream {job_id} to resume (it may have expired).")
     job_id_var.set(job_id)
-    return await services.relays.open(job_id, request, after_seq=int(seq))
+    return await services.relays.open(job_id, request, after_seq=0 if from_start else int(seq))
 
 
 def stream_owner(body: MessagesRequest, key: ClientKey | None) -> dict[str, str]:

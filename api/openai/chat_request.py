@@ -178,10 +178,10 @@ def to_messages_request(chat: ChatCompletionRequest) -> MessagesRequest:
         fields["tools"] = [_tool(t.function) for t in chat.tools]
         if (choice := _tool_choice(chat)) is not None:
             fields["tool_choice"] = choice
-    return _validated(fields)
+    return validated_request(fields)
 
 
-def _validated(fields: Json) -> MessagesRequest:
+def validated_request(fields: Json) -> MessagesRequest:
     """`fields` as a MessagesRequest; InvalidRequest names the field that does not fit."""
     try:
         return MessagesRequest.model_validate(fields)
@@ -234,13 +234,15 @@ def _user_content(content: str | list[ContentPart] | None, i: int) -> str | list
     blocks: list[Json] = []
     for j, part in enumerate(content):
         if isinstance(part, ImagePart):
-            blocks.append(_image(part.image_url.url, f"messages.{i}.content.{j}.image_url.url"))
+            blocks.append(
+                image_block(part.image_url.url, f"messages.{i}.content.{j}.image_url.url")
+            )
         elif isinstance(part, TextPart):
             blocks.append({"type": "text", "text": part.text})
     return blocks
 
 
-def _image(url: str, field: str) -> Json:
+def image_block(url: str, field: str) -> Json:
     if url.startswith(("http://", "https://")):
         return {"type": "image", "source": {"type": "url", "url": url}}
     header, comma, data = url.partition(",")
@@ -272,7 +274,7 @@ def _assistant_content(message: ChatMessage, i: int) -> str | list[Json]:
                 "type": "tool_use",
                 "id": call.id,
                 "name": call.function.name,
-                "input": _arguments(call.function.arguments, field),
+                "input": tool_arguments(call.function.arguments, field),
             }
         )
     return blocks
@@ -284,7 +286,7 @@ def _part_text(part: ContentPart) -> str:
     return part.text if isinstance(part, TextPart) else ""
 
 
-def _arguments(arguments: str, field: str) -> Json:
+def tool_arguments(arguments: str, field: str) -> Json:
     try:
         parsed = orjson.loads(arguments) if arguments.strip() else {}
     except orjson.JSONDecodeError as error:

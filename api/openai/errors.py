@@ -1,4 +1,5 @@
-"""FleetErrors as OpenAI reports errors, for the OpenAI-compatible routes (/v1/chat/...).
+"""FleetErrors as OpenAI reports errors, for the OpenAI-compatible routes (/v1/chat/...,
+/v1/responses...).
 
 OpenAI's error body is `{"error": {"message", "type", "param", "code"}}`. The status mostly
 stays the FleetError's; an Anthropic 529 (overloaded) becomes OpenAI's 503, which OpenAI
@@ -11,7 +12,7 @@ from typing import Any
 
 from shared.errors import FleetError, UnsupportedMediaType
 
-OPENAI_PATH_PREFIX = "/v1/chat/"
+OPENAI_PATH_PREFIXES = ("/v1/chat/", "/v1/responses")
 
 # Anthropic error type -> (status, OpenAI type, OpenAI code). Anything else: 500 server_error.
 _OPENAI_ERRORS: dict[str, tuple[int, str, str | None]] = {
@@ -28,7 +29,7 @@ _OPENAI_ERRORS: dict[str, tuple[int, str, str | None]] = {
 
 
 def is_openai_path(path: str) -> bool:
-    return path.startswith(OPENAI_PATH_PREFIX)
+    return path.startswith(OPENAI_PATH_PREFIXES)
 
 
 def openai_status(error: FleetError) -> int:

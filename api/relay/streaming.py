@@ -2,7 +2,9 @@
 
 Errors before the first chunk are plain HTTP errors (api/errors.py turns them into a
 response); after it, each route's error event ends the stream. The routes differ only in how a
-chunk becomes SSE events (`render`), what closes a stream (`closing`), and how pings look.
+chunk becomes SSE events (`render`), what closes a stream (`closing`), how pings look, and
+how an error after the start reads (`render_failure`; by default api/errors.py's error event),
+and what is done once the stream has ended, however it ended (`on_end`).
 
 A client that reads nothing for `send_timeout_s` (its socket buffers full, each send blocked)
 is dropped: the stream closes as on a disconnect, which cancels its job.
@@ -14,7 +16,7 @@ the per-send cost of the ASGI stack is paid once per burst, not once per event.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 import anyio
 from fastapi import Request
@@ -23,14 +25,16 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
-from api.errors import failure_event
+from api.errors import error_event, mid_stream_error
 from api.relay.disconnect import until_disconnected
 from api.relay.job_relay import JobRelay
+from shared.errors import FleetError
 from shared.stream.chunk import Chunk
 
 logger = logging.getLogger(__name__)
 
 ChunkRenderer = Callable[[Chunk], Iterable[ServerSentEvent]]
+FailureRenderer = Callable[[FleetError], Iterable[ServerSentEvent]]
 
 
 class _BoundedEventSource(EventSourceResponse):
@@ -53,6 +57,8 @@ async def stream_reply(
     ping_factory: Callable[[], ServerSentEvent] | None = None,
     closing: Iterable[ServerSentEvent] = (),
     headers: dict[str, str] | None = None,
+    render_failure: FailureRenderer | None = None,
+    on_end: Callable[[], Awaitable[None]] | None = None,
 ) -> Response:
     """The relay's chunks as an SSE response; the relay is closed whatever happens."""
     try:
@@ -61,6 +67,7 @@ async def stream_reply(
         await relay.close()
         raise
     path = request.url.path
+    error_events = render_failure or (lambda error: [error_event(error, path)])
 
     async def events() -> AsyncIterator[ServerSentEvent | bytes]:
         try:
@@ -77,10 +84,11 @@ async def stream_reply(
             for event in closing:
                 yield event
         except Exception as exc:  # a stream ends in an error event, never silently cut
-            yield failure_event(exc, path)
+            for event in error_events(mid_stream_error(exc)):
+                yield event
         finally:
             with anyio.CancelScope(shield=True):
-                await relay.close()
+                await _end(relay, on_end)
 
     return _BoundedEventSource(
         events(),
@@ -89,6 +97,12 @@ async def stream_reply(
         headers=headers,
         send_timeout=send_timeout_s,
     )
+
+
+async def _end(relay: JobRelay, on_end: Callable[[], Awaitable[None]] | None) -> None:
+    await relay.close()
+    if on_end is not None:
+        await on_end()
 
 
 async def _rest_of_burst(relay: JobRelay, first: Chunk) -> tuple[list[Chunk], Exception | None]:

@@ -1,4 +1,4 @@
-"""Adds every Messages and Chat Completions request that ends to the shared rollup
+"""Adds every Messages, Chat Completions and Responses request that ends to the shared rollup
 (shared/telemetry/request_stats.py) behind the dashboard's request rate, TTFT and error rate.
 
 The middleware puts a RequestTiming on the request's state as the request arrives; the job's
@@ -28,7 +28,7 @@ from shared.telemetry.request_stats import RequestOutcome, record_request
 
 logger = logging.getLogger(__name__)
 
-RECORDED_PATHS = frozenset({"/v1/messages", "/v1/chat/completions"})
+RECORDED_PATHS = frozenset({"/v1/messages", "/v1/chat/completions", "/v1/responses"})
 RECORD_TIMEOUT_S = 1.0
 _TIMING_STATE = "timing"  # in the ASGI scope's state
 

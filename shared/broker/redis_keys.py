@@ -106,6 +106,11 @@ def conversation_account(conversation_key: str) -> str:
     return f"{PREFIX}:conversation:{conversation_key}:account"
 
 
+def stored_response(response_id: str) -> str:
+    """A stored /v1/responses response, its input and its owner (JSON; api/responses/store.py)."""
+    return f"{PREFIX}:response:{response_id}"
+
+
 def batch(batch_id: str) -> str:
     """Hash of a message batch: owner, times, status, request counts, dispatch position."""
     return f"{PREFIX}:batch:{batch_id}"

@@ -1,18 +1,27 @@
-"""Clients for the end-to-end tests: the real anthropic SDK, sync and async."""
+"""Clients for the end-to-end tests (the real anthropic SDK, sync and async) and the stack the
+Responses API's modules share."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import anthropic
 import pytest
 
+from ccfleet.embedded_redis import EmbeddedRedis
+from tests import client_keys
 from tests.conftest import Stack
+from tests.fakes.upstream import FakeUpstream
 from tests.sdk import SdkClients
 
 MODEL = "claude-sonnet-5-5"
+RESPONSES_AUTH_ENV = {
+    "CCFLEET_AUTH": "on",
+    "CCFLEET_AUTH_SECRET": "responses-test-secret-" + "0123456789abcdef" * 2,
+}
 
 
 @pytest.fixture
@@ -25,6 +34,42 @@ async def async_client(stack: Stack) -> AsyncIterator[anthropic.AsyncAnthropic]:
     url, key = stack.url, "client-key"
     async with anthropic.AsyncAnthropic(base_url=url, api_key=key, max_retries=0) as client:
         yield client
+
+
+@pytest.fixture(scope="package")
+def responses_stack(
+    tmp_path_factory: pytest.TempPathFactory, session_upstream: FakeUpstream, claude_bin: str
+) -> Iterator[Stack]:
+    """One stack for the Responses API's modules (test_openai_responses.py, test_codex.py,
+    test_openai_agents.py, all in xdist group `responses_stack`): one front end and one worker
+    with the real CLI, client keys on (`responses_keys`)."""
+    root = tmp_path_factory.mktemp("responses")
+    with EmbeddedRedis(root / "redis") as server:
+        stack = Stack(redis=server, upstream=session_upstream, claude_bin=claude_bin, root=root)
+        try:
+            # A refused request is not tried on other accounts: one upstream error is enough.
+            env = {**RESPONSES_AUTH_ENV, "CCFLEET_JOB_MAX_ATTEMPTS": "1"}
+            stack.add_worker(**env)
+            stack.add_api(**env)
+            stack.wait_ready()
+            yield stack
+        finally:
+            stack.stop()
+
+
+class ResponsesKeys(NamedTuple):
+    mine: str
+    other: str
+
+
+@pytest.fixture(scope="package")
+def responses_keys(responses_stack: Stack) -> ResponsesKeys:
+    """Two client keys of `responses_stack`: the tests' own, and another client's."""
+    redis_url, secret = responses_stack.redis.url, RESPONSES_AUTH_ENV["CCFLEET_AUTH_SECRET"]
+    return ResponsesKeys(
+        asyncio.run(client_keys.create_key(redis_url, secret, "responses-client")),
+        asyncio.run(client_keys.create_key(redis_url, secret, "another-client")),
+    )
 
 
 def without_cli_additions(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,13 +1,15 @@
 """tests/run.sh against another CLI version: how an operator vets an upgrade.
 
-A stand-in `claude` reporting version X is put where run.sh caches X, so nothing is
-downloaded; the inner pytest runs one small test file.
+A stand-in `claude` reporting version X is put where run.sh caches X, and a stand-in `codex`
+of the pinned version where run.sh caches Codex, so nothing is downloaded; the inner pytest
+runs one small test file.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
@@ -19,6 +21,12 @@ def fake_cached_cli(cache: Path, version: str, *, reports: str) -> None:
     claude = bin_dir / "claude"
     claude.write_text(f'#!/bin/sh\necho "{reports} (Claude Code)"\n')
     claude.chmod(0o755)
+    pinned = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ccfleet"]
+    codex_dir = cache / "ccfleet" / f"codex-{pinned['codex-version']}" / "node_modules" / ".bin"
+    codex_dir.mkdir(parents=True)
+    codex = codex_dir / "codex"
+    codex.write_text(f'#!/bin/sh\necho "codex-cli {pinned["codex-version"]}"\n')
+    codex.chmod(0o755)
 
 
 def run_script(cache: Path, version: str) -> subprocess.CompletedProcess[str]:
@@ -30,6 +38,7 @@ def run_script(cache: Path, version: str) -> subprocess.CompletedProcess[str]:
         "CCFLEET_CLAUDE_CODE_VERSION": version,
     }
     env.pop("CCFLEET_TEST_CLAUDE_BIN", None)
+    env.pop("CCFLEET_TEST_CODEX_BIN", None)
     return subprocess.run(
         ["bash", "tests/run.sh", "tests/unit/test_cli_vetting.py", "-q"],
         cwd=ROOT,
