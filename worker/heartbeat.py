@@ -47,6 +47,10 @@ async def beat(redis: Redis, state: WorkerState, *, ttl_s: float) -> None:
                 "ready_clis": state.ready_clis.ready,
                 "ready_hits": state.ready_clis.hits,
                 "ready_misses": state.ready_clis.misses,
+                "resident_clis": state.resident_clis.resident,
+                "resident_bytes": state.resident_clis.rss_bytes,
+                "resident_hits": state.resident_clis.hits,
+                "resident_misses": state.resident_clis.misses,
                 "beat_at_ms": now_ms,
             },
         )

@@ -121,7 +121,15 @@ async def _answer(
     started = time.monotonic()
     try:
         await answer_with_cli(
-            job.request, job.job_id, publisher, worker.cli, meter=meter, pool=worker.pool
+            job.request,
+            job.job_id,
+            publisher,
+            worker.cli,
+            meter=meter,
+            pool=worker.pool,
+            # A batch request has no next turn.
+            residents=worker.residents if job.batch is None else None,
+            client_key=job.client_key or "",
         )
     except AccountLimitReached as limit:
         await _cool_account(run, limit)
