@@ -17,6 +17,7 @@ import copy
 import json
 import os
 import re
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,17 +26,24 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from shared.errors import FleetError
 from shared.queue.job_queue import JobQueue
 from shared.wire.messages import MessagesRequest
+from tests.fakes import fake_cli
 from tests.fakes.upstream import (
     BlocksReply,
+    ErrorReply,
     FakeUpstream,
+    HangReply,
     TextBlock,
     ThinkingBlock,
     ToolUseBlock,
 )
+from tests.waiting import async_wait_until
 from worker.cli.config import CliConfig
-from worker.cli.resident import ResidentConversations
+from worker.cli.process import CliProcess
+from worker.cli.resident import Continuation, ResidentCli, ResidentConversations
+from worker.cli.workspace import create_workspace
 from worker.reply.answer import answer_with_cli
 from worker.reply.chunk_publisher import ChunkPublisher
 
@@ -196,6 +204,10 @@ async def make_worker(
         await residents.close()
 
 
+def was_reaped(pid: int) -> bool:
+    return not Path(f"/proc/{pid}").exists()
+
+
 def sent_without_session(body: dict[str, Any]) -> str:
     """The upstream request less `metadata` (it names the CLI process's session), in order."""
     return json.dumps({k: v for k, v in body.items() if k != "metadata"})
@@ -279,3 +291,79 @@ async def test_a_resident_cli_never_compacts_its_conversation_even_past_its_thre
     assert worker.residents.stats.hits == 1
     assert len(upstream.requests) == 2, "no summary request"
     assert len(upstream.requests[-1].body["messages"]) == len(HISTORY) + 2
+
+
+async def test_another_key_with_the_same_history_replays_and_leaves_the_first_keys_cli_alone(
+    make_worker: Any, upstream: FakeUpstream
+) -> None:
+    worker = make_worker()
+    upstream.enqueue(TEXT_TURN.reply)
+    await worker.answer(HISTORY, resident=True, client_key="key-a")
+    held = worker.residents.pids()
+    await worker.answer(
+        [*HISTORY, TEXT_TURN.echoed, TEXT_TURN.follow_up], resident=True, client_key="key-b"
+    )
+    # Both turns missed: turn N found no CLI, nor did key-b's.
+    assert worker.residents.stats.hits == 0 and worker.residents.stats.misses == 2
+    assert set(held) <= set(worker.residents.pids()), "key-a's CLI still holds key-a's turn"
+    assert len(worker.residents.pids()) == 2
+
+
+async def test_a_failed_resident_turn_stops_its_cli_and_the_next_try_replays(
+    make_worker: Any, upstream: FakeUpstream
+) -> None:
+    worker = make_worker()
+    upstream.enqueue(TEXT_TURN.reply, ErrorReply(500, "api_error", "Boom."))
+    await worker.answer(HISTORY, resident=True)
+    [pid] = worker.residents.pids()
+    following = [*HISTORY, TEXT_TURN.echoed, TEXT_TURN.follow_up]
+    with pytest.raises(FleetError):
+        await worker.answer(following, resident=True)
+    assert worker.residents.stats.hits == 1
+    assert worker.residents.pids() == [] and was_reaped(pid)
+    await worker.answer(following, resident=True)
+    assert worker.residents.stats.misses == 2, "turn N's and the retry's replays"
+
+
+async def test_a_cancelled_resident_turn_stops_its_cli(
+    make_worker: Any, upstream: FakeUpstream
+) -> None:
+    worker = make_worker()
+    upstream.enqueue(TEXT_TURN.reply, HangReply())
+    await worker.answer(HISTORY, resident=True)
+    [pid] = worker.residents.pids()
+    task = asyncio.create_task(
+        worker.answer([*HISTORY, TEXT_TURN.echoed, TEXT_TURN.follow_up], resident=True)
+    )
+    await async_wait_until(lambda: len(upstream.requests) == 2, BOUND_S, "the second request")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert worker.residents.pids() == [] and was_reaped(pid)
+
+
+async def test_beyond_its_limit_the_least_recently_used_resident_cli_is_stopped_first(
+    tmp_path: Path,
+) -> None:
+    residents = ResidentConversations(max_resident=2, idle_s=300)
+    env = {"PATH": os.environ["PATH"], "FAKE_CLI_MODE": "sleep"}
+    kept = []
+    try:
+        for name in ("a", "b", "c"):
+            workspace = create_workspace(str(tmp_path), name)
+            process = CliProcess(
+                [sys.executable, fake_cli.__file__], env=env, cwd=workspace.cwd, kill_grace_s=0.5
+            )
+            await process.start()
+            kept.append(process)
+            await residents.keep(ResidentCli(process, workspace, holds=name))
+            if name == "b":  # "a" is used again: "b" is now the least recently used
+                resident = residents.take(Continuation(held="a", new_messages=[]))
+                assert resident is not None
+                await residents.keep(resident)
+        a, b, c = kept
+        assert sorted(residents.pids()) == sorted([a.pid, c.pid])
+        assert b.returncode is not None and residents.stats.evicted == 1
+    finally:
+        await residents.close()
+    assert all(process.returncode is not None for process in kept)
