@@ -20,7 +20,7 @@ from shared.access import admission
 from shared.access.client_keys import ClientKey
 from shared.access.quotas import QuotaLease
 from shared.errors import InvalidRequest
-from shared.fleet.affinity import preferred_account
+from shared.fleet.affinity import preferred_account, preferred_worker
 from shared.fleet.lanes import Lane
 from shared.fleet.registry import admission_error, read_fleet
 from shared.settings import Settings
@@ -45,6 +45,7 @@ async def start_job(
         error = admission_error(fleet)
         if error is not None:
             raise error
+        account = await preferred_account(services.redis, body, fleet)
         job = await services.fleet.queue.submit(
             body,
             request_id=request_id,
@@ -52,8 +53,9 @@ async def start_job(
             lane_limit=services.fleet.lanes[lane].max_waiting,
             owner=stream_owner(body, key),
             client_key=key.name if key else None,
-            prefer_account=await preferred_account(services.redis, body, fleet),
+            prefer_account=account,
             prefer_for_ms=settings.queue.affinity_wait_ms,
+            prefer_worker=await preferred_worker(services.redis, body, fleet, account),
         )
         job_id_var.set(job.job_id)
         quotas = services.fleet.quotas

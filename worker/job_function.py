@@ -17,7 +17,7 @@ from typing import Any
 
 from shared.broker.outage import OUTAGE_ERRORS, outlasting_outage
 from shared.errors import AccountLimitReached, CliFailed, FleetError, Overloaded
-from shared.fleet.affinity import AccountNote
+from shared.fleet.affinity import AccountNote, note_resident_worker
 from shared.fleet.registry import FleetSnapshot, all_cooling_error, read_fleet, set_account_cooling
 from shared.queue.job import JobRequest
 from shared.queue.requeue import Failure, FailureCause, next_attempt
@@ -119,7 +119,16 @@ async def _answer(
     # Logged and measured once the CLI has the request: nothing delays the hand-off.
     worker.metrics.queue_wait.labels(lane=job.lane).observe(max(0, wait_ms) / 1000)
     started = time.monotonic()
+    residents = worker.residents if job.batch is None else None  # a batch has no next turn
     try:
+        if residents is not None and worker.settings.queue.affinity_wait_ms:
+            # Before the answer: its next turn may come as soon as the answer ends.
+            await note_resident_worker(
+                run.redis,
+                job.request,
+                worker.state.worker_id,
+                ttl_s=int(worker.settings.resident.idle_s),
+            )
         await answer_with_cli(
             job.request,
             job.job_id,
@@ -127,8 +136,7 @@ async def _answer(
             worker.cli,
             meter=meter,
             pool=worker.pool,
-            # A batch request has no next turn.
-            residents=worker.residents if job.batch is None else None,
+            residents=residents,
             client_key=job.client_key or "",
         )
     except AccountLimitReached as limit:

@@ -95,6 +95,11 @@ def conversation_account(conversation_key: str) -> str:
     return f"{PREFIX}:conversation:{conversation_key}:account"
 
 
+def conversation_worker(conversation_key: str) -> str:
+    """The worker whose resident CLI holds a conversation (shared/fleet/affinity.py)."""
+    return f"{PREFIX}:conversation:{conversation_key}:worker"
+
+
 def batch(batch_id: str) -> str:
     """Hash of a message batch: owner, times, status, request counts, dispatch position."""
     return f"{PREFIX}:batch:{batch_id}"
