@@ -3,7 +3,10 @@
 The conversation is replayed over stdin in stream-json, one line a message
 (docs/measured-facts.md §2): every earlier user message is sent with `shouldQuery: false`
 and acknowledged by the CLI before the next line; assistant messages are appended at once;
-the final user message triggers the one upstream request.
+the final user message triggers the one upstream request. Nothing faster is faithful (§11:
+unacknowledged lines reorder, a resumed session file moves the CLI's reminders), so a CLI
+that answered stays for the next turn instead (worker/cli/resident.py), which then needs
+only the new messages (`message_lines`).
 """
 
 from __future__ import annotations
