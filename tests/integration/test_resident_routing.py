@@ -25,7 +25,11 @@ pytestmark = pytest.mark.xdist_group("resident-routing")
 
 MODEL = "claude-sonnet-4-6"
 # Generous, so a loaded test machine cannot turn a head start into a coin toss.
-ENV = {"CCFLEET_AFFINITY_WAIT_MS": "5000", "CCFLEET_ACCOUNT": "alice"}
+ENV = {
+    "CCFLEET_AFFINITY_WAIT_MS": "5000",
+    "CCFLEET_ACCOUNT": "alice",
+    "CCFLEET_RESIDENT_MAX": "4",  # the stacks of tests keep none by default
+}
 HELLO = {"role": "assistant", "content": [{"type": "text", "text": "Hello"}]}
 
 
