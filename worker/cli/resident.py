@@ -188,41 +188,32 @@ class ReplyRecorder:
         content = []
         for index in sorted(self._blocks):
             block = self._blocks[index]
-            if block["type"] == "tool_use":
+            if block.get("type") == "tool_use":
                 pieces = "".join(self._partial_json.get(index, []))
-                block = {**block, "input": orjson.loads(pieces) if pieces else block["input"]}
+                block = {**block, "input": orjson.loads(pieces) if pieces else block.get("input")}
             content.append(block)
         return {"role": "assistant", "content": content}
 
     def ends_with_tool_use(self) -> bool:
-        return any(block["type"] == "tool_use" for block in self._blocks.values())
+        return any(block.get("type") == "tool_use" for block in self._blocks.values())
 
     def _add_delta(self, index: int, delta: dict[str, Any]) -> None:
         block = self._blocks[index]
         kind = delta.get("type")
         if kind == "text_delta":
-            block["text"] += delta.get("text", "")
+            block["text"] = block.get("text", "") + delta.get("text", "")
         elif kind == "thinking_delta":
-            block["thinking"] += delta.get("thinking", "")
+            block["thinking"] = block.get("thinking", "") + delta.get("thinking", "")
         elif kind == "signature_delta":
             block["signature"] = block.get("signature", "") + delta.get("signature", "")
         elif kind == "input_json_delta":
             self._partial_json.setdefault(index, []).append(delta.get("partial_json", ""))
-
-
-_BLOCK_FIELDS = {
-    "text": ("text",),
-    "thinking": ("thinking", "signature"),
-    "redacted_thinking": ("data",),
-    "tool_use": ("id", "name", "input"),
-}
+        elif kind == "citations_delta":
+            block["citations"] = [*(block.get("citations") or []), delta.get("citation")]
 
 
 def _opened_block(start: dict[str, Any]) -> dict[str, Any]:
-    """A block as a client sends it back: its type's own fields, nothing the stream adds."""
-    kind = start.get("type", "")
-    block: dict[str, Any] = {"type": kind}
-    for name in _BLOCK_FIELDS.get(kind, ()):
-        if name in start:
-            block[name] = start[name]
-    return block
+    """A block as a streaming client rebuilds it (as the SDKs accumulate): its start, then its
+    deltas added. A field this does not know makes the client's echo differ: a replay, never
+    a wrong continuation."""
+    return dict(start)
