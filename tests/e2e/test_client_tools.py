@@ -8,12 +8,14 @@ import subprocess
 from typing import Any
 
 import anthropic
+import httpx
 import pytest
 from anthropic.types import CacheControlEphemeralParam, Message, ToolChoiceParam, ToolParam
 
-from tests.conftest import Stack
+from tests.conftest import Stack, StackFactory
 from tests.e2e.conftest import MODEL, without_cli_additions
 from tests.fakes.upstream import BlocksReply, TextBlock, TextReply, ToolUseBlock
+from tests.processes import wait_until
 from tests.sdk import text_of
 
 WEATHER: ToolParam = {
@@ -278,3 +280,45 @@ def test_claude_code_itself_runs_an_agent_loop_through_ccfleet(stack: Stack, tmp
     ]
     assert results and results[0]["tool_use_id"] == "toolu_cc_1"
     assert "ccfleet-tool-ran" in json.dumps(results[0]["content"])
+
+
+def test_claude_codes_agent_loop_continues_in_its_resident_cli(
+    make_stack: StackFactory, tmp_path: Any
+) -> None:
+    """Each request of Claude Code's loop sends back the conversation with the tool's result and
+    its cache breakpoint moved to the new last message: the turns after the first continue in
+    the CLI that answered the one before (no replay)."""
+    stack = make_stack(CCFLEET_RESIDENT_MAX="4")
+    calls = [("toolu_cc_1", "echo one"), ("toolu_cc_2", "echo two")]
+    stack.upstream.enqueue(
+        *(
+            BlocksReply([ToolUseBlock(id_, "mcp__client__Bash", {"command": command})])
+            for id_, command in calls
+        ),
+        TextReply("Both ran."),
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "ANTHROPIC_BASE_URL": stack.url,
+        "ANTHROPIC_API_KEY": "client-key",
+        "CLAUDE_CONFIG_DIR": str(tmp_path / "client-config"),
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    }
+    done = subprocess.run(
+        [stack.claude_bin, "-p", "Run echo one, then echo two", "--allowedTools", "Bash"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Both ran." in done.stdout
+    assert len(stack.upstream.requests) == 3
+
+    def resident_hits() -> int:
+        workers = httpx.get(f"{stack.url}/v1/fleet", timeout=5).json()["workers"]
+        return sum(worker["resident_hits"] for worker in workers)
+
+    wait_until(lambda: resident_hits() == 2, 10, "two resident turns in the heartbeat")

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from shared.wire.messages import MessagesRequest
-from worker.cli.cache_breakpoints import limit_breakpoints
+from worker.cli.cache_breakpoints import limit_breakpoints, without_final_breakpoint
 from worker.cli.login import LOGIN_VARIABLES
 from worker.cli.slash_text import as_plain_text
 from worker.tools.client_tools import (
@@ -189,7 +189,8 @@ def cli_messages(request: MessagesRequest) -> list[dict[str, Any]]:
     no text that would read as a slash command."""
     tool_names = {tool.name for tool in request.tools or []}
     messages = limit_breakpoints(rename_for_cli(request.forwardable_messages(), tool_names))
-    return [as_plain_text(m) if m["role"] == "user" else m for m in messages]
+    messages = [as_plain_text(m) if m["role"] == "user" else m for m in messages]
+    return without_final_breakpoint(messages)
 
 
 def stdin_lines(request: MessagesRequest) -> list[StdinLine]:
