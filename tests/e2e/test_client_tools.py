@@ -236,60 +236,16 @@ def test_tool_choice_is_honoured_as_far_as_the_cli_allows(
         assert "must call the tool mcp__client__get_weather" in system_text
 
 
-def test_claude_code_itself_runs_an_agent_loop_through_ccfleet(stack: Stack, tmp_path: Any) -> None:
-    """The real CLI as the client: its own tools reach the model, it runs the Bash call the
-    model asks for, and the result comes back to the model in the next request."""
-    stack.upstream.enqueue(
-        BlocksReply(
-            [
-                ToolUseBlock(
-                    "toolu_cc_1",
-                    "mcp__client__Bash",
-                    {"command": "echo ccfleet-tool-ran", "description": "Say it ran"},
-                )
-            ]
-        ),
-        TextReply("The command printed ccfleet-tool-ran."),
-    )
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "ANTHROPIC_BASE_URL": stack.url,
-        "ANTHROPIC_API_KEY": "client-key",
-        "CLAUDE_CONFIG_DIR": str(tmp_path / "client-config"),
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-    }
-    done = subprocess.run(
-        [stack.claude_bin, "-p", "Run echo ccfleet-tool-ran", "--allowedTools", "Bash"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "The command printed ccfleet-tool-ran." in done.stdout
-    first, second = (r.body for r in stack.upstream.requests)
-    assert "mcp__client__Bash" in {tool["name"] for tool in first["tools"]}
-    results = [
-        block
-        for message in second["messages"]
-        if isinstance(message["content"], list)
-        for block in message["content"]
-        if block.get("type") == "tool_result"
-    ]
-    assert results and results[0]["tool_use_id"] == "toolu_cc_1"
-    assert "ccfleet-tool-ran" in json.dumps(results[0]["content"])
-
-
-def test_claude_codes_agent_loop_continues_in_its_resident_cli(
+def test_claude_code_itself_runs_an_agent_loop_through_ccfleet_in_a_resident_cli(
     make_stack: StackFactory, tmp_path: Any
 ) -> None:
-    """Each request of Claude Code's loop sends back the conversation with the tool's result and
-    its cache breakpoint moved to the new last message: the turns after the first continue in
-    the CLI that answered the one before (no replay)."""
+    """The real CLI as the client: its own tools reach the model, it runs the Bash calls the
+    model asks for, and each result comes back to the model in the next request. Each request
+    sends back the conversation with the tool's result and its cache breakpoint moved to the
+    new last message: the turns after the first continue in the CLI that answered the one
+    before (no replay)."""
     stack = make_stack(CCFLEET_RESIDENT_MAX="4")
-    calls = [("toolu_cc_1", "echo one"), ("toolu_cc_2", "echo two")]
+    calls = [("toolu_cc_1", "echo ccfleet-tool-ran"), ("toolu_cc_2", "echo two")]
     stack.upstream.enqueue(
         *(
             BlocksReply([ToolUseBlock(id_, "mcp__client__Bash", {"command": command})])
@@ -306,7 +262,13 @@ def test_claude_codes_agent_loop_continues_in_its_resident_cli(
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
     }
     done = subprocess.run(
-        [stack.claude_bin, "-p", "Run echo one, then echo two", "--allowedTools", "Bash"],
+        [
+            stack.claude_bin,
+            "-p",
+            "Run echo ccfleet-tool-ran, then echo two",
+            "--allowedTools",
+            "Bash",
+        ],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -315,7 +277,17 @@ def test_claude_codes_agent_loop_continues_in_its_resident_cli(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Both ran." in done.stdout
-    assert len(stack.upstream.requests) == 3
+    first, second, _ = (r.body for r in stack.upstream.requests)
+    assert "mcp__client__Bash" in {tool["name"] for tool in first["tools"]}
+    results = [
+        block
+        for message in second["messages"]
+        if isinstance(message["content"], list)
+        for block in message["content"]
+        if block.get("type") == "tool_result"
+    ]
+    assert results and results[0]["tool_use_id"] == "toolu_cc_1"
+    assert "ccfleet-tool-ran" in json.dumps(results[0]["content"])
 
     def resident_hits() -> int:
         workers = httpx.get(f"{stack.url}/v1/fleet", timeout=5).json()["workers"]
