@@ -23,7 +23,7 @@ from shared.access.client_keys import ClientKey
 from shared.access.quotas import QuotaLease
 from shared.errors import InvalidRequest
 from shared.fleet.account_policy import choose_account
-from shared.fleet.affinity import noted_account
+from shared.fleet.affinity import noted_account, preferred_worker
 from shared.fleet.lanes import Lane
 from shared.fleet.registry import admission_error, read_fleet
 from shared.settings import Settings
@@ -69,6 +69,13 @@ async def queue_job(
         error = admission_error(fleet)
         if error is not None:
             raise error
+        account = choose_account(
+            fleet,
+            policy=settings.queue.account_policy,
+            threshold=settings.queue.headroom_threshold,
+            conversation_account=await noted_account(services.redis, body),
+            now_s=time.time(),
+        )
         job = await services.fleet.queue.submit(
             body,
             request_id=request_id,
@@ -76,14 +83,9 @@ async def queue_job(
             lane_limit=services.fleet.lanes[lane].max_waiting,
             owner=stream_owner(body, key),
             client_key=key.name if key else None,
-            prefer_account=choose_account(
-                fleet,
-                policy=settings.queue.account_policy,
-                threshold=settings.queue.headroom_threshold,
-                conversation_account=await noted_account(services.redis, body),
-                now_s=time.time(),
-            ),
+            prefer_account=account,
             prefer_for_ms=settings.queue.affinity_wait_ms,
+            prefer_worker=await preferred_worker(services.redis, body, fleet, account),
         )
         job_id_var.set(job.job_id)
         return job.job_id, lease

@@ -293,6 +293,9 @@ def main() -> None:
             "CCFLEET_CLAUDE_BIN": args.claude_bin,
             "CCFLEET_WORKER_SLOTS": str(max(2, args.concurrency)),
             "CCFLEET_PREWARM_CLIS": str(args.prewarm),
+            # Each run is a new conversation: a CLI kept for a next turn would only hold memory
+            # (and `settle` waits for the worker's CLIs to come down to the ready ones).
+            "CCFLEET_RESIDENT_MAX": "0",
             "CCFLEET_PING_INTERVAL_S": "1", "CCFLEET_HEARTBEAT_INTERVAL_S": "0.5",
             "CCFLEET_LOG_LEVEL": "INFO", "CCFLEET_AUTH": "off", "ANTHROPIC_BASE_URL": upstream.url,
             "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-fake",

@@ -377,6 +377,24 @@ class PrewarmSettings(_Group):
     )
 
 
+class ResidentSettings(_Group):
+    """CLIs that stay alive after a turn, holding their conversation for its next turn."""
+
+    max: int = Field(
+        alias="CCFLEET_RESIDENT_MAX",
+        default=4,
+        ge=0,
+        description="CLIs a worker keeps holding a conversation for its next turn (~150-250 MB "
+        "each), the least recently used stopped first; 0: every turn replays its history",
+    )
+    idle_s: float = Field(
+        alias="CCFLEET_RESIDENT_IDLE_S",
+        default=300.0,
+        gt=0,
+        description="a resident CLI whose conversation has no next turn this long is stopped",
+    )
+
+
 class ApiSettings(_Group):
     """A front end: where it listens, what it accepts, how it streams and drains."""
 
@@ -572,6 +590,7 @@ class Settings(BaseModel):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     cli: CliSettings = Field(default_factory=CliSettings)
     prewarm: PrewarmSettings = Field(default_factory=PrewarmSettings)
+    resident: ResidentSettings = Field(default_factory=ResidentSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
     batches: BatchSettings = Field(default_factory=BatchSettings)

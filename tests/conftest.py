@@ -106,6 +106,8 @@ class Stack:
             # Many tests prove a kill path by finding no CLI process left; ready CLIs would
             # be there by design. Tests of ready CLIs (and of both paths) turn them on.
             "CCFLEET_PREWARM_CLIS": "0",
+            # Likewise a CLI that answered stays for the conversation's next turn by design.
+            "CCFLEET_RESIDENT_MAX": "0",
             "CCFLEET_LOG_LEVEL": "INFO",
             # Tests of other features run without client keys; tests/e2e/test_access.py turns
             # them on.

@@ -17,6 +17,7 @@ from shared.telemetry.metrics import FleetMetrics
 from worker.batch_feeder import BatchFeeder
 from worker.cli.config import CliConfig
 from worker.cli.pool import CliPool, PoolStats
+from worker.cli.resident import ResidentConversations, ResidentStats
 
 
 @dataclass
@@ -42,6 +43,7 @@ class WorkerState:
     life_run_id: str = ""
     """The Redis server (its run_id) this worker's life line is held on; empty while it is
     not (worker/life_line.py)."""
+    resident_clis: ResidentStats = field(default_factory=ResidentStats)
 
     @property
     def cooling(self) -> bool:
@@ -75,6 +77,7 @@ class WorkerContext:
     queue: JobQueue
     metrics: FleetMetrics = field(default_factory=FleetMetrics)
     pool: CliPool | None = None  # ready CLIs; None when CCFLEET_PREWARM_CLIS is 0
+    residents: ResidentConversations | None = None  # None when CCFLEET_RESIDENT_MAX is 0
     # the Message Batches API: where a batch job records its result, who feeds the lane
     batches: BatchStore | None = None
     feeder: BatchFeeder | None = None

@@ -149,6 +149,11 @@ class FleetWorker(ArqWorker):
                 # Look again when the head start runs out (nothing else wakes us for it).
                 self.wakeup.wake_at(attempt.prefer_until_ms / 1000)
                 continue
+            if attempt is not None and attempt.held_for_another_worker(
+                self.state.worker_id, now_ms
+            ):
+                self.wakeup.wake_at(attempt.prefer_until_ms / 1000)
+                continue
             if attempt is not None and attempt.lane == "batch" and not batch_room:
                 continue
             chosen.append(raw)

@@ -20,7 +20,7 @@ from typing import Any
 from shared.broker.outage import OUTAGE_ERRORS, outlasting_outage
 from shared.errors import AccountLimitReached, CliFailed, FleetError, Overloaded, UpstreamSilent
 from shared.fleet.account_policy import choose_account
-from shared.fleet.affinity import AccountNote
+from shared.fleet.affinity import AccountNote, note_resident_worker
 from shared.fleet.headroom import mark_slow
 from shared.fleet.registry import FleetSnapshot, all_cooling_error, read_fleet, set_account_cooling
 from shared.queue.job import JobRequest
@@ -123,9 +123,25 @@ async def _answer(
     # Logged and measured once the CLI has the request: nothing delays the hand-off.
     worker.metrics.queue_wait.labels(lane=job.lane).observe(max(0, wait_ms) / 1000)
     started = time.monotonic()
+    residents = worker.residents if job.batch is None else None  # a batch has no next turn
     try:
+        if residents is not None and worker.settings.queue.affinity_wait_ms:
+            # Before the answer: its next turn may come as soon as the answer ends.
+            await note_resident_worker(
+                run.redis,
+                job.request,
+                worker.state.worker_id,
+                ttl_s=int(worker.settings.resident.idle_s),
+            )
         await answer_with_cli(
-            job.request, job.job_id, publisher, worker.cli, meter=meter, pool=worker.pool
+            job.request,
+            job.job_id,
+            publisher,
+            worker.cli,
+            meter=meter,
+            pool=worker.pool,
+            residents=residents,
+            client_key=job.client_key or "",
         )
     except (AccountLimitReached, UpstreamSilent) as error:
         if await _move_off_account(job, publisher, run, error):

@@ -24,6 +24,7 @@ from worker.cli.command import cli_base_environment
 from worker.cli.config import CliConfig
 from worker.cli.login import AccountLogin
 from worker.cli.pool import CliPool
+from worker.cli.resident import ResidentConversations
 from worker.cli.workspace import WorkerDirectory, remove_dead_workers, sweep_forever
 from worker.context import WorkerContext, WorkerState
 from worker.fleet_worker import FleetWorker
@@ -88,6 +89,15 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         redis = ctx["redis"]
         record_check(state, await check_cli(cli.claude_bin, cli.base_env))
         pool = _ready_cli_pool(settings, cli, state)
+        residents = (
+            ResidentConversations(
+                max_resident=settings.resident.max,
+                idle_s=settings.resident.idle_s,
+                stats=state.resident_clis,
+            )
+            if settings.resident.max
+            else None
+        )
         feeder = BatchFeeder(redis, services.batch_store, services.batch_dispatch, settings)
         worker = WorkerContext(
             settings=settings,
@@ -96,6 +106,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
             queue=services.queue,
             metrics=metrics,
             pool=pool,
+            residents=residents,
             batches=services.batch_store,
             feeder=feeder,
         )
@@ -104,6 +115,8 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         await check_budget_at_start(worker, redis)
         if pool is not None:
             ctx["pool_task"] = asyncio.create_task(pool.run(), name="ready-cli-pool")
+        if residents is not None:
+            ctx["residents_task"] = asyncio.create_task(residents.run(), name="resident-clis")
         await beat(redis, state, ttl_s=settings.worker.heartbeat_ttl_s)
         if settings.worker.wake_on_queue:
             wakeup.start(redis)
@@ -182,15 +195,18 @@ def _ready_cli_pool(settings: Settings, cli: CliConfig, state: WorkerState) -> C
 
 
 async def _stop_pool(ctx: dict[str, Any]) -> None:
-    """Ready CLIs end with their worker: none may be left behind."""
-    task: asyncio.Task[None] | None = ctx.pop("pool_task", None)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    """Ready and resident CLIs end with their worker: none may be left behind."""
+    for name in ("pool_task", "residents_task"):
+        task: asyncio.Task[None] | None = ctx.pop(name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     worker: WorkerContext | None = ctx.get("worker")
     if worker is not None and worker.pool is not None:
         await worker.pool.close()
+    if worker is not None and worker.residents is not None:
+        await worker.residents.close()
 
 
 def run_worker(settings: Settings) -> int:

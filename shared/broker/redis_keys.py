@@ -111,6 +111,11 @@ def stored_response(response_id: str) -> str:
     return f"{PREFIX}:response:{response_id}"
 
 
+def conversation_worker(conversation_key: str) -> str:
+    """The worker whose resident CLI holds a conversation (shared/fleet/affinity.py)."""
+    return f"{PREFIX}:conversation:{conversation_key}:worker"
+
+
 def batch(batch_id: str) -> str:
     """Hash of a message batch: owner, times, status, request counts, dispatch position."""
     return f"{PREFIX}:batch:{batch_id}"

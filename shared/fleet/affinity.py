@@ -7,6 +7,12 @@ front end asks for that account for the next turn (`noted_account`) while it has
 (shared/fleet/account_policy.py). A preference is only a head start for that account's workers
 (`CCFLEET_AFFINITY_WAIT_MS`): any worker may take the turn after it, so a busy or cooling
 account never strands a conversation.
+
+Within the account, the worker whose resident CLI may hold the conversation (worker/cli/resident.py)
+goes first: a worker with resident CLIs notes itself before it answers a turn
+(`note_resident_worker`), and the front end names it for the next turn if it is ready and has
+room (`preferred_worker`), with the same head start. Busy, cooling, draining or gone: no
+preference, and whichever worker takes the turn replays its history.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import orjson
 from redis.asyncio import Redis
 
 from shared.broker import redis_keys
+from shared.fleet.registry import FleetSnapshot
 from shared.wire.messages import MessagesRequest
 
 
@@ -40,6 +47,36 @@ class AccountNote:
     def key(self) -> str:
         """The Redis key, worked out when first needed: after the CLI has the request."""
         return redis_keys.conversation_account(conversation_key(self.request))
+
+
+async def note_resident_worker(
+    redis: Redis, request: MessagesRequest, worker_id: str, *, ttl_s: int
+) -> None:
+    """`worker_id` is answering `request`'s conversation and may keep it resident."""
+    await redis.set(
+        redis_keys.conversation_worker(conversation_key(request)), worker_id, ex=max(1, ttl_s)
+    )
+
+
+async def preferred_worker(
+    redis: Redis, request: MessagesRequest, fleet: FleetSnapshot, account: str
+) -> str:
+    """The worker of `account` that may hold the conversation, if it can take the turn now."""
+    if not account:
+        return ""
+    raw: bytes | None = await redis.get(redis_keys.conversation_worker(conversation_key(request)))
+    if raw is None:
+        return ""
+    worker_id = raw.decode()
+    for worker in fleet.workers:
+        if (
+            worker.id == worker_id
+            and worker.account == account
+            and worker.state == "ready"
+            and worker.busy < worker.slots
+        ):
+            return worker_id
+    return ""
 
 
 async def noted_account(redis: Redis, request: MessagesRequest) -> str:

@@ -44,6 +44,10 @@ class WorkerInfo(BaseModel):
     ready_clis: int = 0  # CLIs started ahead and waiting for a request
     ready_hits: int = 0  # requests served by a ready CLI since the worker started
     ready_misses: int = 0  # requests that started their CLI cold
+    resident_clis: int = 0  # CLIs holding a conversation for its next turn
+    resident_bytes: int = 0  # their resident memory (RSS), together
+    resident_hits: int = 0  # follow-up turns that continued in a resident CLI
+    resident_misses: int = 0  # follow-up turns that replayed their history
 
 
 class AccountInfo(BaseModel):

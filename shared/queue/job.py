@@ -37,13 +37,15 @@ class JobRequest(BaseModel):
     # A head start for one account's workers until this time (shared/fleet/affinity.py).
     prefer_account: str = ""
     prefer_until_ms: int = 0
+    prefer_worker: str = ""  # the worker holding the conversation: it goes first, until then
     batch: BatchItem | None = None  # a request of a message batch: its result goes there
 
 
 @dataclass(frozen=True)
 class AttemptId:
     """The arq job id of one attempt:
-    `<lane initial>|<job id>|<attempt>|<avoided accounts>|<preferred account>@<until ms>`.
+    `<lane initial>|<job id>|<attempt>|<avoided accounts>|<preferred account>@<until ms>`,
+    then `|<preferred worker>` when there is one.
 
     Workers choose what to start from the queue's ids alone (lane limits, accounts to
     avoid, an account's head start), without reading each job, so that information lives in
@@ -56,11 +58,13 @@ class AttemptId:
     avoid_accounts: tuple[str, ...] = ()
     prefer_account: str = ""
     prefer_until_ms: int = 0
+    prefer_worker: str = ""
 
     def __str__(self) -> str:
         avoid = ",".join(self.avoid_accounts)
         prefer = f"{self.prefer_account}@{self.prefer_until_ms}" if self.prefer_account else ""
-        return f"{self.lane[0]}|{self.job_id}|{self.attempt}|{avoid}|{prefer}"
+        worker = f"|{self.prefer_worker}" if self.prefer_worker else ""
+        return f"{self.lane[0]}|{self.job_id}|{self.attempt}|{avoid}|{prefer}{worker}"
 
     @classmethod
     def of(cls, job: JobRequest) -> AttemptId:
@@ -71,24 +75,33 @@ class AttemptId:
             tuple(job.avoid_accounts),
             job.prefer_account,
             job.prefer_until_ms,
+            job.prefer_worker,
         )
 
     @classmethod
     def parse(cls, raw: str) -> AttemptId | None:
         parts = raw.split("|")
-        if len(parts) not in (4, 5) or parts[0] not in ("i", "b") or not parts[2].isdigit():
+        if len(parts) not in (4, 5, 6) or parts[0] not in ("i", "b") or not parts[2].isdigit():
             return None
         lane: Lane = "interactive" if parts[0] == "i" else "batch"
         avoid = tuple(name for name in parts[3].split(",") if name)
-        prefer, _, until = (parts[4] if len(parts) == 5 else "").partition("@")
-        return cls(
-            lane, parts[1], int(parts[2]), avoid, prefer, int(until) if until.isdigit() else 0
-        )
+        prefer, _, until = (parts[4] if len(parts) >= 5 else "").partition("@")
+        worker = parts[5] if len(parts) == 6 else ""
+        until_ms = int(until) if until.isdigit() else 0
+        return cls(lane, parts[1], int(parts[2]), avoid, prefer, until_ms, worker)
 
     def held_for_another(self, account: str, now_ms: int) -> bool:
         """Another account has a head start on this attempt, and it has not run out."""
         return (
             bool(self.prefer_account)
             and self.prefer_account != account
+            and (now_ms < self.prefer_until_ms)
+        )
+
+    def held_for_another_worker(self, worker_id: str, now_ms: int) -> bool:
+        """Another worker holds this conversation's CLI and its head start has not run out."""
+        return (
+            bool(self.prefer_worker)
+            and self.prefer_worker != worker_id
             and (now_ms < self.prefer_until_ms)
         )

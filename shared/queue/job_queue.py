@@ -185,14 +185,15 @@ class JobQueue:
         client_key: str | None = None,
         prefer_account: str = "",
         prefer_for_ms: int = 0,
+        prefer_worker: str = "",
         job_id: str | None = None,
         batch: BatchItem | None = None,
     ) -> JobRequest:
         """Queue a new job; a full lane or a full Redis is 529 overloaded_error.
 
         `owner` is kept in the record (small fields a resume must match, api/resume.py).
-        `prefer_account`'s workers get the job to themselves for `prefer_for_ms`
-        (shared/fleet/affinity.py)."""
+        `prefer_account`'s workers get the job to themselves for `prefer_for_ms`, and of them
+        `prefer_worker` (shared/fleet/affinity.py)."""
         now = time.time()
         now_ms = int(now * 1000)
         job = JobRequest(
@@ -205,6 +206,7 @@ class JobQueue:
             client_key=client_key,
             prefer_account=prefer_account,
             prefer_until_ms=now_ms + prefer_for_ms if prefer_account else 0,
+            prefer_worker=prefer_worker if prefer_account else "",
             batch=batch,
         )
         payload = job.model_dump_json(exclude_unset=True)
@@ -268,6 +270,7 @@ class JobQueue:
                 "avoid_accounts": sorted(set(avoid_accounts)),
                 "prefer_account": prefer_account,
                 "prefer_until_ms": now_ms + prefer_for_ms if prefer_account else 0,
+                "prefer_worker": "",  # a retry replays wherever it runs
             }
         )
         if not await self._advance(job, following):
@@ -443,4 +446,5 @@ def _attempt_fields(job: JobRequest) -> dict[str, object]:
         "avoid_accounts": job.avoid_accounts,
         "prefer_account": job.prefer_account,
         "prefer_until_ms": job.prefer_until_ms,
+        "prefer_worker": job.prefer_worker,
     }

@@ -8,12 +8,14 @@ import subprocess
 from typing import Any
 
 import anthropic
+import httpx
 import pytest
 from anthropic.types import CacheControlEphemeralParam, Message, ToolChoiceParam, ToolParam
 
-from tests.conftest import Stack
+from tests.conftest import Stack, StackFactory
 from tests.e2e.conftest import MODEL, without_cli_additions
 from tests.fakes.upstream import BlocksReply, TextBlock, TextReply, ToolUseBlock
+from tests.processes import wait_until
 from tests.sdk import text_of
 
 WEATHER: ToolParam = {
@@ -234,20 +236,22 @@ def test_tool_choice_is_honoured_as_far_as_the_cli_allows(
         assert "must call the tool mcp__client__get_weather" in system_text
 
 
-def test_claude_code_itself_runs_an_agent_loop_through_ccfleet(stack: Stack, tmp_path: Any) -> None:
-    """The real CLI as the client: its own tools reach the model, it runs the Bash call the
-    model asks for, and the result comes back to the model in the next request."""
+def test_claude_code_itself_runs_an_agent_loop_through_ccfleet_in_a_resident_cli(
+    make_stack: StackFactory, tmp_path: Any
+) -> None:
+    """The real CLI as the client: its own tools reach the model, it runs the Bash calls the
+    model asks for, and each result comes back to the model in the next request. Each request
+    sends back the conversation with the tool's result and its cache breakpoint moved to the
+    new last message: the turns after the first continue in the CLI that answered the one
+    before (no replay)."""
+    stack = make_stack(CCFLEET_RESIDENT_MAX="4")
+    calls = [("toolu_cc_1", "echo ccfleet-tool-ran"), ("toolu_cc_2", "echo two")]
     stack.upstream.enqueue(
-        BlocksReply(
-            [
-                ToolUseBlock(
-                    "toolu_cc_1",
-                    "mcp__client__Bash",
-                    {"command": "echo ccfleet-tool-ran", "description": "Say it ran"},
-                )
-            ]
+        *(
+            BlocksReply([ToolUseBlock(id_, "mcp__client__Bash", {"command": command})])
+            for id_, command in calls
         ),
-        TextReply("The command printed ccfleet-tool-ran."),
+        TextReply("Both ran."),
     )
     env = {
         "PATH": os.environ["PATH"],
@@ -258,7 +262,13 @@ def test_claude_code_itself_runs_an_agent_loop_through_ccfleet(stack: Stack, tmp
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
     }
     done = subprocess.run(
-        [stack.claude_bin, "-p", "Run echo ccfleet-tool-ran", "--allowedTools", "Bash"],
+        [
+            stack.claude_bin,
+            "-p",
+            "Run echo ccfleet-tool-ran, then echo two",
+            "--allowedTools",
+            "Bash",
+        ],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -266,8 +276,8 @@ def test_claude_code_itself_runs_an_agent_loop_through_ccfleet(stack: Stack, tmp
         timeout=180,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "The command printed ccfleet-tool-ran." in done.stdout
-    first, second = (r.body for r in stack.upstream.requests)
+    assert "Both ran." in done.stdout
+    first, second, _ = (r.body for r in stack.upstream.requests)
     assert "mcp__client__Bash" in {tool["name"] for tool in first["tools"]}
     results = [
         block
@@ -278,3 +288,9 @@ def test_claude_code_itself_runs_an_agent_loop_through_ccfleet(stack: Stack, tmp
     ]
     assert results and results[0]["tool_use_id"] == "toolu_cc_1"
     assert "ccfleet-tool-ran" in json.dumps(results[0]["content"])
+
+    def resident_hits() -> int:
+        workers = httpx.get(f"{stack.url}/v1/fleet", timeout=5).json()["workers"]
+        return sum(worker["resident_hits"] for worker in workers)
+
+    wait_until(lambda: resident_hits() == 2, 10, "two resident turns in the heartbeat")

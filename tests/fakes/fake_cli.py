@@ -9,7 +9,8 @@ FAKE_CLI_MODE
                     `"shouldQuery": false` is acknowledged with a `result` line; assistant lines
                     get no reply; the querying user line is answered with the JSON lines of the
                     file FAKE_CLI_OUTPUT (a complete "Hello" answer when unset). Then exit with
-                    FAKE_CLI_EXIT_CODE (default 0).
+                    FAKE_CLI_EXIT_CODE (default 0). With FAKE_CLI_STAYS=1 it answers every
+                    querying line until its stdin closes, as the real CLI does.
     sleep           Print a `system` line with its pid, then sleep; SIGTERM ends it.
     ignore_sigterm  Like sleep, but SIGTERM is ignored (only SIGKILL ends it). With
                     FAKE_CLI_SIGNAL_FILE set, each SIGTERM it ignores appends a line
@@ -198,7 +199,8 @@ def answer() -> int:
         upstream = os.environ.get("FAKE_CLI_MODE") == "upstream"
         for message in ask_upstream(line) if upstream else scripted_output():
             emit(message)
-        break
+        if os.environ.get("FAKE_CLI_STAYS") != "1":
+            break
     return int(os.environ.get("FAKE_CLI_EXIT_CODE", "0"))
 
 

@@ -287,17 +287,44 @@ def test_a_text_ending_a_user_turn_with_a_slash_is_split_after_the_slash() -> No
         [
             {"role": "user", "content": "/heapdump"},
             {"role": "assistant", "content": "/not-a-user-turn"},
-            {"role": "user", "content": [IMAGE, {"type": "text", "text": "/doctor x"}]},
+            {
+                "role": "user",
+                "content": [IMAGE, {"type": "text", "text": "/doctor x", "cache_control": cached}],
+            },
             {"role": "assistant", "content": "ok"},
-            {"role": "user", "content": [{"type": "text", "text": "/a", "cache_control": cached}]},
+            {"role": "user", "content": [{"type": "text", "text": "/a"}]},
         ]
     )
     assert contents == [
         [{"type": "text", "text": "/"}, {"type": "text", "text": "heapdump"}],
         "/not-a-user-turn",
-        [IMAGE, {"type": "text", "text": "/"}, {"type": "text", "text": "doctor x"}],
+        [
+            IMAGE,
+            {"type": "text", "text": "/"},
+            {"type": "text", "text": "doctor x", "cache_control": cached},
+        ],
         "ok",
-        [{"type": "text", "text": "/"}, {"type": "text", "text": "a", "cache_control": cached}],
+        [{"type": "text", "text": "/"}, {"type": "text", "text": "a"}],
+    ]
+
+
+def test_the_clients_breakpoint_on_the_last_block_is_left_to_the_cli_and_earlier_ones_stay() -> (
+    None
+):
+    # The CLI puts its own breakpoint there, replacing the client's (measured): removing it
+    # changes nothing upstream, and a resident conversation stays what the client sends back.
+    cached = {"type": "ephemeral"}
+    contents = _sent_contents(
+        [
+            {"role": "user", "content": [{"type": "text", "text": "a", "cache_control": cached}]},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": [{"type": "text", "text": "b", "cache_control": cached}]},
+        ]
+    )
+    assert contents == [
+        [{"type": "text", "text": "a"}],  # one client breakpoint is kept: the last, dropped below
+        "ok",
+        [{"type": "text", "text": "b"}],
     ]
 
 

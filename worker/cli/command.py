@@ -3,7 +3,10 @@
 The conversation is replayed over stdin in stream-json, one line a message
 (docs/measured-facts.md §2): every earlier user message is sent with `shouldQuery: false`
 and acknowledged by the CLI before the next line; assistant messages are appended at once;
-the final user message triggers the one upstream request.
+the final user message triggers the one upstream request. Nothing faster is faithful (§13:
+unacknowledged lines reorder, a resumed session file moves the CLI's reminders), so a CLI
+that answered stays for the next turn instead (worker/cli/resident.py), which then needs
+only the new messages (`message_lines`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 import orjson
 
 from shared.wire.messages import MessagesRequest
-from worker.cli.cache_breakpoints import limit_breakpoints
+from worker.cli.cache_breakpoints import limit_breakpoints, without_final_breakpoint
 from worker.cli.login import LOGIN_VARIABLES
 from worker.cli.slash_text import as_plain_text
 from worker.tools.client_tools import (
@@ -50,6 +53,11 @@ FORCED_ENV: Mapping[str, str] = {
     "CLAUDE_CODE_TOTAL_TOKENS_REMINDER_AFTER_USER_TURN": "false",
     # Otherwise `@/any/path` in a client's text attaches that file of the worker's host.
     "CLAUDE_CODE_DISABLE_FILE_MENTIONS": "1",
+    # The model sees the client's conversation, never a summary the CLI wrote of it: a
+    # resident CLI would otherwise compact a long one on its own (auto and idle compaction;
+    # measured, docs/measured-facts.md "Long conversations").
+    "DISABLE_COMPACT": "1",
+    "DISABLE_AUTO_COMPACT": "1",
 }
 
 
@@ -176,16 +184,27 @@ class StdinLine:
     awaits_ack: bool
 
 
-def stdin_lines(request: MessagesRequest) -> list[StdinLine]:
-    """The client's conversation as stream-json lines, ending with the line that queries."""
+def cli_messages(request: MessagesRequest) -> list[dict[str, Any]]:
+    """The client's conversation as the CLI gets it: tool names prefixed, breakpoints limited,
+    no text that would read as a slash command."""
     tool_names = {tool.name for tool in request.tools or []}
     messages = limit_breakpoints(rename_for_cli(request.forwardable_messages(), tool_names))
     messages = [as_plain_text(m) if m["role"] == "user" else m for m in messages]
+    return without_final_breakpoint(messages)
+
+
+def stdin_lines(request: MessagesRequest) -> list[StdinLine]:
+    """The client's conversation as stream-json lines, ending with the line that queries."""
+    return message_lines(cli_messages(request), request.model)
+
+
+def message_lines(messages: list[dict[str, Any]], model: str) -> list[StdinLine]:
+    """`messages` (from `cli_messages`) as stream-json lines; the last one queries."""
     lines: list[StdinLine] = []
     for index, message in enumerate(messages):
         is_last = index == len(messages) - 1
         if message["role"] == "assistant":
-            lines.append(StdinLine(_line("assistant", _stamped(message, request.model)), False))
+            lines.append(StdinLine(_line("assistant", _stamped(message, model)), False))
         else:
             lines.append(StdinLine(_line("user", message, query=is_last), not is_last))
     return lines

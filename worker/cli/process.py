@@ -25,7 +25,8 @@ _STDERR_TAIL_LINES = 40
 
 
 class CliProcess:
-    """Spawn with `async with`; leaving the block kills the whole process group and reaps it."""
+    """Spawn with `async with`; leaving the block kills the whole process group and reaps it,
+    unless `keep_running` handed it on (to a resident conversation) and the block ended well."""
 
     def __init__(
         self, argv: Sequence[str], *, env: dict[str, str], cwd: str, kill_grace_s: float
@@ -38,6 +39,12 @@ class CliProcess:
         self._stderr_task: asyncio.Task[None] | None = None
         self.stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
         self.started_at = 0.0
+        self._kept = False
+
+    def keep_running(self) -> None:
+        """Leaving the `async with` block without an exception leaves this process running:
+        its new owner stops it (worker/cli/resident.py)."""
+        self._kept = True
 
     async def __aenter__(self) -> CliProcess:
         if self._proc is None:
@@ -74,6 +81,9 @@ class CliProcess:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        kept, self._kept = self._kept, False
+        if kept and exc is None:
+            return
         await _finish_despite_cancellation(self.stop())
 
     @property

@@ -1,4 +1,5 @@
-"""Answers one Messages request with one CLI run, publishing the raw stream events as chunks."""
+"""Answers one Messages request with one CLI run (or one turn of a resident CLI,
+worker/cli/resident.py), publishing the raw stream events as chunks."""
 
 from __future__ import annotations
 
@@ -13,19 +14,28 @@ import orjson
 from shared.errors import CliFailed, JobTimedOut, UpstreamSilent
 from shared.wire.messages import MessagesRequest
 from worker.cli.command import (
+    SpawnShape,
     StdinLine,
     cli_argv,
     cli_environment,
+    cli_messages,
     control_lines,
+    message_lines,
     spawn_shape,
-    stdin_lines,
     uses_api_key,
 )
 from worker.cli.config import CliConfig
 from worker.cli.outcome import result_error
 from worker.cli.pool import CliPool, WarmCli
 from worker.cli.process import CliProcess
-from worker.cli.workspace import job_workspace, remove_workspace
+from worker.cli.resident import (
+    ReplyRecorder,
+    ResidentCli,
+    ResidentConversations,
+    continuation_of,
+    conversation_digest,
+)
+from worker.cli.workspace import Workspace, job_workspace, remove_workspace
 from worker.reply.chunk_publisher import ChunkPublisher
 from worker.reply.run_meter import RunMeter
 from worker.reply.stop_sequences import StopSequenceCutter
@@ -42,43 +52,51 @@ async def answer_with_cli(
     *,
     meter: RunMeter | None = None,
     pool: CliPool | None = None,
+    residents: ResidentConversations | None = None,
+    client_key: str = "",
 ) -> None:
-    """Run the CLI for `request`, a ready one from `pool` when it has one of the request's
-    shape; raises a FleetError when it does not answer completely. `meter` learns what the
-    run used, whether it answers or not."""
+    """Run the CLI for `request`: the resident CLI holding its conversation so far (then only
+    the new messages go in), else a ready one from `pool` of the request's shape, else a cold
+    one; raises a FleetError when it does not answer completely. With `residents`, a CLI that
+    answered completely stays for the conversation's next turn. `meter` learns what the run
+    used, whether it answers or not."""
     meter = meter or RunMeter()
-    lines = stdin_lines(request)
+    messages = cli_messages(request)
+    continuation = continuation_of(client_key, request, messages) if residents else None
+    resident = residents.take(continuation) if residents is not None else None
     tools = tools_for_cli(request)
     shape = spawn_shape(request, bare=uses_api_key(config.base_env))
-    warm = pool.take(shape) if pool is not None else None
+    warm = pool.take(shape) if pool is not None and resident is None else None
     with contextlib.ExitStack() as cleanup:
-        if warm is not None:
-            workspace = warm.workspace
-            cleanup.callback(remove_workspace, workspace)
-            process = warm.process
-        else:
-            workspace = cleanup.enter_context(job_workspace(config.work_root, job_id))
-            config.login.install(workspace.config_dir)
-            process = CliProcess(
-                cli_argv(config.claude_bin, shape),
-                env=cli_environment(config.base_env, workspace.tmp_dir, shape, home=workspace.home),
-                cwd=workspace.cwd,
-                kill_grace_s=config.kill_grace_s,
-            )
+        process, workspace = _cli_for(request, job_id, config, shape, resident or warm, cleanup)
         # Before the workspace goes: a refreshed credential goes back to the account.
         cleanup.callback(config.login.collect, workspace.config_dir)
         cutter = StopSequenceCutter(request.stop_sequences)
+        reply = ReplyRecorder()
+        stays: ResidentCli | None = None
         try:
             meter.spawned_at = time.monotonic()
             async with asyncio.timeout(config.timeout_s), process:
                 meter.handed_off_at = time.time()
                 cli = _AnsweringCli(process, tools)
-                await _configure(cli, control_lines(request))
-                logger.info("cli pid=%s (%s) took the request", process.pid, _kind(warm))
+                if resident is None:
+                    await _configure(cli, control_lines(request))
+                lines = message_lines(
+                    continuation.new_messages if resident and continuation else messages,
+                    request.model,
+                )
+                logger.info("cli pid=%s (%s) took the request", process.pid, _kind(warm, resident))
                 await _replay_history(cli, lines[:-1], meter)
                 await process.write_line(lines[-1].payload)
-                await _relay_answer_in_time(cli, publisher, cutter, meter, config)
-                if cutter.matched is None:
+                await _relay_answer_in_time(cli, publisher, cutter, meter, config, reply)
+                if residents is not None and _may_stay(process, cutter, reply, shape.bare):
+                    holds = conversation_digest(client_key, request, [*messages, reply.message()])
+                    stays = ResidentCli(process, workspace, holds)
+                    process.keep_running()
+                    cleanup.pop_all()  # the workspace is the resident CLI's now
+                    cleanup.callback(config.login.collect, workspace.config_dir)
+                elif cutter.matched is None:
+                    process.close_stdin()  # nothing more to ask: the CLI exits
                     await process.wait_exit(config.kill_grace_s)
         except TimeoutError as exc:
             _log_stderr_tail(process, job_id)
@@ -86,9 +104,47 @@ async def answer_with_cli(
         except Exception:
             _log_stderr_tail(process, job_id)
             raise
+    if stays is not None and residents is not None:
+        await residents.keep(stays)
 
 
-def _kind(warm: WarmCli | None) -> str:
+def _cli_for(
+    request: MessagesRequest,
+    job_id: str,
+    config: CliConfig,
+    shape: SpawnShape,
+    started: ResidentCli | WarmCli | None,
+    cleanup: contextlib.ExitStack,
+) -> tuple[CliProcess, Workspace]:
+    """The process to run and its workspace, removed by `cleanup` unless a resident keeps it."""
+    if started is not None:
+        cleanup.callback(remove_workspace, started.workspace)
+        return started.process, started.workspace
+    workspace = cleanup.enter_context(job_workspace(config.work_root, job_id))
+    config.login.install(workspace.config_dir)
+    process = CliProcess(
+        cli_argv(config.claude_bin, shape),
+        env=cli_environment(config.base_env, workspace.tmp_dir, shape, home=workspace.home),
+        cwd=workspace.cwd,
+        kill_grace_s=config.kill_grace_s,
+    )
+    return process, workspace
+
+
+def _may_stay(
+    process: CliProcess, cutter: StopSequenceCutter, reply: ReplyRecorder, bare: bool
+) -> bool:
+    """A complete answer the CLI holds as the client got it. Not after a stop sequence (the
+    CLI holds more than the client got), nor a bare run's tool call (with no hook to defer
+    it, the CLI answered the call itself with a refusal)."""
+    if process.returncode is not None or cutter.matched is not None:
+        return False
+    return not (bare and reply.ends_with_tool_use())
+
+
+def _kind(warm: WarmCli | None, resident: ResidentCli | None) -> str:
+    if resident is not None:
+        return "resident"
     return "cold" if warm is None else "from the ready pool"
 
 
@@ -186,13 +242,14 @@ async def _relay_answer_in_time(
     cutter: StopSequenceCutter,
     meter: RunMeter,
     config: CliConfig,
+    reply: ReplyRecorder,
 ) -> None:
     """`_relay_answer`, abandoned with UpstreamSilent when the CLI hears nothing from the
     upstream within the first-byte timeout after the request (leaving stops the CLI)."""
     cli.first_byte = deadline = asyncio.timeout(config.first_byte_timeout_s)
     try:
         async with deadline:
-            await _relay_answer(cli, publisher, cutter, meter)
+            await _relay_answer(cli, publisher, cutter, meter, reply)
     except TimeoutError as exc:
         raise UpstreamSilent(
             f"The upstream sent nothing within {config.first_byte_timeout_s:g} s."
@@ -206,9 +263,14 @@ _CLOSING_EVENTS = ("content_block_stop", "message_delta", "message_stop")
 
 
 async def _relay_answer(
-    cli: _AnsweringCli, publisher: ChunkPublisher, cutter: StopSequenceCutter, meter: RunMeter
+    cli: _AnsweringCli,
+    publisher: ChunkPublisher,
+    cutter: StopSequenceCutter,
+    meter: RunMeter,
+    reply: ReplyRecorder,
 ) -> None:
-    """Publish the events of the one answer until the CLI's `result` line (or a stop sequence)."""
+    """Publish the events of the one answer until the CLI's `result` line (or a stop
+    sequence); `reply` records what the CLI added to its conversation."""
     error_line: dict[str, Any] | None = None
     rate_limit: dict[str, Any] | None = None
     held: list[dict[str, Any]] = []
@@ -216,6 +278,7 @@ async def _relay_answer(
         meter.observe(message)
         kind = message.get("type")
         if kind == "stream_event":
+            reply.feed(message["event"])
             await _publish_stream_event(message["event"], publisher, cutter, held)
             if cutter.matched is not None:
                 return  # leaving the process block stops the CLI
@@ -224,7 +287,6 @@ async def _relay_answer(
         elif kind == "rate_limit_event":
             rate_limit = message.get("rate_limit_info")
         elif kind == "result":
-            cli.process.close_stdin()  # nothing more to ask: the CLI exits
             await _publish_ending(message, publisher, held, error_line, rate_limit)
             return
     code = await cli.process.wait_exit(1.0)

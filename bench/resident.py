@@ -1,0 +1,325 @@
+"""Resident conversations: the next turn of a long conversation vs a one-message request, the
+CPU a follow-up turn costs, the resident hit rate of a Claude-Code-like workload, and the
+memory of a resident CLI.
+
+`uv run python bench/resident.py [--repeats 5] [--sessions 20] [--turns 30] [--claude-bin PATH]`
+
+Starts a private stack as the tests do (embedded Redis; the in-process FakeUpstream answering at
+once; the real CLI with a fake OAuth token; front end and workers as child processes). Then:
+
+1. one worker: `--repeats` times each, time to first text (to the first `content_block_delta`)
+   of a one-message request, and of a 200-message conversation's turn, replayed (its first
+   turn here) and then resident (its next turn: the history, the reply, one new message); and
+   the CPU time of the worker and its CLIs per resident turn, from /proc after they settle.
+2. two workers of one account: `--sessions` sessions of `--turns` turns, 4 at a time, as
+   Claude Code sends them: each answer a tool call or text, alternately, each next request the
+   whole history plus the tool's result or the user's next message. The hit rate is the
+   workers' resident hits over their follow-up turns (heartbeats); then the RSS of each
+   resident CLI.
+Targets (issue 18): next turn <= 1.2x a one-message request; <= 0.2 CPU-s per follow-up;
+hit rate >= 90 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for tests.*
+
+import httpx
+import redis as redis_lib
+
+from ccfleet.embedded_redis import EmbeddedRedis, free_port
+from shared.broker import redis_keys
+from shared.telemetry.first_token import is_token_event
+from tests.fakes.upstream import BlocksReply, FakeUpstream, RecordedRequest, TextBlock, ToolUseBlock
+from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until
+from worker.cli.resident import ReplyRecorder
+
+MODEL = "claude-sonnet-4-6"
+TOOL = {
+    "name": "read_file",
+    "description": "Reads a file.",
+    "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}},
+}
+TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+HISTORY_MESSAGES = 200
+
+
+def spread(values: list[float], unit: str = "", digits: int = 0) -> str:
+    """Median and min-max of repeated runs."""
+    if not values:
+        return "n/a"
+    low, mid, high = min(values), statistics.median(values), max(values)
+    return f"{mid:.{digits}f}{unit} (min {low:.{digits}f}, max {high:.{digits}f}; n={len(values)})"
+
+
+def responder(request: RecordedRequest) -> BlocksReply:
+    """A tool call after a user's text, text after a tool result: a coding agent's rhythm."""
+    last = request.body["messages"][-1]["content"]
+    after_tool = isinstance(last, list) and any(b.get("type") == "tool_result" for b in last)
+    if after_tool or not request.body.get("tools"):
+        return BlocksReply([TextBlock("Done; the file says what you expected.")])
+    call = ToolUseBlock(f"toolu_{uuid.uuid4().hex[:20]}", "mcp__client__read_file", {"path": "a"})
+    return BlocksReply([TextBlock("Let me look."), call])
+
+
+class Client:
+    def __init__(self, url: str, http: httpx.AsyncClient) -> None:
+        self.url, self.http = url, http
+
+    async def turn(
+        self, messages: list[dict[str, Any]], *, tools: bool = False
+    ) -> tuple[float, dict[str, Any]]:
+        """Seconds to the first text, and the answer as the client sends it back."""
+        body: dict[str, Any] = {
+            "model": MODEL, "max_tokens": 512, "stream": True, "messages": messages,
+        }  # fmt: skip
+        if tools:
+            body["tools"] = [TOOL]
+        reply = ReplyRecorder()
+        first = None
+        t0 = time.perf_counter()
+        async with self.http.stream("POST", f"{self.url}/v1/messages", json=body) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                if line.startswith("event: error"):
+                    raise RuntimeError(f"the turn failed: {line}")
+                if not line.startswith("data:"):
+                    continue
+                event = json.loads(line[5:])
+                if first is None and is_token_event(event.get("type")):
+                    first = time.perf_counter() - t0
+                reply.feed(event)
+        assert first is not None, "no text"
+        return first, reply.message()
+
+
+def long_history(n: int) -> list[dict[str, Any]]:
+    """`n` messages (user first and last), ~0.5 KB each."""
+    words = " ".join(f"w{i}" for i in range(100))
+    history: list[dict[str, Any]] = []
+    for i in range(n):
+        role = "user" if i % 2 == 0 else "assistant"
+        text = f"{uuid.uuid4().hex} message {i}: {words}"
+        history.append({"role": role, "content": [{"type": "text", "text": text}]})
+    return history
+
+
+# --- /proc -------------------------------------------------------------------------------------
+def _stat(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU time of `root` and its children, living (each's own) and reaped (cutime, cstime)."""
+    total = 0
+    for pid in [root, *children(root)]:
+        fields = _stat(pid)
+        if fields:
+            total += sum(int(f) for f in fields[11:15])
+    return total * TICK_S
+
+
+def children(root: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) and int(fields[1]) == root:
+            found.append(int(entry.name))
+    return found
+
+
+def rss_mb(pid: int) -> float:
+    fields = _stat(pid)
+    return int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 2**20 if fields else 0.0
+
+
+async def settle(worker_pid: int) -> float:
+    """Wait until the worker tree's CPU time stands still (ready CLIs started, answered CLIs
+    gone); that CPU time."""
+    last = -1.0
+    for _ in range(100):  # at most ~20 s
+        await asyncio.sleep(0.2)
+        now = tree_cpu_s(worker_pid)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+# --- part 1 --------------------------------------------------------------------------------
+async def next_turn_figures(client: Client, worker_pid: int, repeats: int) -> None:
+    one, replayed, resident, cpu = [], [], [], []
+    await client.turn([{"role": "user", "content": "warm-up"}])
+    for _ in range(repeats):
+        await settle(worker_pid)
+        one.append((await client.turn([{"role": "user", "content": uuid.uuid4().hex}]))[0])
+        history = long_history(HISTORY_MESSAGES - 1)
+        await settle(worker_pid)
+        seconds, reply = await client.turn(history)
+        replayed.append(seconds)
+        following = [*history, reply, {"role": "user", "content": "And the next step?"}]
+        before = await settle(worker_pid)
+        resident.append((await client.turn(following))[0])
+        cpu.append(await settle(worker_pid) - before)
+    ratios = [r / o for r, o in zip(resident, one, strict=True)]
+    ms = 1000
+    print(f"time to first text, one message:              {spread([v * ms for v in one], ' ms')}")
+    print(f"  {HISTORY_MESSAGES}-message turn, replayed (first turn):  "
+          f"{spread([v * ms for v in replayed], ' ms')}")  # fmt: skip
+    print(f"  {HISTORY_MESSAGES}-message turn, resident (next turn):   "
+          f"{spread([v * ms for v in resident], ' ms')}")  # fmt: skip
+    print(f"  resident / one message (target <= 1.2):     {spread(ratios, '', 2)}")
+    print(f"CPU per resident turn, worker + CLIs (<= 0.2 s): {spread(cpu, ' s', 2)}")
+
+
+# --- part 2 --------------------------------------------------------------------------------
+async def session(client: Client, n: int, turns: int) -> None:
+    history: list[dict[str, Any]] = [{"role": "user", "content": f"Session {n}: fix the bug."}]
+    for t in range(turns):
+        _, reply = await client.turn(history, tools=True)
+        history.append(reply)
+        calls = [b for b in reply["content"] if b["type"] == "tool_use"]
+        if calls:
+            result = {"type": "tool_result", "tool_use_id": calls[0]["id"], "content": f"line {t}"}
+            history.append({"role": "user", "content": [result]})
+        else:
+            history.append({"role": "user", "content": f"Session {n}: now step {t}."})
+
+
+async def workload(client: Client, sessions: int, turns: int, at_once: int) -> float:
+    gate = asyncio.Semaphore(at_once)
+
+    async def one(n: int) -> None:
+        async with gate:
+            await session(client, n, turns)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(n) for n in range(sessions)))
+    return time.perf_counter() - t0
+
+
+def heartbeats(redis_url: str) -> list[dict[bytes, bytes]]:
+    client = redis_lib.Redis.from_url(redis_url)
+    try:
+        ids = client.zrange(redis_keys.workers_index(), 0, -1)
+        return [client.hgetall(redis_keys.worker_heartbeat(i.decode())) for i in ids]  # type: ignore[misc, union-attr]  # redis-py 5 types replies sync-or-async
+    finally:
+        client.close()
+
+
+def hit_report(redis_url: str, claude_bin: str, worker_pids: list[int]) -> None:
+    time.sleep(1.5)  # a heartbeat or two
+    beats = heartbeats(redis_url)
+    hits = sum(int(b.get(b"resident_hits", 0)) for b in beats)
+    misses = sum(int(b.get(b"resident_misses", 0)) for b in beats)
+    print(f"resident hit rate (target >= 90 %): {100 * hits / max(1, hits + misses):.1f} % "
+          f"({hits} of {hits + misses} follow-up turns)")  # fmt: skip
+    clis = [pid for w in worker_pids for pid in children(w) if pid in cli_processes(claude_bin)]
+    print(f"RSS per live CLI (resident or ready): {spread([rss_mb(p) for p in clis], ' MB')}")
+
+
+# --- the stack -----------------------------------------------------------------------------
+def stack_env(root: Path, redis_url: str, upstream_url: str, claude_bin: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8",
+        "CCFLEET_REDIS_URL": redis_url, "CCFLEET_CLAUDE_BIN": claude_bin,
+        "CCFLEET_WORKER_SLOTS": "4", "CCFLEET_PREWARM_CLIS": "1",
+        "CCFLEET_RESIDENT_MAX": "4", "CCFLEET_HEARTBEAT_INTERVAL_S": "0.5",
+        "CCFLEET_AUTH": "off", "CCFLEET_ACCOUNT": "alice", "ANTHROPIC_BASE_URL": upstream_url,
+        "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-fake", "CCFLEET_WORK_ROOT": str(root / "work"),
+        "CLAUDE_CONFIG_DIR": str(root / "claude-config"),
+    }  # fmt: skip
+
+
+def start(
+    root: Path, env: dict[str, str], workers: int, procs: list[ManagedProcess]
+) -> tuple[str, list[int]]:
+    port = free_port()
+    started = [
+        ManagedProcess(["worker"], env=env, log_path=root / f"worker-{len(procs)}-{i}.log")
+        for i in range(workers)
+    ]
+    procs += started
+    procs.append(ManagedProcess(["api", "--port", str(port)], env=env,
+                                log_path=root / f"api-{len(procs)}.log"))  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: http_ok(f"{url}/ready"), 60.0, f"{url}/ready")
+    wait_until(lambda: len(heartbeats(env["CCFLEET_REDIS_URL"])) == workers, 30, "workers")
+    return url, [p.pid for p in started]
+
+
+async def with_client(url: str, run: Callable[[Client], Any]) -> Any:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(120.0)) as http:
+        return await run(Client(url, http))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--turns", type=int, default=30)
+    parser.add_argument("--claude-bin", default=os.environ.get("CCFLEET_TEST_CLAUDE_BIN")
+                        or shutil.which("claude") or "claude")  # fmt: skip
+    args = parser.parse_args()
+    if not (found := shutil.which(args.claude_bin)):
+        parser.error(f"no claude CLI at {args.claude_bin!r}: give --claude-bin PATH")
+    claude_bin = os.path.abspath(found)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    print(f"ccfleet resident conversations: {time.strftime('%Y-%m-%d %H:%M %Z')}, "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    root = Path(tempfile.mkdtemp(prefix="ccfleet-bench-"))
+    (root / "claude-config").mkdir()
+    procs: list[ManagedProcess] = []
+    redis = EmbeddedRedis(root / "redis")
+    upstream = FakeUpstream()
+    try:
+        redis.start()
+        upstream.start()
+        upstream.set_responder(responder)
+        env = stack_env(root, redis.url, upstream.url, claude_bin)
+        url, (worker,) = start(root, env, 1, procs)
+        asyncio.run(with_client(url, lambda c: next_turn_figures(c, worker, args.repeats)))
+        for proc in reversed(procs):
+            proc.stop()
+        procs.clear()
+        redis_lib.Redis.from_url(redis.url).flushall()
+        url, workers = start(root, env, 2, procs)
+        seconds = asyncio.run(
+            with_client(url, lambda c: workload(c, args.sessions, args.turns, at_once=4))
+        )
+        print(f"workload: {args.sessions} sessions x {args.turns} turns, 4 at a time, "
+              f"2 workers: {seconds:.0f} s")  # fmt: skip
+        hit_report(redis.url, claude_bin, workers)
+    except KeyboardInterrupt:
+        print("\ninterrupted; cleaning up", file=sys.stderr)
+    except Exception:
+        for proc in procs:
+            print(f"--- {proc.log_path.name}\n{proc.log_text()[-3000:]}", file=sys.stderr)
+        raise
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        upstream.stop()
+        redis.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
