@@ -104,8 +104,12 @@ def test_follow_ups_continue_in_the_worker_holding_them_and_replay_elsewhere_onc
         10,
         "6 resident hits in the heartbeats",
     )
-    fleet = workers(two_workers)
-    assert all(fleet[holder]["resident_bytes"] > 0 for holder in holders)
+    # Their memory is measured at the residents' own check, a few seconds apart.
+    wait_until(
+        lambda: all(workers(two_workers)[holder]["resident_bytes"] > 0 for holder in holders),
+        20,
+        "the resident CLIs' memory in the heartbeats",
+    )
 
     first, second = conversation(9, 2)
     holder = turn(two_workers, first)
