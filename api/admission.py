@@ -19,10 +19,12 @@ from api.telemetry.request_metrics import request_labels
 from shared.access import admission
 from shared.access.client_keys import ClientKey
 from shared.access.quotas import QuotaLease
+from shared.broker.outage import outlasting_outage
 from shared.errors import InvalidRequest
 from shared.fleet.affinity import preferred_account
 from shared.fleet.lanes import Lane
 from shared.fleet.registry import admission_error, read_fleet
+from shared.queue.job_queue import new_job_id
 from shared.settings import Settings
 from shared.telemetry.log import job_id_var, request_id_var
 from shared.wire.messages import MessagesRequest
@@ -39,21 +41,35 @@ async def start_job(
     lane = lane_of(request)
     request_labels(request).lane = lane
     request_id = request_id_var.get() or ""
-    lease = await _admit_key(services, key, lane, body, request_id)
+    grace_s = settings.redis.outage_grace_s  # a request arriving in a Redis restart waits
+    lease = await outlasting_outage(
+        lambda: _admit_key(services, key, lane, body, request_id), limit_s=grace_s
+    )
     try:
-        fleet = await read_fleet(services.redis, heartbeat_ttl_s=settings.worker.heartbeat_ttl_s)
+        fleet = await outlasting_outage(
+            lambda: read_fleet(services.redis, heartbeat_ttl_s=settings.worker.heartbeat_ttl_s),
+            limit_s=grace_s,
+        )
         error = admission_error(fleet)
         if error is not None:
             raise error
-        job = await services.fleet.queue.submit(
-            body,
-            request_id=request_id,
-            lane=lane,
-            lane_limit=services.fleet.lanes[lane].max_waiting,
-            owner=stream_owner(body, key),
-            client_key=key.name if key else None,
-            prefer_account=await preferred_account(services.redis, body, fleet),
-            prefer_for_ms=settings.queue.affinity_wait_ms,
+        prefer_account = await outlasting_outage(
+            lambda: preferred_account(services.redis, body, fleet), limit_s=grace_s
+        )
+        job_id = new_job_id()  # the same on every try: a second submit of it is a no-op
+        job = await outlasting_outage(
+            lambda: services.fleet.queue.submit(
+                body,
+                request_id=request_id,
+                lane=lane,
+                lane_limit=services.fleet.lanes[lane].max_waiting,
+                owner=stream_owner(body, key),
+                client_key=key.name if key else None,
+                prefer_account=prefer_account,
+                prefer_for_ms=settings.queue.affinity_wait_ms,
+                job_id=job_id,
+            ),
+            limit_s=grace_s,
         )
         job_id_var.set(job.job_id)
         quotas = services.fleet.quotas

@@ -63,11 +63,12 @@ class RedisSettings(_Group):
         "`/ @ : %`); TLS: `rediss://…`, with `?ssl_ca_certs=/path/ca.pem` for a private CA "
         "(also `ssl_cert_reqs`, `ssl_certfile`, `ssl_keyfile`)",
     )
-    outage_s: float = Field(
-        alias="CCFLEET_REDIS_OUTAGE_S",
-        default=30.0,
+    outage_grace_s: float = Field(
+        alias="CCFLEET_REDIS_OUTAGE_GRACE_S",
+        default=5.0,
         ge=0,
-        description="how long a Redis outage is waited out before a request fails",
+        description="a Redis outage (a restart, a failover) this short is waited out: requests "
+        "queued, streaming or arriving meanwhile complete; a longer one fails them with 529",
     )
     connect_timeout_s: float = Field(
         alias="CCFLEET_REDIS_CONNECT_TIMEOUT_S",

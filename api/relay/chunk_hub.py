@@ -3,7 +3,9 @@
 A relay that falls behind loses live messages (its queue is bounded and says it overflowed),
 never chunks: the relay notices the gap in the numbering, or the overflow once it runs dry,
 and reads the journal. Messages lost while the pub/sub connection is re-established are
-found by the relay's quiet check (api/relay/job_watch.py).
+found by the relay's quiet check (api/relay/job_watch.py). redis-py subscribes the
+connection it opens again to every channel the hub holds, so a Redis restart costs the
+relays only the messages published while it was away.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.broker import redis_keys
+from shared.broker.outage import outlasting_outage
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +36,8 @@ class LiveQueue(asyncio.Queue[bytes]):
 
 
 class ChunkHub:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, outage_grace_s: float = 0.0) -> None:
+        self._outage_grace_s = outage_grace_s  # how long a subscribe waits for Redis
         self._pubsub = redis.pubsub(ignore_subscribe_messages=True)
         self._queues: dict[str, set[LiveQueue]] = {}
         self._has_channels = asyncio.Event()
@@ -51,7 +55,9 @@ class ChunkHub:
         try:
             if len(readers) == 1:
                 async with self._subscribing:
-                    await self._pubsub.subscribe(channel)
+                    await outlasting_outage(
+                        lambda: self._pubsub.subscribe(channel), limit_s=self._outage_grace_s
+                    )
             self._has_channels.set()
             yield queue
         finally:
