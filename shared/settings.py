@@ -63,6 +63,21 @@ class RedisSettings(_Group):
         "`/ @ : %`); TLS: `rediss://…`, with `?ssl_ca_certs=/path/ca.pem` for a private CA "
         "(also `ssl_cert_reqs`, `ssl_certfile`, `ssl_keyfile`)",
     )
+    sentinels: str = Field(
+        alias="CCFLEET_REDIS_SENTINELS",
+        default="",
+        pattern=r"^$|^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$",
+        description="Redis Sentinel: `host:port,host:port,…` of the sentinels; every client "
+        "then finds the primary through them, and the new one after a failover. "
+        "CCFLEET_REDIS_URL gives only the password, database and TLS (its host is not used); "
+        "the sentinels take the same password and TLS",
+    )
+    sentinel_master: str = Field(
+        alias="CCFLEET_REDIS_SENTINEL_MASTER",
+        default="mymaster",
+        min_length=1,
+        description="the name the sentinels monitor the primary under",
+    )
     outage_grace_s: float = Field(
         alias="CCFLEET_REDIS_OUTAGE_GRACE_S",
         default=5.0,
@@ -99,6 +114,11 @@ class RedisSettings(_Group):
 
     def effective_url(self) -> str:
         return self.url or "redis://127.0.0.1:6379"
+
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """The sentinels as (host, port); none: Redis is reached at its URL."""
+        pairs = (entry.rsplit(":", 1) for entry in self.sentinels.split(",") if entry)
+        return [(host, int(port)) for host, port in pairs]
 
 
 class QueueSettings(_Group):
