@@ -37,14 +37,17 @@ _MAX_DELAY_S = 1.0
 
 async def outlasting_outage(operation: Callable[[], Awaitable[T]], *, limit_s: float) -> T:
     """`operation()`, tried again with jittered backoff while Redis is away, for at most
-    `limit_s`; then the last error is raised."""
-    deadline = time.monotonic() + limit_s
+    `limit_s` from its first failure (an operation may wait long before Redis goes away:
+    a relay waiting for a chunk); then the last error is raised."""
+    deadline: float | None = None
     backoff = EqualJitterBackoff(cap=_MAX_DELAY_S, base=_FIRST_DELAY_S)
     failures = 0
     while True:
         try:
             return await operation()
         except OUTAGE_ERRORS as exc:
+            if deadline is None:
+                deadline = time.monotonic() + limit_s
             failures += 1
             delay = min(backoff.compute(failures), deadline - time.monotonic())
             if delay <= 0:
