@@ -31,9 +31,10 @@ class SentinelGroup:
     def __init__(self, root: Path, *, down_after_ms: int = 1000, persist: bool = True) -> None:
         self.root = root
         self.down_after_ms = down_after_ms
+        # Not dying with their parent: that is the thread that started them, and a server
+        # restarted from a worker thread (asyncio.to_thread) would die when the thread ends.
         self.servers = [
-            EmbeddedRedis(root / name, persist=persist, die_with_parent=True)
-            for name in ("redis-a", "redis-b")
+            EmbeddedRedis(root / name, persist=persist) for name in ("redis-a", "redis-b")
         ]
         self.sentinel_ports = [free_port() for _ in range(_SENTINELS)]
         self._sentinels: list[subprocess.Popen[bytes]] = []
