@@ -6,10 +6,10 @@ primary and a failover SIGKILLs it, waits for the sentinels to promote the repli
 starts it again as a replica.
 
 Every chaos event is logged with its kind and window. A client error is put down to a kind
-by what it says where it can be told (a worker that stopped: a kill; the job queue: Redis),
-and to the latest event of that kind (any kind, for other errors) whose window, plus its
-settling time, holds the error's end; else to "none". A failover's recovery is the time from the
-kill to the first answer to a request sent after it.
+by what it says where it can be told (a worker that stopped mid-answer: a kill; the job
+queue: Redis), and to the latest event of that kind (any kind, for other errors) whose
+window, plus its settling time, holds the error's end; else to "none". A failover's recovery
+is the time from the kill to the first answer to a request sent after it.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class Attributed:
     events: dict[str, int] = field(default_factory=dict)
 
 
-_SAID_BY = {"worker": ("kill",), "job queue": ("redis", "failover")}
+_SAID_BY = {"stopped mid-answer": ("kill",), "job queue": ("redis", "failover")}
 
 
 def attribute(events: list[ChaosEvent], failures: list[tuple[float, str]]) -> Attributed:

@@ -108,8 +108,14 @@ class SentinelGroup:
         return self.primary_port()
 
     def restart(self, server: EmbeddedRedis) -> None:
-        """Start a killed server again on its port and data: it rejoins as a replica."""
+        """Start a killed server again on its port and data, as a replica of the primary the
+        sentinels name (as k8s/overlays/production/redis-sentinel/redis.sh does): back as a
+        primary, a sentinel that has not yet heard of the failover could send clients to it,
+        and what they wrote there would be lost when it is made a replica."""
+        primary = self.primary_port()
         server.start()
+        with redis.Redis(port=server.port) as client:
+            client.replicaof("127.0.0.1", primary)
 
     def stop(self) -> None:
         for sentinel in self._sentinels:

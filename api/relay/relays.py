@@ -47,7 +47,7 @@ class JobRelays:
             settings=settings,
             redis=redis,
             queue=queue,
-            hub=ChunkHub(redis, outage_grace_s=settings.redis.outage_grace_s),
+            hub=ChunkHub(redis),
             watch=JobWatch(redis, queue, settings),
             detached=DetachedJobs(redis, queue, redis_outage_s=settings.redis.outage_grace_s),
             metrics=metrics,
