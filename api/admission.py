@@ -21,11 +21,13 @@ from api.telemetry.request_metrics import request_labels
 from shared.access import admission
 from shared.access.client_keys import ClientKey
 from shared.access.quotas import QuotaLease
+from shared.broker.outage import outlasting_outage
 from shared.errors import InvalidRequest
 from shared.fleet.account_policy import choose_account
 from shared.fleet.affinity import noted_account, preferred_worker
 from shared.fleet.lanes import Lane
-from shared.fleet.registry import admission_error, read_fleet
+from shared.fleet.registry import FleetSnapshot, admission_error, read_fleet
+from shared.queue.job_queue import new_job_id
 from shared.settings import Settings
 from shared.telemetry.log import job_id_var, request_id_var
 from shared.wire.messages import MessagesRequest
@@ -63,29 +65,39 @@ async def queue_job(
     check_limits(settings, body)
     request_labels(request).lane = lane
     request_id = request_id_var.get() or ""
-    lease = await _admit_key(services, key, lane, body, request_id)
+    grace_s = settings.redis.outage_grace_s  # a request arriving in a Redis restart waits
+    lease = await outlasting_outage(
+        lambda: _admit_key(services, key, lane, body, request_id), limit_s=grace_s
+    )
     try:
-        fleet = await read_fleet(services.redis, heartbeat_ttl_s=settings.worker.heartbeat_ttl_s)
+        fleet = await outlasting_outage(
+            lambda: read_fleet(services.redis, heartbeat_ttl_s=settings.worker.heartbeat_ttl_s),
+            limit_s=grace_s,
+        )
         error = admission_error(fleet)
         if error is not None:
             raise error
-        account = choose_account(
-            fleet,
-            policy=settings.queue.account_policy,
-            threshold=settings.queue.headroom_threshold,
-            conversation_account=await noted_account(services.redis, body),
-            now_s=time.time(),
+        account = await outlasting_outage(
+            lambda: _account_for(services, body, fleet), limit_s=grace_s
         )
-        job = await services.fleet.queue.submit(
-            body,
-            request_id=request_id,
-            lane=lane,
-            lane_limit=services.fleet.lanes[lane].max_waiting,
-            owner=stream_owner(body, key),
-            client_key=key.name if key else None,
-            prefer_account=account,
-            prefer_for_ms=settings.queue.affinity_wait_ms,
-            prefer_worker=await preferred_worker(services.redis, body, fleet, account),
+        prefer_worker = await outlasting_outage(
+            lambda: preferred_worker(services.redis, body, fleet, account), limit_s=grace_s
+        )
+        job_id = new_job_id()  # the same on every try: a second submit of it is a no-op
+        job = await outlasting_outage(
+            lambda: services.fleet.queue.submit(
+                body,
+                request_id=request_id,
+                lane=lane,
+                lane_limit=services.fleet.lanes[lane].max_waiting,
+                owner=stream_owner(body, key),
+                client_key=key.name if key else None,
+                prefer_account=account,
+                prefer_for_ms=settings.queue.affinity_wait_ms,
+                prefer_worker=prefer_worker,
+                job_id=job_id,
+            ),
+            limit_s=grace_s,
         )
         job_id_var.set(job.job_id)
         return job.job_id, lease
@@ -94,6 +106,20 @@ async def queue_job(
             # (ending twice is harmless, should its job have been queued after all)
             await services.fleet.quotas.end(lease.key_name, lease.request_id)
         raise
+
+
+async def _account_for(
+    services: FrontEndServices, body: MessagesRequest, fleet: FleetSnapshot
+) -> str:
+    """The account the operator's policy names for `body` (shared/fleet/account_policy.py)."""
+    queue_settings = services.settings.queue
+    return choose_account(
+        fleet,
+        policy=queue_settings.account_policy,
+        threshold=queue_settings.headroom_threshold,
+        conversation_account=await noted_account(services.redis, body),
+        now_s=time.time(),
+    )
 
 
 async def _admit_key(

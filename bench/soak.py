@@ -1,7 +1,7 @@
 """Soak test under chaos: do requests come back answered or properly failed while things break?
 
 `uv run python bench/soak.py --requests 60 --seconds 240 [--claude-bin PATH] [--concurrency 6]
-[--seed 1] [--chaos kill,redis,drop] [--chaos-min 2] [--chaos-max 6] [--redis-down 0-1.5]
+[--seed 1] [--chaos kill,redis,drop[,failover]] [--chaos-min 2] [--chaos-max 6] [--redis-down 0-2]
 [--verbose] [--keep]`
 
 Starts a private stack on loopback: an embedded Redis with persistence (AOF) on a fixed port,
@@ -17,9 +17,15 @@ does not burn through all remaining requests in a second.
 Meanwhile a chaos loop, every --chaos-min..--chaos-max s, does one of (drawn from a shuffled bag
 of 2 kills, 1 Redis restart, 2 drops): SIGKILL a random worker and start a replacement with the
 same account; restart Redis (SIGTERM, --redis-down s down, start on the same port and data dir: the
-AOF keeps queued jobs); close a random in-flight client connection. Progress and the chaos
-timeline go to stderr; the report to stdout. The run ends when every request has ended or after
---seconds (start-up included), and always cleans up (also on Ctrl-C / SIGTERM).
+AOF keeps queued jobs); close a random in-flight client connection. With `failover` among the
+kinds, Redis is a Sentinel group instead (bench/redis_chaos.py: primary, replica, three
+sentinels, 3 s down-after, the clients' grace 10 s as in k8s production): a restart hits the
+primary, and a failover (one per bag) SIGKILLs it, waits for the promotion and starts it again
+as a replica. The report puts each client error down to the chaos kind it followed and gives
+each failover's recovery time (kill to the first answer to a request sent after it).
+Progress and the chaos timeline go to stderr; the report to stdout. The run ends when every
+request has ended or after --seconds (start-up included), and always cleans up (also on Ctrl-C /
+SIGTERM).
 
 How to read the output (one line per request class; every request lands in exactly one):
 
@@ -82,7 +88,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 import httpx
 import redis as redis_sync
 
-from ccfleet.embedded_redis import EmbeddedRedis, free_port
+from bench.redis_chaos import (
+    ChaosEvent,
+    SentinelRedis,
+    SingleRedis,
+    SoakRedis,
+    attribute,
+    recovery_s,
+)
+from ccfleet.embedded_redis import free_port
 from shared.broker import redis_keys
 from shared.stream.journal import raw_chunks
 from tests.fakes.upstream import FakeUpstream, RecordedRequest, TextReply
@@ -98,6 +112,7 @@ CHUNK_CHARS = 3
 ORPHAN_GRACE_S = 3.0
 MAX_BACKOFF_S = 5.0
 KILL_CHECK_S = 3.0  # after a worker kill: do its CLIs outlive it?
+KILL_SETTLE_S = 8.0  # after a worker kill, errors it causes: the heartbeat TTL (5 s) and checks
 MARKER_RE = re.compile(r"soak\d{3}x[0-9a-f]{8}")
 BAR_BREAKERS = ("lost", "duplicated", "hung", "mismatched")
 OUTCOMES = {
@@ -470,6 +485,8 @@ class ChaosLog:
     t0: float
     worker_kills: int = 0
     redis_restarts: int = 0
+    failovers: int = 0
+    events: list[ChaosEvent] = field(default_factory=list)
     client_drops: int = 0
     unexpected_exits: list[str] = field(default_factory=list)
     cli_outlived_kill: list[str] = field(default_factory=list)
@@ -484,7 +501,7 @@ class ChaosLog:
 class Fleet:
     """Front ends and workers as child processes (as tests/conftest.py's Stack does)."""
 
-    def __init__(self, root: Path, redis: EmbeddedRedis, upstream: FakeUpstream, claude: str):
+    def __init__(self, root: Path, redis: SoakRedis, upstream: FakeUpstream, claude: str):
         self.root = root
         self.redis = redis
         self.upstream = upstream
@@ -505,7 +522,7 @@ class Fleet:
             "PATH": os.environ["PATH"],
             "HOME": os.environ.get("HOME", "/root"),
             "LANG": "C.UTF-8",
-            "CCFLEET_REDIS_URL": self.redis.url,
+            **self.redis.env(),
             "CCFLEET_CLAUDE_BIN": self.claude_bin,
             "CCFLEET_WORKER_SLOTS": str(WORKER_SLOTS),
             "CCFLEET_PING_INTERVAL_S": "1",
@@ -637,7 +654,7 @@ async def chaos_loop(
 ) -> None:
     bag: list[str] = []
     checks: set[asyncio.Task[None]] = set()
-    if not {"kill", "redis", "drop"} & set(kinds):
+    if not {"kill", "redis", "drop", "failover"} & set(kinds):
         await stop.wait()
         return
     try:
@@ -646,7 +663,8 @@ async def chaos_loop(
             if stop.is_set():
                 return
             if not bag:
-                bag = [k for k in ("kill", "kill", "redis", "drop", "drop") if k in kinds]
+                every = ("kill", "kill", "redis", "drop", "drop", "failover")
+                bag = [k for k in every if k in kinds]
                 rng.shuffle(bag)
             kind = bag.pop()
             if kind == "kill":
@@ -657,17 +675,20 @@ async def chaos_loop(
                     f"SIGKILL worker{slot} ({fleet.accounts[slot]}) pid {old}; "
                     f"replacement pid {new}"
                 )
+                chaos.events.append(ChaosEvent("kill", now(), now(), settle_s=KILL_SETTLE_S))
                 check = asyncio.create_task(after_kill(fleet, old, chaos))
                 checks.add(check)
                 check.add_done_callback(checks.discard)
             elif kind == "redis":
                 down_s = rng.uniform(*redis_down)
                 chaos.note(f"Redis restart: stopping (down for {down_s:.1f} s)")
-                await asyncio.to_thread(fleet.redis.stop)
-                await asyncio.sleep(down_s)
-                await asyncio.to_thread(fleet.redis.start)
+                began = now()
+                await asyncio.to_thread(fleet.redis.restart, down_s)
+                chaos.events.append(ChaosEvent("redis", began, now(), f"{down_s:.1f} s down"))
                 chaos.redis_restarts += 1
                 chaos.note("Redis restart: answering again")
+            elif kind == "failover":
+                await sentinel_failover(fleet, chaos)
             else:
                 started = [
                     i
@@ -691,6 +712,16 @@ async def chaos_loop(
         for check in list(checks):
             check.cancel()
         await asyncio.gather(*checks, return_exceptions=True)
+
+
+async def sentinel_failover(fleet: Fleet, chaos: ChaosLog) -> None:
+    assert isinstance(fleet.redis, SentinelRedis)  # main() builds one for `failover`
+    chaos.note("Sentinel failover: SIGKILL the primary")
+    began = now()
+    promoted_s = await asyncio.to_thread(fleet.redis.failover)
+    chaos.events.append(ChaosEvent("failover", began, now(), f"promoted in {promoted_s:.1f} s"))
+    chaos.failovers += 1
+    chaos.note(f"Sentinel failover: replica promoted after {promoted_s:.1f} s; old primary back")
 
 
 async def after_kill(fleet: Fleet, worker_pid: int, chaos: ChaosLog) -> None:
@@ -861,6 +892,7 @@ def print_summary(
         ("orphan CLI processes (after stop + grace)", str(len(orphans))),
         ("chaos: worker kills (SIGKILL + replace)", str(chaos.worker_kills)),
         ("chaos: Redis restarts (same port + AOF)", str(chaos.redis_restarts)),
+        ("chaos: Sentinel failovers", str(chaos.failovers)),
         ("chaos: client drops", str(chaos.client_drops)),
         (
             "upstream requests with a marker / without",
@@ -877,6 +909,7 @@ def print_summary(
     print(f'bar "0 lost, 0 duplicated, 0 hung, 0 orphans" (and 0 mismatched): {verdict}')
 
     _print_errors(results, chaos.t0)
+    _print_errors_by_kind(results, chaos)
     if args.verbose:
         _print_each_request(results, chaos.t0)
     _print_retries(results, retried, disconnected)
@@ -936,6 +969,37 @@ def _print_errors(results: list[Result], t0: float) -> None:
             f"  {len(failed):3d} x {text}  [{ends[0]:.1f}-{ends[-1]:.1f} s; "
             f"{queued} had been queued as a job]"
         )
+
+
+def _print_errors_by_kind(results: list[Result], chaos: ChaosLog) -> None:
+    failures = [
+        (r.finished, f"{r.outcome}: {r.error_message or r.detail}".rstrip(": "))
+        for r in results
+        if r.finished is not None and r.outcome in ("failed", *BAR_BREAKERS)
+    ]
+    found = attribute(chaos.events, failures)
+    print("\nclient errors by the chaos kind they followed (its window + settling time):")
+    for kind in ("kill", "redis", "failover", "drop", "none"):
+        errors = found.errors.get(kind, [])
+        if kind != "none" and kind not in found.events:
+            continue
+        events = found.events.get(kind, 0)
+        print(f"  {kind:9} {len(errors):3} errors after {events} events  {Counter(errors) or ''}")
+    answered = [
+        (r.started, r.finished)
+        for r in results
+        if r.outcome == "answered" and r.started is not None and r.finished is not None
+    ]
+    for event in chaos.events:
+        if event.kind == "redis":
+            print(f"  restart at {event.start - chaos.t0:6.1f} s, {event.detail}")
+        if event.kind == "failover":
+            recovered = recovery_s(event, answered)
+            shown = f"{recovered:.1f} s" if recovered is not None else "none answered after"
+            print(
+                f"  failover at {event.start - chaos.t0:6.1f} s: {event.detail}; "
+                f"first answer to a request sent after the kill: {shown}"
+            )
 
 
 def _print_each_request(results: list[Result], t0: float) -> None:
@@ -1065,8 +1129,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--redis-down",
         type=seconds_range,
-        default=(0.0, 1.5),
-        help="how long Redis stays down in a restart: MIN-MAX seconds (default 0-1.5)",
+        default=(0.0, 2.0),
+        help="how long Redis stays down in a restart: MIN-MAX seconds (default 0-2)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir even on PASS")
     parser.add_argument("--verbose", action="store_true", help="print one line per request")
@@ -1076,8 +1140,8 @@ def parse_args() -> argparse.Namespace:
     args.claude_bin = os.path.abspath(found)
     if args.requests < 1 or args.requests > 1000 or args.concurrency < 1:
         parser.error("--requests must be 1..1000 and --concurrency at least 1")
-    if unknown := set(args.chaos.split(",")) - {"kill", "redis", "drop", ""}:
-        parser.error(f"--chaos: unknown kinds {sorted(unknown)}; use kill, redis, drop")
+    if unknown := set(args.chaos.split(",")) - {"kill", "redis", "drop", "failover", ""}:
+        parser.error(f"--chaos: unknown kinds {sorted(unknown)}; use kill, redis, drop, failover")
     if not 0 < args.chaos_min <= args.chaos_max:
         parser.error("--chaos-min must be > 0 and <= --chaos-max")
     return args
@@ -1103,7 +1167,8 @@ def main() -> None:
     results = [Result(plan) for plan in plans]
     ledger = UpstreamLedger(plans)
     root = Path(tempfile.mkdtemp(prefix="ccfleet-soak-"))
-    redis = EmbeddedRedis(root / "redis", port=free_port(), persist=True)
+    sentinels = "failover" in args.chaos.split(",")
+    redis: SoakRedis = SentinelRedis(root) if sentinels else SingleRedis(root)
     upstream = FakeUpstream()
     fleet = Fleet(root, redis, upstream, args.claude_bin)
     chaos = ChaosLog(t0=t0)
@@ -1124,9 +1189,9 @@ def main() -> None:
         args.seconds -= t_start - t0  # the bound covers start-up too
         asyncio.run(soak(args, fleet, results, chaos))
         wall_s = now() - t_start
-        if not redis_answers(redis.url):  # a restart was cut short
+        if isinstance(redis, SingleRedis) and not redis_answers(redis.url()):  # cut short
             redis.start()
-        jobs = read_jobs(redis.url)
+        jobs = read_jobs(redis.url())
         for result in results:
             result.job_ids |= {info.job_id for info in jobs.get(result.plan.marker, [])}
         fleet.stop()

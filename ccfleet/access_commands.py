@@ -21,6 +21,7 @@ from rich.table import Table
 
 from shared.access.client_keys import ClientKey, KeyLimits, KeyStore, KeyStoreError
 from shared.access.ledger import COUNTERS, Dimension, first_day_kept, read_usage, today_utc
+from shared.broker.connection import redis_client
 from shared.settings import Settings
 
 keys_app = typer.Typer(no_args_is_help=True, help="Client keys: who may use the fleet.")
@@ -46,12 +47,10 @@ Models = Annotated[
 
 def _run(work: Callable[[Redis], Awaitable[T]]) -> T:
     """Run `work` against Redis; an unusable request or an unreachable Redis ends the command."""
-    url = Settings().redis.effective_url()
+    settings = Settings()
 
     async def main() -> T:
-        redis = Redis.from_url(
-            url, socket_connect_timeout=_REDIS_TIMEOUT_S, socket_timeout=_REDIS_TIMEOUT_S
-        )
+        redis = redis_client(settings, timeout_s=_REDIS_TIMEOUT_S)
         try:
             return await work(redis)
         finally:

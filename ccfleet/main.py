@@ -20,7 +20,6 @@ from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from rich.console import Console
 from rich.live import Live
@@ -32,6 +31,7 @@ from ccfleet.embedded_redis import EmbeddedRedis
 from ccfleet.settings_table import settings_table, with_table
 from ccfleet.status_table import render_fleet
 from shared.access.client_keys import MIN_SERVER_SECRET_CHARS
+from shared.broker.connection import redis_client
 from shared.fleet.registry import read_fleet
 from shared.process.parent_death import dying_with_parent
 from shared.settings import Settings, UnknownSetting, refuse_unknown_variables
@@ -292,9 +292,7 @@ def status(
     settings = Settings()
     url = settings.redis.effective_url()
     try:
-        asyncio.run(
-            _show_fleet(url, settings.worker.heartbeat_ttl_s, watch=watch, interval_s=interval)
-        )
+        asyncio.run(_show_fleet(settings, watch=watch, interval_s=interval))
     except (RedisError, OSError, ValueError) as exc:
         typer.echo(f"ccfleet status: cannot read the fleet from {_shown_url(url)}: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -302,10 +300,9 @@ def status(
         pass  # how --watch ends
 
 
-async def _show_fleet(url: str, heartbeat_ttl_s: float, *, watch: bool, interval_s: float) -> None:
-    redis = Redis.from_url(
-        url, socket_connect_timeout=_REDIS_TIMEOUT_S, socket_timeout=_REDIS_TIMEOUT_S
-    )
+async def _show_fleet(settings: Settings, *, watch: bool, interval_s: float) -> None:
+    heartbeat_ttl_s = settings.worker.heartbeat_ttl_s
+    redis = redis_client(settings, timeout_s=_REDIS_TIMEOUT_S)
     try:
         snapshot = await read_fleet(redis, heartbeat_ttl_s=heartbeat_ttl_s)
         if not watch:

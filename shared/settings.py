@@ -64,11 +64,27 @@ class RedisSettings(_Group):
         "`/ @ : %`); TLS: `rediss://…`, with `?ssl_ca_certs=/path/ca.pem` for a private CA "
         "(also `ssl_cert_reqs`, `ssl_certfile`, `ssl_keyfile`)",
     )
-    outage_s: float = Field(
-        alias="CCFLEET_REDIS_OUTAGE_S",
-        default=30.0,
+    sentinels: str = Field(
+        alias="CCFLEET_REDIS_SENTINELS",
+        default="",
+        pattern=r"^$|^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$",
+        description="Redis Sentinel: `host:port,host:port,…` of the sentinels; every client "
+        "then finds the primary through them, and the new one after a failover. "
+        "CCFLEET_REDIS_URL gives only the password, database and TLS (its host is not used); "
+        "the sentinels take the same password and TLS",
+    )
+    sentinel_master: str = Field(
+        alias="CCFLEET_REDIS_SENTINEL_MASTER",
+        default="mymaster",
+        min_length=1,
+        description="the name the sentinels monitor the primary under",
+    )
+    outage_grace_s: float = Field(
+        alias="CCFLEET_REDIS_OUTAGE_GRACE_S",
+        default=5.0,
         ge=0,
-        description="how long a Redis outage is waited out before a request fails",
+        description="a Redis outage (a restart, a failover) this short is waited out: requests "
+        "queued, streaming or arriving meanwhile complete; a longer one fails them with 529",
     )
     connect_timeout_s: float = Field(
         alias="CCFLEET_REDIS_CONNECT_TIMEOUT_S",
@@ -99,6 +115,11 @@ class RedisSettings(_Group):
 
     def effective_url(self) -> str:
         return self.url or "redis://127.0.0.1:6379"
+
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """The sentinels as (host, port); none: Redis is reached at its URL."""
+        pairs = (entry.rsplit(":", 1) for entry in self.sentinels.split(",") if entry)
+        return [(host, int(port)) for host, port in pairs]
 
 
 class QueueSettings(_Group):
@@ -295,7 +316,7 @@ class WorkerSettings(_Group):
         gt=0,
         description="a worker whose heartbeat is older counts as gone (one whose process "
         "died, at once: its life line); `/ready` needs one younger than this. Keep it longer "
-        "than `CCFLEET_REDIS_OUTAGE_S` plus the interval",
+        "than `CCFLEET_REDIS_OUTAGE_GRACE_S` plus the interval",
     )
     metrics_port: int = Field(
         alias="CCFLEET_METRICS_PORT",

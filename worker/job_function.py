@@ -63,6 +63,7 @@ async def run_messages(run: JobContext, payload: dict[str, Any]) -> None:
             max_bytes=worker.settings.journal.max_bytes,
             running_ttl_s=worker.queue.lifetimes.running_s(),
             note=note,
+            outage_grace_s=worker.settings.redis.outage_grace_s,
         )
         if job.batch is None
         else BatchCollector(run.redis, job.job_id)
@@ -95,11 +96,11 @@ async def run_messages(run: JobContext, payload: dict[str, Any]) -> None:
     if isinstance(publisher, BatchCollector):
         await outlasting_outage(
             lambda: record_batch_result(worker, job, publisher),
-            limit_s=worker.settings.redis.outage_s,
+            limit_s=worker.settings.redis.outage_grace_s,
         )
     await outlasting_outage(
         lambda: worker.queue.finish(job, handed_off_at=meter.handed_off_at),
-        limit_s=worker.settings.redis.outage_s,
+        limit_s=worker.settings.redis.outage_grace_s,
     )
 
 
@@ -184,10 +185,9 @@ async def _fail(publisher: ChunkPublisher, worker: WorkerContext, error: FleetEr
     worker.state.last_error = error.message
     logger.warning("job failed: %s (%s)", error.error_type, error.message)
     if not publisher.ended:
-        # Redis may be why the job failed: wait for it, so the client hears of the failure.
-        await outlasting_outage(
-            lambda: publisher.publish_error(error), limit_s=worker.settings.redis.outage_s
-        )
+        # Redis may be why the job failed: the publisher waits for it, so the client hears
+        # of the failure.
+        await publisher.publish_error(error)
 
 
 async def _cool_account(run: JobContext, limit: AccountLimitReached) -> None:

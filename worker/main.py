@@ -164,7 +164,7 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
     fleet_worker = FleetWorker(
         state=state,
         vital=vital,
-        redis_outage_s=settings.redis.outage_s,
+        redis_outage_s=settings.redis.outage_grace_s,
         batch_slots=services.lanes.batch.slots_on(settings.worker.slots),
         job_max_tries=settings.jobs.max_tries,
         queue_name=settings.queue.name,

@@ -3,7 +3,10 @@
 A relay that falls behind loses live messages (its queue is bounded and says it overflowed),
 never chunks: the relay notices the gap in the numbering, or the overflow once it runs dry,
 and reads the journal. Messages lost while the pub/sub connection is re-established are
-found by the relay's quiet check (api/relay/job_watch.py).
+found by the relay's quiet check (api/relay/job_watch.py). A Redis restart costs the relays
+only the messages published while it was away: once reconnected, the pub/sub connection is
+subscribed again to every channel (redis-py's to those it knew, the hub's to those added
+while Redis was away).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.broker import redis_keys
+from shared.broker.outage import OUTAGE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -40,27 +44,41 @@ class ChunkHub:
         # redis-py's PubSub opens its connection on the first (un)subscribe without a lock:
         # calls made at once each open one, and only the last is read. One at a time, then.
         self._subscribing = asyncio.Lock()
+        self._out_of_step = False  # Redis's subscriptions may differ from the hub's channels
 
     @contextlib.asynccontextmanager
     async def subscribe(self, job_id: str) -> AsyncIterator[LiveQueue]:
-        """Live raw chunks of one job while the block runs."""
+        """Live raw chunks of one job while the block runs. While Redis is away the channel
+        is subscribed once it is back; the relay reads the journal meanwhile."""
         channel = redis_keys.job_channel(job_id)
         queue = LiveQueue()
         readers = self._queues.setdefault(channel, set())
         readers.add(queue)
         try:
             if len(readers) == 1:
-                async with self._subscribing:
-                    await self._pubsub.subscribe(channel)
+                await self._send("SUBSCRIBE", channel)
             self._has_channels.set()
             yield queue
         finally:
             readers.discard(queue)
             if not readers:
                 del self._queues[channel]
-                with contextlib.suppress(RedisError, OSError):
-                    async with self._subscribing:
-                        await self._pubsub.unsubscribe(channel)
+                with contextlib.suppress(RedisError, OSError):  # it runs in a relay's `finally`
+                    await self._send("UNSUBSCRIBE", channel)
+
+    async def _send(self, command: str, *channels: str) -> None:
+        # Only on a live connection: a dead one is reconnected by `run` alone (two coroutines
+        # connecting one connection at once read it at once, which kills the hub).
+        async with self._subscribing:
+            connection = self._pubsub.connection
+            if connection is None or connection.is_connected:
+                with contextlib.suppress(*OUTAGE_ERRORS):
+                    if command == "SUBSCRIBE":
+                        await self._pubsub.subscribe(*channels)
+                    else:
+                        await self._pubsub.unsubscribe(*channels)
+                    return
+            self._out_of_step = True
 
     async def run(self) -> None:
         """Deliver messages until cancelled; owned by the app's lifespan."""
@@ -70,13 +88,26 @@ class ChunkHub:
                 message = await self._pubsub.get_message(timeout=1.0)
             except (RedisError, OSError) as exc:
                 logger.warning("pub/sub connection lost (%s); reconnecting", type(exc).__name__)
+                self._out_of_step = True
                 await asyncio.sleep(_RECONNECT_DELAY_S)
                 continue
+            if self._out_of_step:
+                await self._step_in()
             if message is None:
                 if not self._queues:
                     self._has_channels.clear()
                 continue
             self._deliver(message["channel"].decode(), message["data"])
+
+    async def _step_in(self) -> None:
+        """Connected again (redis-py subscribed it to the channels it knew): subscribe the
+        channels added while Redis was away, unsubscribe those left meanwhile."""
+        self._out_of_step = False
+        known = {channel.decode() for channel in self._pubsub.channels}
+        if missing := set(self._queues) - known:
+            await self._send("SUBSCRIBE", *missing)
+        if left := known - set(self._queues):
+            await self._send("UNSUBSCRIBE", *left)
 
     def _deliver(self, channel: str, data: bytes) -> None:
         for queue in self._queues.get(channel, ()):

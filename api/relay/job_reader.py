@@ -9,12 +9,14 @@ quiet check (api/relay/job_watch.py) brings the journal's chunks to `absorb`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from types import TracebackType
 
 from redis.asyncio import Redis
 
 from api.relay.chunk_hub import ChunkHub, LiveQueue
+from shared.broker.outage import OUTAGE_ERRORS
 from shared.stream import journal
 from shared.stream.chunk import Chunk
 
@@ -33,8 +35,10 @@ class JobReader:
 
     async def __aenter__(self) -> JobReader:
         self._live = await self._subscription.__aenter__()
-        # Anything published before the subscription took effect is in the journal.
-        await self._catch_up()
+        # Anything published before the subscription took effect is in the journal. Should
+        # Redis be away, the relay's quiet check reads it once Redis is back.
+        with contextlib.suppress(*OUTAGE_ERRORS):
+            await self._catch_up()
         return self
 
     async def __aexit__(

@@ -61,11 +61,17 @@ class JobRelay:
     async def open(self) -> JobRelay:
         readers = redis_keys.job_readers(self.reader.job_id)
         longest_s = max(self._queue.lifetimes.waiting_s(lane) for lane in LANES)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.incr(readers)
-            # Kept while any job may wait or run: a relay may stay attached all that time.
-            pipe.expire(readers, longest_s)
-            await pipe.execute()
+
+        async def count_reader() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.incr(readers)
+                # Kept while any job may wait or run: a relay may stay attached all that time.
+                pipe.expire(readers, longest_s)
+                await pipe.execute()
+
+        # A new request waits out a short outage too. (Counted twice if Redis went away after
+        # counting and before answering: the job then outlives its client, to its time limit.)
+        await outlasting_outage(count_reader, limit_s=self._redis_outage_s)
         await self.reader.__aenter__()
         return self
 
@@ -128,12 +134,11 @@ class JobRelay:
         return chunk
 
     async def _fetched(self, fetch: Callable[[], Awaitable[Chunk | None]]) -> Chunk | None:
-        # Before the job has said anything, it may be waiting in the queue, which a Redis
-        # restart keeps (AOF): wait the outage out. Once it streams, its worker has lost
-        # Redis too and the answer is broken: fail at once.
-        outage_s = self._redis_outage_s if self.reader.last_seq == 0 else 0.0
+        # A Redis restart keeps the job (AOF), and its worker keeps the chunks it could not
+        # publish meanwhile and journals them once Redis is back: wait the outage out. Chunks
+        # whose live message the outage lost are read from the journal (the quiet check).
         try:
-            chunk = await outlasting_outage(fetch, limit_s=outage_s)
+            chunk = await outlasting_outage(fetch, limit_s=self._redis_outage_s)
         except OUTAGE_ERRORS as exc:
             logger.warning("lost redis while relaying: %r", exc)
             raise Overloaded(

@@ -65,6 +65,10 @@ class JobWatch:
             **liveness.prefixes(),
         )
         state = JobState.parse(raw_state)
+        if state is None and not chunks and after_seq == 0:
+            # Never answered and no record: the job was lost (a Redis restart lost its last
+            # second of writes, or its memory was flushed). Nothing can run it again.
+            raise Overloaded("The job queue lost this request; please retry.", retry_after_s=1)
         if state is None:
             return QuietCheck(chunks, lives=False)
         if state.status == "waiting":

@@ -49,7 +49,7 @@ class JobRelays:
             queue=queue,
             hub=ChunkHub(redis),
             watch=JobWatch(redis, queue, settings),
-            detached=DetachedJobs(redis, queue, redis_outage_s=settings.redis.outage_s),
+            detached=DetachedJobs(redis, queue, redis_outage_s=settings.redis.outage_grace_s),
             metrics=metrics,
         )
 
@@ -77,7 +77,7 @@ class JobRelays:
             self.watch,
             self.detached,
             check_interval_s=self.settings.journal.check_s,
-            redis_outage_s=self.settings.redis.outage_s,
+            redis_outage_s=self.settings.redis.outage_grace_s,
             resume_window_s=self._resume_window(request),
             on_first_token=first_token,
             on_close=on_close,

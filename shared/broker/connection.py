@@ -6,6 +6,11 @@ command, TCP keepalive probes that find a dead peer under an idle connection (a 
 subscriber), and a PING before reusing a connection that sat idle. arq's own RedisSettings
 cannot pass these, so the arq pool is built here too and handed to arq.
 
+With Redis Sentinel (CCFLEET_REDIS_SENTINELS) every client, pub/sub included, asks the
+sentinels where the primary is whenever it connects, so after a failover its next connection
+goes to the new primary; one that was talking to the old one (now a replica) is dropped on
+its first refused write. The outage handling rides out the failover itself.
+
 No ccfleet command blocks inside Redis (workers poll, relays wait in Python), so one
 command timeout fits every call.
 
@@ -23,6 +28,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from arq.connections import ArqRedis
+from redis.asyncio import Redis
 from redis.asyncio.connection import (
     AbstractConnection,
     Connection,
@@ -31,10 +37,16 @@ from redis.asyncio.connection import (
     UnixDomainSocketConnection,
     parse_url,
 )
+from redis.asyncio.sentinel import (
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.queue import arq_adapter
-from shared.settings import Settings
+from shared.settings import RedisSettings, Settings
 
 _KEEPALIVE_IDLE_S = 10
 _KEEPALIVE_INTERVAL_S = 5
@@ -77,14 +89,51 @@ class _UnixConnection(_CancellableSends, UnixDomainSocketConnection):
     pass
 
 
-def connection_pool(settings: Settings) -> ConnectionPool:
-    """Connections to `settings`' Redis URL (redis://, rediss:// or unix://), waits bounded."""
+class _SentinelTcpConnection(_CancellableSends, SentinelManagedConnection):
+    pass
+
+
+class _SentinelTlsConnection(_CancellableSends, SentinelManagedSSLConnection):
+    pass
+
+
+class _SentinelPool(SentinelConnectionPool):
+    """Connections to the primary the sentinels name; closed, it closes theirs too."""
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        await super().disconnect(inuse_connections)
+        if inuse_connections:  # the pool is closing (or resetting): sentinels reconnect lazily
+            for sentinel in self.sentinel_manager.sentinels:
+                await sentinel.connection_pool.disconnect()
+
+
+def connection_pool(settings: Settings, *, timeout_s: float | None = None) -> ConnectionPool:
+    """Connections to `settings`' Redis (its URL: redis://, rediss:// or unix://; or the
+    primary its sentinels name), waits bounded; `timeout_s` shortens them (a command line)."""
     options = {**connection_options(settings), **parse_url(settings.redis.effective_url())}
+    if timeout_s is not None:
+        options["socket_connect_timeout"] = options["socket_timeout"] = timeout_s
     plain = options.pop("connection_class", Connection)
+    if settings.redis.sentinels:
+        return _sentinel_pool(settings.redis, options, tls=plain is SSLConnection)
     if plain is UnixDomainSocketConnection:
         options.pop("socket_keepalive")  # not a TCP socket
         options.pop("socket_keepalive_options")
     return ConnectionPool(connection_class=_bounded(plain), **options)
+
+
+def _sentinel_pool(redis: RedisSettings, options: dict[str, Any], *, tls: bool) -> _SentinelPool:
+    options.pop("host", None)  # the sentinels say where the primary is
+    options.pop("port", None)
+    # The sentinels: the same timeouts, password and TLS; they have no database.
+    sentinel_options = {key: value for key, value in options.items() if key != "db"}
+    sentinels = Sentinel(  # type: ignore[no-untyped-call]  # redis-py 5 leaves it untyped
+        redis.sentinel_addresses(), sentinel_kwargs={**sentinel_options, "ssl": tls}
+    )
+    connection = _SentinelTlsConnection if tls else _SentinelTcpConnection
+    return _SentinelPool(  # type: ignore[no-untyped-call]  # redis-py 5 leaves it untyped
+        redis.sentinel_master, sentinels, connection_class=connection, **options
+    )
 
 
 def _bounded(plain: object) -> type[Connection] | type[UnixDomainSocketConnection]:
@@ -111,6 +160,11 @@ def connection_options(settings: Settings) -> dict[str, Any]:
         "socket_keepalive_options": keepalive,
         "health_check_interval": settings.redis.health_check_s,
     }
+
+
+def redis_client(settings: Settings, *, timeout_s: float | None = None) -> Redis:
+    """A plain client (the `ccfleet` command's), connecting lazily, closing its pool."""
+    return Redis.from_pool(connection_pool(settings, timeout_s=timeout_s))
 
 
 def arq_redis(settings: Settings) -> ArqRedis:

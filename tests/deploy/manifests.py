@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +83,47 @@ def config_map_value(manifests: list[Manifest], workload: Manifest, name: str) -
             data: str = config_map["data"][name]
             return data
     return None
+
+
+def redis_server_args(manifests: list[Manifest], container: dict[str, Any]) -> list[str]:
+    """The arguments a Redis container passes `redis-server`: its own, or (with Sentinel,
+    `sh /scripts/X.sh`) those its script passes, run as pod 0 of a new group."""
+    args: list[str] = container["args"]
+    if args[0] != "sh":
+        return args
+    return run_redis_script(config_file(manifests, container, args[1]), pod="ccfleet-redis-0")
+
+
+def run_redis_script(script: str, *, pod: str, primary: str = "") -> list[str]:
+    """Run a Redis pod's start script with stand-ins for `redis-cli` (the sentinels name
+    `primary`; none answers if empty) and `redis-server` (prints its arguments, one a line,
+    and the file it was given, if any); what `redis-server` was given."""
+    with tempfile.TemporaryDirectory() as scratch:
+        bin_dir = Path(scratch)
+        answer = f"printf '%s\\n6379\\n' {shlex.quote(primary)}" if primary else "exit 1"
+        (bin_dir / "redis-cli").write_text(f"#!/bin/sh\n{answer}\n")
+        (bin_dir / "redis-server").write_text(
+            '#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n'
+            'if [ -f "$1" ]; then cat "$1"; fi\n'
+        )
+        for tool in bin_dir.iterdir():
+            tool.chmod(0o755)
+        # The password as the manifests write it: the Secret's value, passed on untouched.
+        password = "$(REDIS_PASSWORD)"
+        env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "POD_NAME": pod, "REDIS_PASSWORD": password}
+        script = script.replace("/sentinel/", f"{bin_dir}/")  # the sentinel's emptyDir
+        ran = subprocess.run(
+            ["sh", "-eu", "-c", script], env=env, capture_output=True, text=True, timeout=30
+        )
+        assert ran.returncode == 0, ran.stderr
+        return ran.stdout.splitlines()
+
+
+def config_file(manifests: list[Manifest], container: dict[str, Any], path: str) -> str:
+    """The text of the ConfigMap file mounted at `path` in `container`."""
+    directory, name = path.rsplit("/", 1)
+    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == directory]
+    workload = next(w for w in workloads(manifests) if container in pod_spec(w)["containers"])
+    [volume] = [v for v in pod_spec(workload)["volumes"] if v["name"] == mount["name"]]
+    text: str = one(manifests, "ConfigMap", volume["configMap"]["name"])["data"][name]
+    return text

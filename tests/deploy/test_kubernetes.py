@@ -29,6 +29,7 @@ from tests.deploy.manifests import (
     one,
     only_container,
     pod_spec,
+    redis_server_args,
     workloads,
 )
 
@@ -42,6 +43,7 @@ CLI_SLOT_BYTES = 190 * MIB
 WORKER_BASE_BYTES = 64 * MIB
 # What the Redis URL of every pod is built from (Secret ccfleet-redis, key password).
 REDIS_URL = "redis://:$(REDIS_PASSWORD)@ccfleet-redis:6379/0"
+SENTINEL_PORT = 26379
 
 
 @pytest.fixture(params=OVERLAYS)
@@ -195,7 +197,7 @@ def test_production_keeps_two_front_ends_through_load_and_disruptions(
     }
     assert hpa["spec"]["minReplicas"] >= 2
     assert hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
-    [pdb] = of_kind(production, "PodDisruptionBudget")
+    pdb = one(production, "PodDisruptionBudget", "ccfleet-api")
     pod_labels = api["spec"]["template"]["metadata"]["labels"]
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     assert pdb["spec"]["minAvailable"] >= 1
@@ -279,9 +281,10 @@ def test_worker_memory_is_sized_for_its_cli_slots(overlay: list[Manifest]) -> No
 
 def test_every_container_has_memory_requests_and_limits(overlay: list[Manifest]) -> None:
     for workload in workloads(overlay):
-        resources = only_container(workload)["resources"]
-        assert {"cpu", "memory"} <= set(resources["requests"]), workload["metadata"]["name"]
-        assert "memory" in resources["limits"], workload["metadata"]["name"]
+        for container in pod_spec(workload)["containers"]:
+            resources = container["resources"]
+            assert {"cpu", "memory"} <= set(resources["requests"]), workload["metadata"]["name"]
+            assert "memory" in resources["limits"], workload["metadata"]["name"]
 
 
 def test_every_pod_runs_non_root_on_a_read_only_root_without_a_token(
@@ -293,10 +296,11 @@ def test_every_pod_runs_non_root_on_a_read_only_root_without_a_token(
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert spec["securityContext"]["runAsUser"] != 0
         assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-        context = only_container(workload)["securityContext"]
-        assert context["readOnlyRootFilesystem"] is True
-        assert context["allowPrivilegeEscalation"] is False
-        assert context["capabilities"] == {"drop": ["ALL"]}
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"] == {"drop": ["ALL"]}
     namespace = one(overlay, "Namespace", "ccfleet")
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
@@ -322,9 +326,8 @@ def test_redis_is_a_stateful_set_with_aof_on_a_pvc_and_a_password(
     overlay: list[Manifest],
 ) -> None:
     redis = one(overlay, "StatefulSet", "ccfleet-redis")
-    assert redis["spec"]["replicas"] == 1
-    container = only_container(redis)
-    args = container["args"]
+    container = next(c for c in pod_spec(redis)["containers"] if c["name"] == "redis")
+    args = redis_server_args(overlay, container)
     assert args[args.index("--appendonly") + 1] == "yes"
     assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
     env = env_values(container)
@@ -411,9 +414,11 @@ def test_redis_is_reached_only_by_front_ends_and_workers(overlay: list[Manifest]
     redis = pods["ccfleet-redis"]
     admitted: set[str] = set()
     for policy in _policies_for(overlay, redis):
-        assert policy.get("egress", []) == []
+        for rule in policy.get("egress", []):  # with sentinels: DNS and each other
+            for peer in rule["to"]:
+                assert _in_namespace(peer, "kube-system") or _selects(peer["podSelector"], redis)
         for rule in policy.get("ingress", []):
-            assert [p["port"] for p in rule["ports"]] == [6379]
+            assert [p["port"] for p in rule["ports"]] in ([6379], [6379, SENTINEL_PORT])
             for peer in rule["from"]:
                 if "namespaceSelector" in peer:
                     # Only KEDA's operator, which reads the batch lane's depth (production).
@@ -424,7 +429,7 @@ def test_redis_is_reached_only_by_front_ends_and_workers(overlay: list[Manifest]
                 matched = {n for n, labels in pods.items() if _selects(peer["podSelector"], labels)}
                 admitted |= matched
     components = {pods[name]["app.kubernetes.io/component"] for name in admitted}
-    assert components == {"api", "worker"}
+    assert components - {"redis"} == {"api", "worker"}  # redis: its own replicas, sentinels
     assert {n for n in pods if pods[n]["app.kubernetes.io/component"] == "worker"} <= admitted
 
 
@@ -450,7 +455,7 @@ def test_workers_reach_only_dns_redis_and_https(overlay: list[Manifest]) -> None
             for rule in policy.get("egress", []):
                 for port in rule["ports"]:
                     allowed.add((port["protocol"], port["port"]))
-                    if port["port"] == 6379:
+                    if port["port"] in (6379, SENTINEL_PORT):
                         for peer in rule["to"]:
                             reached = [
                                 n for n, pl in pods.items() if _selects(peer["podSelector"], pl)
@@ -460,6 +465,7 @@ def test_workers_reach_only_dns_redis_and_https(overlay: list[Manifest]) -> None
                         assert all(set(peer) == {"ipBlock"} for peer in rule["to"])
                     if port["port"] == 53:
                         assert all(_in_namespace(p, "kube-system") for p in rule["to"])
+        allowed.discard(("TCP", SENTINEL_PORT))  # where Redis runs with Sentinel
         assert allowed == {("UDP", 53), ("TCP", 53), ("TCP", 6379), ("TCP", 443)}, name
 
 
@@ -491,6 +497,7 @@ def test_dev_runs_one_redis_one_front_end_and_one_worker(
 ) -> None:
     dev = built_overlays["dev"]
     assert one(dev, "StatefulSet", "ccfleet-redis")["spec"]["replicas"] == 1
+    assert "CCFLEET_REDIS_SENTINELS" not in one(dev, "ConfigMap", "ccfleet-config")["data"]
     assert _api(dev)["spec"]["replicas"] == 1
     [worker] = _workers(dev)
     assert worker["spec"]["replicas"] == 1

@@ -28,7 +28,8 @@ FAKE_CLI_MODE
     stream_forever  Read stdin up to the querying user line (control requests answered as in
                     `answer`), start an answer, then print a text delta of
                     FAKE_CLI_LINE_BYTES (default 1) every FAKE_CLI_DRIP_S (default 0.05)
-                    seconds until killed: a CLI still answering.
+                    seconds until killed: a CLI still answering. With FAKE_CLI_DRIP_COUNT
+                    set, it ends the answer after that many deltas (a slow but whole answer).
 
 In mode `answer`, called as `--version` or `auth status` (as a worker checks its CLI), it
 answers as the pinned CLI does: a version line, and the JSON of a CLI logged in with an OAuth
@@ -292,10 +293,17 @@ def stream_forever() -> int:
     emit(stream_event(block_start))
     delta = {"type": "text_delta", "text": "x" * int(os.environ.get("FAKE_CLI_LINE_BYTES", "1"))}
     drip_s = float(os.environ.get("FAKE_CLI_DRIP_S", "0.05"))
+    count = int(os.environ.get("FAKE_CLI_DRIP_COUNT", "0"))
     deadline = time.monotonic() + sleep_s()
-    while time.monotonic() < deadline:
+    sent = 0
+    while time.monotonic() < deadline and (count == 0 or sent < count):
         emit(stream_event({"type": "content_block_delta", "index": 0, "delta": delta}))
+        sent += 1
         time.sleep(drip_s)
+    if count:
+        for message in hello_answer()[4:-1]:  # the block's stop, the message's delta and stop
+            emit(message)
+        emit(success_result(delta["text"] * count))
     return 0
 
 

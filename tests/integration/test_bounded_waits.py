@@ -61,7 +61,7 @@ def test_a_redis_partition_ends_a_waiting_request_with_a_529_instead_of_hanging(
             CCFLEET_REDIS_URL=proxy.url,
             CCFLEET_REDIS_COMMAND_TIMEOUT_S="1",
             CCFLEET_REDIS_CONNECT_TIMEOUT_S="1",
-            CCFLEET_REDIS_OUTAGE_S="2",
+            CCFLEET_REDIS_OUTAGE_GRACE_S="2",
         )
         wait_until(lambda: http_ok(f"{stack.url}/health"), BOUND_S, "the front end")
         replies: list[httpx.Response] = []

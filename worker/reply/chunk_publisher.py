@@ -12,6 +12,13 @@ record: once the client has been sent anything, no retry can need it (shared/que
 and it notes this worker's account as the one answering the conversation (`note`,
 shared/fleet/affinity.py), long before the client can send its next turn.
 
+A Redis outage (a restart, a failover) does not stop the answer: a chunk that cannot be
+written is kept, in order, and the CLI's next chunks after it; each publish tries the kept
+ones again, and the answer's last chunk waits for Redis with backoff. Only an outage longer
+than `outage_grace_s` fails the job. A chunk sent again is journaled once (the journal
+refuses its number a second time) and its live message, if doubled, is dropped by the relay
+(it reads chunks by number): nothing is lost or doubled.
+
 One writer per job: each chunk is fenced on the attempt number, atomically in Redis. A
 worker wrongly declared dead, whose job went to another attempt (or was cancelled), has its
 chunks refused (`AttemptSuperseded`) instead of interleaving them with its successor's.
@@ -19,12 +26,15 @@ chunks refused (`AttemptSuperseded`) instead of interleaving them with its succe
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from typing import Any
 
 from redis.asyncio import Redis
 
 from shared.broker import redis_keys
 from shared.broker.lua_script import LuaScript
+from shared.broker.outage import OUTAGE_ERRORS, outlasting_outage
 from shared.errors import CliFailed, FleetError
 from shared.fleet.affinity import AccountNote
 from shared.stream import journal
@@ -50,6 +60,7 @@ class ChunkPublisher:
         running_ttl_s: int | None = None,
         max_bytes: int = 1 << 30,
         note: AccountNote | None = None,
+        outage_grace_s: float = 0.0,
     ) -> None:
         self._redis = redis
         self._job_id = job_id
@@ -64,7 +75,10 @@ class ChunkPublisher:
         self._bytes = 0
         self._note = note
         self._script = _PUBLISH.bind(redis)
-        self.seq = 0
+        self._outage_grace_s = outage_grace_s
+        self._unwritten: deque[Chunk] = deque()  # numbered, not yet journaled (Redis away)
+        self._outage_since: float | None = None  # monotonic; when the first write failed
+        self.seq = 0  # the last chunk numbered: journaled, or kept to journal
         self.ended = False
         self.failed = False  # it ended with an error
 
@@ -90,13 +104,44 @@ class ChunkPublisher:
         payload = chunk.to_json()
         if chunk.kind == "event" and self._bytes + len(payload) > self._max_bytes:
             raise CliFailed(f"The answer exceeded the journal limit of {self._max_bytes} bytes.")
+        self._unwritten.append(chunk)
+        self.seq = chunk.seq
+        self._bytes += len(payload)
+        if chunk.is_terminal:
+            await self._flush_waiting()
+        else:
+            await self._flush_or_keep()
+
+    async def _flush_or_keep(self) -> None:
+        """Write the kept chunks; if Redis is away, keep them while the outage is in grace."""
+        try:
+            await self._flush()
+        except OUTAGE_ERRORS:
+            now = time.monotonic()
+            if self._outage_since is None:
+                self._outage_since = now
+            if now - self._outage_since >= self._outage_grace_s:
+                raise
+
+    async def _flush_waiting(self) -> None:
+        """Write the kept chunks, waiting for Redis up to the grace: the answer's end (or
+        its error, which an outage may have caused) must reach the client."""
+        await outlasting_outage(self._flush, limit_s=self._outage_grace_s)
+
+    async def _flush(self) -> None:
+        while self._unwritten:
+            await self._write(self._unwritten[0])
+            self._unwritten.popleft()
+            self._outage_since = None
+
+    async def _write(self, chunk: Chunk) -> None:
         note = self._note if chunk.seq == 1 else None
         published = await self._script(
             journal=self._journal,
             record=self._record,
             conversation=note.key if note else "",
             seq=chunk.seq,
-            chunk=payload,
+            chunk=chunk.to_json(),
             max_chunks=self._max_chunks,
             ttl_s=self._ttl_s
             if chunk.is_terminal
@@ -107,7 +152,7 @@ class ChunkPublisher:
             account_ttl_s=note.ttl_s if note else 0,
         )
         if not published:
+            self._unwritten.clear()  # refused: none of these is this attempt's to send
+            self.seq = chunk.seq - 1
             raise AttemptSuperseded(f"attempt {self._attempt} of {self._job_id} was superseded")
-        self.seq = chunk.seq
         self.ended = chunk.is_terminal
-        self._bytes += len(payload)

@@ -1,0 +1,142 @@
+"""A Redis restart shorter than the outage grace is invisible to clients: requests queued,
+running or streaming when it goes away, and new ones sent while it is away, all complete
+whole; a job whose keys the restart lost (AOF's last second) ends, never hangs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from redis import Redis as SyncRedis
+
+from ccfleet.embedded_redis import EmbeddedRedis
+from shared.broker import redis_keys
+from tests.conftest import Stack, StackFactory
+from tests.fakes import fake_cli
+from tests.processes import http_ok, wait_until
+
+DRIPS = 30  # a slow answer: one delta every 0.1 s, so a restart lands mid-stream
+BOUND_S = 60.0
+
+
+def request(*, stream: bool) -> dict[str, Any]:
+    return {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 50,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """As in production: AOF with `appendfsync everysec`, restarted on its port and data."""
+    server = EmbeddedRedis(tmp_path / "redis", persist=True).start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def dripping_stack(make_stack: StackFactory, tmp_path: Path, **env: str) -> Stack:
+    cli = fake_cli.install(
+        tmp_path / "claude",
+        FAKE_CLI_MODE="stream_forever",
+        FAKE_CLI_DRIP_S="0.1",
+        FAKE_CLI_DRIP_COUNT=str(DRIPS),
+    )
+    return make_stack(CCFLEET_CLAUDE_BIN=str(cli), CCFLEET_WORKER_SLOTS="8", **env)
+
+
+async def streamed_text(client: httpx.AsyncClient, url: str, started: asyncio.Event) -> str:
+    """The text of a streamed answer; an `event: error` or a non-200 fails."""
+    text = []
+    async with client.stream("POST", f"{url}/v1/messages", json=request(stream=True)) as reply:
+        assert reply.status_code == 200, (await reply.aread()).decode()
+        event = ""
+        async for line in reply.aiter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                assert event != "error", line
+                data = orjson.loads(line.removeprefix("data: "))
+                if event == "content_block_delta":
+                    text.append(data["delta"]["text"])
+                    started.set()
+    return "".join(text)
+
+
+async def whole_text(client: httpx.AsyncClient, url: str) -> str:
+    reply = await client.post(f"{url}/v1/messages", json=request(stream=False))
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["content"][0]["text"])
+
+
+async def test_a_one_second_redis_restart_is_invisible_to_every_request(
+    make_stack: StackFactory, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    stack = dripping_stack(make_stack, tmp_path)
+    async with httpx.AsyncClient(timeout=BOUND_S) as client:
+        streaming_started = [asyncio.Event() for _ in range(3)]
+        in_flight = [
+            *(asyncio.create_task(streamed_text(client, stack.url, s)) for s in streaming_started),
+            *(asyncio.create_task(whole_text(client, stack.url)) for _ in range(3)),
+        ]
+        for started in streaming_started:
+            await asyncio.wait_for(started.wait(), BOUND_S)
+        await asyncio.to_thread(redis_server.stop)  # SIGTERM: AOF flushed, nothing lost
+        down_at = time.monotonic()
+        during = [
+            asyncio.create_task(streamed_text(client, stack.url, asyncio.Event())),
+            asyncio.create_task(whole_text(client, stack.url)),
+        ]
+        await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - down_at)))
+        await asyncio.to_thread(redis_server.start)
+        texts = await asyncio.gather(*in_flight, *during)
+    assert texts == ["x" * DRIPS] * len(texts), stack.logs()
+
+
+async def test_a_redis_outage_longer_than_the_grace_is_a_529_with_retry_after(
+    make_stack: StackFactory, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    stack = dripping_stack(make_stack, tmp_path, CCFLEET_REDIS_OUTAGE_GRACE_S="1")
+    await asyncio.to_thread(redis_server.stop)
+    try:
+        async with httpx.AsyncClient(timeout=BOUND_S) as client:
+            reply = await client.post(f"{stack.url}/v1/messages", json=request(stream=False))
+    finally:
+        await asyncio.to_thread(redis_server.start)
+    assert reply.status_code == 529, reply.text
+    assert reply.json()["error"]["type"] == "overloaded_error"
+    assert float(reply.headers["retry-after"]) > 0
+
+
+async def test_a_job_whose_keys_a_restart_lost_ends_with_a_clear_error_instead_of_hanging(
+    make_stack: StackFactory, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    # AOF's last second lost: the job's record and queue entries are gone, its relay waits.
+    stack = make_stack(
+        workers=0, wait_ready=False, CCFLEET_CLAUDE_BIN=str(fake_cli.write_executable(tmp_path))
+    )
+    await asyncio.to_thread(wait_until, lambda: http_ok(f"{stack.url}/health"), BOUND_S, "api")
+
+    async def lose_the_job() -> None:
+        with SyncRedis.from_url(redis_server.url) as redis:
+            waiting = redis_keys.lane_waiting("interactive")
+            await asyncio.to_thread(wait_until, lambda: redis.zcard(waiting) == 1, 30, "the job")
+            (job_id,) = redis.zrange(waiting, 0, -1)
+            redis.delete(redis_keys.job_record(job_id.decode()), waiting)
+
+    async with httpx.AsyncClient(timeout=BOUND_S) as client:
+        reply, _ = await asyncio.gather(
+            client.post(f"{stack.url}/v1/messages", json=request(stream=False)), lose_the_job()
+        )
+    assert reply.status_code == 529, reply.text
+    assert reply.json()["error"]["message"] == "The job queue lost this request; please retry."
+    assert float(reply.headers["retry-after"]) > 0
