@@ -233,7 +233,18 @@ def ccfleet_image(base: str, claude_bin: str) -> str:
         (context / "claude-code").mkdir()
         _link_or_copy(binary, context / "claude-code" / "claude")
         _build(context, base, tag)
+    _untag_others(tag)
     return tag
+
+
+def _untag_others(tag: str) -> None:
+    """Drops the older trees' tags, so the engine's disk does not grow with every edit (their
+    layers that the new image shares stay)."""
+    repository = tag.split(":")[0]
+    for other in docker("images", repository, "--format", "{{.Repository}}:{{.Tag}}").split():
+        if other != tag:
+            with contextlib.suppress(RuntimeError):
+                docker("rmi", other)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
