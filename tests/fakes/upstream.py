@@ -353,7 +353,9 @@ class FakeUpstream:
     """A scripted fake of ``POST /v1/messages`` (+ ``count_tokens``, ``GET /v1/models``) that
     records every request."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        """``host``: the address to listen on (tests/containers: a Docker bridge's gateway)."""
+        self.host = host
         self.requests: list[RecordedRequest] = []
         self.models: list[JsonDict] = list(DEFAULT_MODELS)
         self.model_list_requests: list[RecordedRequest] = []
@@ -384,7 +386,7 @@ class FakeUpstream:
     # -- scripting and inspection (any thread) ---------------------------------------------
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def disconnects(self) -> int:
@@ -420,7 +422,7 @@ class FakeUpstream:
     def start(self) -> FakeUpstream:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((self.host, 0))
         sock.listen(128)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
