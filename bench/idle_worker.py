@@ -3,10 +3,11 @@
 `uv run python bench/idle_worker.py [--seconds 20] [--claude-bin PATH]`
 
 Starts an embedded Redis and one `ccfleet worker` (no job is ever queued), lets it settle for
-3 s, then over `--seconds` reads the worker process's CPU time (/proc/PID/stat, utime+stime)
-and Redis's total command count (INFO stats `total_commands_processed`, less the bench's own
-INFO calls). Prints CPU as % of one core and commands per second. Targets (issue 11): <= 1 %
-CPU, <= 20 commands/s.
+3 s, then over `--runs` windows of `--seconds` each reads the worker process's CPU time
+(/proc/PID/stat, utime+stime) and Redis's total command count (INFO stats
+`total_commands_processed`, less the bench's own INFO calls). Prints CPU as % of one core and
+commands per second, per window and as the median and range. Targets (issue 11): <= 1 % CPU,
+<= 20 commands/s.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 
 import redis as redis_lib
 
+from bench.spread import Figures, machine_line
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.broker import redis_keys
 from tests.processes import ManagedProcess, wait_until
@@ -42,7 +44,9 @@ def commands_processed(client: redis_lib.Redis) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each window")
+    parser.add_argument("--runs", type=int, default=3, help="windows measured one after another")
+    parser.add_argument("--figures", type=Path, help="save the figures here (bench/perf.py)")
     parser.add_argument("--claude-bin", default=os.environ.get("CCFLEET_TEST_CLAUDE_BIN", "claude"))
     args = parser.parse_args()
 
@@ -59,6 +63,7 @@ def main() -> None:
     }
     worker = ManagedProcess(["worker"], env=env, log_path=root / "worker.log")
     client = redis_lib.Redis.from_url(server.url)
+    figures = Figures()
     try:
         wait_until(
             lambda: client.zcard(redis_keys.workers_index()) > 0,  # type: ignore[operator]  # redis-py 5 types replies sync-or-async
@@ -66,19 +71,31 @@ def main() -> None:
             "the worker's heartbeat",
         )
         time.sleep(SETTLE_S)
-        cpu_before, commands_before = cpu_seconds(worker.pid), commands_processed(client)
-        time.sleep(args.seconds)
-        cpu_after, commands_after = cpu_seconds(worker.pid), commands_processed(client)
+        print(f"idle worker, {args.runs} windows of {args.seconds:g} s; {machine_line()}")
+        for number in range(1, args.runs + 1):
+            cpu_share, commands_per_s = measure_window(worker.pid, client, args.seconds)
+            print(f"window {number}: CPU {cpu_share:.2f} % of a core; "
+                  f"Redis commands {commands_per_s:.1f} /s", flush=True)  # fmt: skip
+            figures.add("idle worker: CPU", cpu_share, unit="% of a core", target="≤ 1 %", digits=2)
+            figures.add("idle worker: Redis commands", commands_per_s, unit="/s", target="≤ 20 /s")
     finally:
         worker.stop()
         client.close()
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+    figures.print()
+    if args.figures:
+        figures.save(args.figures)
+
+
+def measure_window(pid: int, client: redis_lib.Redis, seconds: float) -> tuple[float, float]:
+    """The worker's CPU (% of one core) and Redis's commands per second over `seconds`."""
+    cpu_before, commands_before = cpu_seconds(pid), commands_processed(client)
+    time.sleep(seconds)
+    cpu_after, commands_after = cpu_seconds(pid), commands_processed(client)
     own_info_calls = 1  # the second INFO counts itself
-    print(f"idle worker over {args.seconds:.0f} s on {os.cpu_count()} cores, {time.ctime()}")
-    print(f"  cpu: {100 * (cpu_after - cpu_before) / args.seconds:.2f} % of one core")
     commands = commands_after - commands_before - own_info_calls
-    print(f"  redis commands: {commands / args.seconds:.1f} /s")
+    return 100 * (cpu_after - cpu_before) / seconds, commands / seconds
 
 
 if __name__ == "__main__":

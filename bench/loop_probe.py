@@ -85,7 +85,7 @@ class LoopProbe:
         """Stalls the loop for a full collection and more: a diagnosis, not a measurement."""
         objects = gc.get_objects()
         self.census.objects = len(objects)
-        self.census.commonest = Counter(type(o).__qualname__ for o in objects).most_common(12)
+        self.census.commonest = Counter(_kind(o) for o in objects).most_common(25)
         del objects
         cpu = time.thread_time()
         gc.collect()
@@ -96,7 +96,7 @@ class LoopProbe:
     def _count_garbage(self) -> None:
         gc.collect()
         gc.set_debug(0)
-        kinds: Counter[str] = Counter(_garbage_kind(o) for o in gc.garbage)
+        kinds: Counter[str] = Counter(_kind(o) for o in gc.garbage)
         self.census.cyclic_garbage_in_1s = kinds.most_common(20)
         gc.garbage.clear()
 
@@ -127,7 +127,8 @@ class LoopProbe:
         }
 
 
-def _garbage_kind(thing: object) -> str:
+def _kind(thing: object) -> str:
+    """Its type; for a coroutine or frame, also its function."""
     name = type(thing).__qualname__
     code = getattr(thing, "cr_code", None) or getattr(thing, "f_code", None)
     return f"{name} {code.co_qualname}" if code is not None else name
