@@ -191,7 +191,7 @@ async def run_clients(
     api_pid: int,
     failures: list[str],
     probe: loop_probe.LoopProbe | None,
-    census: bool = False,
+    census_s: float | None = None,
 ) -> tuple[list[float], float, float]:
     delays: list[float] = []
     opened = asyncio.Event()
@@ -205,7 +205,7 @@ async def run_clients(
         os.kill(api_pid, signal.SIGUSR1)  # the front end's probe: from here on
     cpu_before, started = cpu_seconds(api_pid), time.monotonic()
     peak_rss = idle_rss
-    census_at = started + 5 if census else math.inf  # mid-run: every stream open and streaming
+    census_at = started + census_s if census_s is not None else math.inf
     while not all(task.done() for task in tasks):
         if time.monotonic() > census_at:
             os.kill(api_pid, signal.SIGUSR2)
@@ -265,7 +265,7 @@ def run_once(args: argparse.Namespace) -> StreamsRun:
         failures: list[str] = []
         probe = client_probe if args.probe else None
         delays, mb_per_stream, cpu_share = asyncio.run(
-            run_clients(port, args.streams, api.pid, failures, probe, census=args.census)
+            run_clients(port, args.streams, api.pid, failures, probe, census_s=args.census)
         )
     finally:
         if load.pid is not None:
@@ -294,8 +294,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--census",
-        action="store_true",
-        help="with --probe: count the front end's objects mid-run (a stall)",
+        type=float,
+        metavar="S",
+        help="with --probe: count the front end's objects S seconds in (a stall of its own)",
     )
     parser.add_argument(
         "--cpython-gc",
@@ -304,7 +305,7 @@ def main() -> None:
     )
     parser.add_argument("--figures", type=Path, help="save the figures here (bench/perf.py)")
     args = parser.parse_args()
-    if (args.census or args.cpython_gc) and not args.probe:
+    if (args.census is not None or args.cpython_gc) and not args.probe:
         parser.error("--census and --cpython-gc go with --probe")
     print(f"{args.streams} concurrent streams through one front end, a chunk every "
           f"{args.interval_s:g} s, {args.chunks} chunks each, {args.runs} runs; "
