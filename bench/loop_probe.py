@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import resource
 import signal
 import time
 from collections import Counter
@@ -33,6 +34,7 @@ from typing import Any
 
 SAMPLE_S = 0.005
 STALL_MS = 10
+SLOW_GC_MS = 15
 GENERATIONS = (0, 1, 2)
 
 
@@ -55,7 +57,12 @@ class LoopProbe:
     tracked_objects: int = 0
     """Objects the collector tracked when measuring began (a full collection visits each)."""
     census: Census = field(default_factory=Census)
+    slow_collections: list[dict[str, float]] = field(default_factory=list)
+    """Collections over `SLOW_GC_MS` of CPU: generation, user and system CPU ms, page faults,
+    objects collected, seconds into the measurement."""
     _gc_started: tuple[float, float] = (0.0, 0.0)
+    _gc_usage: resource.struct_rusage | None = None
+    _measuring_since: float = field(default_factory=time.monotonic)
     _task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -65,6 +72,8 @@ class LoopProbe:
     def reset(self) -> None:
         """Forget what was measured so far (start-up), keep measuring."""
         self.tracked_objects = len(gc.get_objects())
+        self._measuring_since = time.monotonic()
+        self.slow_collections.clear()
         for series in (
             self.lags_ms,
             self.lag_cpu_ms,
@@ -111,10 +120,29 @@ class LoopProbe:
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._gc_started = (time.perf_counter(), time.thread_time())
+            self._gc_usage = resource.getrusage(resource.RUSAGE_THREAD)
             return
         wall, cpu = self._gc_started
+        cpu_ms = 1000 * (time.thread_time() - cpu)
         self.gc_ms[info["generation"]].append(1000 * (time.perf_counter() - wall))
-        self.gc_cpu_ms[info["generation"]].append(1000 * (time.thread_time() - cpu))
+        self.gc_cpu_ms[info["generation"]].append(cpu_ms)
+        if cpu_ms > SLOW_GC_MS and self._gc_usage is not None:
+            self._note_slow(info, self._gc_usage, resource.getrusage(resource.RUSAGE_THREAD))
+
+    def _note_slow(
+        self, info: dict[str, int], before: resource.struct_rusage, after: resource.struct_rusage
+    ) -> None:
+        self.slow_collections.append(
+            {
+                "generation": info["generation"],
+                "user_ms": 1000 * (after.ru_utime - before.ru_utime),
+                "system_ms": 1000 * (after.ru_stime - before.ru_stime),
+                "minor_faults": after.ru_minflt - before.ru_minflt,
+                "major_faults": after.ru_majflt - before.ru_majflt,
+                "collected": info["collected"],
+                "at_s": round(time.monotonic() - self._measuring_since, 1),
+            }
+        )
 
     def report(self) -> dict[str, Any]:
         return {
@@ -124,6 +152,7 @@ class LoopProbe:
             "gc_ms": {str(g): p for g, p in self.gc_ms.items()},
             "gc_cpu_ms": {str(g): p for g, p in self.gc_cpu_ms.items()},
             "census": vars(self.census),
+            "slow_collections": self.slow_collections,
         }
 
 
@@ -157,6 +186,8 @@ def summary(report: dict[str, Any]) -> str:
             f"gc gen{gen}: {len(walls)}x, max {max(walls, default=0):.1f} ms "
             f"(CPU max {max(cpu, default=0):.1f} ms, median {_median(cpu):.1f})"
         )
+    if report["slow_collections"]:
+        lines.append(f"collections over {SLOW_GC_MS} ms of CPU: {report['slow_collections']}")
     census = report["census"]
     if census["objects"]:
         lines.append(

@@ -191,7 +191,7 @@ async def run_clients(
     api_pid: int,
     failures: list[str],
     probe: loop_probe.LoopProbe | None,
-    census_s: float | None = None,
+    census: str | None = None,
 ) -> tuple[list[float], float, float]:
     delays: list[float] = []
     opened = asyncio.Event()
@@ -205,17 +205,22 @@ async def run_clients(
         os.kill(api_pid, signal.SIGUSR1)  # the front end's probe: from here on
     cpu_before, started = cpu_seconds(api_pid), time.monotonic()
     peak_rss = idle_rss
-    census_at = started + census_s if census_s is not None else math.inf
+    census_at = started + float(census) if census and census != "end" else math.inf
     while not all(task.done() for task in tasks):
-        if time.monotonic() > census_at:
+        ending = census == "end" and any(task.done() for task in tasks)
+        if time.monotonic() > census_at or ending:
             os.kill(api_pid, signal.SIGUSR2)
-            census_at = math.inf
+            census_at, census = math.inf, None
         peak_rss = max(peak_rss, rss_mb(api_pid))
         await asyncio.sleep(0.2)
     await asyncio.gather(*tasks)
     if probe is not None:
         await probe.stop()
-    cpu_share = (cpu_seconds(api_pid) - cpu_before) / (time.monotonic() - started)
+    elapsed_s = time.monotonic() - started
+    cpu_share = (cpu_seconds(api_pid) - cpu_before) / elapsed_s
+    if probe is not None:
+        print(f"  (streams open to the last one ended: {elapsed_s:.1f} s; the front end's "
+              "probe measures on until it stops)", flush=True)  # fmt: skip
     return delays, (peak_rss - idle_rss) / streams, cpu_share
 
 
@@ -265,7 +270,7 @@ def run_once(args: argparse.Namespace) -> StreamsRun:
         failures: list[str] = []
         probe = client_probe if args.probe else None
         delays, mb_per_stream, cpu_share = asyncio.run(
-            run_clients(port, args.streams, api.pid, failures, probe, census_s=args.census)
+            run_clients(port, args.streams, api.pid, failures, probe, census=args.census)
         )
     finally:
         if load.pid is not None:
@@ -294,9 +299,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--census",
-        type=float,
-        metavar="S",
-        help="with --probe: count the front end's objects S seconds in (a stall of its own)",
+        metavar="S|end",
+        help="with --probe: count the front end's objects S seconds in, or when the first "
+        "stream ends (a stall of its own)",
     )
     parser.add_argument(
         "--cpython-gc",
