@@ -35,6 +35,7 @@ from api.routes import (
 from api.services import FrontEndServices, services_of
 from api.telemetry.request_metrics import RequestMetricsMiddleware
 from api.telemetry.request_recorder import RequestRecorderMiddleware
+from shared.process.collector import steady_collections
 from shared.process.vital_tasks import VitalTasks
 from shared.settings import Settings
 from shared.telemetry.metrics import FleetMetrics
@@ -53,7 +54,8 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
         relays = services.relays
         vital.start(relays.hub.run(), name="chunk-hub")
         try:
-            yield
+            with steady_collections():  # start-up is done: its objects are frozen
+                yield
         finally:
             await relays.detached.close()
             await vital.stop()

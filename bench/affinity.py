@@ -28,6 +28,7 @@ import httpx
 from redis.asyncio import Redis
 
 from bench.gateway_cpu import fake_claude
+from bench.spread import Figures, machine_line
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from shared.broker import redis_keys
 from shared.fleet.registry import set_account_cooling
@@ -99,12 +100,8 @@ async def run(url: str, redis_url: str, args: argparse.Namespace) -> Run:
     return state
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--conversations", type=int, default=30)
-    parser.add_argument("--turns", type=int, default=4)
-    parser.add_argument("--concurrency", type=int, default=6)
-    args = parser.parse_args()
+def run_once(args: argparse.Namespace) -> Run:
+    """One run on a fresh stack (account a cools in it for good)."""
     root = Path(tempfile.mkdtemp(prefix="ccfleet-affinity-"))
     redis = EmbeddedRedis(root / "redis").start()
     port = free_port()
@@ -119,19 +116,38 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: http_ok(f"{url}/ready"), 60, "the front end")
-        state = asyncio.run(run(url, redis.url, args))
+        return asyncio.run(run(url, redis.url, args))
     finally:
         for proc in procs:
             proc.stop()
         redis.stop()
         shutil.rmtree(root, ignore_errors=True)
-    share = 100 * state.kept / max(1, state.follow_ups)
-    print(f"conversation affinity, 3 accounts, {os.cpu_count()} cores, {time.ctime()}: "
-          f"{args.conversations} conversations x {args.turns} turns, "
-          f"{args.concurrency} at once")  # fmt: skip
-    print(f"  follow-ups on their first turn's account: {share:.0f} % "
-          f"({state.kept} of {state.follow_ups}; account a cooled half-way)")  # fmt: skip
-    print(f"  client errors: {state.errors}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--conversations", type=int, default=30)
+    parser.add_argument("--turns", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=6)
+    parser.add_argument("--runs", type=int, default=3, help="runs, each on a fresh stack")
+    parser.add_argument("--figures", type=Path, help="save the figures here (bench/perf.py)")
+    args = parser.parse_args()
+    print(f"conversation affinity, 3 accounts: {args.conversations} conversations x "
+          f"{args.turns} turns, {args.concurrency} at once, account a cooled half-way; "
+          f"{args.runs} runs; {machine_line()}", flush=True)  # fmt: skip
+    figures = Figures()
+    for number in range(1, args.runs + 1):
+        state = run_once(args)
+        share = 100 * state.kept / max(1, state.follow_ups)
+        print(f"run {number}: follow-ups on their first turn's account {share:.0f} % "
+              f"({state.kept} of {state.follow_ups}); client errors {state.errors}",
+              flush=True)  # fmt: skip
+        figures.add("follow-ups on their conversation's account", share, unit="%",
+                    target="≥ 90 %", digits=0)  # fmt: skip
+        figures.add("… client errors", state.errors, unit="", target="0", digits=0)
+    figures.print()
+    if args.figures:
+        figures.save(args.figures)
 
 
 if __name__ == "__main__":

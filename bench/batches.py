@@ -32,6 +32,7 @@ import httpx
 import orjson
 import redis as redis_lib
 
+from bench.spread import Figures, machine_line
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from tests.fakes import fake_cli
 from tests.fakes.upstream import FakeUpstream
@@ -63,7 +64,10 @@ def peak_rss_mb(pid: int) -> float:
 
 
 class BenchStack:
-    def __init__(self, root: Path, redis: EmbeddedRedis, upstream: FakeUpstream, cli: str):
+    def __init__(
+        self, root: Path, redis: EmbeddedRedis, upstream: FakeUpstream, cli: str, cli_kind: str
+    ):
+        self.cli_kind = cli_kind
         self.root = root
         self.redis = redis
         self.upstream = upstream
@@ -108,7 +112,7 @@ class BenchStack:
         self.processes.clear()
 
 
-def measure_create(stack: BenchStack, count: int) -> None:
+def measure_create(stack: BenchStack, count: int, figures: Figures) -> None:
     api, url = stack.api()
     redis = redis_lib.Redis.from_url(stack.redis.url)
     redis.flushall()
@@ -129,10 +133,12 @@ def measure_create(stack: BenchStack, count: int) -> None:
         f"front end peak RSS {peak_rss_mb(api.pid):6.1f} MB, "
         f"Redis {grown / count:5.0f} bytes/request ({len(body) / count:.0f} in the body)"
     )
+    figures.add(f"create a batch of {count:,} requests", took, unit="s", digits=2)
+    figures.add(f"… front end peak RSS ({count:,})", peak_rss_mb(api.pid), unit="MB", digits=0)
     stack.stop()
 
 
-def measure_processing(stack: BenchStack, workers: int, count: int) -> None:
+def measure_processing(stack: BenchStack, workers: int, count: int, figures: Figures) -> None:
     redis_lib.Redis.from_url(stack.redis.url).flushall()
     for _ in range(workers):
         stack.worker()
@@ -155,6 +161,9 @@ def measure_processing(stack: BenchStack, workers: int, count: int) -> None:
         f"{count / took:5.2f} requests/s, {count / took / slots:5.2f} per batch slot; "
         f"counts {state['request_counts']}"
     )
+    plural = "s" if workers > 1 else ""
+    label = f"batch throughput, {stack.cli_kind} CLI, {workers} worker{plural} (1 batch slot each)"
+    figures.add(label, count / took, unit="requests/s", digits=2)
     stack.stop()
 
 
@@ -171,24 +180,31 @@ def main() -> None:
     parser.add_argument("--process", type=int, default=40, help="requests per throughput run")
     parser.add_argument("--cli", choices=("real", "fake"), default="real")
     parser.add_argument("--claude-bin", default=os.environ.get("CCFLEET_TEST_CLAUDE_BIN", ""))
+    parser.add_argument("--runs", type=int, default=3, help="runs of each measurement")
+    parser.add_argument("--figures", type=Path, help="save the figures here (bench/perf.py)")
     args = parser.parse_args()
+    print(f"batches, {args.runs} runs each; {machine_line()}", flush=True)
+    figures = Figures()
     root = Path(tempfile.mkdtemp(prefix="ccfleet-bench-batches-"))
     try:
         with EmbeddedRedis(root / "redis") as redis, FakeUpstream() as upstream:
             cli = fake_cli_bin(root) if args.cli == "fake" else args.claude_bin
             if not cli:
                 sys.exit("--claude-bin (or CCFLEET_TEST_CLAUDE_BIN) is needed with --cli real")
-            stack = BenchStack(root, redis, upstream, cli)
+            stack = BenchStack(root, redis, upstream, cli, args.cli)
             try:
-                for size in filter(None, args.create.split(",")):
-                    measure_create(stack, int(size))
-                if args.process:
-                    for workers in (1, 3):
-                        measure_processing(stack, workers, args.process)
+                for _ in range(args.runs):
+                    for size in filter(None, args.create.split(",")):
+                        measure_create(stack, int(size), figures)
+                    for workers in (1, 3) if args.process else ():
+                        measure_processing(stack, workers, args.process, figures)
             finally:
                 stack.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    figures.print()
+    if args.figures:
+        figures.save(args.figures)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ Starts an embedded Redis, one front end and one worker whose `claude` is the zer
 is left. Sends `--requests` streaming requests, `--concurrency` at a time, and divides the CPU
 time the front end and worker processes used over the whole run (utime + stime of the two
 processes themselves, idle time between requests included; the CLIs' CPU is their own) by the
-number of requests. Target (issue 11): <= 40 ms per request.
+number of requests; `--runs` times on the same stack, then the median and range. Target
+(issue 11): <= 40 ms per request.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 import httpx
 
 from bench.idle_worker import cpu_seconds
+from bench.spread import Figures, machine_line
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from tests.fakes import fake_cli
 from tests.processes import ManagedProcess, http_ok, wait_until
@@ -70,7 +72,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--figures", type=Path, help="save the figures here (bench/perf.py)")
     args = parser.parse_args()
+    figures = Figures()
     root = Path(tempfile.mkdtemp(prefix="ccfleet-cpu-"))
     redis = EmbeddedRedis(root / "redis").start()
     env = {
@@ -90,21 +95,31 @@ def main() -> None:
     try:
         wait_until(lambda: http_ok(f"{url}/ready"), 60, "the front end")
         asyncio.run(send_all(url, 4, 1))  # warm-up
-        pids = (api.pid, worker.pid)
-        cpu_before = sum(cpu_seconds(pid) for pid in pids)
-        started = time.monotonic()
-        asyncio.run(send_all(url, args.requests, args.concurrency))
-        elapsed = time.monotonic() - started
-        cpu_used = sum(cpu_seconds(pid) for pid in pids) - cpu_before
+        print(f"gateway CPU: {args.requests} streaming requests, {args.concurrency} at a time, "
+              f"{args.runs} runs; {machine_line()}", flush=True)  # fmt: skip
+        for number in range(1, args.runs + 1):
+            ms_per_request, per_s = measure(url, (api.pid, worker.pid), args)
+            print(f"run {number}: front end + worker CPU {ms_per_request:.1f} ms per request; "
+                  f"{per_s:.1f} requests/s with the zero-cost CLI", flush=True)  # fmt: skip
+            figures.add("front end + worker CPU per request", ms_per_request, target="≤ 40 ms")
     finally:
         api.stop()
         worker.stop()
         redis.stop()
         shutil.rmtree(root, ignore_errors=True)
-    print(f"gateway CPU on {os.cpu_count()} cores, {time.ctime()}: {args.requests} streaming "
-          f"requests, {args.concurrency} at a time, {elapsed:.1f} s")  # fmt: skip
-    print(f"  front end + worker CPU: {1000 * cpu_used / args.requests:.1f} ms per request")
-    print(f"  throughput: {args.requests / elapsed:.1f} requests/s with the zero-cost CLI")
+    figures.print()
+    if args.figures:
+        figures.save(args.figures)
+
+
+def measure(url: str, pids: tuple[int, ...], args: argparse.Namespace) -> tuple[float, float]:
+    """CPU ms per request of the processes `pids`, and requests per second, over one run."""
+    cpu_before = sum(cpu_seconds(pid) for pid in pids)
+    started = time.monotonic()
+    asyncio.run(send_all(url, args.requests, args.concurrency))
+    elapsed = time.monotonic() - started
+    cpu_used = sum(cpu_seconds(pid) for pid in pids) - cpu_before
+    return 1000 * cpu_used / args.requests, args.requests / elapsed
 
 
 if __name__ == "__main__":

@@ -1,15 +1,15 @@
 """What an idle worker costs: CPU and Redis commands per second, heartbeats included.
 
-`uv run python bench/idle_worker.py [--seconds 20] [--repeats 5] [--env NAME=VALUE ...]
+`uv run python bench/idle_worker.py [--seconds 10] [--runs 3] [--env NAME=VALUE ...]
 [--claude-bin PATH]`
 
 Starts an embedded Redis and one `ccfleet worker` (no job is ever queued; `--env` adds to its
-environment, e.g. a heartbeat interval to compare), lets it settle for 3 s, then measures
-`--repeats` consecutive windows of `--seconds` each: the worker process's CPU time
-(/proc/PID/stat, utime+stime) and the commands Redis ran (INFO commandstats, less the bench's
-own INFO calls). Prints CPU as % of one core and commands per second, median and min-max over
-the windows, and the commands the median window ran, per second. Targets (issues 11 and 19):
-<= 1 % CPU, <= 20 commands/s.
+environment, e.g. a heartbeat interval to compare), lets it settle for
+3 s, then over `--runs` windows of `--seconds` each reads the worker process's CPU time
+(/proc/PID/stat, utime+stime) and Redis's total command count (INFO stats
+`total_commands_processed`, less the bench's own INFO calls). Prints CPU as % of one core and
+commands per second, per window and as the median and range. Targets (issue 11): <= 1 % CPU,
+<= 20 commands/s.
 """
 
 from __future__ import annotations
@@ -17,32 +17,21 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for tests.*
 
 import redis as redis_lib
 
+from bench.spread import Figures, machine_line
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.broker import redis_keys
 from tests.processes import ManagedProcess, wait_until
 
 SETTLE_S = 3.0
-
-
-@dataclass(frozen=True)
-class Window:
-    cpu_percent: float
-    commands_per_s: dict[str, float]
-
-    @property
-    def total_per_s(self) -> float:
-        return sum(self.commands_per_s.values())
 
 
 def cpu_seconds(pid: int) -> float:
@@ -51,33 +40,15 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def command_calls(client: redis_lib.Redis) -> dict[str, int]:
-    """Calls so far by command (this INFO itself is counted by the next one)."""
-    stats: dict[str, dict[str, int]] = client.info("commandstats")  # type: ignore[assignment]  # redis-py 5 types replies sync-or-async
-    return {name.removeprefix("cmdstat_"): fields["calls"] for name, fields in stats.items()}
-
-
-def measure(pid: int, client: redis_lib.Redis, seconds: float) -> Window:
-    cpu_before, calls_before = cpu_seconds(pid), command_calls(client)
-    time.sleep(seconds)
-    cpu_after, calls_after = cpu_seconds(pid), command_calls(client)
-    calls = {name: n - calls_before.get(name, 0) for name, n in calls_after.items()}
-    calls["info"] -= 1  # the bench's INFO at the window's start
-    return Window(
-        cpu_percent=100 * (cpu_after - cpu_before) / seconds,
-        commands_per_s={name: n / seconds for name, n in calls.items() if n},
-    )
-
-
-def spread(values: list[float], unit: str) -> str:
-    median, low, high = statistics.median(values), min(values), max(values)
-    return f"median {median:.2f}{unit} (min-max {low:.2f}-{high:.2f})"
+def commands_processed(client: redis_lib.Redis) -> int:
+    return int(client.info("stats")["total_commands_processed"])  # type: ignore[index]  # redis-py 5 types replies sync-or-async
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20.0, help="one window")
-    parser.add_argument("--repeats", type=int, default=5, help="windows")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each window")
+    parser.add_argument("--runs", type=int, default=3, help="windows measured one after another")
+    parser.add_argument("--figures", type=Path, help="save the figures here (bench/perf.py)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--claude-bin", default=os.environ.get("CCFLEET_TEST_CLAUDE_BIN", "claude"))
     args = parser.parse_args()
@@ -96,6 +67,7 @@ def main() -> None:
     }
     worker = ManagedProcess(["worker"], env=env, log_path=root / "worker.log")
     client = redis_lib.Redis.from_url(server.url)
+    figures = Figures()
     try:
         wait_until(
             lambda: client.zcard(redis_keys.workers_index()) > 0,  # type: ignore[operator]  # redis-py 5 types replies sync-or-async
@@ -103,22 +75,31 @@ def main() -> None:
             "the worker's heartbeat",
         )
         time.sleep(SETTLE_S)
-        windows = [measure(worker.pid, client, args.seconds) for _ in range(args.repeats)]
+        print(f"idle worker, {args.runs} windows of {args.seconds:g} s; {machine_line()}")
+        for number in range(1, args.runs + 1):
+            cpu_share, commands_per_s = measure_window(worker.pid, client, args.seconds)
+            print(f"window {number}: CPU {cpu_share:.2f} % of a core; "
+                  f"Redis commands {commands_per_s:.1f} /s", flush=True)  # fmt: skip
+            figures.add("idle worker: CPU", cpu_share, unit="% of a core", target="≤ 1 %", digits=2)
+            figures.add("idle worker: Redis commands", commands_per_s, unit="/s", target="≤ 20 /s")
     finally:
         worker.stop()
         client.close()
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
-    load = os.getloadavg()[0]
-    print(
-        f"idle worker, {args.repeats} windows of {args.seconds:.0f} s, {' '.join(args.env)}"
-        f" on {os.cpu_count()} cores, load {load:.2f}, {time.ctime()}"
-    )
-    print(f"  cpu: {spread([w.cpu_percent for w in windows], ' %')} of one core")
-    print(f"  redis commands: {spread([w.total_per_s for w in windows], ' /s')}")
-    typical = sorted(windows, key=lambda w: w.total_per_s)[len(windows) // 2]
-    by_rate = sorted(typical.commands_per_s.items(), key=lambda item: -item[1])
-    print("  of which (median window): " + ", ".join(f"{n} {r:.2f}" for n, r in by_rate))
+    figures.print()
+    if args.figures:
+        figures.save(args.figures)
+
+
+def measure_window(pid: int, client: redis_lib.Redis, seconds: float) -> tuple[float, float]:
+    """The worker's CPU (% of one core) and Redis's commands per second over `seconds`."""
+    cpu_before, commands_before = cpu_seconds(pid), commands_processed(client)
+    time.sleep(seconds)
+    cpu_after, commands_after = cpu_seconds(pid), commands_processed(client)
+    own_info_calls = 1  # the second INFO counts itself
+    commands = commands_after - commands_before - own_info_calls
+    return 100 * (cpu_after - cpu_before) / seconds, commands / seconds
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import math
 import multiprocessing
 import os
@@ -29,6 +30,7 @@ import signal
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 import orjson
 from redis.asyncio import Redis
 
+from bench import loop_probe
 from bench.idle_worker import cpu_seconds
+from bench.spread import Figures, machine_line, percentile
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from shared.broker import redis_keys
+from shared.process.collector import steady_collections
 from shared.queue import arq_adapter
 from shared.queue.job import AttemptId, JobRequest
 from shared.queue.job_queue import JobQueue
@@ -70,16 +75,25 @@ def rss_mb(pid: int) -> float:
 # --- the load generator (child process) ---------------------------------------------------
 
 
-def generator(redis_url: str, chunks: int, interval_s: float, log: str) -> None:
+def generator(redis_url: str, chunks: int, interval_s: float, log: str, probe_out: str) -> None:
     sys.stderr = open(log, "w")  # noqa: SIM115  # open for the process's whole life
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(play_workers(Settings(redis_url=redis_url), chunks, interval_s))
+    probe = loop_probe.LoopProbe() if probe_out else None
+    # One process plays a thousand workers: its full collections (~50 ms of CPU) would delay
+    # publishes already stamped, a delay that is the bench's, not the front end's.
+    with contextlib.suppress(KeyboardInterrupt), steady_collections():
+        asyncio.run(play_workers(Settings(redis_url=redis_url), chunks, interval_s, probe))
+    if probe is not None:
+        Path(probe_out).write_text(json.dumps(probe.report()))
 
 
-async def play_workers(settings: Settings, chunks: int, interval_s: float) -> None:
+async def play_workers(
+    settings: Settings, chunks: int, interval_s: float, probe: loop_probe.LoopProbe | None
+) -> None:
     """Claim each attempt the front end announces, as an idle worker does (JobQueue.claim),
     and answer it; heartbeats keep the claiming "worker" alive for the relays' checks."""
+    if probe is not None:
+        probe.start()
     state = WorkerState("bench-generator", "bench", "bench", 1, "bench")
     services = FleetServices.build(settings)
     redis, queue = services.redis, services.queue
@@ -148,7 +162,7 @@ async def stream(port: int, delays: list[float], opened: asyncio.Event, counter:
                  total: int, failures: list[str]) -> None:  # fmt: skip
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(
-        b"POST /v1/messages HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         + f"Content-Length: {len(BODY)}\r\nConnection: close\r\n\r\n".encode()
         + BODY
     )
@@ -172,7 +186,12 @@ async def stream(port: int, delays: list[float], opened: asyncio.Event, counter:
 
 
 async def run_clients(
-    port: int, streams: int, api_pid: int, failures: list[str]
+    port: int,
+    streams: int,
+    api_pid: int,
+    failures: list[str],
+    probe: loop_probe.LoopProbe | None,
+    census: str | None = None,
 ) -> tuple[list[float], float, float]:
     delays: list[float] = []
     opened = asyncio.Event()
@@ -181,27 +200,52 @@ async def run_clients(
     tasks = [asyncio.create_task(stream(port, delays, opened, counter, streams, failures))
              for _ in range(streams)]  # fmt: skip
     await opened.wait()
+    if probe is not None:
+        probe.start()
+        os.kill(api_pid, signal.SIGUSR1)  # the front end's probe: from here on
     cpu_before, started = cpu_seconds(api_pid), time.monotonic()
     peak_rss = idle_rss
+    census_at = started + float(census) if census and census != "end" else math.inf
     while not all(task.done() for task in tasks):
+        ending = census == "end" and any(task.done() for task in tasks)
+        if time.monotonic() > census_at or ending:
+            os.kill(api_pid, signal.SIGUSR2)
+            census_at, census = math.inf, None
         peak_rss = max(peak_rss, rss_mb(api_pid))
         await asyncio.sleep(0.2)
     await asyncio.gather(*tasks)
-    cpu_share = (cpu_seconds(api_pid) - cpu_before) / (time.monotonic() - started)
+    if probe is not None:
+        await probe.stop()
+    elapsed_s = time.monotonic() - started
+    cpu_share = (cpu_seconds(api_pid) - cpu_before) / elapsed_s
+    if probe is not None:
+        print(f"  (streams open to the last one ended: {elapsed_s:.1f} s; the front end's "
+              "probe measures on until it stops)", flush=True)  # fmt: skip
     return delays, (peak_rss - idle_rss) / streams, cpu_share
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+@dataclass
+class StreamsRun:
+    delays_ms: list[float]
+    mb_per_stream: float
+    cpu_share: float
+    failures: list[str]
+    probes: dict[str, str]
+    """Per process probed (`--probe`): its loop lag and gc pauses (bench/loop_probe.py)."""
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--streams", type=int, default=1000)
-    parser.add_argument("--chunks", type=int, default=10)
-    parser.add_argument("--interval-s", type=float, default=1.0)
-    args = parser.parse_args()
+def front_end(
+    port: int, env: dict[str, str], root: Path, args: argparse.Namespace
+) -> ManagedProcess:
+    if not args.probe:
+        return ManagedProcess(["api", "--port", str(port)], env=env, log_path=root / "api.log")
+    argv = ["--port", str(port), "--out", str(root / "api-probe.json")]
+    argv += ["--cpython-gc"] if args.cpython_gc else []
+    env = {**env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}  # for bench.*
+    return ManagedProcess(argv, env=env, log_path=root / "api.log", module="bench.loop_probe")
+
+
+def run_once(args: argparse.Namespace) -> StreamsRun:
     root = Path(tempfile.mkdtemp(prefix="ccfleet-streams-"))
     redis = EmbeddedRedis(root / "redis").start()
     port = free_port()
@@ -213,17 +257,20 @@ def main() -> None:
         "CCFLEET_AUTH": "off",
         "CCFLEET_INTERACTIVE_MAX_WAITING": str(args.streams * 2),
     }
-    api = ManagedProcess(["api", "--port", str(port)], env=env, log_path=root / "api.log")
+    api = front_end(port, env, root, args)
+    load_probe = str(root / "load-probe.json") if args.probe else ""
     load = multiprocessing.get_context("spawn").Process(
         target=generator,
-        args=(redis.url, args.chunks, args.interval_s, str(root / "load.log")),
+        args=(redis.url, args.chunks, args.interval_s, str(root / "load.log"), load_probe),
     )
+    client_probe = loop_probe.LoopProbe()
     try:
         load.start()
         wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), 60, "the front end")
         failures: list[str] = []
+        probe = client_probe if args.probe else None
         delays, mb_per_stream, cpu_share = asyncio.run(
-            run_clients(port, args.streams, api.pid, failures)
+            run_clients(port, args.streams, api.pid, failures, probe, census=args.census)
         )
     finally:
         if load.pid is not None:
@@ -231,17 +278,66 @@ def main() -> None:
         load.join(10)
         api.stop()
         redis.stop()
+        probes = {"clients": loop_probe.summary(client_probe.report())} if args.probe else {}
+        for name in ("api", "load"):
+            if (found := root / f"{name}-probe.json").exists():
+                probes[name] = loop_probe.summary(json.loads(found.read_text()))
         shutil.rmtree(root, ignore_errors=True)
-    if failures:
-        print(f"{len(failures)} requests failed, the first: {failures[0]}")
-    ms = [1000 * d for d in delays] or [math.nan]
-    expected = args.streams * args.chunks
-    print(f"{args.streams} concurrent streams through one front end on {os.cpu_count()} cores, "
-          f"{time.ctime()}: {len(ms)} of {expected} chunks delivered")  # fmt: skip
-    print(f"  delivery (publish -> client) ms: p50 {percentile(ms, 0.5):.1f}  "
-          f"p99 {percentile(ms, 0.99):.1f}  max {max(ms):.1f}")  # fmt: skip
-    print(f"  front end memory per open stream: {1024 * mb_per_stream:.0f} KB; "
-          f"CPU while relaying: {100 * cpu_share:.0f} % of one core")  # fmt: skip
+    return StreamsRun([1000 * d for d in delays], mb_per_stream, cpu_share, failures, probes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", type=int, default=1000)
+    parser.add_argument("--chunks", type=int, default=10)
+    parser.add_argument("--interval-s", type=float, default=1.0)
+    parser.add_argument("--runs", type=int, default=5, help="runs, each on a fresh stack")
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="measure each process's loop lag and gc pauses (bench/loop_probe.py)",
+    )
+    parser.add_argument(
+        "--census",
+        metavar="S|end",
+        help="with --probe: count the front end's objects S seconds in, or when the first "
+        "stream ends (a stall of its own)",
+    )
+    parser.add_argument(
+        "--cpython-gc",
+        action="store_true",
+        help="with --probe: the front end on CPython's collector defaults",
+    )
+    parser.add_argument("--figures", type=Path, help="save the figures here (bench/perf.py)")
+    args = parser.parse_args()
+    if (args.census is not None or args.cpython_gc) and not args.probe:
+        parser.error("--census and --cpython-gc go with --probe")
+    print(f"{args.streams} concurrent streams through one front end, a chunk every "
+          f"{args.interval_s:g} s, {args.chunks} chunks each, {args.runs} runs; "
+          f"{machine_line()}", flush=True)  # fmt: skip
+    figures = Figures()
+    for number in range(1, args.runs + 1):
+        run = run_once(args)
+        ms = run.delays_ms or [math.nan]
+        p50, p99 = percentile(ms, 0.5), percentile(ms, 0.99)
+        print(f"run {number}: {len(run.delays_ms)} of {args.streams * args.chunks} chunks; "
+              f"delivery ms p50 {p50:.1f} p99 {p99:.1f} max {max(ms):.1f}; "
+              f"{1024 * run.mb_per_stream:.0f} KB per stream; "
+              f"CPU {100 * run.cpu_share:.0f} % of a core", flush=True)  # fmt: skip
+        if run.failures:
+            print(f"  {len(run.failures)} requests failed, the first: {run.failures[0]}")
+        for name, line in run.probes.items():
+            print(f"  {name}: {line}", flush=True)
+        label = f"{args.streams:,} streams, delivery"
+        figures.add(f"{label} p50", p50)
+        figures.add(f"{label} p99", p99, target="median ≤ 50 ms, none > 100")
+        figures.add(f"{label} max", max(ms))
+        figures.add(f"{label}: memory per open stream", 1024 * run.mb_per_stream, unit="KB",
+                    digits=0)  # fmt: skip
+        figures.add(f"{label}: front end CPU", 100 * run.cpu_share, unit="% of a core", digits=0)
+    figures.print()
+    if args.figures:
+        figures.save(args.figures)
 
 
 if __name__ == "__main__":

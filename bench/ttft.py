@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 import httpx
 import redis as redis_lib
 
+from bench.spread import Figures, machine_line
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from shared.broker import redis_keys
 from shared.telemetry.first_token import is_token_event
@@ -237,6 +238,27 @@ def row(label: str, values: list[float]) -> str:
     return f"{label:<44}" + "".join(f"{v:9.1f}" for v in figures)
 
 
+def add_figures(
+    figures: Figures, gateway: list[Sample], cli: list[Sample], dispatch: list[float]
+) -> str:
+    """One run's medians into `figures`; the run's line."""
+    ours = statistics.median(s.ttft for s in gateway)
+    direct = statistics.median(s.ttft for s in cli)
+    relay = statistics.median(a.upstream_to_delta - b.upstream_to_delta
+                              for a, b in zip(gateway, cli, strict=True))  # fmt: skip
+    handoff = statistics.median(dispatch) if dispatch else math.nan
+    figures.add("time to first text through ccfleet, p50", ours)
+    figures.add("time to first text, the CLI spawned directly, p50", direct)
+    figures.add("ratio at p50 (ccfleet / direct)", ours / direct, unit="", target="≤ 0.5",
+                digits=2)  # fmt: skip
+    figures.add("dispatch, enqueue → CLI hand-off, p50", handoff, target="≤ 2 ms", digits=2)
+    figures.add("relay of the first chunk (paired difference), p50", relay)
+    return (
+        f"TTFT p50 ccfleet {ours:.1f} ms, direct {direct:.1f} ms, ratio {ours / direct:.2f}; "
+        f"dispatch p50 {handoff:.2f} ms; relay of the 1st chunk p50 {relay:.1f} ms"
+    )
+
+
 def report(
     gateway: list[Sample], cli: list[Sample], version: str, conc: int, dispatch: list[float]
 ) -> None:
@@ -272,6 +294,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1, help="runs of a kind at once")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="bound on measuring")
     parser.add_argument("--prewarm", type=int, default=1, help="CCFLEET_PREWARM_CLIS of the worker")
+    parser.add_argument("--runs", type=int, default=3, help="runs of --requests pairs each")
+    parser.add_argument("--figures", type=Path, help="save the figures here (bench/perf.py)")
     args = parser.parse_args()
     if not (found := shutil.which(args.claude_bin)):
         parser.error(f"no claude CLI at {args.claude_bin!r}: give --claude-bin PATH")
@@ -314,9 +338,23 @@ def main() -> None:
             [args.claude_bin, "--version"], capture_output=True, text=True, timeout=30,
             env=cc.cli_environment(base_env, str(root)),
         ).stdout.strip()  # fmt: skip
-        gateway, cli = asyncio.run(measure(args, url, base_env, root, procs[0].pid))
+        print(f"time to first text, {args.runs} runs of {args.requests} pairs; CLI {version}; "
+              f"{machine_line()}", flush=True)  # fmt: skip
+        figures = Figures()
+        gateway: list[Sample] = []
+        cli: list[Sample] = []
+        for number in range(1, args.runs + 1):
+            ours, direct = asyncio.run(measure(args, url, base_env, root, procs[0].pid))
+            line = add_figures(figures, ours, direct, dispatch_ms(redis.url, ours))
+            print(f"run {number}: {line}", flush=True)
+            gateway += ours
+            cli += direct
+        print(f"\nall {len(gateway)} pairs together:", end="")
         report(gateway, cli, version, args.concurrency, dispatch_ms(redis.url, gateway))
         print(ready_cli_report(redis.url, args.claude_bin, procs[0].pid))
+        figures.print()
+        if args.figures:
+            figures.save(args.figures)
     except KeyboardInterrupt:
         print("\ninterrupted; cleaning up", file=sys.stderr)
     except Exception:

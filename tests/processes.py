@@ -23,12 +23,15 @@ from tests.waiting import wait_until as wait_until  # re-exported: callers impor
 class ManagedProcess:
     """A ccfleet process (`python -m ccfleet ROLE`) with its output in a log file."""
 
-    def __init__(self, args: list[str], *, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, args: list[str], *, env: dict[str, str], log_path: Path, module: str = "ccfleet"
+    ) -> None:
+        """`module`: another entry point run the same way (a bench's instrumented front end)."""
         self.log_path = log_path
         self._log = log_path.open("ab")
         self._terminated = False
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ccfleet", *args],
+            [sys.executable, "-m", module, *args],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
