@@ -265,7 +265,7 @@ def test_termination_grace_covers_the_drain_times(overlay: list[Manifest]) -> No
     assert pod_spec(api)["terminationGracePeriodSeconds"] >= float(pre_stop[1]) + drain_s
 
 
-def test_worker_memory_is_sized_for_its_cli_slots(overlay: list[Manifest]) -> None:
+def test_worker_memory_is_sized_for_its_running_ready_and_resident_clis(overlay: list[Manifest]) -> None:
     for worker in _workers(overlay):
         slots = int(
             config_map_value(overlay, worker, "CCFLEET_WORKER_SLOTS") or DEFAULTS.worker.slots
@@ -273,9 +273,12 @@ def test_worker_memory_is_sized_for_its_cli_slots(overlay: list[Manifest]) -> No
         ready = int(
             config_map_value(overlay, worker, "CCFLEET_PREWARM_CLIS") or DEFAULTS.prewarm.clis
         )
+        resident = int(  # a resident CLI holds about as much as a ready one
+            config_map_value(overlay, worker, "CCFLEET_RESIDENT_MAX") or DEFAULTS.resident.max
+        )
         resources = only_container(worker)["resources"]
         request = _bytes(resources["requests"]["memory"])
-        assert request >= WORKER_BASE_BYTES + CLI_SLOT_BYTES * (slots + ready)
+        assert request >= WORKER_BASE_BYTES + CLI_SLOT_BYTES * (slots + ready + resident)
         assert _bytes(resources["limits"]["memory"]) >= request
 
 
