@@ -94,6 +94,7 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
     app.add_middleware(RequestRecorderMiddleware, redis=lambda: services_of(app).redis)
     app.add_middleware(
         JsonBodyMiddleware,
+        takes_body=_taken_by(app.routes),
         max_body_bytes=settings.api.max_body_bytes,
         path_max_body_bytes={"/v1/messages/batches": settings.batches.max_body_bytes},
     )
@@ -122,6 +123,15 @@ def _any_of(routes: list[BaseRoute]) -> Callable[[Scope], bool]:
         return any(route.matches(scope)[0] is not Match.NONE for route in open_routes)
 
     return is_open
+
+
+def _taken_by(routes: list[BaseRoute]) -> Callable[[Scope], bool]:
+    """Whether a route takes the request as sent, method and all (else it is a 404 or 405)."""
+
+    def taken(scope: Scope) -> bool:
+        return any(route.matches(scope)[0] is Match.FULL for route in routes)
+
+    return taken
 
 
 def front_end_server(
