@@ -85,7 +85,12 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
     app.include_router(dashboard.page_router)  # the page and its script hold no data
     app.include_router(dashboard.events_router, dependencies=[Depends(require_admin)])
     keyed = [*client_routers, *admin_routers]
-    install_openapi(app, auth_enabled=settings.access.auth_enabled, keyed=keyed)
+    install_openapi(
+        app,
+        auth_enabled=settings.access.auth_enabled,
+        keyed=keyed,
+        max_tokens_limit=settings.api.max_tokens_limit,
+    )
     # Middleware, the last added outermost: a request passes the checks of the edge in this
     # order, each before any work the next would do: its id; its Host and Origin
     # (api/browser_guard.py), CORS for the origins allowed; its key, from the headers
