@@ -89,7 +89,12 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
     app.include_router(dashboard.page_router)  # the page and its script hold no data
     app.include_router(dashboard.events_router, dependencies=[Depends(require_admin)])
     keyed = [*client_routers, *admin_routers]
-    install_openapi(app, auth_enabled=settings.access.auth_enabled, keyed=keyed)
+    install_openapi(
+        app,
+        auth_enabled=settings.access.auth_enabled,
+        keyed=keyed,
+        max_tokens_limit=settings.api.max_tokens_limit,
+    )
     # Middleware, the last added outermost: a request passes the checks of the edge in this
     # order, each before any work the next would do: its id; its Host and Origin
     # (api/browser_guard.py), CORS for the origins allowed; its key, from the headers
@@ -98,6 +103,7 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
     app.add_middleware(RequestRecorderMiddleware, redis=lambda: services_of(app).redis)
     app.add_middleware(
         JsonBodyMiddleware,
+        takes_body=_taken_by(app.routes),
         max_body_bytes=settings.api.max_body_bytes,
         path_max_body_bytes={"/v1/messages/batches": settings.batches.max_body_bytes},
     )
@@ -126,6 +132,15 @@ def _any_of(routes: list[BaseRoute]) -> Callable[[Scope], bool]:
         return any(route.matches(scope)[0] is not Match.NONE for route in open_routes)
 
     return is_open
+
+
+def _taken_by(routes: list[BaseRoute]) -> Callable[[Scope], bool]:
+    """Whether a route takes the request as sent, method and all (else it is a 404 or 405)."""
+
+    def taken(scope: Scope) -> bool:
+        return any(route.matches(scope)[0] is Match.FULL for route in routes)
+
+    return taken
 
 
 def front_end_server(

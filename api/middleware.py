@@ -3,14 +3,17 @@
 `RequestContextMiddleware` is the outermost: every answer, also a refusal by the checks
 that follow it (api/app.py lists them), carries the request's id. `JsonBodyMiddleware` is
 the innermost of those checks, so no body is read before the caller's key is (api/auth.py).
-A body is JSON: a POST whose Content-Type is not `application/json` is 415 (a web page's
-form or `text/plain` body, which a browser sends cross-site without asking). It reads the
+A body is JSON: a POST to a route that takes it whose Content-Type is not `application/json`
+is 415 (a web page's form or `text/plain` body, which a browser sends cross-site without
+asking); a POST no route takes is the router's 404 or 405 (with `Allow`). It reads the
 body here, whole, before the app sees it, so a body over the limit is 413 however it is
 sent: with a Content-Length (refused before reading) or chunked (refused once the limit is
 passed). FastAPI would turn an error raised while it reads into a 400.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -43,10 +46,12 @@ class JsonBodyMiddleware:
         self,
         app: ASGIApp,
         *,
+        takes_body: Callable[[Scope], bool],
         max_body_bytes: int,
         path_max_body_bytes: dict[str, int] | None = None,
     ) -> None:
         self.app = app
+        self.takes_body = takes_body  # a POST no route takes is the router's 404 or 405
         self.max_body_bytes = max_body_bytes
         self.path_max_body_bytes = path_max_body_bytes or {}  # larger limits of some paths
 
@@ -57,7 +62,7 @@ class JsonBodyMiddleware:
         limit = self.path_max_body_bytes.get(scope["path"], self.max_body_bytes)
         declared = _content_length(scope)
         try:
-            if scope["method"] in _WITH_BODY and not _is_json(scope):
+            if scope["method"] in _WITH_BODY and not _is_json(scope) and self.takes_body(scope):
                 raise UnsupportedMediaType("Content-Type: expected application/json.")
             if declared is not None and declared > limit:
                 raise _too_large_error(limit)

@@ -7,6 +7,13 @@ on its paths, api/openai/errors.py); 400 where a body or parameter is read, 413 
 body is, 404 where an id is looked up, 401/403/429 where a client key is needed, 529 wherever
 Redis is used. Streams declare `text/event-stream`, batch creation its body (the route reads it
 raw, api/batch_intake.py), and, when auth is on, the key's two spellings as security schemes.
+
+The request schemas state the limits the server holds that the models cannot declare: every
+integer fits 64 bits (shared/wire/json_limits.py: signed or unsigned), `max_tokens` is at most
+CCFLEET_MAX_TOKENS_LIMIT (api/admission.py `check_limits`), and a POST that reads no body still
+takes one in JSON (the CSRF rule of api/middleware.py: every POST is application/json). The
+models state their own patterns (base64 data, no NUL where the CLI reads text, the roles of a
+chat message); tests/e2e/api_fuzz_hooks.py lists the few rules JSON Schema cannot state.
 """
 
 from __future__ import annotations
@@ -19,7 +26,20 @@ from fastapi.routing import APIRoute
 
 from api.openai.errors import is_openai_path
 from shared.batches import wire
+from shared.wire.json_limits import INT_MAX, INT_MIN
 
+_INT_BOUNDS = {"minimum": INT_MIN, "maximum": INT_MAX}  # what JSON can carry to Redis
+# The request fields that CCFLEET_MAX_TOKENS_LIMIT bounds, by schema.
+_MAX_TOKENS_FIELDS = {
+    "MessagesRequest": ("max_tokens",),
+    "ChatCompletionRequest": ("max_tokens", "max_completion_tokens"),
+    "ResponsesRequest": ("max_output_tokens",),
+}
+_IGNORED_BODY: dict[str, Any] = {
+    "required": True,
+    "description": "ignored, but a POST is application/json (no form can send it cross-site)",
+    "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}},
+}
 _STREAMING_PATHS = frozenset({"/v1/messages", "/v1/chat/completions", "/v1/responses"})
 _BATCH_CREATE = "/v1/messages/batches"
 _ERROR_DESCRIPTIONS = {
@@ -85,7 +105,9 @@ _SECURITY_SCHEMES = {
 }
 
 
-def install_openapi(app: FastAPI, *, auth_enabled: bool, keyed: list[APIRouter]) -> None:
+def install_openapi(
+    app: FastAPI, *, auth_enabled: bool, keyed: list[APIRouter], max_tokens_limit: int
+) -> None:
     """Serve the rewritten document at /openapi.json (built once, on first request); `keyed`
     are the routers that need a client (or admin) key."""
     keyed_paths = {
@@ -95,14 +117,16 @@ def install_openapi(app: FastAPI, *, auth_enabled: bool, keyed: list[APIRouter])
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = get_openapi(title=app.title, version=app.version, routes=app.routes)
-            app.openapi_schema = truthful(document, keyed_paths, auth_enabled=auth_enabled)
+            app.openapi_schema = truthful(
+                document, keyed_paths, auth_enabled=auth_enabled, max_tokens_limit=max_tokens_limit
+            )
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
 
 
 def truthful(
-    document: dict[str, Any], keyed_paths: set[str], *, auth_enabled: bool
+    document: dict[str, Any], keyed_paths: set[str], *, auth_enabled: bool, max_tokens_limit: int
 ) -> dict[str, Any]:
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
@@ -111,6 +135,8 @@ def truthful(
     schemas["Error"] = _ANTHROPIC_ERROR
     schemas["OpenAIError"] = _OPENAI_ERROR
     schemas["BatchCreateRequest"] = _batch_create_schema()
+    _bound_max_tokens(schemas, max_tokens_limit)
+    _bound_integers(document)
     if auth_enabled:
         components["securitySchemes"] = _SECURITY_SCHEMES
     for path, operations in document["paths"].items():
@@ -128,6 +154,8 @@ def _describe(operation: dict[str, Any], path: str, method: str, *, keyed: bool)
                 "application/json": {"schema": {"$ref": "#/components/schemas/BatchCreateRequest"}}
             },
         }
+    elif method == "POST" and "requestBody" not in operation:
+        operation["requestBody"] = _IGNORED_BODY
     responses: dict[str, Any] = operation.setdefault("responses", {})
     responses.pop("422", None)
     if path in _STREAMING_PATHS:
@@ -151,13 +179,36 @@ def _describe(operation: dict[str, Any], path: str, method: str, *, keyed: bool)
         operation["security"] = [{"x-api-key": []}, {"bearer": []}]
 
 
+def _bound_max_tokens(schemas: dict[str, Any], limit: int) -> None:
+    for schema_name, fields in _MAX_TOKENS_FIELDS.items():
+        properties = schemas[schema_name]["properties"]
+        for field in fields:
+            integer = properties[field]
+            for choice in integer.get("anyOf", [integer]):  # `int | None` is an anyOf
+                if choice.get("type") == "integer":
+                    choice["maximum"] = limit
+
+
+def _bound_integers(node: object) -> None:
+    """Every integer of the document within 64 bits, unless it says narrower already."""
+    if isinstance(node, list):
+        for item in node:
+            _bound_integers(item)
+    elif isinstance(node, dict):
+        if node.get("type") == "integer":
+            for bound, value in _INT_BOUNDS.items():
+                node.setdefault(bound, value)
+        for value in node.values():
+            _bound_integers(value)
+
+
 def _error_statuses(operation: dict[str, Any], path: str, method: str, *, keyed: bool) -> list[str]:
     statuses = ["500"]
     if "requestBody" in operation or operation.get("parameters") or method == "POST":
         statuses.append("400")
     if method == "POST":
         statuses += ["413", "415"]
-    if "{" in path:
+    if "{" in path or (method, path) == ("POST", "/v1/responses"):  # a previous_response_id
         statuses.append("404")
     if keyed:
         statuses += ["401", "403", "429"]

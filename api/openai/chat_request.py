@@ -23,11 +23,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Self
 
 import orjson
-from pydantic import Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from shared.errors import InvalidRequest
 from shared.wire.json_limits import FIELD_ERROR
-from shared.wire.messages import MessagesRequest
+from shared.wire.messages import BASE64_PATTERN, NO_NUL_PATTERN, MessagesRequest
 from shared.wire.strict_model import RequestBody, StrictModel
 
 DEFAULT_MAX_TOKENS = 4096
@@ -41,8 +41,16 @@ class TextPart(StrictModel):
     text: str
 
 
+# What `_image` takes, stated in the served document: an http(s) URL, or a base64 data URL of
+# an image type Anthropic reads.
+IMAGE_URL_PATTERN = (
+    r"^(?:https?://|data:(?:" + "|".join(IMAGE_MEDIA_TYPES) + ")"
+    r"(?:;[^,;]*)*;base64(?:;[^,;]*)*," + BASE64_PATTERN.removeprefix("^") + ")"
+)
+
+
 class ImageUrl(StrictModel):
-    url: str
+    url: str = Field(json_schema_extra={"pattern": IMAGE_URL_PATTERN})
     detail: Literal["auto", "low", "high"] | None = None
 
 
@@ -70,7 +78,54 @@ class ToolCall(StrictModel):
     function: FunctionCall
 
 
+_INSTRUCTION_ROLES = ("system", "developer")
+
+
+def _role_rule(roles: list[str], parts: list[str], *, required: list[str], **fields: Json) -> Json:
+    """One role's shape in JSON Schema: what `ChatMessage._fits_its_role` checks."""
+    text: Json = {"type": "string"}
+    if roles == list(_INSTRUCTION_ROLES):
+        # They become the request's `system`, which takes no NUL (shared/wire/messages.py).
+        text["pattern"] = NO_NUL_PATTERN
+    item = {"properties": {"type": {"enum": parts}, "text": text}}
+    content_parts = {"type": "array", "items": item}
+    absent = {"type": "null"}
+    properties = {
+        "role": {"enum": roles},
+        "content": {"anyOf": [text, content_parts]},
+        "tool_calls": absent,
+        "tool_call_id": absent,
+        **fields,
+    }
+    return {"properties": properties, "required": required}
+
+
+# The served document states the role rules, so a message it calls valid is one the server takes.
+_ROLE_RULES: Json = {
+    "anyOf": [
+        _role_rule(list(_INSTRUCTION_ROLES), ["text"], required=["content"]),
+        _role_rule(["user"], ["text", "image_url"], required=["content"]),
+        _role_rule(
+            ["tool"],
+            ["text"],
+            required=["content", "tool_call_id"],
+            tool_call_id={"type": "string"},
+        ),
+        _role_rule(["assistant"], ["text", "refusal"], required=["content"], tool_calls={}),
+        _role_rule(
+            ["assistant"],
+            ["text", "refusal"],
+            required=["tool_calls"],
+            content={},
+            tool_calls={"type": "array", "minItems": 1},
+        ),
+    ]
+}
+
+
 class ChatMessage(StrictModel):
+    model_config = ConfigDict(json_schema_extra=_ROLE_RULES)
+
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
@@ -127,7 +182,7 @@ class ResponseFormat(StrictModel):
 
 
 class ChatCompletionRequest(RequestBody):
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1, json_schema_extra={"pattern": NO_NUL_PATTERN})
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from api.relay.cancel import cancel_job
 from shared.broker import redis_keys
 from shared.broker.outage import outlasting_outage
 from shared.queue.job_queue import JobQueue
@@ -35,8 +36,9 @@ class DetachedJobs:
     ) -> None:
         """Cancel the job after `after_s` (riding out a Redis outage), unless, when
         `only_if_alone`, a resumed stream is attached to it by then; `then` runs once it is
-        cancelled (the end of its quota lease: a job that never reached a worker has nobody
-        else to end it)."""
+        cancelled (the end of its concurrency lease now, not when its worker books the
+        cancelled run; a job no worker took ends its whole hold as it is cancelled,
+        api/relay/cancel.py)."""
         task = asyncio.create_task(
             self._cancel_unless_resumed(job_id, after_s, only_if_alone, then)
         )
@@ -63,7 +65,7 @@ class DetachedJobs:
     ) -> None:
         if only_if_alone and int(await self._redis.get(redis_keys.job_readers(job_id)) or 0) > 0:
             return  # resumed: the job goes on, and its worker ends the lease with it
-        await self._queue.cancel(job_id)
+        await cancel_job(self._redis, self._queue, job_id)
         if then is not None:
             await then()
 

@@ -11,6 +11,7 @@ import orjson
 from redis.asyncio import Redis
 from sse_starlette import ServerSentEvent
 
+from api.relay.cancel import cancel_job
 from api.relay.detached import DetachedJobs
 from api.relay.job_reader import JobReader
 from api.relay.job_watch import JobWatch
@@ -107,7 +108,7 @@ class JobRelay:
             with contextlib.suppress(*OUTAGE_ERRORS):  # a lease not ended here expires
                 await on_close()
         if not self.finished:
-            await self._queue.cancel(job_id)
+            await cancel_job(self._redis, self._queue, job_id)
 
     async def next_chunk(self) -> Chunk:
         """The next chunk, waiting as long as the job lives; an error chunk raises."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from api.relay.cancel import cancel_job
 from shared.broker import redis_keys
 from shared.broker.lua_script import LuaScript
 from shared.errors import CliFailed, FleetError, Overloaded
@@ -90,7 +91,7 @@ class JobWatch:
             )
             error = admission_error(fleet)
         if error is not None:
-            await self._queue.cancel(job_id)
+            await cancel_job(self._redis, self._queue, job_id)
             raise error
 
     async def _take_over_from_dead_worker(self, job_id: str, worker: str) -> bool:

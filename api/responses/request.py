@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from api.openai.chat_request import IMAGE_URL_PATTERN
+from shared.wire.messages import NO_NUL_PATTERN, NoNulText
 from shared.wire.strict_model import RequestBody, StrictModel
 
 ItemStatus = Literal["in_progress", "completed", "incomplete"]
@@ -24,7 +26,8 @@ class InputText(StrictModel):
 
 class InputImage(StrictModel):
     type: Literal["input_image"]
-    image_url: str | None = None
+    # Required here: ccfleet keeps no files, so an image comes as a URL or a data URL.
+    image_url: str = Field(json_schema_extra={"pattern": IMAGE_URL_PATTERN})
     file_id: str | None = None
     detail: Literal["auto", "low", "high", "original"] | None = None
 
@@ -200,9 +203,9 @@ class StreamOptions(StrictModel):
 
 
 class ResponsesRequest(RequestBody):
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1, json_schema_extra={"pattern": NO_NUL_PATTERN})
     input: str | list[InputItem]
-    instructions: str | None = None
+    instructions: NoNulText | None = None  # the system prompt: no NUL
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None

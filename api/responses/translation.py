@@ -212,8 +212,6 @@ def _message_blocks(item: MessageItem, field: str) -> list[Json]:
 
 
 def _input_image(part: InputImage, field: str) -> Json:
-    if part.image_url is None:
-        raise InvalidRequest(f"{field}.image_url: required (ccfleet keeps no files)")
     return image_block(part.image_url, f"{field}.image_url")
 
 

@@ -42,12 +42,9 @@ def _checked_id(batch_id: str) -> str:
     return batch_id
 
 
-def _checked_cursor(name: str, batch_id: str | None) -> str | None:
-    """A listing cursor is a batch id: off its pattern it is a bad parameter (400), checked
-    before Redis hears of it."""
-    if batch_id is not None and not BATCH_ID.fullmatch(batch_id):
-        raise InvalidRequest(f"{name}: expected a message batch id, got {batch_id!r}.")
-    return batch_id
+# A listing cursor is a batch id: off its pattern it is a bad parameter (400), checked before
+# Redis hears of it, and the served document says so.
+Cursor = Annotated[str | None, Query(pattern=f"^{BATCH_ID.pattern}$")]
 
 
 def _base_url(request: Request, services: FrontEndServices) -> str:
@@ -97,16 +94,16 @@ async def list_batches(
     request: Request,
     services: Services,
     key: CallerKey,
-    before_id: str | None = None,
-    after_id: str | None = None,
+    before_id: Cursor = None,
+    after_id: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
 ) -> dict[str, Any]:
     if before_id is not None and after_id is not None:
         raise InvalidRequest("before_id and after_id cannot be used together.")
     found, more = await services.fleet.batch_store.page(
         owner_id=_owner_id(key),
-        before_id=_checked_cursor("before_id", before_id),
-        after_id=_checked_cursor("after_id", after_id),
+        before_id=before_id,
+        after_id=after_id,
         limit=limit,
     )
     now_ms = time.time() * 1000

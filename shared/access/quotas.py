@@ -7,10 +7,10 @@ still agree). Tokens are a reservation, as Anthropic's own limiter estimates out
 it ends the worker drops the reservation (`end`) as the ledger books the run's real usage
 (shared/access/ledger.py). Concurrency is a sorted set of the requests in flight, each scored
 by when its lease ends: the lease ends with the job (the worker's `end`; the front end's
-`release` when its client leaves without a resume window), and a process that dies leaks
-nothing past the lease. The monthly budget is the
-key's month-to-date spend (shared/access/ledger.py) against its `monthly_usd`. Over any of them:
-429 rate_limit_error with `retry-after`, the seconds until there is room.
+`release` when its client leaves without a resume window; whoever cancels a job no worker
+took, `end_unstarted`), and a process that dies leaks nothing past the lease. The monthly
+budget is the key's month-to-date spend (shared/access/ledger.py) against its `monthly_usd`.
+Over any of them: 429 rate_limit_error with `retry-after`, the seconds until there is room.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from shared.broker import redis_keys
 from shared.broker.lua_script import LuaScript
 from shared.errors import BudgetSpent, RateLimited, TooManyTokens
 from shared.fleet.registry import SHOULD_NOT_RETRY_AFTER_S
+from shared.queue.job_queue import JobState
 
 WINDOW_MS = 60_000
 
@@ -113,6 +114,12 @@ class Quotas:
         """The request's client left and its job is cancelled: end its concurrency lease."""
         if lease.counts_concurrency:
             await self._redis.zrem(redis_keys.quota_in_flight(lease.key_name), lease.request_id)
+
+    async def end_unstarted(self, cancelled: JobState | None) -> None:
+        """A job cancelled before any worker took it (`JobQueue.cancel`'s answer) ends its
+        hold: a worker ends the hold of a job it ran, and nobody would end this one's."""
+        if cancelled is not None and cancelled.status == "waiting" and cancelled.client_key:
+            await self.end(cancelled.client_key, cancelled.request_id)
 
     async def end(self, key_name: str, request_id: str) -> None:
         """The request's job ended: its lease ends and its tokens reservation is settled."""

@@ -101,6 +101,9 @@ class JobState:
     attempt_id: str
     lane: Lane
     enqueued_at_ms: int
+    client_key: str
+    """The name of the client key it was sent with ("": none), whose quotas it holds."""
+    request_id: str
 
     FIELDS: ClassVar[tuple[str, ...]] = (
         "status",
@@ -108,6 +111,8 @@ class JobState:
         "attempt_id",
         "lane",
         "enqueued_at_ms",
+        "client_key",
+        "request_id",
     )
 
     @classmethod
@@ -115,13 +120,17 @@ class JobState:
         """From the record's FIELDS, as HMGET returns them; None if there is no record."""
         if raw[0] is None:
             return None
-        status, worker, attempt_id, lane, enqueued_at_ms = (v.decode() if v else "" for v in raw)
+        status, worker, attempt_id, lane, enqueued_at_ms, client_key, request_id = (
+            v.decode() if v else "" for v in raw
+        )
         return cls(
             status=cast(JobStatus, status),
             worker=worker,
             attempt_id=attempt_id,
             lane="batch" if lane == "batch" else "interactive",
             enqueued_at_ms=int(float(enqueued_at_ms or 0)),
+            client_key=client_key,
+            request_id=request_id,
         )
 
 
@@ -221,6 +230,8 @@ class JobQueue:
             "payload": payload,
             "lane": job.lane,
             "enqueued_at_ms": f"{now * 1000:.3f}",  # to the microsecond, for bench/ttft.py
+            "client_key": client_key or "",
+            "request_id": request_id,
             **(owner or {}),
         }
         waiting_s = self.lifetimes.waiting_s(lane)
@@ -350,13 +361,14 @@ class JobQueue:
             handed_off_at_ms=handed_off_ms,
         )
 
-    async def cancel(self, job_id: str, *, unqueue: bool = False) -> None:
+    async def cancel(self, job_id: str, *, unqueue: bool = False) -> JobState | None:
         """Abort the current attempt (the worker kills its CLI) and take the job off its lane.
         `unqueue` also takes it out of arq's queue: arq keeps the job of a dead worker there
-        until the job timeout, where it would take a batch slot in every worker's pick."""
+        until the job timeout, where it would take a batch slot in every worker's pick.
+        The job's state before, if this cancelled it (`waiting`: no worker will ever run it)."""
         state = await self.state(job_id)
         if state is None or state.status in ("done", "cancelled"):
-            return
+            return None
         async with self._pool.pipeline(transaction=True) as pipe:
             arq_adapter.abort(pipe, state.attempt_id, asked_at_ms=int(time.time() * 1000))
             pipe.hset(redis_keys.job_record(job_id), "status", "cancelled")
@@ -367,6 +379,7 @@ class JobQueue:
             if unqueue:
                 pipe.zrem(self._queue_name, state.attempt_id)
             await pipe.execute()
+        return state
 
     async def state(self, job_id: str) -> JobState | None:
         raw = await self._pool.hmget(redis_keys.job_record(job_id), list(JobState.FIELDS))  # type: ignore[misc]  # redis-py 5 types it sync-or-async

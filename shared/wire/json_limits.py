@@ -18,8 +18,8 @@ from pydantic_core import PydanticCustomError
 
 MAX_JSON_DEPTH = 128
 _ORJSON_MAX_DEPTH = 254  # measured: orjson 3 writes 254 nested containers, refuses 255
-_INT_MIN = -(2**63)
-_INT_MAX = 2**64 - 1  # orjson writes unsigned 64-bit integers too
+INT_MIN = -(2**63)
+INT_MAX = 2**64 - 1  # orjson writes unsigned 64-bit integers too
 
 FIELD_ERROR = "ccfleet_field"
 """The type of a pydantic error whose message already starts with the field it names."""
@@ -65,7 +65,7 @@ def _name_the_field(body: dict[Any, Any] | list[Any]) -> None:
                     _check_text(value, path, key)
             elif kind is dict or kind is list:
                 stack.append((value, (path, key), depth + 1))
-            elif kind is int and not _INT_MIN <= value <= _INT_MAX:
+            elif kind is int and not INT_MIN <= value <= INT_MAX:
                 raise field_error(_dotted((path, key)), "integer out of the 64-bit range")
 
 

@@ -10,7 +10,7 @@ import base64
 import binascii
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
 from shared.wire.json_limits import field_error
@@ -28,7 +28,17 @@ def _without_nul(text: str) -> str:
     return text
 
 
+# Base64 whose padding may be left off, as the served document states it (api/openapi.py).
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}={0,2}|[A-Za-z0-9+/]{3}=?)?$"
+_MOST_PADDING = {0: 0, 2: 2, 3: 1}  # after a last group of this many characters
+
+
 def _base64(data: str) -> str:
+    unpadded = data.rstrip("=")
+    padding = len(data) - len(unpadded)
+    # b64decode alone also takes padding after a whole group ("AAAA=="): BASE64_PATTERN does not.
+    if padding > _MOST_PADDING.get(len(unpadded) % 4, -1):
+        raise PydanticCustomError("base64", "is not valid base64 data")
     try:
         base64.b64decode(data + "=" * (-len(data) % 4), validate=True)  # padding may be left off
     except (binascii.Error, ValueError) as exc:
@@ -36,8 +46,14 @@ def _base64(data: str) -> str:
     return data
 
 
-Base64Data = Annotated[str, AfterValidator(_base64)]
-NoNulText = Annotated[str, AfterValidator(_without_nul)]
+# The pattern is stated in the document; the check above holds it (faster than a regex on 32 MB).
+Base64Data = Annotated[
+    str, AfterValidator(_base64), WithJsonSchema({"type": "string", "pattern": BASE64_PATTERN})
+]
+NO_NUL_PATTERN = r"^[^\u0000]*$"  # `_without_nul`, as the served document states it
+NoNulText = Annotated[
+    str, AfterValidator(_without_nul), Field(json_schema_extra={"pattern": NO_NUL_PATTERN})
+]
 StopSequence = Annotated[str, Field(max_length=STOP_SEQUENCE_MAX_CHARS)]
 
 

@@ -265,7 +265,9 @@ def test_termination_grace_covers_the_drain_times(overlay: list[Manifest]) -> No
     assert pod_spec(api)["terminationGracePeriodSeconds"] >= float(pre_stop[1]) + drain_s
 
 
-def test_worker_memory_is_sized_for_its_running_ready_and_resident_clis(overlay: list[Manifest]) -> None:
+def test_worker_memory_is_sized_for_its_running_ready_and_resident_clis(
+    overlay: list[Manifest],
+) -> None:
     for worker in _workers(overlay):
         slots = int(
             config_map_value(overlay, worker, "CCFLEET_WORKER_SLOTS") or DEFAULTS.worker.slots

@@ -152,6 +152,9 @@ def test_usage_since_that_is_not_a_calendar_date_is_a_400(front_end: Stack, sinc
         ("GET", "/v1/messages", "POST"),
         ("PUT", "/v1/messages/count_tokens", "POST"),
         ("DELETE", "/v1/models", "GET"),
+        # Not JSON, but no route takes the POST: 405, not the 415 of a body the route refuses.
+        ("POST", "/v1/models", "GET"),
+        ("POST", "/health", "GET"),
     ],
 )
 def test_a_wrong_method_is_a_405_that_names_the_allowed_ones(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from shared.wire.messages import MessagesRequest
+from shared.wire.messages import BASE64_PATTERN, MessagesRequest
 
 PNG = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGBgAAAABQABh6FO1AAAAABJRU5ErkJggg"
@@ -201,3 +202,19 @@ def test_a_thinking_block_without_a_signature_is_rejected() -> None:
     thinking = {"type": "thinking", "thinking": "hmm"}
     locations = rejected_at(messages=[{"role": "assistant", "content": [thinking]}])
     assert any(loc[-1] == "signature" for loc in locations)
+
+
+@pytest.mark.parametrize("data", ["QUJD", "QUI", "QUI=", "QQ", "QQ=", "QQ=="])
+def test_base64_data_may_leave_its_padding_off(data: str) -> None:
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}
+    parse(messages=[{"role": "user", "content": [image]}])
+    assert re.fullmatch(BASE64_PATTERN, data)
+
+
+@pytest.mark.parametrize("data", ["Q", "QUJD=", "QUJD==", "QUI==", "QUJ\n", "QU J"])
+def test_base64_data_off_the_documents_pattern_is_rejected(data: str) -> None:
+    # b64decode alone takes padding after a whole group; the served document says no.
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}
+    locations = rejected_at(messages=[{"role": "user", "content": [image]}])
+    assert any(loc[-1] == "data" for loc in locations)
+    assert not re.fullmatch(BASE64_PATTERN, data)
