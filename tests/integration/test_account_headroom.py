@@ -178,3 +178,33 @@ def test_a_job_refused_for_an_account_limit_runs_once_more_on_the_account_with_m
     assert [token_of(r) for r in stack.upstream.requests] == ["token-alice", "token-carol"]
     assert stack.upstream.rejections == 1
     assert account(stack, "alice")["cooling"] is True
+
+
+def test_a_job_refused_by_a_second_account_too_goes_on_to_one_with_room_never_back(
+    make_stack: StackFactory, sdk_clients: SdkClients, tmp_path: Path
+) -> None:
+    """alice and then bob (first and second in the drain order) are both at
+    their limits. The job hops from alice to bob and, refused again, to carol, who has room
+    (the decision: one hop per account refusing it, up to CCFLEET_JOB_MAX_ATTEMPTS, so the
+    client sees no rejection while an account has room). Neither refusing account is asked
+    twice: each cools until its reset, and the next request goes to carol at once."""
+    claude = str(fake_cli.install(tmp_path / "claude-upstream", FAKE_CLI_MODE="upstream"))
+    common = {**FILL_FIRST, "CCFLEET_CLAUDE_BIN": claude, "CCFLEET_AFFINITY_WAIT_MS": "6000"}
+    stack = accounts_stack(
+        make_stack,
+        *((name, {**common, "CCFLEET_ACCOUNT_PRIORITY": str(n)})
+          for n, name in enumerate(["alice", "bob", "carol"], start=1)),
+    )  # fmt: skip
+    for name in ("alice", "bob"):
+        stack.upstream.usage[f"token-{name}"] = AccountUsage(five_hour=1.0)
+    stack.upstream.set_responder(naming_the_account)
+
+    assert Conversation(stack, sdk_clients, "Who has room?").turn() == "carol"
+    tokens = [token_of(r) for r in stack.upstream.requests]
+    assert tokens == ["token-alice", "token-bob", "token-carol"]
+    assert stack.upstream.rejections == 2
+    assert account(stack, "alice")["cooling"] is True
+    assert account(stack, "bob")["cooling"] is True
+
+    assert Conversation(stack, sdk_clients, "And now?").turn() == "carol"
+    assert [token_of(r) for r in stack.upstream.requests][3:] == ["token-carol"]
