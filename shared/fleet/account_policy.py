@@ -31,7 +31,7 @@ from shared.fleet.registry import AccountInfo, FleetSnapshot
 
 AccountPolicy = Literal["fill-first", "most-headroom"]
 
-IN_FLIGHT_WEIGHT = 0.2
+IN_FLIGHT_WEIGHT = 0.3
 """How much more used than its figures an account with every slot busy counts, when accounts
 are ranked by headroom. An account's figures come with each answer, so they lag the jobs it is
 running, and the conversations of those jobs stay on it for their next turns: without this,
