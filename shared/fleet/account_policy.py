@@ -36,8 +36,10 @@ IN_FLIGHT_WEIGHT = 0.3
 are ranked by headroom. An account's figures come with each answer, so they lag the jobs it is
 running, and the conversations of those jobs stay on it for their next turns: without this,
 new conversations pile onto the account that looks least used until its figures catch up
-(bench/accounts.py: 3 conversations at once, spread up to 0.16 apart; with it, within 0.1).
-Small enough that an account clearly less used still wins however busy it is."""
+(bench/accounts.py; docs/benchmarks.md "Account policies"). The busy slots are as fresh as the
+worker's last beat, and a worker beats when it takes a job and when it ends one
+(worker/job_function.py). Small enough that an account clearly less used still wins however
+busy it is."""
 
 
 def choose_account(
