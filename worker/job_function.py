@@ -13,8 +13,10 @@ more (gone, logged out) leaves the job to other workers and beats as `broken`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from shared.broker.outage import OUTAGE_ERRORS, outlasting_outage
@@ -71,7 +73,7 @@ async def run_messages(run: JobContext, payload: dict[str, Any]) -> None:
     meter = RunMeter()
     try:
         if not await _resumed_after_crash(publisher, run.claim.last_chunk):
-            with worker.state.occupied_slot(batch=job.lane == "batch"):
+            async with _occupied_slot(run, job):
                 requeued = superseded = False
                 try:
                     requeued = await _answer(job, publisher, run, meter)
@@ -179,6 +181,28 @@ async def _answer(
         publisher.seq,
     )
     return False
+
+
+@contextlib.asynccontextmanager
+async def _occupied_slot(run: JobContext, job: JobRequest) -> AsyncIterator[None]:
+    """Hold one of the worker's slots for the job, its heartbeat saying so at once when the
+    slot is taken and when it is freed: the account policy counts each account's busy slots
+    (shared/fleet/account_policy.py), and a beat every CCFLEET_HEARTBEAT_INTERVAL_S would
+    lag the jobs that start and end between beats."""
+    try:
+        with run.worker.state.occupied_slot(batch=job.lane == "batch"):
+            await _beat_now(run)
+            yield
+    finally:
+        await _beat_now(run)
+
+
+async def _beat_now(run: JobContext) -> None:
+    """One heartbeat now; a Redis outage leaves it to the next regular one."""
+    try:
+        await beat(run.redis, run.worker.state, ttl_s=run.worker.settings.worker.heartbeat_ttl_s)
+    except OUTAGE_ERRORS as exc:
+        logger.warning("heartbeat on a slot's change failed: %s", type(exc).__name__)
 
 
 async def _fail(publisher: ChunkPublisher, worker: WorkerContext, error: FleetError) -> None:

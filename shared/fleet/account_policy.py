@@ -12,7 +12,8 @@ now (a ready worker with a free slot, not cooling):
 - Accounts under the threshold (and not slow to answer lately) come first: `fill-first`
   takes the first of them in the drain order (`CCFLEET_ACCOUNT_PRIORITY`, lower first), so
   later accounts are untouched until the earlier ones pass the threshold; `most-headroom`
-  takes the one that has used least of its tightest window.
+  takes the one that has used least of its tightest window, counting the work it is already
+  running (`in_flight_utilization`).
 - When every account is past the threshold, the one with the most headroom: the threshold
   orders the accounts, it never refuses a request.
 - When no account can take the job now, none is named and whichever worker frees first takes it.
@@ -29,6 +30,16 @@ from typing import Literal
 from shared.fleet.registry import AccountInfo, FleetSnapshot
 
 AccountPolicy = Literal["fill-first", "most-headroom"]
+
+IN_FLIGHT_WEIGHT = 0.3
+"""How much more used than its figures an account with every slot busy counts, when accounts
+are ranked by headroom. An account's figures come with each answer, so they lag the jobs it is
+running, and the conversations of those jobs stay on it for their next turns: without this,
+new conversations pile onto the account that looks least used until its figures catch up
+(bench/accounts.py; docs/benchmarks.md "Account policies"). The busy slots are as fresh as the
+worker's last beat, and a worker beats when it takes a job and when it ends one
+(worker/job_function.py). Small enough that an account clearly less used still wins however
+busy it is."""
 
 
 def choose_account(
@@ -51,7 +62,13 @@ def choose_account(
     candidates = with_room or open_accounts
     if not candidates:
         return ""
-    return min(candidates, key=lambda a: (a.utilization(now_s), a.priority, a.name)).name
+    return min(candidates, key=lambda a: (in_flight_utilization(a, now_s), a.priority, a.name)).name
+
+
+def in_flight_utilization(account: AccountInfo, now_s: float) -> float:
+    """The account's utilisation as reported, plus an estimate for the jobs it is running."""
+    busy_share = account.busy / account.slots if account.slots else 0.0
+    return account.utilization(now_s) + IN_FLIGHT_WEIGHT * busy_share
 
 
 def _has_room(account: AccountInfo, threshold: float, now_s: float) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -178,3 +179,60 @@ def test_a_job_refused_for_an_account_limit_runs_once_more_on_the_account_with_m
     assert [token_of(r) for r in stack.upstream.requests] == ["token-alice", "token-carol"]
     assert stack.upstream.rejections == 1
     assert account(stack, "alice")["cooling"] is True
+
+
+def test_a_job_refused_by_a_second_account_too_goes_on_to_one_with_room_never_back(
+    make_stack: StackFactory, sdk_clients: SdkClients, tmp_path: Path
+) -> None:
+    """alice and then bob (first and second in the drain order) are both at
+    their limits. The job hops from alice to bob and, refused again, to carol, who has room
+    (the decision: one hop per account refusing it, up to CCFLEET_JOB_MAX_ATTEMPTS, so the
+    client sees no rejection while an account has room). Neither refusing account is asked
+    twice: each cools until its reset, and the next request goes to carol at once."""
+    claude = str(fake_cli.install(tmp_path / "claude-upstream", FAKE_CLI_MODE="upstream"))
+    common = {**FILL_FIRST, "CCFLEET_CLAUDE_BIN": claude, "CCFLEET_AFFINITY_WAIT_MS": "6000"}
+    stack = accounts_stack(
+        make_stack,
+        *((name, {**common, "CCFLEET_ACCOUNT_PRIORITY": str(n)})
+          for n, name in enumerate(["alice", "bob", "carol"], start=1)),
+    )  # fmt: skip
+    for name in ("alice", "bob"):
+        stack.upstream.usage[f"token-{name}"] = AccountUsage(five_hour=1.0)
+    stack.upstream.set_responder(naming_the_account)
+
+    assert Conversation(stack, sdk_clients, "Who has room?").turn() == "carol"
+    tokens = [token_of(r) for r in stack.upstream.requests]
+    assert tokens == ["token-alice", "token-bob", "token-carol"]
+    assert stack.upstream.rejections == 2
+    assert account(stack, "alice")["cooling"] is True
+    assert account(stack, "bob")["cooling"] is True
+
+    assert Conversation(stack, sdk_clients, "And now?").turn() == "carol"
+    assert [token_of(r) for r in stack.upstream.requests][3:] == ["token-carol"]
+
+
+def test_a_worker_shows_a_slot_busy_as_soon_as_it_takes_a_job_and_free_as_soon_as_it_ends(
+    make_stack: StackFactory,
+) -> None:
+    """most-headroom counts each account's busy slots (the conversations of those jobs stay on
+    it), so a worker's heartbeat says at once when it takes a job and when it ends one, not
+    only every CCFLEET_HEARTBEAT_INTERVAL_S (a minute here)."""
+    once_a_minute = {"CCFLEET_HEARTBEAT_INTERVAL_S": "60", "CCFLEET_HEARTBEAT_TTL_S": "180"}
+    stack = make_stack(workers=0, wait_ready=False, CCFLEET_HEARTBEAT_TTL_S="180")
+    stack.add_worker(
+        CCFLEET_ACCOUNT="alice", CLAUDE_CODE_OAUTH_TOKEN="token-alice", **once_a_minute
+    )
+    stack.wait_ready()
+    release = threading.Event()
+    stack.upstream.set_responder(lambda request: HangReply(until=release))
+    body = {"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "Hi."}]}
+    client = threading.Thread(
+        target=lambda: httpx.post(f"{stack.url}/v1/messages", json=body, timeout=60)
+    )
+    client.start()
+    try:
+        wait_until(lambda: account(stack, "alice")["busy"] == 1, 20, "the slot shown busy")
+    finally:
+        release.set()
+        client.join()
+    wait_until(lambda: account(stack, "alice")["busy"] == 0, 20, "the slot shown free")

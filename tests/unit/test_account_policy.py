@@ -54,6 +54,15 @@ def test_most_headroom_takes_the_account_that_used_least_of_its_tightest_window(
     assert chosen(snapshot, "most-headroom") == "b"
 
 
+def test_most_headroom_counts_work_in_flight_so_new_conversations_spread() -> None:
+    """The least used account is already running three jobs (their conversations stay on it
+    and will add to it before its figures show it); one nearly as low and idle gets the
+    next conversation. A clearly less used account still wins however busy it is."""
+    busy_low = account("a", 0.30, busy=3, slots=6)
+    assert chosen(fleet(busy_low, account("b", 0.33, slots=6)), "most-headroom") == "b"
+    assert chosen(fleet(busy_low, account("b", 0.50, slots=6)), "most-headroom") == "a"
+
+
 def test_a_conversation_stays_on_its_account_while_it_is_under_the_threshold() -> None:
     snapshot = fleet(account("a", 0.1), account("b", 0.85))
     assert chosen(snapshot, "most-headroom", conversation="b") == "b"
