@@ -1,20 +1,26 @@
-"""Clients for the end-to-end tests (the real anthropic SDK, sync and async) and the stack the
-Responses API's modules share."""
+"""Clients for the end-to-end tests (the real anthropic SDK, sync and async), the stack the
+Responses API's modules share, and the two stacks that run conversations through both paths."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
 
 import anthropic
+import httpx
 import pytest
 
 from ccfleet.embedded_redis import EmbeddedRedis
 from tests import client_keys
 from tests.conftest import Stack
-from tests.fakes.upstream import FakeUpstream
+from tests.fakes.upstream import FakeUpstream, Reply
+from tests.processes import wait_until
+from tests.resident_fidelity import without_cli_reminders
 from tests.sdk import SdkClients
 
 MODEL = "claude-sonnet-5-5"
@@ -55,6 +61,78 @@ def responses_stack(
             yield stack
         finally:
             stack.stop()
+
+
+Answer = TypeVar("Answer")
+
+
+@dataclass
+class BothPaths:
+    """One fake upstream behind two stacks: `replayed` replays every turn's history in a fresh
+    CLI (residents off, as other tests run), `resident` keeps the CLI that answered for the
+    conversation's next turn. Each turn goes to both; `resident_bodies` are the upstream
+    requests of the resident stack's turns, in order."""
+
+    upstream: FakeUpstream
+    replayed: Stack
+    resident: Stack
+    resident_bodies: list[dict[str, Any]]
+
+    def turn(
+        self,
+        send: Callable[[str], Answer],
+        reply: Reply,
+        *,
+        follow_up: bool,
+        same: Callable[[Answer], object],
+    ) -> Answer:
+        """`send` (given a stack's URL) through the resident stack, then the replayed one, each
+        answered by `reply`; the resident stack's answer. Both stacks ask the model once and
+        get the same answer (`same` picks what must be equal). A follow-up continued in the
+        resident stack's CLI, and the model got what the replay sent it."""
+        hits, before = self.resident_hits(), len(self.upstream.requests)
+        self.upstream.enqueue(reply, reply)
+        answer, replayed = send(self.resident.url), send(self.replayed.url)
+        resident_body, replayed_body = (r.body for r in self.upstream.requests[before:])
+        self.resident_bodies.append(resident_body)
+        assert same(answer) == same(replayed)
+        if follow_up:
+            wait_until(lambda: self.resident_hits() == hits + 1, 10, "a resident turn")
+        assert without_cli_reminders(resident_body) == without_cli_reminders(replayed_body)
+        return answer
+
+    def resident_hits(self) -> int:
+        fleet = httpx.get(f"{self.resident.url}/v1/fleet", timeout=5).json()
+        return sum(worker["resident_hits"] for worker in fleet["workers"])
+
+
+@pytest.fixture(scope="package")
+def path_stacks(
+    tmp_path_factory: pytest.TempPathFactory, session_upstream: FakeUpstream, claude_bin: str
+) -> Iterator[tuple[Stack, Stack]]:
+    """The replayed and the resident stack of `both_paths`, shared by the multi-turn tests (in
+    xdist group `both_paths`). One resident CLI is enough: a test runs one conversation."""
+    with contextlib.ExitStack() as running:
+        stacks = []
+        for name, residents in (("replayed", "0"), ("resident", "1")):
+            root: Path = tmp_path_factory.mktemp(name)
+            server = running.enter_context(EmbeddedRedis(root / "redis"))
+            stack = Stack(redis=server, upstream=session_upstream, claude_bin=claude_bin, root=root)
+            running.callback(stack.stop)
+            stack.add_worker(CCFLEET_RESIDENT_MAX=residents, CCFLEET_RESIDENT_IDLE_S="60")
+            stack.add_api()
+            stacks.append(stack)
+        for stack in stacks:
+            stack.wait_ready()
+        replayed, resident = stacks
+        yield replayed, resident
+
+
+@pytest.fixture
+def both_paths(path_stacks: tuple[Stack, Stack], upstream: FakeUpstream) -> BothPaths:
+    """Each turn of a test's conversation through both paths (`BothPaths.turn`)."""
+    replayed, resident = path_stacks
+    return BothPaths(upstream, replayed, resident, [])
 
 
 class ResponsesKeys(NamedTuple):
