@@ -57,6 +57,18 @@ def oai(stack: Stack, sdk_clients: SdkClients) -> openai.OpenAI:
     return sdk_clients.openai_client(stack.url)
 
 
+def _completion(paths: BothPaths, reply: Reply, follow_up: bool, **kwargs: Any) -> ChatCompletion:
+    """One turn of a chat conversation through both paths (`BothPaths.turn`)."""
+    kwargs.setdefault("model", MODEL)
+
+    def send(url: str) -> ChatCompletion:
+        with openai.OpenAI(base_url=f"{url}/v1", api_key="client-key", max_retries=0) as oai:
+            completion: ChatCompletion = oai.chat.completions.create(**kwargs)
+            return completion
+
+    return paths.turn(send, reply, follow_up=follow_up, same=lambda c: c.choices)
+
+
 def test_a_non_streaming_completion_carries_the_text_finish_reason_and_usage(
     stack: Stack, oai: openai.OpenAI
 ) -> None:
@@ -119,7 +131,10 @@ def test_the_raw_stream_is_unnamed_data_lines_ending_in_done(stack: Stack) -> No
     assert all(json.loads(d)["object"] == "chat.completion.chunk" for d in data[:-1])
 
 
-def test_the_system_prompt_and_history_reach_the_upstream(stack: Stack, oai: openai.OpenAI) -> None:
+@pytest.mark.xdist_group("both_paths")
+def test_the_system_prompt_and_history_reach_the_upstream_resident_or_replayed(
+    both_paths: BothPaths,
+) -> None:
     history: list[ChatCompletionMessageParam] = [
         {"role": "user", "content": "What is 2+2?"},
         {"role": "assistant", "content": "4."},
@@ -127,17 +142,15 @@ def test_the_system_prompt_and_history_reach_the_upstream(stack: Stack, oai: ope
         {"role": "assistant", "content": "12."},
         {"role": "user", "content": "Thanks! Now in words."},
     ]
-    oai.chat.completions.create(
-        model="claude-opus-5-5",
-        messages=[
-            {"role": "system", "content": "You are a pirate."},
-            {"role": "developer", "content": "Be brief."},
-            *history,
-        ],
-        max_completion_tokens=50,
-    )
-    assert len(stack.upstream.requests) == 1
-    sent = stack.upstream.requests[0].body
+    prompts: list[ChatCompletionMessageParam] = [
+        {"role": "system", "content": "You are a pirate."},
+        {"role": "developer", "content": "Be brief."},
+    ]
+    opus = {"model": "claude-opus-5-5", "max_completion_tokens": 50}
+    # The fourth message is the model's answer to the first three.
+    _completion(both_paths, TextReply("12."), False, messages=[*prompts, *history[:3]], **opus)
+    _completion(both_paths, TextReply("Twelve."), True, messages=[*prompts, *history], **opus)
+    sent = both_paths.resident_bodies[-1]
     assert sent["model"] == "claude-opus-5-5"
     assert sent["system"][-1]["text"] == "You are a pirate.\n\nBe brief."
     assert as_blocks(without_cli_additions(sent["messages"])) == as_blocks(history)
@@ -242,15 +255,6 @@ def test_an_unknown_path_under_chat_is_a_404_in_openais_shape(stack: Stack) -> N
     response = httpx.get(f"{stack.url}/v1/chat/nothing-here", timeout=10)
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "not_found_error"
-
-
-def _completion(paths: BothPaths, reply: Reply, follow_up: bool, **kwargs: Any) -> ChatCompletion:
-    def send(url: str) -> ChatCompletion:
-        with openai.OpenAI(base_url=f"{url}/v1", api_key="client-key", max_retries=0) as oai:
-            completion: ChatCompletion = oai.chat.completions.create(model=MODEL, **kwargs)
-            return completion
-
-    return paths.turn(send, reply, follow_up=follow_up, same=lambda c: c.choices)
 
 
 @pytest.mark.xdist_group("both_paths")
