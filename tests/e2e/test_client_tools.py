@@ -13,7 +13,7 @@ import pytest
 from anthropic.types import CacheControlEphemeralParam, Message, ToolChoiceParam, ToolParam
 
 from tests.conftest import Stack, StackFactory
-from tests.e2e.conftest import MODEL, BothPaths, without_cli_additions
+from tests.e2e.conftest import MODEL, BothPaths, Endpoint, without_cli_additions
 from tests.fakes.upstream import BlocksReply, Reply, TextBlock, TextReply, ToolUseBlock
 from tests.processes import wait_until
 from tests.sdk import text_of
@@ -44,8 +44,8 @@ def _tool_round(
         "messages": messages,
     }
 
-    def send(url: str) -> Message:
-        with anthropic.Anthropic(base_url=url, api_key="client-key", max_retries=0) as client:
+    def send(to: Endpoint) -> Message:
+        with anthropic.Anthropic(base_url=to.url, api_key=to.key, max_retries=0) as client:
             if stream:
                 with client.messages.stream(**kwargs) as events:
                     return events.get_final_message()

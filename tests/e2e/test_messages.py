@@ -14,7 +14,7 @@ import pytest
 from anthropic.types import ImageBlockParam, Message, MessageParam
 
 from tests.conftest import Stack
-from tests.e2e.conftest import MODEL, BothPaths, as_blocks, without_cli_additions
+from tests.e2e.conftest import MODEL, BothPaths, Endpoint, as_blocks, without_cli_additions
 from tests.fakes.upstream import (
     BlocksReply,
     RedactedThinkingBlock,
@@ -126,9 +126,9 @@ def test_a_five_turn_conversation_reaches_the_model_as_five_exact_messages_resid
         {"role": "user", "content": "Thanks! Now in words."},
     ]
 
-    def asking(messages: list[MessageParam]) -> Callable[[str], Message]:
-        def send(url: str) -> Message:
-            with anthropic.Anthropic(base_url=url, api_key="client-key", max_retries=0) as client:
+    def asking(messages: list[MessageParam]) -> Callable[[Endpoint], Message]:
+        def send(to: Endpoint) -> Message:
+            with anthropic.Anthropic(base_url=to.url, api_key=to.key, max_retries=0) as client:
                 return client.messages.create(model=MODEL, max_tokens=50, messages=messages)
 
         return send

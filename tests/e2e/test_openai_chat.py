@@ -18,7 +18,7 @@ from openai.types.chat import (
 )
 
 from tests.conftest import Stack
-from tests.e2e.conftest import MODEL, BothPaths, as_blocks, without_cli_additions
+from tests.e2e.conftest import MODEL, BothPaths, Endpoint, as_blocks, without_cli_additions
 from tests.e2e.test_messages import _png_base64
 from tests.fakes.upstream import (
     BlocksReply,
@@ -61,8 +61,8 @@ def _completion(paths: BothPaths, reply: Reply, follow_up: bool, **kwargs: Any) 
     """One turn of a chat conversation through both paths (`BothPaths.turn`)."""
     kwargs.setdefault("model", MODEL)
 
-    def send(url: str) -> ChatCompletion:
-        with openai.OpenAI(base_url=f"{url}/v1", api_key="client-key", max_retries=0) as oai:
+    def send(to: Endpoint) -> ChatCompletion:
+        with openai.OpenAI(base_url=f"{to.url}/v1", api_key=to.key, max_retries=0) as oai:
             completion: ChatCompletion = oai.chat.completions.create(**kwargs)
             return completion
 
