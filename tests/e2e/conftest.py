@@ -1,20 +1,26 @@
-"""Clients for the end-to-end tests (the real anthropic SDK, sync and async) and the stack the
-Responses API's modules share."""
+"""Clients for the end-to-end tests (the real anthropic SDK, sync and async), the stack the
+Responses API's modules share, and the two stacks that run conversations through both paths."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
 
 import anthropic
+import httpx
 import pytest
 
 from ccfleet.embedded_redis import EmbeddedRedis
 from tests import client_keys
 from tests.conftest import Stack
-from tests.fakes.upstream import FakeUpstream
+from tests.fakes.upstream import FakeUpstream, Reply
+from tests.processes import wait_until
+from tests.resident_fidelity import without_cli_reminders
 from tests.sdk import SdkClients
 
 MODEL = "claude-sonnet-5-5"
@@ -57,18 +63,148 @@ def responses_stack(
             stack.stop()
 
 
+Answer = TypeVar("Answer")
+
+
+class Endpoint(NamedTuple):
+    """Where a client sends a turn: a stack's URL and the client key it uses there."""
+
+    url: str
+    key: str = "client-key"
+
+
+@dataclass
+class BothPaths:
+    """One fake upstream behind two stacks: `replayed` replays every turn's history in a fresh
+    CLI (residents off, as other tests run), `resident` keeps the CLI that answered for the
+    conversation's next turn. Each turn goes to both; `resident_bodies` are the upstream
+    requests of the resident stack's turns, in order. `admin_key` reads the resident stack's
+    /v1/fleet."""
+
+    upstream: FakeUpstream
+    replayed: Endpoint
+    resident: Endpoint
+    admin_key: str = "client-key"
+    resident_bodies: list[dict[str, Any]] = field(default_factory=list)
+
+    def turn(
+        self,
+        send: Callable[[Endpoint], Answer],
+        reply: Reply,
+        *,
+        follow_up: bool,
+        same: Callable[[Answer], object],
+    ) -> Answer:
+        """`send` through the resident stack, then the replayed one, each answered by `reply`;
+        the resident stack's answer. Both stacks ask the model once and get the same answer
+        (`same` picks what must be equal). A follow-up continued in the resident stack's CLI,
+        and the model got what the replay sent it."""
+        hits, before = self.resident_hits(), len(self.upstream.requests)
+        self.upstream.enqueue(reply, reply)
+        answer, replayed = send(self.resident), send(self.replayed)
+        bodies = [recorded.body for recorded in self.upstream.requests[before:]]
+        assert len(bodies) == 2, "each stack asked the model once"
+        resident_body, replayed_body = bodies
+        self.resident_bodies.append(resident_body)
+        assert same(answer) == same(replayed)
+        if follow_up:
+            wait_until(lambda: self.resident_hits() == hits + 1, 10, "a resident turn")
+        assert without_cli_reminders(resident_body) == without_cli_reminders(replayed_body)
+        return answer
+
+    def resident_hits(self) -> int:
+        headers = {"authorization": f"Bearer {self.admin_key}"}
+        fleet = httpx.get(f"{self.resident.url}/v1/fleet", headers=headers, timeout=5).json()
+        return sum(worker["resident_hits"] for worker in fleet["workers"])
+
+
+def _started_stack(
+    running: contextlib.ExitStack, root: Path, upstream: FakeUpstream, claude_bin: str, **env: str
+) -> Stack:
+    """A stack of one front end and one worker, stopped with `running` (not yet ready)."""
+    server = running.enter_context(EmbeddedRedis(root / "redis"))
+    stack = Stack(redis=server, upstream=upstream, claude_bin=claude_bin, root=root)
+    running.callback(stack.stop)
+    stack.add_worker(**env)
+    stack.add_api(**env)
+    return stack
+
+
+# One resident CLI is enough: a test runs one conversation.
+_RESIDENT_ENV = {"CCFLEET_RESIDENT_MAX": "1", "CCFLEET_RESIDENT_IDLE_S": "60"}
+
+
+@pytest.fixture(scope="package")
+def path_stacks(
+    tmp_path_factory: pytest.TempPathFactory, session_upstream: FakeUpstream, claude_bin: str
+) -> Iterator[tuple[Stack, Stack]]:
+    """The replayed and the resident stack of `both_paths`, shared by the multi-turn tests (in
+    xdist group `both_paths`)."""
+    with contextlib.ExitStack() as running:
+        root = tmp_path_factory.mktemp
+        replayed = _started_stack(running, root("replayed"), session_upstream, claude_bin)
+        resident = _started_stack(
+            running, root("resident"), session_upstream, claude_bin, **_RESIDENT_ENV
+        )
+        replayed.wait_ready()
+        resident.wait_ready()
+        yield replayed, resident
+
+
+@pytest.fixture
+def both_paths(path_stacks: tuple[Stack, Stack], upstream: FakeUpstream) -> BothPaths:
+    """Each turn of a test's conversation through both paths (`BothPaths.turn`)."""
+    replayed, resident = path_stacks
+    return BothPaths(upstream, Endpoint(replayed.url), Endpoint(resident.url))
+
+
 class ResponsesKeys(NamedTuple):
     mine: str
     other: str
 
 
+def _responses_key(stack: Stack, name: str, **limits: Any) -> str:
+    secret = RESPONSES_AUTH_ENV["CCFLEET_AUTH_SECRET"]
+    return asyncio.run(client_keys.create_key(stack.redis.url, secret, name, **limits))
+
+
 @pytest.fixture(scope="package")
 def responses_keys(responses_stack: Stack) -> ResponsesKeys:
     """Two client keys of `responses_stack`: the tests' own, and another client's."""
-    redis_url, secret = responses_stack.redis.url, RESPONSES_AUTH_ENV["CCFLEET_AUTH_SECRET"]
     return ResponsesKeys(
-        asyncio.run(client_keys.create_key(redis_url, secret, "responses-client")),
-        asyncio.run(client_keys.create_key(redis_url, secret, "another-client")),
+        _responses_key(responses_stack, "responses-client"),
+        _responses_key(responses_stack, "another-client"),
+    )
+
+
+@pytest.fixture(scope="package")
+def responses_resident(
+    tmp_path_factory: pytest.TempPathFactory, session_upstream: FakeUpstream, claude_bin: str
+) -> Iterator[tuple[Endpoint, str]]:
+    """`responses_stack`'s twin with resident CLIs on, the resident path of
+    `responses_both_paths`: the endpoint with a key named as `responses_keys.mine`, and an
+    admin key."""
+    with contextlib.ExitStack() as running:
+        root = tmp_path_factory.mktemp("responses-resident")
+        env = {**RESPONSES_AUTH_ENV, "CCFLEET_JOB_MAX_ATTEMPTS": "1", **_RESIDENT_ENV}
+        stack = _started_stack(running, root, session_upstream, claude_bin, **env)
+        stack.wait_ready()
+        key = _responses_key(stack, "responses-client")
+        yield Endpoint(stack.url, key), _responses_key(stack, "ops", admin=True)
+
+
+@pytest.fixture
+def responses_both_paths(
+    responses_stack: Stack,
+    responses_keys: ResponsesKeys,
+    responses_resident: tuple[Endpoint, str],
+    upstream: FakeUpstream,
+) -> BothPaths:
+    """Each turn of a Responses conversation through `responses_stack` (replayed) and its
+    resident twin."""
+    resident, admin_key = responses_resident
+    return BothPaths(
+        upstream, Endpoint(responses_stack.url, responses_keys.mine), resident, admin_key
     )
 
 

@@ -13,8 +13,8 @@ import pytest
 from anthropic.types import CacheControlEphemeralParam, Message, ToolChoiceParam, ToolParam
 
 from tests.conftest import Stack, StackFactory
-from tests.e2e.conftest import MODEL, without_cli_additions
-from tests.fakes.upstream import BlocksReply, TextBlock, TextReply, ToolUseBlock
+from tests.e2e.conftest import MODEL, BothPaths, Endpoint, without_cli_additions
+from tests.fakes.upstream import BlocksReply, Reply, TextBlock, TextReply, ToolUseBlock
 from tests.processes import wait_until
 from tests.sdk import text_of
 
@@ -34,40 +34,41 @@ CLOCK: ToolParam = {
 }
 
 
-def _tool_round(client: anthropic.Anthropic, messages: list[Any], *, stream: bool) -> Message:
+def _tool_round(
+    paths: BothPaths, messages: list[Any], reply: Reply, *, stream: bool, follow_up: bool
+) -> Message:
     kwargs: dict[str, Any] = {
         "model": MODEL,
         "max_tokens": 500,
         "tools": [WEATHER, CLOCK],
         "messages": messages,
     }
-    if stream:
-        with client.messages.stream(**kwargs) as events:
-            return events.get_final_message()
-    whole: Message = client.messages.create(**kwargs)
-    return whole
+
+    def send(to: Endpoint) -> Message:
+        with anthropic.Anthropic(base_url=to.url, api_key=to.key, max_retries=0) as client:
+            if stream:
+                with client.messages.stream(**kwargs) as events:
+                    return events.get_final_message()
+            whole: Message = client.messages.create(**kwargs)
+            return whole
+
+    return paths.turn(send, reply, follow_up=follow_up, same=lambda message: message.content)
 
 
+@pytest.mark.xdist_group("both_paths")
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-def test_a_two_round_tool_loop_runs_exactly(
-    stack: Stack, client: anthropic.Anthropic, stream: bool
+def test_a_two_round_tool_loop_runs_exactly_resident_or_replayed(
+    both_paths: BothPaths, stream: bool
 ) -> None:
-    stack.upstream.enqueue(
-        BlocksReply(
-            [
-                TextBlock("Checking both."),
-                ToolUseBlock(
-                    "toolu_01", "mcp__client__get_weather", {"city": "Paris", "unit": "c"}
-                ),
-                ToolUseBlock("toolu_02", "mcp__client__get_time", {}),
-            ]
-        ),
-        BlocksReply([ToolUseBlock("toolu_03", "mcp__client__get_weather", {"city": "Rome"})]),
-        TextReply("Paris is 18C at noon; Rome is 25C."),
-    )
     messages: list[Any] = [{"role": "user", "content": "Weather in Paris and Rome, and the time?"}]
-
-    first = _tool_round(client, messages, stream=stream)
+    checking = BlocksReply(
+        [
+            TextBlock("Checking both."),
+            ToolUseBlock("toolu_01", "mcp__client__get_weather", {"city": "Paris", "unit": "c"}),
+            ToolUseBlock("toolu_02", "mcp__client__get_time", {}),
+        ]
+    )
+    first = _tool_round(both_paths, messages, checking, stream=stream, follow_up=False)
     assert first.stop_reason == "tool_use"
     calls = [block for block in first.content if block.type == "tool_use"]
     assert [(c.id, c.name, c.input) for c in calls] == [
@@ -88,7 +89,8 @@ def test_a_two_round_tool_loop_runs_exactly(
             ],
         },
     ]
-    second = _tool_round(client, messages, stream=stream)
+    rome = BlocksReply([ToolUseBlock("toolu_03", "mcp__client__get_weather", {"city": "Rome"})])
+    second = _tool_round(both_paths, messages, rome, stream=stream, follow_up=True)
     assert [(b.name, b.input) for b in second.content if b.type == "tool_use"] == [
         ("get_weather", {"city": "Rome"})
     ]
@@ -106,17 +108,18 @@ def test_a_two_round_tool_loop_runs_exactly(
             ],
         },
     ]
-    third = _tool_round(client, messages, stream=stream)
+    done = TextReply("Paris is 18C at noon; Rome is 25C.")
+    third = _tool_round(both_paths, messages, done, stream=stream, follow_up=True)
     assert third.stop_reason == "end_turn"
     assert text_of(third) == "Paris is 18C at noon; Rome is 25C."
 
-    requests = stack.upstream.requests
-    assert len(requests) == 3, "the CLI never ran a tool or asked the model again by itself"
-    tools_sent = {tool["name"]: tool for tool in requests[0].body["tools"]}
+    # Each round asked the model once on each path: the CLI never ran a tool by itself.
+    first_sent, _, last_sent = both_paths.resident_bodies
+    tools_sent = {tool["name"]: tool for tool in first_sent["tools"]}
     assert tools_sent["mcp__client__get_weather"]["description"] == WEATHER["description"]
     assert tools_sent["mcp__client__get_weather"]["input_schema"] == WEATHER["input_schema"]
     assert tools_sent["mcp__client__get_time"]["input_schema"] == CLOCK["input_schema"]
-    last = without_cli_additions(requests[2].body["messages"])
+    last = without_cli_additions(last_sent["messages"])
     assert last[2]["content"] == messages[2]["content"]  # tool results of round one, exactly
     assert last[4]["content"] == messages[4]["content"]  # the is_error result of round two
     assert last[1]["content"][1]["name"] == "mcp__client__get_weather"

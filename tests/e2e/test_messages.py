@@ -5,15 +5,16 @@ from __future__ import annotations
 import base64
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import anthropic
 import httpx
 import orjson
-from anthropic.types import ImageBlockParam, MessageParam
+import pytest
+from anthropic.types import ImageBlockParam, Message, MessageParam
 
 from tests.conftest import Stack
-from tests.e2e.conftest import MODEL, as_blocks, without_cli_additions
+from tests.e2e.conftest import MODEL, BothPaths, Endpoint, as_blocks, without_cli_additions
 from tests.fakes.upstream import (
     BlocksReply,
     RedactedThinkingBlock,
@@ -107,8 +108,9 @@ def test_the_system_prompt_and_model_reach_the_upstream(
     assert sent["system"][-1]["text"] == "You are a pirate.\n\nBe brief."
 
 
-def test_a_five_turn_conversation_reaches_the_model_as_five_exact_messages(
-    stack: Stack, client: anthropic.Anthropic
+@pytest.mark.xdist_group("both_paths")
+def test_a_five_turn_conversation_reaches_the_model_as_five_exact_messages_resident_or_replayed(
+    both_paths: BothPaths,
 ) -> None:
     conversation: list[MessageParam] = [
         {"role": "user", "content": "What is 2+2?"},
@@ -123,9 +125,21 @@ def test_a_five_turn_conversation_reaches_the_model_as_five_exact_messages(
         {"role": "assistant", "content": "12."},
         {"role": "user", "content": "Thanks! Now in words."},
     ]
-    client.messages.create(model=MODEL, max_tokens=50, messages=conversation)
-    assert len(stack.upstream.requests) == 1
-    sent = without_cli_additions(stack.upstream.requests[0].body["messages"])
+
+    def asking(messages: list[MessageParam]) -> Callable[[Endpoint], Message]:
+        def send(to: Endpoint) -> Message:
+            with anthropic.Anthropic(base_url=to.url, api_key=to.key, max_retries=0) as client:
+                return client.messages.create(model=MODEL, max_tokens=50, messages=messages)
+
+        return send
+
+    def same(message: Message) -> object:
+        return message.content
+
+    # The fourth message is the model's answer to the first three, sent back as a string.
+    both_paths.turn(asking(conversation[:3]), TextReply("12."), follow_up=False, same=same)
+    both_paths.turn(asking(conversation), TextReply("Twelve."), follow_up=True, same=same)
+    sent = without_cli_additions(both_paths.resident_bodies[-1]["messages"])
     assert len(sent) == 5
     assert as_blocks(sent) == as_blocks(conversation)
 

@@ -9,6 +9,7 @@ import httpx
 import openai
 import pytest
 from openai.types.chat import (
+    ChatCompletion,
     ChatCompletionAssistantMessageParam,
     ChatCompletionContentPartParam,
     ChatCompletionFunctionToolParam,
@@ -17,13 +18,14 @@ from openai.types.chat import (
 )
 
 from tests.conftest import Stack
-from tests.e2e.conftest import MODEL, as_blocks, without_cli_additions
+from tests.e2e.conftest import MODEL, BothPaths, Endpoint, as_blocks, without_cli_additions
 from tests.e2e.test_messages import _png_base64
 from tests.fakes.upstream import (
     BlocksReply,
     ErrorReply,
     HangReply,
     MidStreamErrorReply,
+    Reply,
     TextBlock,
     TextReply,
     ThinkingBlock,
@@ -53,6 +55,18 @@ WEATHER_TOOL: ChatCompletionFunctionToolParam = {
 @pytest.fixture
 def oai(stack: Stack, sdk_clients: SdkClients) -> openai.OpenAI:
     return sdk_clients.openai_client(stack.url)
+
+
+def _completion(paths: BothPaths, reply: Reply, follow_up: bool, **kwargs: Any) -> ChatCompletion:
+    """One turn of a chat conversation through both paths (`BothPaths.turn`)."""
+    kwargs.setdefault("model", MODEL)
+
+    def send(to: Endpoint) -> ChatCompletion:
+        with openai.OpenAI(base_url=f"{to.url}/v1", api_key=to.key, max_retries=0) as oai:
+            completion: ChatCompletion = oai.chat.completions.create(**kwargs)
+            return completion
+
+    return paths.turn(send, reply, follow_up=follow_up, same=lambda c: c.choices)
 
 
 def test_a_non_streaming_completion_carries_the_text_finish_reason_and_usage(
@@ -117,7 +131,10 @@ def test_the_raw_stream_is_unnamed_data_lines_ending_in_done(stack: Stack) -> No
     assert all(json.loads(d)["object"] == "chat.completion.chunk" for d in data[:-1])
 
 
-def test_the_system_prompt_and_history_reach_the_upstream(stack: Stack, oai: openai.OpenAI) -> None:
+@pytest.mark.xdist_group("both_paths")
+def test_the_system_prompt_and_history_reach_the_upstream_resident_or_replayed(
+    both_paths: BothPaths,
+) -> None:
     history: list[ChatCompletionMessageParam] = [
         {"role": "user", "content": "What is 2+2?"},
         {"role": "assistant", "content": "4."},
@@ -125,17 +142,15 @@ def test_the_system_prompt_and_history_reach_the_upstream(stack: Stack, oai: ope
         {"role": "assistant", "content": "12."},
         {"role": "user", "content": "Thanks! Now in words."},
     ]
-    oai.chat.completions.create(
-        model="claude-opus-5-5",
-        messages=[
-            {"role": "system", "content": "You are a pirate."},
-            {"role": "developer", "content": "Be brief."},
-            *history,
-        ],
-        max_completion_tokens=50,
-    )
-    assert len(stack.upstream.requests) == 1
-    sent = stack.upstream.requests[0].body
+    prompts: list[ChatCompletionMessageParam] = [
+        {"role": "system", "content": "You are a pirate."},
+        {"role": "developer", "content": "Be brief."},
+    ]
+    opus = {"model": "claude-opus-5-5", "max_completion_tokens": 50}
+    # The fourth message is the model's answer to the first three.
+    _completion(both_paths, TextReply("12."), False, messages=[*prompts, *history[:3]], **opus)
+    _completion(both_paths, TextReply("Twelve."), True, messages=[*prompts, *history], **opus)
+    sent = both_paths.resident_bodies[-1]
     assert sent["model"] == "claude-opus-5-5"
     assert sent["system"][-1]["text"] == "You are a pirate.\n\nBe brief."
     assert as_blocks(without_cli_additions(sent["messages"])) == as_blocks(history)
@@ -242,11 +257,12 @@ def test_an_unknown_path_under_chat_is_a_404_in_openais_shape(stack: Stack) -> N
     assert response.json()["error"]["type"] == "not_found_error"
 
 
-def test_a_tool_call_round_trip(stack: Stack, oai: openai.OpenAI) -> None:
+@pytest.mark.xdist_group("both_paths")
+def test_a_tool_call_round_trip_resident_or_replayed(both_paths: BothPaths) -> None:
     call = ToolUseBlock("toolu_01", MODEL_TOOL_NAME, {"city": "Paris"})
-    stack.upstream.enqueue(BlocksReply([TextBlock("Let me check."), call]))
     question: ChatCompletionUserMessageParam = {"role": "user", "content": "Weather in Paris?"}
-    completion = oai.chat.completions.create(model=MODEL, messages=[question], tools=[WEATHER_TOOL])
+    checking = BlocksReply([TextBlock("Let me check."), call])
+    completion = _completion(both_paths, checking, False, messages=[question], tools=[WEATHER_TOOL])
     [choice] = completion.choices
     assert choice.finish_reason == "tool_calls"
     assert choice.message.content == "Let me check."
@@ -254,12 +270,12 @@ def test_a_tool_call_round_trip(stack: Stack, oai: openai.OpenAI) -> None:
     assert tool_call.id == "toolu_01" and tool_call.type == "function"
     assert tool_call.function.name == "get_weather"
     assert json.loads(tool_call.function.arguments) == {"city": "Paris"}
-    assert stack.upstream.requests[0].body["tools"][-1]["name"].endswith("get_weather")
+    assert both_paths.resident_bodies[0]["tools"][-1]["name"].endswith("get_weather")
 
-    stack.upstream.reset()
-    stack.upstream.enqueue(TextReply("Sunny, 18C."))
-    follow_up = oai.chat.completions.create(
-        model=MODEL,
+    follow_up = _completion(
+        both_paths,
+        TextReply("Sunny, 18C."),
+        True,
         tools=[WEATHER_TOOL],
         messages=[
             question,
@@ -269,7 +285,7 @@ def test_a_tool_call_round_trip(stack: Stack, oai: openai.OpenAI) -> None:
         ],
     )
     assert follow_up.choices[0].message.content == "Sunny, 18C."
-    sent = without_cli_additions(stack.upstream.requests[-1].body["messages"])
+    sent = without_cli_additions(both_paths.resident_bodies[-1]["messages"])
     results = [b for b in sent[-1]["content"] if b["type"] == "tool_result"]
     assert [r["tool_use_id"] for r in results] == ["toolu_01"]
     assert "18C and sunny" in json.dumps(results[0]["content"])

@@ -9,18 +9,26 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import openai
 import pytest
-from openai.types.responses import ResponseInputParam, ToolParam
+from openai.types.responses import Response, ResponseInputParam, ToolParam
 from redis.asyncio import Redis
 
 from shared.telemetry.request_stats import read_request_stats
 from tests import client_keys
 from tests.conftest import Stack
-from tests.e2e.conftest import MODEL, RESPONSES_AUTH_ENV, ResponsesKeys, without_cli_additions
+from tests.e2e.conftest import (
+    MODEL,
+    RESPONSES_AUTH_ENV,
+    BothPaths,
+    Endpoint,
+    ResponsesKeys,
+    without_cli_additions,
+)
 from tests.fakes.upstream import (
     BlocksReply,
     ErrorReply,
@@ -139,14 +147,32 @@ def test_instructions_and_developer_messages_are_the_system_prompt_and_turns_sta
     ]
 
 
+def _responding(**kwargs: Any) -> Callable[[Endpoint], Response]:
+    def send(to: Endpoint) -> Response:
+        with openai.OpenAI(base_url=f"{to.url}/v1", api_key=to.key, max_retries=0) as oai:
+            response: Response = oai.responses.create(model=MODEL, **kwargs)
+            return response
+
+    return send
+
+
+def _output(response: Response) -> object:
+    return [item.model_dump(exclude={"id"}) for item in response.output]
+
+
 def test_a_function_tool_round_trip_names_namespaced_tools_back_and_hides_hosted_ones(
-    stack: Stack, oai: openai.OpenAI
+    responses_both_paths: BothPaths,
 ) -> None:
+    paths = responses_both_paths
     call = ToolUseBlock("toolu_01", f"{CLI_TOOL}agents__close_agent", {"target": "a1"})
-    stack.upstream.enqueue(BlocksReply([TextBlock("Closing it."), call]))
     tools: list[Any] = [WEATHER, AGENTS_NAMESPACE, WEB_SEARCH]
-    first = oai.responses.create(model=MODEL, input="Close agent a1.", tools=tools)
-    offered = [tool["name"] for tool in stack.upstream.requests[0].body["tools"]]
+    first = paths.turn(
+        _responding(input="Close agent a1.", tools=tools),
+        BlocksReply([TextBlock("Closing it."), call]),
+        follow_up=False,
+        same=_output,
+    )
+    offered = [tool["name"] for tool in paths.resident_bodies[0]["tools"]]
     assert f"{CLI_TOOL}get_weather" in offered
     assert f"{CLI_TOOL}agents__close_agent" in offered
     assert not any("web_search" in name for name in offered)
@@ -158,16 +184,19 @@ def test_a_function_tool_round_trip_names_namespaced_tools_back_and_hides_hosted
     assert function_call.call_id == "toolu_01"
     assert json.loads(function_call.arguments) == {"target": "a1"}
 
-    stack.upstream.reset()
-    stack.upstream.enqueue(TextReply("Closed."))
     history: list[Any] = [
         {"role": "user", "content": "Close agent a1."},
         *[item.model_dump(exclude_none=True) for item in first.output],
         {"type": "function_call_output", "call_id": "toolu_01", "output": "closed"},
     ]
-    follow_up = oai.responses.create(model=MODEL, input=history, tools=tools)
+    follow_up = paths.turn(
+        _responding(input=history, tools=tools),
+        TextReply("Closed."),
+        follow_up=True,
+        same=_output,
+    )
     assert follow_up.output_text == "Closed."
-    sent = without_cli_additions(stack.upstream.requests[-1].body["messages"])
+    sent = without_cli_additions(paths.resident_bodies[-1]["messages"])
     uses = [b for b in sent[1]["content"] if b["type"] == "tool_use"]
     assert [(u["id"], u["name"]) for u in uses] == [("toolu_01", f"{CLI_TOOL}agents__close_agent")]
     results = [b for b in sent[2]["content"] if b["type"] == "tool_result"]
@@ -290,10 +319,21 @@ def test_invalid_input_is_a_bad_request_in_openais_shape_naming_the_field(
 
 
 def test_a_stored_response_is_read_continued_and_deleted_by_its_own_key_only(
-    stack: Stack, oai: openai.OpenAI, sdk_clients: SdkClients, responses_keys: ResponsesKeys
+    stack: Stack,
+    oai: openai.OpenAI,
+    sdk_clients: SdkClients,
+    responses_keys: ResponsesKeys,
+    responses_both_paths: BothPaths,
 ) -> None:
-    stack.upstream.enqueue(TextReply("Four."))
-    first = oai.responses.create(model=MODEL, input="What is 2+2?", instructions="Be brief.")
+    paths = responses_both_paths
+    firsts: dict[Endpoint, Response] = {}
+
+    def ask(to: Endpoint) -> Response:
+        firsts[to] = _responding(input="What is 2+2?", instructions="Be brief.")(to)
+        return firsts[to]
+
+    paths.turn(ask, TextReply("Four."), follow_up=False, same=_output)
+    first = firsts[paths.replayed]  # on `stack`, where the other client's key is
     assert oai.responses.retrieve(first.id).output_text == "Four."
     [item] = oai.responses.input_items.list(first.id).data
     assert item.type == "message" and item.id
@@ -303,14 +343,16 @@ def test_a_stored_response_is_read_continued_and_deleted_by_its_own_key_only(
     with pytest.raises(openai.NotFoundError):
         other.responses.create(model=MODEL, input="And?", previous_response_id=first.id)
 
-    stack.upstream.reset()
-    stack.upstream.enqueue(TextReply("Twelve."))
-    second = oai.responses.create(
-        model=MODEL, input="Times 3?", previous_response_id=first.id, instructions="Be brief."
-    )
-    assert second.output_text == "Twelve." and second.previous_response_id == first.id
-    [sent] = stack.upstream.requests
-    assert without_cli_additions(sent.body["messages"]) == [
+    def continue_(to: Endpoint) -> Response:
+        previous = firsts[to].id
+        return _responding(
+            input="Times 3?", previous_response_id=previous, instructions="Be brief."
+        )(to)
+
+    second = paths.turn(continue_, TextReply("Twelve."), follow_up=True, same=_output)
+    assert second.output_text == "Twelve."
+    assert second.previous_response_id == firsts[paths.resident].id
+    assert without_cli_additions(paths.resident_bodies[-1]["messages"]) == [
         {"role": "user", "content": [{"type": "text", "text": "What is 2+2?"}]},
         {"role": "assistant", "content": [{"type": "text", "text": "Four."}]},
         {"role": "user", "content": [{"type": "text", "text": "Times 3?"}]},

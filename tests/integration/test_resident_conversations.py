@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import os
-import re
 import sys
 import uuid
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from tests.fakes.upstream import (
     ThinkingBlock,
     ToolUseBlock,
 )
+from tests.resident_fidelity import sent_without_session, without_cli_reminders
 from tests.waiting import async_wait_until
 from worker.cli.config import CliConfig
 from worker.cli.process import CliProcess
@@ -206,33 +205,6 @@ async def make_worker(
 
 def was_reaped(pid: int) -> bool:
     return not Path(f"/proc/{pid}").exists()
-
-
-def sent_without_session(body: dict[str, Any]) -> str:
-    """The upstream request less `metadata` (it names the CLI process's session), in order."""
-    return json.dumps({k: v for k, v in body.items() if k != "metadata"})
-
-
-_REMINDER_BLOCK = re.compile(r"^\s*<system-reminder>")
-_APPENDED_REMINDER = re.compile(r"\n\n<system-reminder>\n.*</system-reminder>$", re.DOTALL)
-
-
-def without_cli_reminders(body: dict[str, Any]) -> str:
-    """`sent_without_session` less the reminders the CLI adds to user messages; a string
-    content and one text block are the same message once those are gone."""
-    messages = []
-    for message in body["messages"]:
-        content = message["content"]
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-        kept = []
-        for block in blocks:
-            if block.get("type") == "text" and _REMINDER_BLOCK.match(block["text"]):
-                continue
-            if block.get("type") == "tool_result" and isinstance(block.get("content"), str):
-                block = {**block, "content": _APPENDED_REMINDER.sub("", block["content"])}
-            kept.append(block)
-        messages.append({**message, "content": kept})
-    return sent_without_session({**body, "messages": messages})
 
 
 async def next_turn_both_ways(

@@ -1,16 +1,16 @@
 """Resident conversations: a CLI that answered a turn stays alive, holding its conversation,
 so the next turn sends only its new messages instead of replaying the whole history.
 
-A CLI's conversation is named by `conversation_digest`: the client key's name, every
-request field but `messages`, `stream` and `metadata` (system prompt, tools, model, thinking,
+A CLI's conversation is named by `conversation_digest`: the client key's name, every request
+field but `messages`, `stream` and `metadata` (system prompt, tools, model, thinking,
 tool_choice...), and the messages exactly as the CLI got them (worker/cli/command.py
-`cli_messages`: tool-use ids, thinking signatures, cache_control and all), its own reply
-included. A request continues in a resident CLI when its messages up to their last assistant
-message have the digest that CLI holds (`Continuation`); the user messages after it are what
-goes in. Anything else (an edited, shortened or compacted history, another key, other
-settings) finds no CLI and replays in a fresh one. So a CLI serves one conversation of one
-key, in its own workspace; a turn that fails or is cancelled stops its CLI
-(worker/reply/answer.py keeps a CLI only after a complete answer).
+`cli_messages`: tool-use ids, thinking signatures, cache_control and all; a string content as
+its one text block), its own reply included. A request continues in a resident CLI when its
+messages up to their last assistant message have the digest that CLI holds (`Continuation`);
+the user messages after it are what goes in. Anything else (an edited, shortened or compacted
+history, another key, other settings) finds no CLI and replays in a fresh one. So a CLI serves
+one conversation of one key, in its own workspace; a turn that fails or is cancelled stops its
+CLI (worker/reply/answer.py keeps a CLI only after a complete answer).
 
 At most `max_resident` CLIs wait, the least recently used stopped first, each at most
 `idle_s`. Measured (docs/measured-facts.md "Long conversations"): the next turn's upstream
@@ -45,8 +45,18 @@ def conversation_digest(
 ) -> str:
     """What a CLI holding `messages` (CLI form) for this key and these settings holds."""
     settings = request.model_dump(mode="json", exclude_unset=True, exclude=set(_NOT_SETTINGS))
-    named = orjson.dumps([client_key, settings, messages], option=orjson.OPT_SORT_KEYS)
+    canonical = [_canonical(message) for message in messages]
+    named = orjson.dumps([client_key, settings, canonical], option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(named).hexdigest()
+
+
+def _canonical(message: dict[str, Any]) -> dict[str, Any]:
+    """A string content as the one text block it is to the API: many clients send the model's
+    answer back as a string, and the CLI that gave it holds it as a text block."""
+    content = message["content"]
+    if isinstance(content, str):
+        return {**message, "content": [{"type": "text", "text": content}]}
+    return message
 
 
 @dataclass(frozen=True)
