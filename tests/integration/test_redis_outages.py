@@ -140,3 +140,49 @@ async def test_a_job_whose_keys_a_restart_lost_ends_with_a_clear_error_instead_o
     assert reply.status_code == 529, reply.text
     assert reply.json()["error"]["message"] == "The job queue lost this request; please retry."
     assert float(reply.headers["retry-after"]) > 0
+
+
+# -- paths beyond a new request: a resume, batches, a worker starting up ----------------------
+
+
+def gated_cli(directory: Path) -> tuple[Path, Path, Path]:
+    """A CLI whose first start-up check (`--version`) says it began, then waits for a go:
+    (the CLI, the file it touches when checked, the file that lets it answer)."""
+    directory.mkdir()
+    real = fake_cli.write_executable(directory)
+    checking, go = directory / "checking", directory / "go"
+    gate = directory / "gated-claude"
+    gate.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = --version ] && [ ! -e {go} ]; then\n'
+        f"  touch {checking}; i=0\n"
+        f'  while [ ! -e {go} ] && [ "$i" -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n'
+        "fi\n"
+        f'exec {real} "$@"\n'
+    )
+    gate.chmod(0o755)
+    return gate, checking, go
+
+
+async def test_a_worker_whose_redis_restarts_while_it_starts_serves_once_redis_is_back(
+    make_stack: StackFactory, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    cli, checking, go = gated_cli(tmp_path / "gated")
+    stack = make_stack(workers=0, wait_ready=False, CCFLEET_CLAUDE_BIN=str(cli))
+    worker = stack.add_worker(CCFLEET_CLAUDE_BIN=str(cli))
+    # Past its first PING (arq's pool answered), in its start-up's CLI check: Redis goes.
+    await asyncio.to_thread(wait_until, checking.exists, BOUND_S, "the worker's CLI check")
+    await asyncio.to_thread(redis_server.stop)
+    go.touch()
+    await asyncio.sleep(1.0)
+    await asyncio.to_thread(redis_server.start)
+    await asyncio.to_thread(
+        wait_until,
+        lambda: worker.proc.poll() is not None or http_ok(f"{stack.url}/ready"),
+        BOUND_S,
+        "the worker to be ready or to exit",
+    )
+    assert worker.proc.poll() is None, worker.log_text()[-3000:]
+    async with httpx.AsyncClient(timeout=BOUND_S) as client:
+        reply = await client.post(f"{stack.url}/v1/messages", json=request(stream=False))
+    assert reply.status_code == 200, reply.text
