@@ -129,3 +129,25 @@ async def test_a_request_given_back_is_taken_again_first_and_those_in_flight_are
     assert await store.take_next("job_e") is None
     state = await store.get("msgbatch_t")
     assert state is not None and state.processing == 3
+
+
+async def test_a_batch_written_again_after_a_lost_reply_keeps_the_requests_it_started(
+    pool: ArqRedis,
+) -> None:
+    # A front end whose create's reply a Redis restart cut off writes the batch again.
+    store = BatchStore(pool, retention_s=60)
+    batch = NewBatch(id="msgbatch_t", owner="", created_at_ms=1, expires_at_ms=2**42)
+    requests = [
+        StoredRequest(i, orjson.dumps({"custom_id": f"r{i}", "params": PARAMS})) for i in range(2)
+    ]
+    await store.create(batch, requests)
+    assert await store.take_next("job_running") is not None
+
+    await store.create(batch, requests)
+
+    awaiting = await pool.hget(redis_keys.batch("msgbatch_t"), "awaiting")  # type: ignore[misc]  # redis-py 5 types it sync-or-async
+    assert awaiting == b"1"
+    active = await pool.lrange(redis_keys.batches_active(), 0, -1)  # type: ignore[misc]  # redis-py 5 types it sync-or-async
+    assert active == [b"msgbatch_t"]
+    taken = await store.take_next("job_next")
+    assert taken is not None and taken.index == 1
