@@ -17,6 +17,7 @@ from redis import Redis as SyncRedis
 
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.broker import redis_keys
+from tests import client_keys
 from tests.conftest import Stack, StackFactory
 from tests.fakes import fake_cli
 from tests.processes import http_ok, wait_until
@@ -243,6 +244,27 @@ async def test_a_resume_and_batch_calls_during_a_redis_restart_complete_whole(
         done = [await ended_batch(client, stack.url, b) for b in (first_id, created.json()["id"])]
     assert before + resumed.text == "x" * DRIPS, stack.logs()
     assert [b["request_counts"]["succeeded"] for b in done] == [2, 1], stack.logs()
+
+
+SERVER_SECRET = "outage-test-server-secret-" + "0123456789abcdef" * 2
+
+
+async def test_with_client_keys_a_request_sent_during_a_redis_restart_is_answered(
+    make_stack: StackFactory, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    # Client keys on, as in production: every request's key is read from Redis first.
+    stack = make_stack(
+        CCFLEET_CLAUDE_BIN=str(fake_cli.write_executable(tmp_path)),
+        CCFLEET_AUTH="on",
+        CCFLEET_AUTH_SECRET=SERVER_SECRET,
+    )
+    secret = await client_keys.create_key(redis_server.url, SERVER_SECRET, "outage")
+    async with httpx.AsyncClient(timeout=BOUND_S, headers={"x-api-key": secret}) as client:
+        (reply,) = await restart_redis_during(
+            redis_server, client.post(f"{stack.url}/v1/messages", json=request(stream=False))
+        )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["content"][0]["text"], reply.text
 
 
 def gated_cli(directory: Path) -> tuple[Path, Path, Path]:
