@@ -222,7 +222,7 @@ async def ended_batch(client: httpx.AsyncClient, url: str, batch_id: str) -> dic
     return batch
 
 
-async def test_a_resume_and_batch_calls_during_a_redis_restart_complete_whole(
+async def test_a_resume_batch_calls_and_a_model_list_during_a_redis_restart_all_complete(
     make_stack: StackFactory, redis_server: EmbeddedRedis, tmp_path: Path
 ) -> None:
     stack = dripping_stack(make_stack, tmp_path, CCFLEET_BATCH_CHECK_S="0.2")
@@ -232,14 +232,15 @@ async def test_a_resume_and_batch_calls_during_a_redis_restart_complete_whole(
         assert first.status_code == 200, first.text
         first_id = first.json()["id"]
         before, last_id = await first_deltas(client, stack.url, 3)
-        resumed, created, read, listed = await restart_redis_during(
+        resumed, created, read, listed, models = await restart_redis_during(
             redis_server,
             resumed_text(client, stack.url, last_id),
             client.post(batches, json=batch_of(1)),
             client.get(f"{batches}/{first_id}"),
             client.get(batches),
+            client.get(f"{stack.url}/v1/models"),
         )
-        for reply in (resumed, created, read, listed):
+        for reply in (resumed, created, read, listed, models):
             assert reply.status_code == 200, reply.text
         done = [await ended_batch(client, stack.url, b) for b in (first_id, created.json()["id"])]
     assert before + resumed.text == "x" * DRIPS, stack.logs()
