@@ -149,14 +149,18 @@ async def admit_resume(
     if key is None:
         return
     lane = lane_of(request)
-    await admission.admit(
-        services.fleet.quotas,
-        key,
-        body,
-        lane=lane,
-        request_id=request_id_var.get() or "",
-        lease_s=admission.lease_s(services.fleet.lanes[lane], services.settings),
-        new_job=False,
+    request_id = request_id_var.get() or ""
+    await outlasting_outage(  # as `queue_job` admits: a resume in a Redis restart waits
+        lambda: admission.admit(
+            services.fleet.quotas,
+            key,
+            body,
+            lane=lane,
+            request_id=request_id,
+            lease_s=admission.lease_s(services.fleet.lanes[lane], services.settings),
+            new_job=False,
+        ),
+        limit_s=services.settings.redis.outage_grace_s,
     )
 
 

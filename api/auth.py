@@ -23,6 +23,7 @@ from api.errors import refusal_response
 from api.services import Services, services_of
 from api.telemetry.request_metrics import request_labels
 from shared.access.client_keys import ClientKey, KeyStore
+from shared.broker.outage import outlasting_outage
 from shared.errors import AuthenticationFailed, PermissionDenied
 
 _BEARER = "bearer "
@@ -66,10 +67,16 @@ class KeyGate:
         if scope["type"] != "http" or self.is_open(scope):
             await self.app(scope, receive, send)
             return
-        key_store = services_of(scope["app"]).key_store
+        services = services_of(scope["app"])
+        key_store = services.key_store
         if key_store is not None:
+            headers = Headers(scope=scope)
             try:
-                key = await key_of(Headers(scope=scope), key_store)
+                # A request arriving in a Redis restart waits it out (admission does too).
+                key = await outlasting_outage(
+                    lambda: key_of(headers, key_store),
+                    limit_s=services.settings.redis.outage_grace_s,
+                )
             except Exception as refused:  # answered as the app's handlers would, or re-raised
                 await refusal_response(refused, scope["path"])(scope, receive, send)
                 return

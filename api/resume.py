@@ -17,6 +17,7 @@ from fastapi import Request
 from api.relay.job_relay import JobRelay
 from api.services import FrontEndServices
 from shared.access.client_keys import ClientKey
+from shared.broker.outage import outlasting_outage
 from shared.errors import InvalidRequest, NotFound
 from shared.telemetry.log import job_id_var
 from shared.wire.messages import MessagesRequest
@@ -40,7 +41,10 @@ async def resume_job(
     if match is None:
         raise InvalidRequest("Last-Event-ID: expected the id of an event of this API.")
     job_id, seq = match.groups()
-    kept = await services.fleet.queue.owner(job_id)
+    # A resume arriving in a Redis restart waits it out, as a new request does.
+    kept = await outlasting_outage(
+        lambda: services.fleet.queue.owner(job_id), limit_s=services.settings.redis.outage_grace_s
+    )
     if kept is None or not same_owner(kept, stream_owner(body, key)):
         raise NotFound(f"Last-Event-ID: no stream {job_id} to resume (it may have expired).")
     job_id_var.set(job_id)

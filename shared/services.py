@@ -67,6 +67,7 @@ class FleetServices:
                 batch_max_waiting=lanes.batch.max_waiting,
                 max_runs=settings.jobs.max_attempts,
                 admission=BatchAdmission(quotas, lease_s=lease_s(lanes.batch, settings)),
+                redis_outage_s=settings.redis.outage_grace_s,
             ),
             quotas=quotas,
         )

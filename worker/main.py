@@ -14,6 +14,7 @@ from typing import Any
 import uvloop
 from redis.exceptions import RedisError
 
+from shared.broker.outage import outlasting_outage
 from shared.process.vital_tasks import VitalTasks
 from shared.services import FleetServices
 from shared.settings import Settings
@@ -112,12 +113,17 @@ def build_worker(settings: Settings, environ: dict[str, str]) -> FleetWorker:
         )
         ctx["worker"] = worker
         metrics_server.start()
-        await check_budget_at_start(worker, redis)
+        # Redis may go away between arq's first PING and here (a restart, a failover): the
+        # start-up's own calls wait it out, as the loops started below do.
+        grace_s = settings.redis.outage_grace_s
+        await outlasting_outage(lambda: check_budget_at_start(worker, redis), limit_s=grace_s)
         if pool is not None:
             ctx["pool_task"] = asyncio.create_task(pool.run(), name="ready-cli-pool")
         if residents is not None:
             ctx["residents_task"] = asyncio.create_task(residents.run(), name="resident-clis")
-        await beat(redis, state, ttl_s=settings.worker.heartbeat_ttl_s)
+        await outlasting_outage(
+            lambda: beat(redis, state, ttl_s=settings.worker.heartbeat_ttl_s), limit_s=grace_s
+        )
         if settings.worker.wake_on_queue:
             wakeup.start(redis)
         vital.start(

@@ -30,6 +30,7 @@ from fastapi import APIRouter, Query, Request
 
 from api.services import FrontEndServices, Services
 from shared.broker import redis_keys
+from shared.broker.outage import outlasting_outage
 from shared.errors import InvalidRequest, NotFound
 
 logger = logging.getLogger(__name__)
@@ -146,7 +147,11 @@ async def served_models(services: FrontEndServices) -> list[ModelEntry]:
 
 
 async def _published_models(services: FrontEndServices) -> list[dict[str, Any]]:
-    raw: bytes | None = await services.redis.get(redis_keys.upstream_models())
+    # A client listing models in a Redis restart waits it out, as its requests do.
+    raw: bytes | None = await outlasting_outage(
+        lambda: services.redis.get(redis_keys.upstream_models()),
+        limit_s=services.settings.redis.outage_grace_s,
+    )
     if raw is None:
         return []
     try:

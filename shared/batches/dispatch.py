@@ -35,6 +35,7 @@ from shared.access.quotas import Quotas
 from shared.batches.store import BatchStore, InflightEntry, TakenRequest
 from shared.batches.wire import BatchState, errored, never_ran
 from shared.broker import redis_keys
+from shared.broker.outage import outlasting_outage
 from shared.errors import (
     BudgetSpent,
     CliFailed,
@@ -78,6 +79,7 @@ class BatchDispatch:
         max_runs: int,
         admission: BatchAdmission | None = None,
         lost_after_ms: int = LOST_AFTER_MS,
+        redis_outage_s: float = 0.0,
     ) -> None:
         self._redis = redis
         self._store = store
@@ -86,6 +88,7 @@ class BatchDispatch:
         self._batch_max_waiting = batch_max_waiting
         self._max_runs = max_runs  # of one request whose jobs keep getting lost
         self._lost_after_ms = lost_after_ms
+        self._redis_outage_s = redis_outage_s
 
     async def feed(self, *, waiting_target: int) -> int:
         """Queue batch requests until `waiting_target` batch jobs wait; how many were queued."""
@@ -253,16 +256,22 @@ class BatchDispatch:
     async def _submit(
         self, batch_id: str, index: int, body: bytes, job_id: str, owner: str
     ) -> None:
-        """Queue one request as a batch-lane job, on its batch owner's key (usage, spend)."""
+        """Queue one request as a batch-lane job, on its batch owner's key (usage, spend).
+        A request claimed as Redis went away is queued once it is back (a second submit of
+        one job id is a no-op), rather than left claimed until `check` finds it lost."""
         item = orjson.loads(body)
-        await self._queue.submit(
-            MessagesRequest.model_validate(item["params"]),  # valid: checked at creation
-            request_id=_request_id(batch_id, index),
-            lane="batch",
-            lane_limit=self._batch_max_waiting,
-            job_id=job_id,
-            batch=BatchItem(batch_id=batch_id, index=index, custom_id=item["custom_id"]),
-            client_key=owner or None,
+        request = MessagesRequest.model_validate(item["params"])  # valid: checked at creation
+        await outlasting_outage(
+            lambda: self._queue.submit(
+                request,
+                request_id=_request_id(batch_id, index),
+                lane="batch",
+                lane_limit=self._batch_max_waiting,
+                job_id=job_id,
+                batch=BatchItem(batch_id=batch_id, index=index, custom_id=item["custom_id"]),
+                client_key=owner or None,
+            ),
+            limit_s=self._redis_outage_s,
         )
 
     async def _custom_id(self, batch_id: str, entry: InflightEntry) -> str:

@@ -98,7 +98,11 @@ class BatchStore:
 
     async def create(self, batch: NewBatch, requests: Iterable[StoredRequest]) -> BatchState:
         """Write the requests in chunks, then the batch itself: until that last step the
-        batch does not exist, and a front end dying mid-way leaves keys that expire."""
+        batch does not exist, and a front end dying mid-way leaves keys that expire. Written
+        again (its first try's reply lost to a Redis restart), a batch that exists is kept as
+        it is: its requests may be running already."""
+        if (state := await self.get(batch.id)) is not None:
+            return state
         ttl_ms = batch.expires_at_ms - batch.created_at_ms + self._retention_ms
         count = refused = 0
         entries = iter(requests)

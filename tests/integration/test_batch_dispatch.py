@@ -3,11 +3,14 @@ jobs, a fixed number of times, then fail."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import orjson
 import pytest
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from redis import Redis as SyncRedis
 
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.batches.dispatch import BatchDispatch
@@ -15,6 +18,7 @@ from shared.batches.store import BatchStore, NewBatch, StoredRequest
 from shared.broker import redis_keys
 from shared.queue.job_queue import JobLifetimes, JobQueue
 from shared.settings import Settings
+from tests.waiting import async_wait_until
 
 PARAMS = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -129,3 +133,54 @@ async def test_a_request_given_back_is_taken_again_first_and_those_in_flight_are
     assert await store.take_next("job_e") is None
     state = await store.get("msgbatch_t")
     assert state is not None and state.processing == 3
+
+
+async def test_a_batch_written_again_after_a_lost_reply_keeps_the_requests_it_started(
+    pool: ArqRedis,
+) -> None:
+    # A front end whose create's reply a Redis restart cut off writes the batch again.
+    store = BatchStore(pool, retention_s=60)
+    batch = NewBatch(id="msgbatch_t", owner="", created_at_ms=1, expires_at_ms=2**42)
+    requests = [
+        StoredRequest(i, orjson.dumps({"custom_id": f"r{i}", "params": PARAMS})) for i in range(2)
+    ]
+    await store.create(batch, requests)
+    assert await store.take_next("job_running") is not None
+
+    await store.create(batch, requests)
+
+    awaiting = await pool.hget(redis_keys.batch("msgbatch_t"), "awaiting")  # type: ignore[misc]  # redis-py 5 types it sync-or-async
+    assert awaiting == b"1"
+    active = await pool.lrange(redis_keys.batches_active(), 0, -1)  # type: ignore[misc]  # redis-py 5 types it sync-or-async
+    assert active == [b"msgbatch_t"]
+    taken = await store.take_next("job_next")
+    assert taken is not None and taken.index == 1
+
+
+async def test_a_request_claimed_as_the_queue_s_redis_goes_away_is_queued_once_it_is_back(
+    pool: ArqRedis, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    # The queue on a Redis of its own, so that it alone goes away between claim and submit.
+    with EmbeddedRedis(tmp_path / "queue-redis") as queue_redis:
+        queue_pool = await create_pool(RedisSettings.from_dsn(queue_redis.url))
+        try:
+            store = BatchStore(pool, retention_s=60)
+            queue = JobQueue(queue_pool, queue_name="q", lifetimes=JobLifetimes.of(Settings()))
+            dispatch = BatchDispatch(
+                pool, store, queue, batch_max_waiting=10, max_runs=2, redis_outage_s=30
+            )
+            body = orjson.dumps({"custom_id": "only", "params": PARAMS})
+            batch = NewBatch(id="msgbatch_t", owner="", created_at_ms=1, expires_at_ms=2**42)
+            await store.create(batch, [StoredRequest(0, body)])
+            await asyncio.to_thread(queue_redis.stop)
+            feeding = asyncio.create_task(dispatch.feed(waiting_target=1))
+            with SyncRedis.from_url(redis_server.url) as sync:
+                inflight = redis_keys.batch_inflight("msgbatch_t")
+                await async_wait_until(lambda: sync.hlen(inflight), 30, "the claim")
+            await asyncio.to_thread(queue_redis.start)
+
+            assert await feeding == 1
+            [entry] = await store.inflight("msgbatch_t")
+            assert await queue.state(entry.job_id) is not None
+        finally:
+            await queue_pool.aclose()
