@@ -41,6 +41,7 @@ from api.services import FrontEndServices, Services
 from shared.access.client_keys import ClientKey
 from shared.broker.outage import OUTAGE_ERRORS
 from shared.errors import FleetError, InvalidRequest
+from shared.fleet.affinity import named_conversation
 from shared.stream.chunk import Chunk
 from shared.telemetry.log import request_id_var
 from shared.wire.messages import MessagesRequest
@@ -114,7 +115,8 @@ async def _relay(
 ) -> JobRelay:
     last_event_id = request.headers.get("last-event-id")
     if not (last_event_id and body.stream):
-        return await start_job(services, messages_request, request, key)
+        conversation = named_conversation(_owner(key), body.prompt_cache_key or "")
+        return await start_job(services, messages_request, request, key, conversation=conversation)
     await admit_resume(services, key, messages_request, request)
     # The whole job again, from its first chunk: the translator must see what the client saw
     # to give what follows the ids and sequence numbers the client expects.
@@ -134,7 +136,10 @@ async def _queued(
     if body.store is False or body.stream:
         raise InvalidRequest("background: needs `store` and cannot stream.")
     lane = lane_of(request, default="batch")
-    stored.job_id, lease = await queue_job(services, messages_request, request, key, lane=lane)
+    conversation = named_conversation(_owner(key), body.prompt_cache_key or "")
+    stored.job_id, lease = await queue_job(
+        services, messages_request, request, key, lane=lane, conversation=conversation
+    )
     stored.lease = dataclasses.asdict(lease) if lease is not None else None
     stored.response = response_object(body, response_id_for(stored.job_id))
     stored.response["status"] = "queued"
