@@ -126,8 +126,13 @@ def test_when_the_conversations_account_cools_its_next_turn_goes_elsewhere(
 
 def responses_turn(stack: Stack, text: str, cache_key: str) -> str:
     """Send one Responses turn (streaming) naming its conversation; the account that served it."""
-    body = {"model": MODEL, "input": text, "stream": True, "store": False}
-    body["prompt_cache_key"] = cache_key
+    body = {
+        "model": MODEL,
+        "input": text,
+        "stream": True,
+        "store": False,
+        "prompt_cache_key": cache_key,
+    }
     job_id = ""
     with httpx.stream("POST", f"{stack.url}/v1/responses", json=body, timeout=30) as response:
         assert response.status_code == 200, response.read()
