@@ -20,7 +20,14 @@ from fastapi.routing import APIRoute
 from api.openai.errors import is_openai_path
 from shared.batches import wire
 
-_STREAMING_PATHS = frozenset({"/v1/messages", "/v1/chat/completions", "/v1/responses"})
+_STREAMING = frozenset(
+    {
+        ("POST", "/v1/messages"),
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/v1/responses"),
+        ("GET", "/v1/responses/{response_id}"),  # a background response, `stream=true`
+    }
+)
 _BATCH_CREATE = "/v1/messages/batches"
 _ERROR_DESCRIPTIONS = {
     "400": "invalid_request_error: the body, a parameter or a header is malformed",
@@ -130,7 +137,7 @@ def _describe(operation: dict[str, Any], path: str, method: str, *, keyed: bool)
         }
     responses: dict[str, Any] = operation.setdefault("responses", {})
     responses.pop("422", None)
-    if path in _STREAMING_PATHS:
+    if (method, path) in _STREAMING:
         responses["200"].setdefault("content", {})["text/event-stream"] = {
             "schema": {"type": "string"}
         }

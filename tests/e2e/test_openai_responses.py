@@ -370,6 +370,32 @@ def test_a_stream_is_resumed_with_last_event_id_without_gaps_or_repeats(
     assert events[-1]["response"]["output"][0]["id"] == first[2]["item"]["id"]
 
 
+def test_a_background_stream_outlives_its_client_and_resumes_after_a_sequence_number(
+    stack: Stack, oai: openai.OpenAI
+) -> None:
+    text = "One two three four five six seven."
+    stack.upstream.enqueue(TextReply(text, chunk_chars=3, delay_s=0.1))
+    first: list[dict[str, Any]] = []
+    with oai.responses.create(model=MODEL, input="Count.", background=True, stream=True) as events:
+        for event in events:
+            first.append(event.model_dump(mode="json"))
+            if sum(e["type"] == "response.output_text.delta" for e in first) >= 3:
+                break  # the client leaves; a background response goes on without it
+    response_id = first[0]["response"]["id"]
+    resumed = oai.responses.retrieve(
+        response_id, stream=True, starting_after=first[-1]["sequence_number"]
+    )
+    with resumed as events:
+        rest = [event.model_dump(mode="json") for event in events]
+    streamed = first + rest
+    assert [e["sequence_number"] for e in streamed] == list(range(len(streamed)))
+    deltas = [e["delta"] for e in streamed if e["type"] == "response.output_text.delta"]
+    assert "".join(deltas) == text
+    assert streamed[-1]["type"] == "response.completed"
+    assert streamed[-1]["response"]["id"] == response_id
+    assert oai.responses.retrieve(response_id).output_text == text
+
+
 def test_cancelling_a_waiting_background_response_ends_its_concurrency_lease(
     stack: Stack, sdk_clients: SdkClients, responses_keys: ResponsesKeys
 ) -> None:
