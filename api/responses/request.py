@@ -85,6 +85,13 @@ class ReasoningItem(StrictModel):
     status: ItemStatus | None = None
 
 
+class ItemReference(StrictModel):
+    """An item of a stored response, named by its id (api/responses/store.py resolves it)."""
+
+    type: Literal["item_reference"]
+    id: str
+
+
 def _item_kind(item: Any) -> str:
     kind = item.get("type", "message") if isinstance(item, dict) else getattr(item, "type", "")
     return str(kind)
@@ -94,7 +101,8 @@ InputItem = Annotated[
     Annotated[MessageItem, Tag("message")]
     | Annotated[FunctionCallItem, Tag("function_call")]
     | Annotated[FunctionCallOutputItem, Tag("function_call_output")]
-    | Annotated[ReasoningItem, Tag("reasoning")],
+    | Annotated[ReasoningItem, Tag("reasoning")]
+    | Annotated[ItemReference, Tag("item_reference")],
     Discriminator(_item_kind),
 ]
 

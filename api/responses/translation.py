@@ -35,6 +35,7 @@ from api.responses.request import (
     InputImage,
     InputItem,
     InputText,
+    ItemReference,
     JsonObjectFormat,
     JsonSchemaFormat,
     MessageItem,
@@ -180,6 +181,8 @@ def _conversation(items: list[InputItem]) -> tuple[str, list[Json]]:
             turns.add("assistant", [_tool_use(item, field)])
         elif isinstance(item, FunctionCallOutputItem):
             turns.add("user", [_tool_result(item)])
+        elif isinstance(item, ItemReference):  # ResponseStore.resolved replaces each
+            raise InvalidRequest(f"{field}: item_reference '{item.id}' was not resolved")
         elif (block := _decode_thinking(item)) is not None:
             turns.add("assistant", [block])
     return "\n\n".join(turns.system), turns.messages

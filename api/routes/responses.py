@@ -77,6 +77,8 @@ async def create_response(
     if body.previous_response_id:
         previous = await _store(services).load(body.previous_response_id, _owner(key))
         history = previous.conversation()
+    # Resolved once, here: the translation, the stored request and its input see the items.
+    body.input = await _store(services).resolved(body.input_items(), _owner(key))
     messages_request = to_messages_request(body, history)
     ensure_answerable(messages_request)
     stored = StoredResponse(

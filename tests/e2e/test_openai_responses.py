@@ -15,6 +15,7 @@ import httpx
 import openai
 import pytest
 from openai.types.responses import ResponseInputParam, ToolParam
+from openai.types.responses.response_input_param import ItemReference
 from redis.asyncio import Redis
 
 from shared.telemetry.request_stats import read_request_stats
@@ -318,6 +319,38 @@ def test_a_stored_response_is_read_continued_and_deleted_by_its_own_key_only(
     oai.responses.delete(first.id)
     with pytest.raises(openai.NotFoundError):
         oai.responses.retrieve(first.id)
+
+
+def reference(item_id: str | None) -> ItemReference:
+    assert item_id
+    return {"type": "item_reference", "id": item_id}
+
+
+def test_item_references_name_the_keys_own_stored_items(
+    stack: Stack, oai: openai.OpenAI, sdk_clients: SdkClients, responses_keys: ResponsesKeys
+) -> None:
+    stack.upstream.enqueue(TextReply("Four."))
+    first = oai.responses.create(model=MODEL, input="What is 2+2?")
+    [question] = oai.responses.input_items.list(first.id).data
+    answer = first.output[0].id
+    other = sdk_clients.openai_client(stack.url, key=responses_keys.other)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.create(model=MODEL, input=[reference(answer)])
+
+    stack.upstream.reset()
+    stack.upstream.enqueue(TextReply("Twelve."))
+    conversation: ResponseInputParam = [
+        reference(question.id),
+        reference(answer),
+        {"role": "user", "content": "Times 3?"},
+    ]
+    assert oai.responses.create(model=MODEL, input=conversation).output_text == "Twelve."
+    [sent] = stack.upstream.requests
+    assert without_cli_additions(sent.body["messages"]) == [
+        {"role": "user", "content": [{"type": "text", "text": "What is 2+2?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Four."}]},
+        {"role": "user", "content": [{"type": "text", "text": "Times 3?"}]},
+    ]
 
 
 def test_a_background_response_is_polled_to_its_end_and_another_cancelled(
