@@ -71,6 +71,13 @@ AGENTS_NAMESPACE: dict[str, Any] = {
     ],
 }
 WEB_SEARCH: dict[str, Any] = {"type": "web_search", "external_web_access": False}
+# A freeform tool, as Codex offers apply_patch to some models.
+APPLY_PATCH: ToolParam = {
+    "type": "custom",
+    "name": "apply_patch",
+    "description": "Apply a patch.",
+    "format": {"type": "grammar", "syntax": "lark", "definition": "start: /(.|\\n)+/"},
+}
 
 
 @pytest.fixture
@@ -174,6 +181,44 @@ def test_a_function_tool_round_trip_names_namespaced_tools_back_and_hides_hosted
     results = [b for b in sent[2]["content"] if b["type"] == "tool_result"]
     assert [r["tool_use_id"] for r in results] == ["toolu_01"]
     assert "closed" in json.dumps(results[0]["content"])
+
+
+def test_a_custom_tool_is_offered_with_one_string_input_and_its_call_round_trips(
+    stack: Stack, oai: openai.OpenAI
+) -> None:
+    patch = "*** Begin Patch\n*** Add File: a.txt\n+hello\n*** End Patch"
+    call = ToolUseBlock("toolu_03", f"{CLI_TOOL}apply_patch", {"input": patch})
+    stack.upstream.enqueue(BlocksReply([call], chunk_chars=4))
+    with oai.responses.stream(model=MODEL, input="Patch it.", tools=[APPLY_PATCH]) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    offered = {tool["name"]: tool for tool in stack.upstream.requests[0].body["tools"]}
+    schema = offered[f"{CLI_TOOL}apply_patch"]["input_schema"]
+    assert schema["properties"]["input"]["type"] == "string" and schema["required"] == ["input"]
+    [item] = final.output
+    assert item.type == "custom_tool_call"
+    assert (item.name, item.call_id, item.input) == ("apply_patch", "toolu_03", patch)
+    deltas = [e.delta for e in events if e.type == "response.custom_tool_call_input.delta"]
+    assert "".join(deltas) == patch
+
+    stack.upstream.reset()
+    stack.upstream.enqueue(TextReply("Patched."))
+    history: list[Any] = [
+        {"role": "user", "content": "Patch it."},
+        item.model_dump(exclude_none=True),
+        {"type": "custom_tool_call_output", "call_id": "toolu_03", "output": "Done!"},
+    ]
+    follow_up = oai.responses.create(model=MODEL, input=history, tools=[APPLY_PATCH])
+    assert follow_up.output_text == "Patched."
+    sent = without_cli_additions(stack.upstream.requests[-1].body["messages"])
+    [use] = [b for b in sent[1]["content"] if b["type"] == "tool_use"]
+    assert (use["id"], use["name"], use["input"]) == (
+        "toolu_03",
+        f"{CLI_TOOL}apply_patch",
+        {"input": patch},
+    )
+    [result] = [b for b in sent[2]["content"] if b["type"] == "tool_result"]
+    assert result["tool_use_id"] == "toolu_03" and "Done!" in json.dumps(result["content"])
 
 
 def test_a_stream_passes_the_sdks_strict_checks_and_reasoning_round_trips(
