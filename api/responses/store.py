@@ -6,12 +6,13 @@ response still running), `history` (the conversation before this request's input
 responses' output included), `input` (this request's items, each with an id) and `response`.
 A `previous_response_id` continues from `history + input + response.output`: one read, however
 long the chain. A response owned by another key is as unknown as one that never was (404).
-Each input and output item's id names its response (`redis_keys.stored_item`, as long as the
-response is kept), so an `item_reference` input item is found in one more read.
+Each input and output item's id names its response within its owner (`redis_keys.stored_item`,
+as long as the response is kept), so an `item_reference` input item is found in one more read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,13 @@ def dumped_items(items: list[InputItem]) -> list[Json]:
         item.setdefault("type", "message")
         item.setdefault("id", f"{_ID_PREFIXES[item['type']]}_{secrets.token_hex(16)}")
     return dumped
+
+
+def _item_key(owner: str, item_id: str) -> str:
+    """Per owner, as clients choose their input items' ids (one key's cannot shadow another's);
+    a digest, as they choose them of any length."""
+    named = orjson.dumps([owner, item_id])
+    return redis_keys.stored_item(hashlib.sha256(named).hexdigest()[:32])
 
 
 @dataclass
@@ -86,7 +94,7 @@ class ResponseStore:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.set(redis_keys.stored_response(stored.id), orjson.dumps(record), ex=self._ttl_s)
             for item in [*stored.input, *stored.response.get("output", [])]:
-                pipe.set(redis_keys.stored_item(item["id"]), stored.id, ex=self._ttl_s)
+                pipe.set(_item_key(stored.owner, item["id"]), stored.id, ex=self._ttl_s)
             await pipe.execute()
 
     async def resolved(self, items: list[InputItem], owner: str) -> list[InputItem]:
@@ -101,7 +109,7 @@ class ResponseStore:
 
     async def _item(self, item_id: str, owner: str) -> InputItem:
         missing = NotFound(f"No item with id '{item_id}' (it may have expired).")
-        raw = await self._redis.get(redis_keys.stored_item(item_id))
+        raw = await self._redis.get(_item_key(owner, item_id))
         if raw is None:
             raise missing
         try:
