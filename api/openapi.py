@@ -29,6 +29,8 @@ _STREAMING = frozenset(
     }
 )
 _BATCH_CREATE = "/v1/messages/batches"
+# Bodies that name a stored thing, unknown to the key: 404 (previous_response_id, item_reference).
+_NAMES_STORED_IN_BODY = frozenset({("POST", "/v1/responses")})
 _ERROR_DESCRIPTIONS = {
     "400": "invalid_request_error: the body, a parameter or a header is malformed",
     "401": "authentication_error: no valid client key",
@@ -164,7 +166,7 @@ def _error_statuses(operation: dict[str, Any], path: str, method: str, *, keyed:
         statuses.append("400")
     if method == "POST":
         statuses += ["413", "415"]
-    if "{" in path:
+    if "{" in path or (method, path) in _NAMES_STORED_IN_BODY:
         statuses.append("404")
     if keyed:
         statuses += ["401", "403", "429"]
