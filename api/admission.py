@@ -24,7 +24,7 @@ from shared.access.quotas import QuotaLease
 from shared.broker.outage import outlasting_outage
 from shared.errors import InvalidRequest
 from shared.fleet.account_policy import choose_account
-from shared.fleet.affinity import noted_account, preferred_worker
+from shared.fleet.affinity import conversation_key, noted_account, preferred_worker
 from shared.fleet.lanes import Lane
 from shared.fleet.registry import FleetSnapshot, admission_error, read_fleet
 from shared.queue.job_queue import new_job_id
@@ -36,11 +36,19 @@ LANE_HEADER = "x-ccfleet-lane"
 
 
 async def start_job(
-    services: FrontEndServices, body: MessagesRequest, request: Request, key: ClientKey | None
+    services: FrontEndServices,
+    body: MessagesRequest,
+    request: Request,
+    key: ClientKey | None,
+    *,
+    conversation: str = "",
 ) -> JobRelay:
-    """Admit and queue a request from `key` (None: auth is off), and attach a relay to its job."""
+    """Admit and queue a request from `key` (None: auth is off), and attach a relay to its job;
+    `conversation`: the one its client named (shared/fleet/affinity.py `named_conversation`)."""
     lane = lane_of(request)
-    job_id, lease = await queue_job(services, body, request, key, lane=lane)
+    job_id, lease = await queue_job(
+        services, body, request, key, lane=lane, conversation=conversation
+    )
     quotas = services.fleet.quotas
     release = (lambda: quotas.release(lease)) if lease is not None else None
     try:
@@ -58,6 +66,7 @@ async def queue_job(
     key: ClientKey | None,
     *,
     lane: Lane,
+    conversation: str = "",
 ) -> tuple[str, QuotaLease | None]:
     """Admit and queue a request on `lane`, with no client attached (a background response
     polls its job); its concurrency lease, if any, lasts until its worker ends the job."""
@@ -77,11 +86,12 @@ async def queue_job(
         error = admission_error(fleet)
         if error is not None:
             raise error
+        affinity = conversation_key(body, conversation)
         account = await outlasting_outage(
-            lambda: _account_for(services, body, fleet), limit_s=grace_s
+            lambda: _account_for(services, affinity, fleet), limit_s=grace_s
         )
         prefer_worker = await outlasting_outage(
-            lambda: preferred_worker(services.redis, body, fleet, account), limit_s=grace_s
+            lambda: preferred_worker(services.redis, affinity, fleet, account), limit_s=grace_s
         )
         job_id = new_job_id()  # the same on every try: a second submit of it is a no-op
         job = await outlasting_outage(
@@ -95,6 +105,7 @@ async def queue_job(
                 prefer_account=account,
                 prefer_for_ms=settings.queue.affinity_wait_ms,
                 prefer_worker=prefer_worker,
+                conversation=conversation,
                 job_id=job_id,
             ),
             limit_s=grace_s,
@@ -108,16 +119,15 @@ async def queue_job(
         raise
 
 
-async def _account_for(
-    services: FrontEndServices, body: MessagesRequest, fleet: FleetSnapshot
-) -> str:
-    """The account the operator's policy names for `body` (shared/fleet/account_policy.py)."""
+async def _account_for(services: FrontEndServices, conversation: str, fleet: FleetSnapshot) -> str:
+    """The account the operator's policy names for a turn of `conversation`
+    (shared/fleet/account_policy.py)."""
     queue_settings = services.settings.queue
     return choose_account(
         fleet,
         policy=queue_settings.account_policy,
         threshold=queue_settings.headroom_threshold,
-        conversation_account=await noted_account(services.redis, body),
+        conversation_account=await noted_account(services.redis, conversation),
         now_s=time.time(),
     )
 

@@ -40,8 +40,17 @@ _IGNORED_BODY: dict[str, Any] = {
     "description": "ignored, but a POST is application/json (no form can send it cross-site)",
     "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}},
 }
-_STREAMING_PATHS = frozenset({"/v1/messages", "/v1/chat/completions", "/v1/responses"})
+_STREAMING = frozenset(
+    {
+        ("POST", "/v1/messages"),
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/v1/responses"),
+        ("GET", "/v1/responses/{response_id}"),  # a background response, `stream=true`
+    }
+)
 _BATCH_CREATE = "/v1/messages/batches"
+# Bodies that name a stored thing, unknown to the key: 404 (previous_response_id, item_reference).
+_NAMES_STORED_IN_BODY = frozenset({("POST", "/v1/responses")})
 _ERROR_DESCRIPTIONS = {
     "400": "invalid_request_error: the body, a parameter or a header is malformed",
     "401": "authentication_error: no valid client key",
@@ -158,7 +167,7 @@ def _describe(operation: dict[str, Any], path: str, method: str, *, keyed: bool)
         operation["requestBody"] = _IGNORED_BODY
     responses: dict[str, Any] = operation.setdefault("responses", {})
     responses.pop("422", None)
-    if path in _STREAMING_PATHS:
+    if (method, path) in _STREAMING:
         responses["200"].setdefault("content", {})["text/event-stream"] = {
             "schema": {"type": "string"}
         }
@@ -208,7 +217,7 @@ def _error_statuses(operation: dict[str, Any], path: str, method: str, *, keyed:
         statuses.append("400")
     if method == "POST":
         statuses += ["413", "415"]
-    if "{" in path or (method, path) == ("POST", "/v1/responses"):  # a previous_response_id
+    if "{" in path or (method, path) in _NAMES_STORED_IN_BODY:
         statuses.append("404")
     if keyed:
         statuses += ["401", "403", "429"]

@@ -22,7 +22,7 @@ from typing import Any
 from shared.broker.outage import OUTAGE_ERRORS, outlasting_outage
 from shared.errors import AccountLimitReached, CliFailed, FleetError, Overloaded, UpstreamSilent
 from shared.fleet.account_policy import choose_account
-from shared.fleet.affinity import AccountNote, note_resident_worker
+from shared.fleet.affinity import AccountNote, conversation_key, note_resident_worker
 from shared.fleet.headroom import mark_slow
 from shared.fleet.registry import FleetSnapshot, all_cooling_error, read_fleet, set_account_cooling
 from shared.queue.job import JobRequest
@@ -51,7 +51,12 @@ async def run_messages(run: JobContext, payload: dict[str, Any]) -> None:
         logger.info("attempt %d is stale or cancelled; skipped", job.attempt)
         return
     note = (
-        AccountNote(job.request, worker.state.account, ttl_s=worker.settings.queue.affinity_ttl_s)
+        AccountNote(
+            job.request,
+            worker.state.account,
+            ttl_s=worker.settings.queue.affinity_ttl_s,
+            named=job.conversation,
+        )
         if worker.settings.queue.affinity_wait_ms
         else None
     )
@@ -132,7 +137,7 @@ async def _answer(
             # Before the answer: its next turn may come as soon as the answer ends.
             await note_resident_worker(
                 run.redis,
-                job.request,
+                conversation_key(job.request, job.conversation),
                 worker.state.worker_id,
                 ttl_s=int(worker.settings.resident.idle_s),
             )

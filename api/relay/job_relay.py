@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 
 class JobRelay:
     """Relays one job to one client: `open` attaches, `close` detaches; a job left unfinished
-    is cancelled at once, or after its resume window if nobody resumes it."""
+    is cancelled at once, or after its resume window if nobody resumes it, unless the relay
+    `keeps_job` (a background response's: its job runs to its end without a client)."""
 
     def __init__(
         self,
@@ -42,6 +43,7 @@ class JobRelay:
         check_interval_s: float,
         redis_outage_s: float,
         resume_window_s: float = 0.0,
+        keeps_job: bool = False,
         on_first_token: Callable[[float], None] | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None,
         timing: RequestTiming | None = None,
@@ -53,6 +55,7 @@ class JobRelay:
         self._detached = detached
         self._check_interval_s = check_interval_s
         self._resume_window_s = resume_window_s
+        self._keeps_job = keeps_job
         self._redis_outage_s = redis_outage_s
         self.finished = False
         self._on_first_token = on_first_token  # given the TTFT (s)
@@ -95,9 +98,10 @@ class JobRelay:
         job_id = self.reader.job_id
         still_reading = await self._redis.decr(redis_keys.job_readers(job_id))
         on_close, self._on_close = self._on_close, None  # kept for `close` if Redis failed
-        if not self.finished and still_reading > 0:
-            # Another client (the first, or one resuming) holds the job: it goes on, and its
-            # lease (a quota's concurrency) with it, until its worker ends both.
+        if not self.finished and (still_reading > 0 or self._keeps_job):
+            # Another client (the first, or one resuming) holds the job, or nobody needs to (a
+            # background response): it goes on, and its lease (a quota's concurrency) with
+            # it, until its worker ends both.
             return
         if not self.finished and self._resume_window_s > 0:
             # The job goes on without a client: its lease lasts until the job ends (its

@@ -61,9 +61,11 @@ class JobRelays:
         after_seq: int,
         lane: Lane = "interactive",
         on_close: Callable[[], Awaitable[None]] | None = None,
+        keeps_job: bool = False,
     ) -> JobRelay:
         """A relay of `job_id`'s chunks after `after_seq`, attached; `on_close` runs when it
-        detaches (the end of a quota lease, say)."""
+        detaches (the end of a quota lease, say); `keeps_job`: its client's leaving leaves the
+        job running (a background response)."""
         timing = request_timing(request)
         timing.first_token.resumed = after_seq > 0  # a resumed stream gives no figure
 
@@ -79,6 +81,7 @@ class JobRelays:
             check_interval_s=self.settings.journal.check_s,
             redis_outage_s=self.settings.redis.outage_grace_s,
             resume_window_s=self._resume_window(request),
+            keeps_job=keeps_job,
             on_first_token=first_token,
             on_close=on_close,
             timing=timing,

@@ -35,7 +35,7 @@ async def current(services: FrontEndServices, store: ResponseStore, stored: Stor
     journal has it (stored once the job has ended)."""
     if stored.response["status"] not in PENDING or not stored.job_id:
         return stored.response
-    translator = _translator(stored)
+    translator = translator_of(stored)
     for raw in await journal.read_after(services.redis, stored.job_id):
         _feed(translator, Chunk.from_json(raw))
     if not translator.done:
@@ -67,7 +67,8 @@ async def cancel(services: FrontEndServices, store: ResponseStore, stored: Store
     return response
 
 
-def _translator(stored: StoredResponse) -> ResponseTranslator:
+def translator_of(stored: StoredResponse) -> ResponseTranslator:
+    """A fresh translator of the job's chunks: a poll or a stream replays them from the first."""
     request = ResponsesRequest.model_validate(stored.request)
     fresh = {**stored.response, "output": [], "status": "in_progress"}
     return ResponseTranslator(

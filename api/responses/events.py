@@ -5,12 +5,13 @@ same events and sends the final `response`. Each content block is one output ite
 `message` with one `output_text` part, thinking -> a `reasoning` item (the thinking as its
 summary; with `include: ["reasoning.encrypted_content"]` the block and its signature as
 `encrypted_content`, which translation.py replays), tool_use -> a `function_call` named as the
-client named it. Every event carries `sequence_number` (0, 1, ...), and the order is the one
-the openai SDK's `responses.stream()` checks: `response.created`, `response.in_progress`,
-`output_item.added` before its content, `content_part.added` before its deltas, then the done
-events, and last `response.completed` (`response.incomplete` when the output limit cut it;
-`response.failed` when the job failed). Codex needs each `output_item.done` to carry the whole
-item: it keeps those, not the deltas.
+client named it, or a `custom_tool_call` for a custom tool (its input whole, at its end: the
+model's partial JSON is not yet the string). Every event carries `sequence_number` (0, 1,
+...), and the order is the one the openai SDK's `responses.stream()` checks: `response.created`,
+`response.in_progress`, `output_item.added` before its content, `content_part.added` before its
+deltas, then the done events, and last `response.completed` (`response.incomplete` when the
+output limit cut it; `response.failed` when the job failed). Codex needs each
+`output_item.done` to carry the whole item: it keeps those, not the deltas.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import orjson
 
 from api.responses.request import ResponsesRequest
-from api.responses.translation import ToolNames, encode_thinking
+from api.responses.translation import CUSTOM_INPUT, ToolNames, encode_thinking
 
 Json = dict[str, Any]
 
@@ -89,6 +90,17 @@ def to_usage(usage: Json) -> Json:
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": input_tokens + output_tokens,
     }
+
+
+def _custom_input(arguments: str) -> str:
+    """A custom tool's input from the model's arguments, `{"input": ...}` (anything else as
+    it came: the client's tool judges it)."""
+    try:
+        parsed = orjson.loads(arguments or "{}")
+    except orjson.JSONDecodeError:
+        return arguments
+    value = parsed.get(CUSTOM_INPUT) if isinstance(parsed, dict) else None
+    return value if isinstance(value, str) else arguments
 
 
 @dataclass
@@ -178,6 +190,16 @@ class ResponseTranslator:
             if kind == "redacted_thinking":
                 return [self._added()]
             return [self._added(), self._summary_event("response.reasoning_summary_part.added")]
+        if kind == "tool_use" and block["name"] in self._names.custom:
+            item = {
+                "id": self._item_id("ctc", index),
+                "type": "custom_tool_call",
+                "call_id": block["id"],
+                "name": block["name"],
+                "input": "",
+            }
+            self._open = _OpenItem(index, item)
+            return [self._added()]
         if kind == "tool_use":
             name, namespace = self._names.client_name(block["name"])
             item = {
@@ -229,6 +251,8 @@ class ResponseTranslator:
             current.block["signature"] = delta["signature"]
         elif kind == "input_json_delta":
             current.text.append(delta["partial_json"])
+            if current.item["type"] == "custom_tool_call":
+                return []  # its input is sent whole, once the JSON holding it is
             return [
                 self._item_event(
                     "response.function_call_arguments.delta", delta=delta["partial_json"]
@@ -270,6 +294,11 @@ class ResponseTranslator:
         item = current.item
         if item["type"] == "reasoning":
             return self._reasoning_done(current, text)
+        if item["type"] == "custom_tool_call":
+            item["input"] = _custom_input(text)
+            delta = self._item_event("response.custom_tool_call_input.delta", delta=item["input"])
+            done = self._item_event("response.custom_tool_call_input.done", input=item["input"])
+            return [delta, done]
         if item["type"] == "function_call":
             item["arguments"] = text
             return [

@@ -74,6 +74,26 @@ class FunctionCallOutputItem(StrictModel):
     status: ItemStatus | None = None
 
 
+class CustomToolCallItem(StrictModel):
+    type: Literal["custom_tool_call"]
+    call_id: str
+    name: str
+    input: str
+    namespace: str | None = None
+    caller: dict[str, Any] | None = None
+    id: str | None = None
+    status: ItemStatus | None = None
+
+
+class CustomToolCallOutputItem(StrictModel):
+    type: Literal["custom_tool_call_output"]
+    call_id: str
+    output: str | list[ContentPart]
+    caller: dict[str, Any] | None = None
+    id: str | None = None
+    status: ItemStatus | None = None
+
+
 class SummaryText(StrictModel):
     type: Literal["summary_text"]
     text: str
@@ -88,6 +108,13 @@ class ReasoningItem(StrictModel):
     status: ItemStatus | None = None
 
 
+class ItemReference(StrictModel):
+    """An item of a stored response, named by its id (api/responses/store.py resolves it)."""
+
+    type: Literal["item_reference"]
+    id: str
+
+
 def _item_kind(item: Any) -> str:
     kind = item.get("type", "message") if isinstance(item, dict) else getattr(item, "type", "")
     return str(kind)
@@ -97,7 +124,10 @@ InputItem = Annotated[
     Annotated[MessageItem, Tag("message")]
     | Annotated[FunctionCallItem, Tag("function_call")]
     | Annotated[FunctionCallOutputItem, Tag("function_call_output")]
-    | Annotated[ReasoningItem, Tag("reasoning")],
+    | Annotated[CustomToolCallItem, Tag("custom_tool_call")]
+    | Annotated[CustomToolCallOutputItem, Tag("custom_tool_call_output")]
+    | Annotated[ReasoningItem, Tag("reasoning")]
+    | Annotated[ItemReference, Tag("item_reference")],
     Discriminator(_item_kind),
 ]
 
@@ -117,6 +147,17 @@ class NamespaceTool(StrictModel):
     tools: list[FunctionTool]
 
 
+class CustomTool(StrictModel):
+    """A freeform tool: its input is one string (`format`: plain text, or a grammar)."""
+
+    type: Literal["custom"]
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str | None = None
+    format: dict[str, Any] | None = None
+    allowed_callers: list[str] | None = None
+    defer_loading: bool | None = None
+
+
 class HostedTool(BaseModel):
     """A tool the fleet cannot run (web search, file search, a code interpreter, ...):
     accepted with whatever it carries, and not shown to the model."""
@@ -127,19 +168,20 @@ class HostedTool(BaseModel):
 
 def _tool_kind(tool: Any) -> str:
     kind = tool.get("type") if isinstance(tool, dict) else getattr(tool, "type", "")
-    return kind if kind in ("function", "namespace") else "hosted"
+    return kind if kind in ("function", "namespace", "custom") else "hosted"
 
 
 Tool = Annotated[
     Annotated[FunctionTool, Tag("function")]
     | Annotated[NamespaceTool, Tag("namespace")]
+    | Annotated[CustomTool, Tag("custom")]
     | Annotated[HostedTool, Tag("hosted")],
     Discriminator(_tool_kind),
 ]
 
 
 class NamedFunction(StrictModel):
-    type: Literal["function"]
+    type: Literal["function", "custom"]
     name: str
     namespace: str | None = None
 
@@ -155,7 +197,7 @@ def _choice_kind(choice: Any) -> str:
     if isinstance(choice, str):
         return "mode"
     kind = choice.get("type") if isinstance(choice, dict) else getattr(choice, "type", "")
-    return "function" if kind == "function" else "other"
+    return "function" if kind in ("function", "custom") else "other"
 
 
 ToolChoice = Annotated[

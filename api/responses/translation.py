@@ -8,7 +8,10 @@
 - `reasoning` items whose `encrypted_content` ccfleet wrote (a thinking block and its
   signature, events.py) go back as that block; others are dropped (nothing to replay).
 - Function tools as they are; a namespace's tools flattened as `<namespace>__<name>` and
-  named back in calls (`ToolNames`); hosted tools (`web_search`, ...) are not shown.
+  named back in calls (`ToolNames`); a custom (freeform) tool as a tool of one string
+  property `input` (its grammar, if any, in its description), its calls named back as
+  `custom_tool_call` items and `custom_tool_call` items sent as that tool's calls; hosted tools
+  (`web_search`, ...) are not shown.
 - `tool_choice` none/auto/required/named -> none/auto/any/tool; `parallel_tool_calls: false`
   -> `disable_parallel_tool_use`; `max_output_tokens` (default 32000: Codex sends none and
   writes whole files in one call); `temperature` capped at 1; `top_p`; `reasoning.effort`
@@ -28,6 +31,9 @@ import orjson
 from api.openai.chat_request import image_block, tool_arguments, validated_request
 from api.responses.request import (
     ContentPart,
+    CustomTool,
+    CustomToolCallItem,
+    CustomToolCallOutputItem,
     FunctionCallItem,
     FunctionCallOutputItem,
     FunctionTool,
@@ -35,6 +41,7 @@ from api.responses.request import (
     InputImage,
     InputItem,
     InputText,
+    ItemReference,
     JsonObjectFormat,
     JsonSchemaFormat,
     MessageItem,
@@ -54,6 +61,7 @@ DEFAULT_MAX_OUTPUT_TOKENS = 32000
 NAMESPACE_SEPARATOR = "__"
 THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32000}
 REASONING_PREFIX = "ccfleet."  # marks encrypted_content ccfleet wrote
+CUSTOM_INPUT = "input"  # the one property of a custom tool's input, as the model sees it
 
 
 @dataclass
@@ -62,6 +70,7 @@ class ToolNames:
     `<namespace>__<name>` to the model and (`name`, `namespace`) to the client."""
 
     namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)
+    custom: set[str] = field(default_factory=set)  # freeform tools: their calls are items apart
 
     @classmethod
     def of(cls, request: ResponsesRequest) -> ToolNames:
@@ -70,6 +79,8 @@ class ToolNames:
             if isinstance(tool, NamespaceTool):
                 for inner in tool.tools:
                     names.namespaced[flat_name(tool.name, inner.name)] = (inner.name, tool.name)
+            elif isinstance(tool, CustomTool):
+                names.custom.add(tool.name)
         return names
 
     def client_name(self, model_name: str) -> tuple[str, str | None]:
@@ -171,15 +182,16 @@ def _conversation(items: list[InputItem]) -> tuple[str, list[Json]]:
     turns = _Turns()
     for i, item in enumerate(items):
         field = f"input.{i}"
-        if isinstance(item, MessageItem):
-            if item.role in ("system", "developer"):
-                turns.system.append(_plain_text(item.content))
-            else:
-                turns.add(item.role, _message_blocks(item, field))
-        elif isinstance(item, FunctionCallItem):
+        if isinstance(item, MessageItem) and item.role in ("system", "developer"):
+            turns.system.append(_plain_text(item.content))
+        elif isinstance(item, MessageItem):
+            turns.add(item.role, _message_blocks(item, field))
+        elif isinstance(item, FunctionCallItem | CustomToolCallItem):
             turns.add("assistant", [_tool_use(item, field)])
-        elif isinstance(item, FunctionCallOutputItem):
+        elif isinstance(item, FunctionCallOutputItem | CustomToolCallOutputItem):
             turns.add("user", [_tool_result(item)])
+        elif isinstance(item, ItemReference):  # ResponseStore.resolved replaces each
+            raise InvalidRequest(f"{field}: item_reference '{item.id}' was not resolved")
         elif (block := _decode_thinking(item)) is not None:
             turns.add("assistant", [block])
     return "\n\n".join(turns.system), turns.messages
@@ -215,16 +227,20 @@ def _input_image(part: InputImage, field: str) -> Json:
     return image_block(part.image_url, f"{field}.image_url")
 
 
-def _tool_use(item: FunctionCallItem, field: str) -> Json:
+def _tool_use(item: FunctionCallItem | CustomToolCallItem, field: str) -> Json:
+    if isinstance(item, CustomToolCallItem):
+        arguments: Json = {CUSTOM_INPUT: item.input}
+    else:
+        arguments = tool_arguments(item.arguments, f"{field}.arguments")
     return {
         "type": "tool_use",
         "id": item.call_id,
         "name": flat_name(item.namespace, item.name),
-        "input": tool_arguments(item.arguments, f"{field}.arguments"),
+        "input": arguments,
     }
 
 
-def _tool_result(item: FunctionCallOutputItem) -> Json:
+def _tool_result(item: FunctionCallOutputItem | CustomToolCallOutputItem) -> Json:
     output = item.output
     if isinstance(output, str):
         content: str | list[Json] = output
@@ -244,6 +260,8 @@ def _tools(request: ResponsesRequest) -> list[Json]:
             tools.append(_tool(tool.name, tool))
         elif isinstance(tool, NamespaceTool):
             tools += [_tool(flat_name(tool.name, inner.name), inner) for inner in tool.tools]
+        elif isinstance(tool, CustomTool):
+            tools.append(_custom_tool(tool))
         else:
             assert isinstance(tool, HostedTool)  # not the fleet's to run: not shown
     return tools
@@ -257,6 +275,25 @@ def _tool(name: str, function: FunctionTool) -> Json:
     if function.description is not None:
         tool["description"] = function.description
     return tool
+
+
+def _custom_tool(tool: CustomTool) -> Json:
+    """A freeform tool as the model can call it: one string property."""
+    description = tool.description or ""
+    fmt = tool.format or {}
+    if fmt.get("type") == "grammar":
+        syntax, definition = fmt.get("syntax", ""), fmt.get("definition", "")
+        grammar = f"Its input follows this {syntax} grammar:\n{definition}"
+        description = f"{description}\n\n{grammar}" if description else grammar
+    schema = {
+        "type": "object",
+        "properties": {CUSTOM_INPUT: {"type": "string", "description": "The tool's input."}},
+        "required": [CUSTOM_INPUT],
+    }
+    tool_json: Json = {"name": tool.name, "input_schema": schema}
+    if description:
+        tool_json["description"] = description
+    return tool_json
 
 
 def _tool_choice(request: ResponsesRequest) -> Json | None:

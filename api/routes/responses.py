@@ -8,8 +8,10 @@ an id `<job>:<chunk>` (a stream is resumed as /v1/messages streams are: the same
 with `Last-Event-ID`), or gathered into one `response` object. With `store` (the default) the
 response is kept (api/responses/store.py) for `GET`, `DELETE`, `input_items` and later
 `previous_response_id`s; `background: true` queues it and answers at once
-(api/responses/background.py). Errors come out in OpenAI's shape (api/errors.py keys that off
-the path); after a stream started, as `response.failed`.
+(api/responses/background.py), or streams it: a client may leave such a stream and take it up
+again with `GET ?stream=true&starting_after=<sequence number>` while the job runs on. Errors
+come out in OpenAI's shape (api/errors.py keys that off the path); after a stream started, as
+`response.failed`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from api.auth import CallerKey
 from api.openai.errors import openai_error
 from api.relay.disconnect import until_disconnected
 from api.relay.job_relay import JobRelay
-from api.relay.streaming import stream_reply
+from api.relay.streaming import ChunkRenderer, stream_reply
 from api.responses import background
 from api.responses.events import ResponseTranslator, response_id_for, response_object
 from api.responses.request import InputItem, ResponsesRequest
@@ -41,6 +43,7 @@ from api.services import FrontEndServices, Services
 from shared.access.client_keys import ClientKey
 from shared.broker.outage import OUTAGE_ERRORS
 from shared.errors import FleetError, InvalidRequest
+from shared.fleet.affinity import named_conversation
 from shared.stream.chunk import Chunk
 from shared.telemetry.log import request_id_var
 from shared.wire.messages import MessagesRequest
@@ -74,6 +77,8 @@ async def create_response(
     if body.previous_response_id:
         previous = await _store(services).load(body.previous_response_id, _owner(key))
         history = previous.conversation()
+    # Resolved once, here: the translation, the stored request and its input see the items.
+    body.input = await _store(services).resolved(body.input_items(), _owner(key))
     messages_request = to_messages_request(body, history)
     ensure_answerable(messages_request)
     stored = StoredResponse(
@@ -96,7 +101,8 @@ async def create_response(
             await _save(services, stored)
 
     if body.stream:
-        return await _streamed(services, relay, request, translator, store_when_done)
+        render = _resumable(translator, relay.reader.job_id, request)
+        return await _streamed(services, relay, request, translator, render, store_when_done)
     try:
         await until_disconnected(request, _gathered(relay, translator))
     finally:
@@ -114,7 +120,8 @@ async def _relay(
 ) -> JobRelay:
     last_event_id = request.headers.get("last-event-id")
     if not (last_event_id and body.stream):
-        return await start_job(services, messages_request, request, key)
+        conversation = named_conversation(_owner(key), body.prompt_cache_key or "")
+        return await start_job(services, messages_request, request, key, conversation=conversation)
     await admit_resume(services, key, messages_request, request)
     # The whole job again, from its first chunk: the translator must see what the client saw
     # to give what follows the ids and sequence numbers the client expects.
@@ -131,15 +138,41 @@ async def _queued(
     key: ClientKey | None,
     stored: StoredResponse,
 ) -> Response:
-    if body.store is False or body.stream:
-        raise InvalidRequest("background: needs `store` and cannot stream.")
+    if body.store is False:
+        raise InvalidRequest("background: needs `store`.")
     lane = lane_of(request, default="batch")
-    stored.job_id, lease = await queue_job(services, messages_request, request, key, lane=lane)
+    conversation = named_conversation(_owner(key), body.prompt_cache_key or "")
+    stored.job_id, lease = await queue_job(
+        services, messages_request, request, key, lane=lane, conversation=conversation
+    )
     stored.lease = dataclasses.asdict(lease) if lease is not None else None
     stored.response = response_object(body, response_id_for(stored.job_id))
     stored.response["status"] = "queued"
     await _store(services).save(stored)
+    if body.stream:
+        return await _background_stream(services, request, stored, starting_after=-1)
     return JSONResponse(stored.response, headers=_headers())
+
+
+async def _background_stream(
+    services: FrontEndServices, request: Request, stored: StoredResponse, *, starting_after: int
+) -> Response:
+    """A background response's events from its job's first chunk, those numbered after
+    `starting_after` sent; its client may leave and come back (`GET ?stream=true`) while the
+    job runs on. The response is stored once answered (a failure is left to `GET`, which
+    tells a cancelled job from a failed one)."""
+    if not stored.job_id:
+        raise InvalidRequest("stream: only a background response can be streamed again.")
+    relay = await services.relays.open(stored.job_id, request, after_seq=0, keeps_job=True)
+    translator = background.translator_of(stored)
+
+    async def store_when_answered() -> None:
+        if translator.response["status"] in ("completed", "incomplete"):
+            stored.response = translator.response
+            await _save(services, stored)
+
+    render = _after_sequence(translator, starting_after)
+    return await _streamed(services, relay, request, translator, render, store_when_answered)
 
 
 async def _save(services: FrontEndServices, stored: StoredResponse) -> None:
@@ -154,14 +187,9 @@ async def _gathered(relay: JobRelay, translator: ResponseTranslator) -> None:
         translator.feed((await relay.next_chunk()).data)
 
 
-async def _streamed(
-    services: FrontEndServices,
-    relay: JobRelay,
-    request: Request,
-    translator: ResponseTranslator,
-    on_end: Callable[[], Awaitable[None]],
-) -> Response:
-    job_id = relay.reader.job_id
+def _resumable(translator: ResponseTranslator, job_id: str, request: Request) -> ChunkRenderer:
+    """Events with ids (`<job>:<chunk>`) to resume with `Last-Event-ID`, those of the chunks
+    the client saw (after a resume) left out."""
     last_event_id = request.headers.get("last-event-id") or ":0"
     seen_seq = int(last_event_id.rpartition(":")[2])  # checked by resume_job
 
@@ -171,6 +199,27 @@ async def _streamed(
             return []
         return [_sse(event, f"{job_id}:{chunk.seq}") for event in events]
 
+    return render
+
+
+def _after_sequence(translator: ResponseTranslator, starting_after: int) -> ChunkRenderer:
+    """Events numbered after `starting_after`, as OpenAI resumes a background stream."""
+
+    def render(chunk: Chunk) -> Iterable[ServerSentEvent]:
+        events = translator.feed(chunk.data)
+        return [_sse(event) for event in events if event["sequence_number"] > starting_after]
+
+    return render
+
+
+async def _streamed(
+    services: FrontEndServices,
+    relay: JobRelay,
+    request: Request,
+    translator: ResponseTranslator,
+    render: ChunkRenderer,
+    on_end: Callable[[], Awaitable[None]],
+) -> Response:
     def render_failure(error: FleetError) -> Iterable[ServerSentEvent]:
         return [_sse(event) for event in translator.failed(openai_error(error))]
 
@@ -191,9 +240,21 @@ def _sse(event: Json, event_id: str | None = None) -> ServerSentEvent:
 
 
 @router.get("/v1/responses/{response_id}")
-async def get_response(response_id: str, services: Services, key: CallerKey) -> Response:
+async def get_response(
+    response_id: str,
+    request: Request,
+    services: Services,
+    key: CallerKey,
+    stream: bool = False,
+    starting_after: Annotated[int | None, Query(ge=0)] = None,
+) -> Response:
+    """The response as it stands; `stream`: a background response's events again, after
+    `starting_after` (its sequence number), following its job while it runs."""
     store = _store(services)
     stored = await store.load(response_id, _owner(key))
+    if stream:
+        after = -1 if starting_after is None else starting_after
+        return await _background_stream(services, request, stored, starting_after=after)
     return JSONResponse(await background.current(services, store, stored), headers=_headers())
 
 

@@ -111,6 +111,12 @@ def stored_response(response_id: str) -> str:
     return f"{PREFIX}:response:{response_id}"
 
 
+def stored_item(item_digest: str) -> str:
+    """The id of the stored response holding an input or output item, by a digest of its
+    owner and the item's id (api/responses/store.py)."""
+    return f"{PREFIX}:response-item:{item_digest}"
+
+
 def conversation_worker(conversation_key: str) -> str:
     """The worker whose resident CLI holds a conversation (shared/fleet/affinity.py)."""
     return f"{PREFIX}:conversation:{conversation_key}:worker"

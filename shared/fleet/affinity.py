@@ -1,6 +1,9 @@
 """Which account a conversation's turns should go to: the upstream prompt cache is per account.
 
-The turns of one conversation share their system prompt and first message, so those name it.
+The turns of one conversation share their system prompt and first message, so those name it,
+unless its client names it: a Responses request's `prompt_cache_key` (Codex sends one per
+session) is the conversation, scoped by the client key (`named_conversation`), and travels on
+the job (`JobRequest.conversation`), never upstream.
 The worker answering a turn records its account under that key with the turn's first chunk
 (`AccountNote`, worker/reply/chunk_publisher.py), long before the client can send the next; the
 front end asks for that account for the next turn (`noted_account`) while it has room
@@ -29,10 +32,23 @@ from shared.fleet.registry import FleetSnapshot
 from shared.wire.messages import MessagesRequest
 
 
-def conversation_key(request: MessagesRequest) -> str:
+def named_conversation(client_key_id: str, name: str) -> str:
+    """The conversation a client named `name` (a `prompt_cache_key`): within its client key,
+    so two keys' names never share an account's cache; '' when it named none."""
+    if not name:
+        return ""
+    scoped = orjson.dumps(["named", client_key_id, name])
+    return hashlib.sha256(scoped).hexdigest()[:32]
+
+
+def conversation_key(request: MessagesRequest, named: str = "") -> str:
+    """The key a conversation's turns share: the one its client named, else its system
+    prompt and first message."""
+    if named:
+        return named
     first = request.messages[0].model_dump(mode="json", exclude_unset=True)
-    named = orjson.dumps([request.system_text() or "", first], option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(named).hexdigest()[:32]
+    opening = orjson.dumps([request.system_text() or "", first], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(opening).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -42,29 +58,28 @@ class AccountNote:
     request: MessagesRequest
     account: str
     ttl_s: int
+    named: str = ""  # the conversation its client named, if it did
 
     @cached_property
     def key(self) -> str:
         """The Redis key, worked out when first needed: after the CLI has the request."""
-        return redis_keys.conversation_account(conversation_key(self.request))
+        return redis_keys.conversation_account(conversation_key(self.request, self.named))
 
 
 async def note_resident_worker(
-    redis: Redis, request: MessagesRequest, worker_id: str, *, ttl_s: int
+    redis: Redis, conversation: str, worker_id: str, *, ttl_s: int
 ) -> None:
-    """`worker_id` is answering `request`'s conversation and may keep it resident."""
-    await redis.set(
-        redis_keys.conversation_worker(conversation_key(request)), worker_id, ex=max(1, ttl_s)
-    )
+    """`worker_id` is answering a turn of `conversation` and may keep it resident."""
+    await redis.set(redis_keys.conversation_worker(conversation), worker_id, ex=max(1, ttl_s))
 
 
 async def preferred_worker(
-    redis: Redis, request: MessagesRequest, fleet: FleetSnapshot, account: str
+    redis: Redis, conversation: str, fleet: FleetSnapshot, account: str
 ) -> str:
     """The worker of `account` that may hold the conversation, if it can take the turn now."""
     if not account:
         return ""
-    raw: bytes | None = await redis.get(redis_keys.conversation_worker(conversation_key(request)))
+    raw: bytes | None = await redis.get(redis_keys.conversation_worker(conversation))
     if raw is None:
         return ""
     worker_id = raw.decode()
@@ -79,7 +94,7 @@ async def preferred_worker(
     return ""
 
 
-async def noted_account(redis: Redis, request: MessagesRequest) -> str:
+async def noted_account(redis: Redis, conversation: str) -> str:
     """The account that served the conversation's latest turn, or ''."""
-    raw: bytes | None = await redis.get(redis_keys.conversation_account(conversation_key(request)))
+    raw: bytes | None = await redis.get(redis_keys.conversation_account(conversation))
     return raw.decode() if raw is not None else ""

@@ -38,6 +38,9 @@ class JobRequest(BaseModel):
     prefer_account: str = ""
     prefer_until_ms: int = 0
     prefer_worker: str = ""  # the worker holding the conversation: it goes first, until then
+    # The conversation its client named (a Responses prompt_cache_key), keyed for affinity
+    # (shared/fleet/affinity.py `named_conversation`); '': its first message names it.
+    conversation: str = ""
     batch: BatchItem | None = None  # a request of a message batch: its result goes there
 
 

@@ -195,6 +195,7 @@ class JobQueue:
         prefer_account: str = "",
         prefer_for_ms: int = 0,
         prefer_worker: str = "",
+        conversation: str = "",
         job_id: str | None = None,
         batch: BatchItem | None = None,
     ) -> JobRequest:
@@ -202,7 +203,8 @@ class JobQueue:
 
         `owner` is kept in the record (small fields a resume must match, api/resume.py).
         `prefer_account`'s workers get the job to themselves for `prefer_for_ms`, and of them
-        `prefer_worker` (shared/fleet/affinity.py)."""
+        `prefer_worker` (shared/fleet/affinity.py); `conversation` is the conversation its client
+        named, for the worker to note its account under."""
         now = time.time()
         now_ms = int(now * 1000)
         job = JobRequest(
@@ -216,6 +218,7 @@ class JobQueue:
             prefer_account=prefer_account,
             prefer_until_ms=now_ms + prefer_for_ms if prefer_account else 0,
             prefer_worker=prefer_worker if prefer_account else "",
+            conversation=conversation,
             batch=batch,
         )
         payload = job.model_dump_json(exclude_unset=True)

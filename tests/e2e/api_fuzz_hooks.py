@@ -175,9 +175,9 @@ def _responses_turn(item: dict[str, Any]) -> str | None:
         if role in _INSTRUCTIONS or not _says_something(item.get("content")):
             return None
         return "user" if role == "user" else "assistant"
-    if kind == "function_call_output":
+    if kind in ("function_call_output", "custom_tool_call_output"):
         return "user"
-    return "assistant" if kind in ("function_call", "reasoning") else None
+    return "assistant" if kind in ("function_call", "custom_tool_call", "reasoning") else None
 
 
 def _says_something(content: object) -> bool:

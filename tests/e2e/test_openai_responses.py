@@ -16,6 +16,7 @@ import httpx
 import openai
 import pytest
 from openai.types.responses import Response, ResponseInputParam, ToolParam
+from openai.types.responses.response_input_param import ItemReference
 from redis.asyncio import Redis
 
 from shared.telemetry.request_stats import read_request_stats
@@ -78,6 +79,13 @@ AGENTS_NAMESPACE: dict[str, Any] = {
     ],
 }
 WEB_SEARCH: dict[str, Any] = {"type": "web_search", "external_web_access": False}
+# A freeform tool, as Codex offers apply_patch to some models.
+APPLY_PATCH: ToolParam = {
+    "type": "custom",
+    "name": "apply_patch",
+    "description": "Apply a patch.",
+    "format": {"type": "grammar", "syntax": "lark", "definition": "start: /(.|\\n)+/"},
+}
 
 
 @pytest.fixture
@@ -202,6 +210,44 @@ def test_a_function_tool_round_trip_names_namespaced_tools_back_and_hides_hosted
     results = [b for b in sent[2]["content"] if b["type"] == "tool_result"]
     assert [r["tool_use_id"] for r in results] == ["toolu_01"]
     assert "closed" in json.dumps(results[0]["content"])
+
+
+def test_a_custom_tool_is_offered_with_one_string_input_and_its_call_round_trips(
+    stack: Stack, oai: openai.OpenAI
+) -> None:
+    patch = "*** Begin Patch\n*** Add File: a.txt\n+hello\n*** End Patch"
+    call = ToolUseBlock("toolu_03", f"{CLI_TOOL}apply_patch", {"input": patch})
+    stack.upstream.enqueue(BlocksReply([call], chunk_chars=4))
+    with oai.responses.stream(model=MODEL, input="Patch it.", tools=[APPLY_PATCH]) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    offered = {tool["name"]: tool for tool in stack.upstream.requests[0].body["tools"]}
+    schema = offered[f"{CLI_TOOL}apply_patch"]["input_schema"]
+    assert schema["properties"]["input"]["type"] == "string" and schema["required"] == ["input"]
+    [item] = final.output
+    assert item.type == "custom_tool_call"
+    assert (item.name, item.call_id, item.input) == ("apply_patch", "toolu_03", patch)
+    deltas = [e.delta for e in events if e.type == "response.custom_tool_call_input.delta"]
+    assert "".join(deltas) == patch
+
+    stack.upstream.reset()
+    stack.upstream.enqueue(TextReply("Patched."))
+    history: list[Any] = [
+        {"role": "user", "content": "Patch it."},
+        item.model_dump(exclude_none=True),
+        {"type": "custom_tool_call_output", "call_id": "toolu_03", "output": "Done!"},
+    ]
+    follow_up = oai.responses.create(model=MODEL, input=history, tools=[APPLY_PATCH])
+    assert follow_up.output_text == "Patched."
+    sent = without_cli_additions(stack.upstream.requests[-1].body["messages"])
+    [use] = [b for b in sent[1]["content"] if b["type"] == "tool_use"]
+    assert (use["id"], use["name"], use["input"]) == (
+        "toolu_03",
+        f"{CLI_TOOL}apply_patch",
+        {"input": patch},
+    )
+    [result] = [b for b in sent[2]["content"] if b["type"] == "tool_result"]
+    assert result["tool_use_id"] == "toolu_03" and "Done!" in json.dumps(result["content"])
 
 
 def test_a_stream_passes_the_sdks_strict_checks_and_reasoning_round_trips(
@@ -362,6 +408,38 @@ def test_a_stored_response_is_read_continued_and_deleted_by_its_own_key_only(
         oai.responses.retrieve(first.id)
 
 
+def reference(item_id: str | None) -> ItemReference:
+    assert item_id
+    return {"type": "item_reference", "id": item_id}
+
+
+def test_item_references_name_the_keys_own_stored_items(
+    stack: Stack, oai: openai.OpenAI, sdk_clients: SdkClients, responses_keys: ResponsesKeys
+) -> None:
+    stack.upstream.enqueue(TextReply("Four."))
+    first = oai.responses.create(model=MODEL, input="What is 2+2?")
+    [question] = oai.responses.input_items.list(first.id).data
+    answer = first.output[0].id
+    other = sdk_clients.openai_client(stack.url, key=responses_keys.other)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.create(model=MODEL, input=[reference(answer)])
+
+    stack.upstream.reset()
+    stack.upstream.enqueue(TextReply("Twelve."))
+    conversation: ResponseInputParam = [
+        reference(question.id),
+        reference(answer),
+        {"role": "user", "content": "Times 3?"},
+    ]
+    assert oai.responses.create(model=MODEL, input=conversation).output_text == "Twelve."
+    [sent] = stack.upstream.requests
+    assert without_cli_additions(sent.body["messages"]) == [
+        {"role": "user", "content": [{"type": "text", "text": "What is 2+2?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Four."}]},
+        {"role": "user", "content": [{"type": "text", "text": "Times 3?"}]},
+    ]
+
+
 def test_a_background_response_is_polled_to_its_end_and_another_cancelled(
     stack: Stack, oai: openai.OpenAI
 ) -> None:
@@ -410,6 +488,32 @@ def test_a_stream_is_resumed_with_last_event_id_without_gaps_or_repeats(
     assert len({e["response"]["id"] for e in events if "response" in e}) == 1
     assert len({e["item_id"] for e in events if "item_id" in e}) == 1
     assert events[-1]["response"]["output"][0]["id"] == first[2]["item"]["id"]
+
+
+def test_a_background_stream_outlives_its_client_and_resumes_after_a_sequence_number(
+    stack: Stack, oai: openai.OpenAI
+) -> None:
+    text = "One two three four five six seven."
+    stack.upstream.enqueue(TextReply(text, chunk_chars=3, delay_s=0.1))
+    first: list[dict[str, Any]] = []
+    with oai.responses.create(model=MODEL, input="Count.", background=True, stream=True) as events:
+        for event in events:
+            first.append(event.model_dump(mode="json"))
+            if sum(e["type"] == "response.output_text.delta" for e in first) >= 3:
+                break  # the client leaves; a background response goes on without it
+    response_id = first[0]["response"]["id"]
+    resumed = oai.responses.retrieve(
+        response_id, stream=True, starting_after=first[-1]["sequence_number"]
+    )
+    with resumed as events:
+        rest = [event.model_dump(mode="json") for event in events]
+    streamed = first + rest
+    assert [e["sequence_number"] for e in streamed] == list(range(len(streamed)))
+    deltas = [e["delta"] for e in streamed if e["type"] == "response.output_text.delta"]
+    assert "".join(deltas) == text
+    assert streamed[-1]["type"] == "response.completed"
+    assert streamed[-1]["response"]["id"] == response_id
+    assert oai.responses.retrieve(response_id).output_text == text
 
 
 def test_cancelling_a_waiting_background_response_ends_its_concurrency_lease(

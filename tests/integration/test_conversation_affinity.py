@@ -64,6 +64,11 @@ def turn(stack: Stack, messages: list[dict[str, Any]]) -> str:
                 job_id = line[3:].strip().rpartition(":")[0]
             if line.startswith("event: error"):
                 raise AssertionError(f"the turn failed: {line}")
+    return served_by(stack, job_id)
+
+
+def served_by(stack: Stack, job_id: str) -> str:
+    """The account of the worker that started `job_id`."""
     client = redis.Redis.from_url(stack.redis.url)
     try:
         worker: bytes | None = client.hget(redis_keys.job_record(job_id), "worker")  # type: ignore[assignment]  # redis-py 5 types replies as str, sync-or-async
@@ -117,3 +122,58 @@ def test_when_the_conversations_account_cools_its_next_turn_goes_elsewhere(
         "the account cooling",
     )
     assert turn(two_accounts, turns[1]) == other
+
+
+def responses_turn(stack: Stack, text: str, cache_key: str) -> str:
+    """Send one Responses turn (streaming) naming its conversation; the account that served it."""
+    body = {
+        "model": MODEL,
+        "input": text,
+        "stream": True,
+        "store": False,
+        "prompt_cache_key": cache_key,
+    }
+    job_id = ""
+    with httpx.stream("POST", f"{stack.url}/v1/responses", json=body, timeout=30) as response:
+        assert response.status_code == 200, response.read()
+        for line in response.iter_lines():
+            if line.startswith("id:") and not job_id:
+                job_id = line[3:].strip().rpartition(":")[0]
+            if line.startswith("event: response.failed"):
+                raise AssertionError(f"the turn failed: {line}")
+    return served_by(stack, job_id)
+
+
+async def uncool(redis_url: str, account: str) -> None:
+    client = aredis.Redis.from_url(redis_url)
+    try:
+        await set_account_cooling(client, account, until_s=0, reason="")
+    finally:
+        await client.aclose()
+
+
+def cooling(stack: Stack, account: str) -> bool:
+    return any(a["name"] == account and a["cooling"] for a in fleet(stack)["accounts"])
+
+
+def test_a_prompt_cache_key_keeps_turns_with_other_first_messages_on_one_account(
+    two_accounts: Stack,
+) -> None:
+    # Both accounts idle and unused: a new conversation goes to alice (least used, then by
+    # name). So the first turn is sent while alice cools, to land on bob.
+    asyncio.run(cool(two_accounts.redis.url, "alice"))
+    wait_until(lambda: cooling(two_accounts, "alice"), 10, "alice cooling")
+    assert responses_turn(two_accounts, "Session one, first prompt.", "session-1") == "bob"
+    asyncio.run(uncool(two_accounts.redis.url, "alice"))
+    wait_until(
+        lambda: (
+            not cooling(two_accounts, "alice")
+            and all(w["state"] == "ready" for w in fleet(two_accounts)["workers"])
+        ),
+        10,
+        "alice ready again",
+    )
+    # Codex's turns share their prompt_cache_key, not always their first message.
+    assert responses_turn(two_accounts, "Session one, another prompt.", "session-1") == "bob"
+    # Another key is another conversation, even with the very first message of session 1.
+    assert responses_turn(two_accounts, "Session one, first prompt.", "session-2") == "alice"

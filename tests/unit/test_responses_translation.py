@@ -129,3 +129,49 @@ def test_a_response_cut_by_the_output_limit_is_incomplete() -> None:
     assert translator.response["incomplete_details"] == {"reason": "max_output_tokens"}
     assert translator.response["usage"]["total_tokens"] == 14
     assert translator.response["output"][0]["content"][0]["text"] == "ab"
+
+
+CUSTOM_TOOL = {"type": "custom", "name": "apply_patch", "format": {"type": "text"}}
+
+
+def custom_call(arguments: str) -> dict[str, Any]:
+    """The custom tool's call as the translator sends it, from the model's arguments."""
+    request = responses(tools=[CUSTOM_TOOL])
+    translator = ResponseTranslator(
+        response_object(request, "resp_1"), ToolNames.of(request), encrypted_reasoning=False
+    )
+    use = {"type": "tool_use", "id": "toolu_1", "name": "apply_patch", "input": {}}
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": {"usage": {}}},
+        {"type": "content_block_start", "index": 0, "content_block": use},
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "input_json_delta", "partial_json": arguments},
+        },
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_stop"},
+    ]
+    for event in events:
+        translator.feed(event)
+    [item] = translator.response["output"]
+    assert item["type"] == "custom_tool_call" and item["call_id"] == "toolu_1"
+    return dict(item)
+
+
+def test_a_custom_tools_call_carries_the_string_the_model_gave_as_its_input() -> None:
+    assert custom_call('{"input": "*** Begin Patch"}')["input"] == "*** Begin Patch"
+    # Anything but {"input": "..."} goes to the client's tool as the model wrote it.
+    assert custom_call('{"patch": 1}')["input"] == '{"patch": 1}'
+
+
+def test_a_custom_tool_call_in_the_history_is_a_call_with_one_input_string() -> None:
+    call = {"type": "custom_tool_call", "call_id": "c1", "name": "apply_patch", "input": "p"}
+    output = {"type": "custom_tool_call_output", "call_id": "c1", "output": "ok"}
+    sent = anthropic(tools=[CUSTOM_TOOL], input=[{"role": "user", "content": "Go."}, call, output])
+    assert sent["messages"][1]["content"] == [
+        {"type": "tool_use", "id": "c1", "name": "apply_patch", "input": {"input": "p"}}
+    ]
+    assert sent["messages"][2]["content"][0]["tool_use_id"] == "c1"
+    [tool] = sent["tools"]
+    assert tool["input_schema"]["required"] == ["input"]
