@@ -10,7 +10,9 @@ FAKE_CLI_MODE
                     get no reply; the querying user line is answered with the JSON lines of the
                     file FAKE_CLI_OUTPUT (a complete "Hello" answer when unset). Then exit with
                     FAKE_CLI_EXIT_CODE (default 0). With FAKE_CLI_STAYS=1 it answers every
-                    querying line until its stdin closes, as the real CLI does.
+                    querying line until its stdin closes, as the real CLI does; with
+                    FAKE_CLI_TURNS=N too, only N of them: the next one ends it unanswered,
+                    as a CLI that died between turns.
     sleep           Print a `system` line with its pid, then sleep; SIGTERM ends it.
     ignore_sigterm  Like sleep, but SIGTERM is ignored (only SIGKILL ends it). With
                     FAKE_CLI_SIGNAL_FILE set, each SIGTERM it ignores appends a line
@@ -183,6 +185,7 @@ def ask_upstream(line: dict[str, Any]) -> list[dict[str, Any]]:
 
 def answer() -> int:
     emit({"type": "system", "subtype": "init", "session_id": "s"})
+    turns_left = int(os.environ.get("FAKE_CLI_TURNS", "-1"))
     for raw in sys.stdin:
         if not raw.strip():
             continue
@@ -196,6 +199,9 @@ def answer() -> int:
         if line.get("shouldQuery") is False:
             emit(success_result(""))
             continue
+        if turns_left == 0:
+            break
+        turns_left -= 1
         time.sleep(float(os.environ.get("FAKE_CLI_DELAY_S", "0")))
         upstream = os.environ.get("FAKE_CLI_MODE") == "upstream"
         for message in ask_upstream(line) if upstream else scripted_output():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import stat
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -124,3 +125,15 @@ def test_follow_ups_continue_in_the_worker_holding_them_and_replay_elsewhere_onc
         10,
         "the survivor replaying the turn",
     )
+
+
+def test_a_turn_whose_resident_cli_died_between_turns_is_replayed_not_failed(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    # This fake CLI stays after its first answer and ends at the next turn's first line, as a
+    # resident CLI killed or crashed between turns: only that turn finds it gone.
+    dies = fake_cli.install(tmp_path / "claude", FAKE_CLI_STAYS="1", FAKE_CLI_TURNS="1")
+    stack = make_stack(CCFLEET_CLAUDE_BIN=str(dies), **ENV)
+    first, second = conversation(7, 2)
+    holder = turn(stack, first)
+    assert turn(stack, second) == holder  # answered (turn() fails on any error)

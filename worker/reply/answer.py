@@ -64,6 +64,43 @@ async def answer_with_cli(
     messages = cli_messages(request)
     continuation = continuation_of(client_key, request, messages) if residents else None
     resident = residents.take(continuation) if residents is not None else None
+    if resident is not None and continuation is not None:
+        try:
+            await _answer_once(
+                request, job_id, publisher, config, meter=meter, pool=pool, residents=residents,
+                client_key=client_key, resident=resident, new_messages=continuation.new_messages,
+            )  # fmt: skip
+            return
+        except CliFailed:
+            if publisher.seq:  # something went out: the answer cannot start again
+                raise
+            # A resident CLI that died between turns (killed, crashed) costs a replay, not
+            # the request: the conversation goes in whole to a fresh CLI.
+            logger.warning(
+                "resident cli pid=%s ended before answering; replaying", resident.process.pid
+            )
+    await _answer_once(
+        request, job_id, publisher, config, meter=meter, pool=pool, residents=residents,
+        client_key=client_key, resident=None, new_messages=None,
+    )  # fmt: skip
+
+
+async def _answer_once(
+    request: MessagesRequest,
+    job_id: str,
+    publisher: ChunkPublisher,
+    config: CliConfig,
+    *,
+    meter: RunMeter,
+    pool: CliPool | None,
+    residents: ResidentConversations | None,
+    client_key: str,
+    resident: ResidentCli | None,
+    new_messages: list[dict[str, Any]] | None,
+) -> None:
+    """One run of a CLI for `request`: `resident` with only `new_messages`, else a ready or
+    cold CLI with the whole conversation."""
+    messages = cli_messages(request)
     tools = tools_for_cli(request)
     shape = spawn_shape(request, bare=uses_api_key(config.base_env))
     warm = pool.take(shape) if pool is not None and resident is None else None
@@ -82,7 +119,7 @@ async def answer_with_cli(
                 if resident is None:
                     await _configure(cli, control_lines(request))
                 lines = message_lines(
-                    continuation.new_messages if resident and continuation else messages,
+                    new_messages if resident is not None and new_messages else messages,
                     request.model,
                 )
                 logger.info("cli pid=%s (%s) took the request", process.pid, _kind(warm, resident))
