@@ -413,3 +413,18 @@ async def test_a_cli_that_never_answers_is_killed_at_the_job_timeout(
         await answer(config, publisher)
     assert was_reaped(int(pid_file.read_text()))
     assert list((tmp_path / "work").iterdir()) == []  # the job workspace is gone too
+
+
+async def test_a_line_written_after_the_clis_stdin_closed_is_a_cli_failure(
+    tmp_path: Path,
+) -> None:
+    """A CLI kept between turns may have gone by the next turn: writing to it must fail as the
+    CLI failing (so the turn is replayed elsewhere), never as an unexpected error."""
+    async with asyncio.timeout(BOUND_S):
+        async with CliProcess(
+            fake_argv(), env=fake_env("sleep"), cwd=str(tmp_path), kill_grace_s=0.3
+        ) as process:
+            await next_message(process)
+            process.close_stdin()
+            with pytest.raises(CliFailed, match="exited before reading"):
+                await process.write_line(b"{}\n")

@@ -97,6 +97,8 @@ class CliProcess:
 
     async def write_line(self, payload: bytes) -> None:
         assert self._proc is not None and self._proc.stdin is not None
+        if self._proc.stdin.is_closing():  # uvloop raises RuntimeError on such a write
+            raise CliFailed("The Claude Code CLI exited before reading the request.")
         try:
             self._proc.stdin.write(payload)
             await self._proc.stdin.drain()
