@@ -6,9 +6,10 @@ conversation affinity: shared/fleet/affinity.py), chosen among the accounts that
 now (a ready worker with a free slot, not cooling):
 
 - A conversation stays on the account of its earlier turns while that account is under the
-  threshold (`CCFLEET_HEADROOM_THRESHOLD`). Past it, the turn goes where the policy says; the
-  worker answering it notes its account for the turns after, so the conversation hops once
-  and sticks.
+  threshold (`CCFLEET_HEADROOM_THRESHOLD`), ready and not cooling, even with every slot busy
+  for the moment: its workers' head start lets a slot that frees take the turn. Past the
+  threshold, the turn goes where the policy says; the worker answering it notes its account
+  for the turns after, so the conversation hops once and sticks.
 - Accounts under the threshold (and not slow to answer lately) come first: `fill-first`
   takes the first of them in the drain order (`CCFLEET_ACCOUNT_PRIORITY`, lower first), so
   later accounts are untouched until the earlier ones pass the threshold; `most-headroom`
@@ -53,10 +54,13 @@ def choose_account(
 ) -> str:
     """The account the job should go to, or '' when none can take it now."""
     ready = {a.name for a in fleet.available_accounts()} - set(avoid)
+    if any(
+        a.name == conversation_account and a.name in ready and _has_room(a, threshold, now_s)
+        for a in fleet.accounts
+    ):
+        return conversation_account  # busy or not: its workers' head start covers a moment
     open_accounts = [a for a in fleet.accounts if a.name in ready and a.busy < a.slots]
     with_room = [a for a in open_accounts if _has_room(a, threshold, now_s)]
-    if conversation_account in {a.name for a in with_room}:
-        return conversation_account
     if with_room and policy == "fill-first":
         return min(with_room, key=lambda a: (a.priority, a.utilization(now_s), a.name)).name
     candidates = with_room or open_accounts

@@ -69,6 +69,15 @@ def test_a_conversation_stays_on_its_account_while_it_is_under_the_threshold() -
     assert chosen(snapshot, "fill-first", conversation="b") == "b"
 
 
+def test_a_conversation_keeps_its_account_while_its_slots_are_momentarily_all_busy() -> None:
+    """Its workers get the head start (CCFLEET_AFFINITY_WAIT_MS): a slot that frees within it
+    keeps the conversation on its account's prompt cache; naming another account would move
+    the conversation for good (the answering worker notes its own account)."""
+    snapshot = fleet(account("a", 0.1, busy=2), account("b", 0.0))
+    assert chosen(snapshot, "most-headroom", conversation="a") == "a"
+    assert chosen(snapshot, "fill-first", conversation="a") == "a"
+
+
 def test_a_conversation_whose_account_passed_the_threshold_hops_to_one_with_room() -> None:
     snapshot = fleet(account("a", 0.95), account("b", 0.3), account("c", 0.6))
     assert chosen(snapshot, "most-headroom", conversation="a") == "b"
