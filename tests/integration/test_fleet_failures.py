@@ -253,7 +253,7 @@ def test_a_job_whose_worker_died_before_answering_runs_on_another_worker(
 # -- Redis restarts ----------------------------------------------------------------------------
 
 
-def test_a_redis_restart_ends_requests_in_flight_with_an_error_and_later_requests_succeed(
+def test_a_redis_outage_past_the_grace_ends_requests_in_flight_with_an_error_and_later_succeed(
     make_stack: StackFactory,
 ) -> None:
     stack = make_stack(workers=1)
