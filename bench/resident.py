@@ -4,8 +4,9 @@ memory of a resident CLI.
 
 `uv run python bench/resident.py [--repeats 5] [--sessions 20] [--turns 30] [--claude-bin PATH]`
 
-Starts a private stack as the tests do (embedded Redis; the in-process FakeUpstream answering at
-once; the real CLI with a fake OAuth token; front end and workers as child processes). Then:
+Starts a private stack as the tests do (bench/stack.py: embedded Redis; the in-process
+FakeUpstream answering at once; the real CLI with a fake OAuth token; front end and workers as
+child processes). Then:
 
 1. one worker: `--repeats` times each, time to first text (to the first `content_block_delta`)
    of a one-message request, and of a 200-message conversation's turn, replayed (its first
@@ -26,11 +27,8 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -42,11 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 import httpx
 import redis as redis_lib
 
-from ccfleet.embedded_redis import EmbeddedRedis, free_port
-from shared.broker import redis_keys
+from bench.stack import bench_stack, default_claude_bin, found_claude_bin, heartbeats
 from shared.telemetry.first_token import is_token_event
-from tests.fakes.upstream import BlocksReply, FakeUpstream, RecordedRequest, TextBlock, ToolUseBlock
-from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until
+from tests.fakes.upstream import BlocksReply, RecordedRequest, TextBlock, ToolUseBlock
+from tests.processes import cli_processes
 from worker.cli.resident import ReplyRecorder
 
 MODEL = "claude-sonnet-4-6"
@@ -215,15 +212,6 @@ async def workload(client: Client, sessions: int, turns: int, at_once: int) -> f
     return time.perf_counter() - t0
 
 
-def heartbeats(redis_url: str) -> list[dict[bytes, bytes]]:
-    client = redis_lib.Redis.from_url(redis_url)
-    try:
-        ids = client.zrange(redis_keys.workers_index(), 0, -1)
-        return [client.hgetall(redis_keys.worker_heartbeat(i.decode())) for i in ids]  # type: ignore[misc, union-attr]  # redis-py 5 types replies sync-or-async
-    finally:
-        client.close()
-
-
 def hit_report(redis_url: str, claude_bin: str, worker_pids: list[int]) -> None:
     time.sleep(1.5)  # a heartbeat or two
     beats = heartbeats(redis_url)
@@ -233,36 +221,6 @@ def hit_report(redis_url: str, claude_bin: str, worker_pids: list[int]) -> None:
           f"({hits} of {hits + misses} follow-up turns)")  # fmt: skip
     clis = [pid for w in worker_pids for pid in children(w) if pid in cli_processes(claude_bin)]
     print(f"RSS per live CLI (resident or ready): {spread([rss_mb(p) for p in clis], ' MB')}")
-
-
-# --- the stack -----------------------------------------------------------------------------
-def stack_env(root: Path, redis_url: str, upstream_url: str, claude_bin: str) -> dict[str, str]:
-    return {
-        "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8",
-        "CCFLEET_REDIS_URL": redis_url, "CCFLEET_CLAUDE_BIN": claude_bin,
-        "CCFLEET_WORKER_SLOTS": "4", "CCFLEET_PREWARM_CLIS": "1",
-        "CCFLEET_RESIDENT_MAX": "4", "CCFLEET_HEARTBEAT_INTERVAL_S": "0.5",
-        "CCFLEET_AUTH": "off", "CCFLEET_ACCOUNT": "alice", "ANTHROPIC_BASE_URL": upstream_url,
-        "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-fake", "CCFLEET_WORK_ROOT": str(root / "work"),
-        "CLAUDE_CONFIG_DIR": str(root / "claude-config"),
-    }  # fmt: skip
-
-
-def start(
-    root: Path, env: dict[str, str], workers: int, procs: list[ManagedProcess]
-) -> tuple[str, list[int]]:
-    port = free_port()
-    started = [
-        ManagedProcess(["worker"], env=env, log_path=root / f"worker-{len(procs)}-{i}.log")
-        for i in range(workers)
-    ]
-    procs += started
-    procs.append(ManagedProcess(["api", "--port", str(port)], env=env,
-                                log_path=root / f"api-{len(procs)}.log"))  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: http_ok(f"{url}/ready"), 60.0, f"{url}/ready")
-    wait_until(lambda: len(heartbeats(env["CCFLEET_REDIS_URL"])) == workers, 30, "workers")
-    return url, [p.pid for p in started]
 
 
 async def with_client(url: str, run: Callable[[Client], Any]) -> Any:
@@ -275,50 +233,30 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--turns", type=int, default=30)
-    parser.add_argument("--claude-bin", default=os.environ.get("CCFLEET_TEST_CLAUDE_BIN")
-                        or shutil.which("claude") or "claude")  # fmt: skip
+    parser.add_argument("--claude-bin", default=default_claude_bin())
     args = parser.parse_args()
-    if not (found := shutil.which(args.claude_bin)):
-        parser.error(f"no claude CLI at {args.claude_bin!r}: give --claude-bin PATH")
-    claude_bin = os.path.abspath(found)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    claude_bin = found_claude_bin(parser, args.claude_bin)
     print(f"ccfleet resident conversations: {time.strftime('%Y-%m-%d %H:%M %Z')}, "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
-    root = Path(tempfile.mkdtemp(prefix="ccfleet-bench-"))
-    (root / "claude-config").mkdir()
-    procs: list[ManagedProcess] = []
-    redis = EmbeddedRedis(root / "redis")
-    upstream = FakeUpstream()
-    try:
-        redis.start()
-        upstream.start()
-        upstream.set_responder(responder)
-        env = stack_env(root, redis.url, upstream.url, claude_bin)
-        url, (worker,) = start(root, env, 1, procs)
+    with bench_stack(responder) as stack:
+        env = stack.env(
+            claude_bin,
+            CCFLEET_WORKER_SLOTS="4",
+            CCFLEET_PREWARM_CLIS="1",
+            CCFLEET_RESIDENT_MAX="4",
+            CCFLEET_ACCOUNT="alice",
+        )
+        url, (worker,) = stack.start(env, workers=1)
         asyncio.run(with_client(url, lambda c: next_turn_figures(c, worker, args.repeats)))
-        for proc in reversed(procs):
-            proc.stop()
-        procs.clear()
-        redis_lib.Redis.from_url(redis.url).flushall()
-        url, workers = start(root, env, 2, procs)
+        stack.stop_processes()
+        redis_lib.Redis.from_url(stack.redis.url).flushall()
+        url, workers = stack.start(env, workers=2)
         seconds = asyncio.run(
             with_client(url, lambda c: workload(c, args.sessions, args.turns, at_once=4))
         )
         print(f"workload: {args.sessions} sessions x {args.turns} turns, 4 at a time, "
               f"2 workers: {seconds:.0f} s")  # fmt: skip
-        hit_report(redis.url, claude_bin, workers)
-    except KeyboardInterrupt:
-        print("\ninterrupted; cleaning up", file=sys.stderr)
-    except Exception:
-        for proc in procs:
-            print(f"--- {proc.log_path.name}\n{proc.log_text()[-3000:]}", file=sys.stderr)
-        raise
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
-        upstream.stop()
-        redis.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        hit_report(stack.redis.url, claude_bin, workers)
 
 
 if __name__ == "__main__":

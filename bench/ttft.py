@@ -2,10 +2,10 @@
 
 `uv run python bench/ttft.py --requests 20 [--claude-bin PATH] [--concurrency 1]`
 
-Starts a private stack as the tests do (embedded Redis; in-process FakeUpstream answering 44 chars
-in 8-char chunks, no delay; one worker and one front end as child processes; a fake OAuth token),
-then alternates two kinds of run (ccfleet, direct, ccfleet, ...) after one warm-up of each.
-TTFT is ccfleet's one definition (shared/telemetry/first_token.py: to the first
+Starts a private stack as the tests do (bench/stack.py: embedded Redis; in-process FakeUpstream
+answering 44 chars in 8-char chunks, no delay; one worker and one front end as child processes;
+a fake OAuth token), then alternates two kinds of run (ccfleet, direct, ccfleet, ...) after one
+warm-up of each. TTFT is ccfleet's one definition (shared/telemetry/first_token.py: to the first
 `content_block_delta`), timed from the client's side:
 
 - ccfleet: streaming POST /v1/messages (raw SSE): send -> first token (TTFT), -> message_stop.
@@ -28,12 +28,9 @@ import json
 import math
 import os
 import re
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -46,12 +43,12 @@ import httpx
 import redis as redis_lib
 
 from bench.spread import Figures, machine_line
-from ccfleet.embedded_redis import EmbeddedRedis, free_port
+from bench.stack import BenchStack, bench_stack, default_claude_bin, found_claude_bin
 from shared.broker import redis_keys
 from shared.telemetry.first_token import is_token_event
 from shared.wire.messages import MessagesRequest
-from tests.fakes.upstream import FakeUpstream, RecordedRequest, TextReply
-from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until
+from tests.fakes.upstream import RecordedRequest, TextReply
+from tests.processes import cli_processes
 from worker.cli import command as cc
 from worker.cli.process import CliProcess
 from worker.cli.workspace import job_workspace, private_directory
@@ -289,84 +286,57 @@ def report(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20, help="measured runs of each kind")
-    parser.add_argument("--claude-bin", default=os.environ.get("CCFLEET_TEST_CLAUDE_BIN")
-                        or shutil.which("claude") or "claude")  # fmt: skip
+    parser.add_argument("--claude-bin", default=default_claude_bin())
     parser.add_argument("--concurrency", type=int, default=1, help="runs of a kind at once")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="bound on measuring")
     parser.add_argument("--prewarm", type=int, default=1, help="CCFLEET_PREWARM_CLIS of the worker")
     parser.add_argument("--runs", type=int, default=3, help="runs of --requests pairs each")
     parser.add_argument("--figures", type=Path, help="save the figures here (bench/perf.py)")
     args = parser.parse_args()
-    if not (found := shutil.which(args.claude_bin)):
-        parser.error(f"no claude CLI at {args.claude_bin!r}: give --claude-bin PATH")
-    args.claude_bin = os.path.abspath(found)
-    for signum in (signal.SIGINT, signal.SIGTERM):  # both clean up as Ctrl-C does
-        signal.signal(signum, signal.default_int_handler)
-    root = Path(tempfile.mkdtemp(prefix="ccfleet-bench-"))
-    (root / "claude-config").mkdir()
-    procs: list[ManagedProcess] = []
-    redis = EmbeddedRedis(root / "redis")
-    upstream = FakeUpstream()
-    try:
-        redis.start()
-        upstream.start()
-        upstream.set_responder(responder)
-        env = {
-            "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
-            "LANG": "C.UTF-8", "CCFLEET_REDIS_URL": redis.url,
-            "CCFLEET_CLAUDE_BIN": args.claude_bin,
-            "CCFLEET_WORKER_SLOTS": str(max(2, args.concurrency)),
-            "CCFLEET_PREWARM_CLIS": str(args.prewarm),
+    args.claude_bin = found_claude_bin(parser, args.claude_bin)
+    with bench_stack(responder) as stack:
+        env = stack.env(
+            args.claude_bin,
+            CCFLEET_WORKER_SLOTS=str(max(2, args.concurrency)),
+            CCFLEET_PREWARM_CLIS=str(args.prewarm),
             # Each run is a new conversation: a CLI kept for a next turn would only hold memory
             # (and `settle` waits for the worker's CLIs to come down to the ready ones).
-            "CCFLEET_RESIDENT_MAX": "0",
-            "CCFLEET_PING_INTERVAL_S": "1", "CCFLEET_HEARTBEAT_INTERVAL_S": "0.5",
-            "CCFLEET_LOG_LEVEL": "INFO", "CCFLEET_AUTH": "off", "ANTHROPIC_BASE_URL": upstream.url,
-            "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-fake",
-            "CLAUDE_CONFIG_DIR": str(root / "claude-config"),
-            "CCFLEET_WORK_ROOT": str(root / "work"),
-        }  # fmt: skip
-        port = free_port()
-        procs.append(ManagedProcess(["worker"], env=env, log_path=root / "worker.log"))
-        procs.append(ManagedProcess(["api", "--port", str(port)], env=env,
-                                    log_path=root / "api.log"))  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: http_ok(f"{url}/ready"), 60.0, f"{url}/ready")
-        private_dir = private_directory(str(root / "direct"))
-        base_env, _ = private_cli_environment(env, private_dir)  # as the worker's CLIs get it
-        version = subprocess.run(
-            [args.claude_bin, "--version"], capture_output=True, text=True, timeout=30,
-            env=cc.cli_environment(base_env, str(root)),
-        ).stdout.strip()  # fmt: skip
-        print(f"time to first text, {args.runs} runs of {args.requests} pairs; CLI {version}; "
-              f"{machine_line()}", flush=True)  # fmt: skip
-        figures = Figures()
-        gateway: list[Sample] = []
-        cli: list[Sample] = []
-        for number in range(1, args.runs + 1):
-            ours, direct = asyncio.run(measure(args, url, base_env, root, procs[0].pid))
-            line = add_figures(figures, ours, direct, dispatch_ms(redis.url, ours))
-            print(f"run {number}: {line}", flush=True)
-            gateway += ours
-            cli += direct
-        print(f"\nall {len(gateway)} pairs together:", end="")
-        report(gateway, cli, version, args.concurrency, dispatch_ms(redis.url, gateway))
-        print(ready_cli_report(redis.url, args.claude_bin, procs[0].pid))
-        figures.print()
-        if args.figures:
-            figures.save(args.figures)
-    except KeyboardInterrupt:
-        print("\ninterrupted; cleaning up", file=sys.stderr)
-    except Exception:
-        for proc in procs:
-            print(f"--- {proc.log_path.name}\n{proc.log_text()[-3000:]}", file=sys.stderr)
-        raise
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
-        upstream.stop()
-        redis.stop()
-        shutil.rmtree(root, ignore_errors=True)
+            CCFLEET_RESIDENT_MAX="0",
+            CCFLEET_PING_INTERVAL_S="1",
+            CCFLEET_LOG_LEVEL="INFO",
+        )
+        url, (worker,) = stack.start(env, workers=1)
+        measure_all(args, stack, env, url, worker)
+
+
+def measure_all(
+    args: argparse.Namespace, stack: BenchStack, env: dict[str, str], url: str, worker: int
+) -> None:
+    """`--runs` runs of `--requests` pairs: each run's figures, then all of them together."""
+    root, redis_url = stack.root, stack.redis.url
+    private_dir = private_directory(str(root / "direct"))
+    base_env, _ = private_cli_environment(env, private_dir)  # as the worker's CLIs get it
+    version = subprocess.run(
+        [args.claude_bin, "--version"], capture_output=True, text=True, timeout=30,
+        env=cc.cli_environment(base_env, str(root)),
+    ).stdout.strip()  # fmt: skip
+    print(f"time to first text, {args.runs} runs of {args.requests} pairs; CLI {version}; "
+          f"{machine_line()}", flush=True)  # fmt: skip
+    figures = Figures()
+    gateway: list[Sample] = []
+    cli: list[Sample] = []
+    for number in range(1, args.runs + 1):
+        ours, direct = asyncio.run(measure(args, url, base_env, root, worker))
+        line = add_figures(figures, ours, direct, dispatch_ms(redis_url, ours))
+        print(f"run {number}: {line}", flush=True)
+        gateway += ours
+        cli += direct
+    print(f"\nall {len(gateway)} pairs together:", end="")
+    report(gateway, cli, version, args.concurrency, dispatch_ms(redis_url, gateway))
+    print(ready_cli_report(redis_url, args.claude_bin, worker))
+    figures.print()
+    if args.figures:
+        figures.save(args.figures)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,15 +92,31 @@ def redis_server_args(manifests: list[Manifest], container: dict[str, Any]) -> l
     args: list[str] = container["args"]
     if args[0] != "sh":
         return args
-    return run_redis_script(config_file(manifests, container, args[1]), pod="ccfleet-redis-0")
+    return run_redis_script(mounted_script(manifests, container, args[1]), pod="ccfleet-redis-0")
 
 
-def run_redis_script(script: str, *, pod: str, primary: str = "") -> list[str]:
+@dataclass(frozen=True)
+class MountedScript:
+    """A start script as a pod runs it: `name` in a directory holding `files`, every file of
+    the ConfigMap mounted there (the scripts it sources among them)."""
+
+    name: str
+    files: dict[str, str]
+
+    @property
+    def text(self) -> str:
+        return self.files[self.name]
+
+
+def run_redis_script(script: MountedScript, *, pod: str, primary: str = "") -> list[str]:
     """Run a Redis pod's start script with stand-ins for `redis-cli` (the sentinels name
     `primary`; none answers if empty) and `redis-server` (prints its arguments, one a line,
     and the file it was given, if any); what `redis-server` was given."""
     with tempfile.TemporaryDirectory() as scratch:
-        bin_dir = Path(scratch)
+        bin_dir = Path(scratch) / "bin"
+        mount = Path(scratch) / "scripts"
+        bin_dir.mkdir()
+        mount.mkdir()
         answer = f"printf '%s\\n6379\\n' {shlex.quote(primary)}" if primary else "exit 1"
         (bin_dir / "redis-cli").write_text(f"#!/bin/sh\n{answer}\n")
         (bin_dir / "redis-server").write_text(
@@ -108,22 +125,30 @@ def run_redis_script(script: str, *, pod: str, primary: str = "") -> list[str]:
         )
         for tool in bin_dir.iterdir():
             tool.chmod(0o755)
+        for name, text in script.files.items():
+            # the sentinel's emptyDir
+            (mount / name).write_text(text.replace("/sentinel/", f"{bin_dir}/"))
         # The password as the manifests write it: the Secret's value, passed on untouched.
         password = "$(REDIS_PASSWORD)"
         env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "POD_NAME": pod, "REDIS_PASSWORD": password}
-        script = script.replace("/sentinel/", f"{bin_dir}/")  # the sentinel's emptyDir
         ran = subprocess.run(
-            ["sh", "-eu", "-c", script], env=env, capture_output=True, text=True, timeout=30
+            ["sh", "-eu", str(mount / script.name)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert ran.returncode == 0, ran.stderr
         return ran.stdout.splitlines()
 
 
-def config_file(manifests: list[Manifest], container: dict[str, Any], path: str) -> str:
-    """The text of the ConfigMap file mounted at `path` in `container`."""
+def mounted_script(
+    manifests: list[Manifest], container: dict[str, Any], path: str
+) -> MountedScript:
+    """The ConfigMap file mounted at `path` in `container`, with its ConfigMap's other files."""
     directory, name = path.rsplit("/", 1)
     [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == directory]
     workload = next(w for w in workloads(manifests) if container in pod_spec(w)["containers"])
     [volume] = [v for v in pod_spec(workload)["volumes"] if v["name"] == mount["name"]]
-    text: str = one(manifests, "ConfigMap", volume["configMap"]["name"])["data"][name]
-    return text
+    files: dict[str, str] = one(manifests, "ConfigMap", volume["configMap"]["name"])["data"]
+    return MountedScript(name, dict(files))

@@ -12,9 +12,10 @@ import pytest
 from shared.settings import Settings
 from tests.deploy.manifests import (
     Manifest,
-    config_file,
+    MountedScript,
     config_map_value,
     env_values,
+    mounted_script,
     one,
     pod_spec,
     run_redis_script,
@@ -42,11 +43,11 @@ def _container(production: list[Manifest], name: str) -> dict[str, Any]:
     return found
 
 
-def _script(production: list[Manifest], name: str) -> str:
+def _script(production: list[Manifest], name: str) -> MountedScript:
     container = _container(production, name)
     args = container["args"]
     assert isinstance(args, list) and args[0] == "sh"
-    return config_file(production, container, args[1])
+    return mounted_script(production, container, args[1])
 
 
 def _settings(production: list[Manifest]) -> Settings:
@@ -103,7 +104,7 @@ def test_every_client_finds_the_primary_through_the_three_sentinels(
 
 def test_the_grace_outlasts_a_failover(production: list[Manifest]) -> None:
     settings = _settings(production)
-    sentinel = _script(production, "sentinel")
+    sentinel = _script(production, "sentinel").text
     master = settings.redis.sentinel_master
     assert f"sentinel monitor {master} $primary 6379 2" in sentinel
     down_after = re.search(rf"down-after-milliseconds {master} (\d+)", sentinel)

@@ -1,6 +1,6 @@
 """OpenAI's Codex CLI through ccfleet: `codex exec` with a provider table for /v1/responses.
 
-The Codex configuration is the README's (a `[model_providers.ccfleet]` with
+The Codex configuration is docs/api.md's (a `[model_providers.ccfleet]` with
 `wire_api = "responses"` and `env_key`; update checks, analytics, feedback and plugins off, so
 that Codex reaches nothing but the stack), with no retries and a read-only sandbox. The stack
 is tests/e2e/conftest.py's `responses_stack`; the fake upstream behind the real CLI scripts

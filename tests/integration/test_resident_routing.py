@@ -8,41 +8,29 @@ read from the job's record; hits and misses from /v1/fleet.
 
 from __future__ import annotations
 
-import stat
-import sys
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-import redis
 
-from shared.broker import redis_keys
 from tests.conftest import Stack, StackFactory
+from tests.conversations import conversation, turn, workers
 from tests.fakes import fake_cli
 from tests.processes import wait_until
 
 pytestmark = pytest.mark.xdist_group("resident-routing")
 
-MODEL = "claude-sonnet-4-6"
 # Generous, so a loaded test machine cannot turn a head start into a coin toss.
 ENV = {
     "CCFLEET_AFFINITY_WAIT_MS": "5000",
     "CCFLEET_ACCOUNT": "alice",
     "CCFLEET_RESIDENT_MAX": "4",  # the stacks of tests keep none by default
 }
-HELLO = {"role": "assistant", "content": [{"type": "text", "text": "Hello"}]}
 
 
 @pytest.fixture(scope="module")
 def fake_claude(tmp_path_factory: pytest.TempPathFactory) -> str:
-    wrapper = tmp_path_factory.mktemp("fake-cli") / "fake-claude"
-    # Set here: a worker passes the CLI none of its own variables but ANTHROPIC_, CLAUDE_...
-    wrapper.write_text(
-        f"#!/bin/sh\nFAKE_CLI_STAYS=1 exec '{sys.executable}' '{fake_cli.__file__}' \"$@\"\n"
-    )
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-    return str(wrapper)
+    directory = tmp_path_factory.mktemp("fake-cli")
+    return str(fake_cli.install(directory / "fake-claude", FAKE_CLI_STAYS="1"))
 
 
 @pytest.fixture
@@ -53,42 +41,6 @@ def two_workers(make_stack: StackFactory, fake_claude: str) -> Stack:
     stack.wait_ready()
     wait_until(lambda: len(workers(stack)) == 2, 20, "both workers beating")
     return stack
-
-
-def workers(stack: Stack) -> dict[str, dict[str, Any]]:
-    body = httpx.get(f"{stack.url}/v1/fleet", timeout=5).json()
-    return {worker["id"]: worker for worker in body["workers"]}
-
-
-def turn(stack: Stack, messages: list[dict[str, Any]]) -> str:
-    """Send one turn (streaming); the id of the worker that served it."""
-    body = {"model": MODEL, "max_tokens": 50, "stream": True, "messages": messages}
-    job_id = ""
-    with httpx.stream("POST", f"{stack.url}/v1/messages", json=body, timeout=30) as response:
-        assert response.status_code == 200, response.read()
-        for line in response.iter_lines():
-            if line.startswith("id:") and not job_id:
-                job_id = line[3:].strip().rpartition(":")[0]
-            if line.startswith("event: error"):
-                raise AssertionError(f"the turn failed: {line}")
-    client = redis.Redis.from_url(stack.redis.url)
-    try:
-        worker: bytes | None = client.hget(redis_keys.job_record(job_id), "worker")  # type: ignore[assignment]  # redis-py 5 types replies as str, sync-or-async
-    finally:
-        client.close()
-    assert worker, job_id
-    return worker.decode()
-
-
-def conversation(n: int, turns: int) -> list[list[dict[str, Any]]]:
-    """The message lists of a conversation's turns, each one turn longer than the last."""
-    history: list[dict[str, Any]] = []
-    sent = []
-    for t in range(turns):
-        history = [*history, {"role": "user", "content": f"Conversation {n}, turn {t}."}]
-        sent.append(history)
-        history = [*history, HELLO]
-    return sent
 
 
 def test_follow_ups_continue_in_the_worker_holding_them_and_replay_elsewhere_once_it_is_gone(

@@ -2,16 +2,8 @@
 # This pod's sentinel: it watches the primary the other sentinels name (pod 0 in a new group)
 # and, with one other sentinel agreeing, promotes a replica when the primary is gone 3 s.
 set -eu
-group=ccfleet-redis-headless
-primary=""
-for i in 0 1 2; do
-  primary=$(redis-cli -h "ccfleet-redis-$i.$group" -p 26379 --no-auth-warning -a "$REDIS_PASSWORD" \
-    sentinel get-master-addr-by-name ccfleet 2>/dev/null | head -n 1) || primary=""
-  [ -n "$primary" ] && break
-done
-if [ -z "$primary" ]; then
-  primary="ccfleet-redis-0.$group"
-fi
+# $group and $primary: primary.sh, mounted beside this script.
+. "${0%/*}/primary.sh"
 # A sentinel rewrites its configuration file: it lives in an emptyDir.
 cat > /sentinel/sentinel.conf <<CONF
 port 26379
