@@ -2,16 +2,20 @@
 CPU a follow-up turn costs, the resident hit rate of a Claude-Code-like workload, and the
 memory of a resident CLI.
 
-`uv run python bench/resident.py [--repeats 5] [--sessions 20] [--turns 30] [--claude-bin PATH]`
+`uv run python bench/resident.py [--repeats 5] [--samples 3] [--sessions 20] [--turns 30]
+[--claude-bin PATH]`
 
 Starts a private stack as the tests do (bench/stack.py: embedded Redis; the in-process
 FakeUpstream answering at once; the real CLI with a fake OAuth token; front end and workers as
 child processes). Then:
 
-1. one worker: `--repeats` times each, time to first text (to the first `content_block_delta`)
-   of a one-message request, and of a 200-message conversation's turn, replayed (its first
-   turn here) and then resident (its next turn: the history, the reply, one new message); and
-   the CPU time of the worker and its CLIs per resident turn, from /proc after they settle.
+1. one worker, `--repeats` times: time to first text (to the first `content_block_delta`) of
+   a 200-message conversation's turn replayed (its first turn here), then `--samples` times
+   a one-message request and the conversation's next turn, resident (the history, the reply,
+   one new message), each after the worker settled; the CPU time of the worker and its CLIs
+   per resident turn, from /proc after they settle. A repeat's ratio is the median of its
+   resident turns over the median of its one-message requests: one request made fast or slow
+   by the machine's other work moves it little.
 2. two workers of one account: `--sessions` sessions of `--turns` turns, 4 at a time, as
    Claude Code sends them: each answer a tool call or text, alternately, each next request the
    whole history plus the tool's result or the user's next message. The hit rate is the
@@ -161,29 +165,55 @@ async def settle(worker_pid: int) -> float:
 
 
 # --- part 1 --------------------------------------------------------------------------------
-async def next_turn_figures(client: Client, worker_pid: int, repeats: int) -> None:
-    one, replayed, resident, cpu = [], [], [], []
+class NextTurnSamples:
+    """Part 1's samples: every one-message and resident request, each repeat's replay, the
+    CPU of each resident turn, and each repeat's ratio of the medians."""
+
+    def __init__(self) -> None:
+        self.one: list[float] = []
+        self.replayed: list[float] = []
+        self.resident: list[float] = []
+        self.cpu: list[float] = []
+        self.ratios: list[float] = []
+
+
+async def one_repeat(client: Client, worker_pid: int, samples: int, into: NextTurnSamples) -> None:
+    """A 200-message conversation replayed, then `samples` times a one-message request and the
+    conversation's next turn (resident), each after the worker settled; the repeat's ratio is
+    of the medians, so that one fast or slow request does not make it."""
+    history = long_history(HISTORY_MESSAGES - 1)
+    await settle(worker_pid)
+    seconds, reply = await client.turn(history)
+    into.replayed.append(seconds)
+    ones, nexts = [], []
+    for k in range(samples):
+        await settle(worker_pid)
+        ones.append((await client.turn([{"role": "user", "content": uuid.uuid4().hex}]))[0])
+        history = [*history, reply, {"role": "user", "content": f"And step {k}?"}]
+        before = await settle(worker_pid)
+        seconds, reply = await client.turn(history)
+        nexts.append(seconds)
+        into.cpu.append(await settle(worker_pid) - before)
+    into.one += ones
+    into.resident += nexts
+    into.ratios.append(statistics.median(nexts) / statistics.median(ones))
+
+
+async def next_turn_figures(client: Client, worker_pid: int, repeats: int, samples: int) -> None:
+    figures = NextTurnSamples()
     await client.turn([{"role": "user", "content": "warm-up"}])
     for _ in range(repeats):
-        await settle(worker_pid)
-        one.append((await client.turn([{"role": "user", "content": uuid.uuid4().hex}]))[0])
-        history = long_history(HISTORY_MESSAGES - 1)
-        await settle(worker_pid)
-        seconds, reply = await client.turn(history)
-        replayed.append(seconds)
-        following = [*history, reply, {"role": "user", "content": "And the next step?"}]
-        before = await settle(worker_pid)
-        resident.append((await client.turn(following))[0])
-        cpu.append(await settle(worker_pid) - before)
-    ratios = [r / o for r, o in zip(resident, one, strict=True)]
-    ms = 1000
-    print(f"time to first text, one message:              {spread([v * ms for v in one], ' ms')}")
-    print(f"  {HISTORY_MESSAGES}-message turn, replayed (first turn):  "
-          f"{spread([v * ms for v in replayed], ' ms')}")  # fmt: skip
-    print(f"  {HISTORY_MESSAGES}-message turn, resident (next turn):   "
-          f"{spread([v * ms for v in resident], ' ms')}")  # fmt: skip
-    print(f"  resident / one message (target <= 1.2):     {spread(ratios, '', 2)}")
-    print(f"CPU per resident turn, worker + CLIs (<= 0.2 s): {spread(cpu, ' s', 2)}")
+        await one_repeat(client, worker_pid, samples, figures)
+
+    def ms(values: list[float]) -> str:
+        return spread([v * 1000 for v in values], " ms")
+
+    print(f"time to first text, one message:              {ms(figures.one)}")
+    print(f"  {HISTORY_MESSAGES}-message turn, replayed (first turn):  {ms(figures.replayed)}")
+    print(f"  {HISTORY_MESSAGES}-message turn, resident (next turns):  {ms(figures.resident)}")
+    print(f"  resident / one message, per repeat (medians of {samples} each; target <= 1.2): "
+          f"{spread(figures.ratios, '', 2)}")  # fmt: skip
+    print(f"CPU per resident turn, worker + CLIs (<= 0.2 s): {spread(figures.cpu, ' s', 2)}")
 
 
 # --- part 2 --------------------------------------------------------------------------------
@@ -231,6 +261,7 @@ async def with_client(url: str, run: Callable[[Client], Any]) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=3, help="requests of each kind a repeat")
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--turns", type=int, default=30)
     parser.add_argument("--claude-bin", default=default_claude_bin())
@@ -247,7 +278,9 @@ def main() -> None:
             CCFLEET_ACCOUNT="alice",
         )
         url, (worker,) = stack.start(env, workers=1)
-        asyncio.run(with_client(url, lambda c: next_turn_figures(c, worker, args.repeats)))
+        asyncio.run(
+            with_client(url, lambda c: next_turn_figures(c, worker, args.repeats, args.samples))
+        )
         stack.stop_processes()
         redis_lib.Redis.from_url(stack.redis.url).flushall()
         url, workers = stack.start(env, workers=2)
@@ -257,6 +290,7 @@ def main() -> None:
         print(f"workload: {args.sessions} sessions x {args.turns} turns, 4 at a time, "
               f"2 workers: {seconds:.0f} s")  # fmt: skip
         hit_report(stack.redis.url, claude_bin, workers)
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ preference, and whichever worker takes the turn replays its history.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -28,8 +29,10 @@ import orjson
 from redis.asyncio import Redis
 
 from shared.broker import redis_keys
-from shared.fleet.registry import FleetSnapshot
+from shared.fleet.registry import FleetSnapshot, WorkerInfo
 from shared.wire.messages import MessagesRequest
+
+logger = logging.getLogger(__name__)
 
 
 def named_conversation(client_key_id: str, name: str) -> str:
@@ -83,14 +86,24 @@ async def preferred_worker(
     if raw is None:
         return ""
     worker_id = raw.decode()
-    for worker in fleet.workers:
-        if (
-            worker.id == worker_id
-            and worker.account == account
-            and worker.state == "ready"
-            and worker.busy < worker.slots
-        ):
-            return worker_id
+    holder = next((worker for worker in fleet.workers if worker.id == worker_id), None)
+    reason = _why_not_named(holder, account)
+    if reason:
+        # A follow-up that will replay: why (docs/benchmarks.md "Why a few follow-ups miss").
+        logger.info("the conversation's worker %s is not named: %s", worker_id, reason)
+        return ""
+    return worker_id
+
+
+def _why_not_named(holder: WorkerInfo | None, account: str) -> str:
+    if holder is None:
+        return "gone"
+    if holder.account != account:
+        return f"of account {holder.account}, not {account}"
+    if holder.state != "ready":
+        return holder.state
+    if holder.busy >= holder.slots:
+        return f"{holder.busy} of {holder.slots} slots busy at its last heartbeat"
     return ""
 
 

@@ -99,18 +99,36 @@ class BothPaths:
         the resident stack's answer. Both stacks ask the model once and get the same answer
         (`same` picks what must be equal). A follow-up continued in the resident stack's CLI,
         and the model got what the replay sent it."""
-        hits, before = self.resident_hits(), len(self.upstream.requests)
-        self.upstream.enqueue(reply, reply)
-        answer, replayed = send(self.resident), send(self.replayed)
-        bodies = [recorded.body for recorded in self.upstream.requests[before:]]
-        assert len(bodies) == 2, "each stack asked the model once"
-        resident_body, replayed_body = bodies
-        self.resident_bodies.append(resident_body)
+        answer, replayed = self.session(send, [reply], follow_ups=int(follow_up))
         assert same(answer) == same(replayed)
-        if follow_up:
-            wait_until(lambda: self.resident_hits() == hits + 1, 10, "a resident turn")
-        assert without_cli_reminders(resident_body) == without_cli_reminders(replayed_body)
         return answer
+
+    def session(
+        self,
+        run: Callable[[Endpoint], Answer],
+        replies: Sequence[Reply],
+        *,
+        follow_ups: int,
+        comparable: Callable[[dict[str, Any]], str] = without_cli_reminders,
+    ) -> tuple[Answer, Answer]:
+        """`run` a client's session (one request per reply, the client sending each follow-up
+        itself, as an agent loop does) through the resident stack, then the replayed one; the
+        two answers. Each stack asked the model once per reply; `follow_ups` of the resident
+        stack's requests continued in its CLI, and the model got what the replay sent it,
+        request by request (`comparable`: a client whose own input differs from run to run
+        takes that out too)."""
+        hits, before = self.resident_hits(), len(self.upstream.requests)
+        self.upstream.enqueue(*replies, *replies)
+        answer, replayed = run(self.resident), run(self.replayed)
+        bodies = [recorded.body for recorded in self.upstream.requests[before:]]
+        assert len(bodies) == 2 * len(replies), "each stack asked the model once per reply"
+        resident_bodies, replayed_bodies = bodies[: len(replies)], bodies[len(replies) :]
+        self.resident_bodies.extend(resident_bodies)
+        if follow_ups:
+            wait_until(lambda: self.resident_hits() == hits + follow_ups, 10, "resident turns")
+        for resident_body, replayed_body in zip(resident_bodies, replayed_bodies, strict=True):
+            assert comparable(resident_body) == comparable(replayed_body)
+        return answer, replayed
 
     def resident_hits(self) -> int:
         headers = {"authorization": f"Bearer {self.admin_key}"}

@@ -3,23 +3,33 @@
 The Codex configuration is docs/api.md's (a `[model_providers.ccfleet]` with
 `wire_api = "responses"` and `env_key`; update checks, analytics, feedback and plugins off, so
 that Codex reaches nothing but the stack), with no retries and a read-only sandbox. The stack
-is tests/e2e/conftest.py's `responses_stack`; the fake upstream behind the real CLI scripts
-the model's turns.
+is tests/e2e/conftest.py's `responses_stack`; the shell tool's round trip runs through its
+resident twin too (`responses_both_paths`). The fake upstream behind the real CLI scripts the
+model's turns.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import Stack
-from tests.e2e.conftest import MODEL, ResponsesKeys, without_cli_additions
-from tests.fakes.upstream import BlocksReply, FakeUpstream, TextReply, ToolUseBlock
+from tests.e2e.conftest import (
+    MODEL,
+    BothPaths,
+    Endpoint,
+    ResponsesKeys,
+    without_cli_additions,
+)
+from tests.fakes.upstream import BlocksReply, FakeUpstream, Reply, TextReply, ToolUseBlock
+from tests.resident_fidelity import without_cli_reminders
 
 pytestmark = pytest.mark.xdist_group("responses_stack")
 
@@ -75,17 +85,17 @@ def stack(responses_stack: Stack, upstream: FakeUpstream) -> Stack:
 
 
 def codex_exec(
-    stack: Stack, codex_bin: str, home: Path, prompt: str, key: str
+    to: Endpoint, codex_bin: str, home: Path, prompt: str
 ) -> subprocess.CompletedProcess[str]:
     """`codex exec PROMPT` in an empty directory, stdin closed (else it waits for more)."""
     (home / "codex").mkdir(parents=True, exist_ok=True)
-    (home / "codex" / "config.toml").write_text(CODEX_CONFIG.format(model=MODEL, url=stack.url))
+    (home / "codex" / "config.toml").write_text(CODEX_CONFIG.format(model=MODEL, url=to.url))
     (home / "work").mkdir(exist_ok=True)
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(home),
         "CODEX_HOME": str(home / "codex"),
-        "CCFLEET_API_KEY": key,  # a client key, as any client of the fleet has
+        "CCFLEET_API_KEY": to.key,  # a client key, as any client of the fleet has
     }
     return subprocess.run(
         [codex_bin, "exec", "--skip-git-repo-check", prompt],
@@ -103,7 +113,8 @@ def test_codex_answers_a_prompt_through_ccfleet(
     stack: Stack, codex_bin: str, tmp_path: Path, responses_keys: ResponsesKeys
 ) -> None:
     stack.upstream.enqueue(TextReply("Hello from the fleet."))
-    done = codex_exec(stack, codex_bin, tmp_path, "Say hello.", responses_keys.mine)
+    to = Endpoint(stack.url, responses_keys.mine)
+    done = codex_exec(to, codex_bin, tmp_path, "Say hello.")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Hello from the fleet." in done.stdout
     [request] = stack.upstream.requests
@@ -114,19 +125,33 @@ def test_codex_answers_a_prompt_through_ccfleet(
     assert any(block.get("text") == "Say hello." for block in last["content"])
 
 
-def test_codex_runs_its_shell_tool_and_sends_the_output_back(
-    stack: Stack, codex_bin: str, tmp_path: Path, responses_keys: ResponsesKeys
+_RUN_OF_THE_COMMAND = re.compile(r"Chunk ID: \w+|Wall time: [\d.]+ seconds")
+
+
+def without_codex_run_details(body: dict[str, Any]) -> str:
+    """`without_cli_reminders` less what differs each time Codex runs a command (the output
+    chunk's id and the wall time it reports in the tool result)."""
+    return _RUN_OF_THE_COMMAND.sub("", without_cli_reminders(body))
+
+
+def test_codex_runs_its_shell_tool_and_sends_the_output_back_resident_or_replayed(
+    responses_both_paths: BothPaths, codex_bin: str, tmp_path: Path
 ) -> None:
     command = {"cmd": "echo tool-ran-$((6*7))"}
-    stack.upstream.enqueue(
+    replies: list[Reply] = [
         BlocksReply([ToolUseBlock("toolu_codex1", "mcp__client__exec_command", command)]),
         TextReply("The command printed tool-ran-42."),
-    )
-    done = codex_exec(stack, codex_bin, tmp_path, "Run the echo.", responses_keys.mine)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "The command printed tool-ran-42." in done.stdout
-    assert len(stack.upstream.requests) == 2
-    sent = without_cli_additions(stack.upstream.requests[1].body["messages"])
+    ]
+
+    def run(to: Endpoint) -> subprocess.CompletedProcess[str]:
+        return codex_exec(to, codex_bin, tmp_path, "Run the echo.")  # the same cwd both times
+
+    paths = responses_both_paths
+    done, replayed = paths.session(run, replies, follow_ups=1, comparable=without_codex_run_details)
+    for finished in done, replayed:
+        assert finished.returncode == 0, finished.stderr[-3000:]
+        assert "The command printed tool-ran-42." in finished.stdout
+    sent = without_cli_additions(paths.resident_bodies[-1]["messages"])
     uses = [b for m in sent for b in m["content"] if b["type"] == "tool_use"]
     assert [(u["id"], u["input"]) for u in uses] == [("toolu_codex1", command)]
     results = [b for m in sent for b in m["content"] if b["type"] == "tool_result"]

@@ -13,8 +13,10 @@ so there the requests must be equal once those are taken out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import os
+import signal
 import sys
 import uuid
 from dataclasses import dataclass
@@ -314,28 +316,74 @@ async def test_a_cancelled_resident_turn_stops_its_cli(
     assert worker.residents.pids() == [] and was_reaped(pid)
 
 
+async def _resident(
+    tmp_path: Path, holds: str, kill_grace_s: float = 0.5, **env: str
+) -> ResidentCli:
+    """A fake CLI between turns (sleeping; `env` may choose another fake mode) holding `holds`,
+    its first line read (so a mode that ignores SIGTERM does so already)."""
+    workspace = create_workspace(str(tmp_path), holds)
+    process = CliProcess(
+        [sys.executable, fake_cli.__file__],
+        env={"PATH": os.environ["PATH"], "FAKE_CLI_MODE": "sleep", **env},
+        cwd=workspace.cwd,
+        kill_grace_s=kill_grace_s,
+    )
+    await process.start()
+    assert await process.read_message() is not None
+    return ResidentCli(process, workspace, holds=holds)
+
+
 async def test_beyond_its_limit_the_least_recently_used_resident_cli_is_stopped_first(
     tmp_path: Path,
 ) -> None:
     residents = ResidentConversations(max_resident=2, idle_s=300)
-    env = {"PATH": os.environ["PATH"], "FAKE_CLI_MODE": "sleep"}
     kept = []
     try:
         for name in ("a", "b", "c"):
-            workspace = create_workspace(str(tmp_path), name)
-            process = CliProcess(
-                [sys.executable, fake_cli.__file__], env=env, cwd=workspace.cwd, kill_grace_s=0.5
-            )
-            await process.start()
-            kept.append(process)
-            await residents.keep(ResidentCli(process, workspace, holds=name))
+            kept.append(await _resident(tmp_path, name))
+            residents.keep(kept[-1])
             if name == "b":  # "a" is used again: "b" is now the least recently used
                 resident = residents.take(Continuation(held="a", new_messages=[]))
                 assert resident is not None
-                await residents.keep(resident)
-        a, b, c = kept
+                residents.keep(resident)
+        a, b, c = (resident.process for resident in kept)
         assert sorted(residents.pids()) == sorted([a.pid, c.pid])
-        assert b.returncode is not None and residents.stats.evicted == 1
+        assert residents.stats.evicted == 1
+        await async_wait_until(lambda: b.returncode is not None, BOUND_S, "b stopped")
+        assert a.returncode is None and c.returncode is None
     finally:
         await residents.close()
-    assert all(process.returncode is not None for process in kept)
+    assert all(resident.process.returncode is not None for resident in kept)
+
+
+async def test_a_turn_that_evicts_a_cli_slow_to_stop_does_not_wait_for_it(
+    tmp_path: Path,
+) -> None:
+    # A job holds its worker slot until it returns, and a worker that shows no free slot is not
+    # offered its conversations' next turns: keeping a CLI must leave the evicted one's stop
+    # (SIGTERM, grace, SIGKILL) to the residents.
+    signals = tmp_path / "signals"
+    residents = ResidentConversations(max_resident=1, idle_s=300)
+    stubborn = await _resident(
+        tmp_path,
+        "old",
+        kill_grace_s=3600,  # the test ends its grace itself, with a SIGKILL
+        FAKE_CLI_MODE="ignore_sigterm",
+        FAKE_CLI_SIGNAL_FILE=str(signals),
+    )
+    try:
+        residents.keep(stubborn)
+        residents.keep(await _resident(tmp_path, "new"))  # returns: the turn can end
+        assert residents.stats.evicted == 1
+        await async_wait_until(
+            lambda: signals.exists() and "SIGTERM" in signals.read_text(), BOUND_S, "the SIGTERM"
+        )
+        assert stubborn.process.returncode is None  # still in its grace, outside the turn
+        os.kill(stubborn.process.pid, signal.SIGKILL)  # its grace over
+        workspace = Path(stubborn.workspace.base)  # removed once its CLI is reaped
+        await async_wait_until(lambda: not workspace.exists(), BOUND_S, "the CLI stopped")
+        assert was_reaped(stubborn.process.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stubborn.process.pid, signal.SIGKILL)
+        await residents.close()

@@ -111,6 +111,7 @@ class ResidentConversations:
         self.max_resident = max_resident
         self.idle_s = idle_s
         self._waiting: OrderedDict[str, ResidentCli] = OrderedDict()
+        self._stopping: set[asyncio.Task[None]] = set()
         self.stats = stats if stats is not None else ResidentStats()
 
     def take(self, continuation: Continuation | None) -> ResidentCli | None:
@@ -126,17 +127,18 @@ class ResidentConversations:
             self.stats.misses += 1
         return None
 
-    async def keep(self, resident: ResidentCli) -> None:
-        """Let `resident` wait for its next turn; the least recently used beyond the limit go."""
+    def keep(self, resident: ResidentCli) -> None:
+        """Let `resident` wait for its next turn; the least recently used beyond the limit go
+        (stopped in tasks of their own: the caller does not wait for them)."""
         resident.idle_since = time.monotonic()
         replaced = self._waiting.pop(resident.holds, None)
         self._waiting[resident.holds] = resident
         if replaced is not None:
-            await replaced.discard()
+            self._stop(replaced)
         while len(self._waiting) > self.max_resident:
             _, oldest = self._waiting.popitem(last=False)
             self.stats.evicted += 1
-            await oldest.discard()
+            self._stop(oldest)
         self._count()
 
     def pids(self) -> list[int]:
@@ -146,22 +148,39 @@ class ResidentConversations:
         """Stop the CLIs idle past `idle_s` or dead; owned by the worker's start-up hooks."""
         while True:
             await asyncio.sleep(_CHECK_INTERVAL_S)
-            await self._drop_dead_and_idle()
+            self._drop_dead_and_idle()
             self.stats.rss_bytes = sum(_rss_bytes(pid) for pid in self.pids())
 
     async def close(self) -> None:
+        """Stop every CLI, waiting and stopping, and wait until all are reaped."""
         waiting, self._waiting = self._waiting, OrderedDict()
         self._count()
         for resident in waiting.values():
-            await resident.discard()
+            self._stop(resident)
+        await asyncio.gather(*self._stopping, return_exceptions=True)  # each logs its own
 
-    async def _drop_dead_and_idle(self) -> None:
+    def _drop_dead_and_idle(self) -> None:
         horizon = time.monotonic() - self.idle_s
         for holds, resident in list(self._waiting.items()):
             if resident.process.returncode is not None or resident.idle_since < horizon:
                 del self._waiting[holds]
-                await resident.discard()
+                self._stop(resident)
         self._count()
+
+    def _stop(self, resident: ResidentCli) -> None:
+        """Stop `resident` (SIGTERM, the grace, SIGKILL, reaped; its workspace removed) in a
+        task of its own, kept here until it ends and awaited by `close`. A job that evicts a
+        CLI must not wait for it: a job holds its slot until it returns, and a worker whose
+        heartbeat shows no free slot is not offered its conversations' next turns
+        (docs/benchmarks.md "Why a few follow-ups miss")."""
+        task = asyncio.create_task(resident.discard(), name=f"stop-cli-{resident.process.pid}")
+        self._stopping.add(task)
+        task.add_done_callback(self._stopped)
+
+    def _stopped(self, task: asyncio.Task[None]) -> None:
+        self._stopping.discard(task)
+        if not task.cancelled() and (failure := task.exception()) is not None:
+            logger.error("stopping a resident CLI failed", exc_info=failure)
 
     def _count(self) -> None:
         self.stats.resident = len(self._waiting)

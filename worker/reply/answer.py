@@ -142,7 +142,7 @@ async def _answer_once(
             _log_stderr_tail(process, job_id)
             raise
     if stays is not None and residents is not None:
-        await residents.keep(stays)
+        residents.keep(stays)
 
 
 def _cli_for(
