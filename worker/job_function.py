@@ -150,6 +150,7 @@ async def _answer(
             pool=worker.pool,
             residents=residents,
             client_key=job.client_key or "",
+            after_hand_off=lambda: _beat_now(run),
         )
     except (AccountLimitReached, UpstreamSilent) as error:
         if await _move_off_account(job, publisher, run, error):
@@ -191,12 +192,12 @@ async def _answer(
 @contextlib.asynccontextmanager
 async def _occupied_slot(run: JobContext, job: JobRequest) -> AsyncIterator[None]:
     """Hold one of the worker's slots for the job, its heartbeat saying so at once when the
-    slot is taken and when it is freed: the account policy counts each account's busy slots
-    (shared/fleet/account_policy.py), and a beat every CCFLEET_HEARTBEAT_INTERVAL_S would
-    lag the jobs that start and end between beats."""
+    CLI has the job's request (`_answer`'s `after_hand_off`: not before, where its two round
+    trips would delay the hand-off) and when the slot is freed: the account policy counts
+    each account's busy slots (shared/fleet/account_policy.py), and a beat every
+    CCFLEET_HEARTBEAT_INTERVAL_S would lag the jobs that start and end between beats."""
     try:
         with run.worker.state.occupied_slot(batch=job.lane == "batch"):
-            await _beat_now(run)
             yield
     finally:
         await _beat_now(run)
