@@ -22,7 +22,7 @@ from typing import Any
 from shared.broker.outage import OUTAGE_ERRORS, outlasting_outage
 from shared.errors import AccountLimitReached, CliFailed, FleetError, Overloaded, UpstreamSilent
 from shared.fleet.account_policy import choose_account
-from shared.fleet.affinity import AccountNote, conversation_key, note_resident_worker
+from shared.fleet.affinity import AccountNote
 from shared.fleet.headroom import mark_slow
 from shared.fleet.registry import FleetSnapshot, all_cooling_error, read_fleet, set_account_cooling
 from shared.queue.job import JobRequest
@@ -56,6 +56,9 @@ async def run_messages(run: JobContext, payload: dict[str, Any]) -> None:
             worker.state.account,
             ttl_s=worker.settings.queue.affinity_ttl_s,
             named=job.conversation,
+            # With the first chunk, not before the hand-off: its next turn comes after that.
+            worker=worker.state.worker_id if worker.residents is not None else "",
+            worker_ttl_s=int(worker.settings.resident.idle_s),
         )
         if worker.settings.queue.affinity_wait_ms
         else None
@@ -133,14 +136,6 @@ async def _answer(
     started = time.monotonic()
     residents = worker.residents if job.batch is None else None  # a batch has no next turn
     try:
-        if residents is not None and worker.settings.queue.affinity_wait_ms:
-            # Before the answer: its next turn may come as soon as the answer ends.
-            await note_resident_worker(
-                run.redis,
-                conversation_key(job.request, job.conversation),
-                worker.state.worker_id,
-                ttl_s=int(worker.settings.resident.idle_s),
-            )
         await answer_with_cli(
             job.request,
             job.job_id,

@@ -12,8 +12,8 @@ front end asks for that account for the next turn (`noted_account`) while it has
 account never strands a conversation.
 
 Within the account, the worker whose resident CLI may hold the conversation (worker/cli/resident.py)
-goes first: a worker with resident CLIs notes itself before it answers a turn
-(`note_resident_worker`), and the front end names it for the next turn if it is ready and has
+goes first: a worker with resident CLIs notes itself with the turn's first chunk too
+(`AccountNote.worker`), and the front end names it for the next turn if it is ready and has
 room (`preferred_worker`), with the same head start. Busy, cooling, draining or gone: no
 preference, and whichever worker takes the turn replays its history.
 """
@@ -59,18 +59,24 @@ class AccountNote:
     account: str
     ttl_s: int
     named: str = ""  # the conversation its client named, if it did
+    worker: str = ""
+    """The worker answering, if it may keep the conversation resident ('': none)."""
+    worker_ttl_s: int = 1
+    """How long its resident CLI waits for the next turn."""
 
     @cached_property
+    def conversation(self) -> str:
+        """Worked out when first needed: after the CLI has the request."""
+        return conversation_key(self.request, self.named)
+
+    @property
     def key(self) -> str:
-        """The Redis key, worked out when first needed: after the CLI has the request."""
-        return redis_keys.conversation_account(conversation_key(self.request, self.named))
+        return redis_keys.conversation_account(self.conversation)
 
-
-async def note_resident_worker(
-    redis: Redis, conversation: str, worker_id: str, *, ttl_s: int
-) -> None:
-    """`worker_id` is answering a turn of `conversation` and may keep it resident."""
-    await redis.set(redis_keys.conversation_worker(conversation), worker_id, ex=max(1, ttl_s))
+    @property
+    def worker_key(self) -> str:
+        """The key noting the worker, or '' when there is none to note."""
+        return redis_keys.conversation_worker(self.conversation) if self.worker else ""
 
 
 async def preferred_worker(

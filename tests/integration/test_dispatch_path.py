@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
@@ -18,11 +19,13 @@ from redis.asyncio.client import Monitor, MonitorCommandInfo
 
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.broker import redis_keys
+from shared.fleet.affinity import conversation_key
 from shared.queue.job import JobRequest
 from shared.queue.job_queue import JobQueue
 from shared.wire.messages import MessagesRequest
 from tests.integration.conftest import FakeWorker, claim
 from tests.waiting import async_wait_until
+from worker.cli.resident import ResidentConversations
 from worker.context import JobContext, WorkerContext
 from worker.job_function import run_messages
 
@@ -79,3 +82,19 @@ async def test_a_worker_hands_a_claimed_request_to_its_cli_before_any_redis_roun
     # The heartbeat saying the slot is busy still goes out: once the CLI has the request.
     heartbeat = redis_keys.worker_heartbeat(worker.state.worker_id)
     assert any(c.startswith(f"HSET {heartbeat} ") and " busy 1 " in c for c in after), after
+
+
+async def test_a_worker_that_may_keep_the_conversation_notes_itself_after_the_hand_off(
+    redis_server: EmbeddedRedis, redis: Redis, job_queue: JobQueue, fake_worker: FakeWorker
+) -> None:
+    job = await job_queue.submit(REQUEST, request_id="req_1", lane="interactive", lane_limit=10)
+    residents = ResidentConversations(max_resident=4, idle_s=300)
+    worker = dataclasses.replace(fake_worker("answer"), residents=residents)
+    try:
+        before, _ = await around_hand_off(redis_server, redis, worker, job)
+    finally:
+        await residents.close()
+    assert before == []
+    noted = await redis.get(redis_keys.conversation_worker(conversation_key(REQUEST)))
+    assert noted == worker.state.worker_id.encode(), "with the answer's first chunk"
+    assert await redis.ttl(redis_keys.conversation_worker(conversation_key(REQUEST))) > 250
