@@ -6,7 +6,7 @@ session) is the conversation, scoped by the client key (`named_conversation`), a
 the job (`JobRequest.conversation`), never upstream.
 The worker answering a turn records its account under that key with the turn's first chunk
 (`AccountNote`, worker/reply/chunk_publisher.py), long before the client can send the next; the
-front end asks for that account for the next turn (`noted_account`) while it has room
+front end asks for that account for the next turn (`conversation_notes`) while it has room
 (shared/fleet/account_policy.py). A preference is only a head start for that account's workers
 (`CCFLEET_AFFINITY_WAIT_MS`): any worker may take the turn after it, so a busy or cooling
 account never strands a conversation.
@@ -79,28 +79,41 @@ class AccountNote:
         return redis_keys.conversation_worker(self.conversation) if self.worker else ""
 
 
-async def preferred_worker(
-    redis: Redis, conversation: str, fleet: FleetSnapshot, account: str
-) -> str:
-    """The worker of `account` that may hold the conversation, if it can take the turn now."""
-    if not account:
+@dataclass(frozen=True)
+class ConversationNotes:
+    """What the workers that answered a conversation noted for its next turn."""
+
+    account: str
+    """The account that served its latest turn, or ''."""
+    worker: str
+    """The worker that may hold it in a resident CLI, or ''."""
+
+
+async def conversation_notes(redis: Redis, conversation: str) -> ConversationNotes:
+    """Both notes in one read: the front end reads them before queueing each turn."""
+    account, worker = await redis.mget(
+        [
+            redis_keys.conversation_account(conversation),
+            redis_keys.conversation_worker(conversation),
+        ]
+    )
+    return ConversationNotes(
+        account=account.decode() if account is not None else "",
+        worker=worker.decode() if worker is not None else "",
+    )
+
+
+def preferred_worker(noted_worker: str, fleet: FleetSnapshot, account: str) -> str:
+    """The worker of `account` that may hold the conversation (`noted_worker`), if it can take
+    the turn now."""
+    if not account or not noted_worker:
         return ""
-    raw: bytes | None = await redis.get(redis_keys.conversation_worker(conversation))
-    if raw is None:
-        return ""
-    worker_id = raw.decode()
     for worker in fleet.workers:
         if (
-            worker.id == worker_id
+            worker.id == noted_worker
             and worker.account == account
             and worker.state == "ready"
             and worker.busy < worker.slots
         ):
-            return worker_id
+            return noted_worker
     return ""
-
-
-async def noted_account(redis: Redis, conversation: str) -> str:
-    """The account that served the conversation's latest turn, or ''."""
-    raw: bytes | None = await redis.get(redis_keys.conversation_account(conversation))
-    return raw.decode() if raw is not None else ""

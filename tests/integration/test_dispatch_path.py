@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import httpx
 from redis.asyncio import Redis
 from redis.asyncio.client import Monitor, MonitorCommandInfo
 
@@ -23,6 +25,8 @@ from shared.fleet.affinity import conversation_key
 from shared.queue.job import JobRequest
 from shared.queue.job_queue import JobQueue
 from shared.wire.messages import MessagesRequest
+from tests.conftest import StackFactory
+from tests.fakes import fake_cli
 from tests.integration.conftest import FakeWorker, claim
 from tests.waiting import async_wait_until
 from worker.cli.resident import ResidentConversations
@@ -98,3 +102,21 @@ async def test_a_worker_that_may_keep_the_conversation_notes_itself_after_the_ha
     noted = await redis.get(redis_keys.conversation_worker(conversation_key(REQUEST)))
     assert noted == worker.state.worker_id.encode(), "with the answer's first chunk"
     assert await redis.ttl(redis_keys.conversation_worker(conversation_key(REQUEST))) > 250
+
+
+async def test_a_front_end_reads_a_conversations_account_and_worker_in_one_round_trip(
+    make_stack: StackFactory, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    stack = make_stack(CCFLEET_CLAUDE_BIN=str(fake_cli.install(tmp_path / "fake-claude")))
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 50, "messages": [HI]}
+    async with monitored(redis_server) as seen, httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(f"{stack.url}/v1/messages", json=body)
+        assert response.status_code == 200, response.text
+    conversation = conversation_key(REQUEST)
+    verbs = [
+        c["command"].split(" ")[0]
+        for c in seen
+        if c["client_type"] != "lua" and f":conversation:{conversation}:" in c["command"]
+    ]
+    # The scripts are the worker's first chunk noting them for the next turn.
+    assert [verb for verb in verbs if verb != "EVALSHA"] == ["MGET"]
