@@ -24,7 +24,7 @@ from shared.access.quotas import QuotaLease
 from shared.broker.outage import outlasting_outage
 from shared.errors import InvalidRequest
 from shared.fleet.account_policy import choose_account
-from shared.fleet.affinity import conversation_key, noted_account, preferred_worker
+from shared.fleet.affinity import conversation_key, conversation_notes, preferred_worker
 from shared.fleet.lanes import Lane
 from shared.fleet.registry import FleetSnapshot, admission_error, read_fleet
 from shared.queue.job_queue import new_job_id
@@ -86,13 +86,12 @@ async def queue_job(
         error = admission_error(fleet)
         if error is not None:
             raise error
-        affinity = conversation_key(body, conversation)
-        account = await outlasting_outage(
-            lambda: _account_for(services, affinity, fleet), limit_s=grace_s
+        notes = await outlasting_outage(
+            lambda: conversation_notes(services.redis, conversation_key(body, conversation)),
+            limit_s=grace_s,
         )
-        prefer_worker = await outlasting_outage(
-            lambda: preferred_worker(services.redis, affinity, fleet, account), limit_s=grace_s
-        )
+        account = _account_for(services.settings, notes.account, fleet)
+        prefer_worker = preferred_worker(notes.worker, fleet, account)
         job_id = new_job_id()  # the same on every try: a second submit of it is a no-op
         job = await outlasting_outage(
             lambda: services.fleet.queue.submit(
@@ -119,15 +118,14 @@ async def queue_job(
         raise
 
 
-async def _account_for(services: FrontEndServices, conversation: str, fleet: FleetSnapshot) -> str:
-    """The account the operator's policy names for a turn of `conversation`
-    (shared/fleet/account_policy.py)."""
-    queue_settings = services.settings.queue
+def _account_for(settings: Settings, conversation_account: str, fleet: FleetSnapshot) -> str:
+    """The account the operator's policy names for a turn of a conversation last served by
+    `conversation_account` (shared/fleet/account_policy.py)."""
     return choose_account(
         fleet,
-        policy=queue_settings.account_policy,
-        threshold=queue_settings.headroom_threshold,
-        conversation_account=await noted_account(services.redis, conversation),
+        policy=settings.queue.account_policy,
+        threshold=settings.queue.headroom_threshold,
+        conversation_account=conversation_account,
         now_s=time.time(),
     )
 

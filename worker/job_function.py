@@ -22,7 +22,7 @@ from typing import Any
 from shared.broker.outage import OUTAGE_ERRORS, outlasting_outage
 from shared.errors import AccountLimitReached, CliFailed, FleetError, Overloaded, UpstreamSilent
 from shared.fleet.account_policy import choose_account
-from shared.fleet.affinity import AccountNote, conversation_key, note_resident_worker
+from shared.fleet.affinity import AccountNote
 from shared.fleet.headroom import mark_slow
 from shared.fleet.registry import FleetSnapshot, all_cooling_error, read_fleet, set_account_cooling
 from shared.queue.job import JobRequest
@@ -56,6 +56,9 @@ async def run_messages(run: JobContext, payload: dict[str, Any]) -> None:
             worker.state.account,
             ttl_s=worker.settings.queue.affinity_ttl_s,
             named=job.conversation,
+            # With the first chunk, not before the hand-off: its next turn comes after that.
+            worker=worker.state.worker_id if worker.residents is not None else "",
+            worker_ttl_s=int(worker.settings.resident.idle_s),
         )
         if worker.settings.queue.affinity_wait_ms
         else None
@@ -133,14 +136,6 @@ async def _answer(
     started = time.monotonic()
     residents = worker.residents if job.batch is None else None  # a batch has no next turn
     try:
-        if residents is not None and worker.settings.queue.affinity_wait_ms:
-            # Before the answer: its next turn may come as soon as the answer ends.
-            await note_resident_worker(
-                run.redis,
-                conversation_key(job.request, job.conversation),
-                worker.state.worker_id,
-                ttl_s=int(worker.settings.resident.idle_s),
-            )
         await answer_with_cli(
             job.request,
             job.job_id,
@@ -150,6 +145,7 @@ async def _answer(
             pool=worker.pool,
             residents=residents,
             client_key=job.client_key or "",
+            after_hand_off=lambda: _beat_now(run),
         )
     except (AccountLimitReached, UpstreamSilent) as error:
         if await _move_off_account(job, publisher, run, error):
@@ -191,12 +187,12 @@ async def _answer(
 @contextlib.asynccontextmanager
 async def _occupied_slot(run: JobContext, job: JobRequest) -> AsyncIterator[None]:
     """Hold one of the worker's slots for the job, its heartbeat saying so at once when the
-    slot is taken and when it is freed: the account policy counts each account's busy slots
-    (shared/fleet/account_policy.py), and a beat every CCFLEET_HEARTBEAT_INTERVAL_S would
-    lag the jobs that start and end between beats."""
+    CLI has the job's request (`_answer`'s `after_hand_off`: not before, where its two round
+    trips would delay the hand-off) and when the slot is freed: the account policy counts
+    each account's busy slots (shared/fleet/account_policy.py), and a beat every
+    CCFLEET_HEARTBEAT_INTERVAL_S would lag the jobs that start and end between beats."""
     try:
         with run.worker.state.occupied_slot(batch=job.lane == "batch"):
-            await _beat_now(run)
             yield
     finally:
         await _beat_now(run)

@@ -6,14 +6,14 @@ session) is the conversation, scoped by the client key (`named_conversation`), a
 the job (`JobRequest.conversation`), never upstream.
 The worker answering a turn records its account under that key with the turn's first chunk
 (`AccountNote`, worker/reply/chunk_publisher.py), long before the client can send the next; the
-front end asks for that account for the next turn (`noted_account`) while it has room
+front end asks for that account for the next turn (`conversation_notes`) while it has room
 (shared/fleet/account_policy.py). A preference is only a head start for that account's workers
 (`CCFLEET_AFFINITY_WAIT_MS`): any worker may take the turn after it, so a busy or cooling
 account never strands a conversation.
 
 Within the account, the worker whose resident CLI may hold the conversation (worker/cli/resident.py)
-goes first: a worker with resident CLIs notes itself before it answers a turn
-(`note_resident_worker`), and the front end names it for the next turn if it is ready and has
+goes first: a worker with resident CLIs notes itself with the turn's first chunk too
+(`AccountNote.worker`), and the front end names it for the next turn if it is ready and has
 room (`preferred_worker`), with the same head start. Busy, cooling, draining or gone: no
 preference, and whichever worker takes the turn replays its history.
 """
@@ -62,37 +62,62 @@ class AccountNote:
     account: str
     ttl_s: int
     named: str = ""  # the conversation its client named, if it did
+    worker: str = ""
+    """The worker answering, if it may keep the conversation resident ('': none)."""
+    worker_ttl_s: int = 1
+    """How long its resident CLI waits for the next turn."""
 
     @cached_property
+    def conversation(self) -> str:
+        """Worked out when first needed: after the CLI has the request."""
+        return conversation_key(self.request, self.named)
+
+    @property
     def key(self) -> str:
-        """The Redis key, worked out when first needed: after the CLI has the request."""
-        return redis_keys.conversation_account(conversation_key(self.request, self.named))
+        return redis_keys.conversation_account(self.conversation)
+
+    @property
+    def worker_key(self) -> str:
+        """The key noting the worker, or '' when there is none to note."""
+        return redis_keys.conversation_worker(self.conversation) if self.worker else ""
 
 
-async def note_resident_worker(
-    redis: Redis, conversation: str, worker_id: str, *, ttl_s: int
-) -> None:
-    """`worker_id` is answering a turn of `conversation` and may keep it resident."""
-    await redis.set(redis_keys.conversation_worker(conversation), worker_id, ex=max(1, ttl_s))
+@dataclass(frozen=True)
+class ConversationNotes:
+    """What the workers that answered a conversation noted for its next turn."""
+
+    account: str
+    """The account that served its latest turn, or ''."""
+    worker: str
+    """The worker that may hold it in a resident CLI, or ''."""
 
 
-async def preferred_worker(
-    redis: Redis, conversation: str, fleet: FleetSnapshot, account: str
-) -> str:
-    """The worker of `account` that may hold the conversation, if it can take the turn now."""
-    if not account:
+async def conversation_notes(redis: Redis, conversation: str) -> ConversationNotes:
+    """Both notes in one read: the front end reads them before queueing each turn."""
+    account, worker = await redis.mget(
+        [
+            redis_keys.conversation_account(conversation),
+            redis_keys.conversation_worker(conversation),
+        ]
+    )
+    return ConversationNotes(
+        account=account.decode() if account is not None else "",
+        worker=worker.decode() if worker is not None else "",
+    )
+
+
+def preferred_worker(noted_worker: str, fleet: FleetSnapshot, account: str) -> str:
+    """The worker of `account` that may hold the conversation (`noted_worker`), if it can take
+    the turn now."""
+    if not account or not noted_worker:
         return ""
-    raw: bytes | None = await redis.get(redis_keys.conversation_worker(conversation))
-    if raw is None:
-        return ""
-    worker_id = raw.decode()
-    holder = next((worker for worker in fleet.workers if worker.id == worker_id), None)
+    holder = next((worker for worker in fleet.workers if worker.id == noted_worker), None)
     reason = _why_not_named(holder, account)
     if reason:
         # A follow-up that will replay: why (docs/benchmarks.md "Why a few follow-ups miss").
-        logger.info("the conversation's worker %s is not named: %s", worker_id, reason)
+        logger.info("the conversation's worker %s is not named: %s", noted_worker, reason)
         return ""
-    return worker_id
+    return noted_worker
 
 
 def _why_not_named(holder: WorkerInfo | None, account: str) -> str:
@@ -105,9 +130,3 @@ def _why_not_named(holder: WorkerInfo | None, account: str) -> str:
     if holder.busy >= holder.slots:
         return f"{holder.busy} of {holder.slots} slots busy at its last heartbeat"
     return ""
-
-
-async def noted_account(redis: Redis, conversation: str) -> str:
-    """The account that served the conversation's latest turn, or ''."""
-    raw: bytes | None = await redis.get(redis_keys.conversation_account(conversation))
-    return raw.decode() if raw is not None else ""

@@ -8,12 +8,9 @@ import logging
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
-from shared.fleet.affinity import note_resident_worker, preferred_worker
+from shared.fleet.affinity import preferred_worker
 from shared.fleet.registry import FleetSnapshot, WorkerInfo
-
-CONVERSATION = "conversation-1"
 
 
 def fleet(**holder: Any) -> FleetSnapshot:
@@ -26,12 +23,9 @@ def fleet(**holder: Any) -> FleetSnapshot:
     return FleetSnapshot(workers=workers, accounts=[], lanes=[])
 
 
-async def test_the_worker_that_noted_the_conversation_is_named_while_it_has_room(
-    redis: Redis,
-) -> None:
-    await note_resident_worker(redis, CONVERSATION, "w1", ttl_s=60)
-    assert await preferred_worker(redis, CONVERSATION, fleet(busy=3), "alice") == "w1"
-    assert await preferred_worker(redis, "another-conversation", fleet(), "alice") == ""
+def test_the_worker_that_noted_the_conversation_is_named_while_it_has_room() -> None:
+    assert preferred_worker("w1", fleet(busy=3), "alice") == "w1"
+    assert preferred_worker("", fleet(), "alice") == ""
 
 
 @pytest.mark.parametrize(
@@ -43,12 +37,11 @@ async def test_the_worker_that_noted_the_conversation_is_named_while_it_has_room
         ({"id": "w3"}, "gone"),
     ],
 )
-async def test_a_holder_that_cannot_take_the_turn_is_not_named_and_the_reason_is_logged(
-    redis: Redis, caplog: pytest.LogCaptureFixture, holder: dict[str, Any], reason: str
+def test_a_holder_that_cannot_take_the_turn_is_not_named_and_the_reason_is_logged(
+    caplog: pytest.LogCaptureFixture, holder: dict[str, Any], reason: str
 ) -> None:
-    await note_resident_worker(redis, CONVERSATION, "w1", ttl_s=60)
     with caplog.at_level(logging.INFO, logger="shared.fleet.affinity"):
-        assert await preferred_worker(redis, CONVERSATION, fleet(**holder), "alice") == ""
+        assert preferred_worker("w1", fleet(**holder), "alice") == ""
     assert [record.getMessage() for record in caplog.records] == [
         f"the conversation's worker w1 is not named: {reason}"
     ]

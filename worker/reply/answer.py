@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -54,12 +55,15 @@ async def answer_with_cli(
     pool: CliPool | None = None,
     residents: ResidentConversations | None = None,
     client_key: str = "",
+    after_hand_off: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Run the CLI for `request`: the resident CLI holding its conversation so far (then only
     the new messages go in), else a ready one from `pool` of the request's shape, else a cold
     one; raises a FleetError when it does not answer completely. With `residents`, a CLI that
     answered completely stays for the conversation's next turn. `meter` learns what the run
-    used, whether it answers or not."""
+    used, whether it answers or not. `after_hand_off` runs once the CLI has the request
+    (again if a dead resident CLI's turn is replayed): what waits for it costs the request
+    nothing while the CLI sends it upstream."""
     meter = meter or RunMeter()
     messages = cli_messages(request)
     continuation = continuation_of(client_key, request, messages) if residents else None
@@ -69,6 +73,7 @@ async def answer_with_cli(
             await _answer_once(
                 request, job_id, publisher, config, meter=meter, pool=pool, residents=residents,
                 client_key=client_key, resident=resident, new_messages=continuation.new_messages,
+                after_hand_off=after_hand_off,
             )  # fmt: skip
             return
         except CliFailed:
@@ -81,7 +86,7 @@ async def answer_with_cli(
             )
     await _answer_once(
         request, job_id, publisher, config, meter=meter, pool=pool, residents=residents,
-        client_key=client_key, resident=None, new_messages=None,
+        client_key=client_key, resident=None, new_messages=None, after_hand_off=after_hand_off,
     )  # fmt: skip
 
 
@@ -97,6 +102,7 @@ async def _answer_once(
     client_key: str,
     resident: ResidentCli | None,
     new_messages: list[dict[str, Any]] | None,
+    after_hand_off: Callable[[], Awaitable[None]] | None,
 ) -> None:
     """One run of a CLI for `request`: `resident` with only `new_messages`, else a ready or
     cold CLI with the whole conversation."""
@@ -125,6 +131,8 @@ async def _answer_once(
                 logger.info("cli pid=%s (%s) took the request", process.pid, _kind(warm, resident))
                 await _replay_history(cli, lines[:-1], meter)
                 await process.write_line(lines[-1].payload)
+                if after_hand_off is not None:
+                    await after_hand_off()
                 await _relay_answer_in_time(cli, publisher, cutter, meter, config, reply)
                 if residents is not None and _may_stay(process, cutter, reply, shape.bare):
                     holds = conversation_digest(client_key, request, [*messages, reply.message()])

@@ -10,7 +10,8 @@ The journal is capped in entries and in bytes: an answer whose events would pass
 fails (its error chunk still goes out). The first chunk also drops the request from the job's
 record: once the client has been sent anything, no retry can need it (shared/queue/job_queue.py);
 and it notes this worker's account as the one answering the conversation (`note`,
-shared/fleet/affinity.py), long before the client can send its next turn.
+shared/fleet/affinity.py), and this worker if it may keep the conversation resident, long
+before the client can send its next turn.
 
 A Redis outage (a restart, a failover) does not stop the answer: a chunk that cannot be
 written is kept, in order, and the CLI's next chunks after it; each publish tries the kept
@@ -140,6 +141,7 @@ class ChunkPublisher:
             journal=self._journal,
             record=self._record,
             conversation=note.key if note else "",
+            conversation_worker=note.worker_key if note else "",
             seq=chunk.seq,
             chunk=chunk.to_json(),
             max_chunks=self._max_chunks,
@@ -150,6 +152,8 @@ class ChunkPublisher:
             attempt=self._attempt,
             account=note.account if note else "",
             account_ttl_s=note.ttl_s if note else 0,
+            worker=note.worker if note else "",
+            worker_ttl_s=max(1, note.worker_ttl_s) if note else 1,
         )
         if not published:
             self._unwritten.clear()  # refused: none of these is this attempt's to send
