@@ -516,6 +516,46 @@ def test_a_background_stream_outlives_its_client_and_resumes_after_a_sequence_nu
     assert oai.responses.retrieve(response_id).output_text == text
 
 
+def test_a_background_stream_says_queued_at_once_and_in_progress_when_its_job_starts(
+    stack: Stack, oai: openai.OpenAI
+) -> None:
+    stack.upstream.enqueue(HangReply(60), TextReply("Your turn came."))
+    # The worker's one batch slot is taken, so the streamed response waits in the queue.
+    hog = oai.responses.create(model=MODEL, input="Take your time.", background=True)
+    assert stack.upstream.wait_for_requests(1, timeout_s=30), "the CLI reached the upstream"
+    # The timeouts bound a stream that would send nothing until its job's first chunk.
+    opening: list[dict[str, Any]] = []
+    with oai.responses.create(
+        model=MODEL, input="Wait.", background=True, stream=True, timeout=20
+    ) as events:
+        for event in events:
+            opening.append(event.model_dump(mode="json"))
+            if len(opening) == 2:
+                break  # the client leaves while its response is queued
+    response_id = opening[0]["response"]["id"]
+    resumed_while_queued = oai.responses.retrieve(
+        response_id, stream=True, starting_after=0, timeout=20
+    )
+    with resumed_while_queued as events:
+        again = next(iter(events)).model_dump(mode="json")
+    oai.responses.cancel(hog.id)
+    with oai.responses.retrieve(response_id, stream=True, starting_after=1) as events:
+        rest = [event.model_dump(mode="json") for event in events]
+    assert [(e["type"], e["response"]["status"]) for e in opening] == [
+        ("response.created", "queued"),
+        ("response.queued", "queued"),
+    ]
+    assert again == opening[1]
+    streamed = opening + rest
+    assert [e["sequence_number"] for e in streamed] == list(range(len(streamed)))
+    assert (rest[0]["type"], rest[0]["response"]["status"]) == (
+        "response.in_progress",
+        "in_progress",
+    )
+    assert rest[-1]["type"] == "response.completed"
+    assert oai.responses.retrieve(response_id).output_text == "Your turn came."
+
+
 def test_cancelling_a_waiting_background_response_ends_its_concurrency_lease(
     stack: Stack, sdk_clients: SdkClients, responses_keys: ResponsesKeys
 ) -> None:
