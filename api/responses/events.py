@@ -205,32 +205,26 @@ class ResponseTranslator:
             if kind == "redacted_thinking":
                 return [self._added()]
             return [self._added(), self._summary_event("response.reasoning_summary_part.added")]
-        if kind == "tool_use" and block["name"] in self._names.custom:
-            item = {
-                "id": self._item_id("ctc", index),
-                "type": "custom_tool_call",
-                "call_id": block["id"],
-                "name": block["name"],
-                "input": "",
-            }
-            self._open = _OpenItem(index, item)
-            return [self._added()]
         if kind == "tool_use":
-            name, namespace = self._names.client_name(block["name"])
-            item = {
-                "id": self._item_id("fc", index),
-                "type": "function_call",
-                "status": "in_progress",
-                "call_id": block["id"],
-                "name": name,
-                "arguments": "",
-            }
-            if namespace:
-                item["namespace"] = namespace
-            self._open = _OpenItem(index, item)
+            self._open = _OpenItem(index, self._call_item(block, index))
             return [self._added()]
         self._open = None  # a block the client has no item for
         return []
+
+    def _call_item(self, block: Json, index: int) -> Json:
+        """A tool_use block's item, named as the client named its tool: a `custom_tool_call`
+        for a custom tool, a `function_call` for any other."""
+        name, namespace = self._names.client_name(block["name"])
+        if block["name"] in self._names.custom:
+            item: Json = {"id": self._item_id("ctc", index), "type": "custom_tool_call"}
+            fields: Json = {"input": ""}
+        else:
+            item = {"id": self._item_id("fc", index), "type": "function_call"}
+            fields = {"status": "in_progress", "arguments": ""}
+        item.update(call_id=block["id"], name=name, **fields)
+        if namespace:
+            item["namespace"] = namespace
+        return item
 
     def _added(self) -> Json:
         assert self._open is not None

@@ -250,6 +250,52 @@ def test_a_custom_tool_is_offered_with_one_string_input_and_its_call_round_trips
     assert result["tool_use_id"] == "toolu_03" and "Done!" in json.dumps(result["content"])
 
 
+def test_a_custom_tool_inside_a_namespace_is_offered_flat_and_its_call_named_back(
+    stack: Stack, oai: openai.OpenAI
+) -> None:
+    patch = "*** Begin Patch\n*** Delete File: old.txt\n*** End Patch"
+    namespace: Any = {
+        "type": "namespace",
+        "name": "editor",
+        "description": "Editing tools.",
+        "tools": [APPLY_PATCH],
+    }
+    call = ToolUseBlock("toolu_04", f"{CLI_TOOL}editor__apply_patch", {"input": patch})
+    stack.upstream.enqueue(BlocksReply([call], chunk_chars=4), TextReply("Deleted."))
+    with oai.responses.stream(model=MODEL, input="Delete old.txt.", tools=[namespace]) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    offered = {tool["name"]: tool for tool in stack.upstream.requests[0].body["tools"]}
+    schema = offered[f"{CLI_TOOL}editor__apply_patch"]["input_schema"]
+    assert schema["properties"]["input"]["type"] == "string" and schema["required"] == ["input"]
+    [item] = final.output
+    assert item.type == "custom_tool_call"
+    assert (item.namespace, item.name, item.call_id, item.input) == (
+        "editor",
+        "apply_patch",
+        "toolu_04",
+        patch,
+    )
+    [added] = [e.item for e in events if e.type == "response.output_item.added"]
+    assert added.type == "custom_tool_call"
+    assert (added.namespace, added.name) == ("editor", "apply_patch")
+
+    history: list[Any] = [
+        {"role": "user", "content": "Delete old.txt."},
+        item.model_dump(exclude_none=True),
+        {"type": "custom_tool_call_output", "call_id": "toolu_04", "output": "Done!"},
+    ]
+    follow_up = oai.responses.create(model=MODEL, input=history, tools=[namespace])
+    assert follow_up.output_text == "Deleted."
+    sent = without_cli_additions(stack.upstream.requests[-1].body["messages"])
+    [use] = [b for b in sent[1]["content"] if b["type"] == "tool_use"]
+    assert (use["id"], use["name"], use["input"]) == (
+        "toolu_04",
+        f"{CLI_TOOL}editor__apply_patch",
+        {"input": patch},
+    )
+
+
 def test_a_stream_passes_the_sdks_strict_checks_and_reasoning_round_trips(
     stack: Stack, oai: openai.OpenAI
 ) -> None:
