@@ -1,10 +1,10 @@
 """A TCP proxy in front of Redis that blinks once, at a chosen command.
 
-The first time a client sends the command `command` (say "INFO": the word in RESP, so not
-CLIENT SETINFO), the proxy drops
-every connection before that command reaches Redis, and for `down_s` closes each new one at
-once: what a client sees when Redis restarts at that very instant. Then it forwards again.
-It lets a test put an outage exactly between two calls of a start-up, which no timing can.
+The first time a client sends the command `command` (say "INFO": the word as RESP sends it,
+so CLIENT SETINFO does not count), the proxy drops every connection before that command
+reaches Redis, and for `down_s` closes each new one at once: what a client sees when Redis
+restarts at that very instant. Then it forwards again. It lets a test put an outage exactly
+between two calls of a start-up, which no timing can.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class BlinkProxy:
         return self
 
     def stop(self) -> None:
-        self._listener.close()
+        _close(self._listener)  # shut down first: a close alone does not wake accept()
         self._drop_all()
         for thread in self._threads:
             thread.join(timeout=5)
@@ -63,7 +63,11 @@ class BlinkProxy:
             if time.monotonic() < self._up_at:
                 client.close()  # Redis is "restarting"
                 continue
-            server = socket.create_connection(("127.0.0.1", self._target_port))
+            try:
+                server = socket.create_connection(("127.0.0.1", self._target_port))
+            except OSError:
+                client.close()  # Redis itself is away
+                continue
             with self._lock:
                 self._sockets |= {client, server}
             self._spawn(self._pump, client, server, True)
