@@ -23,7 +23,6 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from shared.broker.outage import outlasting_outage
 from shared.process.vital_tasks import VitalTasks
 from shared.queue.arq_adapter import ArqWorker
 from shared.queue.job import RUN_MESSAGES_JOB, AttemptId
@@ -53,22 +52,19 @@ class FleetWorker(ArqWorker):
         # arq's poll loop sleeps `poll_delay` between iterations; ours waits for a wake-up
         # at the end of each iteration instead (worker/queue_wakeup.py), so arq's is zero.
         super().__init__(
-            job_name=RUN_MESSAGES_JOB, job_max_tries=job_max_tries, poll_delay=0, **kwargs
+            job_name=RUN_MESSAGES_JOB,
+            job_max_tries=job_max_tries,
+            redis_outage_s=redis_outage_s,
+            poll_delay=0,
+            **kwargs,
         )
         self.state = state
         self.vital = vital
         self.batch_slots = batch_slots
         self.wakeup = wakeup
         self.queue = queue
-        self._redis_outage_s = redis_outage_s
         self._claims: dict[str, Claim] = {}
         """By arq job id: attempts claimed here whose job function has not taken its claim."""
-
-    async def main(self) -> None:
-        # arq waits for Redis at start only when it builds its pool itself; ours is built
-        # with bounded waits (shared/broker/connection.py), so wait here.
-        await outlasting_outage(self.pool.ping, limit_s=self._redis_outage_s)
-        await super().main()
 
     async def start_queued(self, job_ids: list[bytes]) -> None:
         """Start the due attempts read from the queue, claiming each with `JobQueue.claim`."""

@@ -1,7 +1,9 @@
 """One streaming reply for every route: the first chunk is awaited before any byte is sent.
 
 Errors before the first chunk are plain HTTP errors (api/errors.py turns them into a
-response); after it, each route's error event ends the stream. The routes differ only in how a
+response); after it, each route's error event ends the stream. A stream given `opening`
+events (a background response's `queued`, none on a resume past them) starts at once instead,
+sending them, and every error is then an error event. The routes differ only in how a
 chunk becomes SSE events (`render`), what closes a stream (`closing`), how pings look, and
 how an error after the start reads (`render_failure`; by default api/errors.py's error event),
 and what is done once the stream has ended, however it ended (`on_end`).
@@ -59,19 +61,18 @@ async def stream_reply(
     headers: dict[str, str] | None = None,
     render_failure: FailureRenderer | None = None,
     on_end: Callable[[], Awaitable[None]] | None = None,
+    opening: list[ServerSentEvent] | None = None,
 ) -> Response:
     """The relay's chunks as an SSE response; the relay is closed whatever happens."""
-    try:
-        first = await until_disconnected(request, relay.next_chunk())
-    except BaseException:
-        await relay.close()
-        raise
+    first = None if opening is not None else await _first_chunk(relay, request)
     path = request.url.path
     error_events = render_failure or (lambda error: [error_event(error, path)])
 
     async def events() -> AsyncIterator[ServerSentEvent | bytes]:
         try:
-            chunk = first
+            for event in opening or ():
+                yield event
+            chunk = first or await relay.next_chunk()
             while True:
                 burst, failure = await _rest_of_burst(relay, chunk)
                 if payload := b"".join(event.encode() for each in burst for event in render(each)):
@@ -97,6 +98,14 @@ async def stream_reply(
         headers=headers,
         send_timeout=send_timeout_s,
     )
+
+
+async def _first_chunk(relay: JobRelay, request: Request) -> Chunk:
+    try:
+        return await until_disconnected(request, relay.next_chunk())
+    except BaseException:
+        await relay.close()
+        raise
 
 
 async def _end(relay: JobRelay, on_end: Callable[[], Awaitable[None]] | None) -> None:

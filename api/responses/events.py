@@ -10,8 +10,9 @@ model's partial JSON is not yet the string). Every event carries `sequence_numbe
 ...), and the order is the one the openai SDK's `responses.stream()` checks: `response.created`,
 `response.in_progress`, `output_item.added` before its content, `content_part.added` before its
 deltas, then the done events, and last `response.completed` (`response.incomplete` when the
-output limit cut it; `response.failed` when the job failed). Codex needs each
-`output_item.done` to carry the whole item: it keeps those, not the deltas.
+output limit cut it; `response.failed` when the job failed). A background stream starts as
+OpenAI's does, before its job has: `response.created` and `response.queued`, status `queued`.
+Codex needs each `output_item.done` to carry the whole item: it keeps those, not the deltas.
 """
 
 from __future__ import annotations
@@ -125,7 +126,14 @@ class ResponseTranslator:
 
     @property
     def done(self) -> bool:
-        return bool(self.response["status"] != "in_progress")
+        return self.response["status"] not in ("queued", "in_progress")
+
+    def queued(self) -> list[Json]:
+        """A background stream's first events, sent before its job has started (as OpenAI
+        sends them): `response.created` and `response.queued`, the response `queued`; the
+        job's first chunk then brings `response.in_progress`."""
+        self.response["status"] = "queued"
+        return [self._event("response.created"), self._event("response.queued")]
 
     def _item_id(self, prefix: str, output_index: int) -> str:
         """An output item's id, the same whenever the job is replayed."""
@@ -136,7 +144,7 @@ class ResponseTranslator:
         kind = event.get("type")
         if kind == "message_start":
             self._add_usage((event.get("message") or {}).get("usage"))
-            return [self._event("response.created"), self._event("response.in_progress")]
+            return self._in_progress()
         if kind == "content_block_start":
             return self._start(event["content_block"])
         if kind == "content_block_delta":
@@ -149,6 +157,13 @@ class ResponseTranslator:
         elif kind == "message_stop":
             return [self._finish()]
         return []
+
+    def _in_progress(self) -> list[Json]:
+        """`response.in_progress`, after `response.created` unless queued() sent it."""
+        sent_created = self.response["status"] == "queued"
+        created = [] if sent_created else [self._event("response.created")]
+        self.response["status"] = "in_progress"
+        return [*created, self._event("response.in_progress")]
 
     def failed(self, error: Json) -> list[Json]:
         """The stream's end when the job failed: `response.failed` with the error."""
@@ -190,32 +205,26 @@ class ResponseTranslator:
             if kind == "redacted_thinking":
                 return [self._added()]
             return [self._added(), self._summary_event("response.reasoning_summary_part.added")]
-        if kind == "tool_use" and block["name"] in self._names.custom:
-            item = {
-                "id": self._item_id("ctc", index),
-                "type": "custom_tool_call",
-                "call_id": block["id"],
-                "name": block["name"],
-                "input": "",
-            }
-            self._open = _OpenItem(index, item)
-            return [self._added()]
         if kind == "tool_use":
-            name, namespace = self._names.client_name(block["name"])
-            item = {
-                "id": self._item_id("fc", index),
-                "type": "function_call",
-                "status": "in_progress",
-                "call_id": block["id"],
-                "name": name,
-                "arguments": "",
-            }
-            if namespace:
-                item["namespace"] = namespace
-            self._open = _OpenItem(index, item)
+            self._open = _OpenItem(index, self._call_item(block, index))
             return [self._added()]
         self._open = None  # a block the client has no item for
         return []
+
+    def _call_item(self, block: Json, index: int) -> Json:
+        """A tool_use block's item, named as the client named its tool: a `custom_tool_call`
+        for a custom tool, a `function_call` for any other."""
+        name, namespace = self._names.client_name(block["name"])
+        if block["name"] in self._names.custom:
+            item: Json = {"id": self._item_id("ctc", index), "type": "custom_tool_call"}
+            fields: Json = {"input": ""}
+        else:
+            item = {"id": self._item_id("fc", index), "type": "function_call"}
+            fields = {"status": "in_progress", "arguments": ""}
+        item.update(call_id=block["id"], name=name, **fields)
+        if namespace:
+            item["namespace"] = namespace
+        return item
 
     def _added(self) -> Json:
         assert self._open is not None

@@ -140,13 +140,6 @@ class FunctionTool(StrictModel):
     strict: bool | None = None
 
 
-class NamespaceTool(StrictModel):
-    type: Literal["namespace"]
-    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
-    description: str | None = None
-    tools: list[FunctionTool]
-
-
 class CustomTool(StrictModel):
     """A freeform tool: its input is one string (`format`: plain text, or a grammar)."""
 
@@ -156,6 +149,18 @@ class CustomTool(StrictModel):
     format: dict[str, Any] | None = None
     allowed_callers: list[str] | None = None
     defer_loading: bool | None = None
+
+
+NamespacedTool = Annotated[FunctionTool | CustomTool, Field(discriminator="type")]
+
+
+class NamespaceTool(StrictModel):
+    """Function and custom tools grouped under one name (`crm`), called with it."""
+
+    type: Literal["namespace"]
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str | None = None
+    tools: list[NamespacedTool]
 
 
 class HostedTool(BaseModel):

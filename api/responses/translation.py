@@ -7,11 +7,11 @@
   blocks, `function_call_output` items join the next user turn as tool_result blocks.
 - `reasoning` items whose `encrypted_content` ccfleet wrote (a thinking block and its
   signature, events.py) go back as that block; others are dropped (nothing to replay).
-- Function tools as they are; a namespace's tools flattened as `<namespace>__<name>` and
-  named back in calls (`ToolNames`); a custom (freeform) tool as a tool of one string
-  property `input` (its grammar, if any, in its description), its calls named back as
-  `custom_tool_call` items and `custom_tool_call` items sent as that tool's calls; hosted tools
-  (`web_search`, ...) are not shown.
+- Function tools as they are; a namespace's tools (function or custom) flattened as
+  `<namespace>__<name>` and named back in calls (`ToolNames`); a custom (freeform) tool as a
+  tool of one string property `input` (its grammar, if any, in its description), its calls
+  named back as `custom_tool_call` items and `custom_tool_call` items sent as that tool's
+  calls; hosted tools (`web_search`, ...) are not shown.
 - `tool_choice` none/auto/required/named -> none/auto/any/tool; `parallel_tool_calls: false`
   -> `disable_parallel_tool_use`; `max_output_tokens` (default 32000: Codex sends none and
   writes whole files in one call); `temperature` capped at 1; `top_p`; `reasoning.effort`
@@ -78,10 +78,17 @@ class ToolNames:
         for tool in request.tools or []:
             if isinstance(tool, NamespaceTool):
                 for inner in tool.tools:
-                    names.namespaced[flat_name(tool.name, inner.name)] = (inner.name, tool.name)
-            elif isinstance(tool, CustomTool):
-                names.custom.add(tool.name)
+                    names._add(inner, tool.name)
+            elif isinstance(tool, FunctionTool | CustomTool):
+                names._add(tool, None)
         return names
+
+    def _add(self, tool: FunctionTool | CustomTool, namespace: str | None) -> None:
+        flat = flat_name(namespace, tool.name)
+        if namespace:
+            self.namespaced[flat] = (tool.name, namespace)
+        if isinstance(tool, CustomTool):
+            self.custom.add(flat)
 
     def client_name(self, model_name: str) -> tuple[str, str | None]:
         """(name, namespace) of a tool the model called."""
@@ -259,9 +266,9 @@ def _tools(request: ResponsesRequest) -> list[Json]:
         if isinstance(tool, FunctionTool):
             tools.append(_tool(tool.name, tool))
         elif isinstance(tool, NamespaceTool):
-            tools += [_tool(flat_name(tool.name, inner.name), inner) for inner in tool.tools]
+            tools += [_namespaced_tool(tool.name, inner) for inner in tool.tools]
         elif isinstance(tool, CustomTool):
-            tools.append(_custom_tool(tool))
+            tools.append(_custom_tool(tool.name, tool))
         else:
             assert isinstance(tool, HostedTool)  # not the fleet's to run: not shown
     return tools
@@ -277,8 +284,13 @@ def _tool(name: str, function: FunctionTool) -> Json:
     return tool
 
 
-def _custom_tool(tool: CustomTool) -> Json:
-    """A freeform tool as the model can call it: one string property."""
+def _namespaced_tool(namespace: str, tool: FunctionTool | CustomTool) -> Json:
+    name = flat_name(namespace, tool.name)
+    return _custom_tool(name, tool) if isinstance(tool, CustomTool) else _tool(name, tool)
+
+
+def _custom_tool(name: str, tool: CustomTool) -> Json:
+    """A freeform tool as the model can call it (by `name`): one string property."""
     description = tool.description or ""
     fmt = tool.format or {}
     if fmt.get("type") == "grammar":
@@ -290,7 +302,7 @@ def _custom_tool(tool: CustomTool) -> Json:
         "properties": {CUSTOM_INPUT: {"type": "string", "description": "The tool's input."}},
         "required": [CUSTOM_INPUT],
     }
-    tool_json: Json = {"name": tool.name, "input_schema": schema}
+    tool_json: Json = {"name": name, "input_schema": schema}
     if description:
         tool_json["description"] = description
     return tool_json

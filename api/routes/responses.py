@@ -157,10 +157,11 @@ async def _queued(
 async def _background_stream(
     services: FrontEndServices, request: Request, stored: StoredResponse, *, starting_after: int
 ) -> Response:
-    """A background response's events from its job's first chunk, those numbered after
-    `starting_after` sent; its client may leave and come back (`GET ?stream=true`) while the
-    job runs on. The response is stored once answered (a failure is left to `GET`, which
-    tells a cancelled job from a failed one)."""
+    """A background response's events, `response.created` and `response.queued` at once, then
+    its job's from the first chunk, those numbered after `starting_after` sent; its client may
+    leave and come back (`GET ?stream=true`) while the job waits or runs. The response is
+    stored once answered (a failure is left to `GET`, which tells a cancelled job from a
+    failed one)."""
     if not stored.job_id:
         raise InvalidRequest("stream: only a background response can be streamed again.")
     relay = await services.relays.open(stored.job_id, request, after_seq=0, keeps_job=True)
@@ -172,7 +173,13 @@ async def _background_stream(
             await _save(services, stored)
 
     render = _after_sequence(translator, starting_after)
-    return await _streamed(services, relay, request, translator, render, store_when_answered)
+    # Sent at once, as OpenAI does, however long the job waits for a worker.
+    opening = [
+        _sse(event) for event in translator.queued() if event["sequence_number"] > starting_after
+    ]
+    return await _streamed(
+        services, relay, request, translator, render, store_when_answered, opening=opening
+    )
 
 
 async def _save(services: FrontEndServices, stored: StoredResponse) -> None:
@@ -219,6 +226,8 @@ async def _streamed(
     translator: ResponseTranslator,
     render: ChunkRenderer,
     on_end: Callable[[], Awaitable[None]],
+    *,
+    opening: list[ServerSentEvent] | None = None,
 ) -> Response:
     def render_failure(error: FleetError) -> Iterable[ServerSentEvent]:
         return [_sse(event) for event in translator.failed(openai_error(error))]
@@ -229,6 +238,7 @@ async def _streamed(
         render=render,
         render_failure=render_failure,
         on_end=on_end,
+        opening=opening,
         ping_interval_s=services.settings.api.ping_interval_s,
         send_timeout_s=services.settings.api.send_timeout_s,
         headers=_headers(),

@@ -11,6 +11,10 @@ arq then runs them. That relies on arq's undocumented parts, named here and nowh
   long as it may run; a job to abort is a member of the sorted set `arq:abort` (`abort`),
   scored by when it was asked. The queue's scripts (job_queue.*.lua) write and read these
   keys as arq's `enqueue_job` and `start_jobs` do, given their names from here.
+- Its worker's start-up (`Worker.main`: arq's INFO for its log line, the `on_startup` hook,
+  then the poll loop, which burst mode ends), which `ArqWorker.main` re-does so that its
+  Redis calls wait out an outage as every other call does (shared/broker/outage.py): arq's
+  INFO would end the worker at the first refusal.
 - Its worker's insides, which `ArqWorker` wraps in a few typed methods for its subclass:
   the slots (`sem`, `job_counter`, `max_jobs`), the tasks by job id (`tasks`), starting the
   jobs read from the queue (`start_jobs`), running one (`run_job`), one look at the queue
@@ -25,17 +29,24 @@ an arq upgrade that moves one fails there and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import signal
 from signal import Signals
 from typing import Any, TypeVar
 
 import orjson
-from arq.connections import ArqRedis
+from arq.connections import ArqRedis, log_redis_info
 from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix
 from arq.jobs import serialize_job
+from arq.utils import poll
 from arq.worker import Worker, func
 from redis.asyncio import ConnectionPool
 from redis.asyncio.client import Pipeline
+
+from shared.broker.outage import outlasting_outage
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -116,15 +127,18 @@ class ArqWorker(Worker):
     """arq's Worker running one job function, `run_attempt`, with the parts of arq's worker
     a subclass needs named and typed. A subclass overrides the hooks (`run_attempt`,
     `start_queued`, `poll_once`, `slot_freed`, `after_run`, `drain_started`) and uses the
-    rest."""
+    rest. Redis away at start-up is waited out for `redis_outage_s`."""
 
-    def __init__(self, *, job_name: str, job_max_tries: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *, job_name: str, job_max_tries: int, redis_outage_s: float, **kwargs: Any
+    ) -> None:
         super().__init__(
             functions=[func(self._call_job, name=job_name, max_tries=job_max_tries)],
             job_serializer=serialize,
             job_deserializer=deserialize,
             **kwargs,
         )
+        self.redis_outage_s = redis_outage_s
 
     # -- hooks --------------------------------------------------------------------------
 
@@ -207,6 +221,30 @@ class ArqWorker(Worker):
         return value
 
     # -- arq's internals, overridden here only ---------------------------------------------
+
+    async def main(self) -> None:
+        """arq's `Worker.main` for a worker given its pool (arq waits for Redis only when it
+        builds one), its INFO waited out like every call."""
+        logger.info("starting worker for %s", ", ".join(self.functions))
+        await outlasting_outage(
+            lambda: log_redis_info(self.pool, logger.info), limit_s=self.redis_outage_s
+        )
+        self.ctx["redis"] = self.pool
+        if self.on_startup:
+            await self.on_startup(self.ctx)
+        async for _ in poll(self.poll_delay_s):
+            await self._poll_iteration()
+            if self.burst and await self._burst_over():
+                return
+
+    async def _burst_over(self) -> bool:
+        """arq's burst mode (tests use it): over, once its running jobs end, when it has
+        started `max_burst_jobs` or the queue is empty."""
+        started_enough = 0 <= self.max_burst_jobs <= self._jobs_started()
+        if started_enough or await self.pool.zcard(self.queue_name) == 0:
+            await asyncio.gather(*self.tasks.values())
+            return True
+        return False
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         await self.start_queued(job_ids)

@@ -250,6 +250,52 @@ def test_a_custom_tool_is_offered_with_one_string_input_and_its_call_round_trips
     assert result["tool_use_id"] == "toolu_03" and "Done!" in json.dumps(result["content"])
 
 
+def test_a_custom_tool_inside_a_namespace_is_offered_flat_and_its_call_named_back(
+    stack: Stack, oai: openai.OpenAI
+) -> None:
+    patch = "*** Begin Patch\n*** Delete File: old.txt\n*** End Patch"
+    namespace: Any = {
+        "type": "namespace",
+        "name": "editor",
+        "description": "Editing tools.",
+        "tools": [APPLY_PATCH],
+    }
+    call = ToolUseBlock("toolu_04", f"{CLI_TOOL}editor__apply_patch", {"input": patch})
+    stack.upstream.enqueue(BlocksReply([call], chunk_chars=4), TextReply("Deleted."))
+    with oai.responses.stream(model=MODEL, input="Delete old.txt.", tools=[namespace]) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    offered = {tool["name"]: tool for tool in stack.upstream.requests[0].body["tools"]}
+    schema = offered[f"{CLI_TOOL}editor__apply_patch"]["input_schema"]
+    assert schema["properties"]["input"]["type"] == "string" and schema["required"] == ["input"]
+    [item] = final.output
+    assert item.type == "custom_tool_call"
+    assert (item.namespace, item.name, item.call_id, item.input) == (
+        "editor",
+        "apply_patch",
+        "toolu_04",
+        patch,
+    )
+    [added] = [e.item for e in events if e.type == "response.output_item.added"]
+    assert added.type == "custom_tool_call"
+    assert (added.namespace, added.name) == ("editor", "apply_patch")
+
+    history: list[Any] = [
+        {"role": "user", "content": "Delete old.txt."},
+        item.model_dump(exclude_none=True),
+        {"type": "custom_tool_call_output", "call_id": "toolu_04", "output": "Done!"},
+    ]
+    follow_up = oai.responses.create(model=MODEL, input=history, tools=[namespace])
+    assert follow_up.output_text == "Deleted."
+    sent = without_cli_additions(stack.upstream.requests[-1].body["messages"])
+    [use] = [b for b in sent[1]["content"] if b["type"] == "tool_use"]
+    assert (use["id"], use["name"], use["input"]) == (
+        "toolu_04",
+        f"{CLI_TOOL}editor__apply_patch",
+        {"input": patch},
+    )
+
+
 def test_a_stream_passes_the_sdks_strict_checks_and_reasoning_round_trips(
     stack: Stack, oai: openai.OpenAI
 ) -> None:
@@ -514,6 +560,46 @@ def test_a_background_stream_outlives_its_client_and_resumes_after_a_sequence_nu
     assert streamed[-1]["type"] == "response.completed"
     assert streamed[-1]["response"]["id"] == response_id
     assert oai.responses.retrieve(response_id).output_text == text
+
+
+def test_a_background_stream_says_queued_at_once_and_in_progress_when_its_job_starts(
+    stack: Stack, oai: openai.OpenAI
+) -> None:
+    stack.upstream.enqueue(HangReply(60), TextReply("Your turn came."))
+    # The worker's one batch slot is taken, so the streamed response waits in the queue.
+    hog = oai.responses.create(model=MODEL, input="Take your time.", background=True)
+    assert stack.upstream.wait_for_requests(1, timeout_s=30), "the CLI reached the upstream"
+    # The timeouts bound a stream that would send nothing until its job's first chunk.
+    opening: list[dict[str, Any]] = []
+    with oai.responses.create(
+        model=MODEL, input="Wait.", background=True, stream=True, timeout=20
+    ) as events:
+        for event in events:
+            opening.append(event.model_dump(mode="json"))
+            if len(opening) == 2:
+                break  # the client leaves while its response is queued
+    response_id = opening[0]["response"]["id"]
+    resumed_while_queued = oai.responses.retrieve(
+        response_id, stream=True, starting_after=0, timeout=20
+    )
+    with resumed_while_queued as events:
+        again = next(iter(events)).model_dump(mode="json")
+    oai.responses.cancel(hog.id)
+    with oai.responses.retrieve(response_id, stream=True, starting_after=1) as events:
+        rest = [event.model_dump(mode="json") for event in events]
+    assert [(e["type"], e["response"]["status"]) for e in opening] == [
+        ("response.created", "queued"),
+        ("response.queued", "queued"),
+    ]
+    assert again == opening[1]
+    streamed = opening + rest
+    assert [e["sequence_number"] for e in streamed] == list(range(len(streamed)))
+    assert (rest[0]["type"], rest[0]["response"]["status"]) == (
+        "response.in_progress",
+        "in_progress",
+    )
+    assert rest[-1]["type"] == "response.completed"
+    assert oai.responses.retrieve(response_id).output_text == "Your turn came."
 
 
 def test_cancelling_a_waiting_background_response_ends_its_concurrency_lease(

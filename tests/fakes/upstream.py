@@ -42,6 +42,19 @@ JsonDict = dict[str, Any]
 DEFAULT_TEXT = "Hello from the fake upstream."
 
 
+class _ClosingServer(uvicorn.Server):
+    """uvicorn's server, whose shutdown also ends the connections its grace left open. A reply
+    stalled on a client that reads nothing has its task cancelled, but its transport closes
+    only once its buffer drains, so never: the loop then ends under it (uvloop fails to close)
+    and the collector warns of it later, in whatever test runs then."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        for connection in list(self.server_state.connections):
+            connection.transport.abort()
+        await asyncio.sleep(0)  # an aborted transport is closed on the loop's next turn
+
+
 @dataclass
 class TextBlock:
     text: str
@@ -428,7 +441,7 @@ class FakeUpstream:
         config = uvicorn.Config(
             self.app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
         )
-        self._server = uvicorn.Server(config)
+        self._server = _ClosingServer(config)
         self._stopping.clear()
         self._thread = threading.Thread(
             target=self._server.run,

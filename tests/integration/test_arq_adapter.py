@@ -32,7 +32,7 @@ class Recording(ArqWorker):
     """Runs each job until `hold` is set, noting every hook arq reached."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(job_name=RUN_MESSAGES_JOB, job_max_tries=1, **kwargs)
+        super().__init__(job_name=RUN_MESSAGES_JOB, job_max_tries=1, redis_outage_s=0, **kwargs)
         self.hold = asyncio.Event()
         self.ran: list[tuple[str, dict[str, Any]]] = []
         self.cancelled: list[str] = []
@@ -162,6 +162,7 @@ async def test_a_worker_run_hands_its_startup_context_to_the_job_hooks(
     worker = Reading(
         job_name=RUN_MESSAGES_JOB,
         job_max_tries=1,
+        redis_outage_s=0,
         redis_pool=arq_redis(settings),
         queue_name=settings.queue.name,
         on_startup=on_startup,

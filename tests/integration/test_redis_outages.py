@@ -20,6 +20,7 @@ from shared.broker import redis_keys
 from tests import client_keys
 from tests.conftest import Stack, StackFactory
 from tests.fakes import fake_cli
+from tests.fakes.blink_proxy import BlinkProxy
 from tests.processes import http_ok, wait_until
 
 DRIPS = 30  # a slow answer: one delta every 0.1 s, so a restart lands mid-stream
@@ -309,3 +310,51 @@ async def test_a_worker_whose_redis_restarts_while_it_starts_serves_once_redis_i
     async with httpx.AsyncClient(timeout=BOUND_S) as client:
         reply = await client.post(f"{stack.url}/v1/messages", json=request(stream=False))
     assert reply.status_code == 200, reply.text
+
+
+async def test_a_worker_started_while_redis_is_down_serves_once_redis_is_back_within_the_grace(
+    make_stack: StackFactory, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    cli = fake_cli.install(tmp_path / "claude")
+    stack = make_stack(workers=0, wait_ready=False, CCFLEET_CLAUDE_BIN=str(cli))
+    await asyncio.to_thread(redis_server.stop)
+    worker = stack.add_worker(CCFLEET_CLAUDE_BIN=str(cli), CCFLEET_REDIS_OUTAGE_GRACE_S="30")
+    await asyncio.to_thread(
+        wait_until,
+        lambda: "redis unavailable" in worker.log_text(),
+        BOUND_S,
+        "the worker to find Redis down",
+    )
+    await asyncio.to_thread(redis_server.start)
+    await asyncio.to_thread(
+        wait_until,
+        lambda: worker.proc.poll() is not None or http_ok(f"{stack.url}/ready"),
+        BOUND_S,
+        "the worker to be ready or to exit",
+    )
+    assert worker.proc.poll() is None, worker.log_text()[-3000:]
+    async with httpx.AsyncClient(timeout=BOUND_S) as client:
+        reply = await client.post(f"{stack.url}/v1/messages", json=request(stream=False))
+    assert reply.status_code == 200, reply.text
+
+
+async def test_a_worker_whose_redis_blinks_at_arqs_start_up_info_serves_once_redis_is_back(
+    make_stack: StackFactory, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    cli = fake_cli.install(tmp_path / "claude")
+    stack = make_stack(workers=0, wait_ready=False, CCFLEET_CLAUDE_BIN=str(cli))
+    # Past its PING, at arq's INFO (its start-up log line), Redis goes away for a second.
+    with BlinkProxy(redis_server.port, command="INFO", down_s=1.0) as proxy:
+        worker = stack.add_worker(CCFLEET_CLAUDE_BIN=str(cli), CCFLEET_REDIS_URL=proxy.url)
+        await asyncio.to_thread(
+            wait_until,
+            lambda: worker.proc.poll() is not None or http_ok(f"{stack.url}/ready"),
+            BOUND_S,
+            "the worker to be ready or to exit",
+        )
+        assert proxy.blinked.is_set()
+        assert worker.proc.poll() is None, worker.log_text()[-3000:]
+        async with httpx.AsyncClient(timeout=BOUND_S) as client:
+            reply = await client.post(f"{stack.url}/v1/messages", json=request(stream=False))
+        assert reply.status_code == 200, reply.text
+        worker.stop()

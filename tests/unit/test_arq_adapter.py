@@ -84,6 +84,24 @@ def test_the_worker_methods_the_adapter_overrides_or_calls_are_there() -> None:
     assert inspect.iscoroutinefunction(Worker._poll_iteration)
 
 
+def test_arqs_worker_starts_up_as_the_adapter_re_does_it() -> None:
+    """ArqWorker.main re-does these steps of arq's, in this order (its INFO waited out)."""
+    source = inspect.getsource(Worker.main)
+    steps = [
+        "await log_redis_info(self.pool, logger.info)",
+        "self.ctx['redis'] = self.pool",
+        "await self.on_startup(self.ctx)",
+        "async for _ in poll(self.poll_delay_s):",
+        "await self._poll_iteration()",
+        "if 0 <= self.max_burst_jobs <= self._jobs_started():",
+        "await asyncio.gather(*self.tasks.values())",
+        "queued_jobs = await self.pool.zcard(self.queue_name)",
+    ]
+    positions = [source.index(step) for step in steps]
+    assert positions == sorted(positions)
+    assert source.count("await ") == 7, "a Redis call or a step the adapter does not re-do"
+
+
 class Idle(ArqWorker):
     async def run_attempt(self, job_id: str, payload: dict[str, Any]) -> None:
         pass
@@ -93,6 +111,7 @@ async def test_the_worker_attributes_the_adapter_uses_are_there_with_their_types
     worker = Idle(
         job_name=RUN_MESSAGES_JOB,
         job_max_tries=2,
+        redis_outage_s=0,
         redis_pool=arq_adapter.arq_client(_unused_pool(), queue_name="q"),
         queue_name="q",
         max_jobs=3,
@@ -117,6 +136,7 @@ async def test_slots_are_taken_and_given_back_through_arqs_semaphore_and_counter
     worker = Idle(
         job_name=RUN_MESSAGES_JOB,
         job_max_tries=1,
+        redis_outage_s=0,
         redis_pool=arq_adapter.arq_client(_unused_pool(), queue_name="q"),
         queue_name="q",
         max_jobs=1,
