@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,6 +27,9 @@ from shared.stream.chunk import Chunk
 from shared.wire.message_builder import MessageBuilder
 
 logger = logging.getLogger(__name__)
+
+_OUTAGE_RETRY_S = 0.25
+"""How often a stream's wait tries Redis again during an outage (pings go on meanwhile)."""
 
 
 class JobRelay:
@@ -61,6 +66,8 @@ class JobRelay:
         self._on_first_token = on_first_token  # given the TTFT (s)
         self._on_close = on_close  # e.g. the end of a quota lease
         self._timing = timing or RequestTiming()
+        self._check_at: float | None = None  # loop time the quiet job is next checked on
+        self._outage_since: float | None = None  # loop time Redis first failed a stream's wait
 
     async def open(self) -> JobRelay:
         readers = redis_keys.job_readers(self.reader.job_id)
@@ -116,19 +123,49 @@ class JobRelay:
 
     async def next_chunk(self) -> Chunk:
         """The next chunk, waiting as long as the job lives; an error chunk raises."""
-        chunk = await self._taken(self._next_chunk)
+        chunk = await self._taken(self._outlasting(self._next_chunk))
         assert chunk is not None  # _next_chunk waits for one
         return chunk
+
+    async def chunk_within(self, wait_s: float) -> Chunk | None:
+        """As `next_chunk`, or None if none came within `wait_s` (a stream's ping is due).
+        The job's quietness counts on across such calls (a job silent for longer than a ping
+        interval is still checked on every `check_interval_s`), and so does a Redis outage:
+        pings go on while one is waited out, and it ends the stream once it lasts past
+        `redis_outage_s` from its first failure."""
+        return await self._taken(self._within(wait_s))
+
+    async def _within(self, wait_s: float) -> Chunk | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            try:
+                chunk = await self._next_chunk(max(0.0, deadline - loop.time()))
+            except OUTAGE_ERRORS:
+                if self._outage_since is None:
+                    self._outage_since = loop.time()
+                if loop.time() - self._outage_since >= self._redis_outage_s:
+                    raise
+                await asyncio.sleep(min(_OUTAGE_RETRY_S, max(0.0, deadline - loop.time())))
+                if loop.time() >= deadline:
+                    return None
+                continue
+            # Redis answered: a quiet check that failed stays due until one succeeds.
+            self._outage_since = None
+            return chunk
 
     async def ready_chunk(self) -> Chunk | None:
         """The next chunk if it has arrived already, else None: the rest of a burst."""
         if self.finished:
             return None
-        return await self._taken(lambda: self.reader.next_chunk(0))
+        return await self._taken(self._outlasting(lambda: self.reader.next_chunk(0)))
 
-    async def _taken(self, fetch: Callable[[], Awaitable[Chunk | None]]) -> Chunk | None:
+    def _outlasting(self, fetch: Callable[[], Awaitable[Chunk | None]]) -> Awaitable[Chunk | None]:
+        return outlasting_outage(fetch, limit_s=self._redis_outage_s)
+
+    async def _taken(self, fetching: Awaitable[Chunk | None]) -> Chunk | None:
         try:
-            chunk = await self._fetched(fetch)
+            chunk = await self._fetched(fetching)
         except FleetError as error:
             self._timing.failed(error.status_code)
             raise
@@ -138,12 +175,13 @@ class JobRelay:
                 self._on_first_token(ttft_s)
         return chunk
 
-    async def _fetched(self, fetch: Callable[[], Awaitable[Chunk | None]]) -> Chunk | None:
+    async def _fetched(self, fetching: Awaitable[Chunk | None]) -> Chunk | None:
         # A Redis restart keeps the job (AOF), and its worker keeps the chunks it could not
-        # publish meanwhile and journals them once Redis is back: wait the outage out. Chunks
-        # whose live message the outage lost are read from the journal (the quiet check).
+        # publish meanwhile and journals them once Redis is back: `fetching` waits the outage
+        # out. Chunks whose live message the outage lost are read from the journal (the quiet
+        # check).
         try:
-            chunk = await outlasting_outage(fetch, limit_s=self._redis_outage_s)
+            chunk = await fetching
         except OUTAGE_ERRORS as exc:
             logger.warning("lost redis while relaying: %r", exc)
             raise Overloaded(
@@ -158,18 +196,35 @@ class JobRelay:
             )
         return chunk
 
-    async def _next_chunk(self) -> Chunk:
+    async def _next_chunk(self, wait_s: float = math.inf) -> Chunk | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
         while True:
-            chunk = await self.reader.next_chunk(self._check_interval_s)
+            if self._check_at is None:  # quiet from now on
+                self._check_at = loop.time() + self._check_interval_s
+            chunk = await self.reader.next_chunk(
+                max(0.0, min(self._check_at, deadline) - loop.time())
+            )
+            if chunk is None and loop.time() >= self._check_at:
+                chunk = await self._quiet_check()
             if chunk is not None:
+                self._check_at = None
                 return chunk
-            quiet = await self._watch.check(self.reader.job_id, after_seq=self.reader.known_seq)
-            self.reader.absorb(quiet.journal)  # chunks whose live message was lost
-            chunk = await self.reader.next_chunk(0)
-            if chunk is not None:
-                return chunk
-            if not quiet.lives:
-                raise CliFailed("The worker ended the request without an answer.")
+            if loop.time() >= deadline:
+                return None
+
+    async def _quiet_check(self) -> Chunk | None:
+        """The chunk the journal held if its live message was lost; raise if the job ended
+        without an answer."""
+        quiet = await self._watch.check(self.reader.job_id, after_seq=self.reader.known_seq)
+        # Due until it succeeds: a check Redis failed is tried again at once (outlasting_outage's
+        # retries), so an outage is timed from its first failure across a stream's pings.
+        self._check_at = None
+        self.reader.absorb(quiet.journal)  # chunks whose live message was lost
+        chunk = await self.reader.next_chunk(0)
+        if chunk is None and not quiet.lives:
+            raise CliFailed("The worker ended the request without an answer.")
+        return chunk
 
     async def gather_message(self) -> dict[str, Any]:
         builder = MessageBuilder()
