@@ -199,19 +199,27 @@ def make_stack(
 
 
 @contextlib.contextmanager
-def module_front_end(
-    tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream, claude_bin: str, **env: str
+def module_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    upstream: FakeUpstream,
+    claude_bin: str,
+    *,
+    workers: int = 0,
+    **env: str,
 ) -> Iterator[Stack]:
-    """One front end on its own Redis, no worker, for a module's tests that leave no state a
-    later test would see (refused input, stateless reads): starting it once, not once a test,
-    saves its start-up (some 1.5 s of CPU) for each test but the first. Stopped when the block
-    ends."""
-    root = tmp_path_factory.mktemp("front-end")
+    """One front end on its own Redis (and `workers` workers: ready once one takes jobs) for a
+    module's tests that leave no state a later test would see (refused input, stateless
+    reads): started once, not once a test, it saves each test but the first a start-up (some
+    1.5 s of CPU a process). Stopped when the block ends."""
+    root = tmp_path_factory.mktemp("stack")
     with EmbeddedRedis(root / "redis") as server:
         stack = Stack(redis=server, upstream=upstream, claude_bin=claude_bin, root=root)
         try:
+            for _ in range(workers):
+                stack.add_worker(**env)
             stack.add_api(**env)
-            wait_until(partial(http_ok, f"{stack.url}/health"), 30, "the front end")
+            path = "/ready" if workers else "/health"
+            wait_until(partial(http_ok, f"{stack.url}{path}"), 30, f"{stack.url}{path}")
             yield stack
         finally:
             stack.stop()

@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import Stack, module_front_end
+from tests.conftest import Stack, module_stack
 from tests.fakes.upstream import FakeUpstream
 
 MODEL = "claude-sonnet-4-5"
@@ -26,7 +26,7 @@ def front_end(
 ) -> Iterator[Stack]:
     """One front end, no worker, a ledger kept `RETENTION_DAYS` days: shared by the module's
     tests, each a request refused or a read, none leaving state behind."""
-    with module_front_end(
+    with module_stack(
         tmp_path_factory,
         session_upstream,
         claude_bin,
