@@ -6,7 +6,7 @@ import contextlib
 import os
 import shutil
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -205,7 +205,7 @@ def module_stack(
     claude_bin: str,
     *,
     workers: int = 0,
-    **env: str,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Stack]:
     """One front end on its own Redis (and `workers` workers: ready once one takes jobs) for a
     module's tests that leave no state a later test would see (refused input, stateless
@@ -216,8 +216,8 @@ def module_stack(
         stack = Stack(redis=server, upstream=upstream, claude_bin=claude_bin, root=root)
         try:
             for _ in range(workers):
-                stack.add_worker(**env)
-            stack.add_api(**env)
+                stack.add_worker(**(env or {}))
+            stack.add_api(**(env or {}))
             path = "/ready" if workers else "/health"
             wait_until(partial(http_ok, f"{stack.url}{path}"), 30, f"{stack.url}{path}")
             yield stack

@@ -30,7 +30,7 @@ def front_end(
         tmp_path_factory,
         session_upstream,
         claude_bin,
-        CCFLEET_USAGE_RETENTION_DAYS=str(RETENTION_DAYS),
+        env={"CCFLEET_USAGE_RETENTION_DAYS": str(RETENTION_DAYS)},
     ) as stack:
         yield stack
 

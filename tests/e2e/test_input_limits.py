@@ -37,7 +37,7 @@ def front_end(
 ) -> Iterator[Stack]:
     """The front end the module's tests share: each sends input that is refused, or admitted
     and timed out (529, out of the queue again), and leaves Redis as it found it."""
-    with module_stack(tmp_path_factory, session_upstream, claude_bin, **FRONT_END_ENV) as stack:
+    with module_stack(tmp_path_factory, session_upstream, claude_bin, env=FRONT_END_ENV) as stack:
         yield stack
 
 
