@@ -16,6 +16,9 @@ import pytest
 from tests.conftest import Stack, module_stack
 from tests.fakes.upstream import FakeUpstream
 
+# In one xdist process: the module's tests share its front end, started once.
+pytestmark = pytest.mark.xdist_group("input_edges")
+
 MODEL = "claude-sonnet-4-5"
 RETENTION_DAYS = 30
 

@@ -18,6 +18,9 @@ from tests.conftest import Stack, StackFactory, module_stack
 from tests.fakes.upstream import FakeUpstream
 from tests.processes import http_ok, wait_until
 
+# In one xdist process: the module's tests share its front end, started once.
+pytestmark = pytest.mark.xdist_group("input_limits")
+
 MODEL = "claude-sonnet-4-5"
 HELLO = [{"role": "user", "content": "Say hello."}]
 PNG = (
