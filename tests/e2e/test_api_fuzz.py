@@ -61,10 +61,11 @@ HOOKS = "tests.e2e.api_fuzz_hooks"
 # both modes side by side (load 2-5): 53 s each (before the Responses API's operations).
 # Measured again 2026-12-07 (auth off, all 21 operations, load average 12 to 28: CPU-seconds,
 # not wall): the coverage phase 4,686 cases, 22 s of schemathesis CPU and 12 s of the front
-# end's; fuzzing at 50 a operation 729 cases, 30 s and 3 s; at 20, 359 cases, 17 s and 2 s.
-# Random cases cost hypothesis some 35 ms each to draw, the coverage phase's 5 ms: the edges
-# the coverage phase sends are not drawn again at random, so 20 a operation (10 for the
-# Responses API) keeps fuzzing's random combinations at about half the CPU.
+# end's; fuzzing at 50 a operation 729 cases, 30 s and 3 s; at 20, 359 cases, 17 s and 2 s
+# (that run without POST /v1/messages, stopped by the too_slow health check: see fuzz). A random
+# case costs schemathesis some 40 ms of CPU, a coverage case 5 ms: the coverage phase already
+# sends every keyword's edges, and 20 random cases a operation (10 for the Responses API) add
+# combinations of them at about half the CPU that 50 took.
 RUN_TIMEOUT_S = 400  # a bound for a machine far busier than CI's, not a figure
 
 
