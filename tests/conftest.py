@@ -6,7 +6,7 @@ import contextlib
 import os
 import shutil
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -196,6 +196,33 @@ def make_stack(
     yield build
     for stack in stacks:
         stack.stop()
+
+
+@contextlib.contextmanager
+def module_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    upstream: FakeUpstream,
+    claude_bin: str,
+    *,
+    workers: int = 0,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Stack]:
+    """One front end on its own Redis (and `workers` workers: ready once one takes jobs) for a
+    module's tests that leave no state a later test would see (refused input, stateless
+    reads): started once, not once a test, it saves each test but the first a start-up (some
+    1.5 s of CPU a process). Stopped when the block ends."""
+    root = tmp_path_factory.mktemp("stack")
+    with EmbeddedRedis(root / "redis") as server:
+        stack = Stack(redis=server, upstream=upstream, claude_bin=claude_bin, root=root)
+        try:
+            for _ in range(workers):
+                stack.add_worker(**(env or {}))
+            stack.add_api(**(env or {}))
+            path = "/ready" if workers else "/health"
+            wait_until(partial(http_ok, f"{stack.url}{path}"), 30, f"{stack.url}{path}")
+            yield stack
+        finally:
+            stack.stop()
 
 
 @pytest.fixture

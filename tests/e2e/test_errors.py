@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import anthropic
 import httpx
 import orjson
 import pytest
 from anthropic.types import MessageParam
 
-from tests.conftest import Stack
+from tests.conftest import Stack, module_stack
 from tests.e2e.conftest import MODEL
-from tests.fakes.upstream import ErrorReply, MidStreamErrorReply, RecordedRequest
+from tests.fakes.upstream import ErrorReply, FakeUpstream, MidStreamErrorReply, RecordedRequest
 
 HELLO: list[MessageParam] = [{"role": "user", "content": "Say hello."}]
+
+
+@pytest.fixture(scope="module")
+def refusing_stack(
+    tmp_path_factory: pytest.TempPathFactory, session_upstream: FakeUpstream, claude_bin: str
+) -> Iterator[Stack]:
+    """A front end and a worker that the module's refused requests share: a request refused at
+    the door leaves nothing behind for the next test."""
+    with module_stack(tmp_path_factory, session_upstream, claude_bin, workers=1) as stack:
+        yield stack
+
+
+@pytest.fixture
+def refusing(refusing_stack: Stack, upstream: FakeUpstream) -> Stack:
+    """`refusing_stack`, its upstream with no request recorded yet (`upstream` resets it): a
+    request the front end wrongly let through would reach the worker and be recorded."""
+    return refusing_stack
 
 
 @pytest.mark.parametrize(
@@ -132,21 +151,21 @@ def test_the_sdk_raises_on_the_error_event(stack: Stack, client: anthropic.Anthr
     ],
 )
 def test_invalid_input_is_a_400_naming_the_field_and_queues_nothing(
-    stack: Stack, payload: dict[str, object], field: str
+    refusing: Stack, payload: dict[str, object], field: str
 ) -> None:
-    response = httpx.post(f"{stack.url}/v1/messages", json=payload, timeout=10)
+    response = httpx.post(f"{refusing.url}/v1/messages", json=payload, timeout=10)
     assert response.status_code == 400
     body = response.json()
     assert body["type"] == "error"
     assert body["error"]["type"] == "invalid_request_error"
     assert body["error"]["message"].startswith(field)
     assert response.headers["request-id"] == body["request_id"]
-    assert stack.upstream.requests == []
+    assert refusing.upstream.requests == []
 
 
-def test_malformed_json_is_a_400(stack: Stack) -> None:
+def test_malformed_json_is_a_400(refusing: Stack) -> None:
     response = httpx.post(
-        f"{stack.url}/v1/messages",
+        f"{refusing.url}/v1/messages",
         content=b'{"model": "x", "messages": [',
         headers={"content-type": "application/json"},
         timeout=10,
@@ -158,7 +177,7 @@ def test_malformed_json_is_a_400(stack: Stack) -> None:
     }
 
 
-def test_an_oversized_body_is_a_413(stack: Stack) -> None:
+def test_an_oversized_body_is_a_413(refusing: Stack) -> None:
     big = orjson.dumps(
         {
             "model": MODEL,
@@ -167,7 +186,7 @@ def test_an_oversized_body_is_a_413(stack: Stack) -> None:
         }
     )
     response = httpx.post(
-        f"{stack.url}/v1/messages",
+        f"{refusing.url}/v1/messages",
         content=big,
         headers={"content-type": "application/json"},
         timeout=30,
@@ -176,8 +195,8 @@ def test_an_oversized_body_is_a_413(stack: Stack) -> None:
     assert response.json()["error"]["type"] == "request_too_large"
 
 
-def test_an_unknown_path_is_a_404_in_the_api_error_shape(stack: Stack) -> None:
-    response = httpx.get(f"{stack.url}/v1/nothing-here", timeout=10)
+def test_an_unknown_path_is_a_404_in_the_api_error_shape(refusing: Stack) -> None:
+    response = httpx.get(f"{refusing.url}/v1/nothing-here", timeout=10)
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "not_found_error"
     assert response.headers["request-id"].startswith("req_")

@@ -5,6 +5,7 @@ a trailing newline are each a 4xx, never a 500 and never a long stall."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,21 +13,29 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import Stack, StackFactory
-from tests.processes import http_ok, wait_until
+from tests.conftest import Stack, module_stack
+from tests.fakes.upstream import FakeUpstream
+
+# In one xdist process: the module's tests share its front end, started once.
+pytestmark = pytest.mark.xdist_group("input_edges")
 
 MODEL = "claude-sonnet-4-5"
 RETENTION_DAYS = 30
 
 
-@pytest.fixture
-def front_end(make_stack: StackFactory) -> Stack:
-    """One front end, no worker, a ledger kept `RETENTION_DAYS` days."""
-    stack = make_stack(
-        workers=0, wait_ready=False, CCFLEET_USAGE_RETENTION_DAYS=str(RETENTION_DAYS)
-    )
-    wait_until(lambda: http_ok(f"{stack.url}/health"), 30, "the front end")
-    return stack
+@pytest.fixture(scope="module")
+def front_end(
+    tmp_path_factory: pytest.TempPathFactory, session_upstream: FakeUpstream, claude_bin: str
+) -> Iterator[Stack]:
+    """One front end, no worker, a ledger kept `RETENTION_DAYS` days: shared by the module's
+    tests, each a request refused or a read, none leaving state behind."""
+    with module_stack(
+        tmp_path_factory,
+        session_upstream,
+        claude_bin,
+        env={"CCFLEET_USAGE_RETENTION_DAYS": str(RETENTION_DAYS)},
+    ) as stack:
+        yield stack
 
 
 def post_raw(stack: Stack, path: str, raw: bytes) -> httpx.Response:

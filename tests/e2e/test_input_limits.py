@@ -14,8 +14,12 @@ import redis
 
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.broker import redis_keys
-from tests.conftest import Stack, StackFactory
+from tests.conftest import Stack, StackFactory, module_stack
+from tests.fakes.upstream import FakeUpstream
 from tests.processes import http_ok, wait_until
+
+# In one xdist process: the module's tests share its front end, started once.
+pytestmark = pytest.mark.xdist_group("input_limits")
 
 MODEL = "claude-sonnet-4-5"
 HELLO = [{"role": "user", "content": "Say hello."}]
@@ -26,15 +30,24 @@ PNG_PADDED = PNG + "=="
 TOOL = {"name": "get_weather", "input_schema": {"type": "object"}}
 
 
+# One front end, no worker: a request that passes admission waits in the queue.
+FRONT_END_ENV = {"CCFLEET_MAX_TOKENS_LIMIT": "64000", "CCFLEET_INTERACTIVE_MAX_WAIT_S": "1"}
+
+
+@pytest.fixture(scope="module")
+def front_end(
+    tmp_path_factory: pytest.TempPathFactory, session_upstream: FakeUpstream, claude_bin: str
+) -> Iterator[Stack]:
+    """The front end the module's tests share: each sends input that is refused, or admitted
+    and timed out (529, out of the queue again), and leaves Redis as it found it."""
+    with module_stack(tmp_path_factory, session_upstream, claude_bin, env=FRONT_END_ENV) as stack:
+        yield stack
+
+
 @pytest.fixture
-def front_end(make_stack: StackFactory) -> Stack:
-    """One front end, no worker: a request that passes admission waits in the queue."""
-    stack = make_stack(
-        workers=0,
-        wait_ready=False,
-        CCFLEET_MAX_TOKENS_LIMIT="64000",
-        CCFLEET_INTERACTIVE_MAX_WAIT_S="1",
-    )
+def own_front_end(make_stack: StackFactory) -> Stack:
+    """A front end of the test's own, for a test that breaks the fleet's state in Redis."""
+    stack = make_stack(workers=0, wait_ready=False, **FRONT_END_ENV)
     wait_until(lambda: http_ok(f"{stack.url}/health"), 30, "the front end")
     return stack
 
@@ -272,7 +285,10 @@ def test_a_malformed_last_event_id_is_400_and_an_unknown_one_404(
     assert "Last-Event-ID" in response.json()["error"]["message"]
 
 
-def test_a_500_after_a_400_on_one_connection_carries_its_own_request_id(front_end: Stack) -> None:
+def test_a_500_after_a_400_on_one_connection_carries_its_own_request_id(
+    own_front_end: Stack,
+) -> None:
+    front_end = own_front_end
     with redis.Redis.from_url(front_end.redis.url) as client:
         # A worker heartbeat no worker would write: reading the fleet fails unexpectedly.
         client.zadd(redis_keys.workers_index(), {"w-broken": int(time.time() * 1000) + 60_000})

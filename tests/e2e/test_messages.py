@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import struct
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import anthropic
 import httpx
@@ -13,10 +13,11 @@ import orjson
 import pytest
 from anthropic.types import ImageBlockParam, Message, MessageParam
 
-from tests.conftest import Stack
+from tests.conftest import Stack, module_stack
 from tests.e2e.conftest import MODEL, BothPaths, Endpoint, as_blocks, without_cli_additions
 from tests.fakes.upstream import (
     BlocksReply,
+    FakeUpstream,
     RedactedThinkingBlock,
     TextBlock,
     TextReply,
@@ -25,6 +26,23 @@ from tests.fakes.upstream import (
 from tests.sdk import text_of
 
 HELLO: list[MessageParam] = [{"role": "user", "content": "Say hello."}]
+
+
+@pytest.fixture(scope="module")
+def answering_stack(
+    tmp_path_factory: pytest.TempPathFactory, session_upstream: FakeUpstream, claude_bin: str
+) -> Iterator[Stack]:
+    """One front end and one worker for the module's answered requests: started once, not once
+    a test (each job's CLI ends with its job)."""
+    with module_stack(tmp_path_factory, session_upstream, claude_bin, workers=1) as stack:
+        yield stack
+
+
+@pytest.fixture
+def stack(answering_stack: Stack, upstream: FakeUpstream) -> Stack:
+    """This module's `stack` (and so `client`'s): the shared `answering_stack`, its upstream
+    reset (`upstream`)."""
+    return answering_stack
 
 
 def test_a_non_streaming_reply_is_the_upstream_message(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import anthropic
@@ -9,9 +10,9 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import Stack, StackFactory
+from tests.conftest import Stack, StackFactory, module_stack
 from tests.e2e.conftest import MODEL
-from tests.fakes.upstream import model_object
+from tests.fakes.upstream import FakeUpstream, model_object
 from tests.processes import http_ok, wait_until
 from tests.sdk import SdkClients
 
@@ -27,6 +28,22 @@ DEFAULT_IDS = [
     "haiku",
     "fable",
 ]
+
+
+@pytest.fixture(scope="module")
+def reading_stack(
+    tmp_path_factory: pytest.TempPathFactory, session_upstream: FakeUpstream, claude_bin: str
+) -> Iterator[Stack]:
+    """One front end and one worker for the module's reads (model lists, token counts), which
+    change nothing: started once, not once a test."""
+    with module_stack(tmp_path_factory, session_upstream, claude_bin, workers=1) as stack:
+        yield stack
+
+
+@pytest.fixture
+def stack(reading_stack: Stack) -> Stack:
+    """This module's `stack` (and so `client`'s): the shared `reading_stack`."""
+    return reading_stack
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any, cast
 
 import httpx
@@ -17,12 +18,13 @@ from openai.types.chat import (
     ChatCompletionUserMessageParam,
 )
 
-from tests.conftest import Stack
+from tests.conftest import Stack, StackFactory, module_stack
 from tests.e2e.conftest import MODEL, BothPaths, Endpoint, as_blocks, without_cli_additions
 from tests.e2e.test_messages import _png_base64
 from tests.fakes.upstream import (
     BlocksReply,
     ErrorReply,
+    FakeUpstream,
     HangReply,
     MidStreamErrorReply,
     Reply,
@@ -52,9 +54,37 @@ WEATHER_TOOL: ChatCompletionFunctionToolParam = {
 }
 
 
+@pytest.fixture(scope="module")
+def answering_stack(
+    tmp_path_factory: pytest.TempPathFactory, session_upstream: FakeUpstream, claude_bin: str
+) -> Iterator[Stack]:
+    """One front end and one worker for the module's tests whose requests are answered or
+    refused at the door: started once, not once a test (each job's CLI ends with its job)."""
+    with module_stack(tmp_path_factory, session_upstream, claude_bin, workers=1) as stack:
+        yield stack
+
+
+@pytest.fixture
+def stack(answering_stack: Stack, upstream: FakeUpstream) -> Stack:
+    """This module's `stack`: the shared `answering_stack`, its upstream reset (`upstream`)."""
+    return answering_stack
+
+
+@pytest.fixture
+def own_stack(make_stack: StackFactory) -> Stack:
+    """A stack of the test's own, for a test whose upstream fails or whose client goes away:
+    what such a failure leaves (an account's state, a killed CLI) stays with it."""
+    return make_stack()
+
+
 @pytest.fixture
 def oai(stack: Stack, sdk_clients: SdkClients) -> openai.OpenAI:
     return sdk_clients.openai_client(stack.url)
+
+
+@pytest.fixture
+def own_oai(own_stack: Stack, sdk_clients: SdkClients) -> openai.OpenAI:
+    return sdk_clients.openai_client(own_stack.url)
 
 
 def _completion(paths: BothPaths, reply: Reply, follow_up: bool, **kwargs: Any) -> ChatCompletion:
@@ -169,11 +199,13 @@ def test_an_image_data_url_arrives_as_an_image_block(stack: Stack, oai: openai.O
 
 
 def test_an_upstream_429_is_a_rate_limit_error_in_openais_shape(
-    stack: Stack, oai: openai.OpenAI
+    own_stack: Stack, own_oai: openai.OpenAI
 ) -> None:
-    stack.upstream.set_responder(lambda _r: ErrorReply(429, "rate_limit_error", "upstream says no"))
+    own_stack.upstream.set_responder(
+        lambda _r: ErrorReply(429, "rate_limit_error", "upstream says no")
+    )
     with pytest.raises(openai.RateLimitError) as caught:
-        oai.chat.completions.create(model=MODEL, messages=HELLO)
+        own_oai.chat.completions.create(model=MODEL, messages=HELLO)
     error = caught.value
     assert error.status_code == 429
     assert error.response.json() == {
@@ -189,41 +221,41 @@ def test_an_upstream_429_is_a_rate_limit_error_in_openais_shape(
 
 
 def test_a_streaming_request_refused_upstream_is_a_plain_http_error(
-    stack: Stack, oai: openai.OpenAI
+    own_stack: Stack, own_oai: openai.OpenAI
 ) -> None:
-    stack.upstream.set_responder(lambda _r: ErrorReply(529, "overloaded_error", "Overloaded"))
+    own_stack.upstream.set_responder(lambda _r: ErrorReply(529, "overloaded_error", "Overloaded"))
     with pytest.raises(openai.InternalServerError) as caught:
-        oai.chat.completions.create(model=MODEL, messages=HELLO, stream=True)
+        own_oai.chat.completions.create(model=MODEL, messages=HELLO, stream=True)
     assert caught.value.status_code == 503
     assert caught.value.code == "overloaded"
 
 
 def test_a_mid_stream_error_makes_the_sdk_raise_instead_of_finishing(
-    stack: Stack, oai: openai.OpenAI
+    own_stack: Stack, own_oai: openai.OpenAI
 ) -> None:
-    stack.upstream.enqueue(MidStreamErrorReply("Partial answer that ", "overloaded_error"))
+    own_stack.upstream.enqueue(MidStreamErrorReply("Partial answer that ", "overloaded_error"))
     finishes = []
     with pytest.raises(openai.APIError) as caught:
-        for chunk in oai.chat.completions.create(model=MODEL, messages=HELLO, stream=True):
+        for chunk in own_oai.chat.completions.create(model=MODEL, messages=HELLO, stream=True):
             finishes += [choice.finish_reason for choice in chunk.choices]
     assert caught.value.type == "server_error"
     assert finishes and not any(finishes)
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["streaming", "non-streaming"])
-def test_a_client_going_away_kills_the_cli(stack: Stack, stream: bool) -> None:
-    stack.upstream.enqueue(HangReply(60))
+def test_a_client_going_away_kills_the_cli(own_stack: Stack, stream: bool) -> None:
+    own_stack.upstream.enqueue(HangReply(60))
     body = {"model": MODEL, "messages": HELLO, "stream": stream}
-    url = f"{stack.url}/v1/chat/completions"
+    url = f"{own_stack.url}/v1/chat/completions"
     if stream:
         with httpx.stream("POST", url, json=body, timeout=30) as response:
             next(line for line in response.iter_lines() if line.startswith("data: "))
     else:
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(url, json=body, timeout=httpx.Timeout(3.0))
-    assert stack.upstream.requests, "the CLI had reached the upstream"
+    assert own_stack.upstream.requests, "the CLI had reached the upstream"
     wait_until(
-        lambda: not stack.clis() and stack.upstream.disconnects >= 1,
+        lambda: not own_stack.clis() and own_stack.upstream.disconnects >= 1,
         10,
         "the CLI to be killed",
     )
