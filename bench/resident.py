@@ -151,16 +151,24 @@ def rss_mb(pid: int) -> float:
     return int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 2**20 if fields else 0.0
 
 
+STILL_S = 1.0
+"""How long the worker tree's CPU time must stand still to count as settled: a ready CLI
+starting pauses for a few hundred milliseconds midway (a 0.2 s pause counted the rest of its
+start-up against the next resident turn: 0.05 or 0.4 CPU-s a turn, at random)."""
+
+
 async def settle(worker_pid: int) -> float:
-    """Wait until the worker tree's CPU time stands still (ready CLIs started, answered CLIs
-    gone); that CPU time."""
-    last = -1.0
-    for _ in range(100):  # at most ~20 s
+    """Wait until the worker tree's CPU time stands still for `STILL_S` (ready CLIs started,
+    answered CLIs gone); that CPU time."""
+    last, still_since = -1.0, time.monotonic()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
         await asyncio.sleep(0.2)
         now = tree_cpu_s(worker_pid)
-        if now == last:
-            return now
-        last = now
+        if now != last:
+            last, still_since = now, time.monotonic()
+        elif time.monotonic() - still_since >= STILL_S:
+            break
     return last
 
 
