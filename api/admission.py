@@ -136,6 +136,8 @@ async def _admit_key(
     lane: Lane,
     body: MessagesRequest,
     request_id: str,
+    *,
+    new_job: bool = True,
 ) -> QuotaLease | None:
     if key is None:
         return None
@@ -146,6 +148,7 @@ async def _admit_key(
         lane=lane,
         request_id=request_id,
         lease_s=admission.lease_s(services.fleet.lanes[lane], services.settings),
+        new_job=new_job,
     )
 
 
@@ -154,20 +157,10 @@ async def admit_resume(
 ) -> None:
     """A resume starts no job, but passes the same checks (lane, model, rpm, a full tokens
     window, the budget); its job holds the concurrency lease and the tokens reservation."""
-    if key is None:
-        return
     lane = lane_of(request)
     request_id = request_id_var.get() or ""
     await outlasting_outage(  # as `queue_job` admits: a resume in a Redis restart waits
-        lambda: admission.admit(
-            services.fleet.quotas,
-            key,
-            body,
-            lane=lane,
-            request_id=request_id,
-            lease_s=admission.lease_s(services.fleet.lanes[lane], services.settings),
-            new_job=False,
-        ),
+        lambda: _admit_key(services, key, lane, body, request_id, new_job=False),
         limit_s=services.settings.redis.outage_grace_s,
     )
 

@@ -21,7 +21,7 @@ from tests import client_keys
 from tests.conftest import Stack, StackFactory
 from tests.fakes import fake_cli
 from tests.fakes.blink_proxy import BlinkProxy
-from tests.processes import http_ok, wait_until
+from tests.processes import ManagedProcess, http_ok, wait_until
 
 DRIPS = 30  # a slow answer: one delta every 0.1 s, so a restart lands mid-stream
 BOUND_S = 60.0
@@ -300,16 +300,7 @@ async def test_a_worker_whose_redis_restarts_while_it_starts_serves_once_redis_i
     go.touch()
     await asyncio.sleep(1.0)
     await asyncio.to_thread(redis_server.start)
-    await asyncio.to_thread(
-        wait_until,
-        lambda: worker.proc.poll() is not None or http_ok(f"{stack.url}/ready"),
-        BOUND_S,
-        "the worker to be ready or to exit",
-    )
-    assert worker.proc.poll() is None, worker.log_text()[-3000:]
-    async with httpx.AsyncClient(timeout=BOUND_S) as client:
-        reply = await client.post(f"{stack.url}/v1/messages", json=request(stream=False))
-    assert reply.status_code == 200, reply.text
+    await assert_worker_serves(stack, worker)
 
 
 async def test_a_worker_started_while_redis_is_down_serves_once_redis_is_back_within_the_grace(
@@ -326,16 +317,7 @@ async def test_a_worker_started_while_redis_is_down_serves_once_redis_is_back_wi
         "the worker to find Redis down",
     )
     await asyncio.to_thread(redis_server.start)
-    await asyncio.to_thread(
-        wait_until,
-        lambda: worker.proc.poll() is not None or http_ok(f"{stack.url}/ready"),
-        BOUND_S,
-        "the worker to be ready or to exit",
-    )
-    assert worker.proc.poll() is None, worker.log_text()[-3000:]
-    async with httpx.AsyncClient(timeout=BOUND_S) as client:
-        reply = await client.post(f"{stack.url}/v1/messages", json=request(stream=False))
-    assert reply.status_code == 200, reply.text
+    await assert_worker_serves(stack, worker)
 
 
 async def test_a_worker_whose_redis_blinks_at_arqs_start_up_info_serves_once_redis_is_back(
@@ -346,15 +328,20 @@ async def test_a_worker_whose_redis_blinks_at_arqs_start_up_info_serves_once_red
     # Past its PING, at arq's INFO (its start-up log line), Redis goes away for a second.
     with BlinkProxy(redis_server.port, command="INFO", down_s=1.0) as proxy:
         worker = stack.add_worker(CCFLEET_CLAUDE_BIN=str(cli), CCFLEET_REDIS_URL=proxy.url)
-        await asyncio.to_thread(
-            wait_until,
-            lambda: worker.proc.poll() is not None or http_ok(f"{stack.url}/ready"),
-            BOUND_S,
-            "the worker to be ready or to exit",
-        )
+        await assert_worker_serves(stack, worker)
         assert proxy.blinked.is_set()
-        assert worker.proc.poll() is None, worker.log_text()[-3000:]
-        async with httpx.AsyncClient(timeout=BOUND_S) as client:
-            reply = await client.post(f"{stack.url}/v1/messages", json=request(stream=False))
-        assert reply.status_code == 200, reply.text
         worker.stop()
+
+
+async def assert_worker_serves(stack: Stack, worker: ManagedProcess) -> None:
+    """The worker becomes ready (rather than exiting) and answers a request."""
+    await asyncio.to_thread(
+        wait_until,
+        lambda: worker.proc.poll() is not None or http_ok(f"{stack.url}/ready"),
+        BOUND_S,
+        "the worker to be ready or to exit",
+    )
+    assert worker.proc.poll() is None, worker.log_text()[-3000:]
+    async with httpx.AsyncClient(timeout=BOUND_S) as client:
+        reply = await client.post(f"{stack.url}/v1/messages", json=request(stream=False))
+    assert reply.status_code == 200, reply.text
