@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic_core import PydanticCustomError
 
 from api.openai.chat_request import IMAGE_URL_PATTERN
 from shared.wire.messages import NO_NUL_PATTERN, NoNulText
@@ -132,23 +133,50 @@ InputItem = Annotated[
 ]
 
 
-class FunctionTool(StrictModel):
-    type: Literal["function"]
+Caller = Literal["direct", "programmatic"]
+
+
+class ClientTool(StrictModel):
+    """What function and custom tools share, the newer fields among them (docs/api.md):
+    `defer_loading` (found through a tool search; ccfleet shows it at once),
+    `allowed_callers` (who may call it: the model, `direct`, or a program the model wrote,
+    `programmatic`, which ccfleet never runs) and `async` (the model goes on without the
+    output: refused, as each tool call ends the model's turn)."""
+
     name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
     description: str | None = None
+    allowed_callers: list[Caller] | None = None
+    defer_loading: bool | None = None
+    async_: Literal[False] | None = Field(default=None, alias="async")
+
+    @field_validator("async_", mode="before")
+    @classmethod
+    def _not_async(cls, value: Any) -> Any:
+        if value is True:
+            raise PydanticCustomError(
+                "unsupported",
+                "async tool calls are not supported: the model's turn ends at each call",
+            )
+        return value
+
+    @property
+    def directly_callable(self) -> bool:
+        """The model itself may call it: else only a program could, and none runs here."""
+        return self.allowed_callers is None or "direct" in self.allowed_callers
+
+
+class FunctionTool(ClientTool):
+    type: Literal["function"]
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
+    output_schema: dict[str, Any] | None = None  # what its string outputs hold: informational
 
 
-class CustomTool(StrictModel):
+class CustomTool(ClientTool):
     """A freeform tool: its input is one string (`format`: plain text, or a grammar)."""
 
     type: Literal["custom"]
-    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
-    description: str | None = None
     format: dict[str, Any] | None = None
-    allowed_callers: list[str] | None = None
-    defer_loading: bool | None = None
 
 
 NamespacedTool = Annotated[FunctionTool | CustomTool, Field(discriminator="type")]

@@ -11,7 +11,8 @@
   `<namespace>__<name>` and named back in calls (`ToolNames`); a custom (freeform) tool as a
   tool of one string property `input` (its grammar, if any, in its description), its calls
   named back as `custom_tool_call` items and `custom_tool_call` items sent as that tool's
-  calls; hosted tools (`web_search`, ...) are not shown.
+  calls; hosted tools (`web_search`, ...) are not shown, nor tools only a program may call
+  (`allowed_callers` without `direct`); a deferred tool (`defer_loading`) is shown at once.
 - `tool_choice` none/auto/required/named -> none/auto/any/tool; `parallel_tool_calls: false`
   -> `disable_parallel_tool_use`; `max_output_tokens` (default 32000: Codex sends none and
   writes whole files in one call); `temperature` capped at 1; `top_p`; `reasoning.effort`
@@ -263,15 +264,22 @@ def _tool_result(item: FunctionCallOutputItem | CustomToolCallOutputItem) -> Jso
 def _tools(request: ResponsesRequest) -> list[Json]:
     tools: list[Json] = []
     for tool in request.tools or []:
-        if isinstance(tool, FunctionTool):
-            tools.append(_tool(tool.name, tool))
-        elif isinstance(tool, NamespaceTool):
-            tools += [_namespaced_tool(tool.name, inner) for inner in tool.tools]
-        elif isinstance(tool, CustomTool):
-            tools.append(_custom_tool(tool.name, tool))
+        if isinstance(tool, NamespaceTool):
+            tools += [
+                _client_tool(tool.name, inner) for inner in tool.tools if inner.directly_callable
+            ]
+        elif isinstance(tool, FunctionTool | CustomTool):
+            tools += [_client_tool(None, tool)] if tool.directly_callable else []
         else:
             assert isinstance(tool, HostedTool)  # not the fleet's to run: not shown
     return tools
+
+
+def _client_tool(namespace: str | None, tool: FunctionTool | CustomTool) -> Json:
+    """A tool as the model sees it. `defer_loading` is not passed on: the CLI's own tool
+    search is off (worker/cli/command.py), so a deferred tool is simply shown."""
+    name = flat_name(namespace, tool.name)
+    return _custom_tool(name, tool) if isinstance(tool, CustomTool) else _tool(name, tool)
 
 
 def _tool(name: str, function: FunctionTool) -> Json:
@@ -282,11 +290,6 @@ def _tool(name: str, function: FunctionTool) -> Json:
     if function.description is not None:
         tool["description"] = function.description
     return tool
-
-
-def _namespaced_tool(namespace: str, tool: FunctionTool | CustomTool) -> Json:
-    name = flat_name(namespace, tool.name)
-    return _custom_tool(name, tool) if isinstance(tool, CustomTool) else _tool(name, tool)
 
 
 def _custom_tool(name: str, tool: CustomTool) -> Json:

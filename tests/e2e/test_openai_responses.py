@@ -296,6 +296,88 @@ def test_a_custom_tool_inside_a_namespace_is_offered_flat_and_its_call_named_bac
     )
 
 
+# The newer fields the openai SDK's function and custom tool types carry (openai 3.57 to 3.63),
+# as the Agents SDK sends them: a deferred tool behind a hosted `tool_search`, an output schema,
+# the callers a tool admits.
+LOOKUP_OUTPUT = {"type": "object", "properties": {"id": {"type": "string"}}}
+CRM_NAMESPACE: dict[str, Any] = {
+    "type": "namespace",
+    "name": "crm",
+    "description": "Customers.",
+    "tools": [
+        {
+            "type": "function",
+            "name": "lookup",
+            "description": "Find a customer.",
+            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+            "strict": False,
+            "defer_loading": True,
+            "output_schema": LOOKUP_OUTPUT,
+            "allowed_callers": ["direct", "programmatic"],
+            "async": False,
+        },
+        {
+            "type": "function",
+            "name": "bulk_export",
+            "description": "Only for programs.",
+            "parameters": {"type": "object", "properties": {}},
+            "allowed_callers": ["programmatic"],
+        },
+        {**APPLY_PATCH, "allowed_callers": ["programmatic"], "defer_loading": True},
+    ],
+}
+
+
+def test_newer_function_tool_fields_are_accepted_and_a_deferred_tool_is_simply_offered(
+    stack: Stack, oai: openai.OpenAI
+) -> None:
+    weather: Any = {**WEATHER, "defer_loading": True, "output_schema": LOOKUP_OUTPUT}
+    weather["allowed_callers"] = ["direct"]
+    tools: Any = [weather, CRM_NAMESPACE, {"type": "tool_search"}]
+    call = ToolUseBlock("toolu_05", f"{CLI_TOOL}crm__lookup", {"q": "Ada"})
+    stack.upstream.enqueue(BlocksReply([call]))
+    response = oai.responses.create(model=MODEL, input="Find Ada.", tools=tools)
+    offered = {tool["name"]: tool for tool in stack.upstream.requests[0].body["tools"]}
+    ours = {name.removeprefix(CLI_TOOL) for name in offered if name.startswith(CLI_TOOL)}
+    # Only the programs a tool admits alone could call it, and ccfleet runs none: not shown.
+    assert ours == {"get_weather", "crm__lookup"}
+    lookup = offered[f"{CLI_TOOL}crm__lookup"]
+    assert lookup["description"] == "Find a customer."
+    assert lookup["input_schema"] == {"type": "object", "properties": {"q": {"type": "string"}}}
+    [item] = response.output
+    assert item.type == "function_call"
+    assert (item.namespace, item.name, item.call_id) == ("crm", "lookup", "toolu_05")
+    assert json.loads(item.arguments) == {"q": "Ada"}
+    assert response.tools == oai.responses.retrieve(response.id).tools
+    [echoed_weather, echoed_crm, _] = [
+        tool.model_dump(exclude_none=True) for tool in response.tools
+    ]
+    assert echoed_weather["defer_loading"] is True
+    assert echoed_crm["tools"][0]["output_schema"] == LOOKUP_OUTPUT
+
+
+@pytest.mark.parametrize(
+    ("tool", "field"),
+    [
+        ({**WEATHER, "async": True}, "tools.0.function.async"),
+        (
+            {**CRM_NAMESPACE, "tools": [{**APPLY_PATCH, "async": True}]},
+            "tools.0.namespace.tools.0.custom.async",
+        ),
+    ],
+)
+def test_an_async_tool_is_a_bad_request_naming_the_field(
+    stack: Stack, oai: openai.OpenAI, tool: Any, field: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        oai.responses.create(model=MODEL, input="Start it.", tools=[tool])
+    error = raised.value.body  # the SDK's view of the body: its `error` object
+    assert isinstance(error, dict) and error["type"] == "invalid_request_error"
+    message = error["message"]
+    assert message.startswith(f"{field}: ") and "async" in message.removeprefix(field)
+    assert stack.upstream.requests == []
+
+
 def test_a_stream_passes_the_sdks_strict_checks_and_reasoning_round_trips(
     stack: Stack, oai: openai.OpenAI
 ) -> None:

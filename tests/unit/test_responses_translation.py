@@ -45,6 +45,37 @@ def test_namespace_tools_are_flattened_and_hosted_ones_left_out() -> None:
     assert ToolNames.of(responses(tools=tools)).client_name("other") == ("other", None)
 
 
+def test_only_tools_the_model_may_call_itself_are_shown_deferred_ones_at_once() -> None:
+    def function(name: str, **fields: Any) -> dict[str, Any]:
+        return {"type": "function", "name": name, **fields}
+
+    namespace = {
+        "type": "namespace",
+        "name": "crm",
+        "description": "Customers.",
+        "tools": [
+            function("find", defer_loading=True, allowed_callers=["programmatic", "direct"]),
+            function("export", allowed_callers=["programmatic"]),
+            {"type": "custom", "name": "note", "allowed_callers": []},
+        ],
+    }
+    tools = [function("plain", output_schema={"type": "object"}, **{"async": False}), namespace]
+    sent = anthropic(tools=tools)
+    assert [tool["name"] for tool in sent["tools"]] == ["plain", "crm__find"]
+    assert sent["tools"][0] == {
+        "name": "plain",
+        "input_schema": {"type": "object", "properties": {}},
+    }
+
+
+def test_an_async_tool_is_refused_naming_its_field() -> None:
+    with pytest.raises(ValidationError) as raised:
+        responses(tools=[{"type": "custom", "name": "note", "async": True}])
+    [problem] = raised.value.errors()
+    assert problem["loc"] == ("tools", 0, "custom", "async")
+    assert "async tool calls are not supported" in problem["msg"]
+
+
 def test_a_namespaced_call_in_the_history_goes_back_under_its_flat_name() -> None:
     call = {
         "type": "function_call",
