@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
 from api.relay.cancel import cancel_job
 from shared.broker import redis_keys
+from shared.broker.coalesced_calls import CoalescedCalls
 from shared.broker.lua_script import LuaScript
 from shared.errors import CliFailed, FleetError, Overloaded
 from shared.fleet import liveness
@@ -54,17 +57,12 @@ class JobWatch:
         self._settings = settings
         self._lanes = lane_policies(settings)
         self._quiet_read = _QUIET_READ.bind(redis)
+        self._quiet_reads = CoalescedCalls(self._read_quiet_jobs)
 
     async def check(self, job_id: str, *, after_seq: int) -> QuietCheck:
         """Raise if the job cannot answer any more; else what the journal holds after
         `after_seq` and whether the job lives."""
-        chunks, raw_state, worker_alive = await self._quiet_read(
-            journal=redis_keys.job_journal(job_id),
-            record=redis_keys.job_record(job_id),
-            after_seq=after_seq,
-            fields=JobState.FIELDS,
-            **liveness.prefixes(),
-        )
+        chunks, raw_state, worker_alive = await self._quiet_reads((job_id, after_seq))
         state = JobState.parse(raw_state)
         if state is None and not chunks and after_seq == 0:
             # Never answered and no record: the job was lost (a Redis restart lost its last
@@ -79,6 +77,22 @@ class JobWatch:
             lives = await self._take_over_from_dead_worker(job_id, state.worker)
             return QuietCheck(chunks, lives=lives)
         return QuietCheck(chunks, lives=state.status == "running")
+
+    async def _read_quiet_jobs(self, asks: Sequence[tuple[str, int]]) -> list[Any]:
+        """For each (job, after_seq): the journal after it, the job's state, its worker's life."""
+        prefixes = liveness.prefixes()
+        return await self._quiet_read.many(
+            [
+                {
+                    "journal": redis_keys.job_journal(job_id),
+                    "record": redis_keys.job_record(job_id),
+                    "after_seq": after_seq,
+                    "fields": JobState.FIELDS,
+                    **prefixes,
+                }
+                for job_id, after_seq in asks
+            ]
+        )
 
     async def _check_waiting(self, job_id: str, state: JobState) -> None:
         limit_s = self._lanes[state.lane].max_wait_s

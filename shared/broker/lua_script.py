@@ -128,6 +128,18 @@ class BoundLuaScript:
         keys, args = self.script.arrange(values)
         return await self._registered(keys=keys, args=args)
 
+    async def many(self, calls: Sequence[dict[str, Any]]) -> list[Any]:
+        """The script run once for each set of values, in one pipeline: each run's reply, in
+        order (the first error raises). One call alone is one round trip; more, two (redis-py
+        checks the script is loaded first)."""
+        if len(calls) == 1:
+            return [await self(**calls[0])]
+        async with self._registered.registered_client.pipeline(transaction=False) as pipe:
+            for values in calls:
+                keys, args = self.script.arrange(values)
+                await self._registered(keys=keys, args=args, client=pipe)
+            return await pipe.execute()
+
 
 def _declarations(name: str, text: str) -> dict[str, list[str]]:
     """The names of the header's `-- KEYS:` and `-- ARGV:` lines (and their continuations)."""

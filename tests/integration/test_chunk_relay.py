@@ -331,3 +331,48 @@ async def test_relays_subscribing_at_once_on_a_new_hub_all_get_live_chunks(
         async with asyncio.timeout(5):
             received = [await queue.get() for queue in queues]
     assert received == [f"chunk {n}".encode() for n in range(20)]
+
+
+async def test_quiet_checks_made_at_once_share_a_pipeline_and_each_gets_its_own_job(
+    redis: Redis, job_queue: JobQueue
+) -> None:
+    # A thousand streams' relays check their quiet jobs in the same moment: the checks go
+    # together (one runs alone, those asked meanwhile in one pipeline), each answered for
+    # its own job.
+    live = WorkerState(worker_id="w-live", host="test", account="a", slots=4, cli_version="x")
+    await beat(redis, live, ttl_s=60)
+    running: list[str] = []
+    for _ in range(2):  # on a live worker, a chunk only in the journal
+        running.append(job_id := new_job_id())
+        publisher = await make_publisher(redis, job_id)
+        await redis.hset(redis_keys.job_record(job_id), "worker", "w-live")  # type: ignore[misc]  # redis-py 5 types it sync-or-async
+        await write_to_journal_only(redis, job_id, publisher)
+    ended = new_job_id()  # its record gone, its last chunks journaled
+    await write_to_journal_only(redis, ended, await make_publisher(redis, ended))
+    await redis.delete(redis_keys.job_record(ended))
+    lost = new_job_id()  # neither record nor chunks: Redis lost it
+    watch = JobWatch(redis, job_queue, Settings(redis_url="redis://unused"))
+    await watch.check(running[0], after_seq=1)  # the script is loaded from here on
+    await redis.config_resetstat()
+
+    first, second, finished, gone = await asyncio.gather(
+        watch.check(running[0], after_seq=0),
+        watch.check(running[1], after_seq=0),
+        watch.check(ended, after_seq=0),
+        watch.check(lost, after_seq=0),
+        return_exceptions=True,
+    )
+    for check in (first, second):
+        assert not isinstance(check, BaseException)
+        assert check.lives
+        assert [Chunk.from_json(raw).seq for raw in check.journal] == [1]
+    assert not isinstance(finished, BaseException)
+    assert not finished.lives
+    assert [Chunk.from_json(raw).seq for raw in finished.journal] == [1]
+    assert isinstance(gone, Overloaded)
+    stats = await redis.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 4
+    # redis-py checks a pipeline's scripts are loaded (SCRIPT EXISTS) before sending it;
+    # redis-py's parser names `script|exists` by its command alone.
+    scripts_checked = stats.get("cmdstat_script", {"calls": 0})["calls"]
+    assert scripts_checked == 1, "the last three were not one pipeline"
