@@ -42,8 +42,9 @@ from shared.telemetry.metrics import FleetMetrics
 
 
 def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAPI:
-    """`vital` holds the chunk hub's task; when it dies the server is asked to stop (by
-    default with SIGTERM to this process; `front_end_server` stops its uvicorn instead)."""
+    """`vital` holds the chunk hub's task and the request figures' writer; when one dies the
+    server is asked to stop (by default with SIGTERM to this process; `front_end_server`
+    stops its uvicorn instead)."""
     vital = vital or VitalTasks(on_death=lambda: signal.raise_signal(signal.SIGTERM))
     fleet_metrics = FleetMetrics()
 
@@ -53,12 +54,14 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
         services.install(app)
         relays = services.relays
         vital.start(relays.hub.run(), name="chunk-hub")
+        vital.start(services.request_stats.run(), name="request-stats")
         try:
             with steady_collections():  # start-up is done: its objects are frozen
                 yield
         finally:
             await relays.detached.close()
             await vital.stop()
+            await services.request_stats.flush()  # the requests that ended last
             await relays.hub.close()
             await services.fleet.close()
 
@@ -100,7 +103,7 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
     # (api/browser_guard.py), CORS for the origins allowed; its key, from the headers
     # (api/auth.py); only then its body: JSON, read under the size limit.
     app.add_middleware(RequestMetricsMiddleware, metrics=fleet_metrics)
-    app.add_middleware(RequestRecorderMiddleware, redis=lambda: services_of(app).redis)
+    app.add_middleware(RequestRecorderMiddleware, writer=lambda: services_of(app).request_stats)
     app.add_middleware(
         JsonBodyMiddleware,
         takes_body=_taken_by(app.routes),

@@ -1,7 +1,8 @@
 """What the front end's routes use, built once by the lifespan (api/app.py).
 
 The fleet's shared objects (shared/services.py), the client keys, the relay machinery and
-this front end's metrics. Routes reach them through one typed dependency, `Services`;
+this front end's metrics and
+request figures. Routes reach them through one typed dependency, `Services`;
 nothing else reads app.state.
 """
 
@@ -14,6 +15,7 @@ from arq.connections import ArqRedis
 from fastapi import Depends, FastAPI, Request
 
 from api.relay.relays import JobRelays
+from api.telemetry.request_stats_writer import RequestStatsWriter
 from shared.access.client_keys import KeyStore
 from shared.services import FleetServices
 from shared.settings import Settings
@@ -27,6 +29,8 @@ class FrontEndServices:
     key_store: KeyStore | None
     """None: client keys are off (CCFLEET_AUTH=off)."""
     metrics: FleetMetrics
+    request_stats: RequestStatsWriter
+    """The dashboard's request figures, written by a task the lifespan owns."""
 
     @classmethod
     def build(cls, settings: Settings, metrics: FleetMetrics) -> FrontEndServices:
@@ -36,6 +40,7 @@ class FrontEndServices:
             relays=JobRelays.build(fleet, metrics),
             key_store=fleet.client_keys(),
             metrics=metrics,
+            request_stats=RequestStatsWriter(fleet.redis),
         )
 
     @property

@@ -4,32 +4,26 @@
 The middleware puts a RequestTiming on the request's state as the request arrives; the job's
 relay stops its clock at the first token (shared/telemetry/first_token.py) and marks an error
 that ends the reply, even one sent as an SSE error event after a 200. When the response is
-complete, the middleware writes the outcome to Redis: after the client has its last byte, so
-it adds nothing to a reply's latency. A Redis that does not answer costs the dashboard a
-sample, never the request.
+complete, the middleware hands the outcome to the front end's writer
+(api/telemetry/request_stats_writer.py), which adds it to Redis with others: after the client
+has its last byte, and without holding the request, so it adds nothing to a reply's latency.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.telemetry.request_stats_writer import RequestStatsWriter
 from api.telemetry.response_status import StatusNotingSend
 from shared.telemetry.first_token import FirstTokenClock
-from shared.telemetry.request_stats import RequestOutcome, record_request
-
-logger = logging.getLogger(__name__)
+from shared.telemetry.request_stats import RequestOutcome
 
 RECORDED_PATHS = frozenset({"/v1/messages", "/v1/chat/completions", "/v1/responses"})
-RECORD_TIMEOUT_S = 1.0
 _TIMING_STATE = "timing"  # in the ASGI scope's state
 
 
@@ -57,10 +51,10 @@ def request_timing(request: Request) -> RequestTiming:
 
 
 class RequestRecorderMiddleware:
-    def __init__(self, app: ASGIApp, *, redis: Callable[[], Redis]) -> None:
-        """`redis`: the front end's client, once its lifespan has built it."""
+    def __init__(self, app: ASGIApp, *, writer: Callable[[], RequestStatsWriter]) -> None:
+        """`writer`: the front end's, once its lifespan has built it."""
         self.app = app
-        self._redis = redis
+        self._writer = writer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in RECORDED_PATHS:
@@ -72,11 +66,4 @@ class RequestRecorderMiddleware:
         try:
             await self.app(scope, receive, noting)
         finally:
-            await self._record(timing.outcome(noting.status))
-
-    async def _record(self, outcome: RequestOutcome) -> None:
-        try:
-            async with asyncio.timeout(RECORD_TIMEOUT_S):
-                await record_request(self._redis(), outcome)
-        except (RedisError, OSError, TimeoutError) as exc:
-            logger.warning("request not added to the dashboard's figures: %s", type(exc).__name__)
+            self._writer().add(timing.outcome(noting.status))

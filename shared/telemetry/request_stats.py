@@ -13,6 +13,7 @@ geometric middle of its bin, so it is within 5 % of the exact value.
 from __future__ import annotations
 
 import math
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -76,14 +77,24 @@ def bucket_start(at_s: float) -> int:
 
 
 async def record_request(redis: Redis, outcome: RequestOutcome) -> None:
-    key = redis_keys.request_stats(bucket_start(outcome.ended_at_s))
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.hincrby(key, "requests", 1)
+    await record_requests(redis, [outcome])
+
+
+async def record_requests(redis: Redis, outcomes: Sequence[RequestOutcome]) -> None:
+    """Add requests that ended, in one round trip: their counts summed per bucket."""
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for outcome in outcomes:
+        bucket = counts[redis_keys.request_stats(bucket_start(outcome.ended_at_s))]
+        bucket["requests"] += 1
         if outcome.failed:
-            pipe.hincrby(key, "errors", 1)
+            bucket["errors"] += 1
         if outcome.ttft_ms is not None:
-            pipe.hincrby(key, f"t{ttft_bin(outcome.ttft_ms)}", 1)
-        pipe.expire(key, TTL_S)
+            bucket[f"t{ttft_bin(outcome.ttft_ms)}"] += 1
+    async with redis.pipeline(transaction=False) as pipe:
+        for key, fields in counts.items():
+            for field, count in fields.items():
+                pipe.hincrby(key, field, count)
+            pipe.expire(key, TTL_S)
         await pipe.execute()
 
 

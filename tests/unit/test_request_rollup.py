@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 from redis.asyncio import Redis
 
+from api.telemetry.request_stats_writer import RequestStatsWriter
 from shared.broker import redis_keys
 from shared.telemetry.request_stats import (
     TTL_S,
@@ -64,3 +65,23 @@ async def test_the_rollup_expires_soon_after_the_longest_window(redis: Redis) ->
     await record_request(redis, RequestOutcome(ended_at_s=now_s, status=200, ttft_ms=10))
     ttl_s = await redis.ttl(redis_keys.request_stats(bucket_start(now_s)))
     assert 300 < ttl_s <= TTL_S <= 330
+
+
+async def test_the_front_ends_writer_sums_the_requests_that_end_together_into_one_write(
+    redis: Redis,
+) -> None:
+    # A thousand streams ending in the same second: their outcomes go in one write, summed
+    # per bucket, and the figures are those of one-by-one records.
+    now_s = time.time()
+    writer = RequestStatsWriter(redis)
+    for i in range(97):
+        writer.add(RequestOutcome(ended_at_s=now_s, status=200, ttft_ms=100 + i))
+    for status in (429, 529, 400):
+        writer.add(RequestOutcome(ended_at_s=now_s, status=status))
+    await writer.flush()
+
+    minute, _ = await read_request_stats(redis, now_s=now_s)
+    assert (minute.requests, minute.errors, minute.ttft_samples) == (100, 2, 97)
+    assert minute.ttft_p50_ms == pytest.approx(148, rel=0.05)
+    await writer.flush()  # nothing added since: nothing written
+    assert (await read_request_stats(redis, now_s=now_s))[0].requests == 100

@@ -1,0 +1,56 @@
+"""Writes the outcomes of requests that ended to the shared rollup (shared/telemetry/
+request_stats.py), in batches, from one task the front end's lifespan owns.
+
+A request adds its outcome and is done: the write neither holds the request's task nor costs
+it a round trip. Outcomes added while a write is in flight go in the next one, summed per
+bucket: a thousand streams ending in the same second cost a few round trips, not a thousand.
+A Redis that does not answer (within RECORD_TIMEOUT_S) costs the dashboard those samples,
+never a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared.telemetry.request_stats import RequestOutcome, record_requests
+
+logger = logging.getLogger(__name__)
+
+RECORD_TIMEOUT_S = 1.0
+
+
+class RequestStatsWriter:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._outcomes: list[RequestOutcome] = []
+        self._added = asyncio.Event()
+
+    def add(self, outcome: RequestOutcome) -> None:
+        self._outcomes.append(outcome)
+        self._added.set()
+
+    async def run(self) -> None:
+        """Write outcomes as they are added, until cancelled (then `flush` the rest)."""
+        while True:
+            await self._added.wait()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write the outcomes added so far."""
+        self._added.clear()
+        outcomes, self._outcomes = self._outcomes, []
+        if not outcomes:
+            return
+        try:
+            async with asyncio.timeout(RECORD_TIMEOUT_S):
+                await record_requests(self._redis, outcomes)
+        except (RedisError, OSError, TimeoutError) as exc:
+            logger.warning(
+                "%d requests not added to the dashboard's figures: %s",
+                len(outcomes),
+                type(exc).__name__,
+            )
