@@ -103,23 +103,25 @@ class JobRelay:
 
     async def _detach(self) -> None:
         job_id = self.reader.job_id
-        still_reading = await self._redis.decr(redis_keys.job_readers(job_id))
         on_close, self._on_close = self._on_close, None  # kept for `close` if Redis failed
-        if not self.finished and (still_reading > 0 or self._keeps_job):
+        if self.finished:
+            # The count decides only what becomes of an unfinished job: a finished one's is
+            # left to expire, a round trip saved at every stream's end.
+            await _ended(on_close)
+            return
+        still_reading = await self._redis.decr(redis_keys.job_readers(job_id))
+        if still_reading > 0 or self._keeps_job:
             # Another client (the first, or one resuming) holds the job, or nobody needs to (a
             # background response): it goes on, and its lease (a quota's concurrency) with
             # it, until its worker ends both.
             return
-        if not self.finished and self._resume_window_s > 0:
+        if self._resume_window_s > 0:
             # The job goes on without a client: its lease lasts until the job ends (its
             # worker ends it), or until it is cancelled unresumed.
             self._detached.cancel_later(job_id, after_s=self._resume_window_s, then=on_close)
             return
-        if on_close is not None:
-            with contextlib.suppress(*OUTAGE_ERRORS):  # a lease not ended here expires
-                await on_close()
-        if not self.finished:
-            await cancel_job(self._redis, self._queue, job_id)
+        await _ended(on_close)
+        await cancel_job(self._redis, self._queue, job_id)
 
     async def next_chunk(self) -> Chunk:
         """The next chunk, waiting as long as the job lives; an error chunk raises."""
@@ -231,6 +233,12 @@ class JobRelay:
         while not self.finished:
             builder.apply((await self.next_chunk()).data)
         return builder.message
+
+
+async def _ended(lease: Callable[[], Awaitable[None]] | None) -> None:
+    if lease is not None:
+        with contextlib.suppress(*OUTAGE_ERRORS):  # a lease not ended here expires
+            await lease()
 
 
 def to_sse(chunk: Chunk, job_id: str) -> ServerSentEvent:
