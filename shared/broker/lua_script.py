@@ -31,6 +31,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 LuaValue = str | bytes | int | float
 """One KEYS or ARGV value, as redis-py encodes it."""
@@ -130,14 +131,22 @@ class BoundLuaScript:
 
     async def many(self, calls: Sequence[dict[str, Any]]) -> list[Any]:
         """The script run once for each set of values, in one pipeline: each run's reply, in
-        order (the first error raises). One call alone is one round trip; more, two (redis-py
-        checks the script is loaded first)."""
+        order (the first error raises). One round trip, two the first time a server sees the
+        script (every run then fails unrun, NOSCRIPT: it is loaded and the pipeline sent again)."""
         if len(calls) == 1:
             return [await self(**calls[0])]
-        async with self._registered.registered_client.pipeline(transaction=False) as pipe:
+        try:
+            return await self._pipelined(calls)
+        except NoScriptError:
+            await self._registered.registered_client.script_load(self.script.source)
+            return await self._pipelined(calls)
+
+    async def _pipelined(self, calls: Sequence[dict[str, Any]]) -> list[Any]:
+        client = self._registered.registered_client
+        async with client.pipeline(transaction=False) as pipe:
             for values in calls:
                 keys, args = self.script.arrange(values)
-                await self._registered(keys=keys, args=args, client=pipe)
+                pipe.execute_command("EVALSHA", self._registered.sha, len(keys), *keys, *args)
             return await pipe.execute()
 
 
