@@ -28,7 +28,7 @@ from shared.broker.lua_script import LuaScript
 from shared.errors import CliFailed, FleetError, Overloaded
 from shared.fleet import liveness
 from shared.fleet.lanes import lane_policies
-from shared.fleet.registry import admission_error, read_fleet
+from shared.fleet.registry import FleetSnapshot, admission_error, read_fleet
 from shared.queue.job_queue import JobQueue, JobState
 from shared.queue.requeue import Failure, next_attempt
 from shared.settings import Settings
@@ -58,6 +58,9 @@ class JobWatch:
         self._lanes = lane_policies(settings)
         self._quiet_read = _QUIET_READ.bind(redis)
         self._quiet_reads = CoalescedCalls(self._read_quiet_jobs)
+        # Jobs waiting in the queue (a thousand requests arriving together) each ask whether
+        # the fleet can serve them: the fleet read once serves those asking meanwhile.
+        self._fleet_reads: CoalescedCalls[None, FleetSnapshot] = CoalescedCalls(self._read_fleet)
 
     async def check(self, job_id: str, *, after_seq: int) -> QuietCheck:
         """Raise if the job cannot answer any more; else what the journal holds after
@@ -94,16 +97,17 @@ class JobWatch:
             ]
         )
 
+    async def _read_fleet(self, asks: Sequence[None]) -> list[FleetSnapshot]:
+        fleet = await read_fleet(self._redis, heartbeat_ttl_s=self._settings.worker.heartbeat_ttl_s)
+        return [fleet] * len(asks)
+
     async def _check_waiting(self, job_id: str, state: JobState) -> None:
         limit_s = self._lanes[state.lane].max_wait_s
         error: FleetError | None = None
         if time.time() * 1000 - state.enqueued_at_ms > limit_s * 1000:
             error = Overloaded("No worker was free to take the request in time.", retry_after_s=10)
         else:
-            fleet = await read_fleet(
-                self._redis, heartbeat_ttl_s=self._settings.worker.heartbeat_ttl_s
-            )
-            error = admission_error(fleet)
+            error = admission_error(await self._fleet_reads(None))
         if error is not None:
             await cancel_job(self._redis, self._queue, job_id)
             raise error
