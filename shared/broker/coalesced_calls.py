@@ -1,8 +1,10 @@
 """Calls that share round trips: those made while one batch is in flight go together in the next.
 
 Alone, a call runs at once in a batch of one, as a plain call would; a thousand made in the
-same moment (a thousand streams' relays checking their quiet jobs, say) cost a few round
-trips instead of a thousand. Nothing waits on a timer.
+same moment (a thousand requests' relays asking whether the fleet can serve them, say) cost a
+few round trips instead of a thousand. Calls that come spread out (a thousand streams' quiet
+checks, each a second after its stream's last chunk) share a batch only if the batch waits
+for them: with `gather_s`, each batch opens that long before it is sent.
 
 `run` takes the batch's items, in order, and returns one result per item; an exception it
 raises is every caller's in that batch. A caller cancelled while its batch is in flight
@@ -30,8 +32,11 @@ class _Call(Generic[Item, Result]):
 
 
 class CoalescedCalls(Generic[Item, Result]):
-    def __init__(self, run: Callable[[Sequence[Item]], Awaitable[Sequence[Result]]]) -> None:
+    def __init__(
+        self, run: Callable[[Sequence[Item]], Awaitable[Sequence[Result]]], *, gather_s: float = 0
+    ) -> None:
         self._run = run
+        self._gather_s = gather_s
         self._pending: list[_Call[Item, Result]] = []
         self._in_flight = asyncio.Lock()  # fair: callers take their turn in arrival order
 
@@ -51,6 +56,8 @@ class CoalescedCalls(Generic[Item, Result]):
         return call.result  # type: ignore[return-value]  # set with done, Result may be None
 
     async def _run_batch(self, own: _Call[Item, Result]) -> None:
+        if self._gather_s > 0:
+            await asyncio.sleep(self._gather_s)  # the calls made meanwhile join this batch
         batch, self._pending = self._pending, []
         try:
             results = await self._run([call.item for call in batch])

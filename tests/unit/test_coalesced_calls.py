@@ -106,3 +106,27 @@ async def test_a_caller_cancelled_while_waiting_is_not_run() -> None:
     doubler.release()
     assert list(await asyncio.gather(first, staying)) == [0, 4]
     assert doubler.batches == [[0], [2]]
+
+
+async def test_a_batch_that_gathers_waits_for_calls_that_come_spread_out() -> None:
+    doubler = Doubler()
+    calls = CoalescedCalls(doubler.run, gather_s=0.2)
+    first = asyncio.create_task(calls(0))
+    rest = []
+    for item in range(1, 4):
+        await asyncio.sleep(0.01)  # each a little after the one before
+        rest.append(asyncio.create_task(calls(item)))
+    assert list(await asyncio.gather(first, *rest)) == [0, 2, 4, 6]
+    assert doubler.batches == [[0, 1, 2, 3]]
+
+
+async def test_a_caller_cancelled_while_its_batch_gathers_is_not_run() -> None:
+    doubler = Doubler()
+    calls = CoalescedCalls(doubler.run, gather_s=0.2)
+    leader = asyncio.create_task(calls(0))
+    await asyncio.sleep(0.01)
+    other = asyncio.create_task(calls(1))
+    await asyncio.sleep(0.01)
+    leader.cancel()
+    assert await other == 2
+    assert doubler.batches == [[1]]
