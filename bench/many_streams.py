@@ -37,6 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for tests.*
 
 import orjson
+import uvloop
 from redis.asyncio import Redis
 
 from bench import loop_probe
@@ -80,9 +81,10 @@ def generator(redis_url: str, chunks: int, interval_s: float, log: str, probe_ou
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     probe = loop_probe.LoopProbe() if probe_out else None
     # One process plays a thousand workers: its full collections (~50 ms of CPU) would delay
-    # publishes already stamped, a delay that is the bench's, not the front end's.
+    # publishes already stamped, a delay that is the bench's, not the front end's. It runs on
+    # uvloop, as workers do (worker/main.py): on asyncio's own loop it needed ~0.45 of a core.
     with contextlib.suppress(KeyboardInterrupt), steady_collections():
-        asyncio.run(play_workers(Settings(redis_url=redis_url), chunks, interval_s, probe))
+        uvloop.run(play_workers(Settings(redis_url=redis_url), chunks, interval_s, probe))
     if probe is not None:
         Path(probe_out).write_text(json.dumps(probe.report()))
 
@@ -192,7 +194,7 @@ async def run_clients(
     failures: list[str],
     probe: loop_probe.LoopProbe | None,
     census: str | None = None,
-) -> tuple[list[float], float, float]:
+) -> tuple[list[float], float, float, float]:
     delays: list[float] = []
     opened = asyncio.Event()
     counter = [0]
@@ -217,11 +219,11 @@ async def run_clients(
     if probe is not None:
         await probe.stop()
     elapsed_s = time.monotonic() - started
-    cpu_share = (cpu_seconds(api_pid) - cpu_before) / elapsed_s
+    cpu_s = cpu_seconds(api_pid) - cpu_before
     if probe is not None:
         print(f"  (streams open to the last one ended: {elapsed_s:.1f} s; the front end's "
               "probe measures on until it stops)", flush=True)  # fmt: skip
-    return delays, (peak_rss - idle_rss) / streams, cpu_share
+    return delays, (peak_rss - idle_rss) / streams, cpu_s / elapsed_s, 1000 * cpu_s / streams
 
 
 @dataclass
@@ -229,6 +231,8 @@ class StreamsRun:
     delays_ms: list[float]
     mb_per_stream: float
     cpu_share: float
+    cpu_ms_per_stream: float
+    """The front end's CPU from the streams' start to their end, over the streams."""
     failures: list[str]
     probes: dict[str, str]
     """Per process probed (`--probe`): its loop lag and gc pauses (bench/loop_probe.py)."""
@@ -269,7 +273,7 @@ def run_once(args: argparse.Namespace) -> StreamsRun:
         wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), 60, "the front end")
         failures: list[str] = []
         probe = client_probe if args.probe else None
-        delays, mb_per_stream, cpu_share = asyncio.run(
+        delays, mb_per_stream, cpu_share, cpu_ms = asyncio.run(
             run_clients(port, args.streams, api.pid, failures, probe, census=args.census)
         )
     finally:
@@ -283,7 +287,8 @@ def run_once(args: argparse.Namespace) -> StreamsRun:
             if (found := root / f"{name}-probe.json").exists():
                 probes[name] = loop_probe.summary(json.loads(found.read_text()))
         shutil.rmtree(root, ignore_errors=True)
-    return StreamsRun([1000 * d for d in delays], mb_per_stream, cpu_share, failures, probes)
+    delays_ms = [1000 * d for d in delays]
+    return StreamsRun(delays_ms, mb_per_stream, cpu_share, cpu_ms, failures, probes)
 
 
 def main() -> None:
@@ -323,7 +328,8 @@ def main() -> None:
         print(f"run {number}: {len(run.delays_ms)} of {args.streams * args.chunks} chunks; "
               f"delivery ms p50 {p50:.1f} p99 {p99:.1f} max {max(ms):.1f}; "
               f"{1024 * run.mb_per_stream:.0f} KB per stream; "
-              f"CPU {100 * run.cpu_share:.0f} % of a core", flush=True)  # fmt: skip
+              f"CPU {100 * run.cpu_share:.0f} % of a core, "
+              f"{run.cpu_ms_per_stream:.2f} ms a stream", flush=True)  # fmt: skip
         if run.failures:
             print(f"  {len(run.failures)} requests failed, the first: {run.failures[0]}")
         for name, line in run.probes.items():
@@ -335,6 +341,8 @@ def main() -> None:
         figures.add(f"{label}: memory per open stream", 1024 * run.mb_per_stream, unit="KB",
                     digits=0)  # fmt: skip
         figures.add(f"{label}: front end CPU", 100 * run.cpu_share, unit="% of a core", digits=0)
+        figures.add(f"{label}: front end CPU per stream", run.cpu_ms_per_stream, unit="ms",
+                    digits=2)  # fmt: skip
     figures.print()
     if args.figures:
         figures.save(args.figures)
