@@ -54,6 +54,10 @@ class JobReader:
         """The last chunk read so far, returned or not."""
         return self._pending[-1].seq if self._pending else self.last_seq
 
+    def is_dry(self) -> bool:
+        """Whether nothing has arrived that `next_chunk` would return or look at."""
+        return not self._pending and (self._live is None or self._live.empty())
+
     async def next_chunk(self, wait_s: float) -> Chunk | None:
         """The chunk after the last one returned, or None if none came within `wait_s`
         (with 0: one that has arrived already, if any)."""

@@ -218,7 +218,9 @@ class JobRelay:
     async def _quiet_check(self) -> Chunk | None:
         """The chunk the journal held if its live message was lost; raise if the job ended
         without an answer."""
-        quiet = await self._watch.check(self.reader.job_id, after_seq=self.reader.known_seq)
+        quiet = await self._watch.check(
+            self.reader.job_id, after_seq=self.reader.known_seq, still_quiet=self.reader.is_dry
+        )
         # Due until it succeeds: a check Redis failed is tried again at once (outlasting_outage's
         # retries), so an outage is timed from its first failure across a stream's pings.
         self._check_at = None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,22 @@ it is about a job silent for a whole interval, and the chunks it finds come 5 % 
 
 
 @dataclass(frozen=True)
+class _QuietAsk:
+    job_id: str
+    after_seq: int
+    still_quiet: Callable[[], bool]
+
+    def script_values(self) -> dict[str, Any]:
+        return {
+            "journal": redis_keys.job_journal(self.job_id),
+            "record": redis_keys.job_record(self.job_id),
+            "after_seq": self.after_seq,
+            "fields": JobState.FIELDS,
+            **liveness.prefixes(),
+        }
+
+
+@dataclass(frozen=True)
 class QuietCheck:
     journal: list[bytes]
     """The journaled chunks after the relay's last one (raw)."""
@@ -69,10 +85,16 @@ class JobWatch:
         # the fleet can serve them: the fleet read once serves those asking meanwhile.
         self._fleet_reads: CoalescedCalls[None, FleetSnapshot] = CoalescedCalls(self._read_fleet)
 
-    async def check(self, job_id: str, *, after_seq: int) -> QuietCheck:
+    async def check(
+        self, job_id: str, *, after_seq: int, still_quiet: Callable[[], bool] = lambda: True
+    ) -> QuietCheck:
         """Raise if the job cannot answer any more; else what the journal holds after
-        `after_seq` and whether the job lives."""
-        chunks, raw_state, worker_alive = await self._quiet_reads((job_id, after_seq))
+        `after_seq` and whether the job lives. A job no longer quiet when the check is sent
+        (`still_quiet` false: a chunk came while it waited for others) lives: nothing is read."""
+        read = await self._quiet_reads(_QuietAsk(job_id, after_seq, still_quiet))
+        if read is None:
+            return QuietCheck([], lives=True)
+        chunks, raw_state, worker_alive = read
         state = JobState.parse(raw_state)
         if state is None and not chunks and after_seq == 0:
             # Never answered and no record: the job was lost (a Redis restart lost its last
@@ -88,21 +110,16 @@ class JobWatch:
             return QuietCheck(chunks, lives=lives)
         return QuietCheck(chunks, lives=state.status == "running")
 
-    async def _read_quiet_jobs(self, asks: Sequence[tuple[str, int]]) -> list[Any]:
-        """For each (job, after_seq): the journal after it, the job's state, its worker's life."""
-        prefixes = liveness.prefixes()
-        return await self._quiet_read.many(
-            [
-                {
-                    "journal": redis_keys.job_journal(job_id),
-                    "record": redis_keys.job_record(job_id),
-                    "after_seq": after_seq,
-                    "fields": JobState.FIELDS,
-                    **prefixes,
-                }
-                for job_id, after_seq in asks
-            ]
+    async def _read_quiet_jobs(self, asks: Sequence[_QuietAsk]) -> list[Any]:
+        """For each job still quiet: the journal after `after_seq`, the job's state and its
+        worker's life; None for the others."""
+        quiet = [ask.still_quiet() for ask in asks]
+        reads = iter(
+            await self._quiet_read.many(
+                [ask.script_values() for ask, is_quiet in zip(asks, quiet, strict=True) if is_quiet]
+            )
         )
+        return [next(reads) if is_quiet else None for is_quiet in quiet]
 
     async def _read_fleet(self, asks: Sequence[None]) -> list[FleetSnapshot]:
         fleet = await read_fleet(self._redis, heartbeat_ttl_s=self._settings.worker.heartbeat_ttl_s)

@@ -133,8 +133,8 @@ class BoundLuaScript:
         """The script run once for each set of values, in one pipeline: each run's reply, in
         order (the first error raises). One round trip, two the first time a server sees the
         script (every run then fails unrun, NOSCRIPT: it is loaded and the pipeline sent again)."""
-        if len(calls) == 1:
-            return [await self(**calls[0])]
+        if len(calls) <= 1:
+            return [await self(**values) for values in calls]
         try:
             return await self._pipelined(calls)
         except NoScriptError:

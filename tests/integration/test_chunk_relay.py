@@ -9,6 +9,7 @@ import time
 import uuid
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 
 from api.relay.chunk_hub import ChunkHub
@@ -412,3 +413,16 @@ async def test_waiting_jobs_checked_at_once_share_one_read_of_the_fleet(
     assert all(check.lives and not check.journal for check in checks)
     fleet_reads = (await redis.info("commandstats"))["cmdstat_zcard"]["calls"] // 2  # a lane each
     assert fleet_reads <= 3, f"{fleet_reads} reads of the fleet for {len(jobs)} checks"
+
+
+async def test_a_quiet_check_whose_chunk_comes_while_it_waits_for_others_reads_nothing(
+    redis: Redis, job_queue: JobQueue
+) -> None:
+    # A chunk a second and a check a second after the last chunk: most checks are sent just
+    # as the next chunk arrives. One whose chunk came meanwhile is answered "lives" unread.
+    watch = JobWatch(redis, job_queue, Settings(redis_url="redis://unused"))
+    lost = new_job_id()  # no record, no chunks: read, it is a lost job
+    skipped = await watch.check(lost, after_seq=0, still_quiet=lambda: False)
+    assert skipped.lives and not skipped.journal
+    with pytest.raises(Overloaded):
+        await watch.check(lost, after_seq=0)
