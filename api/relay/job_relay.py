@@ -158,7 +158,7 @@ class JobRelay:
 
     async def ready_chunk(self) -> Chunk | None:
         """The next chunk if it has arrived already, else None: the rest of a burst."""
-        if self.finished:
+        if self.finished or self.reader.is_dry():  # most chunks come alone: no more work
             return None
         return await self._taken(self._outlasting(lambda: self.reader.next_chunk(0)))
 
