@@ -32,6 +32,18 @@ class Doubler:
         return [2 * item for item in items]
 
 
+async def one_in_flight_then(
+    calls: CoalescedCalls[int, int], *items: int
+) -> tuple[asyncio.Task[int], list[asyncio.Task[int]]]:
+    """A call of 0 in flight (held, if its runner holds batches), then calls of `items`
+    waiting for their turn."""
+    first = asyncio.create_task(calls(0))
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(calls(item)) for item in items]
+    await asyncio.sleep(0)
+    return first, waiting
+
+
 async def test_a_call_alone_runs_at_once_in_a_batch_of_one() -> None:
     doubler = Doubler()
     calls = CoalescedCalls(doubler.run)
@@ -43,10 +55,7 @@ async def test_a_call_alone_runs_at_once_in_a_batch_of_one() -> None:
 async def test_calls_made_while_a_batch_is_in_flight_go_together_in_the_next() -> None:
     doubler = Doubler(held=True)
     calls = CoalescedCalls(doubler.run)
-    first = asyncio.create_task(calls(0))
-    await asyncio.sleep(0)  # the first batch is in flight
-    rest = [asyncio.create_task(calls(item)) for item in range(1, 1000)]
-    await asyncio.sleep(0)
+    first, rest = await one_in_flight_then(calls, *range(1, 1000))
     doubler.held = False
     doubler.release()
     results = await asyncio.gather(first, *rest)
@@ -57,10 +66,7 @@ async def test_calls_made_while_a_batch_is_in_flight_go_together_in_the_next() -
 async def test_a_failed_batch_raises_in_every_caller_of_that_batch_only() -> None:
     doubler = Doubler(held=True)
     calls = CoalescedCalls(doubler.run)
-    first = asyncio.create_task(calls(0))
-    await asyncio.sleep(0)
-    failing = [asyncio.create_task(calls(item)) for item in (1, 2)]
-    await asyncio.sleep(0)
+    first, failing = await one_in_flight_then(calls, 1, 2)
     doubler.release()
     assert await first == 0
     doubler.fail_with = ConnectionError("redis went away")
@@ -76,10 +82,7 @@ async def test_a_failed_batch_raises_in_every_caller_of_that_batch_only() -> Non
 async def test_a_batch_leader_cancelled_mid_batch_leaves_the_others_items_to_the_next() -> None:
     doubler = Doubler(held=True)
     calls = CoalescedCalls(doubler.run)
-    first = asyncio.create_task(calls(0))
-    await asyncio.sleep(0)
-    leader, other = asyncio.create_task(calls(1)), asyncio.create_task(calls(2))
-    await asyncio.sleep(0)
+    first, (leader, other) = await one_in_flight_then(calls, 1, 2)
     doubler.release()
     assert await first == 0
     await asyncio.sleep(0)
@@ -96,10 +99,7 @@ async def test_a_batch_leader_cancelled_mid_batch_leaves_the_others_items_to_the
 async def test_a_caller_cancelled_while_waiting_is_not_run() -> None:
     doubler = Doubler(held=True)
     calls = CoalescedCalls(doubler.run)
-    first = asyncio.create_task(calls(0))
-    await asyncio.sleep(0)
-    gone, staying = asyncio.create_task(calls(1)), asyncio.create_task(calls(2))
-    await asyncio.sleep(0)
+    first, (gone, staying) = await one_in_flight_then(calls, 1, 2)
     gone.cancel()
     await asyncio.sleep(0)
     doubler.held = False
