@@ -42,9 +42,8 @@ from shared.telemetry.metrics import FleetMetrics
 
 
 def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAPI:
-    """`vital` holds the chunk hub's task and the request figures' writer; when one dies the
-    server is asked to stop (by default with SIGTERM to this process; `front_end_server`
-    stops its uvicorn instead)."""
+    """`vital` holds the chunk hub's task; when it dies the server is asked to stop (by
+    default with SIGTERM to this process; `front_end_server` stops its uvicorn instead)."""
     vital = vital or VitalTasks(on_death=lambda: signal.raise_signal(signal.SIGTERM))
     fleet_metrics = FleetMetrics()
 
@@ -54,14 +53,14 @@ def create_app(settings: Settings, *, vital: VitalTasks | None = None) -> FastAP
         services.install(app)
         relays = services.relays
         vital.start(relays.hub.run(), name="chunk-hub")
-        vital.start(services.request_stats.run(), name="request-stats")
+        services.request_stats.start()
         try:
             with steady_collections():  # start-up is done: its objects are frozen
                 yield
         finally:
             await relays.detached.close()
             await vital.stop()
-            await services.request_stats.flush()  # the requests that ended last
+            await services.request_stats.stop()  # writes the requests that ended last
             await relays.hub.close()
             await services.fleet.close()
 

@@ -5,7 +5,8 @@ A request adds its outcome and is done: the write neither holds the request's ta
 it a round trip. Outcomes added while a write is in flight go in the next one, summed per
 bucket: a thousand streams ending in the same second cost a few round trips, not a thousand.
 A Redis that does not answer (within RECORD_TIMEOUT_S) costs the dashboard those samples,
-never a request.
+never a request; nor does any other failure to write them, which is logged: the figures are
+not worth stopping a front end for.
 """
 
 from __future__ import annotations
@@ -28,16 +29,30 @@ class RequestStatsWriter:
         self._redis = redis
         self._outcomes: list[RequestOutcome] = []
         self._added = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
     def add(self, outcome: RequestOutcome) -> None:
         self._outcomes.append(outcome)
         self._added.set()
 
-    async def run(self) -> None:
-        """Write outcomes as they are added, until cancelled (then `flush` the rest)."""
+    def start(self) -> None:
+        """Write outcomes as they are added, until `stop`."""
+        self._task = asyncio.create_task(self._run(), name="request-stats")
+
+    async def stop(self) -> None:
+        """Stop writing as outcomes come, and write those added last."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.flush()
+
+    async def _run(self) -> None:
         while True:
             await self._added.wait()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:
+                logger.exception("requests not added to the dashboard's figures")
 
     async def flush(self) -> None:
         """Write the outcomes added so far."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -85,3 +86,19 @@ async def test_the_front_ends_writer_sums_the_requests_that_end_together_into_on
     assert minute.ttft_p50_ms == pytest.approx(148, rel=0.05)
     await writer.flush()  # nothing added since: nothing written
     assert (await read_request_stats(redis, now_s=now_s))[0].requests == 100
+
+
+async def test_the_writer_writes_outcomes_as_they_come_and_the_last_ones_as_it_stops(
+    redis: Redis,
+) -> None:
+    now_s = time.time()
+    writer = RequestStatsWriter(redis)
+    writer.start()
+    writer.add(RequestOutcome(ended_at_s=now_s, status=200, ttft_ms=100))
+    async with asyncio.timeout(5):
+        while (await read_request_stats(redis, now_s=now_s))[0].requests < 1:  # noqa: ASYNC110  # Redis state: no event to wait on
+            await asyncio.sleep(0.01)
+    writer.add(RequestOutcome(ended_at_s=now_s, status=529))  # as the front end stops
+    await writer.stop()
+    minute, _ = await read_request_stats(redis, now_s=now_s)
+    assert (minute.requests, minute.errors) == (2, 1)
