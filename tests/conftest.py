@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sse_starlette.sse import AppStatus
@@ -17,7 +18,9 @@ from sse_starlette.sse import AppStatus
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from tests.fakes.upstream import FakeUpstream
 from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until
-from tests.sdk import SdkClients
+
+if TYPE_CHECKING:
+    from tests.sdk import SdkClients
 
 
 def _pinned_cli() -> str | None:
@@ -234,5 +237,9 @@ def stack(make_stack: StackFactory) -> Stack:
 @pytest.fixture
 def sdk_clients() -> Iterator[SdkClients]:
     """SDK clients for the test, closed when it ends."""
+    # Imported here, not at the top: the SDKs take some 3 s of CPU to import, and every pytest
+    # process loads this file, xdist's controller too, which runs no test.
+    from tests.sdk import SdkClients
+
     with contextlib.ExitStack() as exit_stack:
         yield SdkClients(exit_stack)

@@ -213,11 +213,38 @@ def _context_files() -> list[Path]:
     return files
 
 
+# The tables of pyproject.toml the image build reads: the package and its dependencies, how it
+# is built, and the pinned CLI version ([tool.ccfleet]).
+IMAGE_PYPROJECT_TABLES = ("project", "build-system", "tool.hatch", "tool.ccfleet")
+
+
+def image_pyproject(text: str) -> str:
+    """pyproject.toml without the tables no image is built from (pytest's, ruff's, mypy's...):
+    an edit to those then neither changes the image's tag nor invalidates the Dockerfile's
+    dependency layer, which would install every dependency again from the package index."""
+    kept: list[str] = []
+    keep = True
+    for line in text.splitlines(keepends=True):
+        if line.startswith("["):
+            name = line.strip().strip("[]")
+            keep = any(name == t or name.startswith(f"{t}.") for t in IMAGE_PYPROJECT_TABLES)
+        if keep:
+            kept.append(line)
+    return "".join(kept)
+
+
+def _context_bytes(path: Path) -> bytes:
+    """What the context holds for `path`: the file, pyproject.toml cut to the image's tables."""
+    if path == REPO / "pyproject.toml":
+        return image_pyproject(path.read_text()).encode()
+    return path.read_bytes()
+
+
 def ccfleet_image(base: str, claude_bin: str) -> str:
     """k8s/Dockerfile built on `base` with the binary `claude_bin`; built only when missing."""
     binary = Path(claude_bin).resolve()
     files = [*_context_files(), DOCKERFILE]
-    contents = [f"{p.relative_to(REPO)}\n".encode() + p.read_bytes() for p in files]
+    contents = [f"{p.relative_to(REPO)}\n".encode() + _context_bytes(p) for p in files]
     stat = binary.stat()
     identity = f"{base} {binary} {stat.st_size} {stat.st_mtime_ns}".encode()
     tag = f"ccfleet-test:{_digest(identity, *contents)}"
@@ -228,7 +255,7 @@ def ccfleet_image(base: str, claude_bin: str) -> str:
         for path in files:
             target = context / path.relative_to(REPO)
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
+            target.write_bytes(_context_bytes(path))
         shutil.copy2(DOCKERIGNORE, context / ".dockerignore")
         (context / "claude-code").mkdir()
         _link_or_copy(binary, context / "claude-code" / "claude")

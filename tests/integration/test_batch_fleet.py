@@ -164,7 +164,11 @@ def test_a_front_end_killed_mid_batch_loses_nothing(
 def test_requests_whose_worker_was_killed_run_again_on_another_worker(
     make_stack: StackFactory, tmp_path: Path, sdk_clients: SdkClients
 ) -> None:
-    stack = fake_stack(make_stack, tmp_path, delay_s=1.5, workers=2)
+    # Every slot takes batch work (none kept for interactive requests, which this test sends
+    # none of): the survivor runs two requests at a time, half the wait for the six.
+    stack = fake_stack(
+        make_stack, tmp_path, delay_s=1.5, workers=2, CCFLEET_RESERVED_INTERACTIVE_SLOTS=0
+    )
     client = sdk_clients.anthropic_client(stack.url, "k")
     batch = client.messages.batches.create(requests=requests(6))
     busy = wait_for_busy_batch_worker(stack)
