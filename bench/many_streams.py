@@ -8,7 +8,7 @@ workers: it claims each attempt the front end announces as an idle worker does
 (JobQueue.claim), beats a heartbeat and publishes chunks with ChunkPublisher as
 worker/job_function.py does - a message start, then `--chunks` text deltas `--interval-s`
 apart whose text is the
-publish time, then the stop events.
+publish time, then the closing events (together, as a worker publishes them).
 The clients (raw asyncio sockets in this process, to keep their own cost small) open `--streams`
 streaming POST /v1/messages at once and time each delta from its publish time to its arrival.
 Prints delivery p50/p99/max, the front end's RSS per open stream and its CPU while relaying.
@@ -149,11 +149,13 @@ async def answer(
         await asyncio.sleep(interval_s)
         delta = {"type": "text_delta", "text": f"{time.time():.6f};"}
         await publisher.publish_event({"type": "content_block_delta", "index": 0, "delta": delta})
-    await publisher.publish_event({"type": "content_block_stop", "index": 0})
-    await publisher.publish_event({"type": "message_delta", "usage": {"output_tokens": 1},
-                                   "delta": {"stop_reason": "end_turn",
-                                             "stop_sequence": None}})  # fmt: skip
-    await publisher.publish_event({"type": "message_stop"})
+    # The closing events together, as a worker publishes them once the CLI's result confirms them.
+    await publisher.publish_events([
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "usage": {"output_tokens": 1},
+         "delta": {"stop_reason": "end_turn", "stop_sequence": None}},
+        {"type": "message_stop"},
+    ])  # fmt: skip
     await queue.finish(job)
 
 

@@ -1,9 +1,10 @@
 """Reads a job's chunks in order, exactly once each: live from pub/sub, gaps from the journal.
 
-A live message can be lost (the hub's queue for a slow relay overflowed, pub/sub reconnected):
-a gap in the numbering makes the reader read the journal at once, and so does running dry
-after an overflow; a message lost otherwise shows when the job goes quiet, and the relay's
-quiet check (api/relay/job_watch.py) brings the journal's chunks to `absorb`.
+A live message carries one chunk or several (shared/stream/live_message.py). One can be lost
+(the hub's queue for a slow relay overflowed, pub/sub reconnected): a gap in the numbering
+makes the reader read the journal at once, and so does running dry after an overflow; a
+message lost otherwise shows when the job goes quiet, and the relay's quiet check
+(api/relay/job_watch.py) brings the journal's chunks to `absorb`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from redis.asyncio import Redis
 
 from api.relay.chunk_hub import ChunkHub, LiveQueue
 from shared.broker.outage import OUTAGE_ERRORS
-from shared.stream import journal
+from shared.stream import journal, live_message
 from shared.stream.chunk import Chunk
 
 
@@ -80,16 +81,21 @@ class JobReader:
                         raw = await self._live.get()
                 except TimeoutError:
                     continue
-            chunk = Chunk.from_json(raw)
-            if chunk.seq == self.last_seq + 1:
-                self._pending.append(chunk)
-            elif chunk.seq > self.last_seq + 1:
-                await self._catch_up()
+            await self._take_live(raw)
         if not self._pending:
             return None
         chunk = self._pending.popleft()
         self.last_seq = chunk.seq
         return chunk
+
+    async def _take_live(self, message: bytes) -> None:
+        """The chunks of a live message that follow `known_seq`; at a gap, the journal's."""
+        for chunk in live_message.decode(message):
+            if chunk.seq == self.known_seq + 1:
+                self._pending.append(chunk)
+            elif chunk.seq > self.known_seq + 1:
+                await self._catch_up()
+                return
 
     def absorb(self, journaled: list[bytes]) -> None:
         """Chunks read from the journal (raw, in order): those after `known_seq` are kept."""

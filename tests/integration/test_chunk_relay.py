@@ -22,7 +22,7 @@ from shared.broker.lua_script import LuaScript
 from shared.errors import Overloaded
 from shared.queue.job_queue import JobQueue
 from shared.settings import Settings
-from shared.stream import journal
+from shared.stream import journal, live_message
 from shared.stream.chunk import Chunk
 from tests.records import running_attempt
 from worker.context import WorkerState
@@ -242,6 +242,29 @@ async def test_a_reader_resuming_at_the_last_seq_waits_for_new_chunks(
         assert await reader.next_chunk(0.3) is None
         await publish_events(publisher, 1)
         assert_numbered(await read_chunks(reader, 1), 4, 4)
+
+
+async def test_events_published_together_are_journaled_each_and_go_live_in_one_message(
+    redis: Redis, hub: ChunkHub
+) -> None:
+    job_id = new_job_id()
+    publisher = await make_publisher(redis, job_id)
+    await publish_events(publisher, 1)
+    async with (
+        JobReader(redis, hub, job_id) as reader,
+        redis.pubsub(ignore_subscribe_messages=True) as pubsub,
+    ):
+        await pubsub.subscribe(redis_keys.job_channel(job_id))
+        await publisher.publish_events([text_event(n) for n in (2, 3, 4)])
+        async with asyncio.timeout(BOUND_S):
+            while (message := await pubsub.get_message(timeout=1.0)) is None:
+                pass
+        assert await pubsub.get_message(timeout=0.3) is None, "one message for the three"
+        assert_numbered(await read_chunks(reader, 4), 1, 4)
+        assert await reader.next_chunk(0.3) is None
+    assert_numbered(live_message.decode(message["data"]), 2, 4)
+    journaled = [Chunk.from_json(raw) for raw in await journal.read_after(redis, job_id)]
+    assert_numbered(journaled, 1, 4)
 
 
 async def test_chunks_are_numbered_from_one_and_the_newest_is_known(redis: Redis) -> None:

@@ -19,9 +19,11 @@ from typing import Any
 import orjson
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
+from shared.broker import redis_keys
 from shared.errors import CliFailed, JobTimedOut, Overloaded, RateLimited
-from shared.stream import journal
+from shared.stream import journal, live_message
 from shared.stream.chunk import Chunk
 from shared.wire.messages import MessagesRequest
 from tests.fakes import fake_cli
@@ -308,6 +310,29 @@ async def test_a_complete_answer_is_published_through_message_stop(
     expected = [line["event"] for line in hello_answer() if line["type"] == "stream_event"]
     assert await journal_events(redis) == expected
     assert publisher.ended
+
+
+async def test_the_closing_events_held_until_the_result_go_live_in_one_message(
+    fake_claude: CliSetup, publisher: ChunkPublisher, redis: Redis
+) -> None:
+    """Each front end relaying the answer wakes once for its end, not once an event."""
+    async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+        await pubsub.subscribe(redis_keys.job_channel("job_fake_cli"))
+        await answer(fake_claude(), publisher)
+        messages = await live_messages(pubsub)
+    last = [chunk.event for chunk in live_message.decode(messages[-1])]
+    assert last == ["content_block_stop", "message_delta", "message_stop"]
+    assert len(messages) == len(await journal_events(redis)) - 2
+
+
+async def live_messages(pubsub: PubSub) -> list[bytes]:
+    """What the channel got, through the message carrying the answer's last chunk."""
+    messages: list[bytes] = []
+    async with asyncio.timeout(BOUND_S):
+        while not messages or not live_message.decode(messages[-1])[-1].is_terminal:
+            if (message := await pubsub.get_message(timeout=1.0)) is not None:
+                messages.append(message["data"])
+    return messages
 
 
 async def test_the_history_is_replayed_and_acknowledged_before_the_answer(

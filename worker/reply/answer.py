@@ -344,15 +344,18 @@ async def _publish_stream_event(
     cutter: StopSequenceCutter,
     held: list[dict[str, Any]],
 ) -> None:
-    """One upstream event, cut at a stop sequence; closing events wait in `held`."""
+    """One upstream event, cut at a stop sequence; closing events wait in `held`. What is
+    ready goes out together (one write, one live message)."""
+    ready: list[dict[str, Any]] = []
     for event in cutter.feed(rename_for_client(raw)):
         if cutter.matched is None and event.get("type") in _CLOSING_EVENTS:
             held.append(event)
             continue
-        for earlier in held:  # the answer goes on: held block stops were real
-            await publisher.publish_event(earlier)
+        ready.extend(held)  # the answer goes on: held block stops were real
         held.clear()
-        await publisher.publish_event(event)
+        ready.append(event)
+    if ready:
+        await publisher.publish_events(ready)
 
 
 async def _publish_ending(
@@ -365,8 +368,8 @@ async def _publish_ending(
     """The held closing events once `result` confirms the answer; its error otherwise."""
     if result.get("is_error") and not _stopped_at_tool_use(result, held):
         raise result_error(result, error_line, rate_limit=rate_limit)
-    for event in held:
-        await publisher.publish_event(event)
+    if held:
+        await publisher.publish_events(held)  # together: each relay wakes once for them
     if not publisher.ended:
         raise CliFailed("The Claude Code CLI finished without a complete answer.")
 

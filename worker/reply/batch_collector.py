@@ -27,13 +27,14 @@ class BatchCollector(ChunkPublisher):
     async def last_published(self) -> Chunk | None:
         return None  # nothing is journaled: a re-run answers afresh
 
-    async def _publish(self, chunk: Chunk) -> None:
-        if chunk.kind == "error":
-            self._error = chunk.data
-        else:
-            self._builder.apply(chunk.data)
-        self.seq = chunk.seq
-        self.ended = chunk.is_terminal
+    async def _publish(self, chunks: list[Chunk]) -> None:
+        for chunk in chunks:
+            if chunk.kind == "error":
+                self._error = chunk.data
+            else:
+                self._builder.apply(chunk.data)
+            self.seq = chunk.seq
+            self.ended = chunk.is_terminal
 
     def result(self, request_id: str) -> dict[str, Any]:
         """The batch result of what was gathered: `succeeded` with the Message, or `errored`."""

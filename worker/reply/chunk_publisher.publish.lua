@@ -1,13 +1,16 @@
--- Publish chunk `seq` of a job: journal it, then send it live. Fenced on the attempt number:
+-- Publish chunks `first_seq`, `first_seq` + 1... of a job: journal each, then send `message`
+-- (shared/stream/live_message.py: all of them in one) live. Fenced on the attempt number:
 -- 0 when this attempt no longer owns the job (another attempt does, or it was cancelled).
--- The first chunk drops the request from the record and, given a `conversation` key (else
--- ''), notes the account answering that conversation for `account_ttl_s`; given a
--- `conversation_worker` key too, the worker answering it for `worker_ttl_s`.
+-- Chunk 1 drops the request from the record and, given a `conversation` key (else ''), notes
+-- the account answering that conversation for `account_ttl_s`; given a `conversation_worker`
+-- key too, the worker answering it for `worker_ttl_s`.
 -- KEYS: journal record conversation conversation_worker
--- ARGV: seq chunk max_chunks ttl_s channel attempt account account_ttl_s worker worker_ttl_s
+-- ARGV: first_seq max_chunks ttl_s channel attempt account account_ttl_s worker worker_ttl_s
+--       message chunks...
 local r = redis.call('HMGET', KEY.record, 'attempt', 'status')
 if not r[1] or tonumber(r[1]) ~= tonumber(ARG.attempt) or r[2] == 'cancelled' then return 0 end
-if ARG.seq == '1' then
+local first_seq = tonumber(ARG.first_seq)
+if first_seq == 1 then
   redis.call('HDEL', KEY.record, 'payload')
   if KEY.conversation ~= '' then
     redis.call('SET', KEY.conversation, ARG.account, 'EX', ARG.account_ttl_s)
@@ -16,8 +19,11 @@ if ARG.seq == '1' then
     redis.call('SET', KEY.conversation_worker, ARG.worker, 'EX', ARG.worker_ttl_s)
   end
 end
-local failed = journal_append(KEY.journal, ARG.seq, ARG.chunk, ARG.max_chunks)
-if failed then return failed end
-redis.call('PUBLISH', ARG.channel, ARG.chunk)
+for i, chunk in ipairs(ARG.chunks) do
+  local failed = journal_append(KEY.journal, string.format('%d', first_seq + i - 1), chunk,
+                                ARG.max_chunks)
+  if failed then return failed end
+end
+redis.call('PUBLISH', ARG.channel, ARG.message)
 redis.call('EXPIRE', KEY.journal, ARG.ttl_s)
 return 1

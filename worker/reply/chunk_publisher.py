@@ -27,8 +27,10 @@ chunks refused (`AttemptSuperseded`) instead of interleaving them with its succe
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -38,10 +40,13 @@ from shared.broker.lua_script import LuaScript
 from shared.broker.outage import OUTAGE_ERRORS, outlasting_outage
 from shared.errors import CliFailed, FleetError
 from shared.fleet.affinity import AccountNote
-from shared.stream import journal
+from shared.stream import journal, live_message
 from shared.stream.chunk import Chunk
 
 _PUBLISH = LuaScript.beside(__file__, "chunk_publisher.publish.lua", uses=[journal.LUA])
+
+_GROUP_MAX = 64
+"""The most chunks one write carries (a long outage's kept chunks go out in several)."""
 
 
 class AttemptSuperseded(Exception):
@@ -77,7 +82,8 @@ class ChunkPublisher:
         self._note = note
         self._script = _PUBLISH.bind(redis)
         self._outage_grace_s = outage_grace_s
-        self._unwritten: deque[Chunk] = deque()  # numbered, not yet journaled (Redis away)
+        self._unwritten: deque[tuple[Chunk, bytes]] = deque()  # numbered, with their JSON,
+        # not yet journaled (Redis away)
         self._outage_since: float | None = None  # monotonic; when the first write failed
         self.seq = 0  # the last chunk numbered: journaled, or kept to journal
         self.ended = False
@@ -88,7 +94,14 @@ class ChunkPublisher:
         return await journal.read_last(self._redis, self._job_id)
 
     async def publish_event(self, data: dict[str, Any]) -> None:
-        await self._publish(Chunk(seq=self.seq + 1, kind="event", event=data["type"], data=data))
+        await self.publish_events([data])
+
+    async def publish_events(self, events: Sequence[dict[str, Any]]) -> None:
+        """Events the CLI gave at once (an answer's closing events): one write, one message."""
+        chunks = []
+        for seq, data in enumerate(events, self.seq + 1):
+            chunks.append(Chunk(seq=seq, kind="event", event=data["type"], data=data))
+        await self._publish(chunks)
 
     async def publish_error(self, error: FleetError) -> None:
         self.failed = True
@@ -99,19 +112,23 @@ class ChunkPublisher:
             retry_after_s=error.retry_after_s,
             should_retry=error.should_retry,
         )
-        await self._publish(chunk)
+        await self._publish([chunk])
 
-    async def _publish(self, chunk: Chunk) -> None:
-        payload = chunk.to_json()
-        if chunk.kind == "event" and self._bytes + len(payload) > self._max_bytes:
-            raise CliFailed(f"The answer exceeded the journal limit of {self._max_bytes} bytes.")
-        self._unwritten.append(chunk)
-        self.seq = chunk.seq
-        self._bytes += len(payload)
-        if chunk.is_terminal:
+    async def _publish(self, chunks: list[Chunk]) -> None:
+        for chunk in chunks:
+            self._keep(chunk)
+        if chunks and chunks[-1].is_terminal:
             await self._flush_waiting()
         else:
             await self._flush_or_keep()
+
+    def _keep(self, chunk: Chunk) -> None:
+        payload = chunk.to_json()
+        if chunk.kind == "event" and self._bytes + len(payload) > self._max_bytes:
+            raise CliFailed(f"The answer exceeded the journal limit of {self._max_bytes} bytes.")
+        self._unwritten.append((chunk, payload))
+        self.seq = chunk.seq
+        self._bytes += len(payload)
 
     async def _flush_or_keep(self) -> None:
         """Write the kept chunks; if Redis is away, keep them while the outage is in grace."""
@@ -130,33 +147,38 @@ class ChunkPublisher:
         await outlasting_outage(self._flush, limit_s=self._outage_grace_s)
 
     async def _flush(self) -> None:
+        """The kept chunks, up to `_GROUP_MAX` a write: each write one live message."""
         while self._unwritten:
-            await self._write(self._unwritten[0])
-            self._unwritten.popleft()
+            group = list(itertools.islice(self._unwritten, _GROUP_MAX))
+            await self._write(group)
+            for _ in group:
+                self._unwritten.popleft()
             self._outage_since = None
 
-    async def _write(self, chunk: Chunk) -> None:
-        note = self._note if chunk.seq == 1 else None
+    async def _write(self, group: list[tuple[Chunk, bytes]]) -> None:
+        first, last = group[0][0], group[-1][0]
+        payloads = [payload for _chunk, payload in group]
+        note = self._note if first.seq == 1 else None
         published = await self._script(
             journal=self._journal,
             record=self._record,
             conversation=note.key if note else "",
             conversation_worker=note.worker_key if note else "",
-            seq=chunk.seq,
-            chunk=chunk.to_json(),
+            first_seq=first.seq,
             max_chunks=self._max_chunks,
-            ttl_s=self._ttl_s
-            if chunk.is_terminal
-            else self._running_ttl_s,  # never outlived by its job
+            # From the last chunk on the journal lives `ttl_s`; before, never less than its job.
+            ttl_s=self._ttl_s if last.is_terminal else self._running_ttl_s,
             channel=self._channel,
             attempt=self._attempt,
             account=note.account if note else "",
             account_ttl_s=note.ttl_s if note else 0,
             worker=note.worker if note else "",
             worker_ttl_s=max(1, note.worker_ttl_s) if note else 1,
+            message=live_message.encode(payloads),
+            chunks=payloads,
         )
         if not published:
             self._unwritten.clear()  # refused: none of these is this attempt's to send
-            self.seq = chunk.seq - 1
+            self.seq = first.seq - 1
             raise AttemptSuperseded(f"attempt {self._attempt} of {self._job_id} was superseded")
-        self.ended = chunk.is_terminal
+        self.ended = last.is_terminal
