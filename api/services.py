@@ -63,8 +63,10 @@ def services_of(app: FastAPI) -> FrontEndServices:
     return services
 
 
-def front_end_services(request: Request) -> FrontEndServices:
-    """FastAPI dependency: the front end's services (use `Services` in a signature)."""
+async def front_end_services(request: Request) -> FrontEndServices:
+    """FastAPI dependency: the front end's services (use `Services` in a signature). A
+    coroutine function though it awaits nothing: FastAPI runs a plain function in its thread
+    pool, a hand-off each request."""
     return services_of(request.app)
 
 
