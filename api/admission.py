@@ -26,7 +26,7 @@ from shared.errors import InvalidRequest
 from shared.fleet.account_policy import choose_account
 from shared.fleet.affinity import conversation_key, conversation_notes, preferred_worker
 from shared.fleet.lanes import Lane
-from shared.fleet.registry import FleetSnapshot, admission_error, read_fleet
+from shared.fleet.registry import FleetSnapshot, admission_error
 from shared.queue.job_queue import new_job_id
 from shared.settings import Settings
 from shared.telemetry.log import job_id_var, request_id_var
@@ -79,10 +79,7 @@ async def queue_job(
         lambda: _admit_key(services, key, lane, body, request_id), limit_s=grace_s
     )
     try:
-        fleet = await outlasting_outage(
-            lambda: read_fleet(services.redis, heartbeat_ttl_s=settings.worker.heartbeat_ttl_s),
-            limit_s=grace_s,
-        )
+        fleet = await outlasting_outage(services.fleet.fleet_reader, limit_s=grace_s)
         error = admission_error(fleet)
         if error is not None:
             raise error

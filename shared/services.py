@@ -22,6 +22,7 @@ from shared.access.quotas import Quotas
 from shared.batches.dispatch import BatchAdmission, BatchDispatch
 from shared.batches.store import BatchStore
 from shared.broker.connection import arq_redis
+from shared.fleet.fleet_reader import FleetReader
 from shared.fleet.lanes import LanePolicies, lane_policies
 from shared.queue.job_queue import JobLifetimes, JobQueue
 from shared.settings import Settings
@@ -37,6 +38,8 @@ class FleetServices:
     batch_store: BatchStore
     batch_dispatch: BatchDispatch
     quotas: Quotas
+    fleet_reader: FleetReader
+    """The fleet as Redis knows it, one read for the callers asking at once."""
 
     @classmethod
     def build(cls, settings: Settings) -> FleetServices:
@@ -70,6 +73,7 @@ class FleetServices:
                 redis_outage_s=settings.redis.outage_grace_s,
             ),
             quotas=quotas,
+            fleet_reader=FleetReader(redis, heartbeat_ttl_s=settings.worker.heartbeat_ttl_s),
         )
 
     def client_keys(self) -> KeyStore | None:

@@ -27,8 +27,9 @@ from shared.broker.coalesced_calls import CoalescedCalls
 from shared.broker.lua_script import LuaScript
 from shared.errors import CliFailed, FleetError, Overloaded
 from shared.fleet import liveness
+from shared.fleet.fleet_reader import FleetReader
 from shared.fleet.lanes import lane_policies
-from shared.fleet.registry import FleetSnapshot, admission_error, read_fleet
+from shared.fleet.registry import admission_error
 from shared.queue.job_queue import JobQueue, JobState
 from shared.queue.requeue import Failure, next_attempt
 from shared.settings import Settings
@@ -72,7 +73,14 @@ class QuietCheck:
 
 
 class JobWatch:
-    def __init__(self, redis: Redis, queue: JobQueue, settings: Settings) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        queue: JobQueue,
+        settings: Settings,
+        fleet_reader: FleetReader | None = None,
+    ) -> None:
+        """`fleet_reader`: the process's own (admission shares it), else one of the watch's."""
         self._redis = redis
         self._queue = queue
         self._settings = settings
@@ -83,7 +91,9 @@ class JobWatch:
         )
         # Jobs waiting in the queue (a thousand requests arriving together) each ask whether
         # the fleet can serve them: the fleet read once serves those asking meanwhile.
-        self._fleet_reads: CoalescedCalls[None, FleetSnapshot] = CoalescedCalls(self._read_fleet)
+        self._read_fleet = fleet_reader or FleetReader(
+            redis, heartbeat_ttl_s=settings.worker.heartbeat_ttl_s
+        )
 
     async def check(
         self, job_id: str, *, after_seq: int, still_quiet: Callable[[], bool] = lambda: True
@@ -121,17 +131,13 @@ class JobWatch:
         )
         return [next(reads) if is_quiet else None for is_quiet in quiet]
 
-    async def _read_fleet(self, asks: Sequence[None]) -> list[FleetSnapshot]:
-        fleet = await read_fleet(self._redis, heartbeat_ttl_s=self._settings.worker.heartbeat_ttl_s)
-        return [fleet] * len(asks)
-
     async def _check_waiting(self, job_id: str, state: JobState) -> None:
         limit_s = self._lanes[state.lane].max_wait_s
         error: FleetError | None = None
         if time.time() * 1000 - state.enqueued_at_ms > limit_s * 1000:
             error = Overloaded("No worker was free to take the request in time.", retry_after_s=10)
         else:
-            error = admission_error(await self._fleet_reads(None))
+            error = admission_error(await self._read_fleet())
         if error is not None:
             await cancel_job(self._redis, self._queue, job_id)
             raise error

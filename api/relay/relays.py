@@ -48,7 +48,7 @@ class JobRelays:
             redis=redis,
             queue=queue,
             hub=ChunkHub(redis),
-            watch=JobWatch(redis, queue, settings),
+            watch=JobWatch(redis, queue, settings, services.fleet_reader),
             detached=DetachedJobs(redis, queue, redis_outage_s=settings.redis.outage_grace_s),
             metrics=metrics,
         )
