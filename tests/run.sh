@@ -6,7 +6,8 @@
 #   package, through uv), the pinned Claude Code CLI from npm, cached in ~/.cache/ccfleet
 #   between runs (scripts/install-claude-code.sh), the pinned Codex CLI likewise
 #   (scripts/install-codex.sh), Debian's chromium for the dashboard's browser test, and
-#   Docker (docker.io, mmdebstrap, docker-compose) for tests/containers.
+#   Docker (docker.io, mmdebstrap, docker-compose) for tests/containers, and their Debian
+#   base image's file system (made during the static checks).
 #   Extra arguments go to pytest.
 #
 # Without arguments (as CI runs it) the whole suite runs in 2 pytest-xdist processes, each with
@@ -67,6 +68,16 @@ fi
 # tests/deploy builds the Kubernetes overlays with kubectl (kustomize); it fails without it.
 command -v kubectl >/dev/null 2>&1 || echo "warning: kubectl is not on PATH: tests/deploy will fail" >&2
 
+# The containers' Debian base (mmdebstrap: Debian's packages into a tarball, ~1 min on a fresh
+# machine, cached after) is made while the static checks run, as the other installs are made
+# before the suite. It needs root and mmdebstrap; without them tests/containers skip anyway.
+base_maker=""
+if [ "$#" -eq 0 ] && [ "$(id -u)" -eq 0 ] && command -v mmdebstrap >/dev/null 2>&1; then
+  base_log=$(mktemp)
+  uv run python -m tests.containers.make_base >"$base_log" 2>&1 &
+  base_maker=$!
+fi
+
 # Static checks before the tests: a lint, format, type or layering error fails the run
 # and no test runs. All four run, so one run names every kind of error there is.
 failed=()
@@ -80,6 +91,10 @@ check "lint (ruff, mccabe at 10)" uv run ruff check .
 check "format (ruff)" uv run ruff format --check .
 check "types (mypy strict)" uv run mypy
 check "layering (import-linter)" uv run lint-imports --no-logo
+if [ -n "$base_maker" ] && ! wait "$base_maker"; then
+  echo "warning: the containers' base was not made ahead (tests/containers make it):" >&2
+  tail -5 "$base_log" >&2
+fi
 if [ "${#failed[@]}" -gt 0 ]; then
   printf 'static checks failed, so no test ran:\n' >&2
   printf '  - %s\n' "${failed[@]}" >&2

@@ -159,16 +159,27 @@ def _digest(*parts: bytes) -> str:
 
 def base_image() -> str:
     """The Debian base, imported from the cached tarball, made by mmdebstrap when missing."""
-    recipe = json.dumps([MMDEBSTRAP_ARGS, BASE_CHANGES]).encode()
-    tag = f"ccfleet-test-base:{_digest(recipe, HOST_CA_BUNDLE.read_bytes())}"
+    tag = _base_tag()
     if image_exists(tag):
         return tag
-    tarball = IMAGE_CACHE / f"{tag.replace(':', '-')}.tar"
-    if not tarball.exists():
-        _mmdebstrap(tarball)
+    tarball = base_tarball()
     changes = [arg for change in BASE_CHANGES for arg in ("--change", change)]
     docker("import", *changes, str(tarball), tag, timeout_s=300)
     return tag
+
+
+def _base_tag() -> str:
+    recipe = json.dumps([MMDEBSTRAP_ARGS, BASE_CHANGES]).encode()
+    return f"ccfleet-test-base:{_digest(recipe, HOST_CA_BUNDLE.read_bytes())}"
+
+
+def base_tarball() -> Path:
+    """The base's root file system as a tarball in the cache, made by mmdebstrap (no engine
+    needed) when missing: tests/run.sh makes it while the static checks run."""
+    tarball = IMAGE_CACHE / f"{_base_tag().replace(':', '-')}.tar"
+    if not tarball.exists():
+        _mmdebstrap(tarball)
+    return tarball
 
 
 def _mmdebstrap(tarball: Path) -> None:
