@@ -2,8 +2,9 @@
 request_stats.py), in batches, from one task the front end's lifespan owns.
 
 A request adds its outcome and is done: the write neither holds the request's task nor costs
-it a round trip. Outcomes added while a write is in flight go in the next one, summed per
-bucket: a thousand streams ending in the same second cost a few round trips, not a thousand.
+it a round trip. After each write the writer pauses (`pause_s`, 1 s: the rollup's buckets are
+10 s) and the outcomes added meanwhile go in the next one, summed per bucket: a thousand
+streams ending over a second or two cost a few round trips, not one for every few.
 A Redis that does not answer (within RECORD_TIMEOUT_S) costs the dashboard those samples,
 never a request; nor does any other failure to write them, which is logged: the figures are
 not worth stopping a front end for.
@@ -22,11 +23,13 @@ from shared.telemetry.request_stats import RequestOutcome, record_requests
 logger = logging.getLogger(__name__)
 
 RECORD_TIMEOUT_S = 1.0
+PAUSE_S = 1.0
 
 
 class RequestStatsWriter:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, pause_s: float = PAUSE_S) -> None:
         self._redis = redis
+        self._pause_s = pause_s
         self._outcomes: list[RequestOutcome] = []
         self._added = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -53,6 +56,7 @@ class RequestStatsWriter:
                 await self.flush()
             except Exception:
                 logger.exception("requests not added to the dashboard's figures")
+            await asyncio.sleep(self._pause_s)
 
     async def flush(self) -> None:
         """Write the outcomes added so far."""
