@@ -7,6 +7,11 @@ found by the relay's quiet check (api/relay/job_watch.py). A Redis restart costs
 only the messages published while it was away: once reconnected, the pub/sub connection is
 subscribed again to every channel (redis-py's to those it knew, the hub's to those added
 while Redis was away).
+
+A channel whose last relay left is unsubscribed by the hub's own loop, before it reads its
+next message, together with the others left meanwhile: streams ending together (a thousand
+within a second or two) cost one UNSUBSCRIBE, not one each. Until then its messages find no
+relay and are dropped; a relay subscribing to it again keeps it.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ class ChunkHub:
         # calls made at once each open one, and only the last is read. One at a time, then.
         self._subscribing = asyncio.Lock()
         self._out_of_step = False  # Redis's subscriptions may differ from the hub's channels
+        self._left: set[str] = set()  # channels with no relay left, not yet unsubscribed
 
     @contextlib.asynccontextmanager
     async def subscribe(self, job_id: str) -> AsyncIterator[LiveQueue]:
@@ -54,6 +60,7 @@ class ChunkHub:
         queue = LiveQueue()
         readers = self._queues.setdefault(channel, set())
         readers.add(queue)
+        self._left.discard(channel)
         try:
             if len(readers) == 1:
                 await self._send("SUBSCRIBE", channel)
@@ -63,8 +70,7 @@ class ChunkHub:
             readers.discard(queue)
             if not readers:
                 del self._queues[channel]
-                with contextlib.suppress(RedisError, OSError):  # it runs in a relay's `finally`
-                    await self._send("UNSUBSCRIBE", channel)
+                self._left.add(channel)  # unsubscribed by `run`, with the others left
 
     async def _send(self, command: str, *channels: str) -> None:
         # Only on a live connection: a dead one is reconnected by `run` alone (two coroutines
@@ -83,8 +89,9 @@ class ChunkHub:
     async def run(self) -> None:
         """Deliver messages until cancelled; owned by the app's lifespan."""
         while True:
-            await self._has_channels.wait()
             try:
+                await self._unsubscribe_left()
+                await self._has_channels.wait()
                 message = await self._pubsub.get_message(timeout=1.0)
             except (RedisError, OSError) as exc:
                 logger.warning("pub/sub connection lost (%s); reconnecting", type(exc).__name__)
@@ -98,6 +105,11 @@ class ChunkHub:
                     self._has_channels.clear()
                 continue
             self._deliver(message["channel"].decode(), message["data"])
+
+    async def _unsubscribe_left(self) -> None:
+        if self._left:
+            left, self._left = self._left, set()
+            await self._send("UNSUBSCRIBE", *left)
 
     async def _step_in(self) -> None:
         """Connected again (redis-py subscribed it to the channels it knew): subscribe the

@@ -341,6 +341,36 @@ async def test_two_readers_of_one_job_on_one_front_end_both_get_every_chunk(
         assert_seq(await next_within_bound(first, NEVER_S, bound_s=5), 2)
 
 
+async def test_relays_leaving_together_are_unsubscribed_in_one_command(
+    redis: Redis, hub: ChunkHub
+) -> None:
+    """A thousand streams ending within a second or two: one UNSUBSCRIBE for those that left
+    since the hub's last message, not one each."""
+    job_ids = [new_job_id() for _ in range(20)]
+    async with contextlib.AsyncExitStack() as readers:
+        for job_id in job_ids:
+            await readers.enter_async_context(JobReader(redis, hub, job_id))
+    channels = [redis_keys.job_channel(job_id) for job_id in job_ids]
+    async with asyncio.timeout(BOUND_S):
+        while any(count for _, count in await redis.pubsub_numsub(*channels)):  # noqa: ASYNC110  # Redis state: no event to wait on
+            await asyncio.sleep(0.05)
+    stats = await redis.info("commandstats")
+    assert stats["cmdstat_unsubscribe"]["calls"] <= 2
+
+
+async def test_a_job_read_again_as_its_last_reader_leaves_still_gets_live_chunks(
+    redis: Redis, hub: ChunkHub
+) -> None:
+    job_id = new_job_id()
+    publisher = await make_publisher(redis, job_id)
+    async with JobReader(redis, hub, job_id):
+        pass
+    async with JobReader(redis, hub, job_id) as again:
+        await asyncio.sleep(1.5)  # past the hub's next look at the channels left
+        await publish_events(publisher, 1)
+        assert_seq(await next_within_bound(again, NEVER_S, bound_s=5), 1)
+
+
 async def test_relays_subscribing_at_once_on_a_new_hub_all_get_live_chunks(
     redis: Redis, hub: ChunkHub
 ) -> None:
