@@ -77,7 +77,9 @@ def preload() -> None:
 
 
 def reply(message: dict[str, int]) -> None:
-    os.write(1, (json.dumps(message) + "\n").encode())
+    # A client that died reads no more: the zygote goes on to see its stdin end, and kills.
+    with contextlib.suppress(BrokenPipeError):
+        os.write(1, (json.dumps(message) + "\n").encode())
 
 
 class Zygote:
@@ -129,8 +131,7 @@ class Zygote:
         for pidfd in list(self.children):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.children[pidfd][1], signal.SIGKILL)
-            with contextlib.suppress(BrokenPipeError):  # a client that died reads no more
-                self.reap(pidfd)
+            self.reap(pidfd)
 
 
 def become(request: RoleRequest) -> None:
