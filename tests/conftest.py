@@ -74,7 +74,8 @@ def _sse_app_status() -> Iterator[None]:
 
 @dataclass
 class Stack:
-    """A running ccfleet: Redis, front ends and workers as real processes."""
+    """A running ccfleet: Redis, front ends and workers as real processes (the roles forked
+    from this process's role zygote, tests/role_forks.py)."""
 
     redis: EmbeddedRedis
     upstream: FakeUpstream
