@@ -38,6 +38,7 @@ OTHER_VARIABLES = {
     "CCFLEET_TEST_CLAUDE_BIN": "tests/run.sh and tests/conftest.py: the CLI the tests run",
     "CCFLEET_TEST_CODEX_BIN": "tests/run.sh and tests/e2e/test_codex.py: the Codex CLI they run",
     "CCFLEET_TEST_DASHBOARD_SCREENSHOT": "tests/e2e/test_dashboard.py: where to save it",
+    "CCFLEET_TEST_ROLE_FORKS": "tests/role_forks.py: 0 starts roles with python -m, not forks",
 }
 """CCFLEET_ variables that are not settings, yet are set where ccfleet runs: allowed."""
 

@@ -18,6 +18,7 @@ from sse_starlette.sse import AppStatus
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from tests.fakes.upstream import FakeUpstream
 from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until
+from tests.role_forks import shared_role_forks
 
 if TYPE_CHECKING:
     from tests.sdk import SdkClients
@@ -73,7 +74,8 @@ def _sse_app_status() -> Iterator[None]:
 
 @dataclass
 class Stack:
-    """A running ccfleet: Redis, front ends and workers as real processes."""
+    """A running ccfleet: Redis, front ends and workers as real processes (the roles forked
+    from this process's role zygote, tests/role_forks.py)."""
 
     redis: EmbeddedRedis
     upstream: FakeUpstream
@@ -128,7 +130,10 @@ class Stack:
     def add_worker(self, **env: str) -> ManagedProcess:
         index = len(self.workers)
         worker = ManagedProcess(
-            ["worker"], env=self.env(**env), log_path=self.root / f"worker{index}.log"
+            ["worker"],
+            env=self.env(**env),
+            log_path=self.root / f"worker{index}.log",
+            forks=shared_role_forks(),
         )
         self.workers.append(worker)
         return worker
@@ -140,6 +145,7 @@ class Stack:
             ["api", "--port", str(port)],
             env=self.env(**env),
             log_path=self.root / f"api{index}.log",
+            forks=shared_role_forks(),
         )
         self.apis.append(api)
         self.api_urls.append(f"http://127.0.0.1:{port}")

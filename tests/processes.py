@@ -12,31 +12,57 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 
+from tests.role_forks import RoleForks
 from tests.waiting import wait_until as wait_until  # re-exported: callers import it from here
+
+
+class RoleProcess(Protocol):
+    """What tests use of a role's process: a Popen, or a child of the role zygote."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def returncode(self) -> int | None: ...
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def send_signal(self, sig: int) -> None: ...
+    def kill(self) -> None: ...
 
 
 class ManagedProcess:
     """A ccfleet process (`python -m ccfleet ROLE`) with its output in a log file."""
 
     def __init__(
-        self, args: list[str], *, env: dict[str, str], log_path: Path, module: str = "ccfleet"
+        self,
+        args: list[str],
+        *,
+        env: dict[str, str],
+        log_path: Path,
+        module: str = "ccfleet",
+        forks: RoleForks | None = None,
     ) -> None:
-        """`module`: another entry point run the same way (a bench's instrumented front end)."""
+        """`module`: another entry point run the same way (a bench's instrumented front end).
+        `forks`: forked from that zygote when it can serve `env` (tests/role_forks.py), else
+        started with `python -m`."""
         self.log_path = log_path
         self._log = log_path.open("ab")
         self._terminated = False
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.proc: RoleProcess
+        if forks is not None and forks.can_serve(env):
+            self.proc = forks.spawn(module, args, env, log_path)
+        else:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", module, *args],
+                env=env,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     @property
     def pid(self) -> int:
