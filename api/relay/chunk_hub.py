@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -34,11 +34,19 @@ _RECONNECT_DELAY_S = 0.5
 
 
 class LiveQueue(asyncio.Queue[bytes]):
-    """One relay's live messages; `overflowed` once one was dropped for want of room."""
+    """One relay's live messages; `overflowed` once one was dropped for want of room;
+    `on_arrival`, if set, is called once, when the next message is queued."""
 
     def __init__(self) -> None:
         super().__init__(maxsize=_QUEUE_SIZE)
         self.overflowed = False
+        self.on_arrival: Callable[[], object] | None = None
+
+    def put_nowait(self, item: bytes) -> None:
+        super().put_nowait(item)
+        if self.on_arrival is not None:
+            arrived, self.on_arrival = self.on_arrival, None
+            arrived()
 
 
 class ChunkHub:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Iterator
 from types import TracebackType
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -58,6 +60,19 @@ class JobReader:
     def is_dry(self) -> bool:
         """Whether nothing has arrived that `next_chunk` would return or look at."""
         return not self._pending and (self._live is None or self._live.empty())
+
+    @contextlib.contextmanager
+    def interrupting(self, task: asyncio.Future[Any]) -> Iterator[None]:
+        """`task` is cancelled if a live message arrives while the block runs (a wait that a
+        chunk makes pointless: a quiet check's read)."""
+        assert self._live is not None
+        if not self._live.empty():
+            task.cancel()
+        self._live.on_arrival = task.cancel
+        try:
+            yield
+        finally:
+            self._live.on_arrival = None
 
     async def next_chunk(self, wait_s: float) -> Chunk | None:
         """The chunk after the last one returned, or None if none came within `wait_s`

@@ -217,10 +217,20 @@ class JobRelay:
 
     async def _quiet_check(self) -> Chunk | None:
         """The chunk the journal held if its live message was lost; raise if the job ended
-        without an answer."""
-        quiet = await self._watch.check(
-            self.reader.job_id, after_seq=self.reader.known_seq, still_quiet=self.reader.is_dry
+        without an answer. A chunk that arrives while the check's read waits (for the other
+        relays' reads it shares a round trip with) ends the check: it goes out at once."""
+        job_id, after_seq = self.reader.job_id, self.reader.known_seq
+        reading = asyncio.ensure_future(
+            self._watch.read(job_id, after_seq=after_seq, still_quiet=self.reader.is_dry)
         )
+        with self.reader.interrupting(reading):
+            try:
+                read = await reading
+            except asyncio.CancelledError:
+                if _cancelling():  # the relay itself is being cancelled
+                    raise
+                return await self.reader.next_chunk(0)  # the chunk that came; quiet again later
+        quiet = await self._watch.judge(job_id, after_seq=after_seq, read=read)
         # Due until it succeeds: a check Redis failed is tried again at once (outlasting_outage's
         # retries), so an outage is timed from its first failure across a stream's pings.
         self._check_at = None
@@ -235,6 +245,11 @@ class JobRelay:
         while not self.finished:
             builder.apply((await self.next_chunk()).data)
         return builder.message
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def _ended(lease: Callable[[], Awaitable[None]] | None) -> None:

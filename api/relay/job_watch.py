@@ -64,6 +64,11 @@ class _QuietAsk:
         }
 
 
+QuietRead = tuple[list[bytes], list[Any], int]
+"""A quiet check's read: the journal's chunks after the relay's last (raw), the job's record
+fields (JobState.FIELDS, raw), and whether its worker lives (1) or not (0)."""
+
+
 @dataclass(frozen=True)
 class QuietCheck:
     journal: list[bytes]
@@ -101,7 +106,21 @@ class JobWatch:
         """Raise if the job cannot answer any more; else what the journal holds after
         `after_seq` and whether the job lives. A job no longer quiet when the check is sent
         (`still_quiet` false: a chunk came while it waited for others) lives: nothing is read."""
-        read = await self._quiet_reads(_QuietAsk(job_id, after_seq, still_quiet))
+        read = await self.read(job_id, after_seq=after_seq, still_quiet=still_quiet)
+        return await self.judge(job_id, after_seq=after_seq, read=read)
+
+    async def read(
+        self, job_id: str, *, after_seq: int, still_quiet: Callable[[], bool] = lambda: True
+    ) -> QuietRead | None:
+        """`check`'s read, in a round trip shared with other relays' (waiting for them a
+        moment): safe to cancel, the others' reads go on without it. None if the job was no
+        longer quiet when it was sent."""
+        read: QuietRead | None = await self._quiet_reads(_QuietAsk(job_id, after_seq, still_quiet))
+        return read
+
+    async def judge(self, job_id: str, *, after_seq: int, read: QuietRead | None) -> QuietCheck:
+        """`check` from its `read`: raise if the job cannot answer any more (re-queueing or
+        cancelling it as its state says), else what the journal holds and whether it lives."""
         if read is None:
             return QuietCheck([], lives=True)
         chunks, raw_state, worker_alive = read

@@ -205,6 +205,37 @@ async def test_a_lost_live_chunk_is_read_from_the_journal_when_the_stream_goes_q
         await relay.close()
 
 
+async def test_a_chunk_that_comes_while_its_relays_quiet_check_waits_goes_out_at_once(
+    redis: Redis, hub: ChunkHub, job_queue: JobQueue
+) -> None:
+    # A chunk a second and a check a second after the last chunk (the bench's streams, and
+    # any answer pausing about check_s): checks start just as chunks come. The check waits
+    # for other relays' checks (here: all but for ever); the chunk must not wait with it.
+    job_id = new_job_id()
+    publisher = await make_publisher(redis, job_id)
+    relay = JobRelay(
+        redis,
+        JobReader(redis, hub, job_id),
+        job_queue,
+        JobWatch(redis, job_queue, Settings(redis_url="redis://unused", journal_check_s=3600)),
+        DetachedJobs(redis, job_queue, redis_outage_s=1),
+        check_interval_s=0.1,
+        redis_outage_s=1,
+    )
+    await relay.open()
+    try:
+        await publish_events(publisher, 1)
+        async with asyncio.timeout(BOUND_S):
+            assert_seq(await relay.next_chunk(), 1)
+            waiting = asyncio.create_task(relay.next_chunk())
+            await asyncio.sleep(0.5)  # past check_interval_s: its check is waiting
+            await publish_events(publisher, 1)
+            assert_seq(await waiting, 2)
+        relay.finished = True  # the test's job: nothing to cancel when it detaches
+    finally:
+        await relay.close()
+
+
 async def test_a_reader_that_falls_far_behind_still_gets_every_chunk_exactly_once(
     redis: Redis, hub: ChunkHub
 ) -> None:
