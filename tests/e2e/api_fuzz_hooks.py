@@ -8,6 +8,8 @@ kept: they must still be refused, never a 500). Each rule names where the server
 
 from __future__ import annotations
 
+import ast
+import threading
 from collections import Counter
 from typing import Any
 
@@ -25,6 +27,22 @@ from schemathesis.hooks import HookContext
 from shared.wire.json_limits import INT_MAX, INT_MIN, check_json_limits
 
 AnyCase = Case[Any]  # a case of any operation
+
+# CPython 3.11 keeps the AST constructor's recursion depth per interpreter, not per thread
+# (python/cpython#106905): two threads in ast.parse at once can fail one of them with "AST
+# constructor recursion depth mismatch". Schemathesis's two workers do that when Hypothesis
+# describes the lambdas of their filters (seen in 2 of ~10 whole-suite runs, 2026-12-07): one at
+# a time, then. Parsing is a sliver of a case's cost; the second worker still overlaps the waits.
+_ast_parse = ast.parse
+_one_parse_at_a_time = threading.Lock()
+
+
+def _parse_alone(*args: Any, **kwargs: Any) -> Any:
+    with _one_parse_at_a_time:
+        return _ast_parse(*args, **kwargs)
+
+
+ast.parse = _parse_alone
 
 _NAMED_TOOL_PATHS = frozenset({"/v1/messages", "/v1/chat/completions"})
 _PAGED_PATHS = frozenset({"/v1/models", "/v1/messages/batches"})
