@@ -19,6 +19,7 @@ from openai.types.responses import Response, ResponseInputParam, ToolParam
 from openai.types.responses.response_input_param import ItemReference
 from redis.asyncio import Redis
 
+from api.telemetry.request_stats_writer import PAUSE_S
 from shared.telemetry.request_stats import read_request_stats
 from tests import client_keys
 from tests.conftest import Stack
@@ -717,7 +718,17 @@ def ttft_samples(stack: Stack) -> int:
     return asyncio.run(read())
 
 
+def settled_ttft_samples(stack: Stack) -> int:
+    """`ttft_samples` once the front end has written what the module's earlier requests added:
+    its writer pauses PAUSE_S after each write, gathering the outcomes that end meanwhile."""
+    previous, current = -1, ttft_samples(stack)
+    while current != previous:
+        time.sleep(PAUSE_S + 0.5)
+        previous, current = current, ttft_samples(stack)
+    return current
+
+
 def test_a_response_counts_in_the_dashboards_figures(stack: Stack, oai: openai.OpenAI) -> None:
-    before = ttft_samples(stack)
+    before = settled_ttft_samples(stack)
     oai.responses.create(model=MODEL, input="Hi")
     wait_until(lambda: ttft_samples(stack) == before + 1, 10, "the request to be recorded")
