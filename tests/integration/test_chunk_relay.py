@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -91,6 +92,36 @@ async def next_within_bound(
 ) -> Chunk | None:
     async with asyncio.timeout(bound_s):
         return await reader.next_chunk(wait_s)
+
+
+@contextlib.asynccontextmanager
+async def relay_of(
+    redis: Redis,
+    hub: ChunkHub,
+    job_queue: JobQueue,
+    job_id: str,
+    *,
+    check_interval_s: float,
+    watch_settings: Settings | None = None,
+) -> AsyncIterator[JobRelay]:
+    """A relay of the test's job, opened; closed after it, as finished if the block ended
+    well (the test's job: nothing to cancel when it detaches)."""
+    watch = JobWatch(redis, job_queue, watch_settings or Settings(redis_url="redis://unused"))
+    relay = JobRelay(
+        redis,
+        JobReader(redis, hub, job_id),
+        job_queue,
+        watch,
+        DetachedJobs(redis, job_queue, redis_outage_s=1),
+        check_interval_s=check_interval_s,
+        redis_outage_s=1,
+    )
+    await relay.open()
+    try:
+        yield relay
+        relay.finished = True
+    finally:
+        await relay.close()
 
 
 def assert_numbered(chunks: list[Chunk], first: int, last: int) -> None:
@@ -183,26 +214,12 @@ async def test_a_lost_live_chunk_is_read_from_the_journal_when_the_stream_goes_q
     await redis.hset(redis_keys.job_record(job_id), "worker", "w-live")  # type: ignore[misc]  # redis-py 5 types it sync-or-async
     live = WorkerState(worker_id="w-live", host="test", account="a", slots=1, cli_version="x")
     await beat(redis, live, ttl_s=60)
-    settings = Settings(redis_url="redis://unused")
-    relay = JobRelay(
-        redis,
-        JobReader(redis, hub, job_id),
-        job_queue,
-        JobWatch(redis, job_queue, settings),
-        DetachedJobs(redis, job_queue, redis_outage_s=1),
-        check_interval_s=0.2,
-        redis_outage_s=1,
-    )
-    await relay.open()
-    try:
+    async with relay_of(redis, hub, job_queue, job_id, check_interval_s=0.2) as relay:
         await publish_events(publisher, 1)
         async with asyncio.timeout(BOUND_S):
             assert_seq(await relay.next_chunk(), 1)
             await write_to_journal_only(redis, job_id, publisher)  # chunk 2, nothing live after it
             assert_seq(await relay.next_chunk(), 2)
-        relay.finished = True  # the test's job: nothing to cancel when it detaches
-    finally:
-        await relay.close()
 
 
 async def test_a_chunk_that_comes_while_its_relays_quiet_check_waits_goes_out_at_once(
@@ -213,17 +230,10 @@ async def test_a_chunk_that_comes_while_its_relays_quiet_check_waits_goes_out_at
     # for other relays' checks (here: all but for ever); the chunk must not wait with it.
     job_id = new_job_id()
     publisher = await make_publisher(redis, job_id)
-    relay = JobRelay(
-        redis,
-        JobReader(redis, hub, job_id),
-        job_queue,
-        JobWatch(redis, job_queue, Settings(redis_url="redis://unused", journal_check_s=3600)),
-        DetachedJobs(redis, job_queue, redis_outage_s=1),
-        check_interval_s=0.1,
-        redis_outage_s=1,
-    )
-    await relay.open()
-    try:
+    watch_settings = Settings(redis_url="redis://unused", journal_check_s=3600)
+    async with relay_of(
+        redis, hub, job_queue, job_id, check_interval_s=0.1, watch_settings=watch_settings
+    ) as relay:
         await publish_events(publisher, 1)
         async with asyncio.timeout(BOUND_S):
             assert_seq(await relay.next_chunk(), 1)
@@ -231,9 +241,6 @@ async def test_a_chunk_that_comes_while_its_relays_quiet_check_waits_goes_out_at
             await asyncio.sleep(0.5)  # past check_interval_s: its check is waiting
             await publish_events(publisher, 1)
             assert_seq(await waiting, 2)
-        relay.finished = True  # the test's job: nothing to cancel when it detaches
-    finally:
-        await relay.close()
 
 
 async def test_a_reader_that_falls_far_behind_still_gets_every_chunk_exactly_once(
