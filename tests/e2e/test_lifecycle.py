@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 import httpx
@@ -25,9 +26,14 @@ def test_a_client_disconnect_kills_the_cli_within_a_second(stack: Stack, stream:
     body = {"model": MODEL, "max_tokens": 50, "messages": HELLO, "stream": stream}
     if stream:
         with httpx.stream("POST", f"{stack.url}/v1/messages", json=body, timeout=30) as response:
-            for line in response.iter_lines():
+            # Held until the block ends: httpx closes the connection when the line iterator is
+            # finalized, which after a `break` is at the next garbage collection (so the test
+            # collects now: a client that left too soon fails it every time, not now and then).
+            lines = response.iter_lines()
+            for line in lines:
                 if line == "event: message_start":
                     break
+            gc.collect()
             assert stack.clis(), "the CLI runs while its client is there"
     else:  # no byte comes before the answer: leave once the CLI has reached the upstream
         with held_post(stack.url, "/v1/messages", body):
