@@ -6,10 +6,15 @@ and every answer must be one the document declares (status, content type, header
 All of schemathesis's checks run, `positive_data_acceptance` too: a request valid by the
 document is never refused as malformed. The document states the limits JSON Schema can
 (api/openapi.py); tests/e2e/api_fuzz_hooks.py drops the valid cases breaking the few it cannot.
-Each auth mode runs three phases, schema-valid and schema-violating cases: the document's
+With auth off it runs three phases, schema-valid and schema-violating cases: the document's
 examples, the coverage phase (the edges of every keyword and every undeclared method of each
 operation) and fuzzing (random cases: CONFIG's max-examples per operation): some 5,000
-cases, with the checks of every answer (status, content type, headers, body)."""
+cases, with the checks of every answer (status, content type, headers, body). With auth on
+it runs the examples and fuzzing, some 350 cases: each passes the key gate, then meets the same
+validation that the coverage phase already proved edge by edge with auth off, and schemathesis's
+`ignored_auth` check sends each operation's first success again without the key and with a
+wrong one (a 401 is due). The coverage phase with
+auth on took 28 of that mode's 48 s (2026-12-07) and proved nothing the mode off did not."""
 
 from __future__ import annotations
 
@@ -80,7 +85,9 @@ async def new_admin_key(stack: Stack) -> str:
     return secret
 
 
-def fuzz(stack: Stack, tmp_path: Path, *headers: str) -> subprocess.CompletedProcess[str]:
+def fuzz(
+    stack: Stack, tmp_path: Path, *headers: str, phases: str = "examples,coverage,fuzzing"
+) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)
     header_options = [option for header in headers for option in ("-H", header)]
@@ -90,7 +97,7 @@ def fuzz(stack: Stack, tmp_path: Path, *headers: str) -> subprocess.CompletedPro
             *("--config-file", str(config), "run", f"{stack.url}/openapi.json"),
             *("--checks", "all"),
             *("--workers", "2", "--seed", "17"),
-            *("--phases", "examples,coverage,fuzzing", "--no-color"),
+            *("--phases", phases, "--no-color"),
             # Hypothesis's too_slow health check times the drawing of cases against the wall
             # clock: on a loaded machine it failed POST /v1/messages, whose schema is large, with
             # no request sent. How fast cases are drawn is not what this test proves.
@@ -169,10 +176,14 @@ def test_no_input_reaches_a_500_and_every_answer_is_one_the_document_declares(
     make_stack: StackFactory, tmp_path: Path, auth: str
 ) -> None:
     stack = front_end(make_stack, auth)
-    headers = [f"x-api-key: {asyncio.run(new_admin_key(stack))}"] if auth == "on" else []
-    run = fuzz(stack, tmp_path, *headers)
+    if auth == "on":
+        key = asyncio.run(new_admin_key(stack))
+        run = fuzz(stack, tmp_path, f"x-api-key: {key}", phases="examples,fuzzing")
+    else:
+        run = fuzz(stack, tmp_path)
     assert run.returncode == 0, run.stdout[-20_000:] + run.stderr[-4_000:]
     counts = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
     assert counts is not None, run.stdout[-4_000:]
     generated, passed = int(counts[1]), int(counts[2])
-    assert generated == passed >= 1_000, run.stdout[-4_000:]  # it did send the requests
+    least = 300 if auth == "on" else 4_000  # it did send the requests
+    assert generated == passed >= least, run.stdout[-4_000:]
