@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import pytest
 from sse_starlette.sse import AppStatus
 
-from ccfleet.embedded_redis import EmbeddedRedis, free_port
+from ccfleet.embedded_redis import EmbeddedRedis
 from tests.fakes.upstream import FakeUpstream
-from tests.processes import ManagedProcess, cli_processes, http_ok, wait_until
+from tests.processes import ManagedProcess, PortReservations, cli_processes, http_ok, wait_until
 from tests.role_forks import shared_role_forks
 
 if TYPE_CHECKING:
@@ -84,6 +84,7 @@ class Stack:
     api_urls: list[str] = field(default_factory=list)
     apis: list[ManagedProcess] = field(default_factory=list)
     workers: list[ManagedProcess] = field(default_factory=list)
+    ports: PortReservations = field(default_factory=PortReservations)
 
     def __post_init__(self) -> None:
         for private in ("claude-config", "home"):  # CLAUDE_CONFIG_DIR and HOME in env()
@@ -139,7 +140,7 @@ class Stack:
         return worker
 
     def add_api(self, **env: str) -> ManagedProcess:
-        port = free_port()
+        port = self.ports.take()
         index = len(self.apis)
         api = ManagedProcess(
             ["api", "--port", str(port)],
@@ -174,6 +175,7 @@ class Stack:
             process.terminate()
         for process in processes:
             process.stop()
+        self.ports.release()
 
     def logs(self) -> str:
         return "\n".join(

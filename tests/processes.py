@@ -34,6 +34,31 @@ class RoleProcess(Protocol):
     def kill(self) -> None: ...
 
 
+class PortReservations:
+    """Free loopback ports, each held (bound, SO_REUSEADDR, not listening) until `release`:
+    a port handed out twice would start two servers on it, and the second's bind would fail.
+    Asking the kernel for a free port and closing the socket can give the same port again at
+    once (2 in 20,000 calls here), and other processes can take it meanwhile; while a port is
+    held, the kernel gives it to no other bind to port 0, and the server it was reserved for
+    binds and listens on it all the same (it sets SO_REUSEADDR, as uvicorn does)."""
+
+    def __init__(self) -> None:
+        self._held: list[socket.socket] = []
+
+    def take(self) -> int:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self._held.append(sock)
+        port: int = sock.getsockname()[1]
+        return port
+
+    def release(self) -> None:
+        for sock in self._held:
+            sock.close()
+        self._held.clear()
+
+
 class ManagedProcess:
     """A ccfleet process (`python -m ccfleet ROLE`) with its output in a log file."""
 
