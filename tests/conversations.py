@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import redis
 
 from shared.broker import redis_keys
+from tests import loopback
 from tests.conftest import Stack
 
 MODEL = "claude-sonnet-4-6"
@@ -52,7 +52,7 @@ def streamed_job(stack: Stack, path: str, body: dict[str, Any], failure: str) ->
     """POST a streaming request and read its stream to the end; the job id its events carry.
     A `failure` line in the stream fails the test."""
     job_id = ""
-    with httpx.stream("POST", f"{stack.url}{path}", json=body, timeout=30) as response:
+    with loopback.stream("POST", f"{stack.url}{path}", json=body, timeout=30) as response:
         assert response.status_code == 200, response.read()
         for line in response.iter_lines():
             if line.startswith("id:") and not job_id:
@@ -74,7 +74,7 @@ def worker_of(stack: Stack, job_id: str) -> str:
 
 
 def fleet(stack: Stack) -> dict[str, Any]:
-    body: dict[str, Any] = httpx.get(f"{stack.url}/v1/fleet", timeout=5).json()
+    body: dict[str, Any] = loopback.get(f"{stack.url}/v1/fleet", timeout=5).json()
     return body
 
 

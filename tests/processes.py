@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from tests import loopback
 from tests.role_forks import RoleForks
 from tests.waiting import wait_until as wait_until  # re-exported: callers import it from here
 
@@ -121,7 +122,7 @@ class ManagedProcess:
 
 def http_ok(url: str) -> bool:
     try:
-        return httpx.get(url, timeout=1.0).status_code == 200
+        return loopback.get(url, timeout=1.0).status_code == 200
     except httpx.HTTPError:
         return False
 

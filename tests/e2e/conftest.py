@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import anthropic
-import httpx
 import pytest
 
 from ccfleet.embedded_redis import EmbeddedRedis
-from tests import client_keys
+from tests import client_keys, loopback
 from tests.conftest import Stack
 from tests.fakes.upstream import FakeUpstream, Reply
 from tests.processes import wait_until
@@ -132,7 +131,7 @@ class BothPaths:
 
     def resident_hits(self) -> int:
         headers = {"authorization": f"Bearer {self.admin_key}"}
-        fleet = httpx.get(f"{self.resident.url}/v1/fleet", headers=headers, timeout=5).json()
+        fleet = loopback.get(f"{self.resident.url}/v1/fleet", headers=headers, timeout=5).json()
         return sum(worker["resident_hits"] for worker in fleet["workers"])
 
 

@@ -31,7 +31,7 @@ from prometheus_client.samples import Sample
 
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from shared.access.ledger import next_month_start
-from tests import client_keys
+from tests import client_keys, loopback
 from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import ErrorReply, FakeUpstream, RecordedRequest, TextReply
 from tests.processes import ManagedProcess, http_ok, wait_until
@@ -119,7 +119,7 @@ def admin_secret(access_stack: Stack) -> str:
 
 
 def usage_rows(stack: Stack, admin: str, by: str = "key") -> dict[str, dict[str, Any]]:
-    reply = httpx.get(
+    reply = loopback.get(
         f"{stack.url}/v1/usage", params={"by": by}, headers={"x-api-key": admin}, timeout=10
     )
     assert reply.status_code == 200, reply.text
@@ -210,10 +210,10 @@ def test_a_missing_or_wrong_key_is_401_in_each_apis_own_shape(
             sdk_clients.openai_client(url, "sk-ccf-wrong").chat.completions.create(
                 model=MODEL, messages=[]
             )
-    missing = httpx.post(f"{stack.url}/v1/messages", json={}, timeout=10)
+    missing = loopback.post(f"{stack.url}/v1/messages", json={}, timeout=10)
     assert missing.status_code == 401
     assert missing.json()["error"]["type"] == "authentication_error"
-    openai_missing = httpx.post(f"{stack.url}/v1/chat/completions", json={}, timeout=10)
+    openai_missing = loopback.post(f"{stack.url}/v1/chat/completions", json={}, timeout=10)
     assert openai_missing.status_code == 401
     assert openai_missing.json()["error"]["code"] == "invalid_api_key"
     assert "type" not in openai_missing.json()  # OpenAI's shape, not Anthropic's
@@ -258,11 +258,11 @@ def test_a_revoked_key_is_refused_by_every_front_end_from_the_next_request_on(
 def test_fleet_and_usage_need_an_admin_key(stack: Stack, admin_secret: str) -> None:
     member = create_key(stack, "member")
     for path in ("/v1/fleet", "/v1/usage"):
-        assert httpx.get(f"{stack.url}{path}", timeout=10).status_code == 401
-        refused = httpx.get(f"{stack.url}{path}", headers={"x-api-key": member}, timeout=10)
+        assert loopback.get(f"{stack.url}{path}", timeout=10).status_code == 401
+        refused = loopback.get(f"{stack.url}{path}", headers={"x-api-key": member}, timeout=10)
         assert refused.status_code == 403
         assert refused.json()["error"]["type"] == "permission_error"
-        allowed = httpx.get(
+        allowed = loopback.get(
             f"{stack.api_urls[1]}{path}",
             headers={"authorization": f"Bearer {admin_secret}"},
             timeout=10,
@@ -300,7 +300,7 @@ def test_concurrent_requests_count_on_every_front_end_until_the_reply_ends(
     upstream.enqueue(TextReply("slow " * 200, delay_s=0.2, chunk_chars=4))
     headers = {"x-api-key": secret, "anthropic-version": "2023-06-01"}
     body = {"model": MODEL, "max_tokens": 64, "messages": HELLO, "stream": True}
-    with httpx.stream(
+    with loopback.stream(
         "POST", f"{stack.api_urls[0]}/v1/messages", json=body, headers=headers, timeout=60
     ) as streaming:
         assert streaming.status_code == 200
@@ -416,7 +416,7 @@ def test_the_ledger_books_what_the_upstream_billed_per_key_model_and_account(
 
 
 def account_spend(stack: Stack, admin: str) -> float:
-    fleet = httpx.get(f"{stack.url}/v1/fleet", headers={"x-api-key": admin}, timeout=10).json()
+    fleet = loopback.get(f"{stack.url}/v1/fleet", headers={"x-api-key": admin}, timeout=10).json()
     (default,) = [a for a in fleet["accounts"] if a["name"] == "default"]
     return float(default["month_usd"])
 
@@ -438,7 +438,7 @@ METRIC_NAMES = {
 
 
 def scrape(url: str, key: str | None = None) -> tuple[str, dict[str, list[Sample]]]:
-    reply = httpx.get(url, headers={"x-api-key": key} if key else {}, timeout=10)
+    reply = loopback.get(url, headers={"x-api-key": key} if key else {}, timeout=10)
     assert reply.status_code == 200, reply.text
     text = reply.text
     families = {family.name: family.samples for family in text_string_to_metric_families(text)}
@@ -497,10 +497,10 @@ def test_front_end_metrics_need_an_admin_key_when_auth_is_on(
     # The metrics name keys and accounts: for the operator's scraper, not for clients.
     client_secret = create_key(stack, "curious")
     for url in stack.api_urls:
-        anonymous = httpx.get(f"{url}/metrics", timeout=10)
+        anonymous = loopback.get(f"{url}/metrics", timeout=10)
         assert anonymous.status_code == 401
         assert anonymous.json()["error"]["type"] == "authentication_error"
-        as_client = httpx.get(f"{url}/metrics", headers={"x-api-key": client_secret}, timeout=10)
+        as_client = loopback.get(f"{url}/metrics", headers={"x-api-key": client_secret}, timeout=10)
         assert as_client.status_code == 403
         assert as_client.json()["error"]["type"] == "permission_error"
         assert "curious" not in anonymous.text + as_client.text
@@ -588,7 +588,7 @@ def test_an_account_over_its_monthly_budget_cools_until_the_month_turns_and_anot
     client.messages.create(model=MODEL, max_tokens=64, messages=HELLO)
 
     def thrifty() -> dict[str, Any]:
-        fleet = httpx.get(f"{fleet_stack.url}/v1/fleet", timeout=10).json()
+        fleet = loopback.get(f"{fleet_stack.url}/v1/fleet", timeout=10).json()
         return next(a for a in fleet["accounts"] if a["name"] == "thrifty")
 
     wait_until(lambda: thrifty()["cooling"], 20, "the account over its budget to cool")
@@ -600,7 +600,7 @@ def test_an_account_over_its_monthly_budget_cools_until_the_month_turns_and_anot
 
     fleet_stack.add_worker(CCFLEET_ACCOUNT="spare")
     wait_until(
-        lambda: len(httpx.get(f"{fleet_stack.url}/v1/fleet", timeout=10).json()["workers"]) == 2,
+        lambda: len(loopback.get(f"{fleet_stack.url}/v1/fleet", timeout=10).json()["workers"]) == 2,
         20,
         "the spare account's worker",
     )
@@ -608,7 +608,7 @@ def test_an_account_over_its_monthly_budget_cools_until_the_month_turns_and_anot
     assert answer.content[0].type == "text"
 
     def requests_by_account() -> dict[str, int]:
-        reply = httpx.get(f"{fleet_stack.url}/v1/usage", params={"by": "account"}, timeout=10)
+        reply = loopback.get(f"{fleet_stack.url}/v1/usage", params={"by": "account"}, timeout=10)
         return {row["account"]: row["requests"] for row in reply.json()["data"]}
 
     wait_until(lambda: len(requests_by_account()) == 2, 20, "the spare account's run booked")
@@ -646,8 +646,8 @@ def test_up_on_loopback_serves_without_keys_and_its_banner_says_so(
         assert stat.S_IMODE(url_file.stat().st_mode) == 0o600
         with redis.Redis.from_url(url_file.read_text()) as client:
             assert client.ping()
-        assert httpx.get(f"{url}/v1/models", timeout=10).status_code == 200
-        assert httpx.get(f"{url}/v1/fleet", timeout=10).status_code == 200
+        assert loopback.get(f"{url}/v1/models", timeout=10).status_code == 200
+        assert loopback.get(f"{url}/v1/fleet", timeout=10).status_code == 200
     finally:
         up.stop()
     assert not (Path(env["HOME"]) / ".cache" / "ccfleet" / "up-redis-url").exists()

@@ -27,7 +27,7 @@ import redis
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.access.ledger import month_of
 from shared.broker import redis_keys
-from tests import client_keys
+from tests import client_keys, loopback
 from tests.conftest import Stack
 from tests.fakes import fake_cli
 from tests.fakes.upstream import FakeUpstream
@@ -109,14 +109,14 @@ def message(max_tokens: int = 64, **extra: Any) -> dict[str, Any]:
 
 
 def post(stack: Stack, secret: str, body: dict[str, Any], **headers: str) -> httpx.Response:
-    return httpx.post(
+    return loopback.post(
         f"{stack.url}/v1/messages", json=body, headers={"x-api-key": secret, **headers}, timeout=30
     )
 
 
 def first_delta_id(stack: Stack, secret: str, body: dict[str, Any], **headers: str) -> str:
     """Open a stream, read it up to its first text delta, leave; the id of that event."""
-    with httpx.stream(
+    with loopback.stream(
         "POST",
         f"{stack.url}/v1/messages",
         json={**body, "stream": True},
@@ -180,7 +180,7 @@ def test_a_client_leaving_inside_its_resume_window_keeps_its_concurrency_lease_u
     assert "concurrent requests" in limit_message(refused)
 
     # Resuming starts no job: the lease it holds is enough. Leaving without a window ends it.
-    with httpx.stream(
+    with loopback.stream(
         "POST",
         f"{stack.url}/v1/messages",
         json={**body, "stream": True},
@@ -247,7 +247,7 @@ def test_a_request_that_cannot_fit_its_tokens_per_minute_is_refused_with_retry_a
 
 def test_the_openai_route_reserves_tokens_per_minute_the_same_way(stack: Stack) -> None:
     secret = create_key(stack, "tpm-one-openai", tpm=1)
-    refused = httpx.post(
+    refused = loopback.post(
         f"{stack.url}/v1/chat/completions",
         json={"model": MODEL, "max_tokens": 128_000, "messages": HELLO},
         headers={"authorization": f"Bearer {secret}"},
@@ -293,7 +293,7 @@ def batch_of(count: int, prefix: str) -> dict[str, Any]:
 
 
 def create_batch(stack: Stack, secret: str, count: int, prefix: str) -> httpx.Response:
-    return httpx.post(
+    return loopback.post(
         f"{stack.url}/v1/messages/batches",
         json=batch_of(count, prefix),
         headers={"x-api-key": secret},
@@ -302,7 +302,7 @@ def create_batch(stack: Stack, secret: str, count: int, prefix: str) -> httpx.Re
 
 
 def batch_counts(stack: Stack, secret: str, batch_id: str) -> dict[str, int]:
-    reply = httpx.get(
+    reply = loopback.get(
         f"{stack.url}/v1/messages/batches/{batch_id}", headers={"x-api-key": secret}, timeout=10
     )
     assert reply.status_code == 200, reply.text
@@ -315,7 +315,7 @@ def ended_results(stack: Stack, secret: str, batch_id: str) -> list[dict[str, An
     wait_until(
         lambda: batch_counts(stack, secret, batch_id)["processing"] == 0, 30, "the batch ended"
     )
-    results = httpx.get(
+    results = loopback.get(
         f"{stack.url}/v1/messages/batches/{batch_id}/results",
         headers={"x-api-key": secret},
         timeout=10,
@@ -332,7 +332,7 @@ def test_batch_requests_wait_for_their_keys_requests_per_minute(stack: Stack) ->
     wait_until(lambda: batch_counts(stack, secret, batch_id)["succeeded"] == 1, 20, "one ran")
     time.sleep(2)  # ten feeder ticks: the other two would have run by now
     counts = batch_counts(stack, secret, batch_id)
-    httpx.post(
+    loopback.post(
         f"{stack.url}/v1/messages/batches/{batch_id}/cancel",
         headers={"x-api-key": secret},
         timeout=10,
@@ -348,7 +348,7 @@ def test_a_batch_request_that_alone_exceeds_its_keys_tokens_per_minute_ends_erro
         {"custom_id": "small", "params": message(max_tokens=64)},
         {"custom_id": "huge", "params": message(max_tokens=128_000)},
     ]
-    created = httpx.post(
+    created = loopback.post(
         f"{stack.url}/v1/messages/batches",
         json={"requests": requests},
         headers={"x-api-key": secret},
@@ -381,7 +381,7 @@ def test_waiting_batch_requests_of_a_revoked_key_end_errored_though_its_name_liv
     # Waiting on the name's minute, they would run under the new key once it passed.
     wait_until(lambda: batch_counts(stack, admin, batch_id)["processing"] == 0, 30, "they ended")
     assert batch_counts(stack, admin, batch_id)["errored"] == 2
-    listed = httpx.get(
+    listed = loopback.get(
         f"{stack.url}/v1/messages/batches", headers={"x-api-key": new_secret}, timeout=10
     )
     assert batch_id not in [batch["id"] for batch in listed.json()["data"]]

@@ -25,13 +25,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis as AsyncRedis
 
 from shared.access.client_keys import KeyLimits, KeyStore
 from shared.settings import Settings
+from tests import loopback
 from tests.conftest import Stack, StackFactory
 from tests.processes import http_ok, wait_until
 
@@ -132,7 +132,7 @@ def front_end(make_stack: StackFactory, auth: str) -> Stack:
 def test_the_document_declares_real_errors_streams_the_batch_body_and_the_key(
     make_stack: StackFactory,
 ) -> None:
-    document = httpx.get(f"{front_end(make_stack, 'on').url}/openapi.json", timeout=30).json()
+    document = loopback.get(f"{front_end(make_stack, 'on').url}/openapi.json", timeout=30).json()
     operations = [op for path in document["paths"].values() for op in path.values()]
     assert all("422" not in op["responses"] for op in operations)
     assert "HTTPValidationError" not in document["components"]["schemas"]
@@ -150,7 +150,7 @@ def test_the_document_declares_real_errors_streams_the_batch_body_and_the_key(
 def test_the_document_states_the_limits_a_valid_request_must_keep(
     make_stack: StackFactory,
 ) -> None:
-    document = httpx.get(f"{front_end(make_stack, 'off').url}/openapi.json", timeout=30).json()
+    document = loopback.get(f"{front_end(make_stack, 'off').url}/openapi.json", timeout=30).json()
     schemas = document["components"]["schemas"]
     max_tokens = schemas["MessagesRequest"]["properties"]["max_tokens"]
     assert (

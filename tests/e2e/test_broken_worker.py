@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from ccfleet.embedded_redis import free_port
+from tests import loopback
 from tests.conftest import Stack, StackFactory
 from tests.e2e.test_fleet import console_env, run_console, wait_for_fleet
 from tests.fakes import fake_cli
@@ -41,7 +42,7 @@ def broken_stack(make_stack: StackFactory, **env: str) -> Stack:
 
 
 def only_worker(stack: Stack) -> dict[str, Any]:
-    worker: dict[str, Any] = httpx.get(f"{stack.url}/v1/fleet", timeout=5).json()["workers"][0]
+    worker: dict[str, Any] = loopback.get(f"{stack.url}/v1/fleet", timeout=5).json()["workers"][0]
     return worker
 
 
@@ -52,7 +53,7 @@ def test_with_no_worker_able_to_serve_a_request_fails_at_once_naming_the_reason(
     path, reason = missing_cli(tmp_path)
     stack = broken_stack(make_stack, CCFLEET_CLAUDE_BIN=path)
     started = time.monotonic()
-    response = httpx.post(
+    response = loopback.post(
         f"{stack.url}/v1/messages", json={**REQUEST, "stream": stream}, timeout=30
     )
     assert time.monotonic() - started < 5
@@ -75,7 +76,7 @@ def test_a_broken_worker_beats_as_broken_and_ready_is_503_naming_why(
         reason,
         "",
     )
-    ready = httpx.get(f"{stack.url}/ready", timeout=5)
+    ready = loopback.get(f"{stack.url}/ready", timeout=5)
     assert ready.status_code == 503
     assert ready.json()["status"] == "no worker can serve"
     assert reason in ready.json()["reason"]
@@ -94,7 +95,7 @@ def test_a_waiting_job_fails_when_the_only_worker_turns_out_broken(
     replies: dict[str, httpx.Response] = {}
 
     def send() -> None:
-        replies["job"] = httpx.post(f"{stack.url}/v1/messages", json=REQUEST, timeout=60)
+        replies["job"] = loopback.post(f"{stack.url}/v1/messages", json=REQUEST, timeout=60)
 
     sender = threading.Thread(target=send)
     sender.start()
@@ -118,8 +119,8 @@ def test_a_worker_rechecks_its_cli_and_serves_once_it_is_logged_in(
 
     fake_cli.write_executable(tmp_path, logged_in=True)
     wait_for_fleet(stack.url, lambda b: b["workers"][0]["state"] == "ready", "a passing check")
-    assert httpx.get(f"{stack.url}/ready", timeout=5).status_code == 200
-    response = httpx.post(f"{stack.url}/v1/messages", json=REQUEST, timeout=30)
+    assert loopback.get(f"{stack.url}/ready", timeout=5).status_code == 200
+    response = loopback.post(f"{stack.url}/v1/messages", json=REQUEST, timeout=30)
     assert response.status_code == 200, response.text
     assert response.json()["content"][0]["text"] == "Hello"
 
@@ -156,7 +157,7 @@ def test_a_cli_gone_between_checks_makes_its_worker_broken_not_a_500(
     assert only_worker(stack)["state"] == "ready"
     claude.unlink()
     started = time.monotonic()
-    response = httpx.post(f"{stack.url}/v1/messages", json=REQUEST, timeout=30)
+    response = loopback.post(f"{stack.url}/v1/messages", json=REQUEST, timeout=30)
     assert time.monotonic() - started < 5
     assert response.status_code == 529, response.text
     assert f"{claude} cannot start" in response.json()["error"]["message"]

@@ -8,10 +8,10 @@ import subprocess
 from typing import Any
 
 import anthropic
-import httpx
 import pytest
 from anthropic.types import CacheControlEphemeralParam, Message, ToolChoiceParam, ToolParam
 
+from tests import loopback
 from tests.conftest import Stack, StackFactory
 from tests.e2e.conftest import MODEL, BothPaths, Endpoint, without_cli_additions
 from tests.fakes.upstream import BlocksReply, Reply, TextBlock, TextReply, ToolUseBlock
@@ -293,7 +293,7 @@ def test_claude_code_itself_runs_an_agent_loop_through_ccfleet_in_a_resident_cli
     assert "ccfleet-tool-ran" in json.dumps(results[0]["content"])
 
     def resident_hits() -> int:
-        workers = httpx.get(f"{stack.url}/v1/fleet", timeout=5).json()["workers"]
+        workers = loopback.get(f"{stack.url}/v1/fleet", timeout=5).json()["workers"]
         return sum(worker["resident_hits"] for worker in workers)
 
     wait_until(lambda: resident_hits() == 2, 10, "two resident turns in the heartbeat")

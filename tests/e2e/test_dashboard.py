@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anthropic
-import httpx
 import pytest
 from anthropic.types import MessageParam
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
@@ -31,6 +30,7 @@ from shared.batches.store import BatchStore, NewBatch, StoredRequest
 from shared.batches.wire import errored, new_batch_id, succeeded
 from shared.fleet.headroom import UsageWindow, mark_slow, record_windows
 from shared.fleet.registry import set_account_cooling
+from tests import loopback
 from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import MidStreamErrorReply, TextReply
 from tests.processes import http_ok, wait_until
@@ -227,7 +227,7 @@ def screenshot_path(tmp_path: Path) -> Path:
 def dashboard_events(url: str) -> list[tuple[str, str]]:
     """(event, data) of one whole GET /dashboard/events stream."""
     events: list[tuple[str, str]] = []
-    with httpx.stream("GET", f"{url}/dashboard/events", timeout=30) as response:
+    with loopback.stream("GET", f"{url}/dashboard/events", timeout=30) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         name, data = "message", ""
@@ -260,7 +260,7 @@ def test_a_dashboard_stream_ends_after_its_lifetime_so_a_draining_front_end_can_
     assert {name for name, _ in events} == {"snapshot"}
     assert json.loads(events[-1][1])["workers"] == []
 
-    with httpx.stream("GET", f"{stack.url}/dashboard/events", timeout=30) as response:
+    with loopback.stream("GET", f"{stack.url}/dashboard/events", timeout=30) as response:
         lines = response.iter_lines()
         assert next(lines).startswith("event: snapshot")  # the dashboard is open
         stack.apis[0].signal(signal.SIGTERM)

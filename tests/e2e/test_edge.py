@@ -29,7 +29,7 @@ from redis.asyncio import Redis as AsyncRedis
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.access.client_keys import KeyStore
 from shared.broker import redis_keys
-from tests import client_keys
+from tests import client_keys, loopback
 from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import FakeUpstream
 from tests.processes import http_ok, wait_until
@@ -99,7 +99,7 @@ def revoke(front_ends: FrontEnds, name: str) -> None:
 
 def create_batch(url: str, secret: str | None = None) -> dict[str, Any]:
     headers = {"x-api-key": secret} if secret else {}
-    reply = httpx.post(
+    reply = loopback.post(
         f"{url}/v1/messages/batches", json=INVALID_ONLY_BATCH, headers=headers, timeout=BOUND_S
     )
     assert reply.status_code == 200, reply.text
@@ -127,10 +127,10 @@ def test_a_new_key_under_a_revoked_keys_name_cannot_see_the_old_keys_batches(
     headers = {"x-api-key": new}
     base = f"{front_ends.keyed}/v1/messages/batches"
     for path in (f"/{batch['id']}", f"/{batch['id']}/results"):
-        reply = httpx.get(base + path, headers=headers, timeout=BOUND_S)
+        reply = loopback.get(base + path, headers=headers, timeout=BOUND_S)
         assert reply.status_code == 404, (path, reply.text)
         assert error_of(reply)["type"] == "not_found_error"
-    listed = httpx.get(base, headers=headers, timeout=BOUND_S).json()
+    listed = loopback.get(base, headers=headers, timeout=BOUND_S).json()
     assert batch["id"] not in [b["id"] for b in listed["data"]]
 
 
@@ -148,7 +148,7 @@ def test_a_key_still_sees_its_own_batches_after_its_limits_change(
             await client.aclose()
 
     asyncio.run(loosen())
-    reply = httpx.get(
+    reply = loopback.get(
         f"{front_ends.keyed}/v1/messages/batches/{batch['id']}/results",
         headers={"x-api-key": secret},
         timeout=BOUND_S,
@@ -166,8 +166,8 @@ def test_a_batch_from_before_key_ids_is_seen_by_admin_keys_only(front_ends: Fron
     finally:
         client.close()
     url = f"{front_ends.keyed}/v1/messages/batches/{batch['id']}"
-    assert httpx.get(url, headers={"x-api-key": secret}, timeout=BOUND_S).status_code == 404
-    assert httpx.get(url, headers={"x-api-key": admin}, timeout=BOUND_S).status_code == 200
+    assert loopback.get(url, headers={"x-api-key": secret}, timeout=BOUND_S).status_code == 404
+    assert loopback.get(url, headers={"x-api-key": admin}, timeout=BOUND_S).status_code == 200
 
 
 # --- ids checked against their pattern -----------------------------------------------------
@@ -184,7 +184,7 @@ def test_a_batch_id_off_its_pattern_is_404_even_when_it_names_a_real_batchs_redi
         ("POST", "/cancel"),
         ("DELETE", ""),
     ):
-        reply = httpx.request(
+        reply = loopback.request(
             method,
             f"{front_ends.open}/v1/messages/batches/{batch['id']}{suffix}{path}",
             headers=JSON,
@@ -196,7 +196,7 @@ def test_a_batch_id_off_its_pattern_is_404_even_when_it_names_a_real_batchs_redi
 
 def test_a_listing_cursor_off_the_batch_id_pattern_is_a_400(front_ends: FrontEnds) -> None:
     for cursor in ("before_id", "after_id"):
-        reply = httpx.get(
+        reply = loopback.get(
             f"{front_ends.open}/v1/messages/batches",
             params={cursor: "msgbatch_x:results"},
             timeout=BOUND_S,
@@ -215,19 +215,19 @@ def test_a_post_that_is_not_application_json_is_415_and_creates_nothing(
 ) -> None:
     headers = {"content-type": content_type} if content_type else {}
     url = f"{front_ends.open}/v1/messages/batches"
-    before = httpx.get(url, timeout=BOUND_S).json()["data"]
-    reply = httpx.post(
+    before = loopback.get(url, timeout=BOUND_S).json()["data"]
+    reply = loopback.post(
         url, content=json.dumps(INVALID_ONLY_BATCH).encode(), headers=headers, timeout=BOUND_S
     )
     assert reply.status_code == 415, reply.text
     assert error_of(reply)["type"] == "invalid_request_error"
-    assert httpx.get(url, timeout=BOUND_S).json()["data"] == before
+    assert loopback.get(url, timeout=BOUND_S).json()["data"] == before
 
 
 def test_a_post_that_is_not_json_is_415_in_openais_shape_on_its_path(
     front_ends: FrontEnds,
 ) -> None:
-    reply = httpx.post(
+    reply = loopback.post(
         f"{front_ends.open}/v1/chat/completions",
         content=b'{"model": "sonnet", "messages": []}',
         headers={"content-type": "text/plain"},
@@ -239,7 +239,7 @@ def test_a_post_that_is_not_json_is_415_in_openais_shape_on_its_path(
 
 
 def test_json_with_a_charset_is_json(front_ends: FrontEnds) -> None:
-    reply = httpx.post(
+    reply = loopback.post(
         f"{front_ends.open}/v1/messages/batches",
         content=json.dumps(INVALID_ONLY_BATCH).encode(),
         headers={"content-type": "application/json; charset=utf-8"},
@@ -256,20 +256,20 @@ def test_with_auth_off_a_host_other_than_a_loopback_name_is_refused(
 ) -> None:
     port = urlsplit(front_ends.open).port
     for path in ("/v1/fleet", "/v1/messages/batches", "/metrics"):
-        reply = httpx.get(
+        reply = loopback.get(
             f"{front_ends.open}{path}", headers={"host": "rebound.example"}, timeout=BOUND_S
         )
         assert reply.status_code == 400, (path, reply.text)
         assert error_of(reply)["type"] == "invalid_request_error"
     for host in (f"localhost:{port}", f"127.0.0.1:{port}", "localhost"):
-        reply = httpx.get(f"{front_ends.open}/v1/fleet", headers={"host": host}, timeout=BOUND_S)
+        reply = loopback.get(f"{front_ends.open}/v1/fleet", headers={"host": host}, timeout=BOUND_S)
         assert reply.status_code == 200, (host, reply.text)
 
 
 def test_probes_answer_whatever_the_host(front_ends: FrontEnds, configured: str) -> None:
     # The kubelet's httpGet probes send the pod's IP as the Host.
     for url in (front_ends.open, configured):
-        reply = httpx.get(f"{url}/health", headers={"host": "10.1.2.3:8080"}, timeout=BOUND_S)
+        reply = loopback.get(f"{url}/health", headers={"host": "10.1.2.3:8080"}, timeout=BOUND_S)
         assert reply.status_code == 200, reply.text
 
 
@@ -283,7 +283,7 @@ def test_with_auth_on_the_allowed_hosts_and_loopback_names_are_served(
         ("localhost", 200),
         ("rebound.example", 400),
     ):
-        reply = httpx.get(
+        reply = loopback.get(
             f"{configured}/v1/models",
             headers={"host": host, "x-api-key": secret},
             timeout=BOUND_S,
@@ -293,7 +293,7 @@ def test_with_auth_on_the_allowed_hosts_and_loopback_names_are_served(
 
 def test_results_url_names_the_allowed_host_the_request_used(front_ends: FrontEnds) -> None:
     port = urlsplit(front_ends.open).port
-    reply = httpx.post(
+    reply = loopback.post(
         f"{front_ends.open}/v1/messages/batches",
         json=INVALID_ONLY_BATCH,
         headers={"host": f"localhost:{port}"},
@@ -301,7 +301,7 @@ def test_results_url_names_the_allowed_host_the_request_used(front_ends: FrontEn
     )
     assert reply.status_code == 200, reply.text
     assert reply.json()["results_url"].startswith(f"http://localhost:{port}/v1/messages/batches/")
-    refused = httpx.post(
+    refused = loopback.post(
         f"{front_ends.open}/v1/messages/batches",
         json=INVALID_ONLY_BATCH,
         headers={"host": "rebound.example"},
@@ -317,7 +317,7 @@ def test_results_url_names_the_allowed_host_the_request_used(front_ends: FrontEn
 def test_a_cross_origin_request_is_403_unless_its_origin_is_allowed(
     front_ends: FrontEnds,
 ) -> None:
-    reply = httpx.post(
+    reply = loopback.post(
         f"{front_ends.open}/v1/messages/batches",
         json=INVALID_ONLY_BATCH,
         headers={"origin": "https://evil.example"},
@@ -325,7 +325,7 @@ def test_a_cross_origin_request_is_403_unless_its_origin_is_allowed(
     )
     assert reply.status_code == 403, reply.text
     assert error_of(reply)["type"] == "permission_error"
-    same_origin = httpx.get(
+    same_origin = loopback.get(
         f"{front_ends.open}/v1/fleet", headers={"origin": front_ends.open}, timeout=BOUND_S
     )
     assert same_origin.status_code == 200, same_origin.text
@@ -335,7 +335,7 @@ def test_an_allowed_origin_gets_cors_headers_and_its_preflight_is_answered(
     front_ends: FrontEnds, configured: str
 ) -> None:
     secret = new_key(front_ends, "cors-check")
-    preflight = httpx.options(
+    preflight = loopback.options(
         f"{configured}/v1/messages",
         headers={
             "origin": ALLOWED_ORIGIN,
@@ -346,14 +346,14 @@ def test_an_allowed_origin_gets_cors_headers_and_its_preflight_is_answered(
     )
     assert preflight.status_code == 200, preflight.text
     assert preflight.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
-    reply = httpx.get(
+    reply = loopback.get(
         f"{configured}/v1/models",
         headers={"origin": ALLOWED_ORIGIN, "x-api-key": secret},
         timeout=BOUND_S,
     )
     assert reply.status_code == 200, reply.text
     assert reply.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
-    refused = httpx.get(
+    refused = loopback.get(
         f"{configured}/v1/models",
         headers={"origin": "https://evil.example", "x-api-key": secret},
         timeout=BOUND_S,
@@ -408,7 +408,7 @@ def test_three_unauthenticated_100_mb_batch_bodies_grow_the_front_end_by_at_most
 ) -> None:
     url = front_ends.add(**KEYED_ENV)  # its own process: no earlier peak hides this one
     api = front_ends.stack.apis[-1]
-    httpx.post(f"{url}/v1/messages/batches", json=INVALID_ONLY_BATCH, timeout=BOUND_S)  # warm
+    loopback.post(f"{url}/v1/messages/batches", json=INVALID_ONLY_BATCH, timeout=BOUND_S)  # warm
     before_kb = _memory_kb(api.pid, "VmHWM")
     host, port = urlsplit(url).hostname, urlsplit(url).port
     assert host is not None and port is not None
@@ -429,7 +429,9 @@ def test_a_key_check_during_a_redis_outage_is_529_overloaded_not_a_500(
     stack = make_stack(workers=0, wait_ready=False, **KEYED_ENV)
     wait_until(lambda: http_ok(f"{stack.url}/health"), BOUND_S, "the front end")
     stack.redis.kill()
-    reply = httpx.get(f"{stack.url}/v1/models", headers={"x-api-key": "sk-ccf-x"}, timeout=BOUND_S)
+    reply = loopback.get(
+        f"{stack.url}/v1/models", headers={"x-api-key": "sk-ccf-x"}, timeout=BOUND_S
+    )
     assert reply.status_code == 529, reply.text
     assert error_of(reply)["type"] == "overloaded_error"
     assert reply.headers["retry-after"] == "1"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import anthropic
-import httpx
 import orjson
 import pytest
 from anthropic.types import MessageParam
 
+from tests import loopback
 from tests.conftest import Stack, module_stack
 from tests.e2e.conftest import MODEL
 from tests.fakes.upstream import ErrorReply, FakeUpstream, MidStreamErrorReply, RecordedRequest
@@ -87,7 +87,7 @@ def test_a_mid_stream_upstream_error_is_an_error_event_not_a_complete_answer(
 ) -> None:
     stack.upstream.enqueue(MidStreamErrorReply("Partial answer that ", "overloaded_error"))
     body = {"model": MODEL, "max_tokens": 50, "messages": HELLO, "stream": True}
-    with httpx.stream("POST", f"{stack.url}/v1/messages", json=body, timeout=60) as response:
+    with loopback.stream("POST", f"{stack.url}/v1/messages", json=body, timeout=60) as response:
         assert response.status_code == 200
         frames = [
             (line.removeprefix("event: "), None)
@@ -153,7 +153,7 @@ def test_the_sdk_raises_on_the_error_event(stack: Stack, client: anthropic.Anthr
 def test_invalid_input_is_a_400_naming_the_field_and_queues_nothing(
     refusing: Stack, payload: dict[str, object], field: str
 ) -> None:
-    response = httpx.post(f"{refusing.url}/v1/messages", json=payload, timeout=10)
+    response = loopback.post(f"{refusing.url}/v1/messages", json=payload, timeout=10)
     assert response.status_code == 400
     body = response.json()
     assert body["type"] == "error"
@@ -164,7 +164,7 @@ def test_invalid_input_is_a_400_naming_the_field_and_queues_nothing(
 
 
 def test_malformed_json_is_a_400(refusing: Stack) -> None:
-    response = httpx.post(
+    response = loopback.post(
         f"{refusing.url}/v1/messages",
         content=b'{"model": "x", "messages": [',
         headers={"content-type": "application/json"},
@@ -185,7 +185,7 @@ def test_an_oversized_body_is_a_413(refusing: Stack) -> None:
             "messages": [{"role": "user", "content": "x" * (33 << 20)}],
         }
     )
-    response = httpx.post(
+    response = loopback.post(
         f"{refusing.url}/v1/messages",
         content=big,
         headers={"content-type": "application/json"},
@@ -196,7 +196,7 @@ def test_an_oversized_body_is_a_413(refusing: Stack) -> None:
 
 
 def test_an_unknown_path_is_a_404_in_the_api_error_shape(refusing: Stack) -> None:
-    response = httpx.get(f"{refusing.url}/v1/nothing-here", timeout=10)
+    response = loopback.get(f"{refusing.url}/v1/nothing-here", timeout=10)
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "not_found_error"
     assert response.headers["request-id"].startswith("req_")

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from ccfleet.embedded_redis import free_port
 from shared.fleet.registry import set_account_cooling
+from tests import loopback
 from tests.conftest import Stack, StackFactory
 from tests.processes import ManagedProcess, wait_until
 
@@ -27,7 +28,7 @@ TTL = {"CCFLEET_HEARTBEAT_TTL_S": "3"}  # short, so a silent worker leaves quick
 
 
 def get_fleet(url: str) -> Fleet:
-    response = httpx.get(f"{url}/v1/fleet", timeout=5)
+    response = loopback.get(f"{url}/v1/fleet", timeout=5)
     assert response.status_code == 200, response.text
     body: Fleet = response.json()
     return body
@@ -177,7 +178,7 @@ def test_a_cooling_account_shows_as_cooling(fleet_stack: Stack) -> None:
 
 def test_the_fleet_is_a_529_when_redis_is_down(fleet_stack: Stack) -> None:
     fleet_stack.redis.kill()
-    response = httpx.get(f"{fleet_stack.url}/v1/fleet", timeout=30)
+    response = loopback.get(f"{fleet_stack.url}/v1/fleet", timeout=30)
     assert response.status_code == 529
     assert response.json()["error"]["type"] == "overloaded_error"
 

@@ -13,6 +13,7 @@ import httpx
 import orjson
 import pytest
 
+from tests import loopback
 from tests.conftest import Stack, module_stack
 from tests.fakes.upstream import FakeUpstream
 
@@ -39,7 +40,7 @@ def front_end(
 
 
 def post_raw(stack: Stack, path: str, raw: bytes) -> httpx.Response:
-    return httpx.post(
+    return loopback.post(
         f"{stack.url}{path}", content=raw, headers={"content-type": "application/json"}, timeout=30
     )
 
@@ -139,7 +140,7 @@ def test_a_custom_id_with_a_trailing_newline_refuses_the_batch(front_end: Stack)
 def test_usage_since_year_one_is_read_from_the_first_day_the_ledger_keeps(
     front_end: Stack,
 ) -> None:
-    response = httpx.get(f"{front_end.url}/v1/usage", params={"since": "0001-01-01"}, timeout=60)
+    response = loopback.get(f"{front_end.url}/v1/usage", params={"since": "0001-01-01"}, timeout=60)
     assert response.status_code == 200, response.text
     first_kept = datetime.now(UTC).date() - timedelta(days=RETENTION_DAYS)
     assert response.json()["since"] in {
@@ -150,7 +151,7 @@ def test_usage_since_year_one_is_read_from_the_first_day_the_ledger_keeps(
 
 @pytest.mark.parametrize("since", ["0", "1700000000", "2026-13-01", "yesterday"])
 def test_usage_since_that_is_not_a_calendar_date_is_a_400(front_end: Stack, since: str) -> None:
-    response = httpx.get(f"{front_end.url}/v1/usage", params={"since": since}, timeout=30)
+    response = loopback.get(f"{front_end.url}/v1/usage", params={"since": since}, timeout=30)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["message"].startswith("since"), response.text
 
@@ -169,7 +170,7 @@ def test_usage_since_that_is_not_a_calendar_date_is_a_400(front_end: Stack, sinc
 def test_a_wrong_method_is_a_405_that_names_the_allowed_ones(
     front_end: Stack, method: str, path: str, allowed: str
 ) -> None:
-    response = httpx.request(method, f"{front_end.url}{path}", timeout=30)
+    response = loopback.request(method, f"{front_end.url}{path}", timeout=30)
     assert response.status_code == 405, response.text
     assert allowed in response.headers.get("allow", ""), response.headers
     assert response.json()["type"] == "error"

@@ -15,6 +15,7 @@ import redis
 
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.broker import redis_keys
+from tests import loopback
 from tests.conftest import Stack, StackFactory, module_stack
 from tests.fakes.upstream import FakeUpstream
 from tests.processes import http_ok, wait_until
@@ -60,7 +61,7 @@ def request(**fields: Any) -> dict[str, Any]:
 def post_raw(
     stack: Stack, raw: bytes, path: str = "/v1/messages", **headers: str
 ) -> httpx.Response:
-    return httpx.post(
+    return loopback.post(
         f"{stack.url}{path}",
         content=raw,
         headers={"content-type": "application/json", **headers},
@@ -243,7 +244,7 @@ def chunks_of(total_bytes: int, *, max_tokens: bool = True) -> Iterator[bytes]:
 
 
 def test_a_chunked_body_over_the_limit_is_a_413(front_end: Stack) -> None:
-    response = httpx.post(
+    response = loopback.post(
         f"{front_end.url}/v1/messages",
         content=chunks_of(33 << 20),  # no Content-Length: sent chunked
         headers={"content-type": "application/json"},
@@ -255,7 +256,7 @@ def test_a_chunked_body_over_the_limit_is_a_413(front_end: Stack) -> None:
 
 
 def test_a_chunked_body_within_the_limit_is_read_whole(front_end: Stack) -> None:
-    response = httpx.post(
+    response = loopback.post(
         f"{front_end.url}/v1/messages/count_tokens",
         content=chunks_of(2 << 20, max_tokens=False),
         headers={"content-type": "application/json"},

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from tests import loopback
 from tests.conftest import Stack, StackFactory
 from tests.e2e.conftest import MODEL
 from tests.fakes.upstream import BlocksReply, HangReply, TextReply, ToolUseBlock
@@ -222,7 +222,7 @@ def test_a_ready_cli_is_as_isolated_as_a_cold_one(
     client.messages.create(model=MODEL, max_tokens=200, messages=hello)  # cold; asks for one
 
     def worker() -> dict[str, Any]:
-        workers: list[dict[str, Any]] = httpx.get(f"{stack.url}/v1/fleet", timeout=5).json()[
+        workers: list[dict[str, Any]] = loopback.get(f"{stack.url}/v1/fleet", timeout=5).json()[
             "workers"
         ]
         return workers[0]
@@ -342,7 +342,7 @@ def test_the_working_directory_the_model_sees_names_neither_the_host_nor_the_wor
     # The CLI's environment message tells the model its working directory, and a client
     # can ask the model to repeat it.
     stack.upstream.enqueue(TextReply(ANSWER))
-    httpx.post(
+    loopback.post(
         f"{stack.url}/v1/messages",
         json={"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "Hi"}]},
         timeout=60,

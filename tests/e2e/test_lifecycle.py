@@ -5,9 +5,9 @@ from __future__ import annotations
 import gc
 import time
 
-import httpx
 import pytest
 
+from tests import loopback
 from tests.conftest import Stack, StackFactory
 from tests.e2e.conftest import MODEL
 from tests.fakes.upstream import HangReply
@@ -25,7 +25,7 @@ def test_a_client_disconnect_kills_the_cli_within_a_second(stack: Stack, stream:
     stack.upstream.enqueue(HangReply(60))
     body = {"model": MODEL, "max_tokens": 50, "messages": HELLO, "stream": stream}
     if stream:
-        with httpx.stream("POST", f"{stack.url}/v1/messages", json=body, timeout=30) as response:
+        with loopback.stream("POST", f"{stack.url}/v1/messages", json=body, timeout=30) as response:
             # Held until the block ends: httpx closes the connection when the line iterator is
             # finalized, which after a `break` is at the next garbage collection (so the test
             # collects now: a client that left too soon fails it every time, not now and then).
@@ -49,11 +49,11 @@ def test_a_client_disconnect_kills_the_cli_within_a_second(stack: Stack, stream:
 def test_health_is_up_and_ready_needs_a_live_worker(make_stack: StackFactory) -> None:
     stack = make_stack(workers=0, wait_ready=False)
     wait_until(lambda: http_ok(f"{stack.url}/health"), 30, "/health")
-    not_ready = httpx.get(f"{stack.url}/ready", timeout=5)
+    not_ready = loopback.get(f"{stack.url}/ready", timeout=5)
     assert not_ready.status_code == 503
     assert not_ready.json()["workers"] == 0
     stack.add_worker()
     stack.wait_ready()
-    assert httpx.get(f"{stack.url}/ready", timeout=5).json()["workers"] == 1
+    assert loopback.get(f"{stack.url}/ready", timeout=5).json()["workers"] == 1
     stack.workers[0].stop()
-    assert httpx.get(f"{stack.url}/ready", timeout=5).status_code == 503
+    assert loopback.get(f"{stack.url}/ready", timeout=5).status_code == 503

@@ -8,11 +8,11 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 
 import anthropic
-import httpx
 import orjson
 import pytest
 from anthropic.types import ImageBlockParam, Message, MessageParam
 
+from tests import loopback
 from tests.conftest import Stack, module_stack
 from tests.e2e.conftest import MODEL, BothPaths, Endpoint, as_blocks, without_cli_additions
 from tests.fakes.upstream import (
@@ -86,7 +86,7 @@ def test_a_stream_has_the_api_event_sequence_and_real_usage(
 def test_the_raw_stream_has_only_named_events_and_pings_while_waiting(stack: Stack) -> None:
     stack.upstream.enqueue(TextReply("slow answer", chunk_chars=4, delay_s=0.8))
     body = {"model": MODEL, "max_tokens": 50, "messages": HELLO, "stream": True}
-    with httpx.stream("POST", f"{stack.url}/v1/messages", json=body, timeout=60) as response:
+    with loopback.stream("POST", f"{stack.url}/v1/messages", json=body, timeout=60) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["request-id"].startswith("req_")

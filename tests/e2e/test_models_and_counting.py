@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import anthropic
-import httpx
 import openai
 import pytest
 
+from tests import loopback
 from tests.conftest import Stack, StackFactory, module_stack
 from tests.e2e.conftest import MODEL
 from tests.fakes.upstream import FakeUpstream, model_object
@@ -85,9 +85,9 @@ def test_the_openai_sdk_lists_and_retrieves_the_same_models(openai_client: opena
 
 
 def test_the_shape_follows_the_anthropic_version_header(stack: Stack) -> None:
-    plain = httpx.get(f"{stack.url}/v1/models").json()
+    plain = loopback.get(f"{stack.url}/v1/models").json()
     assert plain["object"] == "list" and "has_more" not in plain
-    anthropic_shape = httpx.get(
+    anthropic_shape = loopback.get(
         f"{stack.url}/v1/models", headers={"anthropic-version": "2023-06-01"}
     ).json()
     assert "object" not in anthropic_shape and anthropic_shape["has_more"] is False

@@ -18,6 +18,7 @@ from openai.types.chat import (
     ChatCompletionUserMessageParam,
 )
 
+from tests import loopback
 from tests.conftest import Stack, StackFactory, module_stack
 from tests.e2e.conftest import MODEL, BothPaths, Endpoint, as_blocks, without_cli_additions
 from tests.e2e.test_messages import _png_base64
@@ -150,7 +151,7 @@ def test_the_raw_stream_is_unnamed_data_lines_ending_in_done(stack: Stack) -> No
     stack.upstream.enqueue(TextReply("slow answer", chunk_chars=4, delay_s=0.6))
     body = {"model": MODEL, "messages": HELLO, "stream": True}
     url = f"{stack.url}/v1/chat/completions"
-    with httpx.stream("POST", url, json=body, timeout=60) as response:
+    with loopback.stream("POST", url, json=body, timeout=60) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         lines = [line for line in response.iter_lines() if line]
@@ -248,11 +249,11 @@ def test_a_client_going_away_kills_the_cli(own_stack: Stack, stream: bool) -> No
     body = {"model": MODEL, "messages": HELLO, "stream": stream}
     url = f"{own_stack.url}/v1/chat/completions"
     if stream:
-        with httpx.stream("POST", url, json=body, timeout=30) as response:
+        with loopback.stream("POST", url, json=body, timeout=30) as response:
             next(line for line in response.iter_lines() if line.startswith("data: "))
     else:
         with pytest.raises(httpx.ReadTimeout):
-            httpx.post(url, json=body, timeout=httpx.Timeout(3.0))
+            loopback.post(url, json=body, timeout=httpx.Timeout(3.0))
     assert own_stack.upstream.requests, "the CLI had reached the upstream"
     wait_until(
         lambda: not own_stack.clis() and own_stack.upstream.disconnects >= 1,
@@ -284,7 +285,7 @@ def test_invalid_input_is_a_bad_request_naming_the_field(
 
 
 def test_an_unknown_path_under_chat_is_a_404_in_openais_shape(stack: Stack) -> None:
-    response = httpx.get(f"{stack.url}/v1/chat/nothing-here", timeout=10)
+    response = loopback.get(f"{stack.url}/v1/chat/nothing-here", timeout=10)
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "not_found_error"
 

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import openai
 import pytest
 from openai.types.responses import Response, ResponseInputParam, ToolParam
@@ -21,7 +20,7 @@ from redis.asyncio import Redis
 
 from api.telemetry.request_stats_writer import PAUSE_S
 from shared.telemetry.request_stats import read_request_stats
-from tests import client_keys
+from tests import client_keys, loopback
 from tests.conftest import Stack
 from tests.e2e.conftest import (
     MODEL,
@@ -462,7 +461,7 @@ def test_a_mid_stream_error_ends_the_stream_with_response_failed(
     stack.upstream.enqueue(MidStreamErrorReply("Partial answer that ", "overloaded_error"))
     body = {"model": MODEL, "input": "Hi", "stream": True}
     url = f"{stack.url}/v1/responses"
-    with httpx.stream("POST", url, json=body, headers=auth, timeout=60) as response:
+    with loopback.stream("POST", url, json=body, headers=auth, timeout=60) as response:
         assert response.status_code == 200
         data = [json.loads(line[6:]) for line in response.iter_lines() if line[:6] == "data: "]
     assert [event["sequence_number"] for event in data] == list(range(len(data)))
@@ -485,7 +484,7 @@ def test_invalid_input_is_a_bad_request_in_openais_shape_naming_the_field(
     stack: Stack, auth: dict[str, str], fields: dict[str, Any], field: str
 ) -> None:
     body = {"model": MODEL, "input": "Hi", **fields}
-    response = httpx.post(f"{stack.url}/v1/responses", json=body, headers=auth, timeout=10)
+    response = loopback.post(f"{stack.url}/v1/responses", json=body, headers=auth, timeout=10)
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error"
@@ -595,7 +594,7 @@ def test_a_stream_is_resumed_with_last_event_id_without_gaps_or_repeats(
     url = f"{stack.url}/v1/responses"
     first: list[dict[str, Any]] = []
     headers = {**auth, "x-ccfleet-resume-window": "30"}
-    with httpx.stream("POST", url, json=body, headers=headers, timeout=60) as response:
+    with loopback.stream("POST", url, json=body, headers=headers, timeout=60) as response:
         last_id = ""
         for line in response.iter_lines():
             if line.startswith("id: "):
@@ -605,7 +604,7 @@ def test_a_stream_is_resumed_with_last_event_id_without_gaps_or_repeats(
             if sum(event["type"] == "response.output_text.delta" for event in first) >= 3:
                 break
     resume = {**headers, "last-event-id": last_id}
-    with httpx.stream("POST", url, json=body, headers=resume, timeout=60) as response:
+    with loopback.stream("POST", url, json=body, headers=resume, timeout=60) as response:
         assert response.status_code == 200
         rest = [json.loads(line[6:]) for line in response.iter_lines() if line[:6] == "data: "]
     events = first + rest

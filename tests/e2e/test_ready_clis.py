@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from anthropic.types import MessageParam
 
+from tests import loopback
 from tests.conftest import Stack, StackFactory
 from tests.e2e.conftest import as_blocks, without_cli_additions
 from tests.fakes.upstream import BlocksReply, ToolUseBlock
@@ -27,7 +27,9 @@ HISTORY: list[MessageParam] = [
 
 
 def worker_info(stack: Stack) -> dict[str, Any]:
-    workers: list[dict[str, Any]] = httpx.get(f"{stack.url}/v1/fleet", timeout=5).json()["workers"]
+    workers: list[dict[str, Any]] = loopback.get(f"{stack.url}/v1/fleet", timeout=5).json()[
+        "workers"
+    ]
     assert len(workers) == 1
     return workers[0]
 

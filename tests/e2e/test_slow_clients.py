@@ -10,9 +10,9 @@ import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 
+from tests import loopback
 from tests.conftest import Stack, StackFactory
 from tests.processes import http_ok, wait_until
 
@@ -109,7 +109,7 @@ def test_the_header_timeout_times_the_headers_and_not_a_slow_body(
 
 
 def over_the_cap(url: str) -> bool:
-    return httpx.get(f"{url}/health", timeout=5).status_code == 503
+    return loopback.get(f"{url}/health", timeout=5).status_code == 503
 
 
 def test_connections_beyond_the_cap_are_answered_503_overloaded_in_each_apis_shape(
@@ -120,11 +120,11 @@ def test_connections_beyond_the_cap_are_answered_503_overloaded_in_each_apis_sha
         for held in (first, second):
             held.sendall(b"GET /health HTTP/1.1\r\n")  # and no more: the connection stays
         wait_until(lambda: over_the_cap(stack.url), 10, "the third connection refused")
-        refused = httpx.get(f"{stack.url}/health", timeout=5)
+        refused = loopback.get(f"{stack.url}/health", timeout=5)
         assert refused.status_code == 503
         assert refused.headers["retry-after"] == "1"
         assert refused.json()["error"]["type"] == "overloaded_error"
-        chat = httpx.post(
+        chat = loopback.post(
             f"{stack.url}/v1/chat/completions",
             json={"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "Hi"}]},
             timeout=5,

@@ -18,7 +18,7 @@ import redis
 
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.broker import redis_keys
-from tests import client_keys
+from tests import client_keys, loopback
 from tests.conftest import Stack
 from tests.fakes.upstream import FakeUpstream
 from tests.processes import http_ok, wait_until
@@ -56,7 +56,7 @@ def create_key(stack: Stack, name: str, **limits: Any) -> str:
 def leave_unanswered(stack: Stack, secret: str, body: dict[str, Any], **headers: str) -> None:
     """Send a request that queues (no worker takes it), and leave before any answer."""
     with pytest.raises(httpx.ReadTimeout):  # not refused: a refusal answers at once
-        httpx.post(
+        loopback.post(
             f"{stack.url}/v1/messages",
             json=body,
             headers={"x-api-key": secret, **headers},

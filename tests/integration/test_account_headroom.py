@@ -12,11 +12,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import httpx
 from anthropic.types import MessageParam
 from redis.asyncio import Redis
 
 from shared.fleet.headroom import UsageWindow, record_windows
+from tests import loopback
 from tests.conftest import Stack, StackFactory
 from tests.fakes import fake_cli
 from tests.fakes.upstream import (
@@ -104,7 +104,7 @@ def test_accounts_fill_in_drain_order_and_a_conversation_hops_once_past_the_thre
     assert Conversation(stack, sdk_clients, "Something new.").turn() == "bob"
     assert stack.upstream.rejections == 0
 
-    metrics = httpx.get(f"{stack.url}/metrics", timeout=5).text
+    metrics = loopback.get(f"{stack.url}/metrics", timeout=5).text
     assert re.search(
         r'ccfleet_account_utilization\{account="alice",window="five_hour"\} 0\.95', metrics
     )
@@ -227,7 +227,7 @@ def test_a_worker_shows_a_slot_busy_as_soon_as_it_takes_a_job_and_free_as_soon_a
     stack.upstream.set_responder(lambda request: HangReply(until=release))
     body = {"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "Hi."}]}
     client = threading.Thread(
-        target=lambda: httpx.post(f"{stack.url}/v1/messages", json=body, timeout=60)
+        target=lambda: loopback.post(f"{stack.url}/v1/messages", json=body, timeout=60)
     )
     client.start()
     try:

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
-import httpx
 import pytest
 import redis
 from anthropic.types.messages import MessageBatch
 
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.broker import redis_keys
+from tests import loopback
 from tests.conftest import Stack, StackFactory
 from tests.fakes import fake_cli
 from tests.processes import http_ok, wait_until
@@ -231,7 +231,7 @@ def test_two_batches_progress_together(
 
 
 def fleet_workers(stack: Stack) -> list[dict[str, Any]]:
-    workers: list[dict[str, Any]] = httpx.get(f"{stack.url}/v1/fleet").json()["workers"]
+    workers: list[dict[str, Any]] = loopback.get(f"{stack.url}/v1/fleet").json()["workers"]
     return workers
 
 

@@ -24,6 +24,7 @@ from ccfleet.embedded_redis import EmbeddedRedis, free_port
 from shared.broker import redis_keys
 from shared.broker.connection import arq_redis
 from shared.settings import Settings
+from tests import loopback
 from tests.conftest import StackFactory
 from tests.fakes import fake_cli
 from tests.fakes.partition_proxy import PartitionProxy
@@ -67,7 +68,7 @@ def test_a_redis_partition_ends_a_waiting_request_with_a_529_instead_of_hanging(
         replies: list[httpx.Response] = []
 
         def ask() -> None:  # no worker runs: the job waits, its relay polling Redis
-            replies.append(httpx.post(f"{stack.url}/v1/messages", json=HELLO, timeout=120))
+            replies.append(loopback.post(f"{stack.url}/v1/messages", json=HELLO, timeout=120))
 
         asking = threading.Thread(target=ask, daemon=True)
         asking.start()

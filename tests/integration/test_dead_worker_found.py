@@ -14,10 +14,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import anthropic
-import httpx
 import pytest
 from anthropic.types import MessageParam
 
+from tests import loopback
 from tests.conftest import Stack, StackFactory
 from tests.fakes import fake_cli
 from tests.processes import ManagedProcess, wait_until
@@ -43,7 +43,7 @@ def worker_with_cli(stack: Stack, tmp_path: Path, mode: str) -> ManagedProcess:
 
 
 def fleet_size(stack: Stack) -> int:
-    response = httpx.get(f"{stack.url}/v1/fleet", timeout=5)
+    response = loopback.get(f"{stack.url}/v1/fleet", timeout=5)
     return len(response.json()["workers"]) if response.is_success else -1
 
 

@@ -8,7 +8,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from redis import Redis as SyncRedis
@@ -19,6 +18,7 @@ from shared.queue.job_queue import JobQueue
 from shared.stream import journal
 from shared.stream.chunk import Chunk
 from shared.wire.messages import MessagesRequest
+from tests import loopback
 from tests.conftest import StackFactory
 from tests.fakes import fake_cli
 from tests.integration.conftest import FakeWorker, run_claimed
@@ -90,7 +90,7 @@ def test_a_redis_response_error_is_a_500_api_error_with_its_traceback_logged(
     client = SyncRedis.from_url(stack.redis.url)
     try:
         client.config_set("maxmemory", 1)  # every write is now refused: "OOM command not allowed"
-        response = httpx.post(f"{stack.url}/v1/messages", json=HELLO_BODY, timeout=BOUND_S)
+        response = loopback.post(f"{stack.url}/v1/messages", json=HELLO_BODY, timeout=BOUND_S)
     finally:
         client.config_set("maxmemory", 0)
         client.close()
@@ -113,7 +113,7 @@ def test_a_failure_mid_stream_that_is_not_a_fleet_error_ends_in_an_error_event(
     events: list[tuple[str, dict[str, Any]]] = []
     try:
         body = {**HELLO_BODY, "stream": True}
-        with httpx.stream("POST", f"{stack.url}/v1/messages", json=body, timeout=BOUND_S) as r:
+        with loopback.stream("POST", f"{stack.url}/v1/messages", json=body, timeout=BOUND_S) as r:
             assert r.status_code == 200
             name = ""
             for line in r.iter_lines():

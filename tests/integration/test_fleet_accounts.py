@@ -12,10 +12,10 @@ from functools import partial
 from typing import Any
 
 import anthropic
-import httpx
 import pytest
 from anthropic.types import MessageParam
 
+from tests import loopback
 from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import (
     ErrorReply,
@@ -47,7 +47,7 @@ def accounts_stack(make_stack: StackFactory, *accounts: tuple[str, dict[str, str
 
 
 def fleet(stack: Stack) -> dict[str, Any]:
-    body: dict[str, Any] = httpx.get(f"{stack.url}/v1/fleet", timeout=5).json()
+    body: dict[str, Any] = loopback.get(f"{stack.url}/v1/fleet", timeout=5).json()
     return body
 
 
@@ -135,7 +135,7 @@ def test_when_every_account_cools_clients_get_429_until_the_earliest_reset(
     assert error.response.headers["x-should-retry"] == "false"
     assert sorted(token_of(r) for r in stack.upstream.requests) == ["token-alice", "token-bob"]
 
-    later = httpx.post(
+    later = loopback.post(
         f"{stack.url}/v1/messages",
         json={"model": MODEL, "max_tokens": 10, "messages": HELLO},
         timeout=30,
@@ -179,7 +179,7 @@ def _send_in_thread(
     stack: Stack, marker: str, lane: str, results: dict[str, Any]
 ) -> threading.Thread:
     def send() -> None:
-        results[marker] = httpx.post(
+        results[marker] = loopback.post(
             f"{stack.url}/v1/messages",
             json={
                 "model": MODEL,
@@ -278,7 +278,7 @@ def test_a_full_lane_and_a_long_wait_are_529_with_retry_after(make_stack: StackF
     results: dict[str, Any] = {}
     waiting = _send_in_thread(stack, "waits", "interactive", results)
     wait_until(lambda: fleet(stack)["lanes"][0]["waiting"] == 1, 10, "one job waiting")
-    full = httpx.post(
+    full = loopback.post(
         f"{stack.url}/v1/messages",
         json={"model": MODEL, "max_tokens": 10, "messages": HELLO},
         timeout=30,

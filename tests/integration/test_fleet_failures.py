@@ -23,6 +23,7 @@ from anthropic.types import MessageParam
 
 from ccfleet.embedded_redis import EmbeddedRedis
 from shared.broker import redis_keys
+from tests import loopback
 from tests.conftest import Stack, StackFactory
 from tests.fakes.upstream import DelayedReply, RecordedRequest, TextReply
 from tests.processes import ManagedProcess, http_ok, wait_until
@@ -186,7 +187,7 @@ def worker_running_the_cli(stack: Stack) -> ManagedProcess:
 
 
 def worker_states(url: str) -> list[str]:
-    response = httpx.get(f"{url}/v1/fleet", timeout=5)
+    response = loopback.get(f"{url}/v1/fleet", timeout=5)
     return [w["state"] for w in response.json()["workers"]] if response.is_success else []
 
 
@@ -207,7 +208,7 @@ def test_a_worker_killed_mid_stream_ends_the_stream_with_an_error_within_15_seco
 ) -> None:
     stack = make_stack(workers=2)
     stack.upstream.enqueue(slow_text(20, pieces=80))
-    with httpx.stream(
+    with loopback.stream(
         "POST", f"{stack.url}/v1/messages", json=body(stream=True), timeout=STREAM_TIMEOUT
     ) as response:
         assert response.status_code == 200, response.read()
@@ -259,7 +260,7 @@ def test_a_redis_outage_past_the_grace_ends_requests_in_flight_with_an_error_and
     # A grace of 1 s, not the default 5 s: the outage is past it all the same, 4 s sooner.
     stack = make_stack(workers=1, CCFLEET_REDIS_OUTAGE_GRACE_S="1")
     stack.upstream.enqueue(slow_text(20, pieces=80))
-    with httpx.stream(
+    with loopback.stream(
         "POST", f"{stack.url}/v1/messages", json=body(stream=True), timeout=STREAM_TIMEOUT
     ) as response:
         assert response.status_code == 200, response.read()
@@ -331,7 +332,7 @@ def test_sigterm_drains_a_worker_without_cutting_its_stream(make_stack: StackFac
     reply = slow_text(3)
     stack.upstream.enqueue(reply)
     worker = stack.workers[0]
-    with httpx.stream(
+    with loopback.stream(
         "POST", f"{stack.url}/v1/messages", json=body(stream=True), timeout=STREAM_TIMEOUT
     ) as response:
         assert response.status_code == 200, response.read()
@@ -351,7 +352,7 @@ def test_sigterm_lets_a_front_end_finish_its_streams(make_stack: StackFactory) -
     reply = slow_text(3)
     stack.upstream.enqueue(reply)
     api0 = stack.apis[0]
-    with httpx.stream(
+    with loopback.stream(
         "POST", f"{stack.api_urls[0]}/v1/messages", json=body(stream=True), timeout=STREAM_TIMEOUT
     ) as response:
         assert response.status_code == 200, response.read()
@@ -376,7 +377,7 @@ def test_last_event_id_resumes_a_stream_on_another_front_end_with_nothing_missin
     stack = make_stack(workers=1, apis=2)
     reply = slow_text(3)
     stack.upstream.enqueue(reply)
-    with httpx.stream(
+    with loopback.stream(
         "POST",
         f"{stack.api_urls[0]}/v1/messages",
         json=body(stream=True),
@@ -392,7 +393,7 @@ def test_last_event_id_resumes_a_stream_on_another_front_end_with_nothing_missin
         10,
         "the job to go on while no client listens",
     )
-    with httpx.stream(
+    with loopback.stream(
         "POST",
         f"{stack.api_urls[1]}/v1/messages",
         json=body(stream=True),
@@ -415,14 +416,14 @@ def test_resuming_a_stream_whose_client_left_without_a_resume_window_is_an_error
 ) -> None:
     stack = make_stack(workers=1, apis=2)
     stack.upstream.enqueue(slow_text(10, pieces=40))
-    with httpx.stream(
+    with loopback.stream(
         "POST", f"{stack.api_urls[0]}/v1/messages", json=body(stream=True), timeout=STREAM_TIMEOUT
     ) as response:
         first = read_stream(sse_events(response), until=text_deltas(2), timeout_s=15).events
     last_id = [e.id for e in first if e.id][-1]
     wait_until(lambda: no_cli_left(stack), 5, "the job to be cancelled")
     started = time.monotonic()
-    with httpx.stream(
+    with loopback.stream(
         "POST",
         f"{stack.api_urls[1]}/v1/messages",
         json=body(stream=True),

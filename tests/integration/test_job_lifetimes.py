@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from redis import Redis as SyncRedis
@@ -26,6 +25,7 @@ from shared.queue.job import AttemptId
 from shared.queue.job_queue import JobLifetimes, JobQueue
 from shared.settings import Settings
 from shared.wire.messages import MessagesRequest
+from tests import loopback
 from tests.conftest import StackFactory
 from tests.fakes import fake_cli
 from tests.integration.conftest import claim
@@ -84,7 +84,7 @@ def test_a_job_that_waits_longer_than_the_journal_ttl_still_runs(
     replies: dict[str, Any] = {}
 
     def send() -> None:
-        replies["job"] = httpx.post(f"{stack.url}/v1/messages", json=REQUEST, timeout=60)
+        replies["job"] = loopback.post(f"{stack.url}/v1/messages", json=REQUEST, timeout=60)
 
     sender = threading.Thread(target=send)
     sender.start()

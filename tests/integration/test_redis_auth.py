@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 import redis
 
 from ccfleet.embedded_redis import EmbeddedRedis, free_port
+from tests import loopback
 from tests.conftest import StackFactory
 from tests.e2e.test_fleet import children_of, worker_environments
 from tests.fakes.tls_proxy import TlsProxy
@@ -35,7 +35,7 @@ def redis_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
 
 
 def ask(url: str) -> str:
-    response = httpx.post(f"{url}/v1/messages", json=HELLO, timeout=60)
+    response = loopback.post(f"{url}/v1/messages", json=HELLO, timeout=60)
     assert response.status_code == 200, response.text
     return str(response.json()["content"][0]["text"])
 

@@ -4,10 +4,10 @@ Real processes, the real CLI against the fake upstream."""
 
 from __future__ import annotations
 
-import httpx
 import redis
 
 from shared.broker import redis_keys
+from tests import loopback
 from tests.conftest import StackFactory
 from tests.integration.test_fleet_failures import (
     STREAM_TIMEOUT,
@@ -29,7 +29,7 @@ def test_only_the_same_request_resumes_a_stream_and_a_resumer_leaving_cancels_no
     reply = slow_text(4, pieces=32)
     stack.upstream.enqueue(reply)
     url = f"{stack.url}/v1/messages"
-    with httpx.stream("POST", url, json=body(stream=True), timeout=STREAM_TIMEOUT) as owner:
+    with loopback.stream("POST", url, json=body(stream=True), timeout=STREAM_TIMEOUT) as owner:
         assert owner.status_code == 200, owner.read()
         owner_events = sse_events(owner)
         first = read_stream(owner_events, until=text_deltas(2), timeout_s=15).events
@@ -37,11 +37,13 @@ def test_only_the_same_request_resumes_a_stream_and_a_resumer_leaving_cancels_no
         job_id = last_id.rpartition(":")[0]
 
         other_body = body(stream=True, max_tokens=999)
-        stranger = httpx.post(url, json=other_body, headers={"last-event-id": last_id}, timeout=10)
+        stranger = loopback.post(
+            url, json=other_body, headers={"last-event-id": last_id}, timeout=10
+        )
         assert stranger.status_code == 404, stranger.text
         assert stranger.json()["error"]["type"] == "not_found_error"
 
-        with httpx.stream(
+        with loopback.stream(
             "POST",
             url,
             json=body(stream=True),
@@ -66,7 +68,7 @@ def test_only_the_same_request_resumes_a_stream_and_a_resumer_leaving_cancels_no
 
 def test_an_openai_completion_id_is_not_a_job_id(make_stack: StackFactory) -> None:
     stack = make_stack(workers=1, apis=1)
-    response = httpx.post(
+    response = loopback.post(
         f"{stack.url}/v1/chat/completions",
         json={"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "Hi"}]},
         timeout=60,
