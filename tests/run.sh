@@ -21,6 +21,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Bytecode caches are written (the venv's and the tree's __pycache__, which git ignores). With
+# PYTHONDONTWRITEBYTECODE set, as in this machine's environment, every Python process of the
+# suite (the pytest processes, each stack's roles, each fake CLI, schemathesis, every
+# `python -m ccfleet`) compiled all it imports from source again, and pytest rewrote every test
+# module's asserts again in each process.
+unset PYTHONDONTWRITEBYTECODE
+
 command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==0.13.8"
 uv sync --quiet
 
