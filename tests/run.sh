@@ -108,11 +108,13 @@ if [ "${#failed[@]}" -gt 0 ]; then
   exit 1
 fi
 
-# 2 processes, one a core: 3 were ~10 % quicker on a quiet machine, but one full run in four
-# then timed out starting a stack (30 s for /ready) or missed a CLI, from the load; 4 were slower.
+# 3 processes on this 2-core machine: with 2, a fifth of the CPU stayed idle (tests waiting on
+# their processes); a fresh clone's run took 357 s with 2 and 300 s with 3 (2026-12-07). The
+# failures once blamed on the load of 3 were two races of the tests' own, since fixed: a client
+# closed by the garbage collector, and two front ends given one port.
 processes=0
 if [ "$#" -eq 0 ]; then
-  processes=2
+  processes=3
 fi
 set +e
 uv run pytest -n "$processes" "$@"
