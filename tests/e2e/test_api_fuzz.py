@@ -9,12 +9,13 @@ document is never refused as malformed. The document states the limits JSON Sche
 With auth off it runs three phases, schema-valid and schema-violating cases: the document's
 examples, the coverage phase (the edges of every keyword and every undeclared method of each
 operation) and fuzzing (random cases: CONFIG's max-examples per operation): some 5,000
-cases, with the checks of every answer (status, content type, headers, body). With auth on
-it runs the examples and fuzzing, some 350 cases: each passes the key gate, then meets the same
-validation that the coverage phase already proved edge by edge with auth off, and schemathesis's
-`ignored_auth` check sends each operation's first success again without the key and with a
-wrong one (a 401 is due). The coverage phase with
-auth on took 28 of that mode's 48 s (2026-12-07) and proved nothing the mode off did not."""
+cases, with the checks of every answer (status, content type, headers, body).
+
+With auth on it runs the examples and fuzzing, some 350 cases: each passes the key gate, then
+meets the validation that the coverage phase proves edge by edge with auth off, and
+schemathesis's `ignored_auth` check sends each operation's first success again without the key
+and with a wrong one (a 401 is due). The coverage phase with auth on took 28 of that mode's
+48 s (2026-12-07) and proved nothing that the mode off did not."""
 
 from __future__ import annotations
 
